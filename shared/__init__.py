@@ -1,0 +1,4 @@
+"""The gateway's logic. One package per capability, each with a public ``__all__``.
+
+Only the thin adapters in ``function_app.py`` import ``azure.functions``.
+"""

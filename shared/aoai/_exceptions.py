@@ -1,0 +1,192 @@
+"""The access layer's exception tree. Every upstream failure is classified into it in one
+place (``_classify.py``), so callers branch on types, never on status codes or SDK errors::
+
+    GatewayError                     .code (stable, for HTTP bodies and job records) .http_status
+    ├── RequestRejected              the request itself is wrong: same answer everywhere, never retried
+    │   ├── UnknownModel             the alias is not in the region table            404 model_not_found
+    │   ├── BadRequest               upstream 400 (context length, bad parameter)    400 bad_request
+    │   └── ContentFiltered          the prompt tripped the content filter           400 content_filter
+    ├── ConfigurationError           the gateway's own setup is wrong: an operator must act
+    │   ├── AuthFailed               401/403 from every region tried                 502 upstream_auth_failed
+    │   └── DeploymentNotFound       404 DeploymentNotFound for every deployment     502 deployment_not_found
+    └── UpstreamUnavailable          transient: the same request may succeed later
+        ├── AllThrottled             every deployment is cooling down; .retry_at     429 all_throttled
+        ├── RegionsUnavailable       every region failed or has an open circuit      503 upstream_unavailable
+        ├── DeadlineExceeded         the call's total deadline ran out               504 deadline_exceeded
+        └── StreamInterrupted        upstream failed after chunks reached the caller 502 stream_interrupted
+
+Each error carries the ``attempts`` made before it was raised.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ._types import Attempt
+
+__all__ = [
+    "AllThrottled",
+    "AuthFailed",
+    "BadRequest",
+    "ConfigurationError",
+    "ContentFiltered",
+    "DeadlineExceeded",
+    "DeploymentNotFound",
+    "GatewayError",
+    "RegionsUnavailable",
+    "RequestRejected",
+    "StreamInterrupted",
+    "UnknownModel",
+    "UpstreamUnavailable",
+]
+
+ROLE_NEEDED = "Cognitive Services OpenAI User"
+
+
+class GatewayError(Exception):
+    """Base of every error the access layer raises."""
+
+    code: ClassVar[str] = "gateway_error"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, attempts: tuple["Attempt", ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attempts = attempts
+
+    def details(self) -> dict[str, Any]:
+        """Extra, safe-to-show fields for an error body or a job record."""
+        return {}
+
+
+class RequestRejected(GatewayError):
+    code = "invalid_request"
+    http_status = 400
+
+
+class UnknownModel(RequestRejected):
+    code = "model_not_found"
+    http_status = 404
+
+    def __init__(self, alias: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"The model '{alias}' is not served by this gateway. Known models: {', '.join(known) or 'none'}.")
+        self.alias = alias
+        self.known = known
+
+    def details(self) -> dict[str, Any]:
+        return {"param": "model", "known_models": list(self.known)}
+
+
+class BadRequest(RequestRejected):
+    code = "bad_request"
+    http_status = 400
+
+    def __init__(
+        self, message: str, *, upstream_code: str | None = None, param: str | None = None, attempts: tuple["Attempt", ...] = ()
+    ) -> None:
+        super().__init__(message, attempts=attempts)
+        self.upstream_code = upstream_code
+        self.param = param
+
+    def details(self) -> dict[str, Any]:
+        return {"param": self.param, "upstream_code": self.upstream_code}
+
+
+class ContentFiltered(RequestRejected):
+    code = "content_filter"
+    http_status = 400
+
+    def __init__(self, message: str, *, categories: dict[str, Any], attempts: tuple["Attempt", ...] = ()) -> None:
+        super().__init__(message, attempts=attempts)
+        self.categories = categories
+
+    @property
+    def filtered_categories(self) -> list[str]:
+        return sorted(name for name, result in self.categories.items() if isinstance(result, dict) and result.get("filtered"))
+
+    def details(self) -> dict[str, Any]:
+        return {"param": "prompt", "content_filter_result": self.categories}
+
+
+class ConfigurationError(GatewayError):
+    code = "gateway_misconfigured"
+    http_status = 502
+
+
+class AuthFailed(ConfigurationError):
+    code = "upstream_auth_failed"
+    http_status = 502
+
+    def __init__(self, *, region: str, identity: str, status: int, upstream_message: str, attempts: tuple["Attempt", ...] = ()) -> None:
+        verb = "rejected the credentials of" if status == 401 else "denied access to"
+        super().__init__(
+            f"Region '{region}' {verb} the gateway's {identity} (HTTP {status}). The identity needs the "
+            f"'{ROLE_NEEDED}' role on the Azure OpenAI resource; new role assignments take 5-15 minutes "
+            f"to propagate. Upstream said: {upstream_message}",
+            attempts=attempts,
+        )
+        self.region = region
+        self.identity = identity
+        self.status = status
+
+    def details(self) -> dict[str, Any]:
+        return {"region": self.region, "identity": self.identity, "upstream_status": self.status, "role_needed": ROLE_NEEDED}
+
+
+class DeploymentNotFound(ConfigurationError):
+    code = "deployment_not_found"
+    http_status = 502
+
+    def __init__(self, *, region: str, deployment: str, alias: str, attempts: tuple["Attempt", ...] = ()) -> None:
+        super().__init__(
+            f"Region '{region}' has no deployment named '{deployment}' (configured for model '{alias}'). "
+            "Azure OpenAI routes by deployment name, not model name: check the region table against the "
+            "deployments listed in the Azure portal.",
+            attempts=attempts,
+        )
+        self.region = region
+        self.deployment = deployment
+        self.alias = alias
+
+    def details(self) -> dict[str, Any]:
+        return {"region": self.region, "deployment": self.deployment, "model": self.alias}
+
+
+class UpstreamUnavailable(GatewayError):
+    code = "upstream_unavailable"
+    http_status = 503
+
+
+class AllThrottled(UpstreamUnavailable):
+    code = "all_throttled"
+    http_status = 429
+
+    def __init__(self, alias: str, *, retry_at: float, attempts: tuple["Attempt", ...] = ()) -> None:
+        wait = max(0.0, retry_at - time.time())
+        super().__init__(f"Every deployment of '{alias}' is at its quota; the soonest accepts work in {wait:.1f}s.", attempts=attempts)
+        self.alias = alias
+        self.retry_at = retry_at  # epoch seconds
+
+    @property
+    def retry_after_s(self) -> float:
+        return max(0.0, self.retry_at - time.time())
+
+    def details(self) -> dict[str, Any]:
+        return {"retry_at": self.retry_at, "retry_after_s": round(self.retry_after_s, 3)}
+
+
+class RegionsUnavailable(UpstreamUnavailable):
+    code = "upstream_unavailable"
+    http_status = 503
+
+
+class DeadlineExceeded(UpstreamUnavailable):
+    code = "deadline_exceeded"
+    http_status = 504
+
+
+class StreamInterrupted(UpstreamUnavailable):
+    code = "stream_interrupted"
+    http_status = 502

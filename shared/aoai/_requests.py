@@ -1,0 +1,90 @@
+"""The request bodies the gateway accepts, in OpenAI's shape. ``model`` is a logical alias.
+
+Unknown OpenAI parameters (temperature, tools, response_format, ...) pass through untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["ChatMessage", "ChatRequest", "EmbeddingsRequest"]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, description="A logical model alias served by the gateway (see GET /api/v1/models).")
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+
+    @property
+    def output_cap(self) -> int | None:
+        """The output tokens Azure reserves for this request, if the caller set a cap."""
+        return self.max_completion_tokens or self.max_tokens
+
+    def prompt_chars(self) -> int:
+        """Characters of prompt text, the base of Azure's rate-limit estimate."""
+        total = 0
+        for message in self.messages:
+            if isinstance(message.content, str):
+                total += len(message.content)
+            elif isinstance(message.content, list):
+                total += sum(len(str(part.get("text", ""))) for part in message.content)
+        return total
+
+    def upstream_body(self, deployment: str) -> dict[str, Any]:
+        """The body to send upstream: the caller's, with the alias replaced by the deployment name."""
+        body = self.model_dump(exclude_none=True, exclude_defaults=False)
+        body["model"] = deployment
+        if not self.stream:
+            body.pop("stream", None)
+            body.pop("stream_options", None)
+        return body
+
+
+class EmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]]
+    dimensions: int | None = Field(default=None, ge=1)
+    encoding_format: Literal["float", "base64"] | None = None
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("input must not be an empty list")
+        if isinstance(value, str) and not value:
+            raise ValueError("input must not be an empty string")
+        return value
+
+    def inputs(self) -> list[Any]:
+        """The inputs as a batch: a single string or token list becomes a batch of one."""
+        if isinstance(self.input, str) or (self.input and isinstance(self.input[0], int)):
+            return [self.input]
+        return list(self.input)
+
+    def prompt_chars(self) -> int:
+        return sum(len(item) * (1 if isinstance(item, str) else 4) for item in self.inputs())
+
+    def upstream_body(self, deployment: str, batch: list[Any] | None = None) -> dict[str, Any]:
+        body = self.model_dump(exclude_none=True)
+        body["model"] = deployment
+        if batch is not None:
+            body["input"] = batch
+        return body

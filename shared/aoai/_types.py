@@ -1,0 +1,81 @@
+"""What goes into a call and what comes out of it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Attempt", "CallContext", "CallResult", "FailureKind", "Usage"]
+
+
+class FailureKind(str, enum.Enum):
+    """Why one attempt against one deployment did not succeed."""
+
+    THROTTLED = "throttled"          # 429
+    CONNECTION = "connection"        # refused, reset, DNS
+    TIMEOUT = "timeout"              # connect or read timeout
+    SERVER_ERROR = "server_error"    # 5xx
+    AUTH = "auth"                    # 401/403
+    NOT_FOUND = "not_found"          # 404 DeploymentNotFound
+    CONTENT_FILTER = "content_filter"
+    BAD_REQUEST = "bad_request"      # other 400s
+    SKIPPED = "skipped"              # not sent: circuit open, cooling down or over budget
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who is calling and how long the call may take, end to end."""
+
+    correlation_id: str
+    caller: str | None = None
+    timeout_s: float | None = None  # None: the settings' call_deadline_s
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try against one deployment. ``outcome`` None means it succeeded."""
+
+    region: str
+    deployment: str
+    outcome: FailureKind | None
+    status: int | None
+    elapsed_ms: float
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "deployment": self.deployment,
+            "outcome": self.outcome.value if self.outcome else "ok",
+            "status": self.status,
+            "elapsed_ms": round(self.elapsed_ms, 3),
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """What happened in one call: where it went, how many tries, what it cost."""
+
+    alias: str
+    region: str
+    deployment: str
+    attempts: tuple[Attempt, ...]
+    latency_ms: float
+    response: dict[str, Any] | None = None  # the upstream body (OpenAI shape); None for streams
+    usage: Usage | None = None
+    ttft_ms: float | None = None  # streams only
+    finish_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def content_filtered(self) -> bool:
+        return self.finish_reason == "content_filter"

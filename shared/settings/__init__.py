@@ -1,0 +1,15 @@
+"""Settings, loaded once into frozen objects and validated at first use."""
+
+from ._errors import SettingsError
+from ._gateway import GatewaySettings, load_gateway_settings
+from ._regions import ApiStyle, AuthMode, DeploymentConfig, RegionConfig
+
+__all__ = [
+    "ApiStyle",
+    "AuthMode",
+    "DeploymentConfig",
+    "GatewaySettings",
+    "RegionConfig",
+    "SettingsError",
+    "load_gateway_settings",
+]

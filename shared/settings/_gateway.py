@@ -1,0 +1,98 @@
+"""The gateway's frozen settings, from app settings (the environment) or local.settings.json Values."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ._errors import SettingsError, settings_error_from
+from ._regions import RegionConfig
+
+__all__ = ["GatewaySettings", "load_gateway_settings"]
+
+_PREFIX = "GATEWAY_"
+# Fields that also answer to the Functions host's own setting names.
+_HOST_NAMES = {
+    "storage_connection": "AzureWebJobsStorage",
+    "storage_account": "AzureWebJobsStorage__accountName",
+}
+
+
+class GatewaySettings(BaseModel):
+    """Everything the access layer and the HTTP API need. App setting keys are ``GATEWAY_<FIELD>``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    regions: tuple[RegionConfig, ...] = Field(
+        description="The region table, as JSON (GATEWAY_REGIONS) or a file (GATEWAY_REGIONS_FILE)."
+    )
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    read_timeout_s: float = Field(default=60.0, gt=0, description="Longest silence from upstream before an attempt is abandoned.")
+    call_deadline_s: float = Field(default=200.0, gt=0, description="Total budget of one call, under the 230 s HTTP cap.")
+    circuit_failure_threshold: int = Field(default=3, ge=1, description="Consecutive transient failures that open a region's circuit.")
+    circuit_cooloff_s: float = Field(default=30.0, gt=0)
+    default_throttle_cooldown_s: float = Field(default=10.0, gt=0, description="Cooldown after a 429 that carries no usable header.")
+    absurd_retry_after_s: float = Field(default=300.0, gt=0, description="A retry-after beyond this marks the deployment exhausted.")
+    default_max_tokens: int = Field(default=4096, gt=0, description="Charged to the budget when a request sends no max_tokens.")
+    health_table: str = "gatewayhealth"
+    health_cache_s: float = Field(default=2.0, ge=0)
+    storage_connection: str | None = Field(default=None, description="Storage for shared region health; None keeps health per instance.")
+    storage_account: str | None = Field(default=None, description="Storage account name for identity-based access.")
+    max_body_bytes: int = Field(default=4_000_000, gt=0, description="Larger HTTP request bodies get 413.")
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _regions_from_json(cls, value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _unique_region_names(self) -> "GatewaySettings":
+        if not self.regions:
+            raise ValueError("regions: the table is empty; configure at least one region")
+        names = [r.name for r in self.regions]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"region names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Every logical model alias that some region serves, sorted."""
+        return tuple(sorted({alias for region in self.regions for alias in region.models}))
+
+
+def load_gateway_settings(environ: Mapping[str, str] | None = None) -> GatewaySettings:
+    """Validate settings from ``environ`` (default ``os.environ``); raise SettingsError naming the bad key."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name in GatewaySettings.model_fields:
+        key = f"{_PREFIX}{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+        elif name in _HOST_NAMES and _HOST_NAMES[name] in env:
+            values[name] = env[_HOST_NAMES[name]]
+    if "regions" not in values:
+        values["regions"] = _regions_from_file(env)
+    try:
+        return GatewaySettings.model_validate(values)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{_PREFIX}REGIONS: not valid JSON: {exc}") from exc
+    except ValidationError as exc:
+        raise settings_error_from(exc, prefix=_PREFIX, source_names={}) from exc
+
+
+def _regions_from_file(env: Mapping[str, str]) -> object:
+    path = env.get(f"{_PREFIX}REGIONS_FILE")
+    if not path:
+        raise SettingsError(
+            f"{_PREFIX}REGIONS: missing; set it to the region table as JSON, or {_PREFIX}REGIONS_FILE to a JSON file "
+            "(see docs/configuration.md)"
+        )
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SettingsError(f"{_PREFIX}REGIONS_FILE: cannot read {path}: {exc}") from exc
