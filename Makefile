@@ -1,0 +1,34 @@
+# make run   - set everything up and run the gateway locally (simulator, Azurite, broker, app)
+# make test  - set everything up and run the test suite
+# make bench - run the benchmarks and write docs/benchmarks.md
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEPS   := $(VENV)/.deps-installed
+AZURITE := node_modules/.bin/azurite
+
+.PHONY: run test bench deps clean
+
+deps: $(DEPS) $(AZURITE)
+
+$(DEPS): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(AZURITE): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: deps
+	$(PY) -m pytest
+
+run: deps
+	$(PY) scripts/run_local.py
+
+bench: deps
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .azurite .run .pytest_cache
