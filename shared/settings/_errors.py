@@ -19,5 +19,6 @@ def settings_error_from(exc: ValidationError, *, prefix: str, source_names: dict
         head = str(loc[0]) if loc else ""
         key = source_names.get(head, f"{prefix}{head.upper()}")
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
-        lines.append(f"{key}{path}: {err.get('msg')}")
+        message = str(err.get("msg", "")).removeprefix("Value error, ")
+        lines.append(f"{key}{path}: {message}")
     return SettingsError("invalid app settings:\n  " + "\n  ".join(lines))

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._errors import SettingsError, settings_error_from
 from ._regions import RegionConfig
@@ -38,6 +38,10 @@ class GatewaySettings(BaseModel):
     default_throttle_cooldown_s: float = Field(default=10.0, gt=0, description="Cooldown after a 429 that carries no usable header.")
     absurd_retry_after_s: float = Field(default=300.0, gt=0, description="A retry-after beyond this marks the deployment exhausted.")
     default_max_tokens: int = Field(default=4096, gt=0, description="Charged to the budget when a request sends no max_tokens.")
+    quota_minute_s: float = Field(
+        default=60.0, gt=0, description="Length of Azure's quota minute (TPM/RPM window; RPM uses a sixth of it). Tests shorten it."
+    )
+    missing_deployment_s: float = Field(default=300.0, gt=0, description="How long a deployment that answered 404 is skipped.")
     health_table: str = "gatewayhealth"
     health_cache_s: float = Field(default=2.0, ge=0)
     storage_connection: str | None = Field(default=None, description="Storage for shared region health; None keeps health per instance.")
@@ -47,17 +51,23 @@ class GatewaySettings(BaseModel):
     @field_validator("regions", mode="before")
     @classmethod
     def _regions_from_json(cls, value: object) -> object:
-        return json.loads(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
 
-    @model_validator(mode="after")
-    def _unique_region_names(self) -> "GatewaySettings":
-        if not self.regions:
-            raise ValueError("regions: the table is empty; configure at least one region")
-        names = [r.name for r in self.regions]
+    @field_validator("regions", mode="after")
+    @classmethod
+    def _table_ok(cls, regions: tuple[RegionConfig, ...]) -> tuple[RegionConfig, ...]:
+        if not regions:
+            raise ValueError("the table is empty; configure at least one region")
+        names = [r.name for r in regions]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"region names must be unique; repeated: {', '.join(dupes)}")
-        return self
+        return regions
 
     @property
     def aliases(self) -> tuple[str, ...]:
@@ -79,8 +89,6 @@ def load_gateway_settings(environ: Mapping[str, str] | None = None) -> GatewaySe
         values["regions"] = _regions_from_file(env)
     try:
         return GatewaySettings.model_validate(values)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{_PREFIX}REGIONS: not valid JSON: {exc}") from exc
     except ValidationError as exc:
         raise settings_error_from(exc, prefix=_PREFIX, source_names={}) from exc
 

@@ -1,0 +1,127 @@
+"""The backlog's frozen settings: queues, the job store, parking and re-drive limits.
+
+Keys are ``BACKLOG_<FIELD>``; a few fields answer to the names the Functions host itself uses in
+binding expressions and identity-based connections (``%BACKLOG_QUEUE%``, ``%PARKING_QUEUE%``,
+``%RETRY_TIMER_SCHEDULE%``, ``ServiceBusConnection__fullyQualifiedNamespace``, ...), so one value
+serves both the host and our code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ._errors import SettingsError, settings_error_from
+
+__all__ = ["BacklogSettings", "load_backlog_settings"]
+
+_PREFIX = "BACKLOG_"
+# Fields read from the host's own setting names instead of BACKLOG_<FIELD>.
+_HOST_NAMES = {
+    "queue": "BACKLOG_QUEUE",
+    "parking_queue": "PARKING_QUEUE",
+    "timer_schedule": "RETRY_TIMER_SCHEDULE",
+    "servicebus_connection": "ServiceBusConnection",
+    "servicebus_namespace": "ServiceBusConnection__fullyQualifiedNamespace",
+    "servicebus_client_id": "ServiceBusConnection__clientId",
+    "storage_connection": "AzureWebJobsStorage",
+    "storage_account": "AzureWebJobsStorage__accountName",
+    "storage_client_id": "AzureWebJobsStorage__clientId",
+}
+_STORAGE_QUEUE = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]$")  # leaves room for "-poison"
+_TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_CONTAINER = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+
+MAX_VISIBILITY_S = 7 * 24 * 3600  # Storage queues refuse a longer visibility timeout
+
+
+class BacklogSettings(BaseModel):
+    """Everything the backlog needs. See docs/configuration-backlog.md for each key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    queue: str = Field(default="backlog", min_length=1, description="The Service Bus work queue (BACKLOG_QUEUE).")
+    parking_queue: str = Field(default="parked", description="Storage queue of throttled jobs (PARKING_QUEUE); poison is '<name>-poison'.")
+    timer_schedule: str = Field(default="*/30 * * * * *", description="NCRONTAB of the re-drive timer (RETRY_TIMER_SCHEDULE).")
+    jobs_table: str = Field(default="jobs", description="Table of job records.")
+    results_container: str = Field(default="jobresults", description="Blob container for results and parked bodies too big for a table or queue.")
+    servicebus_connection: str | None = Field(default=None, description="Connection string (local/test broker); else identity-based.")
+    servicebus_namespace: str | None = Field(default=None, description="<ns>.servicebus.windows.net for managed identity.")
+    servicebus_client_id: str | None = Field(default=None, description="User-assigned identity's client id; None = system-assigned.")
+    storage_connection: str | None = Field(default=None, description="Storage connection string (Azurite locally).")
+    storage_account: str | None = Field(default=None, description="Storage account name for managed identity.")
+    storage_client_id: str | None = None
+    job_timeout_s: float = Field(default=180.0, gt=0, description="Budget of one model call inside the worker (under functionTimeout).")
+    max_parks: int = Field(default=20, ge=1, description="A job parked this often goes to the parking poison queue.")
+    max_park_s: float = Field(default=float(MAX_VISIBILITY_S), gt=0, le=MAX_VISIBILITY_S)
+    min_park_s: float = Field(default=1.0, ge=0, description="Shortest park, so a retry_at in the past does not spin.")
+    redrive_batch: int = Field(default=32, ge=1, le=32, description="Parked messages read per timer pass (Storage caps a read at 32).")
+    redrive_max_per_run: int = Field(default=256, ge=1, description="Upper bound of jobs re-driven by one timer run.")
+    redrive_claim_s: float = Field(default=60.0, gt=0, description="How long a parked message is hidden while the timer moves it.")
+    defer_s: float = Field(default=15.0, gt=0, description="A due job that the quota cannot absorb now is looked at again after this.")
+    max_dlq_redrives: int = Field(default=2, ge=0, description="Re-drives of a job dead-lettered for a transient reason.")
+    dlq_redrive_delay_s: float = Field(default=60.0, ge=0, description="Delay before a dead-lettered job is re-driven (doubles each time).")
+    inline_result_chars: int = Field(default=30_000, ge=1, le=30_000, description="Larger results spill to blob (a table property holds 64 KiB of UTF-16).")
+    inline_park_bytes: int = Field(default=40_000, ge=1, le=45_000, description="Larger job bodies are parked via blob (queue messages hold 64 KiB base64).")
+    inline_reply_bytes: int = Field(default=192_000, ge=0, description="Results up to this size travel in the reply; larger ones by reference.")
+    reply_lease_s: float = Field(default=60.0, gt=0, description="How long one delivery owns sending a job's reply.")
+    status_route: str = Field(default="/api/v1/jobs", description="Base of the status URL returned by POST /api/v1/jobs.")
+
+    @field_validator("parking_queue")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if not _STORAGE_QUEUE.match(value):
+            raise ValueError("must be 3-56 lowercase letters, digits or single '-' (room is left for '-poison')")
+        return value
+
+    @field_validator("jobs_table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        if not _TABLE.match(value):
+            raise ValueError("must be 3-63 letters or digits, starting with a letter")
+        return value
+
+    @field_validator("results_container")
+    @classmethod
+    def _container_name(cls, value: str) -> str:
+        if not _CONTAINER.match(value):
+            raise ValueError("must be 3-63 lowercase letters, digits or single '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _connections(self) -> "BacklogSettings":
+        if not (self.servicebus_connection or self.servicebus_namespace):
+            raise ValueError(
+                "servicebus_connection: set ServiceBusConnection (a connection string) or "
+                "ServiceBusConnection__fullyQualifiedNamespace (managed identity)"
+            )
+        if not (self.storage_connection or self.storage_account):
+            raise ValueError("storage_connection: set AzureWebJobsStorage or AzureWebJobsStorage__accountName (managed identity)")
+        return self
+
+    @property
+    def parking_poison_queue(self) -> str:
+        return f"{self.parking_queue}-poison"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue}/$DeadLetterQueue"
+
+
+def load_backlog_settings(environ: Mapping[str, str] | None = None) -> BacklogSettings:
+    """Validate settings from ``environ`` (default ``os.environ``); raise SettingsError naming the bad key."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    names: dict[str, str] = {}
+    for name in BacklogSettings.model_fields:
+        key = _HOST_NAMES.get(name, f"{_PREFIX}{name.upper()}")
+        names[name] = key
+        if key in env and env[key] != "":
+            values[name] = env[key]
+    try:
+        return BacklogSettings.model_validate(values)
+    except ValidationError as exc:
+        raise settings_error_from(exc, prefix=_PREFIX, source_names=names) from exc
