@@ -1,5 +1,6 @@
 """Settings, loaded once into frozen objects and validated at first use."""
 
+from ._backlog import BacklogSettings, load_backlog_settings
 from ._errors import SettingsError
 from ._gateway import GatewaySettings, load_gateway_settings
 from ._regions import ApiStyle, AuthMode, DeploymentConfig, RegionConfig
@@ -7,9 +8,11 @@ from ._regions import ApiStyle, AuthMode, DeploymentConfig, RegionConfig
 __all__ = [
     "ApiStyle",
     "AuthMode",
+    "BacklogSettings",
     "DeploymentConfig",
     "GatewaySettings",
     "RegionConfig",
     "SettingsError",
+    "load_backlog_settings",
     "load_gateway_settings",
 ]
