@@ -1,0 +1,156 @@
+"""Run-time fault injection: resets, hangs, 5xx bursts, 429 storms and slow responses."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+__all__ = ["FAULT_KINDS", "Fault", "FaultError", "FaultRegistry"]
+
+FAULT_KINDS = ("reset", "hang", "error", "throttle", "slow")
+_PARAMS = {"kind", "count", "duration_s", "status", "retry_after_s", "retry_after_ms", "delay_ms", "deployment"}
+
+
+class FaultError(ValueError):
+    """The fault spec is invalid."""
+
+
+@dataclass
+class Fault:
+    """One injected fault; ``remaining`` counts down, ``expires_at`` is monotonic time."""
+
+    id: str
+    kind: str
+    deployment: str | None
+    remaining: int | None
+    expires_at: float | None
+    status: int
+    retry_after_s: float
+    retry_after_ms: float
+    delay_ms: float
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    hits: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        """JSON view for the control API."""
+        left = None if self.expires_at is None else max(0.0, self.expires_at - time.monotonic())
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "deployment": self.deployment,
+            "remaining_count": self.remaining,
+            "remaining_s": left,
+            "status": self.status,
+            "retry_after_s": self.retry_after_s,
+            "retry_after_ms": self.retry_after_ms,
+            "delay_ms": self.delay_ms,
+            "hits": self.hits,
+        }
+
+
+def _number(spec: Mapping[str, Any], key: str, default: float | None, minimum: float) -> float | None:
+    value = spec.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise FaultError(f"{key} must be a number >= {minimum}")
+    return float(value)
+
+
+class FaultRegistry:
+    """The active faults of one region, in creation order."""
+
+    def __init__(self, minute_seconds: float) -> None:
+        self._default_retry_s = float(max(1, math.ceil(minute_seconds / 6)))
+        self._faults: list[Fault] = []
+        self._ids = itertools.count(1)
+
+    def add(self, spec: Mapping[str, Any]) -> Fault:
+        """Validate ``spec`` and activate the fault."""
+        if not isinstance(spec, Mapping):
+            raise FaultError("fault spec must be a JSON object")
+        unknown = set(spec) - _PARAMS
+        if unknown:
+            raise FaultError(f"unknown fault parameters: {sorted(unknown)}")
+        kind = spec.get("kind")
+        if kind not in FAULT_KINDS:
+            raise FaultError(f"kind must be one of {FAULT_KINDS}")
+        count = _number(spec, "count", None, 1)
+        duration = _number(spec, "duration_s", None, 0.001)
+        status = int(_number(spec, "status", 500 if kind == "error" else 429, 400) or 0)
+        if kind == "error" and not 400 <= status <= 599:
+            raise FaultError("status must be 4xx or 5xx")
+        retry_s = _number(spec, "retry_after_s", None, 0)
+        retry_ms = _number(spec, "retry_after_ms", None, 0)
+        if retry_s is None:
+            retry_s = retry_ms / 1000 if retry_ms is not None else self._default_retry_s
+        if retry_ms is None:
+            retry_ms = retry_s * 1000
+        deployment = spec.get("deployment")
+        fault = Fault(
+            id=f"f{next(self._ids)}",
+            kind=kind,
+            deployment=str(deployment) if deployment else None,
+            remaining=int(count) if count is not None else None,
+            expires_at=time.monotonic() + duration if duration is not None else None,
+            status=status,
+            retry_after_s=retry_s,
+            retry_after_ms=retry_ms,
+            delay_ms=_number(spec, "delay_ms", 1000, 0) or 0.0,
+        )
+        self._faults.append(fault)
+        if duration is not None:
+            asyncio.get_running_loop().call_later(duration, self._expire, fault)
+        return fault
+
+    def _expire(self, fault: Fault) -> None:
+        fault.released.set()
+        if fault in self._faults:
+            self._faults.remove(fault)
+
+    def remove(self, fault_id: str) -> bool:
+        """End one fault (releasing its hung requests)."""
+        for fault in self._faults:
+            if fault.id == fault_id:
+                self._expire(fault)
+                return True
+        return False
+
+    def clear(self) -> None:
+        """End every fault."""
+        for fault in list(self._faults):
+            self._expire(fault)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """JSON view of the active faults."""
+        return [f.describe() for f in self._faults]
+
+    def take(self, deployment: str | None) -> tuple[float, Fault | None]:
+        """Consume the faults matching this request: total slow delay (ms), and the blocking fault."""
+        if not self._faults:
+            return 0.0, None
+        now = time.monotonic()
+        delay = 0.0
+        blocking: Fault | None = None
+        for fault in list(self._faults):
+            if fault.expires_at is not None and fault.expires_at <= now:
+                self._expire(fault)
+                continue
+            if fault.deployment is not None and fault.deployment != deployment:
+                continue
+            if fault.kind == "slow":
+                delay += fault.delay_ms
+            elif blocking is None:
+                blocking = fault
+            else:
+                continue
+            fault.hits += 1
+            if fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+        return delay, blocking

@@ -1,0 +1,229 @@
+"""Chat completions and embeddings: request validation, charging estimates and response bodies."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from . import _embed, _filter, _text
+from ._errors import ErrorReply, bad_request
+from .config import ContentFilterConfig, DeploymentConfig
+
+__all__ = ["ChatPlan", "EmbeddingsPlan", "chat_body", "chat_events", "embeddings_body", "plan_chat", "validate_embeddings"]
+
+
+@dataclass(frozen=True)
+class _Choice:
+    tokens: list[str]
+    finish_reason: str
+    filtered: str | None
+
+
+@dataclass(frozen=True)
+class ChatPlan:
+    """Everything a chat response will contain, decided before the first byte."""
+
+    id: str
+    created: int
+    model: str
+    choices: tuple[_Choice, ...]
+    prompt_tokens: int
+    charge: int
+    blocked_category: str | None
+    stream: bool
+    include_usage: bool
+    severity: str
+
+    @property
+    def completion_tokens(self) -> int:
+        """Sum of generated tokens over all choices."""
+        return sum(len(c.tokens) for c in self.choices)
+
+    def usage(self) -> dict[str, Any]:
+        """The usage object."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+
+def _int_param(body: dict[str, Any], key: str, low: int, high: int) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"Invalid value for '{key}': expected an integer between {low} and {high}.")
+    return value
+
+
+def _model_name(dep: DeploymentConfig) -> str:
+    return f"{dep.model}-{dep.model_version}" if dep.model_version else dep.model
+
+
+def plan_chat(dep: DeploymentConfig, body: Any, cf: ContentFilterConfig) -> ChatPlan | ErrorReply:
+    """Validate a chat request and decide its reply (or return a 400)."""
+    if not isinstance(body, dict):
+        return bad_request("The request body must be a JSON object.")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) and m.get("role") for m in messages):
+        return bad_request("'messages' is a required property and must be a non-empty array of messages.", "messages")
+    try:
+        max_tokens = _int_param(body, "max_completion_tokens", 1, 1_000_000)
+        if max_tokens is None:
+            max_tokens = _int_param(body, "max_tokens", 1, 1_000_000)
+        n = _int_param(body, "n", 1, 128) or 1
+    except ValueError as exc:
+        return bad_request(str(exc))
+    stream = bool(body.get("stream"))
+    options = body.get("stream_options") or {}
+    include_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
+    chars = _text.charge_chars(messages)
+    charge = _text.estimate_tokens(chars) + (max_tokens if max_tokens is not None else dep.default_max_tokens) * n
+    all_text = " ".join(_text.message_text(m.get("content")) for m in messages)
+    blocked = _filter.scan(all_text, cf.prompt_triggers)
+    completion_hit = _filter.scan(all_text, cf.completion_triggers)
+    choices = []
+    for index in range(n):
+        tokens, natural = _text.generate(_text.seed_for(dep.name, messages, index), max_tokens)
+        if completion_hit:
+            choices.append(_Choice(tokens[: max(1, len(tokens) // 2)], "content_filter", completion_hit))
+        else:
+            choices.append(_Choice(tokens, "stop" if natural else "length", None))
+    return ChatPlan(
+        id=f"chatcmpl-{secrets.token_hex(14)}",
+        created=int(time.time()),
+        model=_model_name(dep),
+        choices=tuple(choices),
+        prompt_tokens=_text.prompt_tokens(messages),
+        charge=charge,
+        blocked_category=blocked,
+        stream=stream,
+        include_usage=include_usage,
+        severity=cf.severity,
+    )
+
+
+def chat_body(plan: ChatPlan) -> dict[str, Any]:
+    """The non-streaming chat.completion object."""
+    return {
+        "id": plan.id,
+        "object": "chat.completion",
+        "created": plan.created,
+        "model": plan.model,
+        "system_fingerprint": "fp_aoaisim",
+        "prompt_filter_results": _filter.prompt_filter_results(),
+        "choices": [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": "".join(c.tokens), "refusal": None},
+                "finish_reason": c.finish_reason,
+                "logprobs": None,
+                "content_filter_results": _filter.choice_results(c.filtered, plan.severity),
+            }
+            for i, c in enumerate(plan.choices)
+        ],
+        "usage": plan.usage(),
+    }
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+def chat_events(plan: ChatPlan) -> Iterator[tuple[bytes, bool]]:
+    """SSE events in Azure's order; the flag marks events that carry a generated token."""
+    base = {"created": plan.created, "id": plan.id, "model": plan.model, "object": "chat.completion.chunk",
+            "system_fingerprint": "fp_aoaisim"}
+    if plan.include_usage:
+        base["usage"] = None
+    yield _sse({"choices": [], "created": 0, "id": "", "model": "", "object": "",
+                "prompt_filter_results": _filter.prompt_filter_results()}), False
+    safe = _filter.choice_results()
+    for i, choice in enumerate(plan.choices):
+        yield _sse({**base, "choices": [{"content_filter_results": {}, "delta": {"content": "", "refusal": None,
+                   "role": "assistant"}, "finish_reason": None, "index": i, "logprobs": None}]}), False
+        for token in choice.tokens:
+            yield _sse({**base, "choices": [{"content_filter_results": safe, "delta": {"content": token},
+                       "finish_reason": None, "index": i, "logprobs": None}]}), True
+        final_results = _filter.choice_results(choice.filtered, plan.severity) if choice.filtered else {}
+        yield _sse({**base, "choices": [{"content_filter_results": final_results, "delta": {},
+                   "finish_reason": choice.finish_reason, "index": i, "logprobs": None}]}), False
+    if plan.include_usage:
+        yield _sse({**base, "choices": [], "usage": plan.usage()}), False
+    yield b"data: [DONE]\n\n", False
+
+
+@dataclass(frozen=True)
+class EmbeddingsPlan:
+    """A validated embeddings request."""
+
+    texts: tuple[str, ...]
+    dims: int | None
+    base64: bool
+    prompt_tokens: int
+
+    @property
+    def charge(self) -> int:
+        """Tokens the limiter charges."""
+        return self.prompt_tokens
+
+
+def validate_embeddings(dep: DeploymentConfig, body: Any) -> EmbeddingsPlan | ErrorReply:
+    """Validate an embeddings request (or return a 400)."""
+    if not isinstance(body, dict):
+        return bad_request("The request body must be a JSON object.")
+    raw = body.get("input")
+    if isinstance(raw, str) or (isinstance(raw, list) and raw and all(isinstance(t, int) for t in raw)):
+        items: list[Any] = [raw]
+    elif isinstance(raw, list) and raw:
+        items = raw
+    else:
+        return bad_request("'input' is a required property and must be a string or a non-empty array.", "input")
+    if len(items) > 2048:
+        return bad_request("Too many inputs. The max number of inputs is 2048.", "input")
+    texts: list[str] = []
+    tokens = 0
+    for item in items:
+        if isinstance(item, str) and item:
+            texts.append(item)
+            tokens += _text.estimate_tokens(len(item))
+        elif isinstance(item, list) and item and all(isinstance(t, int) and not isinstance(t, bool) for t in item):
+            texts.append(json.dumps(item))
+            tokens += len(item)
+        else:
+            return bad_request("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.", "input")
+    dims = body.get("dimensions")
+    if dims is not None:
+        if "text-embedding-3" not in dep.model:
+            return bad_request("This model does not support specifying dimensions.", "dimensions")
+        if isinstance(dims, bool) or not isinstance(dims, int) or not 1 <= dims <= dep.dimensions:
+            return bad_request(f"'dimensions' must be an integer between 1 and {dep.dimensions}.", "dimensions")
+    fmt = body.get("encoding_format") or "float"
+    if fmt not in ("float", "base64"):
+        return bad_request("'encoding_format' must be 'float' or 'base64'.", "encoding_format")
+    return EmbeddingsPlan(tuple(texts), dims, fmt == "base64", tokens)
+
+
+def embeddings_body(dep: DeploymentConfig, plan: EmbeddingsPlan) -> dict[str, Any]:
+    """The embeddings list object, inputs in order."""
+    data = []
+    for i, text in enumerate(plan.texts):
+        vec = _embed.embedding(dep.model, text, dep.dimensions, plan.dims)
+        data.append({"object": "embedding", "index": i, "embedding": _embed.encode_base64(vec) if plan.base64 else vec})
+    return {
+        "object": "list",
+        "data": data,
+        "model": dep.model,
+        "usage": {"prompt_tokens": plan.prompt_tokens, "total_tokens": plan.prompt_tokens},
+    }
