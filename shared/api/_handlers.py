@@ -1,0 +1,146 @@
+"""The HTTP handlers: each takes a Starlette/FastAPI ``Request`` and the process's services and
+returns a ``Response``. Every exception is answered through ``_errors.error_response``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from shared.aoai import CallContext, CallResult, ChatRequest, EmbeddingsRequest
+
+from ._context import RequestInfo, request_info
+from ._errors import error_response
+from ._openapi import openapi_document
+from ._parse import parse_body, read_body
+from ._sse import sse_events
+
+if TYPE_CHECKING:
+    from shared.aoai import Gateway
+    from shared.settings import GatewaySettings
+
+__all__ = ["Services", "chat_completions", "embeddings", "health", "list_models", "openapi"]
+
+_log = logging.getLogger(__name__)
+
+
+class Services(Protocol):
+    """What the handlers need from the composition root (``shared.runtime`` satisfies it)."""
+
+    def settings(self) -> "GatewaySettings": ...
+
+    def gateway(self) -> "Gateway": ...
+
+
+def _secrets(services: Services) -> tuple[str, ...]:
+    """Configured keys, to scrub from anything we send back."""
+    try:
+        regions = services.settings().regions
+    except Exception:
+        return ()
+    return tuple(r.api_key.get_secret_value() for r in regions if r.api_key is not None)
+
+
+def _routing_headers(info: RequestInfo, region: str, deployment: str, attempts: Any) -> dict[str, str]:
+    count = attempts if isinstance(attempts, int) else len(attempts)
+    return {**info.headers(), "x-gateway-region": region, "x-gateway-deployment": deployment, "x-gateway-attempts": str(count)}
+
+
+async def _guarded(request: Request, services: Services, body: Callable[[RequestInfo], Awaitable[Response]]) -> Response:
+    info = request_info(request)
+    try:
+        return await body(info)
+    except Exception as exc:
+        return error_response(exc, info.correlation_id, headers=info.headers(), secrets=_secrets(services))
+
+
+def _log_result(info: RequestInfo, route: str, result: CallResult) -> None:
+    usage = result.usage
+    _log.info(
+        "[%s] %s caller=%s alias=%s region=%s deployment=%s attempts=%d latency_ms=%.0f tokens=%s",
+        info.correlation_id, route, info.caller, result.alias, result.region, result.deployment,
+        len(result.attempts), result.latency_ms, usage.total_tokens if usage else "?",
+    )
+
+
+async def chat_completions(request: Request, services: Services) -> Response:
+    """POST v1/chat/completions: JSON, or SSE when ``stream`` is true."""
+
+    async def run(info: RequestInfo) -> Response:
+        gateway = services.gateway()
+        chat = parse_body(await read_body(request, services.settings().max_body_bytes), ChatRequest)
+        ctx = CallContext(correlation_id=info.correlation_id, caller=info.caller)
+        if not chat.stream:
+            result = await gateway.chat(chat, ctx)
+            _log_result(info, "chat", result)
+            headers = _routing_headers(info, result.region, result.deployment, result.attempts)
+            return JSONResponse(result.response, headers=headers)
+        stream = await gateway.open_chat_stream(chat, ctx)
+        _log.info("[%s] chat stream caller=%s alias=%s region=%s", info.correlation_id, info.caller, chat.model, stream.region)
+        headers = {
+            **_routing_headers(info, stream.region, stream.deployment, stream.attempts),
+            "cache-control": "no-cache",
+            "x-accel-buffering": "no",
+        }
+        events = sse_events(stream, info.correlation_id, secrets=_secrets(services))
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+
+    return await _guarded(request, services, run)
+
+
+async def embeddings(request: Request, services: Services) -> Response:
+    """POST v1/embeddings: single or batched input; the gateway splits large batches."""
+
+    async def run(info: RequestInfo) -> Response:
+        gateway = services.gateway()
+        req = parse_body(await read_body(request, services.settings().max_body_bytes), EmbeddingsRequest)
+        result = await gateway.embeddings(req, CallContext(correlation_id=info.correlation_id, caller=info.caller))
+        _log_result(info, "embeddings", result)
+        return JSONResponse(result.response, headers=_routing_headers(info, result.region, result.deployment, result.attempts))
+
+    return await _guarded(request, services, run)
+
+
+async def list_models(request: Request, services: Services) -> Response:
+    """GET v1/models: the aliases, in OpenAI's list shape."""
+
+    async def run(info: RequestInfo) -> Response:
+        data = [{"id": alias, "object": "model", "created": 0, "owned_by": "gateway"} for alias in services.gateway().aliases]
+        return JSONResponse({"object": "list", "data": data}, headers=info.headers())
+
+    return await _guarded(request, services, run)
+
+
+async def health(request: Request, services: Services) -> Response:
+    """GET health: liveness and each region's circuit/cooldown state. 200 when the gateway is
+    configured, 503 (with the settings error, which names keys, never values) when it is not."""
+    info = request_info(request)
+    now = time.time()
+    try:
+        report = services.gateway().health_report()
+    except Exception as exc:
+        from shared.settings import SettingsError
+
+        if isinstance(exc, SettingsError):
+            problem = {"code": "gateway_misconfigured", "message": str(exc)}
+        else:
+            _log.error("[%s] health report failed", info.correlation_id, exc_info=exc)
+            problem = {"code": "internal_error", "message": f"health report failed; correlation id {info.correlation_id}"}
+        body = {"status": "unavailable", "alive": True, "time": now, "error": problem}
+        return JSONResponse(body, status_code=503, headers={**info.headers(), "cache-control": "no-store"})
+    body = {"status": "ok", "alive": True, "time": now, "gateway": report}
+    return JSONResponse(body, headers={**info.headers(), "cache-control": "no-store"})
+
+
+async def openapi(request: Request, services: Services) -> Response:
+    """GET v1/openapi.json: the API's OpenAPI 3.1 document, from the same pydantic models."""
+    del services  # the document does not depend on the configuration
+    info = request_info(request)
+    try:
+        return JSONResponse(openapi_document(), headers=info.headers())
+    except Exception as exc:
+        return error_response(exc, info.correlation_id, headers=info.headers())
