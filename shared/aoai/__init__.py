@@ -1,6 +1,7 @@
 """The Azure OpenAI access layer: routing, managed identity, failover and throttle handling.
 
-See ``_exceptions.py`` for the error tree.
+See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy SDKs
+(openai, azure-identity, azure-data-tables) are imported only when a gateway is built.
 """
 
 from ._exceptions import (
@@ -18,8 +19,13 @@ from ._exceptions import (
     UnknownModel,
     UpstreamUnavailable,
 )
+from ._clients import ClientProvider
+from ._clock import Clock, SystemClock
+from ._gateway import Gateway
+from ._health import HealthRecord, HealthStore, InMemoryHealthStore, TableHealthStore
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
-from ._types import Attempt, CallContext, CallResult, FailureKind, Usage
+from ._stream import ChatStream
+from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 
 __all__ = [
     "AllThrottled",
@@ -28,6 +34,10 @@ __all__ = [
     "BadRequest",
     "CallContext",
     "CallResult",
+    "Capacity",
+    "ChatStream",
+    "ClientProvider",
+    "Clock",
     "ChatMessage",
     "ChatRequest",
     "ConfigurationError",
@@ -36,10 +46,16 @@ __all__ = [
     "DeploymentNotFound",
     "EmbeddingsRequest",
     "FailureKind",
+    "Gateway",
     "GatewayError",
+    "HealthRecord",
+    "HealthStore",
+    "InMemoryHealthStore",
     "RegionsUnavailable",
     "RequestRejected",
     "StreamInterrupted",
+    "SystemClock",
+    "TableHealthStore",
     "UnknownModel",
     "UpstreamUnavailable",
     "Usage",

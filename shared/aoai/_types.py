@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Attempt", "CallContext", "CallResult", "FailureKind", "Usage"]
+__all__ = ["Attempt", "CallContext", "CallResult", "Capacity", "FailureKind", "Usage"]
 
 
 class FailureKind(str, enum.Enum):
@@ -79,3 +79,18 @@ class CallResult:
     @property
     def content_filtered(self) -> bool:
         return self.finish_reason == "content_filter"
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """What one alias can absorb right now, summed over deployments that are not cooling,
+    exhausted, missing or behind an open circuit. The timer re-drives parked jobs within it.
+
+    ``retry_at`` (epoch seconds) is the soonest time a blocked deployment frees up, when
+    nothing is available now; None when something is available or nothing will free up."""
+
+    alias: str
+    requests: int
+    tokens: int
+    deployments: int
+    retry_at: float | None = None

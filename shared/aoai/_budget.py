@@ -1,0 +1,133 @@
+"""Client-side quota per deployment, mirroring Azure's rate limiter so the gateway stops
+sending before Azure would answer 429.
+
+Azure charges a request when it arrives: an estimate of the prompt (characters / 4) plus the
+output cap (``max_tokens``, or a default when the caller sends none). TPM is counted per
+minute and RPM per 10-second window (a sixth of the minute, ``rpm / 6`` requests each).
+
+Each window here is a *sliding* log: if the sum over every span-long interval stays under the
+limit, then so does the sum over any fixed window Azure (or the simulator) happens to use,
+whatever its phase. Every response's ``x-ratelimit-remaining-*`` headers then correct the
+log downwards: when Azure says less is left than we think (other instances, other clients of
+the same deployment), the difference is charged as a phantom entry that ages out like any
+other. A higher server figure is ignored: our own in-flight charges have not reached it yet.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from shared.settings import DeploymentConfig
+
+__all__ = ["DeploymentBudget", "SlidingWindow", "estimate_tokens"]
+
+
+def estimate_tokens(prompt_chars: int, output_cap: int | None, default_max_tokens: int) -> int:
+    """Azure's admission estimate: ceil(chars / 4) plus the output cap (or the default)."""
+    return -(-prompt_chars // 4) + (output_cap if output_cap is not None else default_max_tokens)
+
+
+class SlidingWindow:
+    """Amounts charged within the last ``span`` seconds, against ``limit``."""
+
+    __slots__ = ("limit", "span", "_log", "_used")
+
+    def __init__(self, limit: int, span: float) -> None:
+        self.limit = limit
+        self.span = span
+        self._log: deque[tuple[float, int]] = deque()
+        self._used = 0
+
+    def _prune(self, now: float) -> None:
+        log = self._log
+        horizon = now - self.span
+        while log and log[0][0] <= horizon:
+            self._used -= log.popleft()[1]
+
+    def remaining(self, now: float) -> int:
+        self._prune(now)
+        return self.limit - self._used
+
+    def charge(self, now: float, amount: int) -> None:
+        if amount > 0:
+            self._log.append((now, amount))
+            self._used += amount
+
+    def free_at(self, now: float, need: int) -> float:
+        """The earliest time at which ``need`` fits (``now`` if it fits already).
+
+        A need above the limit is capped at the limit: it fits once the window is empty.
+        """
+        self._prune(now)
+        deficit = self._used + min(need, self.limit) - self.limit
+        if deficit <= 0:
+            return now
+        for stamp, amount in self._log:
+            deficit -= amount
+            if deficit <= 0:
+                return stamp + self.span
+        return now + self.span  # unreachable: the log holds everything used
+
+    def correct(self, now: float, server_remaining: int) -> None:
+        """Lower our view to the server's when it knows of more usage than we do."""
+        local = self.remaining(now)
+        if server_remaining < local:
+            self.charge(now, local - server_remaining)
+
+
+class DeploymentBudget:
+    """TPM per minute, RPM per minute and per sixth of a minute, for one deployment."""
+
+    __slots__ = ("tokens", "requests", "burst")
+
+    def __init__(self, deployment: DeploymentConfig, minute_s: float) -> None:
+        rpm = deployment.effective_rpm
+        self.tokens = SlidingWindow(deployment.tpm, minute_s)
+        self.requests = SlidingWindow(rpm, minute_s)
+        self.burst = SlidingWindow(max(1, rpm // 6), minute_s / 6)
+
+    def available_at(self, now: float, tokens: int) -> float:
+        """When one more request costing ``tokens`` fits every window (``now`` if it does)."""
+        return max(self.tokens.free_at(now, tokens), self.requests.free_at(now, 1), self.burst.free_at(now, 1))
+
+    def charge(self, now: float, tokens: int) -> None:
+        self.tokens.charge(now, tokens)
+        self.requests.charge(now, 1)
+        self.burst.charge(now, 1)
+
+    def headroom(self, now: float) -> float:
+        """Share of the token and burst budget left, the lower of the two (0..1)."""
+        return min(self.tokens.remaining(now) / self.tokens.limit, self.burst.remaining(now) / self.burst.limit)
+
+    def correct(
+        self, now: float, remaining_requests: str | None, remaining_tokens: str | None, limit_requests: str | None = None
+    ) -> None:
+        """Apply a response's ``x-ratelimit-*`` header values (strings, each may be absent).
+
+        Remaining requests are read against the short window, unless ``x-ratelimit-limit-requests``
+        says the figure is per minute.
+        """
+        if remaining_tokens:
+            value = _int(remaining_tokens)
+            if value is not None:
+                self.tokens.correct(now, value)
+        if remaining_requests:
+            value = _int(remaining_requests)
+            if value is not None:
+                per_minute = limit_requests is not None and _int(limit_requests) == self.requests.limit != self.burst.limit
+                (self.requests if per_minute else self.burst).correct(now, value)
+
+    def snapshot(self, now: float) -> dict[str, int]:
+        return {
+            "remaining_tokens": max(0, self.tokens.remaining(now)),
+            "remaining_requests": max(0, min(self.requests.remaining(now), self.burst.remaining(now))),
+            "tpm": self.tokens.limit,
+            "rpm": self.requests.limit,
+        }
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(float(text))
+    except (ValueError, OverflowError):
+        return None

@@ -1,0 +1,154 @@
+"""The one place where upstream failures are classified.
+
+``classify(exc)`` turns whatever the openai SDK, httpx2, azure-identity or asyncio raised into
+a ``Mapped``: the attempt's ``FailureKind``, the HTTP status, a safe one-line detail (never
+prompt text, keys or tokens), the response headers (for 429 cooldowns) and what the router
+does next. Callers write ``raise classify(exc) from exc``. ``Mapped.error(...)`` builds the
+public exception (see ``_exceptions.py``) when the call ends on this failure.
+
+Routing consequence of each kind (the router reads ``Mapped.action``):
+
+========================  ====================================================  ==========
+kind                      cause                                                 action
+========================  ====================================================  ==========
+THROTTLED                 429                                                   cooldown
+CONNECTION                refused, reset, DNS, broken stream                    circuit
+SERVER_ERROR              5xx                                                   circuit
+TIMEOUT                   connect/read timeout                                  circuit (opens at once)
+AUTH                      401/403, or no token from the identity endpoint      skip same credentials
+NOT_FOUND                 404 (DeploymentNotFound)                              skip deployment
+CONTENT_FILTER            400 with code content_filter                          raise
+BAD_REQUEST               other 4xx                                             raise
+========================  ====================================================  ==========
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._exceptions import BadRequest, ContentFiltered
+from ._types import FailureKind
+
+__all__ = ["Mapped", "classify"]
+
+COOLDOWN, CIRCUIT, SKIP_CREDENTIALS, SKIP_DEPLOYMENT, RAISE = "cooldown", "circuit", "skip_credentials", "skip_deployment", "raise"
+
+_ACTIONS: dict[FailureKind, str] = {
+    FailureKind.THROTTLED: COOLDOWN,
+    FailureKind.CONNECTION: CIRCUIT,
+    FailureKind.SERVER_ERROR: CIRCUIT,
+    FailureKind.TIMEOUT: CIRCUIT,
+    FailureKind.AUTH: SKIP_CREDENTIALS,
+    FailureKind.NOT_FOUND: SKIP_DEPLOYMENT,
+    FailureKind.CONTENT_FILTER: RAISE,
+    FailureKind.BAD_REQUEST: RAISE,
+}
+
+# HTTP status -> kind; 5xx and unknown 4xx are handled by range below.
+_STATUS_KINDS: dict[int, FailureKind] = {
+    400: FailureKind.BAD_REQUEST,
+    401: FailureKind.AUTH,
+    403: FailureKind.AUTH,
+    404: FailureKind.NOT_FOUND,
+    408: FailureKind.TIMEOUT,
+    429: FailureKind.THROTTLED,
+}
+
+# 400 error codes that mean something more specific than "bad request".
+_CODE_KINDS: dict[str, FailureKind] = {
+    "content_filter": FailureKind.CONTENT_FILTER,
+    "DeploymentNotFound": FailureKind.NOT_FOUND,
+}
+
+
+class Mapped(Exception):
+    """One classified failure of one attempt."""
+
+    def __init__(
+        self,
+        kind: FailureKind,
+        *,
+        status: int | None = None,
+        detail: str = "",
+        headers: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"{kind.value}: {detail}")
+        self.kind = kind
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+        self.body = body or {}
+        self.action = _ACTIONS[kind]
+
+    @property
+    def opens_circuit_at_once(self) -> bool:
+        return self.kind is FailureKind.TIMEOUT
+
+    def error(self, attempts: tuple[Any, ...]) -> BadRequest | ContentFiltered:
+        """The public error for a RAISE outcome."""
+        body = self.body
+        if self.kind is FailureKind.CONTENT_FILTER:
+            inner = body.get("innererror") if isinstance(body.get("innererror"), Mapping) else {}
+            categories = inner.get("content_filter_result") or body.get("content_filter_result") or {}
+            return ContentFiltered(
+                str(body.get("message") or "The prompt was filtered by the content filter."),
+                categories=dict(categories) if isinstance(categories, Mapping) else {},
+                attempts=attempts,
+            )
+        return BadRequest(
+            str(body.get("message") or self.detail or "The upstream service rejected the request."),
+            upstream_code=_str_or_none(body.get("code")),
+            param=_str_or_none(body.get("param")),
+            attempts=attempts,
+        )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _status_kind(status: int, body: Mapping[str, Any]) -> FailureKind:
+    if status >= 500:
+        return FailureKind.SERVER_ERROR
+    code = body.get("code")
+    if isinstance(code, str) and code in _CODE_KINDS and status in (400, 404):
+        return _CODE_KINDS[code]
+    return _STATUS_KINDS.get(status, FailureKind.BAD_REQUEST)
+
+
+def classify(exc: BaseException) -> Mapped:
+    """Map any exception raised while talking to a region (see the table above)."""
+    if isinstance(exc, Mapped):
+        return exc
+    import openai  # already imported by the client; cheap here
+
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        body = exc.body if isinstance(exc.body, Mapping) else {}
+        kind = _status_kind(status, body)
+        message = body.get("message") if isinstance(body.get("message"), str) else ""
+        return Mapped(kind, status=status, detail=f"HTTP {status} {message}"[:300].strip(), headers=exc.response.headers, body=body)
+    if isinstance(exc, openai.APITimeoutError):
+        return Mapped(FailureKind.TIMEOUT, detail="timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        return Mapped(FailureKind.CONNECTION, detail=f"connection error ({type(cause).__name__ if cause else 'unknown'})")
+    if isinstance(exc, openai.APIError):
+        # An error event inside an SSE stream: upstream broke off mid-answer.
+        return Mapped(FailureKind.SERVER_ERROR, detail=f"stream error: {str(exc)[:200]}")
+    if isinstance(exc, TimeoutError):
+        return Mapped(FailureKind.TIMEOUT, detail="timed out")
+    if _is_credential_error(exc):
+        return Mapped(FailureKind.AUTH, detail=f"no token from the identity endpoint ({type(exc).__name__}): {str(exc)[:200]}")
+    if isinstance(exc, (ConnectionError, OSError)):
+        return Mapped(FailureKind.CONNECTION, detail=f"connection error ({type(exc).__name__})")
+    # Anything else is a broken response (bad JSON, truncated body): treat it as the server's fault.
+    return Mapped(FailureKind.SERVER_ERROR, detail=f"unexpected {type(exc).__name__}")
+
+
+def _is_credential_error(exc: BaseException) -> bool:
+    """azure-identity / azure-core errors (only token acquisition uses azure-core here),
+    recognised without importing azure on the hot path."""
+    return type(exc).__module__.startswith(("azure.identity", "azure.core"))

@@ -1,0 +1,293 @@
+"""Region health shared across function instances.
+
+What one instance learns (a circuit opened or closed, a deployment cooling down, exhausted or
+missing) is written as a ``HealthRecord``; every instance reads the records through a short
+cache, so a second instance does not rediscover an outage from scratch.
+
+* ``InMemoryHealthStore``: per process (or shared by several gateways in one test).
+* ``TableHealthStore``: Azure Table Storage (Azurite locally), via ``azure-data-tables``.
+  One partition, one row per region or deployment, last writer wins by ``updated``.
+
+``SharedHealth`` keeps the table off the hot path without background loops (nothing runs
+between invocations, which is what the Functions host expects):
+
+* the first call on an instance awaits one read (bounded by a short timeout), so a fresh
+  instance starts from what the others know;
+* afterwards, a call that finds the cache older than ``health_cache_s`` starts one refresh
+  task and goes on with the cached view (stale-while-revalidate);
+* writes happen only on a state change, in a task; ``drain()`` (called by ``probe_regions``
+  and ``aclose``) awaits them;
+* storage down: the error is logged once, the table is left alone for ``retry_s``, and every
+  call keeps working on this instance's own view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["HealthRecord", "HealthStore", "InMemoryHealthStore", "SharedHealth", "TableHealthStore"]
+
+logger = logging.getLogger(__name__)
+
+_PARTITION = "health"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRecord:
+    """One fact: ``key`` is ``region/<name>`` or ``deployment/<region>/<deployment>``;
+    ``state`` is closed/open (regions) or ok/cooling/exhausted/missing (deployments);
+    ``until`` is the epoch time the state lasts until (0 = indefinitely / not applicable)."""
+
+    key: str
+    state: str
+    until: float
+    updated: float
+    writer: str = ""
+
+
+class HealthStore(Protocol):
+    async def read_all(self) -> list[HealthRecord]: ...
+
+    async def write(self, records: Sequence[HealthRecord]) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class InMemoryHealthStore:
+    """Records in a dict. Share one instance between gateways to share their health."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, HealthRecord] = {}
+
+    async def read_all(self) -> list[HealthRecord]:
+        return list(self._records.values())
+
+    async def write(self, records: Sequence[HealthRecord]) -> None:
+        for record in records:
+            current = self._records.get(record.key)
+            if current is None or record.updated >= current.updated:
+                self._records[record.key] = record
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _row_key(key: str) -> str:
+    # RowKey may not contain / \ # ? ; '|' is allowed.
+    return key.replace("/", "|")
+
+
+class TableHealthStore:
+    """Health records in an Azure Storage table (created on first use)."""
+
+    def __init__(self, connection_string: str, table_name: str, *, timeout_s: float = 2.0) -> None:
+        self._connection_string = connection_string
+        self._table_name = table_name
+        self._timeout_s = timeout_s
+        self._client: Any = None
+        self._ready = False
+
+    def _table(self) -> Any:
+        if self._client is None:
+            from azure.data.tables.aio import TableClient
+
+            # No SDK retries: the gateway treats a failing table as absent and tries again later.
+            self._client = TableClient.from_connection_string(
+                self._connection_string,
+                table_name=self._table_name,
+                retry_total=0,
+                connection_timeout=self._timeout_s,
+                read_timeout=self._timeout_s,
+            )
+        return self._client
+
+    async def _ensure(self) -> Any:
+        table = self._table()
+        if not self._ready:
+            from azure.core.exceptions import ResourceExistsError
+
+            try:
+                await table.create_table()
+            except ResourceExistsError:
+                pass
+            self._ready = True
+        return table
+
+    async def read_all(self) -> list[HealthRecord]:
+        table = await self._ensure()
+        records = []
+        async for entity in table.query_entities(f"PartitionKey eq '{_PARTITION}'"):
+            records.append(
+                HealthRecord(
+                    key=str(entity.get("key") or entity["RowKey"].replace("|", "/")),
+                    state=str(entity.get("state", "")),
+                    until=float(entity.get("until", 0.0)),
+                    updated=float(entity.get("updated", 0.0)),
+                    writer=str(entity.get("writer", "")),
+                )
+            )
+        return records
+
+    async def write(self, records: Sequence[HealthRecord]) -> None:
+        from azure.data.tables import UpdateMode
+
+        table = await self._ensure()
+        for record in records:
+            await table.upsert_entity(
+                {
+                    "PartitionKey": _PARTITION,
+                    "RowKey": _row_key(record.key),
+                    "key": record.key,
+                    "state": record.state,
+                    "until": float(record.until),
+                    "updated": float(record.updated),
+                    "writer": record.writer,
+                },
+                mode=UpdateMode.REPLACE,
+            )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+
+class SharedHealth:
+    """Reads and writes one HealthStore on behalf of one gateway (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: HealthStore | None,
+        *,
+        apply: Callable[[Iterable[HealthRecord]], None],
+        now: Callable[[], float],
+        cache_s: float,
+        retry_s: float = 30.0,
+        first_read_timeout_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self._apply = apply
+        self._now = now
+        self._cache_s = cache_s
+        self._retry_s = retry_s
+        self._first_read_timeout_s = first_read_timeout_s
+        self._next_read = 0.0  # epoch time after which the cache is stale
+        self._loaded = False
+        self._reading: asyncio.Task[None] | None = None
+        self._writing: asyncio.Task[None] | None = None
+        self._outbox: list[HealthRecord] = []
+        self._down_until = 0.0
+        self._warned = False
+        self.last_read: float | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.store is not None and self._down_until <= self._now()
+
+    def before_call(self) -> "asyncio.Future[None] | None":
+        """Called at the start of each call. Returns something to await only on an instance's
+        first call; otherwise at most starts a refresh task. Cheap when nothing is due."""
+        if self.store is None:
+            return None
+        now = self._now()
+        if now < self._next_read or self._reading is not None:
+            return None
+        self._next_read = now + self._cache_s
+        if now < self._down_until:
+            return None
+        self._reading = asyncio.ensure_future(self._read())
+        return None if self._loaded else self._reading
+
+    async def first_read(self) -> None:
+        waiter = self.before_call()
+        if waiter is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), self._first_read_timeout_s)
+            except (asyncio.TimeoutError, Exception):  # the read task logs its own failure
+                pass
+
+    async def _read(self) -> None:
+        try:
+            records = await asyncio.wait_for(self.store.read_all(), self._first_read_timeout_s * 2)  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - storage trouble never fails a call
+            self._failed("read", exc)
+        else:
+            self._recovered()
+            self.last_read = self._now()
+            self._apply(records)
+        finally:
+            self._loaded = True
+            self._reading = None
+
+    def publish(self, record: HealthRecord) -> None:
+        """Queue a state change for the table; starts one writer task if none is running."""
+        if self.store is None:
+            return
+        self._outbox.append(record)
+        if self._writing is None:
+            self._writing = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                if self._now() < self._down_until:
+                    continue  # storage is down: this instance keeps its own view
+                latest: dict[str, HealthRecord] = {}
+                for record in batch:
+                    latest[record.key] = record
+                try:
+                    await asyncio.wait_for(self.store.write(list(latest.values())), self._first_read_timeout_s * 2)  # type: ignore[union-attr]
+                except Exception as exc:  # noqa: BLE001
+                    self._failed("write", exc)
+                else:
+                    self._recovered()
+        finally:
+            self._writing = None
+
+    async def refresh(self) -> None:
+        """Read now (used by the timer's probe), unless storage is known to be down."""
+        if self.store is None or self._now() < self._down_until:
+            return
+        if self._reading is None:
+            self._next_read = self._now() + self._cache_s
+            self._reading = asyncio.ensure_future(self._read())
+        await asyncio.shield(self._reading)
+
+    async def drain(self) -> None:
+        """Wait for pending reads and writes."""
+        for task in (self._reading, self._writing):
+            if task is not None:
+                try:
+                    await task
+                except Exception:  # noqa: BLE001 - already logged
+                    pass
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self._down_until = self._now() + self._retry_s
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "shared health store unavailable (%s failed: %s); continuing with this instance's own view",
+                what,
+                type(exc).__name__,
+                extra={"health_store_error": type(exc).__name__},
+            )
+
+    def _recovered(self) -> None:
+        if self._warned:
+            self._warned = False
+            logger.info("shared health store available again")
+        self._down_until = 0.0
+
+    async def aclose(self) -> None:
+        await self.drain()
+        if self.store is not None:
+            try:
+                await self.store.aclose()
+            except Exception:  # noqa: BLE001
+                pass

@@ -1,0 +1,161 @@
+"""A routed chat stream: chunks are forwarded as they arrive, never buffered.
+
+``Gateway.open_chat_stream`` routes and fails over until the first chunk has arrived; only then
+does it hand out a ``ChatStream``, so ``region``, ``deployment`` and ``attempts`` are known
+before the caller writes its first byte and every failure up to that point raises a typed error
+instead. After the first chunk a failure cannot be retried elsewhere (the caller has already
+seen part of an answer), so it ends the stream with ``StreamInterrupted`` — as does an upstream
+stream that ends without any ``finish_reason`` — never a silent truncation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._classify import classify
+from ._exceptions import GatewayError, StreamInterrupted
+from ._types import Attempt, CallResult, Usage
+
+__all__ = ["ChatStream"]
+
+
+class ChatStream:
+    """Async iterator of OpenAI chunk dicts. Use ``result`` after it ends; always ``aclose()``."""
+
+    def __init__(
+        self,
+        *,
+        alias: str,
+        region: str,
+        deployment: str,
+        attempts: tuple[Attempt, ...],
+        events: Any,
+        response: Any,
+        first: dict[str, Any],
+        started: float,
+        ttft_ms: float,
+        loop_deadline: float,
+        on_transient_failure: Callable[[Any], None],
+        on_end: Callable[["ChatStream", CallResult | None, GatewayError | None], None],
+    ) -> None:
+        self.alias = alias
+        self.region = region
+        self.deployment = deployment
+        self.attempts = attempts
+        self._events = events
+        self._response = response
+        self._first: dict[str, Any] | None = first
+        self._started = started
+        self._ttft_ms = ttft_ms
+        self._loop_deadline = loop_deadline
+        self._on_transient_failure = on_transient_failure
+        self._on_end = on_end
+        self._finish_reason: str | None = None
+        self._usage: Usage | None = None
+        self._result: CallResult | None = None
+        self._done = False
+
+    def __aiter__(self) -> "ChatStream":
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        first = self._first
+        if first is not None:
+            self._first = None
+            self._observe(first)
+            return first
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            async with asyncio.timeout_at(self._loop_deadline):
+                chunk = await self._events.__anext__()
+        except StopAsyncIteration:
+            if self._finish_reason is None:
+                await self._fail("upstream ended the stream without a finish_reason", None)
+            self._end(None)
+            raise
+        except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                await self.aclose()
+                raise
+            if isinstance(exc, TimeoutError) and asyncio.get_running_loop().time() >= self._loop_deadline:
+                await self._fail("the call's deadline ran out mid-stream", exc)
+            mapped = classify(exc)
+            self._on_transient_failure(mapped)
+            await self._fail(f"{mapped.kind.value}: {mapped.detail}", exc)
+        self._observe(chunk)
+        return chunk
+
+    def _observe(self, chunk: dict[str, Any]) -> None:
+        choices = chunk.get("choices")
+        if choices:
+            for choice in choices:
+                reason = choice.get("finish_reason")
+                if reason:
+                    self._finish_reason = reason
+        usage = chunk.get("usage")
+        if usage:
+            self._usage = Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0) or 0,
+                completion_tokens=usage.get("completion_tokens", 0) or 0,
+                total_tokens=usage.get("total_tokens", 0) or 0,
+            )
+
+    async def _fail(self, why: str, exc: BaseException | None) -> None:
+        error = StreamInterrupted(
+            f"The stream from region '{self.region}' (deployment '{self.deployment}') broke off after it had started: {why}.",
+            attempts=self.attempts,
+        )
+        await self._close_response()
+        self._end(error)
+        raise error from exc
+
+    def _end(self, error: GatewayError | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        if error is None:
+            self._result = CallResult(
+                alias=self.alias,
+                region=self.region,
+                deployment=self.deployment,
+                attempts=self.attempts,
+                latency_ms=(time.perf_counter() - self._started) * 1000.0,
+                usage=self._usage,
+                ttft_ms=self._ttft_ms,
+                finish_reason=self._finish_reason,
+            )
+        self._on_end(self, self._result, error)
+
+    @property
+    def result(self) -> CallResult:
+        """What happened, once the stream has ended (after StopAsyncIteration)."""
+        if self._result is None:
+            raise RuntimeError("the stream has not ended (or it ended with an error)")
+        return self._result
+
+    @property
+    def ttft_ms(self) -> float:
+        return self._ttft_ms
+
+    async def _close_response(self) -> None:
+        try:
+            await self._response.aclose()
+        except Exception:  # noqa: BLE001 - closing a broken connection may fail again
+            pass
+
+    async def aclose(self) -> None:
+        """Release the upstream connection. Closing before the end is logged as cancelled."""
+        if not self._done:
+            await self._close_response()
+            self._done = True
+            self._on_end(self, None, None)
+
+    async def __aenter__(self) -> "ChatStream":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
