@@ -1,0 +1,49 @@
+"""The backlog: a versioned job contract, a job store with exactly one terminal state per job,
+the Service Bus worker, throttled parking in a Storage queue, the re-drive timer and the two
+poison handlers. ``function_app.py`` reaches all of it through ``Backlog`` (see ``shared.runtime``).
+"""
+
+from ._bus import Bus, Outgoing, QueueNotFound, connect_service_bus
+from ._contract import SCHEMA_VERSION, InvalidJobMessage, JobMessage, JobReply, new_job_id, parse_job_message
+from ._core import JobServices, reply_message_id
+from ._delivery import Delivery, Outcome
+from ._functions_adapter import delivery_from_servicebus, text_from_queue_message
+from ._parking import ParkedJob, ParkingLot, decode_envelope
+from ._payloads import PayloadStore
+from ._records import TERMINAL, JobRecord, Terminal
+from ._redrive import TimerReport
+from ._service import Backlog, Submission, build_backlog
+from ._store import FinishResult, JobStore, TableJobStore
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TERMINAL",
+    "Backlog",
+    "Bus",
+    "Delivery",
+    "FinishResult",
+    "InvalidJobMessage",
+    "JobMessage",
+    "JobRecord",
+    "JobReply",
+    "JobServices",
+    "JobStore",
+    "Outcome",
+    "Outgoing",
+    "ParkedJob",
+    "ParkingLot",
+    "PayloadStore",
+    "QueueNotFound",
+    "Submission",
+    "TableJobStore",
+    "Terminal",
+    "TimerReport",
+    "build_backlog",
+    "connect_service_bus",
+    "decode_envelope",
+    "delivery_from_servicebus",
+    "new_job_id",
+    "parse_job_message",
+    "reply_message_id",
+    "text_from_queue_message",
+]

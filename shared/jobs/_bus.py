@@ -1,0 +1,105 @@
+"""Sending to Service Bus queues (the backlog, reply queues, re-drives) through one client.
+
+The client is built by ``connect_service_bus``: a connection string locally (the test broker),
+otherwise the namespace with a managed identity — the same settings the Functions host reads for
+``connection="ServiceBusConnection"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
+
+    from ..settings import BacklogSettings
+
+__all__ = ["Bus", "Outgoing", "QueueNotFound", "connect_service_bus"]
+
+logger = logging.getLogger(__name__)
+
+
+class QueueNotFound(LookupError):
+    """The target queue does not exist: retrying will not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    body: bytes
+    message_id: str
+    correlation_id: str | None = None
+    subject: str | None = None
+    application_properties: dict[str, Any] = field(default_factory=dict)
+    scheduled_at: float | None = None  # epoch seconds; None = now
+    content_type: str = "application/json"
+
+
+def connect_service_bus(settings: "BacklogSettings") -> "ServiceBusClient":
+    """A ServiceBusClient from the connection string, or from the namespace with managed identity."""
+    from azure.servicebus.aio import ServiceBusClient
+
+    if settings.servicebus_connection:
+        return ServiceBusClient.from_connection_string(settings.servicebus_connection)
+    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+    credential = (
+        ManagedIdentityCredential(client_id=settings.servicebus_client_id)
+        if settings.servicebus_client_id
+        else DefaultAzureCredential()
+    )
+    return ServiceBusClient(fully_qualified_namespace=settings.servicebus_namespace, credential=credential)
+
+
+class Bus:
+    """One sender per queue, opened on first use; sends on one sender are serialized."""
+
+    def __init__(self, client: "ServiceBusClient") -> None:
+        self._client = client
+        self._senders: dict[str, tuple["ServiceBusSender", asyncio.Lock]] = {}
+
+    def _sender(self, queue: str) -> tuple["ServiceBusSender", asyncio.Lock]:
+        if queue not in self._senders:
+            self._senders[queue] = (self._client.get_queue_sender(queue_name=queue), asyncio.Lock())
+        return self._senders[queue]
+
+    async def send(self, queue: str, message: Outgoing) -> None:
+        from azure.servicebus import ServiceBusMessage
+        from azure.servicebus.exceptions import MessagingEntityNotFoundError
+
+        sb_message = ServiceBusMessage(
+            message.body,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            subject=message.subject,
+            content_type=message.content_type,
+            application_properties=dict(message.application_properties) or None,
+        )
+        if message.scheduled_at is not None:
+            sb_message.scheduled_enqueue_time_utc = datetime.fromtimestamp(message.scheduled_at, timezone.utc)
+        sender, lock = self._sender(queue)
+        try:
+            async with lock:
+                await sender.send_messages(sb_message)
+        except MessagingEntityNotFoundError as exc:
+            await self._drop(queue)
+            raise QueueNotFound(f"Service Bus queue '{queue}' does not exist") from exc
+        except Exception:
+            await self._drop(queue)  # a broken link is rebuilt on the next send
+            raise
+
+    async def _drop(self, queue: str) -> None:
+        entry = self._senders.pop(queue, None)
+        if entry is not None:
+            try:
+                await entry[0].close()
+            except Exception:  # noqa: BLE001 - closing a broken sender must not mask the send error
+                logger.debug("closing sender for %s failed", queue, exc_info=True)
+
+    async def aclose(self) -> None:
+        for queue in list(self._senders):
+            await self._drop(queue)
+        await self._client.close()

@@ -1,0 +1,162 @@
+"""The versioned message contract of a backlog job, and of the reply it produces.
+
+A job message is JSON on the Service Bus backlog queue::
+
+    {"schema_version": 1, "job_id": "...", "caller": "...", "model": "gpt-4o", "kind": "chat",
+     "request": {...ChatRequest or EmbeddingsRequest...}, "reply_to": "replies", "priority": 5,
+     "deadline": "2026-11-23T12:00:00Z", "submitted_at": "..."}
+
+A message that does not parse is *invalid*: a permanent failure, never retried.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..aoai import ChatRequest, EmbeddingsRequest
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "InvalidJobMessage",
+    "JobMessage",
+    "JobReply",
+    "new_job_id",
+    "parse_job_message",
+]
+
+SCHEMA_VERSION = 1
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+_SB_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~-]{0,259}$")
+
+
+def new_job_id() -> str:
+    return f"job-{uuid.uuid4().hex}"
+
+
+class InvalidJobMessage(ValueError):
+    """The message is not a valid job: permanent. ``job_id``/``reply_to`` are whatever could be salvaged."""
+
+    code = "invalid_message"
+
+    def __init__(self, message: str, *, job_id: str | None = None, reply_to: str | None = None, caller: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.job_id = job_id
+        self.reply_to = reply_to
+        self.caller = caller
+
+
+class JobMessage(BaseModel):
+    """One unit of backlog work. Frozen; ``request`` is a ChatRequest or an EmbeddingsRequest per ``kind``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    job_id: str = Field(default_factory=new_job_id, description="Unique; also the Service Bus message_id and the reply's correlation id.")
+    caller: str | None = Field(default=None, max_length=256)
+    model: str = Field(min_length=1, description="The logical model alias; equals request.model.")
+    kind: Literal["chat", "embeddings"]
+    request: ChatRequest | EmbeddingsRequest
+    reply_to: str | None = Field(default=None, description="Service Bus queue that receives the reply; None = no reply.")
+    priority: int = Field(default=5, ge=0, le=9, description="0 lowest .. 9 highest; re-drives go highest first.")
+    deadline: datetime | None = Field(default=None, description="After this instant the job fails with deadline_exceeded.")
+    submitted_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id_ok(cls, value: str) -> str:
+        if not _JOB_ID.match(value):
+            raise ValueError("must be 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit")
+        return value
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to_ok(cls, value: str | None) -> str | None:
+        if value is not None and not _SB_QUEUE.match(value):
+            raise ValueError("must be a Service Bus queue name")
+        return value
+
+    @field_validator("deadline", "submitted_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_request(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        request = data.get("request")
+        kind = data.get("kind")
+        if kind is None and isinstance(request, dict):
+            kind = "embeddings" if "input" in request else "chat"
+            data["kind"] = kind
+        if isinstance(request, dict):
+            data["request"] = (EmbeddingsRequest if kind == "embeddings" else ChatRequest).model_validate(request)
+            data.setdefault("model", data["request"].model)
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "JobMessage":
+        expected = ChatRequest if self.kind == "chat" else EmbeddingsRequest
+        if not isinstance(self.request, expected):
+            raise ValueError(f"request: kind '{self.kind}' needs a {expected.__name__}")
+        if self.request.model != self.model:
+            raise ValueError("model: must equal request.model")
+        if isinstance(self.request, ChatRequest) and self.request.stream:
+            raise ValueError("request.stream: backlog jobs cannot stream; drop 'stream' or use the HTTP API")
+        return self
+
+    def to_body(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+    def deadline_passed(self, now: float) -> bool:
+        return self.deadline is not None and self.deadline.timestamp() <= now
+
+
+def parse_job_message(body: bytes | str, *, fallback_job_id: str | None = None) -> JobMessage:
+    """Parse and validate; raise InvalidJobMessage carrying whatever identifies the job."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJobMessage(f"body is not JSON: {exc.__class__.__name__}", job_id=fallback_job_id) from exc
+    if not isinstance(raw, dict):
+        raise InvalidJobMessage("body is not a JSON object", job_id=fallback_job_id)
+    salvage = {
+        "job_id": raw.get("job_id") if isinstance(raw.get("job_id"), str) and _JOB_ID.match(raw["job_id"]) else fallback_job_id,
+        "reply_to": raw.get("reply_to") if isinstance(raw.get("reply_to"), str) and _SB_QUEUE.match(raw["reply_to"]) else None,
+        "caller": raw.get("caller") if isinstance(raw.get("caller"), str) else None,
+    }
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise InvalidJobMessage(f"schema_version: {version!r} is not supported (this worker reads {SCHEMA_VERSION})", **salvage)
+    if "job_id" not in raw:
+        raise InvalidJobMessage("job_id: missing", **salvage)
+    try:
+        return JobMessage.model_validate(raw)
+    except ValidationError as exc:
+        # Name the fields, never echo their values (they may hold prompt text).
+        fields = sorted({".".join(str(p) for p in err.get("loc", ())) or "body" for err in exc.errors()})
+        raise InvalidJobMessage(f"invalid fields: {', '.join(fields)}", **salvage) from exc
+
+
+class JobReply(BaseModel):
+    """The reply sent to ``reply_to``: correlation id and message id derive from the job id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    job_id: str
+    status: Literal["succeeded", "failed"]
+    result: dict[str, Any] | None = None
+    result_url: str | None = Field(default=None, description="Set instead of result when the result is too large for a message.")
+    error: dict[str, Any] | None = None

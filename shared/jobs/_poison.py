@@ -1,0 +1,134 @@
+"""The two poison handlers: the Service Bus dead-letter queue and the parking queue's ``-poison``.
+
+Each turns the message into a terminal failure carrying the dead-letter reason, replies, and
+logs a structured alert (``extra={"alert": {...}}``). A message dead-lettered for a transient
+reason (``MaxDeliveryCountExceeded``) is first sent back to the backlog, scheduled with a
+doubling delay, at most ``max_dlq_redrives`` times (counted in an application property).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._bus import Outgoing
+from ._contract import InvalidJobMessage, parse_job_message
+from ._core import JobServices, conclude, deliver_reply
+from ._delivery import PROP_PARKS, PROP_PRIORITY, PROP_REDRIVES, Delivery, Outcome
+from ._parking import decode_envelope
+from ._records import Terminal
+
+__all__ = ["TRANSIENT_DEAD_LETTER_REASONS", "process_dead_letter", "process_parking_poison"]
+
+logger = logging.getLogger(__name__)
+
+# Reasons that say "it kept failing", not "it is wrong": worth another try later.
+TRANSIENT_DEAD_LETTER_REASONS = frozenset({"MaxDeliveryCountExceeded", "MaxTransferHopCountExceeded"})
+
+
+async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
+    props = delivery.application_properties
+    reason = delivery.dead_letter_reason or str(props.get("DeadLetterReason") or "unknown")
+    description = delivery.dead_letter_description or str(props.get("DeadLetterErrorDescription") or "")
+    owner = f"dlq:{delivery.message_id}"
+    try:
+        job = parse_job_message(delivery.body, fallback_job_id=delivery.message_id)
+    except InvalidJobMessage as exc:
+        job, job_id, reply_to = None, exc.job_id, exc.reply_to
+    else:
+        job_id, reply_to = job.job_id, job.reply_to
+    alert = {"kind": "dead_lettered", "source": svc.settings.dead_letter_queue, "job_id": job_id, "reason": reason, "description": description}
+    if job_id is None:
+        logger.error("dead-lettered message names no job (reason %s)", reason, extra={"alert": alert})
+        return Outcome.IGNORED
+    log = {"correlation_id": job_id}
+    record = await svc.store.get(job_id)
+    if record is not None and record.terminal:
+        await deliver_reply(svc, record, owner=owner, force=True)
+        logger.info("dead-lettered job %s was already %s", job_id, record.status, extra=log)
+        return Outcome.DUPLICATE
+
+    redrives = delivery.int_property(PROP_REDRIVES)
+    now = svc.clock()
+    if (
+        job is not None
+        and reason in TRANSIENT_DEAD_LETTER_REASONS
+        and redrives < svc.settings.max_dlq_redrives
+        and not job.deadline_passed(now)
+    ):
+        delay = svc.settings.dlq_redrive_delay_s * (2**redrives)
+        await svc.bus.send(
+            svc.settings.queue,
+            Outgoing(
+                body=job.to_body(),
+                message_id=f"{job_id}.d{redrives + 1}",
+                correlation_id=job_id,
+                subject=job.kind,
+                application_properties={
+                    PROP_PRIORITY: job.priority,
+                    PROP_REDRIVES: redrives + 1,
+                    PROP_PARKS: delivery.int_property(PROP_PARKS),
+                },
+                scheduled_at=now + delay if delay > 0 else None,
+            ),
+        )
+        await svc.store.progress(job_id, "queued", redrives=("+", 1))
+        logger.warning(
+            "job %s dead-lettered (%s); re-driven %d/%d in %.0fs",
+            job_id, reason, redrives + 1, svc.settings.max_dlq_redrives, delay, extra=log,
+        )
+        return Outcome.REDRIVEN
+
+    await conclude(
+        svc,
+        job_id,
+        Terminal.failure(
+            "dead_lettered",
+            f"The job was dead-lettered: {reason}.",
+            {"dead_letter_reason": reason, "dead_letter_description": description, "redrives": redrives},
+        ),
+        owner=owner,
+        job=job,
+        reply_to=reply_to,
+        force_reply=True,
+    )
+    logger.error("job %s dead-lettered: %s", job_id, reason, extra={**log, "alert": {**alert, "redrives": redrives}})
+    return Outcome.FAILED
+
+
+async def process_parking_poison(svc: JobServices, text: str, *, dequeue_count: int | None = None) -> str:
+    """A parked job the timer gave up on (parked too often, past its deadline, unreadable)."""
+    source = svc.settings.parking_poison_queue
+    try:
+        parked = decode_envelope(text)
+    except (ValueError, TypeError):
+        logger.error("unreadable message on %s", source, extra={"alert": {"kind": "parking_poison_unreadable", "source": source}})
+        return Outcome.IGNORED
+    reason = parked.reason or "parking_poisoned"
+    job = None
+    try:
+        job = await svc.parking.job_of(parked)
+    except Exception as exc:  # noqa: BLE001 - a corrupt or lost body still ends the job
+        logger.warning("job %s: parked body unreadable: %s", parked.job_id, exc.__class__.__name__, extra={"correlation_id": parked.job_id})
+    owner = f"parking:{parked.job_id}"
+    code = "deadline_exceeded" if reason == "deadline_exceeded" else "throttled_too_long"
+    alert = {"kind": "parking_poisoned", "source": source, "job_id": parked.job_id, "reason": reason, "parks": parked.parks}
+    record = await svc.store.get(parked.job_id)
+    if record is not None and record.terminal:
+        await deliver_reply(svc, record, owner=owner, force=True)
+        await svc.parking.forget_blob(parked)
+        return Outcome.DUPLICATE
+    await conclude(
+        svc,
+        parked.job_id,
+        Terminal.failure(
+            code,
+            f"The job could not run: {reason} (parked {parked.parks} times).",
+            {"dead_letter_reason": reason, "parks": parked.parks, "retry_at": parked.retry_at},
+        ),
+        owner=owner,
+        job=job,
+        force_reply=True,
+    )
+    await svc.parking.forget_blob(parked)
+    logger.error("job %s moved to %s: %s", parked.job_id, source, reason, extra={"correlation_id": parked.job_id, "alert": alert})
+    return Outcome.FAILED

@@ -1,0 +1,97 @@
+"""What the job store holds about a job, and the terminal outcome written exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["JobRecord", "JobStatus", "ReplyState", "TERMINAL", "Terminal"]
+
+JobStatus = Literal["queued", "running", "parked", "succeeded", "failed"]
+ReplyState = Literal["none", "pending", "sent", "undeliverable"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """The one terminal outcome of a job: a result, or an error with a stable code."""
+
+    status: Literal["succeeded", "failed"]
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None  # {"code", "message", "details"}
+    finish_reason: str | None = None
+    region: str | None = None
+    deployment: str | None = None
+    usage: dict[str, Any] | None = None
+
+    @classmethod
+    def success(cls, result: dict[str, Any], **meta: Any) -> "Terminal":
+        return cls(status="succeeded", result=result, **meta)
+
+    @classmethod
+    def failure(cls, code: str, message: str, details: dict[str, Any] | None = None, **meta: Any) -> "Terminal":
+        return cls(status="failed", error={"code": code, "message": message, "details": details or {}}, **meta)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job's row. ``etag`` is the optimistic-concurrency token of the version read."""
+
+    job_id: str
+    status: JobStatus
+    kind: str | None = None
+    model: str | None = None
+    caller: str | None = None
+    reply_to: str | None = None
+    priority: int = 5
+    deadline: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    terminal_at: str | None = None
+    deliveries: int = 0
+    parks: int = 0
+    redrives: int = 0
+    retry_at: float | None = None
+    result_blob: str | None = None
+    result_chars: int = 0
+    finish_reason: str | None = None
+    region: str | None = None
+    deployment: str | None = None
+    usage: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    reply_state: ReplyState = "none"
+    reply_owner: str | None = None
+    reply_lease_until: float | None = None
+    etag: str | None = field(default=None, compare=False)
+    inline_result: str | None = field(default=None, repr=False)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def public(self) -> dict[str, Any]:
+        """The job as the status endpoint shows it (without the result body)."""
+        out: dict[str, Any] = {
+            "id": self.job_id,
+            "object": "job",
+            "status": self.status,
+            "kind": self.kind,
+            "model": self.model,
+            "priority": self.priority,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "deliveries": self.deliveries,
+            "parks": self.parks,
+        }
+        if self.deadline:
+            out["deadline"] = self.deadline
+        if self.status == "parked" and self.retry_at:
+            out["retry_at"] = self.retry_at
+        if self.terminal:
+            out["completed_at"] = self.terminal_at
+            out["reply"] = self.reply_state
+        if self.finish_reason:
+            out["finish_reason"] = self.finish_reason
+        if self.error:
+            out["error"] = self.error
+        return out

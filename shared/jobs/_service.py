@@ -1,0 +1,164 @@
+"""``Backlog``: the one object the triggers and the job endpoints talk to, and its builder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._bus import Bus, Outgoing, connect_service_bus
+from ._contract import JobMessage
+from ._core import Checkpoint, JobServices, _no_checkpoint
+from ._delivery import PROP_PRIORITY, Delivery
+from ._parking import ParkingLot
+from ._payloads import PayloadStore
+from ._poison import process_dead_letter, process_parking_poison
+from ._records import JobRecord
+from ._redrive import TimerReport, run_timer
+from ._store import TableJobStore
+from ._worker import process_delivery
+
+if TYPE_CHECKING:
+    from ..settings import BacklogSettings
+
+__all__ = ["Backlog", "Submission", "build_backlog"]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    record: JobRecord
+    created: bool  # False: the job id was known already (an idempotent re-submit)
+    enqueued: bool
+
+
+class Backlog:
+    def __init__(self, services: JobServices, *, closers: tuple[Any, ...] = ()) -> None:
+        self.services = services
+        self._closers = closers
+
+    @property
+    def settings(self) -> "BacklogSettings":
+        return self.services.settings
+
+    async def submit(self, job: JobMessage) -> Submission:
+        """Record the job as queued, then enqueue it (message_id = job id, so duplicate detection works).
+        Re-submitting a known, unfinished job id enqueues again: the worker runs it once."""
+        svc = self.services
+        record, created = await svc.store.ensure(job)
+        if record.terminal:
+            return Submission(record, created, enqueued=False)
+        await svc.bus.send(
+            svc.settings.queue,
+            Outgoing(
+                body=job.to_body(),
+                message_id=job.job_id,
+                correlation_id=job.job_id,
+                subject=job.kind,
+                application_properties={PROP_PRIORITY: job.priority, "model": job.model, "schema_version": job.schema_version},
+            ),
+        )
+        return Submission(record, created, enqueued=True)
+
+    async def status(self, job_id: str) -> dict[str, Any] | None:
+        """The job as the status endpoint shows it, with its result once it succeeded."""
+        record = await self.services.store.get(job_id)
+        if record is None:
+            return None
+        out = record.public()
+        if record.status == "succeeded":
+            out["result"] = await self.services.store.load_result(record)
+        return out
+
+    async def process(self, delivery: Delivery) -> str:
+        return await process_delivery(self.services, delivery)
+
+    async def process_dead_letter(self, delivery: Delivery) -> str:
+        return await process_dead_letter(self.services, delivery)
+
+    async def process_parking_poison(self, text: str, *, dequeue_count: int | None = None) -> str:
+        return await process_parking_poison(self.services, text, dequeue_count=dequeue_count)
+
+    async def run_timer(self, *, probe: bool = True) -> TimerReport:
+        return await run_timer(self.services, probe=probe)
+
+    async def aclose(self) -> None:
+        for closer in self._closers:
+            await closer()
+
+
+def build_backlog(
+    settings: "BacklogSettings",
+    gateway: Any,
+    *,
+    clock: Any = time.time,
+    checkpoint: Checkpoint | None = None,
+) -> Backlog:
+    """Build the SDK clients from settings (connection strings locally, managed identity in Azure)."""
+    from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+
+    credential = None
+    if not settings.storage_connection:
+        from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+        credential = (
+            ManagedIdentityCredential(client_id=settings.storage_client_id) if settings.storage_client_id else DefaultAzureCredential()
+        )
+    table = _table_client(settings, credential)
+    container = _container_client(settings, credential)
+    codec = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
+    parking_q = _queue_client(settings, credential, settings.parking_queue, codec)
+    poison_q = _queue_client(settings, credential, settings.parking_poison_queue, codec)
+    payloads = PayloadStore(container)
+    store = TableJobStore(table, payloads, inline_result_chars=settings.inline_result_chars, reply_lease_s=settings.reply_lease_s, clock=clock)
+    parking = ParkingLot(
+        parking_q, poison_q, payloads, inline_bytes=settings.inline_park_bytes, max_park_s=settings.max_park_s,
+        min_park_s=settings.min_park_s, clock=clock,
+    )
+    bus = Bus(connect_service_bus(settings))
+    services = JobServices(
+        settings=settings, gateway=gateway, store=store, bus=bus, parking=parking, clock=clock,
+        checkpoint=checkpoint or _no_checkpoint,
+    )
+    closers: list[Any] = [bus.aclose, parking.aclose, table.close, container.close]
+    if credential is not None:
+        closers.append(credential.close)
+    return Backlog(services, closers=tuple(closers))
+
+
+def _table_client(settings: "BacklogSettings", credential: Any) -> Any:
+    from azure.data.tables.aio import TableClient
+
+    if settings.storage_connection:
+        return TableClient.from_connection_string(_expand_dev(settings.storage_connection), table_name=settings.jobs_table)
+    return TableClient(f"https://{settings.storage_account}.table.core.windows.net", table_name=settings.jobs_table, credential=credential)
+
+
+def _container_client(settings: "BacklogSettings", credential: Any) -> Any:
+    from azure.storage.blob.aio import ContainerClient
+
+    if settings.storage_connection:
+        return ContainerClient.from_connection_string(_expand_dev(settings.storage_connection), container_name=settings.results_container)
+    return ContainerClient(
+        f"https://{settings.storage_account}.blob.core.windows.net", container_name=settings.results_container, credential=credential
+    )
+
+
+def _queue_client(settings: "BacklogSettings", credential: Any, name: str, codec: dict[str, Any]) -> Any:
+    from azure.storage.queue.aio import QueueClient
+
+    if settings.storage_connection:
+        return QueueClient.from_connection_string(_expand_dev(settings.storage_connection), queue_name=name, **codec)
+    return QueueClient(f"https://{settings.storage_account}.queue.core.windows.net", queue_name=name, credential=credential, **codec)
+
+
+# The emulator's published well-known account and key (not a secret); what UseDevelopmentStorage=true means.
+_DEV = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+
+def _expand_dev(connection: str) -> str:
+    return _DEV if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true" else connection

@@ -1,0 +1,327 @@
+"""The job store: a persistence interface (in the spirit of Powertools' idempotency layer) and its
+Azure Table Storage implementation.
+
+Exactly-once terminal state: every write that changes a row is conditional on the ETag that was
+read (``update_entity(match_condition=IfNotModified)``) or is an insert that fails when the row
+exists. ``finish`` therefore has one winner; a redelivered or duplicate message finds the row
+terminal and writes nothing. The reply is claimed with a lease in the same row, so it is sent by
+one delivery at a time, and marked ``sent`` afterwards.
+
+Large results spill to blob storage under a name unique to the writer (``<job>/<uuid>.json``):
+a loser of the ``finish`` race deletes its own blob and never overwrites the winner's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._contract import JobMessage
+from ._records import JobRecord, Terminal
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
+
+    from ._payloads import PayloadStore
+
+__all__ = ["FinishResult", "JobStore", "TableJobStore"]
+
+logger = logging.getLogger(__name__)
+_ROW = "job"
+_MAX_CONFLICT_RETRIES = 20
+
+
+class FinishResult(tuple):
+    """``(record, won)``: the terminal record as stored, and whether this call wrote it."""
+
+    __slots__ = ()
+
+    def __new__(cls, record: JobRecord, won: bool) -> "FinishResult":
+        return super().__new__(cls, (record, won))
+
+    @property
+    def record(self) -> JobRecord:
+        return self[0]
+
+    @property
+    def won(self) -> bool:
+        return self[1]
+
+
+class JobStore(Protocol):
+    """What the backlog needs from persistence. Every method is idempotent under redelivery."""
+
+    async def get(self, job_id: str) -> JobRecord | None: ...
+
+    async def ensure(self, job: JobMessage) -> tuple[JobRecord, bool]:
+        """The job's record, created as ``queued`` if missing; the flag says whether it was created."""
+
+    async def progress(self, job_id: str, status: str, **changes: Any) -> JobRecord | None:
+        """Move a non-terminal job to ``status`` (running/parked/queued); never touches a terminal job."""
+
+    async def finish(
+        self, job_id: str, outcome: Terminal, *, owner: str, job: JobMessage | None = None, reply_to: str | None = None
+    ) -> FinishResult:
+        """Write the terminal outcome unless one exists; the winner holds the reply lease."""
+
+    async def claim_reply(self, job_id: str, *, owner: str, force: bool = False) -> JobRecord | None:
+        """Take the reply lease when the reply is pending and the lease is ours, expired, or forced."""
+
+    async def mark_replied(self, job_id: str, *, state: str = "sent") -> None: ...
+
+    async def load_result(self, record: JobRecord) -> dict[str, Any] | None: ...
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TableJobStore:
+    """JobStore on Azure Table Storage (Azurite locally); big results in blobs via ``payloads``."""
+
+    def __init__(
+        self,
+        table: "TableClient",
+        payloads: "PayloadStore",
+        *,
+        inline_result_chars: int = 30_000,
+        reply_lease_s: float = 60.0,
+        clock: Any = time.time,
+    ) -> None:
+        self._table = table
+        self._payloads = payloads
+        self._inline = inline_result_chars
+        self._lease_s = reply_lease_s
+        self._clock = clock
+        self._ready = False
+
+    async def _ensure_table(self) -> None:
+        if self._ready:
+            return
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            await self._table.create_table()
+        except ResourceExistsError:
+            pass
+        self._ready = True
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        await self._ensure_table()
+        try:
+            entity = await self._table.get_entity(partition_key=job_id, row_key=_ROW)
+        except ResourceNotFoundError:
+            return None
+        return _record(entity)
+
+    async def load_result(self, record: JobRecord) -> dict[str, Any] | None:
+        if record.inline_result is not None:
+            return json.loads(record.inline_result)
+        if record.result_blob:
+            return json.loads(await self._payloads.get(record.result_blob))
+        return None
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def ensure(self, job: JobMessage) -> tuple[JobRecord, bool]:
+        from azure.core.exceptions import ResourceExistsError
+
+        await self._ensure_table()
+        now = _now_iso()
+        entity = {
+            "PartitionKey": job.job_id,
+            "RowKey": _ROW,
+            "status": "queued",
+            "kind": job.kind,
+            "model": job.model,
+            "caller": job.caller,
+            "reply_to": job.reply_to,
+            "priority": job.priority,
+            "deadline": job.deadline.isoformat() if job.deadline else None,
+            "created_at": now,
+            "updated_at": now,
+            "deliveries": 0,
+            "parks": 0,
+            "redrives": 0,
+            "reply_state": "none",
+        }
+        try:
+            await self._table.create_entity({k: v for k, v in entity.items() if v is not None})
+        except ResourceExistsError:
+            existing = await self.get(job.job_id)
+            if existing is not None:
+                return existing, False
+        record = await self.get(job.job_id)
+        assert record is not None
+        return record, True
+
+    async def progress(self, job_id: str, status: str, **changes: Any) -> JobRecord | None:
+        """``changes`` may hold absolute values or ``+N`` increments as ``("+", N)`` tuples."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            current = await self.get(job_id)
+            if current is None or current.terminal:
+                return current
+            patch: dict[str, Any] = {"PartitionKey": job_id, "RowKey": _ROW, "status": status, "updated_at": _now_iso()}
+            for key, value in changes.items():
+                if isinstance(value, tuple) and value and value[0] == "+":
+                    patch[key] = int(getattr(current, key) or 0) + int(value[1])
+                elif value is not None:
+                    patch[key] = value
+            try:
+                await self._table.update_entity(
+                    patch, mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue
+            return await self.get(job_id)
+        raise RuntimeError(f"job {job_id}: too much write contention on progress")
+
+    async def finish(
+        self, job_id: str, outcome: Terminal, *, owner: str, job: JobMessage | None = None, reply_to: str | None = None
+    ) -> FinishResult:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        await self._ensure_table()
+        fields = await self._terminal_fields(job_id, outcome)
+        blob = fields.get("result_blob")
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            current = await self.get(job_id)
+            if current is not None and current.terminal:
+                if blob:
+                    await self._payloads.delete(blob)
+                return FinishResult(current, False)
+            target = (current.reply_to if current is not None else None) or (job.reply_to if job else None) or reply_to
+            now = self._clock()
+            patch = dict(fields)
+            patch.update(
+                {
+                    "PartitionKey": job_id,
+                    "RowKey": _ROW,
+                    "reply_to": target,
+                    "reply_state": "pending" if target else "none",
+                    "reply_owner": owner,
+                    "reply_lease_until": now + self._lease_s,
+                }
+            )
+            patch = {k: v for k, v in patch.items() if v is not None}
+            try:
+                if current is None:
+                    base = _base_fields(job, job_id)
+                    base.update(patch)
+                    await self._table.create_entity({k: v for k, v in base.items() if v is not None})
+                else:
+                    await self._table.update_entity(
+                        patch, mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified
+                    )
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                continue
+            stored = await self.get(job_id)
+            assert stored is not None
+            return FinishResult(stored, True)
+        raise RuntimeError(f"job {job_id}: too much write contention on finish")
+
+    async def claim_reply(self, job_id: str, *, owner: str, force: bool = False) -> JobRecord | None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            current = await self.get(job_id)
+            if current is None or not current.terminal or current.reply_state != "pending":
+                return None
+            now = self._clock()
+            mine = current.reply_owner == owner
+            expired = (current.reply_lease_until or 0.0) <= now
+            if not (mine or expired or force):
+                return None
+            patch = {
+                "PartitionKey": job_id,
+                "RowKey": _ROW,
+                "reply_owner": owner,
+                "reply_lease_until": now + self._lease_s,
+            }
+            try:
+                await self._table.update_entity(
+                    patch, mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified
+                )
+            except ResourceModifiedError:
+                continue
+            return await self.get(job_id)
+        return None
+
+    async def mark_replied(self, job_id: str, *, state: str = "sent") -> None:
+        from azure.data.tables import UpdateMode
+
+        await self._table.update_entity(
+            {"PartitionKey": job_id, "RowKey": _ROW, "reply_state": state, "replied_at": _now_iso()}, mode=UpdateMode.MERGE
+        )
+
+    async def _terminal_fields(self, job_id: str, outcome: Terminal) -> dict[str, Any]:
+        now = _now_iso()
+        fields: dict[str, Any] = {
+            "status": outcome.status,
+            "terminal_at": now,
+            "updated_at": now,
+            "finish_reason": outcome.finish_reason,
+            "region": outcome.region,
+            "deployment": outcome.deployment,
+            "usage": json.dumps(outcome.usage) if outcome.usage else None,
+            "error": json.dumps(outcome.error) if outcome.error else None,
+        }
+        if outcome.result is not None:
+            text = json.dumps(outcome.result, separators=(",", ":"))
+            fields["result_chars"] = len(text)
+            if len(text) <= self._inline:
+                fields["result"] = text
+            else:
+                name = f"results/{job_id}/{uuid.uuid4().hex}.json"
+                await self._payloads.put(name, text.encode("utf-8"))
+                fields["result_blob"] = name
+        return {k: v for k, v in fields.items() if v is not None}
+
+
+def _base_fields(job: JobMessage | None, job_id: str) -> dict[str, Any]:
+    now = _now_iso()
+    base: dict[str, Any] = {"created_at": now, "deliveries": 0, "parks": 0, "redrives": 0}
+    if job is not None:
+        base.update(
+            {
+                "kind": job.kind,
+                "model": job.model,
+                "caller": job.caller,
+                "reply_to": job.reply_to,
+                "priority": job.priority,
+                "deadline": job.deadline.isoformat() if job.deadline else None,
+            }
+        )
+    return base
+
+
+def _record(entity: Any) -> JobRecord:
+    get = entity.get
+    fields = {name for name in JobRecord.__dataclass_fields__}
+    values: dict[str, Any] = {k: get(k) for k in fields if get(k) is not None and k not in ("job_id", "etag")}
+    for key in ("usage", "error"):
+        if isinstance(values.get(key), str):
+            values[key] = json.loads(values[key])
+    values.pop("inline_result", None)
+    record = JobRecord(job_id=entity["PartitionKey"], etag=entity.metadata.get("etag"), **values)
+    if get("result") is not None:
+        record = replace(record, inline_result=get("result"))
+    return record
+

@@ -1,0 +1,130 @@
+"""The Service Bus queue trigger's logic: run one job through the access layer.
+
+| outcome                               | what happens                                               |
+|---------------------------------------|------------------------------------------------------------|
+| success                               | result stored, reply (correlation id = job id)             |
+| AllThrottled                          | parked until retry_at (Storage queue), message completes   |
+| ContentFiltered (or finish_reason     | terminal failure recorded and replied, no retry            |
+|  content_filter), BadRequest,         |                                                            |
+|  UnknownModel, invalid, deadline past |                                                            |
+| other UpstreamUnavailable,            | raised: Service Bus redelivers, then dead-letters after    |
+|  ConfigurationError, anything else    |  MaxDeliveryCount (the DLQ handler takes over)             |
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..aoai import AllThrottled, CallContext, ChatRequest, DeadlineExceeded, RequestRejected
+from ._contract import InvalidJobMessage, JobMessage, parse_job_message
+from ._core import JobServices, conclude, deliver_reply
+from ._delivery import PROP_REDRIVES, Delivery, Outcome
+from ._records import Terminal
+
+__all__ = ["process_delivery", "run_job"]
+
+logger = logging.getLogger(__name__)
+
+
+async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
+    """Handle one delivery from the backlog queue; returns an Outcome, or raises to get redelivered."""
+    owner = delivery.owner
+    try:
+        job = parse_job_message(delivery.body, fallback_job_id=delivery.message_id)
+    except InvalidJobMessage as exc:
+        return await reject_invalid(svc, exc, owner=owner, source="backlog")
+    log = {"correlation_id": job.job_id}
+    record, _ = await svc.store.ensure(job)
+    if record.terminal:
+        sent = await deliver_reply(svc, record, owner=owner)
+        logger.info("job %s already %s (delivery %d); reply re-sent: %s", job.job_id, record.status, delivery.delivery_count, sent, extra=log)
+        return Outcome.DUPLICATE
+    now = svc.clock()
+    if job.deadline_passed(now):
+        await conclude(svc, job.job_id, _deadline_failure(job), owner=owner, job=job)
+        return Outcome.FAILED
+    await svc.store.progress(job.job_id, "running", deliveries=("+", 1))
+    await svc.checkpoint("before_call", job.job_id)
+    try:
+        outcome = await run_job(svc, job)
+    except AllThrottled as exc:
+        parks = record.parks + 1
+        redrives = delivery.int_property(PROP_REDRIVES)
+        visibility = await svc.parking.park(job, retry_at=exc.retry_at, parks=parks, redrives=redrives)
+        await svc.store.progress(job.job_id, "parked", parks=("+", 1), retry_at=exc.retry_at)
+        logger.info("job %s throttled everywhere: parked for %ds (park %d)", job.job_id, visibility, parks, extra=log)
+        return Outcome.PARKED
+    except RequestRejected as exc:
+        await conclude(svc, job.job_id, Terminal.failure(exc.code, exc.message, exc.details()), owner=owner, job=job)
+        return Outcome.FAILED
+    except DeadlineExceeded:
+        if job.deadline_passed(svc.clock()):
+            await conclude(svc, job.job_id, _deadline_failure(job), owner=owner, job=job)
+            return Outcome.FAILED
+        logger.warning("job %s: call deadline exceeded (delivery %d); redelivery", job.job_id, delivery.delivery_count, extra=log)
+        raise
+    except Exception as exc:
+        logger.warning(
+            "job %s: %s (delivery %d); left to Service Bus redelivery",
+            job.job_id, getattr(exc, "code", exc.__class__.__name__), delivery.delivery_count, extra=log,
+        )
+        raise
+    await svc.checkpoint("after_call", job.job_id)
+    result = await conclude(svc, job.job_id, outcome, owner=owner, job=job)
+    return Outcome.SUCCEEDED if result.record.status == "succeeded" else Outcome.FAILED
+
+
+async def run_job(svc: JobServices, job: JobMessage) -> Terminal:
+    """Call the access layer; a filtered completion is a terminal failure, anything else a result."""
+    timeout = svc.settings.job_timeout_s
+    if job.deadline is not None:
+        timeout = max(0.1, min(timeout, job.deadline.timestamp() - svc.clock()))
+    ctx = CallContext(correlation_id=job.job_id, caller=job.caller, timeout_s=timeout)
+    if isinstance(job.request, ChatRequest):
+        result = await svc.gateway.chat(job.request, ctx)  # the contract refuses stream=true
+    else:
+        result = await svc.gateway.embeddings(job.request, ctx)
+    meta: dict[str, Any] = {
+        "finish_reason": result.finish_reason,
+        "region": result.region,
+        "deployment": result.deployment,
+        "usage": _usage(result.usage),
+    }
+    if result.finish_reason == "content_filter":
+        choices = (result.response or {}).get("choices") or [{}]
+        return Terminal.failure(
+            "content_filter",
+            "The completion was filtered by the content filter (finish_reason content_filter).",
+            {"param": "completion", "content_filter_results": choices[0].get("content_filter_results")},
+            **meta,
+        )
+    return Terminal.success(result.response or {}, **meta)
+
+
+async def reject_invalid(svc: JobServices, exc: InvalidJobMessage, *, owner: str, source: str) -> str:
+    """An invalid message is a permanent failure: recorded and replied when it names a job, else alerted."""
+    alert = {"kind": "invalid_job_message", "source": source, "job_id": exc.job_id, "reason": exc.message}
+    if exc.job_id is None:
+        logger.error("invalid job message without a job id: %s", exc.message, extra={"alert": alert})
+        return Outcome.IGNORED
+    logger.warning("job %s: invalid message: %s", exc.job_id, exc.message, extra={"correlation_id": exc.job_id, "alert": alert})
+    await conclude(
+        svc, exc.job_id, Terminal.failure("invalid_message", exc.message), owner=owner, reply_to=exc.reply_to
+    )
+    return Outcome.FAILED
+
+
+def _deadline_failure(job: JobMessage) -> Terminal:
+    return Terminal.failure(
+        "deadline_exceeded",
+        "The job's deadline passed before it could run.",
+        {"deadline": job.deadline.isoformat() if job.deadline else None},
+    )
+
+
+def _usage(usage: Any) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.total_tokens}
+
