@@ -3,6 +3,8 @@
 pytest_plugins = [
     "tests.fixtures.ports",
     "tests.fixtures.sim",
+    "tests.fixtures.gateway",
     "tests.fixtures.azurite",
     "tests.fixtures.broker",
+    "tests.fixtures.devserver",
 ]
