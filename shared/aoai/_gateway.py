@@ -439,10 +439,7 @@ class Gateway:
             dep.cooling_until = max(dep.cooling_until, until)
             state = "cooling"
         dep.changed_at = now
-        headers = mapped.headers
-        if headers is not None:
-            dep.budget.correct(now, headers.get("x-ratelimit-remaining-requests"), headers.get("x-ratelimit-remaining-tokens"),
-                               headers.get("x-ratelimit-limit-requests"))
+        # The 429's remaining-* headers (zero) are not applied: the cooldown above already says when it frees up.
         self._health.publish(HealthRecord(dep.key, state, until, now, self._instance))
         logger.debug("deployment %s %s for %.3fs (from %s)", dep.key, state, seconds, source)
 
