@@ -57,3 +57,65 @@ app.register_blueprint(http_api)
 
 # --- Backlog: Service Bus worker, timer, poison handlers -----------------------------------
 # (section owned by the backlog work)
+# Each handler converts its trigger's input, calls shared.jobs (imported on first call, so
+# indexing stays cheap) and maps the outcome: returning completes the message; raising makes
+# Service Bus redeliver it (and dead-letter it after MaxDeliveryCount).
+backlog_api = func.Blueprint()
+
+
+@backlog_api.route(route="v1/jobs", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def submit_job(req: Request) -> Response:
+    """Validate and enqueue a backlog job: 202 with the job id and its status URL."""
+    from shared import jobs, runtime
+
+    return await jobs.submit_job(req, runtime)
+
+
+@backlog_api.route(route="v1/jobs/{job_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def job_status(req: Request) -> Response:
+    """A job's status; its result or failure once it is done."""
+    from shared import jobs, runtime
+
+    return await jobs.job_status(req, runtime)
+
+
+@backlog_api.service_bus_queue_trigger(arg_name="msg", queue_name="%BACKLOG_QUEUE%", connection="ServiceBusConnection")
+async def backlog_worker(msg: func.ServiceBusMessage) -> None:
+    """Run one job: success/permanent failure/parked all complete the message; transient raises."""
+    from shared import jobs, runtime
+
+    await runtime.backlog().process(jobs.delivery_from_servicebus(msg))
+
+
+@backlog_api.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%BACKLOG_QUEUE%/$DeadLetterQueue", connection="ServiceBusConnection"
+)
+async def backlog_dead_letters(msg: func.ServiceBusMessage) -> None:
+    """Dead-lettered jobs: re-drive a bounded number of times, else a terminal failure + reply + alert."""
+    from shared import jobs, runtime
+
+    await runtime.backlog().process_dead_letter(jobs.delivery_from_servicebus(msg))
+
+
+@backlog_api.timer_trigger(arg_name="timer", schedule="%RETRY_TIMER_SCHEDULE%", run_on_startup=False)
+async def backlog_timer(timer: func.TimerRequest) -> None:
+    """Probe regions, re-drive parked jobs within quota, poison the hopeless ones."""
+    import logging
+
+    from shared import runtime
+
+    report = await runtime.backlog().run_timer()
+    if not report.ok:
+        logging.getLogger("function_app.backlog_timer").warning("timer partial failure: %s", report.as_dict())
+
+
+@backlog_api.queue_trigger(arg_name="msg", queue_name="%PARKING_QUEUE%-poison", connection="AzureWebJobsStorage")
+async def parking_poison(msg: func.QueueMessage) -> None:
+    """Parked jobs the timer gave up on: terminal failure with the reason, reply, alert."""
+    from shared import jobs, runtime
+
+    text, dequeue_count = jobs.text_from_queue_message(msg)
+    await runtime.backlog().process_parking_poison(text, dequeue_count=dequeue_count)
+
+
+app.register_blueprint(backlog_api)

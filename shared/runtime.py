@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shared.aoai import Gateway
-    from shared.settings import GatewaySettings
+    from shared.jobs import Backlog
+    from shared.settings import BacklogSettings, GatewaySettings
 
-__all__ = ["aclose", "gateway", "reset", "settings"]
+__all__ = ["aclose", "backlog", "backlog_settings", "gateway", "reset", "settings"]
 
 _lock = threading.Lock()
 _cache: dict[str, object] = {}
@@ -45,6 +46,28 @@ def gateway() -> "Gateway":
         return _cache["gateway"]  # type: ignore[return-value]
 
 
+def backlog_settings() -> "BacklogSettings":
+    """The backlog's settings (queues, job store, limits); raises ``SettingsError`` when invalid."""
+    with _lock:
+        if "backlog_settings" not in _cache:
+            from shared.settings import load_backlog_settings
+
+            _cache["backlog_settings"] = load_backlog_settings()
+        return _cache["backlog_settings"]  # type: ignore[return-value]
+
+
+def backlog() -> "Backlog":
+    """The backlog (job store, Service Bus sender, parking queues) on top of ``gateway()``."""
+    current = backlog_settings()
+    gw = gateway()
+    with _lock:
+        if "backlog" not in _cache:
+            from shared.jobs import build_backlog
+
+            _cache["backlog"] = build_backlog(current, gw)
+        return _cache["backlog"]  # type: ignore[return-value]
+
+
 def reset() -> None:
     """Forget every cached service (for tests): the next call rebuilds from the environment."""
     with _lock:
@@ -56,6 +79,9 @@ async def aclose() -> None:
     with _lock:
         built = dict(_cache)
         _cache.clear()
+    jobs = built.get("backlog")
+    if jobs is not None:
+        await jobs.aclose()  # type: ignore[attr-defined]
     gw = built.get("gateway")
     if gw is not None:
         await gw.aclose()  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from ._bus import Bus, Outgoing, QueueNotFound, connect_service_bus
 from ._contract import SCHEMA_VERSION, InvalidJobMessage, JobMessage, JobReply, new_job_id, parse_job_message
 from ._core import JobServices, reply_message_id
 from ._delivery import Delivery, Outcome
+from ._http import job_status, submit_job
 from ._functions_adapter import delivery_from_servicebus, text_from_queue_message
 from ._parking import ParkedJob, ParkingLot, decode_envelope
 from ._payloads import PayloadStore
@@ -42,8 +43,10 @@ __all__ = [
     "connect_service_bus",
     "decode_envelope",
     "delivery_from_servicebus",
+    "job_status",
     "new_job_id",
     "parse_job_message",
     "reply_message_id",
+    "submit_job",
     "text_from_queue_message",
 ]

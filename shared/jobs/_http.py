@@ -1,0 +1,74 @@
+"""The job endpoints: ``POST /api/v1/jobs`` (validate, record, enqueue; 202 + status URL) and
+``GET /api/v1/jobs/{id}`` (status, then result or failure). Parsing and errors reuse ``shared.api``.
+
+POST body: the job contract's fields (``request`` required; ``job_id``, ``kind``, ``reply_to``,
+``priority``, ``deadline`` optional). ``caller`` and ``submitted_at`` are set by the gateway.
+Re-posting a job id is idempotent: the same job, enqueued again only while unfinished.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..api import ApiError, error_response, request_info
+from ..api._parse import parse_body, read_body  # shared.api's body helpers (413/400 naming the field)
+from ._contract import JobMessage
+
+if TYPE_CHECKING:
+    from ..settings import GatewaySettings
+    from ._service import Backlog
+
+__all__ = ["JobEndpointServices", "job_status", "submit_job"]
+
+logger = logging.getLogger(__name__)
+
+
+class JobEndpointServices(Protocol):
+    """What the job endpoints need from the composition root (``shared.runtime``)."""
+
+    def settings(self) -> "GatewaySettings": ...
+
+    def backlog(self) -> "Backlog": ...
+
+
+async def submit_job(request: Request, services: JobEndpointServices) -> Response:
+    info = request_info(request)
+    try:
+        settings = services.settings()
+        raw = await read_body(request, settings.max_body_bytes)
+        parsed = parse_body(raw, JobMessage)
+        if parsed.model not in settings.aliases:
+            raise ApiError(
+                404, "model_not_found", f"The model '{parsed.model}' is not served by this gateway.", param="request.model"
+            )
+        job = parsed.model_copy(update={"caller": info.caller, "submitted_at": datetime.now(timezone.utc)})
+        backlog = services.backlog()
+        submission = await backlog.submit(job)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes OpenAI's error shape
+        return error_response(exc, info.correlation_id, headers=info.headers())
+    url = f"{backlog.settings.status_route.rstrip('/')}/{job.job_id}"
+    record = submission.record
+    logger.info(
+        "job %s submitted by %s (model %s, kind %s, new %s)", job.job_id, info.caller, job.model, job.kind, submission.created,
+        extra={"correlation_id": job.job_id},
+    )
+    body: dict[str, Any] = {"id": job.job_id, "object": "job", "status": record.status, "status_url": url}
+    return JSONResponse(body, status_code=202, headers={**info.headers(), "location": url})
+
+
+async def job_status(request: Request, services: JobEndpointServices) -> Response:
+    info = request_info(request)
+    # The host proxies the raw request to the worker: take the id from the path if no router set it.
+    job_id = str(request.path_params.get("job_id") or request.url.path.rstrip("/").rsplit("/", 1)[-1])
+    try:
+        status = await services.backlog().status(job_id) if job_id else None
+        if status is None:
+            raise ApiError(404, "job_not_found", f"No job with id '{job_id[:100]}'.", param="id")
+    except Exception as exc:  # noqa: BLE001
+        return error_response(exc, info.correlation_id, headers=info.headers())
+    return JSONResponse(status, status_code=200, headers=info.headers())
