@@ -25,7 +25,7 @@ _QUOTA_URL = "https://aka.ms/oai/quotaincrease"
 _FILTER_URL = "https://go.microsoft.com/fwlink/?linkid=2198766"
 
 
-def _err(status: int, code: str, message: str, **extra: Any) -> ErrorReply:
+def _err(status: int, code: str, message: str, /, **extra: Any) -> ErrorReply:
     return status, {"error": {"code": code, "message": message, **extra}}
 
 
