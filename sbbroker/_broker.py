@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import threading
@@ -55,6 +56,8 @@ class Broker:
         )
         self.registry = Registry(self.config, auto_create=auto_create, queues=queues)
         self.connections: set[Connection] = set()
+        # wire counters for tests: split_deliveries_in/out, transfer_frames_with_more_in
+        self.counters: collections.Counter[str] = collections.Counter()
         self._server: Optional[asyncio.base_events.Server] = None
         self._ticker: Optional[asyncio.Task] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None

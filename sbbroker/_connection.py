@@ -116,6 +116,8 @@ class Session:
         overhead = len(self.connection.encode(self.channel, frame(b"", True)))
         room = max(1, self.connection.max_frame_size - overhead)
         pos = 0
+        if len(payload) > room:
+            self.connection.broker.counters["split_deliveries_out"] += 1
         while len(payload) - pos > room:
             self.connection.send(self.channel, frame(payload[pos : pos + room], True))
             pos += room
@@ -218,7 +220,7 @@ class Connection:
             return
         session = self.sessions.get(channel)
         if session is None:
-            _LOGGER.warning("frame %#x on unknown channel %s", code, channel)
+            _LOGGER.debug("frame %#x on unknown or ended channel %s", code, channel)
             return
         handler = {
             0x12: self._on_attach,
@@ -357,10 +359,14 @@ class Connection:
         if not isinstance(link, IncomingLink):
             _LOGGER.warning("transfer on unknown or outgoing handle %s", fields[0])
             return
+        if fields[5]:
+            self.broker.counters["transfer_frames_with_more_in"] += 1
         done = link.on_transfer(fields)
         if done is None:
             return
         first, payload = done
+        if first is not fields:
+            self.broker.counters["split_deliveries_in"] += 1
         delivery_id, settled = first[1], first[4]
         outcome: Outcome = Accepted()
         try:
