@@ -339,7 +339,7 @@ class Gateway:
             raise UnknownModel(alias, self._aliases)
         waiter = self._health.before_call()
         if waiter is not None:
-            await self._health.first_read()
+            await self._health.first_read(waiter)
         settings = self._settings
         deadline = started + self._deadline_s(ctx)
         now_fn = self._now

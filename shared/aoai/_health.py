@@ -202,13 +202,12 @@ class SharedHealth:
         self._reading = asyncio.ensure_future(self._read())
         return None if self._loaded else self._reading
 
-    async def first_read(self) -> None:
-        waiter = self.before_call()
-        if waiter is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), self._first_read_timeout_s)
-            except (asyncio.TimeoutError, Exception):  # the read task logs its own failure
-                pass
+    async def first_read(self, waiter: "asyncio.Future[None]") -> None:
+        """Await the instance's first read (from ``before_call``), at most a short while."""
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self._first_read_timeout_s)
+        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the read task logs its own failure
+            pass
 
     async def _read(self) -> None:
         try:
