@@ -1,0 +1,69 @@
+import httpx2
+import openai
+import pytest
+
+from shared.aoai import AuthFailed, BadRequest, ContentFiltered, FailureKind
+from shared.aoai._classify import CIRCUIT, COOLDOWN, RAISE, SKIP_CREDENTIALS, SKIP_DEPLOYMENT, classify
+
+_REQUEST = httpx2.Request("POST", "http://127.0.0.1/openai/v1/chat/completions")
+
+
+def status_error(status: int, body: dict | None = None, headers: dict | None = None) -> openai.APIStatusError:
+    client = openai.AsyncOpenAI(api_key="k", base_url="http://127.0.0.1/")
+    response = httpx2.Response(status, headers=headers or {}, json={"error": body or {}}, request=_REQUEST)
+    return client._make_status_error("err", body={"error": body or {}}, response=response)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "action"),
+    [
+        (429, {"code": "429"}, FailureKind.THROTTLED, COOLDOWN),
+        (500, {}, FailureKind.SERVER_ERROR, CIRCUIT),
+        (503, {}, FailureKind.SERVER_ERROR, CIRCUIT),
+        (401, {"message": "bad key"}, FailureKind.AUTH, SKIP_CREDENTIALS),
+        (403, {}, FailureKind.AUTH, SKIP_CREDENTIALS),
+        (404, {"code": "DeploymentNotFound"}, FailureKind.NOT_FOUND, SKIP_DEPLOYMENT),
+        (400, {"code": "content_filter"}, FailureKind.CONTENT_FILTER, RAISE),
+        (400, {"code": "context_length_exceeded"}, FailureKind.BAD_REQUEST, RAISE),
+        (422, {}, FailureKind.BAD_REQUEST, RAISE),
+    ],
+)
+def test_status_table(status, body, kind, action):
+    mapped = classify(status_error(status, body))
+    assert (mapped.kind, mapped.action, mapped.status) == (kind, action, status)
+
+
+def test_transport_errors():
+    assert classify(openai.APITimeoutError(request=_REQUEST)).kind is FailureKind.TIMEOUT
+    assert classify(openai.APITimeoutError(request=_REQUEST)).opens_circuit_at_once
+    assert classify(openai.APIConnectionError(request=_REQUEST)).kind is FailureKind.CONNECTION
+    assert classify(TimeoutError()).kind is FailureKind.TIMEOUT
+    assert classify(ValueError("bad json")).kind is FailureKind.SERVER_ERROR
+
+
+def test_identity_endpoint_errors_are_auth():
+    from azure.core.exceptions import ClientAuthenticationError
+
+    assert classify(ClientAuthenticationError("no token")).kind is FailureKind.AUTH
+
+
+def test_content_filter_error_carries_the_categories():
+    result = {"violence": {"filtered": True, "severity": "high"}, "hate": {"filtered": False, "severity": "safe"}}
+    body = {"code": "content_filter", "message": "filtered", "param": "prompt", "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": result}}
+    error = classify(status_error(400, body)).error(())
+    assert isinstance(error, ContentFiltered) and error.filtered_categories == ["violence"]
+
+
+def test_bad_request_keeps_upstream_code_and_param():
+    error = classify(status_error(400, {"code": "context_length_exceeded", "param": "messages", "message": "too long"})).error(())
+    assert isinstance(error, BadRequest) and (error.upstream_code, error.param, error.message) == ("context_length_exceeded", "messages", "too long")
+
+
+def test_throttle_keeps_headers_for_the_cooldown():
+    mapped = classify(status_error(429, {}, {"retry-after-ms": "1500"}))
+    assert mapped.headers["retry-after-ms"] == "1500"
+
+
+def test_auth_failed_message():
+    error = AuthFailed(region="eastus2", identity="system-assigned managed identity", status=403, upstream_message="no")
+    assert "Cognitive Services OpenAI User" in str(error) and "5-15 minutes" in str(error)
