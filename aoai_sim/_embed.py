@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import sys
 from array import array
 from functools import lru_cache
 
-__all__ = ["embedding", "encode_base64"]
+__all__ = ["embedding", "embedding_json", "encode_base64"]
 
 _SCALE = 1.0 / 2**31
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def _full(model: str, text: str, dims: int) -> tuple[float, ...]:
     raw = array("i")
     raw.frombytes(hashlib.shake_256(f"{model}\x00{text}".encode()).digest(4 * dims))
@@ -40,3 +41,10 @@ def encode_base64(vec: list[float]) -> str:
     if sys.byteorder != "little":
         arr.byteswap()
     return base64.b64encode(arr.tobytes()).decode("ascii")
+
+
+@lru_cache(maxsize=1024)
+def embedding_json(model: str, text: str, model_dims: int, dims: int | None, as_base64: bool) -> str:
+    """The vector serialized for a response body: a JSON array, or a JSON string of base64."""
+    vec = embedding(model, text, model_dims, dims)
+    return json.dumps(encode_base64(vec)) if as_base64 else json.dumps(vec)

@@ -138,29 +138,37 @@ def chat_body(plan: ChatPlan) -> dict[str, Any]:
 
 
 def _sse(obj: Any) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + _dumps(obj).encode() + b"\n\n"
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+_SAFE_CHOICE_JSON = _dumps(_filter.choice_results())
 
 
 def chat_events(plan: ChatPlan) -> Iterator[tuple[bytes, bool]]:
     """SSE events in Azure's order; the flag marks events that carry a generated token."""
-    base = {"created": plan.created, "id": plan.id, "model": plan.model, "object": "chat.completion.chunk",
-            "system_fingerprint": "fp_aoaisim"}
+    base: dict[str, Any] = {"created": plan.created, "id": plan.id, "model": plan.model,
+                            "object": "chat.completion.chunk", "system_fingerprint": "fp_aoaisim"}
     if plan.include_usage:
         base["usage"] = None
+    tail = "," + _dumps(base)[1:]  # the shared fields, spliced after "choices"
     yield _sse({"choices": [], "created": 0, "id": "", "model": "", "object": "",
                 "prompt_filter_results": _filter.prompt_filter_results()}), False
-    safe = _filter.choice_results()
     for i, choice in enumerate(plan.choices):
-        yield _sse({**base, "choices": [{"content_filter_results": {}, "delta": {"content": "", "refusal": None,
-                   "role": "assistant"}, "finish_reason": None, "index": i, "logprobs": None}]}), False
+        yield _sse({"choices": [{"content_filter_results": {}, "delta": {"content": "", "refusal": None,
+                   "role": "assistant"}, "finish_reason": None, "index": i, "logprobs": None}], **base}), False
+        head = 'data: {"choices":[{"content_filter_results":' + _SAFE_CHOICE_JSON + ',"delta":{"content":'
+        after = '},"finish_reason":null,"index":%d,"logprobs":null}]' % i + tail + "\n\n"
         for token in choice.tokens:
-            yield _sse({**base, "choices": [{"content_filter_results": safe, "delta": {"content": token},
-                       "finish_reason": None, "index": i, "logprobs": None}]}), True
+            yield (head + json.dumps(token) + after).encode(), True
         final_results = _filter.choice_results(choice.filtered, plan.severity) if choice.filtered else {}
-        yield _sse({**base, "choices": [{"content_filter_results": final_results, "delta": {},
-                   "finish_reason": choice.finish_reason, "index": i, "logprobs": None}]}), False
+        yield _sse({"choices": [{"content_filter_results": final_results, "delta": {},
+                   "finish_reason": choice.finish_reason, "index": i, "logprobs": None}], **base}), False
     if plan.include_usage:
-        yield _sse({**base, "choices": [], "usage": plan.usage()}), False
+        yield _sse({"choices": [], **base, "usage": plan.usage()}), False
     yield b"data: [DONE]\n\n", False
 
 
@@ -215,15 +223,11 @@ def validate_embeddings(dep: DeploymentConfig, body: Any) -> EmbeddingsPlan | Er
     return EmbeddingsPlan(tuple(texts), dims, fmt == "base64", tokens)
 
 
-def embeddings_body(dep: DeploymentConfig, plan: EmbeddingsPlan) -> dict[str, Any]:
-    """The embeddings list object, inputs in order."""
-    data = []
+def embeddings_body(dep: DeploymentConfig, plan: EmbeddingsPlan) -> bytes:
+    """The embeddings list object as JSON bytes, inputs in order (vectors serialized once, cached)."""
+    items = []
     for i, text in enumerate(plan.texts):
-        vec = _embed.embedding(dep.model, text, dep.dimensions, plan.dims)
-        data.append({"object": "embedding", "index": i, "embedding": _embed.encode_base64(vec) if plan.base64 else vec})
-    return {
-        "object": "list",
-        "data": data,
-        "model": dep.model,
-        "usage": {"prompt_tokens": plan.prompt_tokens, "total_tokens": plan.prompt_tokens},
-    }
+        vec = _embed.embedding_json(dep.model, text, dep.dimensions, plan.dims, plan.base64)
+        items.append('{"object":"embedding","index":%d,"embedding":%s}' % (i, vec))
+    usage = _dumps({"prompt_tokens": plan.prompt_tokens, "total_tokens": plan.prompt_tokens})
+    return ('{"object":"list","data":[%s],"model":%s,"usage":%s}' % (",".join(items), json.dumps(dep.model), usage)).encode()

@@ -305,7 +305,8 @@ class RegionApp:
             await asyncio.sleep(self._latency.ttft_ms / 1000)
         self.stats.add(dep.name, "prompt_tokens", plan.prompt_tokens)
         self.stats.status(dep.name, 200)
-        await conn.send_json(200, _ops.embeddings_body(dep, plan), self._common_headers() + decision.headers())
+        headers = [("content-type", "application/json"), *self._common_headers(), *decision.headers()]
+        await conn.send(200, headers, _ops.embeddings_body(dep, plan))
 
     # ------------------------------------------------------------ control API
     def reset(self) -> None:
