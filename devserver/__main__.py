@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import ModuleType
+
+import uvicorn
 
 from ._settings import load_local_settings
 
@@ -39,14 +43,33 @@ def _runners(names: Sequence[str]) -> list[ModuleType]:
     return found
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that after a graceful stop on SIGINT/SIGTERM it returns instead of
+    re-raising the signal (which would kill the process before the runners have stopped)."""
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self) -> None:
+        if self.should_exit:  # a second Ctrl-C: do not wait for open connections
+            self.force_exit = True
+        self.should_exit = True
+
+
+async def _serve(args: argparse.Namespace) -> int:
     import function_app
 
     from .http import serve_config
 
-    server = uvicorn.Server(serve_config(function_app.app, host=args.host, port=args.port, log_level=args.log_level))
+    server = _Server(serve_config(function_app.app, host=args.host, port=args.port, log_level=args.log_level))
     stop = asyncio.Event()
     runners = [] if args.http_only else _runners(RUNNER_MODULES)
     tasks = [asyncio.create_task(m.run(function_app.app, stop), name=m.__name__) for m in runners]

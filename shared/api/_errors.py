@@ -116,8 +116,11 @@ def error_response(
         out["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
     if isinstance(exc, GatewayError):
         out.setdefault("x-gateway-attempts", str(len(exc.attempts)))
-    if status >= 500 and not isinstance(exc, (GatewayError, SettingsError)):
+    code = body["error"]["code"]
+    if isinstance(exc, SettingsError):
+        _log.error("[%s] answered %d %s: %s", correlation_id, status, code, scrub(str(exc), secrets))
+    elif status >= 500 and not isinstance(exc, GatewayError):
         _log.error("[%s] unexpected %s", correlation_id, type(exc).__name__, exc_info=exc)
     else:
-        _log.info("[%s] answered %d %s", correlation_id, status, body["error"]["code"])
+        _log.log(logging.WARNING if status >= 500 else logging.INFO, "[%s] answered %d %s", correlation_id, status, code)
     return JSONResponse(body, status_code=status, headers=out)
