@@ -2,7 +2,8 @@
 
 1. Loads the settings file's ``Values`` into the environment (variables already set win).
 2. Imports ``function_app`` and serves its HTTP functions on 127.0.0.1:<port>/api (``devserver.http``).
-3. Runs the extra runners next to it, in the same event loop, until Ctrl-C / SIGTERM.
+3. Runs the extra runners next to it, in the same event loop, until Ctrl-C / SIGTERM; then stops
+   the runners and closes the services in ``shared.runtime``.
 
 Extra runners (the hook): each module named in ``RUNNER_MODULES`` that exists is imported and its
 ``async def run(function_app, stop: asyncio.Event) -> None`` is started as a task. It must return
@@ -87,6 +88,9 @@ async def _serve(args: argparse.Namespace) -> int:
     results = await asyncio.gather(*tasks, return_exceptions=True)
     if watcher:
         watcher.cancel()
+    from shared import runtime
+
+    await runtime.aclose()  # the services the app built (connections, the shared health client)
     failed = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
     for exc in failed:
         _log.error("devserver: a runner failed", exc_info=exc)
