@@ -116,6 +116,7 @@ def test_embeddings_charge_input_estimate(limited: SimHandle) -> None:
 def test_reset_clears_limits(limited: SimHandle) -> None:
     region = limited.region("tight")
     client = v1_client(region)
+    region.reset()
     client.chat.completions.create(model="chat-1k", messages=PROMPT, max_tokens=1)
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="chat-1k", messages=PROMPT, max_tokens=1)
