@@ -1,0 +1,134 @@
+"""The backlog's Done-when list, end to end: test broker, Azurite, simulator, queue side."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from shared.jobs import Outgoing
+
+from .conftest import REGIONS
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def sim_requests(sim) -> int:
+    return sum(sim.region(r).stats()["requests"] for r in REGIONS)
+
+
+async def test_success_stores_the_result_and_replies_once(e2e_sim, sb_broker, gateway_factory, harness_factory):
+    h = await harness_factory(sb_broker, gateway_factory(e2e_sim)).start(timer=False)
+    chat = h.job("say hi")
+    embed = h.job(request={"model": "text-embedding-3-small", "input": ["one", "two"]})
+    await h.submit(chat, embed)
+    done = await h.wait_terminal([chat.job_id, embed.job_id])
+    assert {r.status for r in done.values()} == {"succeeded"}
+    assert {r.reply_state for r in done.values()} == {"sent"}
+    status = await h.backlog.status(chat.job_id)
+    assert status["status"] == "succeeded" and status["result"]["choices"][0]["message"]["content"]
+    vectors = (await h.backlog.status(embed.job_id))["result"]["data"]
+    assert len(vectors) == 2
+    replies = {r["job_id"]: r for r in h.replies()}
+    assert set(replies) == {chat.job_id, embed.job_id}
+    reply = replies[chat.job_id]
+    assert reply["_correlation_id"] == chat.job_id and reply["_message_id"] == f"{chat.job_id}:reply"
+    assert reply["status"] == "succeeded" and reply["result"]["object"] == "chat.completion"
+
+
+async def test_throttled_job_is_parked_then_redriven_and_succeeds(e2e_sim, sb_broker, gateway_factory, harness_factory):
+    h = await harness_factory(sb_broker, gateway_factory(e2e_sim)).start()
+    for region, deployment in (("eastus2", "gpt-4o-prod"), ("swedencentral", "gpt4o-sweden")):
+        e2e_sim.region(region).fault("throttle", count=1, retry_after_s=2, deployment=deployment)
+    job = h.job("throttled")
+    started = time.time()
+    await h.submit(job)
+    record = (await h.wait_terminal([job.job_id], timeout=30))[job.job_id]
+    assert record.status == "succeeded"
+    assert record.parks == 1
+    assert time.time() - started >= 1.5  # it waited in the parking queue, not in the function
+    assert h.calls["backlog_worker"] == 2  # first delivery parked it (and completed), the re-drive ran it
+    assert h.calls["backlog_timer"] >= 1
+    assert [r["job_id"] for r in h.replies()] == [job.job_id]
+
+
+async def test_content_filter_is_a_terminal_failure_without_retry(e2e_sim, sb_broker, gateway_factory, harness_factory):
+    h = await harness_factory(sb_broker, gateway_factory(e2e_sim)).start(timer=False)
+    prompt = h.job("please SIM_FILTER_PROMPT now")
+    completion = h.job("please SIM_FILTER_COMPLETION now")
+    await h.submit(prompt, completion)
+    done = await h.wait_terminal([prompt.job_id, completion.job_id])
+    for record in done.values():
+        assert record.status == "failed" and record.error["code"] == "content_filter"
+    assert done[completion.job_id].finish_reason == "content_filter"
+    await asyncio.sleep(0.5)
+    assert h.calls["backlog_worker"] == 2  # one delivery each: no retry
+    assert sb_broker.queue_count(h.env["BACKLOG_QUEUE"]) == 0 and sb_broker.dlq_count(h.env["BACKLOG_QUEUE"]) == 0
+    assert sim_requests(e2e_sim) == 2
+    replies = h.replies()
+    assert len(replies) == 2 and {r["error"]["code"] for r in replies} == {"content_filter"}
+
+
+async def test_crash_mid_job_is_redelivered_and_yields_exactly_one_result(e2e_sim, sb_broker, gateway_factory, harness_factory):
+    stage_of: dict[str, str] = {}
+    crashed: set[str] = set()
+
+    async def crash_once(at: str, job_id: str) -> None:
+        if stage_of.get(job_id) == at and job_id not in crashed:
+            crashed.add(job_id)
+            raise RuntimeError(f"simulated worker crash at {at}")
+
+    h = await harness_factory(sb_broker, gateway_factory(e2e_sim), checkpoint=crash_once).start(timer=False)
+    before_store = h.job("crash after the model call")  # result computed, not stored: recomputed once
+    after_store = h.job("crash after the result is stored")  # stored, reply not sent: reply sent by the redelivery
+    stage_of.update({before_store.job_id: "after_call", after_store.job_id: "after_finish"})
+    await h.submit(before_store, after_store)
+    done = await h.wait_terminal([before_store.job_id, after_store.job_id])
+    assert crashed == set(stage_of)
+    assert {r.status for r in done.values()} == {"succeeded"}
+    assert h.calls["backlog_worker"] == 4
+    assert h.side is not None and sum(getattr(p, "abandoned", 0) for p in h.side.pumps) == 2
+    assert sim_requests(e2e_sim) == 3  # the after_finish job's stored result was reused
+    assert sorted(r["job_id"] for r in h.replies()) == sorted(stage_of)
+
+
+async def test_dead_lettered_job_is_redriven_then_failed_by_the_poison_handler(e2e_sim, sb_broker_factory, gateway_factory, harness_factory):
+    broker = sb_broker_factory(max_delivery_count=2)
+    for region in REGIONS:
+        e2e_sim.region(region).fault("error", count=1000, status=500)
+    h = await harness_factory(broker, gateway_factory(e2e_sim), BACKLOG_MAX_DLQ_REDRIVES="1").start(timer=False)
+    job = h.job("always failing")
+    await h.submit(job)
+    record = (await h.wait_terminal([job.job_id], timeout=40))[job.job_id]
+    assert record.status == "failed"
+    assert record.error["code"] == "dead_lettered"
+    assert record.error["details"]["dead_letter_reason"] == "MaxDeliveryCountExceeded"
+    assert record.error["details"]["redrives"] == 1 and record.redrives == 1
+    assert h.calls["backlog_worker"] == 4  # 2 deliveries, re-driven once, 2 more deliveries
+    assert h.calls["backlog_dead_letters"] == 2
+    replies = h.replies()
+    assert len(replies) == 1 and replies[0]["error"]["code"] == "dead_lettered"
+
+
+async def test_duplicates_and_invalid_messages(e2e_sim, sb_broker, gateway_factory, harness_factory):
+    """Duplicate deliveries give exactly one reply; an invalid message fails once, without retry."""
+    h = await harness_factory(sb_broker, gateway_factory(e2e_sim)).start(timer=False)
+    queue = h.env["BACKLOG_QUEUE"]
+    jobs = [h.job(f"dup {i}") for i in range(5)]
+    for job in jobs:
+        for _ in range(3):  # the same job three times (the test broker has no duplicate detection)
+            await h.backlog.services.bus.send(queue, Outgoing(body=job.to_body(), message_id=job.job_id))
+    body = b'{"schema_version": 1, "job_id": "job-bad-1", "reply_to": "%s", "request": {"model": "gpt-4o"}}' % h.reply_queue.encode()
+    await h.backlog.services.bus.send(queue, Outgoing(body=body, message_id="job-bad-1"))
+    await h.backlog.services.bus.send(queue, Outgoing(body=b"not json", message_id="nobody"))
+    done = await h.wait_terminal([j.job_id for j in jobs] + ["job-bad-1"])
+    await asyncio.sleep(0.5)
+    assert h.calls["backlog_worker"] == 17
+    assert sim_requests(e2e_sim) >= 5
+    bad = done["job-bad-1"]
+    assert bad.status == "failed" and bad.error["code"] == "invalid_message" and "messages" in bad.error["message"]
+    replies = h.replies()
+    assert sorted(r["job_id"] for r in replies) == sorted([j.job_id for j in jobs] + ["job-bad-1"])
+    assert sb_broker.queue_count(queue) == 0 and sb_broker.dlq_count(queue) == 0
+    assert await h.store.get("nobody") is not None  # no job id in the body: the message id names the job
