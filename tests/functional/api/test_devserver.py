@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def test_module_serves_the_app_with_values_from_local_settings(sim, tmp_path: Pa
     settings_file = tmp_path / "local.settings.json"
     settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
     port = free_port()
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("GATEWAY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "devserver", "--settings", str(settings_file), "--port", str(port), "--http-only", "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -38,7 +39,6 @@ def test_module_serves_the_app_with_values_from_local_settings(sim, tmp_path: Pa
         chat = httpx.post(f"{base}/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}, timeout=20)
         assert chat.status_code == 200 and chat.headers["x-gateway-region"] == "eastus2"
         assert httpx.get(f"{base}/nope", timeout=10).status_code == 404
-        assert httpx.get(f"{base}/v1/models", timeout=10, params={}).status_code == 200
         assert httpx.post(f"{base}/v1/models", timeout=10).status_code == 405
     finally:
         proc.terminate()
