@@ -308,10 +308,16 @@ class Connection:
         except EntityNotFound as exc:
             error = AMQPError(condition=b"amqp:not-found",
                               description=f"The messaging entity '{exc}' could not be found.", info=None)
-        session.send(reply)
         if error is not None or link is None:
+            # Refusing a link (AMQP 1.0 2.6.3): attach with a null terminus on our side, then detach.
+            if client_receives:
+                reply = reply._replace(source=None)
+            else:
+                reply = reply._replace(target=None)
+            session.send(reply)
             session.send(DetachFrame(handle=handle, closed=True, error=error))
             return
+        session.send(reply)
         session.links[remote_handle] = link
         if isinstance(link, IncomingLink):
             session.send(session.flow_frame(link))

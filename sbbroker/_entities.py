@@ -132,8 +132,7 @@ class Queue:
             message = self.messages.get(seq)
             if message is None or message.state != STATE_ACTIVE or message.lock_token is not None:
                 continue
-            expires = message.expires_ms
-            if expires is not None and expires <= now:
+            if self._expired(message, now):
                 self._expire(message)
                 continue
             return message
@@ -249,6 +248,11 @@ class Queue:
         self._unlock(message)
         self._failed_attempt(message)
 
+    def _expired(self, message: StoredMessage, now: int) -> bool:
+        """Whether TTL has run out (never in a dead-letter queue, as in Service Bus)."""
+        expires = message.expires_ms
+        return not self.is_dlq and expires is not None and expires <= now
+
     def _expire(self, message: StoredMessage) -> None:
         self.messages.pop(message.sequence_number, None)
         if self.config.dead_lettering_on_expiration and not self.is_dlq:
@@ -271,10 +275,8 @@ class Queue:
                 if message.scheduled_ms is None or message.scheduled_ms <= now:
                     message.state = STATE_ACTIVE
                     heapq.heappush(self._available, message.sequence_number)
-            elif message.state == STATE_ACTIVE:
-                expires = message.expires_ms
-                if expires is not None and expires <= now:
-                    self._expire(message)
+            elif message.state == STATE_ACTIVE and self._expired(message, now):
+                self._expire(message)
         self.dispatch()
 
     def peek(self, from_seq: int, count: int) -> list[StoredMessage]:
@@ -285,8 +287,7 @@ class Queue:
             if seq < from_seq:
                 continue
             message = self.messages[seq]
-            expires = message.expires_ms
-            if message.lock_token is None and message.state == STATE_ACTIVE and expires is not None and expires <= now:
+            if message.lock_token is None and message.state == STATE_ACTIVE and self._expired(message, now):
                 continue
             found.append(message)
             if len(found) >= count:

@@ -57,6 +57,20 @@ class Side:
             yield opened
 
     @contextlib.asynccontextmanager
+    async def pair(self, queue: str, **receiver_kwargs: Any) -> AsyncIterator[tuple[Any, Any]]:
+        """A sender and a receiver on ``queue``, opened and closed concurrently (each open costs ~0.5 s)."""
+        async with contextlib.AsyncExitStack() as stack:
+            sender_cm = self.sender(queue)
+            receiver_cm = self.receiver(queue, **receiver_kwargs)
+            sender, receiver = await asyncio.gather(sender_cm.__aenter__(), receiver_cm.__aenter__())
+
+            async def close_both(*exc: Any) -> None:
+                await asyncio.gather(sender_cm.__aexit__(None, None, None), receiver_cm.__aexit__(None, None, None))
+
+            stack.push_async_exit(close_both)
+            yield sender, receiver
+
+    @contextlib.asynccontextmanager
     async def _open(self, handler: Any) -> AsyncIterator[Any]:
         if self.kind == "sync":
             await asyncio.to_thread(handler.__enter__)

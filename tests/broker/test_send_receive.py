@@ -22,16 +22,16 @@ async def test_single_message_round_trips_every_field(sdk, sb_broker):
         time_to_live=dt.timedelta(minutes=5),
         application_properties={"kind": "job", "attempt": 3, "ok": True, "ratio": 0.5, "raw": b"\x00\x01"},
     )
-    async with sdk.sender("q") as sender:
+    async with sdk.pair("q", max_wait_time=2) as (sender, receiver):
         await sender.send_messages(sent)
+        [stored] = sb_broker.messages("q")
+        assert stored.body == b"hello" and stored.message_id == "m-1" and stored.correlation_id == "c-1"
+        # The broker reports wire types; this SDK sends a bytes property value as an AMQP string.
+        assert stored.application_properties == {
+            "kind": "job", "attempt": 3, "ok": True, "ratio": 0.5, "raw": "\x00\x01"
+        }
+        assert stored.delivery_count == 0 and stored.sequence_number == 1 and stored.reply_to == "replies"
 
-    [stored] = sb_broker.messages("q")
-    assert stored.body == b"hello" and stored.message_id == "m-1" and stored.correlation_id == "c-1"
-    # The broker reports wire types; this SDK sends a bytes property value as an AMQP string.
-    assert stored.application_properties == {"kind": "job", "attempt": 3, "ok": True, "ratio": 0.5, "raw": "\x00\x01"}
-    assert stored.delivery_count == 0 and stored.sequence_number == 1 and stored.reply_to == "replies"
-
-    async with sdk.receiver("q", max_wait_time=2) as receiver:
         [got] = await receiver.receive_messages(max_message_count=1, max_wait_time=2)
         # What the real service hands back through this SDK: keys and string values as bytes.
         assert got.application_properties == {
@@ -56,18 +56,17 @@ async def test_single_message_round_trips_every_field(sdk, sb_broker):
 
 
 async def test_batch_send_is_one_transfer_of_many_messages(sdk, sb_broker):
-    async with sdk.sender("q") as sender:
+    async with sdk.pair("q") as (sender, receiver):
         await sender.send_messages([ServiceBusMessage(f"m{i}", message_id=f"id-{i}") for i in range(3)])
         batch = await sender.create_message_batch()
         for i in range(3, 5):
             batch.add_message(ServiceBusMessage(f"m{i}", application_properties={"i": i}))
         await sender.send_messages(batch)
-    stored = sb_broker.messages("q")
-    assert [m.body for m in stored] == [b"m0", b"m1", b"m2", b"m3", b"m4"]
-    assert [m.sequence_number for m in stored] == [1, 2, 3, 4, 5]
-    assert stored[4].application_properties == {"i": 4}
+        stored = sb_broker.messages("q")
+        assert [m.body for m in stored] == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+        assert [m.sequence_number for m in stored] == [1, 2, 3, 4, 5]
+        assert stored[4].application_properties == {"i": 4}
 
-    async with sdk.receiver("q") as receiver:
         got = []
         while len(got) < 5:
             batch_got = await receiver.receive_messages(max_message_count=5, max_wait_time=2)
@@ -81,9 +80,8 @@ async def test_batch_send_is_one_transfer_of_many_messages(sdk, sb_broker):
 
 
 async def test_receive_and_delete_removes_on_delivery(sdk, sb_broker):
-    async with sdk.sender("q") as sender:
+    async with sdk.pair("q", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE) as (sender, receiver):
         await sender.send_messages([ServiceBusMessage("a"), ServiceBusMessage("b")])
-    async with sdk.receiver("q", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE) as receiver:
         got = await receiver.receive_messages(max_message_count=2, max_wait_time=2)
         if len(got) < 2:
             got += await receiver.receive_messages(max_message_count=1, max_wait_time=2)
@@ -93,9 +91,8 @@ async def test_receive_and_delete_removes_on_delivery(sdk, sb_broker):
 
 
 async def test_receiver_link_credit_is_honoured(sdk, sb_broker):
-    async with sdk.sender("q") as sender:
+    async with sdk.pair("q") as (sender, receiver):
         await sender.send_messages([ServiceBusMessage(str(i)) for i in range(5)])
-    async with sdk.receiver("q") as receiver:
         got = await receiver.receive_messages(max_message_count=2, max_wait_time=2)
         assert 1 <= len(got) <= 2
         locked = [m for m in sb_broker.messages("q") if m.state == "locked"]
@@ -112,12 +109,11 @@ async def test_large_messages_are_split_across_frames_both_ways(sdk_kind, sb_bro
     side = Side(sdk_kind, broker.connection_string)
     payload = bytes(range(256)) * 800  # 200 KiB
     try:
-        async with side.sender("big") as sender:
+        async with side.pair("big") as (sender, receiver):
             await sender.send_messages(ServiceBusMessage(payload, message_id="big"))
             await sender.send_messages([ServiceBusMessage(payload[:50_000]), ServiceBusMessage(b"small")])
-        assert broker.counters["split_deliveries_in"] == 2
-        assert [len(m.body) for m in broker.messages("big")] == [len(payload), 50_000, 5]
-        async with side.receiver("big") as receiver:
+            assert broker.counters["split_deliveries_in"] == 2
+            assert [len(m.body) for m in broker.messages("big")] == [len(payload), 50_000, 5]
             got = []
             while len(got) < 3:
                 got += await receiver.receive_messages(max_message_count=3, max_wait_time=2)
@@ -131,11 +127,9 @@ async def test_large_messages_are_split_across_frames_both_ways(sdk_kind, sb_bro
 
 
 async def test_peek_returns_messages_without_locking(sdk, sb_broker):
-    async with sdk.receiver("q") as receiver:
+    async with sdk.pair("q") as (sender, receiver):
         assert await receiver.peek_messages(max_message_count=5) == []  # 204 from the broker
-    async with sdk.sender("q") as sender:
         await sender.send_messages([ServiceBusMessage(f"p{i}", application_properties={"i": i}) for i in range(3)])
-    async with sdk.receiver("q") as receiver:
         peeked = await receiver.peek_messages(max_message_count=10)
         assert [body_of(m) for m in peeked] == [b"p0", b"p1", b"p2"]
         assert [m.sequence_number for m in peeked] == [1, 2, 3]

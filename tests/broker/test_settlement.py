@@ -25,9 +25,8 @@ async def _timed(coro) -> float:
 
 
 async def test_abandon_redelivers_with_incremented_delivery_count(sdk, sb_broker):
-    async with sdk.sender("q") as sender:
+    async with sdk.pair("q") as (sender, receiver):
         await sender.send_messages(ServiceBusMessage("retry-me", message_id="r1"))
-    async with sdk.receiver("q") as receiver:
         first = await _receive_one(receiver)
         assert first.delivery_count == 0
         assert await _timed(receiver.abandon_message(first)) < 1.0
@@ -40,9 +39,8 @@ async def test_abandon_redelivers_with_incremented_delivery_count(sdk, sb_broker
 
 
 async def test_dead_letter_keeps_reason_and_description(sdk, sb_broker):
-    async with sdk.sender("q") as sender:
+    async with sdk.pair("q") as (sender, receiver):
         await sender.send_messages(ServiceBusMessage("poison", message_id="p1", application_properties={"k": "v"}))
-    async with sdk.receiver("q") as receiver:
         message = await _receive_one(receiver)
         elapsed = await _timed(
             receiver.dead_letter_message(message, reason="BadInput", error_description="field x missing")
@@ -69,9 +67,8 @@ async def test_max_delivery_count_moves_message_to_dlq(sdk_kind, sb_broker_facto
     broker = sb_broker_factory(max_delivery_count=3)
     side = Side(sdk_kind, broker.connection_string)
     try:
-        async with side.sender("q") as sender:
+        async with side.pair("q") as (sender, receiver):
             await sender.send_messages(ServiceBusMessage("flaky"))
-        async with side.receiver("q") as receiver:
             for attempt in range(3):
                 message = await _receive_one(receiver)
                 assert message.delivery_count == attempt
@@ -89,9 +86,8 @@ async def test_lock_expiry_redelivers_and_renew_lock_extends(sdk_kind, sb_broker
     broker = sb_broker_factory(lock_duration_s=1.0)
     side = Side(sdk_kind, broker.connection_string)
     try:
-        async with side.sender("q") as sender:
+        async with side.pair("q") as (sender, receiver):
             await sender.send_messages([ServiceBusMessage("expire-me"), ServiceBusMessage("renew-me")])
-        async with side.receiver("q") as receiver:
             got = await receiver.receive_messages(max_message_count=2, max_wait_time=2)
             if len(got) < 2:
                 got += await receiver.receive_messages(max_message_count=1, max_wait_time=2)
@@ -115,9 +111,8 @@ async def test_lock_expiry_redelivers_and_renew_lock_extends(sdk_kind, sb_broker
 
 
 async def test_lock_lost_at_the_broker_is_reported(sdk, sb_broker):
-    async with sdk.sender("q") as sender:
+    async with sdk.pair("q") as (sender, receiver):
         await sender.send_messages([ServiceBusMessage("a"), ServiceBusMessage("b")])
-    async with sdk.receiver("q") as receiver:
         got = await receiver.receive_messages(max_message_count=2, max_wait_time=2)
         if len(got) < 2:
             got += await receiver.receive_messages(max_message_count=1, max_wait_time=2)
@@ -129,9 +124,8 @@ async def test_lock_lost_at_the_broker_is_reported(sdk, sb_broker):
 
 
 async def test_defer_then_settle_through_management(sdk, sb_broker):
-    async with sdk.sender("q") as sender:
+    async with sdk.pair("q") as (sender, receiver):
         await sender.send_messages(ServiceBusMessage("later", message_id="d1"))
-    async with sdk.receiver("q") as receiver:
         message = await _receive_one(receiver)
         seq = message.sequence_number
         await receiver.defer_message(message)
