@@ -1,4 +1,9 @@
-"""Run-time fault injection: resets, hangs, 5xx bursts, 429 storms and slow responses."""
+"""Run-time fault injection: resets, hangs, 5xx bursts, 429 storms and slow responses.
+
+A ``reset`` or ``hang`` with ``after_chunks`` is a mid-stream fault: ``take()`` ignores it, and the
+chat handler claims it with ``take_mid_stream()`` once a streaming response is about to start, then
+cuts the stream after that many SSE data events.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,10 @@ from typing import Any, Mapping
 __all__ = ["FAULT_KINDS", "Fault", "FaultError", "FaultRegistry"]
 
 FAULT_KINDS = ("reset", "hang", "error", "throttle", "slow")
-_PARAMS = {"kind", "count", "duration_s", "status", "retry_after_s", "retry_after_ms", "delay_ms", "deployment"}
+_PARAMS = {
+    "kind", "count", "duration_s", "status", "retry_after_s", "retry_after_ms", "delay_ms", "deployment", "after_chunks",
+}
+_MID_STREAM_KINDS = ("reset", "hang")
 
 
 class FaultError(ValueError):
@@ -32,6 +40,7 @@ class Fault:
     retry_after_s: float
     retry_after_ms: float
     delay_ms: float
+    after_chunks: int | None = None  # reset/hang only: cut a stream after this many SSE data events
     released: asyncio.Event = field(default_factory=asyncio.Event)
     hits: int = 0
 
@@ -48,6 +57,7 @@ class Fault:
             "retry_after_s": self.retry_after_s,
             "retry_after_ms": self.retry_after_ms,
             "delay_ms": self.delay_ms,
+            "after_chunks": self.after_chunks,
             "hits": self.hits,
         }
 
@@ -90,6 +100,12 @@ class FaultRegistry:
             retry_s = retry_ms / 1000 if retry_ms is not None else self._default_retry_s
         if retry_ms is None:
             retry_ms = retry_s * 1000
+        after_chunks = spec.get("after_chunks")
+        if after_chunks is not None:
+            if kind not in _MID_STREAM_KINDS:
+                raise FaultError("after_chunks applies only to the reset and hang kinds")
+            if isinstance(after_chunks, bool) or not isinstance(after_chunks, int) or after_chunks < 0:
+                raise FaultError("after_chunks must be an integer >= 0")
         deployment = spec.get("deployment")
         fault = Fault(
             id=f"f{next(self._ids)}",
@@ -101,6 +117,7 @@ class FaultRegistry:
             retry_after_s=retry_s,
             retry_after_ms=retry_ms,
             delay_ms=_number(spec, "delay_ms", 1000, 0) or 0.0,
+            after_chunks=after_chunks,
         )
         self._faults.append(fault)
         if duration is not None:
@@ -130,7 +147,10 @@ class FaultRegistry:
         return [f.describe() for f in self._faults]
 
     def take(self, deployment: str | None) -> tuple[float, Fault | None]:
-        """Consume the faults matching this request: total slow delay (ms), and the blocking fault."""
+        """Consume the faults matching this request: total slow delay (ms), and the blocking fault.
+
+        Mid-stream faults (``after_chunks`` set) are left alone: see ``take_mid_stream``.
+        """
         if not self._faults:
             return 0.0, None
         now = time.monotonic()
@@ -141,6 +161,8 @@ class FaultRegistry:
                 self._expire(fault)
                 continue
             if fault.deployment is not None and fault.deployment != deployment:
+                continue
+            if fault.after_chunks is not None:
                 continue
             if fault.kind == "slow":
                 delay += fault.delay_ms
@@ -154,3 +176,20 @@ class FaultRegistry:
                 if fault.remaining <= 0:
                     self._faults.remove(fault)
         return delay, blocking
+
+    def take_mid_stream(self, deployment: str) -> Fault | None:
+        """Consume the first active mid-stream fault matching a streaming response that is starting."""
+        now = time.monotonic()
+        for fault in list(self._faults):
+            if fault.expires_at is not None and fault.expires_at <= now:
+                self._expire(fault)
+                continue
+            if fault.after_chunks is None or (fault.deployment is not None and fault.deployment != deployment):
+                continue
+            fault.hits += 1
+            if fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+            return fault
+        return None

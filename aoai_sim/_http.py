@@ -105,6 +105,15 @@ class HttpConnection:
         except ConnectionError:
             self.close()
 
+    async def flush_all(self, timeout: float = 5.0) -> None:
+        """Wait until every queued byte is handed to the kernel (drain() alone stops at the high-water mark)."""
+        await self.flush()
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout
+        transport = self._writer.transport
+        while not self.closed and not transport.is_closing() and transport.get_write_buffer_size() and loop.time() < give_up:
+            await asyncio.sleep(0.005)
+
     async def end_chunked(self) -> None:
         """Send the terminating zero-length chunk."""
         if not self.closed:

@@ -33,6 +33,7 @@ KNOWN_API_VERSIONS = frozenset(
     }
 )
 _V1_API_VERSIONS = frozenset({"v1", "preview", "latest"})
+_DONE = b"data: [DONE]\n\n"
 _DATED = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|embeddings)/?$")
 _OPS = {
     "chat": ("ChatCompletions_Create", "chat/completions", "chat completion"),
@@ -271,6 +272,8 @@ class RegionApp:
             stats.status(dep.name, 200)
             await conn.send_json(200, _ops.chat_body(plan), self._common_headers() + headers)
             return
+        cut = self.faults.take_mid_stream(dep.name)
+        cut_after = cut.after_chunks if cut is not None and cut.after_chunks is not None else 0
         stats.add(dep.name, "streamed")
         stats.status(dep.name, 200)
         await conn.start_chunked(
@@ -279,17 +282,32 @@ class RegionApp:
         )
         first = True
         paced = bool(ttft or per_token)
+        sent = 0
         for event, is_token in _ops.chat_events(plan):
             if conn.closed:
+                return
+            if cut is not None and (sent >= cut_after or event == _DONE):
+                await self._cut_stream(cut, conn, dep.name, sent)
                 return
             if is_token and paced:
                 await conn.flush()
                 await asyncio.sleep(ttft if first else per_token)
                 first = False
             conn.write_chunk(event)
+            sent += 1
             if paced:
                 await conn.flush()
         await conn.end_chunked()
+
+    async def _cut_stream(self, fault: Fault, conn: HttpConnection, dep: str, sent: int) -> None:
+        """A mid-stream fault: the ``sent`` events reach the client, then a TCP RST or silence."""
+        self.stats.fail(dep, f"{fault.kind}_mid_stream")
+        _log.info("%s: fault %s cuts a stream after %d chunks (%s)", self.region.name, fault.id, sent, fault.kind)
+        await conn.flush_all()
+        if fault.kind == "reset":
+            conn.reset()
+        else:
+            await conn.hang(fault.released)
 
     async def _embeddings(self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, body: Any) -> None:
         plan = _ops.validate_embeddings(dep, body)

@@ -9,6 +9,8 @@ __all__ = ["FAILURE_KINDS", "RegionStats"]
 FAILURE_KINDS = (
     "reset",
     "hang",
+    "reset_mid_stream",
+    "hang_mid_stream",
     "error",
     "throttle",
     "rate_limit",
