@@ -64,50 +64,52 @@ async def conclude(
     job: JobMessage | None = None,
     reply_to: str | None = None,
     force_reply: bool = False,
+    current: JobRecord | None = None,
 ) -> FinishResult:
     """Write the terminal outcome (once) and make sure its reply goes out (once)."""
-    result = await svc.store.finish(job_id, outcome, owner=owner, job=job, reply_to=reply_to)
+    result = await svc.store.finish(job_id, outcome, owner=owner, job=job, reply_to=reply_to, current=current)
     if result.won:
         extra = {"job_id": job_id, "status": outcome.status}
         if outcome.error:
             extra["error_code"] = outcome.error.get("code")
         logger.info("job %s %s", job_id, outcome.status, extra={"correlation_id": job_id, "job": extra})
     await svc.checkpoint("after_finish", job_id)
-    await deliver_reply(svc, result.record, owner=owner, force=force_reply)
+    # The winner's terminal write also took the reply lease: no separate claim needed.
+    await deliver_reply(svc, result.record, owner=owner, force=force_reply, claimed=result.won)
     return result
 
 
-async def deliver_reply(svc: JobServices, record: JobRecord, *, owner: str, force: bool = False) -> bool:
-    """Send the pending reply if this delivery may; True when it was sent now."""
+async def deliver_reply(svc: JobServices, record: JobRecord, *, owner: str, force: bool = False, claimed: bool = False) -> bool:
+    """Send the pending reply if this delivery may (``claimed``: it holds the lease already); True when sent now."""
     if record.reply_state != "pending" or not record.reply_to:
         return False
-    claimed = await svc.store.claim_reply(record.job_id, owner=owner, force=force)
-    if claimed is None:
+    lease = record if claimed else await svc.store.claim_reply(record.job_id, owner=owner, force=force)
+    if lease is None:
         return False
-    reply = await _reply_of(svc, claimed)
+    reply = await _reply_of(svc, lease)
     body = reply.model_dump_json(exclude_none=True).encode("utf-8")
     try:
         await svc.bus.send(
-            claimed.reply_to or "",
+            lease.reply_to or "",
             Outgoing(
                 body=body,
-                message_id=reply_message_id(claimed.job_id),
-                correlation_id=claimed.job_id,
-                subject=claimed.status,
-                application_properties={"job_id": claimed.job_id, "status": claimed.status},
+                message_id=reply_message_id(lease.job_id),
+                correlation_id=lease.job_id,
+                subject=lease.status,
+                application_properties={"job_id": lease.job_id, "status": lease.status},
             ),
         )
     except QueueNotFound:
         logger.error(
             "job %s: reply queue '%s' does not exist; the reply is dropped",
-            claimed.job_id,
-            claimed.reply_to,
-            extra={"correlation_id": claimed.job_id, "alert": {"kind": "reply_undeliverable", "job_id": claimed.job_id, "reply_to": claimed.reply_to}},
+            lease.job_id,
+            lease.reply_to,
+            extra={"correlation_id": lease.job_id, "alert": {"kind": "reply_undeliverable", "job_id": lease.job_id, "reply_to": lease.reply_to}},
         )
-        await svc.store.mark_replied(claimed.job_id, state="undeliverable")
+        await svc.store.mark_replied(lease.job_id, state="undeliverable")
         return False
-    await svc.checkpoint("after_reply", claimed.job_id)
-    await svc.store.mark_replied(claimed.job_id)
+    await svc.checkpoint("after_reply", lease.job_id)
+    await svc.store.mark_replied(lease.job_id)
     return True
 
 

@@ -12,6 +12,7 @@ failed stays hidden for ``redrive_claim_s`` and is retried by a later run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,8 +56,8 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
     probes: dict[str, bool] = {}
     if probe:
         try:
-            probes = dict(await svc.gateway.probe_regions())
-        except Exception as exc:  # noqa: BLE001 - a failed probe must not stop the re-drive
+            probes = dict(await asyncio.wait_for(svc.gateway.probe_regions(), timeout=svc.settings.probe_timeout_s))
+        except Exception as exc:  # noqa: BLE001 - a failed or slow probe must not stop the re-drive
             errors.append(f"probe_regions: {exc.__class__.__name__}")
     settings = svc.settings
     batch: list[ParkedJob] = []
@@ -74,14 +75,19 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
     batch.sort(key=lambda p: (-p.priority, p.retry_at))
     budgets: dict[str, int] = {}
     now = svc.clock()
-    for parked in batch:
-        try:
-            step = await _one(svc, parked, budgets, now)
-            counts[step] += 1
-        except Exception as exc:  # noqa: BLE001 - counted; the message reappears after the claim
-            counts["failed"] += 1
-            errors.append(f"{parked.job_id}: {exc.__class__.__name__}")
-            logger.warning("timer: job %s not moved: %s", parked.job_id, exc.__class__.__name__, extra={"correlation_id": parked.job_id})
+    slots = asyncio.Semaphore(settings.redrive_concurrency)
+
+    async def guarded(parked: ParkedJob) -> None:
+        async with slots:
+            try:
+                counts[await _one(svc, parked, budgets, now)] += 1
+            except Exception as exc:  # noqa: BLE001 - counted; the message reappears after the claim
+                counts["failed"] += 1
+                errors.append(f"{parked.job_id}: {exc.__class__.__name__}")
+                logger.warning("timer: job %s not moved: %s", parked.job_id, exc.__class__.__name__, extra={"correlation_id": parked.job_id})
+
+    # Quota is reserved in priority order before any I/O, so concurrency cannot reorder it.
+    await asyncio.gather(*(guarded(p) for p in batch))
     report = TimerReport(probes=probes, errors=tuple(errors[:50]), **counts)
     if report.moved or report.poisoned or report.failed or report.deferred:
         logger.info("timer: %s", report.as_dict(), extra={"timer": report.as_dict()})
@@ -89,23 +95,24 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
 
 
 async def _one(svc: JobServices, parked: ParkedJob, budgets: dict[str, int], now: float) -> str:
-    record = await svc.store.get(parked.job_id)
-    if record is not None and record.terminal:
-        await svc.parking.remove(parked)
-        await svc.parking.forget_blob(parked)
-        return "dropped"
     if parked.deadline is not None and parked.deadline <= now:
-        await svc.parking.to_poison(parked, "deadline_exceeded")
+        await _poison_unless_done(svc, parked, "deadline_exceeded")
         return "poisoned"
     if parked.parks >= svc.settings.max_parks:
-        await svc.parking.to_poison(parked, "parked_too_often")
+        await _poison_unless_done(svc, parked, "parked_too_often")
         return "poisoned"
     if parked.model not in budgets:
         budgets[parked.model] = _capacity(svc, parked.model)
     if budgets[parked.model] <= 0:
         await svc.parking.defer(parked.handle, svc.settings.defer_s)
         return "deferred"
-    budgets[parked.model] -= 1
+    budgets[parked.model] -= 1  # reserved before the first await
+    record = await svc.store.get(parked.job_id)
+    if record is not None and record.terminal:
+        budgets[parked.model] += 1
+        await svc.parking.remove(parked)
+        await svc.parking.forget_blob(parked)
+        return "dropped"
     body = await svc.parking.job_body(parked)
     await svc.bus.send(
         svc.settings.queue,
@@ -120,6 +127,15 @@ async def _one(svc: JobServices, parked: ParkedJob, budgets: dict[str, int], now
     await svc.parking.forget_blob(parked)
     await svc.store.progress(parked.job_id, "queued")
     return "moved"
+
+
+async def _poison_unless_done(svc: JobServices, parked: ParkedJob, reason: str) -> None:
+    record = await svc.store.get(parked.job_id)
+    if record is not None and record.terminal:
+        await svc.parking.remove(parked)
+        await svc.parking.forget_blob(parked)
+        return
+    await svc.parking.to_poison(parked, reason)
 
 
 def _capacity(svc: JobServices, alias: str) -> int:

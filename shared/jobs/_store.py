@@ -54,23 +54,29 @@ class FinishResult(tuple):
 
 
 class JobStore(Protocol):
-    """What the backlog needs from persistence. Every method is idempotent under redelivery."""
+    """What the backlog needs from persistence. Every method is idempotent under redelivery.
+    Methods taking ``current`` (the record as last read or written) use its ETag and save a read."""
 
     async def get(self, job_id: str) -> JobRecord | None: ...
 
     async def ensure(self, job: JobMessage) -> tuple[JobRecord, bool]:
         """The job's record, created as ``queued`` if missing; the flag says whether it was created."""
+        ...
 
-    async def progress(self, job_id: str, status: str, **changes: Any) -> JobRecord | None:
+    async def progress(self, job_id: str, status: str, *, current: JobRecord | None = None, **changes: Any) -> JobRecord | None:
         """Move a non-terminal job to ``status`` (running/parked/queued); never touches a terminal job."""
+        ...
 
     async def finish(
-        self, job_id: str, outcome: Terminal, *, owner: str, job: JobMessage | None = None, reply_to: str | None = None
+        self, job_id: str, outcome: Terminal, *, owner: str, job: JobMessage | None = None, reply_to: str | None = None,
+        current: JobRecord | None = None,
     ) -> FinishResult:
         """Write the terminal outcome unless one exists; the winner holds the reply lease."""
+        ...
 
     async def claim_reply(self, job_id: str, *, owner: str, force: bool = False) -> JobRecord | None:
         """Take the reply lease when the reply is pending and the lease is ours, expired, or forced."""
+        ...
 
     async def mark_replied(self, job_id: str, *, state: str = "sent") -> None: ...
 
@@ -135,7 +141,9 @@ class TableJobStore:
     async def ensure(self, job: JobMessage) -> tuple[JobRecord, bool]:
         from azure.core.exceptions import ResourceExistsError
 
-        await self._ensure_table()
+        existing = await self.get(job.job_id)  # also creates the table on first use
+        if existing is not None:
+            return existing, False
         now = _now_iso()
         entity = {
             "PartitionKey": job.job_id,
@@ -154,24 +162,24 @@ class TableJobStore:
             "redrives": 0,
             "reply_state": "none",
         }
+        entity = {k: v for k, v in entity.items() if v is not None}
         try:
-            await self._table.create_entity({k: v for k, v in entity.items() if v is not None})
+            meta = await self._table.create_entity(entity)
         except ResourceExistsError:
-            existing = await self.get(job.job_id)
-            if existing is not None:
-                return existing, False
-        record = await self.get(job.job_id)
-        assert record is not None
-        return record, True
+            raced = await self.get(job.job_id)
+            assert raced is not None
+            return raced, False
+        return _merge(JobRecord(job_id=job.job_id, status="queued"), entity, meta.get("etag")), True
 
-    async def progress(self, job_id: str, status: str, **changes: Any) -> JobRecord | None:
-        """``changes`` may hold absolute values or ``+N`` increments as ``("+", N)`` tuples."""
+    async def progress(self, job_id: str, status: str, *, current: JobRecord | None = None, **changes: Any) -> JobRecord | None:
+        """``changes`` hold absolute values or ``("+", N)`` increments. ``current``, if given, saves a read."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
         for _ in range(_MAX_CONFLICT_RETRIES):
-            current = await self.get(job_id)
+            if current is None:
+                current = await self.get(job_id)
             if current is None or current.terminal:
                 return current
             patch: dict[str, Any] = {"PartitionKey": job_id, "RowKey": _ROW, "status": status, "updated_at": _now_iso()}
@@ -181,16 +189,24 @@ class TableJobStore:
                 elif value is not None:
                     patch[key] = value
             try:
-                await self._table.update_entity(
+                meta = await self._table.update_entity(
                     patch, mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified
                 )
             except (ResourceModifiedError, ResourceNotFoundError):
+                current = None
                 continue
-            return await self.get(job_id)
+            return _merge(current, patch, meta.get("etag"))
         raise RuntimeError(f"job {job_id}: too much write contention on progress")
 
     async def finish(
-        self, job_id: str, outcome: Terminal, *, owner: str, job: JobMessage | None = None, reply_to: str | None = None
+        self,
+        job_id: str,
+        outcome: Terminal,
+        *,
+        owner: str,
+        job: JobMessage | None = None,
+        reply_to: str | None = None,
+        current: JobRecord | None = None,
     ) -> FinishResult:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -199,8 +215,10 @@ class TableJobStore:
         await self._ensure_table()
         fields = await self._terminal_fields(job_id, outcome)
         blob = fields.get("result_blob")
+        known = current
         for _ in range(_MAX_CONFLICT_RETRIES):
-            current = await self.get(job_id)
+            current = known if known is not None else await self.get(job_id)
+            known = None
             if current is not None and current.terminal:
                 if blob:
                     await self._payloads.delete(blob)
@@ -223,15 +241,16 @@ class TableJobStore:
                 if current is None:
                     base = _base_fields(job, job_id)
                     base.update(patch)
-                    await self._table.create_entity({k: v for k, v in base.items() if v is not None})
+                    base = {k: v for k, v in base.items() if v is not None}
+                    meta = await self._table.create_entity(base)
+                    stored = _merge(JobRecord(job_id=job_id, status=outcome.status), base, meta.get("etag"))
                 else:
-                    await self._table.update_entity(
+                    meta = await self._table.update_entity(
                         patch, mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified
                     )
+                    stored = _merge(current, patch, meta.get("etag"))
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                 continue
-            stored = await self.get(job_id)
-            assert stored is not None
             return FinishResult(stored, True)
         raise RuntimeError(f"job {job_id}: too much write contention on finish")
 
@@ -256,12 +275,12 @@ class TableJobStore:
                 "reply_lease_until": now + self._lease_s,
             }
             try:
-                await self._table.update_entity(
+                meta = await self._table.update_entity(
                     patch, mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified
                 )
             except ResourceModifiedError:
                 continue
-            return await self.get(job_id)
+            return _merge(current, patch, meta.get("etag"))
         return None
 
     async def mark_replied(self, job_id: str, *, state: str = "sent") -> None:
@@ -310,6 +329,20 @@ def _base_fields(job: JobMessage | None, job_id: str) -> dict[str, Any]:
             }
         )
     return base
+
+
+def _merge(current: JobRecord, patch: dict[str, Any], etag: str | None) -> JobRecord:
+    """``current`` with a written patch applied, without reading the row back."""
+    fields = JobRecord.__dataclass_fields__
+    values: dict[str, Any] = {}
+    for key, value in patch.items():
+        if key == "result":
+            values["inline_result"] = value
+        elif key in ("usage", "error") and isinstance(value, str):
+            values[key] = json.loads(value)
+        elif key in fields and key not in ("job_id", "etag"):
+            values[key] = value
+    return replace(current, etag=etag, **values)
 
 
 def _record(entity: Any) -> JobRecord:

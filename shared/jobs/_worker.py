@@ -42,9 +42,13 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
         return Outcome.DUPLICATE
     now = svc.clock()
     if job.deadline_passed(now):
-        await conclude(svc, job.job_id, _deadline_failure(job), owner=owner, job=job)
+        await conclude(svc, job.job_id, _deadline_failure(job), owner=owner, job=job, current=record)
         return Outcome.FAILED
-    await svc.store.progress(job.job_id, "running", deliveries=("+", 1))
+    running = await svc.store.progress(job.job_id, "running", current=record, deliveries=("+", 1))
+    if running is not None and running.terminal:  # finished meanwhile by a duplicate
+        await deliver_reply(svc, running, owner=owner)
+        return Outcome.DUPLICATE
+    record = running or record
     await svc.checkpoint("before_call", job.job_id)
     try:
         outcome = await run_job(svc, job)
@@ -52,11 +56,11 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
         parks = record.parks + 1
         redrives = delivery.int_property(PROP_REDRIVES)
         visibility = await svc.parking.park(job, retry_at=exc.retry_at, parks=parks, redrives=redrives)
-        await svc.store.progress(job.job_id, "parked", parks=("+", 1), retry_at=exc.retry_at)
+        await svc.store.progress(job.job_id, "parked", current=record, parks=("+", 1), retry_at=exc.retry_at)
         logger.info("job %s throttled everywhere: parked for %ds (park %d)", job.job_id, visibility, parks, extra=log)
         return Outcome.PARKED
     except RequestRejected as exc:
-        await conclude(svc, job.job_id, Terminal.failure(exc.code, exc.message, exc.details()), owner=owner, job=job)
+        await conclude(svc, job.job_id, Terminal.failure(exc.code, exc.message, exc.details()), owner=owner, job=job, current=record)
         return Outcome.FAILED
     except DeadlineExceeded:
         if job.deadline_passed(svc.clock()):
@@ -71,7 +75,7 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
         )
         raise
     await svc.checkpoint("after_call", job.job_id)
-    result = await conclude(svc, job.job_id, outcome, owner=owner, job=job)
+    result = await conclude(svc, job.job_id, outcome, owner=owner, job=job, current=record)
     return Outcome.SUCCEEDED if result.record.status == "succeeded" else Outcome.FAILED
 
 

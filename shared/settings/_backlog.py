@@ -60,6 +60,8 @@ class BacklogSettings(BaseModel):
     min_park_s: float = Field(default=1.0, ge=0, description="Shortest park, so a retry_at in the past does not spin.")
     redrive_batch: int = Field(default=32, ge=1, le=32, description="Parked messages read per timer pass (Storage caps a read at 32).")
     redrive_max_per_run: int = Field(default=256, ge=1, description="Upper bound of jobs re-driven by one timer run.")
+    redrive_concurrency: int = Field(default=8, ge=1, le=64, description="Parked jobs moved at once by one timer run.")
+    probe_timeout_s: float = Field(default=10.0, gt=0, description="The timer's region probe gives up after this.")
     redrive_claim_s: float = Field(default=60.0, gt=0, description="How long a parked message is hidden while the timer moves it.")
     defer_s: float = Field(default=15.0, gt=0, description="A due job that the quota cannot absorb now is looked at again after this.")
     max_dlq_redrives: int = Field(default=2, ge=0, description="Re-drives of a job dead-lettered for a transient reason.")

@@ -1,0 +1,388 @@
+"""Backlog chaos: jobs through the real path (Service Bus test broker -> worker -> access layer ->
+simulator, job store and parking in Azurite, the timer and both poison handlers) while the
+simulator injects 429 storms (absurd retry-after values included), 5xx bursts, hangs and a
+region outage, and the worker "crashes" on some deliveries.
+
+Crashes: the checkpoint seam raises before the model call, after it (result not stored) or after
+the terminal state is stored (reply not sent); and the queue side sometimes loses the completion
+after the function returned (the host dying before it settles). Each crash is an exception
+the host sees, so Service Bus redelivers.
+
+Checks: every job reaches exactly one terminal state (one winning terminal write, counted from
+the store's log), none is lost, and no job gets more than one reply. The counts are printed.
+
+``python -m bench.chaos --jobs 2000`` (plain script; starts Azurite, the simulator and the broker
+on free loopback ports and stops them). ``tests/e2e/test_chaos.py`` runs it with a few hundred.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+REGIONS = ("eastus2", "swedencentral")
+CRASH_STAGES = ("before_call", "after_call", "after_finish")
+CYCLE_S = 12.0
+
+__all__ = ["ChaosReport", "main", "run", "run_chaos"]
+
+
+@dataclass
+class ChaosReport:
+    jobs: int
+    elapsed_s: float = 0.0
+    succeeded: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    not_terminal: int = 0
+    terminal_writes: int = 0
+    double_terminal_writes: int = 0
+    replies: int = 0
+    jobs_without_reply: int = 0
+    duplicate_replies: int = 0
+    deliveries: int = 0
+    crashes: Counter[str] = field(default_factory=Counter)
+    parks: int = 0
+    timer_runs: int = 0
+    dead_letter_deliveries: int = 0
+    sim_requests: int = 0
+    faults: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.not_terminal == 0
+            and self.double_terminal_writes == 0
+            and self.terminal_writes == self.jobs
+            and self.duplicate_replies == 0
+            and self.jobs_without_reply == 0
+            and self.succeeded + sum(self.failed.values()) == self.jobs
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "jobs": self.jobs, "elapsed_s": round(self.elapsed_s, 1), "succeeded": self.succeeded, "failed": dict(self.failed),
+            "not_terminal": self.not_terminal, "terminal_writes": self.terminal_writes,
+            "double_terminal_writes": self.double_terminal_writes, "replies": self.replies,
+            "jobs_without_reply": self.jobs_without_reply, "duplicate_replies": self.duplicate_replies,
+            "deliveries": self.deliveries, "crashes": dict(self.crashes), "parks": self.parks, "timer_runs": self.timer_runs,
+            "dead_letter_deliveries": self.dead_letter_deliveries, "sim_requests": self.sim_requests, "faults": self.faults,
+            "ok": self.ok,
+        }
+
+    def summary(self) -> str:
+        failed = ", ".join(f"{code} {n}" for code, n in sorted(self.failed.items())) or "none"
+        crashes = ", ".join(f"{stage} {n}" for stage, n in sorted(self.crashes.items())) or "none"
+        return (
+            f"chaos: {self.jobs} jobs in {self.elapsed_s:.1f}s: {self.succeeded} succeeded, failed: {failed}; "
+            f"not terminal {self.not_terminal}; terminal writes {self.terminal_writes} (double {self.double_terminal_writes}); "
+            f"replies {self.replies} (duplicated {self.duplicate_replies}, missing {self.jobs_without_reply}); "
+            f"deliveries {self.deliveries}, crashes: {crashes}; parks {self.parks}; dead-letter deliveries "
+            f"{self.dead_letter_deliveries}; timer runs {self.timer_runs}; simulator requests {self.sim_requests} -> "
+            f"{'OK' if self.ok else 'FAILED'}"
+        )
+
+
+class _TerminalWrites(logging.Handler):
+    """Counts winning terminal writes per job from shared.jobs._core's log records."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.per_job: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        job = getattr(record, "job", None)
+        if isinstance(job, dict) and "status" in job and "job_id" in job:
+            self.per_job[job["job_id"]] += 1
+
+
+async def _chaos_driver(sim: Any, stop: asyncio.Event, faults: list[str]) -> None:
+    """The fault timeline, repeated every ``CYCLE_S`` until ``stop`` (the absurd retry-after once)."""
+
+    def inject(region: str, kind: str, **params: Any) -> None:
+        sim.region(region).fault(kind, **params)
+        faults.append(f"{region}:{kind}:{','.join(f'{k}={v}' for k, v in params.items())}")
+
+    once = [
+        (0.3, lambda: inject("swedencentral", "hang", count=2)),  # held until the read timeout
+        (3.0, lambda: inject("eastus2", "throttle", count=1, retry_after_s=86400, deployment="embed-eastus2")),  # absurd
+        (4.5, lambda: inject("swedencentral", "reset", duration_s=2.0)),  # region outage
+    ]
+    cycle = [
+        (0.0, lambda: inject("eastus2", "throttle", duration_s=2.0, retry_after_s=1)),  # 429 storm on the primary
+        (0.0, lambda: inject("swedencentral", "error", duration_s=1.0, status=503)),  # 5xx burst
+        (2.5, lambda: [inject(r, "throttle", duration_s=1.5, retry_after_s=2) for r in REGIONS]),  # all throttled: parking
+        (7.0, lambda: inject("eastus2", "error", duration_s=1.0, status=500)),
+        (8.0, lambda: [inject(r, "throttle", duration_s=1.0, retry_after_ms=700) for r in REGIONS]),
+    ]
+    started = time.monotonic()
+    rounds = 0
+    while not stop.is_set():
+        steps = sorted(((at + rounds * CYCLE_S, action) for at, action in cycle + (once if rounds == 0 else [])), key=lambda step: step[0])
+        for at, action in steps:
+            delay = at - (time.monotonic() - started)
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                    return
+                except asyncio.TimeoutError:
+                    pass
+            action()
+        rounds += 1
+        delay = rounds * CYCLE_S - (time.monotonic() - started)
+        if delay > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+                return
+            except asyncio.TimeoutError:
+                pass
+
+
+async def run_chaos(
+    *,
+    jobs: int,
+    sim: Any,
+    broker: Any,
+    storage_connection: str,
+    seed: int = 7,
+    crash_rate: float = 0.08,
+    deadline_s: float = 40.0,
+    timeout_s: float = 50.0,
+    concurrency: int = 16,
+    faults: bool = True,
+    log: Any = print,
+) -> ChaosReport:
+    """Run ``jobs`` jobs through the backlog under faults; returns the counts (does not assert)."""
+    import function_app
+    from devserver.queues import QueueSide
+    from shared.aoai import Gateway
+    from shared.jobs import JobMessage, build_backlog, delivery_from_servicebus, text_from_queue_message
+    from shared.settings import load_backlog_settings
+    from tests.fixtures.gateway import settings_for_sim
+
+    rng = random.Random(seed)
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        "BACKLOG_QUEUE": f"chaos{tag}",
+        "PARKING_QUEUE": f"chaosparked{tag}",
+        "RETRY_TIMER_SCHEDULE": "*/1 * * * * *",
+        "BACKLOG_JOBS_TABLE": f"chaosjobs{tag}",
+        "BACKLOG_RESULTS_CONTAINER": f"chaosresults{tag}",
+        "ServiceBusConnection": broker.connection_string,
+        "AzureWebJobsStorage": storage_connection,
+        "BACKLOG_JOB_TIMEOUT_S": "10",
+        "BACKLOG_DLQ_REDRIVE_DELAY_S": "1",
+        "BACKLOG_MAX_DLQ_REDRIVES": "3",
+        "BACKLOG_DEFER_S": "1",
+        "BACKLOG_REDRIVE_CLAIM_S": "5",
+        "BACKLOG_PROBE_TIMEOUT_S": "1",
+    }
+    reply_queue = f"chaosreplies{tag}"
+    broker.create_queue(reply_queue)
+    report = ChaosReport(jobs=jobs)
+    crash_plan: dict[str, str] = {}
+    crashed: set[tuple[str, str]] = set()
+
+    async def checkpoint(stage: str, job_id: str) -> None:
+        if crash_plan.get(job_id) == stage and (job_id, stage) not in crashed:
+            crashed.add((job_id, stage))
+            report.crashes[stage] += 1
+            raise RuntimeError(f"chaos: worker crash at {stage}")
+
+    gateway = Gateway(settings_for_sim(sim))
+    backlog = build_backlog(load_backlog_settings(env), gateway, checkpoint=checkpoint)
+    writes = _TerminalWrites()
+    core_log = logging.getLogger("shared.jobs._core")
+    core_log.addHandler(writes)
+    previous_level = core_log.level
+    core_log.setLevel(logging.INFO)
+    lost_completion: set[str] = set()
+
+    async def worker(msg: Any) -> None:
+        report.deliveries += 1
+        delivery = delivery_from_servicebus(msg)
+        await backlog.process(delivery)
+        key = f"{delivery.message_id}:{delivery.sequence_number}"
+        if key not in lost_completion and rng.random() < crash_rate / 2:
+            lost_completion.add(key)  # the host died after the function returned: no completion
+            report.crashes["lost_completion"] += 1
+            raise RuntimeError("chaos: completion lost")
+
+    async def dead_letters(msg: Any) -> None:
+        report.dead_letter_deliveries += 1
+        await backlog.process_dead_letter(delivery_from_servicebus(msg))
+
+    async def timer(_: Any) -> None:
+        report.timer_runs += 1
+        await backlog.run_timer()
+
+    async def parking_poison(msg: Any) -> None:
+        text, count = text_from_queue_message(msg)
+        await backlog.process_parking_poison(text, dequeue_count=count)
+
+    handlers = {"backlog_worker": worker, "backlog_dead_letters": dead_letters, "backlog_timer": timer, "parking_poison": parking_poison}
+    side = QueueSide(function_app.app, env, host_json={"extensions": {"serviceBus": {"maxConcurrentCalls": concurrency}}})
+    side.build(wrap=lambda name, default: handlers.get(name, default))
+    stop = asyncio.Event()
+    faults_stop = asyncio.Event()
+    started = time.monotonic()
+    pumps = asyncio.create_task(side.run(stop))
+    driver = asyncio.create_task(_chaos_driver(sim, faults_stop, report.faults) if faults else faults_stop.wait())
+    ids: list[str] = []
+    submits: list[Any] = []
+    try:
+        deadline = None
+        for i in range(jobs):
+            roll = rng.random()
+            if roll < 0.2:
+                request: dict[str, Any] = {"model": "text-embedding-3-small", "input": [f"chaos {i} {k}" for k in range(rng.randint(1, 4))]}
+            elif roll < 0.25:
+                request = {"model": "gpt-4o", "messages": [{"role": "user", "content": f"chaos {i} SIM_FILTER_PROMPT"}], "max_tokens": 8}
+            else:
+                request = {"model": "gpt-4o", "messages": [{"role": "user", "content": f"chaos job {i}"}], "max_tokens": 8}
+            if deadline is None:
+                from datetime import datetime, timedelta, timezone
+
+                deadline = datetime.now(timezone.utc) + timedelta(seconds=deadline_s)
+            job = JobMessage(request=request, reply_to=reply_queue, priority=rng.randint(0, 9), deadline=deadline)
+            if rng.random() < crash_rate:
+                crash_plan[job.job_id] = rng.choice(CRASH_STAGES)
+            ids.append(job.job_id)
+            submits.append(job)
+        slots = asyncio.Semaphore(32)  # many clients submitting at once
+
+        async def submit(job: Any) -> None:
+            async with slots:
+                await backlog.submit(job)
+
+        await asyncio.gather(*(submit(job) for job in submits))
+        log(f"chaos: {jobs} jobs submitted in {time.monotonic() - started:.1f}s")
+        store = backlog.services.store
+        pending = set(ids)
+        records: dict[str, Any] = {}
+        last_note = time.monotonic()
+        while pending and time.monotonic() - started < timeout_s:
+            for job_id in list(pending):
+                record = await store.get(job_id)
+                if record is not None and record.terminal and record.reply_state != "pending":
+                    records[job_id] = record
+                    pending.discard(job_id)
+            if pending:
+                if time.monotonic() - last_note > 5:
+                    log(f"chaos: {len(pending)} jobs still running after {time.monotonic() - started:.0f}s")
+                    last_note = time.monotonic()
+                await asyncio.sleep(0.25)
+        report.elapsed_s = time.monotonic() - started
+        await asyncio.sleep(0.5)  # let stragglers (duplicates being processed) settle
+    finally:
+        faults_stop.set()
+        stop.set()
+        await asyncio.gather(driver, pumps, return_exceptions=True)
+        core_log.removeHandler(writes)
+        core_log.setLevel(previous_level)
+    report.not_terminal = len(ids) - len(records)
+    for record in records.values():
+        if record.status == "succeeded":
+            report.succeeded += 1
+        else:
+            report.failed[(record.error or {}).get("code", "unknown")] += 1
+        report.parks += record.parks
+    report.terminal_writes = sum(writes.per_job[j] for j in ids)
+    report.double_terminal_writes = sum(1 for j in ids if writes.per_job[j] > 1)
+    per_job_replies: Counter[str] = Counter(str(m.correlation_id) for m in broker.messages(reply_queue))
+    report.replies = sum(per_job_replies.values())
+    report.duplicate_replies = sum(n - 1 for n in per_job_replies.values() if n > 1)
+    report.jobs_without_reply = sum(1 for j in records if per_job_replies[j] == 0)
+    report.sim_requests = sum(sim.region(r).stats()["requests"] for r in REGIONS)
+    await backlog.aclose()
+    await gateway.aclose()
+    return report
+
+
+# -- plain-script entry point -------------------------------------------------------------------
+
+
+def _start_azurite(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    from tests.fixtures.azurite import ACCOUNT, ACCOUNT_KEY
+    from tests.fixtures.ports import free_port, wait_for_port
+
+    binary = ROOT / "node_modules" / ".bin" / "azurite"
+    exe = str(binary) if binary.exists() else shutil.which("azurite")
+    if not exe:
+        raise SystemExit("azurite is not installed: run `npm install` in the repo root")
+    ports = {"blob": free_port(), "queue": free_port(), "table": free_port()}
+    cmd = [exe, "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--inMemoryPersistence"]
+    for kind, port in ports.items():
+        cmd += [f"--{kind}Host", "127.0.0.1", f"--{kind}Port", str(port)]
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    for port in ports.values():
+        wait_for_port(port, timeout=30, proc=proc)
+    host = "http://127.0.0.1"
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint={host}:{ports['blob']}/{ACCOUNT};QueueEndpoint={host}:{ports['queue']}/{ACCOUNT};"
+        f"TableEndpoint={host}:{ports['table']}/{ACCOUNT};"
+    )
+    return proc, connection
+
+
+def run_standalone(jobs: int, *, seed: int = 7, timeout_s: float | None = None, **options: Any) -> ChaosReport:
+    """Start Azurite, the simulator and the broker on free loopback ports, run, stop them all."""
+    import sbbroker
+    from tests.fixtures.sim import start_sim
+
+    workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
+    azurite, connection = _start_azurite(workdir / "azurite")
+    (workdir / "sim").mkdir(parents=True, exist_ok=True)
+    sim = start_sim(workdir=workdir / "sim")
+    broker = sbbroker.Broker(port=0).start_in_thread()
+    budget = timeout_s if timeout_s is not None else max(60.0, jobs / 10)
+    try:
+        return asyncio.run(
+            run_chaos(jobs=jobs, sim=sim, broker=broker, storage_connection=connection, seed=seed,
+                      deadline_s=budget * 0.8, timeout_s=budget, **options)
+        )
+    finally:
+        broker.stop()
+        sim.stop()
+        azurite.terminate()
+        try:
+            azurite.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            azurite.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """``python -m bench`` hook."""
+    report = run_standalone(300 if quick else 2000)
+    return {"name": "chaos", **report.as_dict(), "summary": report.summary()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for every job (default max(60, jobs/10))")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    report = run_standalone(args.jobs, seed=args.seed, timeout_s=args.timeout)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
