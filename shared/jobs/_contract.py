@@ -145,8 +145,11 @@ def parse_job_message(body: bytes | str, *, fallback_job_id: str | None = None) 
         return JobMessage.model_validate(raw)
     except ValidationError as exc:
         # Name the fields, never echo their values (they may hold prompt text).
-        fields = sorted({".".join(str(p) for p in err.get("loc", ())) or "body" for err in exc.errors()})
-        raise InvalidJobMessage(f"invalid fields: {', '.join(fields)}", **salvage) from exc
+        # Our own cross-field checks have no location: their text names the field and holds no input.
+        fields = sorted(
+            {".".join(str(p) for p in err.get("loc", ())) or str(err.get("msg", "body")).removeprefix("Value error, ") for err in exc.errors()}
+        )
+        raise InvalidJobMessage(f"invalid fields: {'; '.join(fields)}", **salvage) from exc
 
 
 class JobReply(BaseModel):

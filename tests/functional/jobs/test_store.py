@@ -1,0 +1,83 @@
+"""The Table Storage job store against Azurite: one terminal write, reply lease, big results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import pytest_asyncio
+from azure.data.tables.aio import TableClient
+from azure.storage.blob.aio import ContainerClient
+
+from shared.jobs import JobMessage, PayloadStore, TableJobStore, Terminal
+
+
+@pytest_asyncio.fixture
+async def store(azurite, unique_name):
+    table = TableClient.from_connection_string(azurite.connection_string, table_name=unique_name("jobs"))
+    container = ContainerClient.from_connection_string(azurite.connection_string, container_name=unique_name("results"))
+    store = TableJobStore(table, PayloadStore(container), inline_result_chars=30_000, reply_lease_s=30)
+    yield store, container
+    await table.close()
+    await container.close()
+
+
+def job(**fields) -> JobMessage:
+    return JobMessage(request={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}, reply_to="replies", **fields)
+
+
+async def test_concurrent_finishers_produce_exactly_one_terminal_state(store):
+    store, _ = store
+    j = job()
+    record, created = await store.ensure(j)
+    assert created and record.status == "queued"
+    assert (await store.ensure(j))[1] is False
+    outcomes = [Terminal.success({"n": i}) if i % 2 else Terminal.failure("x", f"fail {i}") for i in range(12)]
+    results = await asyncio.gather(*(store.finish(j.job_id, o, owner=f"d{i}", job=j) for i, o in enumerate(outcomes)))
+    winners = [r for r in results if r.won]
+    assert len(winners) == 1
+    stored = await store.get(j.job_id)
+    assert all(r.record.status == stored.status for r in results)
+    assert stored.reply_state == "pending" and stored.reply_owner == winners[0].record.reply_owner
+    # progress never touches a terminal job
+    after = await store.progress(j.job_id, "running", deliveries=("+", 1))
+    assert after.status == stored.status and after.deliveries == stored.deliveries
+
+
+async def test_reply_lease_belongs_to_the_winner_until_it_expires_or_is_forced(store):
+    store, _ = store
+    j = job()
+    await store.ensure(j)
+    won = await store.finish(j.job_id, Terminal.success({"ok": True}), owner="sb:m:1", job=j)
+    assert won.won
+    assert await store.claim_reply(j.job_id, owner="sb:other:2") is None  # a duplicate stays quiet
+    assert (await store.claim_reply(j.job_id, owner="sb:m:1")) is not None  # the same message, redelivered
+    assert (await store.claim_reply(j.job_id, owner="dlq:m", force=True)) is not None
+    await store.mark_replied(j.job_id)
+    assert (await store.get(j.job_id)).reply_state == "sent"
+    assert await store.claim_reply(j.job_id, owner="sb:m:1") is None
+
+
+async def test_finish_without_a_record_creates_it_terminal(store):
+    store, _ = store
+    result = await store.finish("job-orphan", Terminal.failure("invalid_message", "bad"), owner="o", reply_to="replies")
+    assert result.won and result.record.status == "failed" and result.record.reply_to == "replies"
+    assert (await store.get("job-orphan")).error["code"] == "invalid_message"
+
+
+async def test_multi_megabyte_embeddings_result_spills_to_blob(store):
+    store, container = store
+    j = job()
+    await store.ensure(j)
+    result = {"object": "list", "data": [{"index": i, "embedding": [0.123456789] * 1536} for i in range(300)]}
+    assert len(json.dumps(result)) > 4_000_000
+    won = await store.finish(j.job_id, Terminal.success(result), owner="o", job=j)
+    assert won.record.result_blob and won.record.inline_result is None
+    loaded = await store.load_result(await store.get(j.job_id))
+    assert loaded == result
+    # a losing finisher's blob is deleted, the winner's kept
+    lost = await store.finish(j.job_id, Terminal.success(result), owner="o2", job=j)
+    assert not lost.won
+    names = [b.name async for b in container.list_blobs()]
+    assert names == [won.record.result_blob]
