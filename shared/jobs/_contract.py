@@ -101,7 +101,12 @@ class JobMessage(BaseModel):
             kind = "embeddings" if "input" in request else "chat"
             data["kind"] = kind
         if isinstance(request, dict):
-            data["request"] = (EmbeddingsRequest if kind == "embeddings" else ChatRequest).model_validate(request)
+            model = EmbeddingsRequest if kind == "embeddings" else ChatRequest
+            try:
+                data["request"] = model.model_validate(request)
+            except ValidationError as exc:  # keep the field's full path: request.messages, not messages
+                errors = [{**err, "loc": ("request", *err.get("loc", ()))} for err in exc.errors(include_url=False)]
+                raise ValidationError.from_exception_data(cls.__name__, errors) from None  # type: ignore[arg-type]
             data.setdefault("model", data["request"].model)
         return data
 

@@ -1,0 +1,59 @@
+"""`python -m devserver` runs the queue side too: POST a job on 127.0.0.1, watch its result arrive."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.fixtures.devserver import settings_env
+from tests.fixtures.ports import free_port, wait_for_port
+
+from .conftest import backlog_env
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_job_over_http_through_the_real_function_app(e2e_sim, sb_broker, azurite, unique_name, gateway_settings_factory, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "BACKLOG_"))}
+    env.update(settings_env(gateway_settings_factory(e2e_sim)))
+    env.update(backlog_env(sb_broker, azurite, unique_name))
+    log = open(tmp_path / "devserver.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "devserver", "--port", str(port), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, timeout=20, proc=proc)
+        base = f"http://127.0.0.1:{port}/api"
+        reply_queue = unique_name("replies")
+        sb_broker.create_queue(reply_queue)
+        body = {"request": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}, "reply_to": reply_queue}
+        accepted = httpx.post(f"{base}/v1/jobs", json=body, timeout=10)
+        assert accepted.status_code == 202, accepted.text
+        job_id, url = accepted.json()["id"], accepted.json()["status_url"]
+        assert url == f"/api/v1/jobs/{job_id}" and accepted.headers["location"] == url
+        bad = httpx.post(f"{base}/v1/jobs", json={"request": {"model": "gpt-4o"}}, timeout=10)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "request.messages"
+        unknown = httpx.post(f"{base}/v1/jobs", json={"request": {**body["request"], "model": "nope"}}, timeout=10)
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+        assert httpx.get(f"{base}/v1/jobs/job-missing", timeout=10).status_code == 404
+        status: dict = {}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            status = httpx.get(f"http://127.0.0.1:{port}{url}", timeout=10).json()
+            if status["status"] == "succeeded" and status.get("reply") == "sent":
+                break
+            time.sleep(0.2)
+        assert status["status"] == "succeeded", status
+        assert status["result"]["choices"][0]["message"]["content"]
+        assert [m.correlation_id for m in sb_broker.messages(reply_queue)] == [job_id]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
