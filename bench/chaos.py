@@ -345,24 +345,28 @@ def run_standalone(jobs: int, *, seed: int = 7, timeout_s: float | None = None, 
     from tests.fixtures.sim import start_sim
 
     workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
-    azurite, connection = _start_azurite(workdir / "azurite")
     (workdir / "sim").mkdir(parents=True, exist_ok=True)
-    sim = start_sim(workdir=workdir / "sim")
-    broker = sbbroker.Broker(port=0).start_in_thread()
     budget = timeout_s if timeout_s is not None else max(60.0, jobs / 10)
+    azurite = sim = broker = None
     try:
+        azurite, connection = _start_azurite(workdir / "azurite")
+        sim = start_sim(workdir=workdir / "sim")
+        broker = sbbroker.Broker(port=0).start_in_thread()
         return asyncio.run(
             run_chaos(jobs=jobs, sim=sim, broker=broker, storage_connection=connection, seed=seed,
                       deadline_s=budget * 0.8, timeout_s=budget, **options)
         )
     finally:
-        broker.stop()
-        sim.stop()
-        azurite.terminate()
-        try:
-            azurite.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            azurite.kill()
+        if broker is not None:
+            broker.stop()
+        if sim is not None:
+            sim.stop()
+        if azurite is not None:
+            azurite.terminate()
+            try:
+                azurite.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                azurite.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
