@@ -1,0 +1,92 @@
+"""``python -m bench [--only NAME ...] [--quick]``: run the benchmarks, write JSON and the report.
+
+Each benchmark runs in turn (a failure is recorded and the others still run) and prints one
+summary line. Results go to ``bench/results/latest.json`` (``--quick`` runs go to
+``bench/results/quick.json`` and leave the committed report alone unless ``--report`` is given),
+then ``bench.report`` renders ``docs/benchmarks.md`` and ``docs/bench-*.png`` from that JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._harness import ROOT, machine_info
+
+__all__ = ["BENCHMARKS", "main"]
+
+# Order matters: cheap and quiet first, the long throughput runs last.
+BENCHMARKS = ("coldstart", "overhead", "memory", "failover", "drain", "chaos")
+RESULTS = ROOT / "bench" / "results"
+
+
+def _run_one(name: str, quick: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        module = importlib.import_module(f"bench.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"bench.{name}":
+            return {"name": name, "skipped": f"bench/{name}.py does not exist (yet)", "summary": f"{name}: skipped (no module)"}
+        raise
+    try:
+        result = module.run(quick=quick)
+    except Exception as exc:  # noqa: BLE001 - one benchmark failing must not hide the others
+        traceback.print_exc()
+        result = {"name": name, "error": f"{type(exc).__name__}: {exc}", "summary": f"{name}: FAILED ({type(exc).__name__}: {exc})"}
+    result.setdefault("elapsed_s", round(time.monotonic() - started, 1))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="small sample sizes: a smoke run, not figures to publish")
+    parser.add_argument("--report", action="store_true", help="with --quick/--only: still rewrite docs/benchmarks.md")
+    parser.add_argument("--out", help="results JSON path (default bench/results/latest.json, or quick.json with --quick)")
+    args = parser.parse_args(argv)
+
+    names = tuple(args.only) if args.only else BENCHMARKS
+    started = time.monotonic()
+    run: dict[str, Any] = {
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "quick": args.quick,
+        "machine_before": machine_info(),
+        "benchmarks": {},
+    }
+    summaries = []
+    for name in names:
+        print(f"bench: {name} ...", flush=True)
+        result = _run_one(name, args.quick)
+        run["benchmarks"][name] = result
+        summaries.append(result.get("summary", name))
+        print(result.get("summary", name), flush=True)
+    run["machine_after"] = machine_info()
+    run["total_s"] = round(time.monotonic() - started, 1)
+
+    partial = args.quick or bool(args.only)
+    out = Path(args.out) if args.out else RESULTS / ("quick.json" if args.quick else "latest.json")
+    if args.only and not args.out and not args.quick:
+        out = RESULTS / "partial.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(run, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    print(f"bench: results in {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({run['total_s']} s)", flush=True)
+    if not partial or args.report:
+        from .report import write_report
+
+        paths = write_report(run, results_path=out)
+        print("bench: report " + ", ".join(str(p.relative_to(ROOT)) for p in paths), flush=True)
+    print("\n".join(["", "summary:", *summaries]), flush=True)
+    failed = [n for n, r in run["benchmarks"].items() if "error" in r]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

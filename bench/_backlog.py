@@ -1,0 +1,217 @@
+"""Drive drain jobs through the real backlog path: Service Bus test broker -> the worker function
+(``function_app``'s Service Bus trigger, pumped by ``devserver.queues.QueueSide``) -> access
+layer -> simulator, with the job store and parking in Azurite and the re-drive timer every second.
+
+Terminal outcomes are counted from ``shared.jobs._core``'s one log record per winning terminal
+write (job id + status), so completions are timed without polling the store; the store is read
+once at the end to confirm every job's final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ._harness import ROOT, Budget, child_env, free_ports, wait_http
+
+__all__ = ["Azurite", "backlog_available", "drain_via_backlog"]
+
+_ACCOUNT = "devstoreaccount1"
+# The emulator's published, well-known development key (not a secret).
+_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def _azurite_binary() -> str | None:
+    local = ROOT / "node_modules" / ".bin" / "azurite"
+    return str(local) if local.exists() else shutil.which("azurite")
+
+
+def backlog_available() -> str | None:
+    """None when the backlog path can run here, else why not."""
+    if _azurite_binary() is None:
+        return "azurite is not installed (npm install)"
+    try:
+        import sbbroker  # noqa: F401
+        from devserver.queues import QueueSide  # noqa: F401
+        from shared.jobs import JobMessage, build_backlog, delivery_from_servicebus  # noqa: F401
+        from shared.settings import load_backlog_settings  # noqa: F401
+    except ImportError as exc:
+        return f"backlog modules not importable: {exc}"
+    return None
+
+
+class Azurite:
+    """Azurite (blob, queue, table) in memory on free loopback ports."""
+
+    def __init__(self) -> None:
+        self.ports = dict(zip(("blob", "queue", "table"), free_ports(3)))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        host = "http://127.0.0.1"
+        return (f"DefaultEndpointsProtocol=http;AccountName={_ACCOUNT};AccountKey={_ACCOUNT_KEY};"
+                f"BlobEndpoint={host}:{self.ports['blob']}/{_ACCOUNT};QueueEndpoint={host}:{self.ports['queue']}/{_ACCOUNT};"
+                f"TableEndpoint={host}:{self.ports['table']}/{_ACCOUNT};")
+
+    def __enter__(self) -> "Azurite":
+        exe = _azurite_binary()
+        if exe is None:
+            raise RuntimeError("azurite is not installed")
+        self._dir = tempfile.TemporaryDirectory(prefix="bench-azurite-")  # its debug/extent files, if any
+        cmd = [exe, "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--inMemoryPersistence"]
+        for kind, port in self.ports.items():
+            cmd += [f"--{kind}Host", "127.0.0.1", f"--{kind}Port", str(port)]
+        self.proc = subprocess.Popen(cmd, cwd=self._dir.name, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for port in self.ports.values():
+                wait_http(f"http://127.0.0.1:{port}/", 30, self.proc)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+class _Terminals(logging.Handler):
+    """Times every winning terminal write from ``shared.jobs._core``'s log records."""
+
+    def __init__(self, t0: Callable[[], float]) -> None:
+        super().__init__(logging.INFO)
+        self._t0 = t0
+        self.writes: Counter[str] = Counter()
+        self.first: dict[str, tuple[float, str]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        job = getattr(record, "job", None)
+        if isinstance(job, dict) and "status" in job and "job_id" in job:
+            self.writes[job["job_id"]] += 1
+            self.first.setdefault(job["job_id"], (time.monotonic() - self._t0(), str(job["status"])))
+
+
+async def drain_via_backlog(
+    gateway: Any, jobs: int, *, request_for: Callable[[int], dict[str, Any]], concurrency: int, cap_s: float,
+    storage_connection: str, on_start: Callable[[], float | None] | None = None,
+) -> dict[str, Any]:
+    """Submit ``jobs`` jobs and wait (at most ``cap_s``) until each reaches a terminal state."""
+    import function_app
+    import sbbroker
+    from devserver.queues import QueueSide
+    from shared.jobs import JobMessage, build_backlog, delivery_from_servicebus, text_from_queue_message
+    from shared.settings import load_backlog_settings
+
+    tag = uuid.uuid4().hex[:8]
+    env: Mapping[str, str] = {
+        "BACKLOG_QUEUE": f"drain{tag}", "PARKING_QUEUE": f"drainparked{tag}", "RETRY_TIMER_SCHEDULE": "*/1 * * * * *",
+        "BACKLOG_JOBS_TABLE": f"drainjobs{tag}", "BACKLOG_RESULTS_CONTAINER": f"drainresults{tag}",
+        "AzureWebJobsStorage": storage_connection, "BACKLOG_DEFER_S": "1", "BACKLOG_REDRIVE_CLAIM_S": "5",
+        "BACKLOG_JOB_TIMEOUT_S": "20",
+    }
+    broker = sbbroker.Broker(port=0).start_in_thread()
+    env = {**env, "ServiceBusConnection": broker.connection_string}
+    backlog = build_backlog(load_backlog_settings(env), gateway)
+    t0 = [time.monotonic()]
+    terminals = _Terminals(lambda: t0[0])
+    core_log = logging.getLogger("shared.jobs._core")
+    previous = core_log.level
+    core_log.addHandler(terminals)
+    core_log.setLevel(logging.INFO)
+    stats: Counter[str] = Counter()
+
+    async def worker(msg: Any) -> None:
+        stats["deliveries"] += 1
+        await backlog.process(delivery_from_servicebus(msg))
+
+    async def dead_letters(msg: Any) -> None:
+        stats["dead_letter_deliveries"] += 1
+        await backlog.process_dead_letter(delivery_from_servicebus(msg))
+
+    async def timer(_: Any) -> None:
+        stats["timer_runs"] += 1
+        await backlog.run_timer()
+
+    async def parking_poison(msg: Any) -> None:
+        stats["parking_poison"] += 1
+        text, count = text_from_queue_message(msg)
+        await backlog.process_parking_poison(text, dequeue_count=count)
+
+    handlers = {"backlog_worker": worker, "backlog_dead_letters": dead_letters, "backlog_timer": timer,
+                "parking_poison": parking_poison}
+    side = QueueSide(function_app.app, env, host_json={"extensions": {"serviceBus": {"maxConcurrentCalls": concurrency}}})
+    side.build(wrap=lambda name, default: handlers.get(name, default))
+    stop = asyncio.Event()
+    budget = Budget(cap_s)
+    ids: list[str] = []
+    submit_s = 0.0
+    pumps: asyncio.Task[Any] | None = None
+    try:
+        # Fill the backlog first (not timed), then start the worker side: the drain starts full.
+        submit_started = time.monotonic()
+        messages = [JobMessage(request=request_for(i)) for i in range(jobs)]
+        ids.extend(m.job_id for m in messages)
+        gate = asyncio.Semaphore(16)
+
+        async def submit(message: Any) -> None:
+            async with gate:
+                await backlog.submit(message)
+
+        await asyncio.gather(*(submit(m) for m in messages))
+        submit_s = time.monotonic() - submit_started
+        t0[0] = time.monotonic()
+        if on_start is not None:
+            stamp = await asyncio.to_thread(on_start)
+            t0[0] = stamp if isinstance(stamp, float) else time.monotonic()
+        pumps = asyncio.create_task(side.run(stop))
+        wanted = set(ids)
+        while not budget.expired() and not wanted <= terminals.first.keys():
+            await asyncio.sleep(0.1)
+        wall = time.monotonic() - t0[0]
+        await asyncio.sleep(0.5)  # stragglers: a duplicate being processed would show up here
+        final: Counter[str] = Counter()
+        store = backlog.services.store
+        for job_id in ids:
+            record = await store.get(job_id)
+            final[record.status if record is not None else "missing"] += 1
+    finally:
+        stop.set()
+        if pumps is not None:
+            await asyncio.gather(pumps, return_exceptions=True)
+        core_log.removeHandler(terminals)
+        core_log.setLevel(previous)
+        await backlog.aclose()
+        broker.stop()
+    done = {j: terminals.first[j] for j in ids if j in terminals.first}
+    succeeded = [t for t, status in done.values() if status == "succeeded"]
+    return {
+        "wall_s": wall,
+        "submit_s": round(submit_s, 2),
+        "succeeded": len(succeeded),
+        "done_times": sorted(succeeded),
+        "failed": dict(Counter(status for _, status in done.values() if status != "succeeded")),
+        "not_terminal": len(ids) - len(done),
+        "double_terminal_writes": sum(1 for j in ids if terminals.writes[j] > 1),
+        "final_states": dict(final),
+        "hit_time_cap": budget.expired(),
+        **dict(stats),
+    }

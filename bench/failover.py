@@ -1,0 +1,273 @@
+"""Failover: the primary region first resets connections, then hangs, then recovers.
+
+``CALLERS`` concurrent callers send chat requests back to back (``THINK_S`` apart) through each
+contender while the simulator's primary goes through the timeline:
+healthy -> ``reset`` fault (every request gets a TCP RST) -> ``hang`` fault (requests are read and
+never answered) -> recovered. The secondary stays healthy throughout.
+
+Contenders, one after another against the same simulator (reset between them):
+
+* ``gateway``   the access layer, primary priority 0, secondary priority 1; read/connect timeout
+  ``TIMEOUT_S``, circuit threshold 3 (the default), cool-off ``COOLOFF_S`` (shortened from the
+  30 s default so several cool-offs fit in the hang phase).
+* ``fallback``  (b) the seeds' crude loop: primary with the SDK's default 2 retries, on any error
+  the secondary; SDK timeout ``TIMEOUT_S`` (the default 600 s would stall the run).
+* ``litellm``   (c) LiteLLM's Router, primary ``order=1``, secondary ``order=2``, documented
+  defaults ``num_retries=2``, ``allowed_fails=3``, ``cooldown_time=5`` s, timeout ``TIMEOUT_S``.
+
+Requests sent to the dead region are the primary's reset + hang counts from ``/_sim/stats``;
+time to fail back is from the faults' end to the primary's next served request (``/_sim/stats``
+polled every ``SAMPLE_S``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._harness import Budget, SimProcess, gateway_regions, percentile
+from ._peers import litellm_router, v1_sdk
+
+__all__ = ["run"]
+
+ALIAS = "gpt-4o"
+DEPLOYMENT = "bench-chat"
+CALLERS = 4
+THINK_S = 0.02
+TIMEOUT_S = 1.0
+COOLOFF_S = 2.0
+THRESHOLD = 3
+SAMPLE_S = 0.1
+MESSAGES = [{"role": "user", "content": "Failover probe: answer briefly."}]
+MAX_TOKENS = 16
+CONTENDERS = ("gateway", "fallback", "litellm")
+
+Call = Callable[[], Awaitable[Any]]
+
+
+def _phases(quick: bool) -> dict[str, float]:
+    """Seconds of each phase: healthy, reset, hang, recovered (observation window)."""
+    return {"healthy": 1.5, "reset": 2.0, "hang": 4.0, "recovered": 6.0} if quick else \
+        {"healthy": 3.0, "reset": 4.0, "hang": 8.0, "recovered": 8.0}
+
+
+def _sim_regions() -> list[dict[str, Any]]:
+    dep = {"name": DEPLOYMENT, "model": "gpt-4o", "kind": "chat", "tpm": 10**9, "rpm": 10**9}
+    return [{"name": "primary", "deployments": [dep]}, {"name": "secondary", "deployments": [dep]}]
+
+
+async def _contender(name: str, sim: SimProcess) -> tuple[Call, Callable[[], Awaitable[None]]]:
+    if name == "gateway":
+        from shared.aoai import CallContext, ChatRequest
+        from shared.aoai._gateway import Gateway
+        from shared.settings import GatewaySettings
+
+        table = gateway_regions(sim, [("primary", 0, DEPLOYMENT, 10**9), ("secondary", 1, DEPLOYMENT, 10**9)], ALIAS)
+        settings = GatewaySettings(regions=table, connect_timeout_s=TIMEOUT_S, read_timeout_s=TIMEOUT_S,
+                                   circuit_failure_threshold=THRESHOLD, circuit_cooloff_s=COOLOFF_S)
+        gateway = Gateway(settings)
+
+        async def call() -> Any:
+            request = ChatRequest(model=ALIAS, messages=MESSAGES, max_tokens=MAX_TOKENS)
+            return await gateway.chat(request, CallContext(correlation_id="failover"))
+
+        return call, gateway.aclose
+    if name == "fallback":
+        primary = v1_sdk(sim.endpoint("primary"), timeout=TIMEOUT_S)
+        secondary = v1_sdk(sim.endpoint("secondary"), timeout=TIMEOUT_S)
+
+        async def call() -> Any:
+            try:
+                return await primary.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)
+            except Exception:  # noqa: BLE001 - the crude loop
+                return await secondary.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)
+
+        async def close() -> None:
+            await primary.close()
+            await secondary.close()
+
+        return call, close
+    router = litellm_router(
+        [{"endpoint": sim.endpoint("primary"), "deployment": DEPLOYMENT},
+         {"endpoint": sim.endpoint("secondary"), "deployment": DEPLOYMENT}],
+        num_retries=2, allowed_fails=3, cooldown_time=5, timeout=TIMEOUT_S, order=True,
+    )
+
+    async def call_litellm() -> Any:
+        return await router.acompletion(model=ALIAS, messages=MESSAGES, max_tokens=MAX_TOKENS)
+
+    async def close_litellm() -> None:
+        return None
+
+    return call_litellm, close_litellm
+
+
+class _PrimaryWatch:
+    """Samples the primary's counters from a thread: (t, served, dead requests)."""
+
+    def __init__(self, sim: SimProcess, t0: float, budget: Budget) -> None:
+        self._sim, self._t0, self._budget = sim, t0, budget
+        self._stop = threading.Event()
+        self.samples: list[tuple[float, int, int]] = []
+        self._thread = threading.Thread(target=self._loop, name="failover-watch", daemon=True)
+        self._thread.start()
+
+    def _take(self) -> None:
+        s = self._sim.stats("primary")
+        dead = s["failures"].get("reset", 0) + s["failures"].get("hang", 0)
+        self.samples.append((time.monotonic() - self._t0, s["served"], dead))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SAMPLE_S) and not self._budget.expired():
+            try:
+                self._take()
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._take()
+
+
+async def _run_contender(name: str, sim: SimProcess, phases: dict[str, float]) -> dict[str, Any]:
+    call, close = await _contender(name, sim)
+    total = sum(phases.values())
+    budget = Budget(total + 30)
+    await asyncio.to_thread(sim.reset)
+    t0 = time.monotonic()
+    fault_at = phases["healthy"]
+    hang_at = fault_at + phases["reset"]
+    recover_at = hang_at + phases["hang"]
+    end_at = recover_at + phases["recovered"]
+    records: list[tuple[float, float, str | None]] = []  # (start, latency_s, error class)
+    watch = _PrimaryWatch(sim, t0, budget)
+
+    async def caller() -> None:
+        while time.monotonic() - t0 < end_at and not budget.expired():
+            start = time.monotonic() - t0
+            error = None
+            try:
+                await asyncio.wait_for(call(), timeout=max(0.5, budget.remaining()))
+            except Exception as exc:  # noqa: BLE001 - caller-visible error, classified by type
+                error = type(exc).__name__
+            records.append((start, time.monotonic() - t0 - start, error))
+            await asyncio.sleep(THINK_S)
+
+    async def timeline() -> None:
+        await asyncio.sleep(fault_at)
+        await asyncio.to_thread(sim.fault, "primary", "reset", duration_s=phases["reset"])
+        await asyncio.sleep(max(0.0, hang_at - (time.monotonic() - t0)))
+        await asyncio.to_thread(sim.fault, "primary", "hang", duration_s=phases["hang"])
+
+    try:
+        await asyncio.gather(timeline(), *(caller() for _ in range(CALLERS)))
+    finally:
+        await asyncio.to_thread(watch.stop)
+        await close()
+    stats = {r: await asyncio.to_thread(sim.stats, r) for r in ("primary", "secondary")}
+    return _metrics(name, records, watch.samples, stats, fault_at, recover_at, end_at)
+
+
+def _metrics(
+    name: str, records: list[tuple[float, float, str | None]], samples: list[tuple[float, int, int]],
+    stats: dict[str, dict[str, Any]], fault_at: float, recover_at: float, end_at: float,
+) -> dict[str, Any]:
+    healthy = [lat for start, lat, err in records if start < fault_at and err is None]
+    base_p50 = percentile(healthy, 50) if healthy else 0.0
+    during = [(start, lat, err) for start, lat, err in records if fault_at <= start < recover_at]
+    errors_during = [err for _, _, err in during if err]
+    errors_all: dict[str, int] = {}
+    for _, _, err in records:
+        if err:
+            errors_all[err] = errors_all.get(err, 0) + 1
+    dead_total = stats["primary"]["failures"].get("reset", 0) + stats["primary"]["failures"].get("hang", 0)
+    # Dead-region requests after the first cool-off (the opening burst is allowed THRESHOLD requests).
+    first_cooloff_end = fault_at + COOLOFF_S
+    dead_at_first = next((d for t, _, d in samples if t >= first_cooloff_end), dead_total)
+    later_periods = max(1, math.ceil((recover_at - first_cooloff_end) / COOLOFF_S))
+    dead_later = dead_total - dead_at_first
+    served_at_recovery = next((s for t, s, _ in samples if t >= recover_at), None)
+    failback_s = None
+    if served_at_recovery is not None:
+        failback_s = next((round(t - recover_at, 2) for t, s, _ in samples if t >= recover_at and s > served_at_recovery), None)
+    worst = max((lat for _, lat, _ in during), default=0.0)
+    return {
+        "contender": name,
+        "calls": len(records),
+        "calls_during_faults": len(during),
+        "caller_errors_during_faults": len(errors_during),
+        "caller_errors_by_type": errors_all,
+        "healthy_p50_ms": round(base_p50 * 1000, 2),
+        "fault_p50_ms": round(percentile([lat for _, lat, _ in during], 50) * 1000, 2) if during else None,
+        "worst_added_latency_ms": round((worst - base_p50) * 1000, 1),
+        "dead_region_requests": dead_total,
+        "dead_region_requests_first_cooloff": dead_at_first,
+        "dead_region_requests_per_later_cooloff": round(dead_later / later_periods, 2),
+        "later_cooloff_periods": later_periods,
+        "failback_s": failback_s,
+        "served": {r: s["served"] for r, s in stats.items()},
+        "timeline_s": {"fault_at": fault_at, "recover_at": recover_at, "end_at": end_at},
+        "latency_series": [(round(start, 3), round(lat * 1000, 2), err) for start, lat, err in records],
+        "dead_series": [(round(t, 2), d) for t, _, d in samples],
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    started = time.monotonic()
+    gateway_log = logging.getLogger("shared")
+    previous_level = gateway_log.level
+    gateway_log.setLevel(logging.ERROR)  # one WARNING per throttled/failed-over call would drown the output
+    try:
+        return _run(quick, started)
+    finally:
+        gateway_log.setLevel(previous_level)
+
+
+def _run(quick: bool, started: float) -> dict[str, Any]:
+    phases = _phases(quick)
+    contenders: dict[str, Any] = {}
+    latency = {"ttft_ms": 5.0, "per_token_ms": 0.0}
+    with SimProcess(_sim_regions(), latency=latency, log_name="failover") as sim:
+        for name in CONTENDERS:
+            try:
+                contenders[name] = asyncio.run(_run_contender(name, sim, phases))
+            except Exception as exc:  # noqa: BLE001 - recorded; the others still run
+                contenders[name] = {"contender": name, "error": f"{type(exc).__name__}: {exc}"}
+            print(f"  failover {name}: {_line(contenders[name])}", flush=True)
+    result: dict[str, Any] = {
+        "name": "failover",
+        "quick": quick,
+        "setup": {"callers": CALLERS, "think_s": THINK_S, "timeout_s": TIMEOUT_S, "cooloff_s": COOLOFF_S,
+                  "threshold": THRESHOLD, "phases_s": phases, "sim_ttft_ms": latency["ttft_ms"]},
+        "contenders": contenders,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    result["targets"] = _targets(contenders.get("gateway", {}))
+    result["summary"] = "failover: " + "; ".join(f"{n} {_line(c)}" for n, c in contenders.items())
+    return result
+
+
+def _line(c: dict[str, Any]) -> str:
+    if "error" in c:
+        return f"FAILED ({c['error'][:80]})"
+    return (f"{c['caller_errors_during_faults']}/{c['calls_during_faults']} caller errors, worst +{c['worst_added_latency_ms']:.0f} ms, "
+            f"{c['dead_region_requests']} requests to the dead region "
+            f"({c['dead_region_requests_per_later_cooloff']}/cool-off after the first), fail-back {c['failback_s']} s")
+
+
+def _targets(g: dict[str, Any]) -> list[dict[str, Any]]:
+    if not g or "error" in g:
+        return [{"what": "failover (gateway)", "target": "runs", "measured": g.get("error", "missing"), "unit": "", "met": False}]
+    return [
+        {"what": "caller-visible errors while the secondary is healthy", "target": "0",
+         "measured": g["caller_errors_during_faults"], "unit": "errors", "met": g["caller_errors_during_faults"] == 0},
+        {"what": "requests to the dead region per circuit cool-off (after the opening burst)", "target": "<= 1",
+         "measured": g["dead_region_requests_per_later_cooloff"], "unit": "requests",
+         "met": g["dead_region_requests_per_later_cooloff"] <= 1.0},
+    ]

@@ -1,0 +1,220 @@
+"""Overhead: what the access layer, the HTTP path and LiteLLM add to one call.
+
+Core (in-process, one event loop): arms call the same zero-latency simulated deployment, one
+call per arm per round, the order rotated each round (``interleaved_rounds``):
+
+* ``sdk``        ``AsyncOpenAI(...).chat.completions.create`` (v1 API, typed response): what users write
+* ``sdk_raw``    the same client's ``client.post(..., cast_to=httpx Response)`` + ``json()``: the very
+                 transport the access layer uses, so ``gateway - sdk_raw`` is the layer's own work
+* ``gateway``    ``Gateway.chat(ChatRequest, CallContext)`` (v1 API), request model built inside the timing
+* ``sdk_dated``  ``AsyncAzureOpenAI(...).chat.completions.create`` (dated API, what LiteLLM's azure/ uses)
+* ``litellm``    ``Router.acompletion`` over the same deployment (dated API)
+
+Full HTTP path (separate processes): the caller's ``AsyncOpenAI`` pointed at the dev server
+(``/api/v1``) against the same client pointed straight at the simulator; non-streaming latency
+and, for ``stream=True``, time to the first content chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._harness import API_KEY, Budget, DevServer, SimProcess, added_latency, gateway_regions, interleaved_rounds, summarize
+from ._peers import azure_sdk, litellm_router, litellm_version, v1_sdk
+
+__all__ = ["run"]
+
+ALIAS = "gpt-4o"
+DEPLOYMENT = "bench-chat"
+MESSAGES = [{"role": "user", "content": "Say hello in five words."}]
+MAX_TOKENS = 8
+TARGET_P50_MS = 0.3
+TARGET_P99_MS = 1.0
+_UNLIMITED = 10**9
+
+Call = Callable[[], Awaitable[Any]]
+
+
+def _sim_regions() -> list[dict[str, Any]]:
+    dep = {"name": DEPLOYMENT, "model": "gpt-4o", "kind": "chat", "tpm": _UNLIMITED, "rpm": _UNLIMITED}
+    return [{"name": "solo", "deployments": [dep]}]
+
+
+async def _timed_rounds(arms: dict[str, Call], rounds: int, warmup: int, budget: Budget) -> dict[str, list[float]]:
+    """Run every arm once per round in rotated order; return per-arm latencies in ms (paired by index)."""
+    names = tuple(arms)
+    for _ in range(warmup):
+        for name in names:
+            await arms[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    clock = time.perf_counter
+    for _, order in interleaved_rounds(names, rounds):
+        if budget.expired():
+            break
+        for name in order:
+            t0 = clock()
+            await arms[name]()
+            samples[name].append((clock() - t0) * 1000.0)
+    return samples
+
+
+async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
+    import httpx2
+    from shared.aoai import CallContext, ChatRequest
+    from shared.aoai._gateway import Gateway
+    from shared.settings import GatewaySettings
+
+    endpoint = sim.endpoint("solo")
+    settings = GatewaySettings(regions=gateway_regions(sim, [("solo", 0, DEPLOYMENT, _UNLIMITED)], ALIAS))
+    gateway = Gateway(settings)
+    sdk = v1_sdk(endpoint, max_retries=0)
+    raw = v1_sdk(endpoint, max_retries=0)
+    dated = azure_sdk(endpoint, max_retries=0)
+    router = litellm_router([{"endpoint": endpoint, "deployment": DEPLOYMENT}], num_retries=0)
+    body = {"model": DEPLOYMENT, "messages": MESSAGES, "max_tokens": MAX_TOKENS}
+
+    async def call_sdk() -> Any:
+        return await sdk.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)
+
+    async def call_raw() -> Any:
+        response = await raw.post("/chat/completions", body=body, cast_to=httpx2.Response)
+        return response.json()
+
+    async def call_gateway() -> Any:
+        request = ChatRequest(model=ALIAS, messages=MESSAGES, max_tokens=MAX_TOKENS)
+        return await gateway.chat(request, CallContext(correlation_id=uuid.uuid4().hex))
+
+    async def call_dated() -> Any:
+        return await dated.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)
+
+    async def call_litellm() -> Any:
+        return await router.acompletion(model=ALIAS, messages=MESSAGES, max_tokens=MAX_TOKENS)
+
+    arms = {"sdk": call_sdk, "sdk_raw": call_raw, "gateway": call_gateway, "sdk_dated": call_dated, "litellm": call_litellm}
+    try:
+        samples = await _timed_rounds(arms, rounds, warmup=min(100, rounds), budget=budget)
+    finally:
+        await gateway.aclose()
+        for client in (sdk, raw, dated):
+            await client.close()
+    stats = sim.stats("solo")
+    return {
+        "rounds": len(samples["sdk"]),
+        "latency_ms": {name: summarize(values) for name, values in samples.items()},
+        "gateway_vs_sdk": added_latency(samples["sdk"], samples["gateway"]),
+        "gateway_vs_sdk_raw": added_latency(samples["sdk_raw"], samples["gateway"]),
+        "litellm_vs_sdk_dated": added_latency(samples["sdk_dated"], samples["litellm"]),
+        "litellm_vs_sdk": added_latency(samples["sdk"], samples["litellm"]),
+        "litellm_version": litellm_version(),
+        "sim_requests": stats.get("requests"),
+        "sim_non_200": {k: v for k, v in (stats.get("by_status") or {}).items() if k != "200"},
+    }
+
+
+async def _first_content(stream: Any) -> None:
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+            return
+
+
+async def _http(sim: SimProcess, dev: DevServer, rounds: int, stream_rounds: int, budget: Budget) -> dict[str, Any]:
+    from openai import AsyncOpenAI
+
+    direct = v1_sdk(sim.endpoint("solo"), max_retries=0)
+    via = AsyncOpenAI(base_url=dev.base_url, api_key=API_KEY, max_retries=0, default_headers={"x-functions-key": "local"})
+
+    def chat(client: Any, model: str) -> Call:
+        async def call() -> Any:
+            return await client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=MAX_TOKENS)
+
+        return call
+
+    def ttft(client: Any, model: str) -> Call:
+        async def call() -> Any:
+            stream = await client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True)
+            try:
+                await _first_content(stream)
+            finally:
+                await stream.close()
+
+        return call
+
+    try:
+        plain = await _timed_rounds({"direct": chat(direct, DEPLOYMENT), "devserver": chat(via, ALIAS)}, rounds, 30, budget)
+        streams = await _timed_rounds(
+            {"direct": ttft(direct, DEPLOYMENT), "devserver": ttft(via, ALIAS)}, stream_rounds, 10, budget
+        )
+    finally:
+        await direct.close()
+        await via.close()
+    return {
+        "rounds": len(plain["direct"]),
+        "latency_ms": {name: summarize(v) for name, v in plain.items()},
+        "added": added_latency(plain["direct"], plain["devserver"]),
+        "stream_rounds": len(streams["direct"]),
+        "ttft_ms": {name: summarize(v) for name, v in streams.items()},
+        "ttft_added": added_latency(streams["direct"], streams["devserver"]),
+    }
+
+
+def _gateway_env(sim: SimProcess) -> dict[str, str]:
+    import json
+
+    regions = gateway_regions(sim, [("solo", 0, DEPLOYMENT, _UNLIMITED)], ALIAS)
+    return {"GATEWAY_REGIONS": json.dumps(regions), "FUNCTIONS_WORKER_RUNTIME": "python", "PYTHON_ENABLE_INIT_INDEXING": "1"}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    started = time.monotonic()
+    rounds = 200 if quick else 2000
+    http_rounds = 100 if quick else 1000
+    stream_rounds = 30 if quick else 300
+    result: dict[str, Any] = {"name": "overhead", "quick": quick}
+    with SimProcess(_sim_regions(), log_name="overhead") as sim:
+        result["core"] = asyncio.run(_core(sim, rounds, Budget(60 if quick else 240)))
+        try:
+            with DevServer(_gateway_env(sim)) as dev:
+                result["http"] = asyncio.run(_http(sim, dev, http_rounds, stream_rounds, Budget(40 if quick else 150)))
+        except Exception as exc:  # noqa: BLE001 - reported, the other parts still count
+            result["http"] = {"error": f"{type(exc).__name__}: {exc}"}
+    result["elapsed_s"] = round(time.monotonic() - started, 1)
+    result["targets"] = _targets(result)
+    result["summary"] = _summary(result)
+    return result
+
+
+def _targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    core = result["core"]["gateway_vs_sdk_raw"]
+    return [
+        {"what": "core added p50 (vs same SDK transport)", "target": f"<= {TARGET_P50_MS} ms", "measured": core["p50"],
+         "unit": "ms", "met": core["p50"] <= TARGET_P50_MS},
+        {"what": "core added p99 (vs same SDK transport)", "target": f"<= {TARGET_P99_MS} ms", "measured": core["p99"],
+         "unit": "ms", "met": core["p99"] <= TARGET_P99_MS},
+        {"what": f"core rounds (each arm)", "target": ">= 2000", "measured": result["core"]["rounds"], "unit": "calls",
+         "met": result["core"]["rounds"] >= 2000},
+    ]
+
+
+def _summary(result: dict[str, Any]) -> str:
+    core = result["core"]
+    g, gr, ll = core["gateway_vs_sdk"], core["gateway_vs_sdk_raw"], core["litellm_vs_sdk_dated"]
+    sdk_p50 = core["latency_ms"]["sdk"]["p50"]
+    line = (
+        f"overhead: core n={core['rounds']} gateway adds p50 {gr['p50']:+.3f} ms / p99 {gr['p99']:+.3f} ms over the SDK transport "
+        f"({g['p50']:+.3f}/{g['p99']:+.3f} ms vs typed SDK call, p50 ratio {core['latency_ms']['gateway']['p50'] / sdk_p50:.2f}x); "
+        f"LiteLLM adds p50 {ll['p50']:+.3f} ms / p99 {ll['p99']:+.3f} ms "
+        f"(ratio {core['latency_ms']['litellm']['p50'] / core['latency_ms']['sdk_dated']['p50']:.2f}x)"
+    )
+    http = result.get("http", {})
+    if "added" in http:
+        line += (
+            f"; HTTP path adds p50 {http['added']['p50']:+.3f} ms / p99 {http['added']['p99']:+.3f} ms, "
+            f"stream TTFT +{http['ttft_added']['p50']:.3f} ms p50"
+        )
+    elif "error" in http:
+        line += f"; HTTP path not measured ({http['error'][:80]})"
+    return line

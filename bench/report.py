@@ -1,0 +1,275 @@
+"""Render ``docs/benchmarks.md`` and the ``docs/bench-*.png`` plots from one results JSON.
+
+Every figure in the report is read from the results of one ``python -m bench`` run; nothing is
+typed in by hand. ``python -m bench.report [results.json]`` re-renders without re-measuring.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._harness import ROOT
+from ._plots import plot_drain, plot_failover, plot_overhead
+
+__all__ = ["render_markdown", "write_report"]
+
+DOCS = ROOT / "docs"
+REPORT = DOCS / "benchmarks.md"
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:.3g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return out + [""]
+
+
+def _machine(run: dict[str, Any]) -> list[str]:
+    m, after = run.get("machine_before", {}), run.get("machine_after", {})
+    load_b, load_a = m.get("loadavg", []), after.get("loadavg", [])
+    busy = max(load_b[:1] + load_a[:1], default=0) > 0.5 * max(1, m.get("nproc", 1))
+    lines = [
+        "## Machine and run",
+        "",
+        f"- Run started {run.get('started_utc')} (UTC), `{run.get('command')}`, total {run.get('total_s')} s"
+        + (" — **quick mode: small samples, a smoke run, not publishable figures**" if run.get("quick") else "") + ".",
+        f"- `nproc` {m.get('nproc')}, memory {m.get('mem_gib')} GiB, CPU {m.get('cpu_model')}, Python {m.get('python')}, "
+        f"{m.get('platform')}.",
+        f"- Load average (1/5/15 min) before {load_b}, after {load_a}."
+        + (" **The machine was busy while these figures were taken (other jobs running); latencies are noisy "
+           "and read best as ratios within one benchmark, whose arms were interleaved.**" if busy else
+           " The machine was otherwise quiet."),
+        "",
+    ]
+    return lines
+
+
+def _targets(run: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, result in run["benchmarks"].items():
+        if "error" in result or "skipped" in result:
+            rows.append([name, "runs", result.get("error") or result.get("skipped"), "**MISSED**" if "error" in result else "skipped"])
+            continue
+        for t in result.get("targets", []):
+            measured = f"{_fmt(t['measured'])} {t.get('unit', '')}".strip()
+            rows.append([name, f"{t['what']}: {t['target']}", measured, "met" if t["met"] else "**MISSED**"])
+    return ["## Targets", "", *_table(["benchmark", "target", "measured", "result"], rows)]
+
+
+def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
+    core = r["core"]
+    lines = ["## 1. Overhead", "", f"`{r['summary']}`", "",
+             f"Core, in-process, zero-latency simulator, {core['rounds']} interleaved rounds (every arm once per round, "
+             "order rotated each round). Arms: `sdk` = `AsyncOpenAI.chat.completions.create` (v1, typed response); "
+             "`sdk_raw` = the same client's raw `post` + `json()`, the transport the access layer itself uses; "
+             "`gateway` = `Gateway.chat` incl. building the `ChatRequest`; `sdk_dated` = `AsyncAzureOpenAI` (dated API); "
+             f"`litellm` = LiteLLM {core.get('litellm_version')} `Router.acompletion`, same deployment, dated API. "
+             "Logging at Python's default level (the gateway's per-call INFO record is not emitted).", ""]
+    rows = [[arm, s["p50"], s["p90"], s["p99"], s["mean"]] for arm, s in core["latency_ms"].items()]
+    lines += _table(["arm", "p50 ms", "p90 ms", "p99 ms", "mean ms"], rows)
+    added = [
+        ["gateway vs sdk_raw (the layer's own work)", core["gateway_vs_sdk_raw"]],
+        ["gateway vs sdk (what a user would otherwise write)", core["gateway_vs_sdk"]],
+        ["litellm vs sdk_dated (same API style)", core["litellm_vs_sdk_dated"]],
+        ["litellm vs sdk", core["litellm_vs_sdk"]],
+    ]
+    lines += _table(["added latency", "p50 ms", "p99 ms", "median of paired differences ms"],
+                    [[name, a["p50"], a["p99"], a["paired_median"]] for name, a in added])
+    if "overhead" in images:
+        lines += [f"![overhead]({images['overhead']})", ""]
+    http = r.get("http", {})
+    if "added" in http:
+        lines += [f"Full HTTP path: the caller's `AsyncOpenAI` pointed at the dev server (`/api/v1`, separate process, "
+                  f"uvicorn) vs the same client straight at the simulator; {http['rounds']} interleaved pairs, and "
+                  f"{http['stream_rounds']} pairs of streams timed to the first content chunk.", ""]
+        rows = [["latency, direct", *[http["latency_ms"]["direct"][k] for k in ("p50", "p99")]],
+                ["latency, through dev server", *[http["latency_ms"]["devserver"][k] for k in ("p50", "p99")]],
+                ["**added**", http["added"]["p50"], http["added"]["p99"]],
+                ["TTFT, direct", *[http["ttft_ms"]["direct"][k] for k in ("p50", "p99")]],
+                ["TTFT, through dev server", *[http["ttft_ms"]["devserver"][k] for k in ("p50", "p99")]],
+                ["**TTFT added**", http["ttft_added"]["p50"], http["ttft_added"]["p99"]]]
+        lines += _table(["HTTP path", "p50 ms", "p99 ms"], rows)
+    else:
+        lines += [f"Full HTTP path: not measured — {http.get('error', 'no result')}.", ""]
+    return lines
+
+
+def _drain(r: dict[str, Any], images: dict[str, str]) -> list[str]:
+    setup = r["setup"]
+    lines = ["## 2. Drain under quota", "", f"`{r['summary']}`", "",
+             f"**How jobs are driven:** {r['driven_by']}. A job refused with `AllThrottled` waits for the time the error "
+             "names and is tried again, as the backlog's parking would do; the baselines use the same worker pool.",
+             "",
+             f"Setup: {setup['jobs']} jobs, {setup['concurrency']} workers, regions {', '.join(setup['regions'])}, each "
+             f"{setup['tpm_per_region']} TPM and {setup['rpm_per_region']} RPM per quota minute of {setup['minute_s']} s "
+             f"(simulator `minute_seconds`); {setup['charge_per_job']} tokens charged per job (prompt estimate + "
+             f"max_tokens {setup['max_tokens']}); simulator latency {setup['sim_ttft_ms']} ms per call; each scenario "
+             f"capped at {setup['time_cap_s']} s. Baselines: (a) `just_retry` = openai SDK, default retries, primary "
+             "region only; (b) `fallback` = the crude loop (primary with default retries, on any error the secondary); "
+             "(c) `litellm` = LiteLLM Router over both regions, `num_retries=2, allowed_fails=3, cooldown_time=5`. "
+             "A lost job failed for good (or was unfinished at the cap); duplicated = requests the simulator served "
+             "beyond one per completed job.", ""]
+    rows = []
+    for name, s in r["scenarios"].items():
+        if "error" in s:
+            rows.append([name, s["error"], "", "", "", "", "", ""])
+            continue
+        rows.append([name, s["fraction_full_minutes"], s["fraction_overall"], s["tokens_per_s"],
+                     f"{s['sim']['throttled_429']} / {s['sim']['requests']} ({(s['share_429'] or 0) * 100:.1f}%)",
+                     s["wall_s"], f"{s['lost']}" + (f" {s['lost_kinds']}" if s["lost_kinds"] else ""), s["duplicated"]])
+    lines += _table(["scenario", "share of combined quota (full minutes)", "overall (tokens/s ÷ quota)",
+                     "tokens/s", "simulator 429s / requests", "wall s", "lost", "duplicated"], rows)
+    if "drain" in images:
+        lines += [f"![drain throughput]({images['drain']})", ""]
+    return lines
+
+
+def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
+    setup = r["setup"]
+    ph = setup["phases_s"]
+    lines = ["## 3. Failover", "", f"`{r['summary']}`", "",
+             f"{setup['callers']} callers send requests back to back. The primary is healthy for {ph['healthy']} s, then "
+             f"resets every connection for {ph['reset']} s, then hangs every request for {ph['hang']} s, then recovers "
+             f"(watched for {ph['recovered']} s). Timeouts {setup['timeout_s']} s for every contender; the gateway's "
+             f"circuit opens after {setup['threshold']} failures (at once on a timeout) and cools off for "
+             f"{setup['cooloff_s']} s. Baselines: (b) the crude loop (SDK default 2 retries on the primary, then the "
+             "secondary); (c) LiteLLM Router with the primary at `order=1`, secondary `order=2`, "
+             "`num_retries=2, allowed_fails=3, cooldown_time=5`.", ""]
+    rows = []
+    for name, c in r["contenders"].items():
+        if "error" in c:
+            rows.append([name, c["error"], "", "", "", "", "", ""])
+            continue
+        rows.append([name, f"{c['caller_errors_during_faults']} / {c['calls_during_faults']}", c["healthy_p50_ms"],
+                     c["worst_added_latency_ms"], c["dead_region_requests"], c["dead_region_requests_first_cooloff"],
+                     c["dead_region_requests_per_later_cooloff"], c["failback_s"]])
+    lines += _table(["contender", "caller errors / calls during faults", "healthy p50 ms", "worst added latency ms",
+                     "requests to dead region", "in first cool-off", "per later cool-off", "fail-back s"], rows)
+    if "failover" in images:
+        lines += [f"![failover latency]({images['failover']})", ""]
+    return lines
+
+
+def _coldstart(r: dict[str, Any]) -> list[str]:
+    lines = ["## 4. Cold start", "", f"`{r['summary']}`", "",
+             f"Each sample is a fresh interpreter timing its own import (start-up excluded); {r['repeats']} samples "
+             "per arm, alternating.", ""]
+    rows = [[arm, s["p50"], s["p90"], s["max"], r["process_wall_ms"][arm]["p50"]] for arm, s in r["import_ms"].items()]
+    lines += _table(["import", "median ms", "p90 ms", "max ms", "whole process median ms"], rows)
+    lines += [f"Ratio of medians: **{r['ratio_median']}x**. `app.get_functions()` (indexing) after the import: "
+              f"{r['get_functions_ms'].get('p50')} ms median. Heavy modules loaded by importing `function_app`: "
+              f"{', '.join(r['heavy_loaded_by_function_app']) or 'none'}.", ""]
+    if r.get("slowest_imports"):
+        lines += ["Slowest imports under `function_app` (`python -X importtime`, one run, cumulative):", ""]
+        lines += _table(["module", "ms"], [[x["module"], x["cumulative_ms"]] for x in r["slowest_imports"]])
+    return lines
+
+
+def _memory(r: dict[str, Any]) -> list[str]:
+    lines = ["## 5. Memory", "", f"`{r['summary']}`", "",
+             f"{r['streams']} concurrent streaming chat requests, all open at once (the simulator's `max_in_flight` "
+             "confirms it). `gateway` and `sdk` are fresh in-process child processes; `devserver` is the dev server's "
+             "process RSS while serving the streams over HTTP. Base = RSS just before the streams opened (imports, "
+             "clients, one warm-up stream done).", ""]
+    rows = []
+    for arm, a in r["arms"].items():
+        if "error" in a:
+            rows.append([arm, a["error"], "", "", "", ""])
+        else:
+            rows.append([arm, a["base_mib"], a["peak_mib"], a["delta_mib"], a.get("sim_max_in_flight"), a["chunks"]])
+    lines += _table(["arm", "base MiB", "peak MiB", "growth MiB", "simulator max in flight", "chunks read"], rows)
+    return lines
+
+
+def _chaos(r: dict[str, Any]) -> list[str]:
+    lines = ["## 6. Chaos (bench/chaos.py, written with the backlog)", "", f"`{r.get('summary', '')}`", ""]
+    if "error" in r:
+        lines += [f"Failed: {r['error']}", ""]
+    return lines
+
+
+def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: str) -> str:
+    b = run["benchmarks"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "> Generated by `make bench` (`python -m bench`) from `" + results_path + "`; do not edit by hand. "
+        "Every figure below comes from that one run.",
+        "",
+        "## How to run",
+        "",
+        "```",
+        "make bench                                # installs requirements-bench.txt, runs everything (< 15 min)",
+        ".venv/bin/python -m bench --quick         # smoke run with small samples (bench/results/quick.json)",
+        ".venv/bin/python -m bench --only drain     # one benchmark (bench/results/partial.json)",
+        ".venv/bin/python -m bench.report          # re-render this page from bench/results/latest.json",
+        "```",
+        "",
+        "Everything runs on 127.0.0.1: the Azure OpenAI simulator (`python -m aoai_sim`) with per-benchmark configs "
+        "on free ports, the dev server where the HTTP path is measured, and the peers in-process. LiteLLM is "
+        "installed by the runner with `--no-deps` (see `bench/_peers.py`), telemetry off and the local cost map.",
+        "",
+        *_machine(run),
+        *_targets(run),
+        "## Summary lines",
+        "",
+        "```",
+        *[res.get("summary", name) for name, res in b.items()],
+        "```",
+        "",
+    ]
+    sections = (("overhead", _overhead), ("drain", _drain), ("failover", _failover))
+    for name, fn in sections:
+        if name in b and "error" not in b[name] and "skipped" not in b[name]:
+            lines += fn(b[name], images)
+    if "coldstart" in b and "error" not in b["coldstart"]:
+        lines += _coldstart(b["coldstart"])
+    if "memory" in b and "error" not in b["memory"]:
+        lines += _memory(b["memory"])
+    if "chaos" in b and "skipped" not in b["chaos"]:
+        lines += _chaos(b["chaos"])
+    failed = [(n, r) for n, r in b.items() if "error" in r or "skipped" in r]
+    if failed:
+        lines += ["## Not measured in this run", ""]
+        lines += [f"- `{n}`: {r.get('error') or r.get('skipped')}" for n, r in failed]
+        lines += [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(run: dict[str, Any], results_path: Path | None = None) -> list[Path]:
+    """Write the plots and the markdown; return the paths written."""
+    DOCS.mkdir(exist_ok=True)
+    b = run["benchmarks"]
+    images: dict[str, str] = {}
+    written: list[Path] = []
+    for name, fn in (("overhead", plot_overhead), ("drain", plot_drain), ("failover", plot_failover)):
+        if name in b and "error" not in b[name] and "skipped" not in b[name]:
+            path = DOCS / f"bench-{name}.png"
+            fn(b[name], path)
+            images[name] = path.name
+            written.append(path)
+    rel = str(results_path.relative_to(ROOT)) if results_path and results_path.is_relative_to(ROOT) else str(results_path)
+    REPORT.write_text(render_markdown(run, images, rel), encoding="utf-8")
+    return [REPORT, *written]
+
+
+def _main(argv: list[str]) -> int:
+    path = Path(argv[0]) if argv else ROOT / "bench" / "results" / "latest.json"
+    run = json.loads(path.read_text(encoding="utf-8"))
+    for p in write_report(run, results_path=path.resolve()):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
