@@ -39,7 +39,7 @@ MAX_VISIBILITY_S = 7 * 24 * 3600  # Storage queues refuse a longer visibility ti
 
 
 class BacklogSettings(BaseModel):
-    """Everything the backlog needs. See docs/configuration-backlog.md for each key."""
+    """Everything the backlog needs. See docs/configuration.md ("Backlog settings") for each key."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
