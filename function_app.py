@@ -1,7 +1,13 @@
 """Azure Functions entry point (Python v2 programming model). Wiring only: each handler parses
 its input, calls ``shared/`` and maps the outcome. The logic lives in ``shared/``."""
 
+import logging
+
 import azure.functions as func
+
+# The Azure SDKs log every HTTP request and AMQP state change at INFO: noise and cost in
+# Application Insights. Their warnings and errors still come through.
+logging.getLogger("azure").setLevel(logging.WARNING)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

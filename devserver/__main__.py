@@ -104,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071, help="default 7071, as Core Tools")
     parser.add_argument("--http-only", action="store_true", help="do not start the extra runners")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--sdk-log-level", default="warning", help="level of the Azure SDKs' own loggers (their INFO logs every HTTP request)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(args.sdk_log_level.upper())
     if args.settings:
         applied = load_local_settings(args.settings)
         _log.info("devserver: loaded %d settings from %s", len(applied), args.settings)
