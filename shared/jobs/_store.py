@@ -149,12 +149,7 @@ class TableJobStore:
             "PartitionKey": job.job_id,
             "RowKey": _ROW,
             "status": "queued",
-            "kind": job.kind,
-            "model": job.model,
-            "caller": job.caller,
-            "reply_to": job.reply_to,
-            "priority": job.priority,
-            "deadline": job.deadline.isoformat() if job.deadline else None,
+            **_job_fields(job),
             "created_at": now,
             "updated_at": now,
             "deliveries": 0,
@@ -318,17 +313,20 @@ def _base_fields(job: JobMessage | None, job_id: str) -> dict[str, Any]:
     now = _now_iso()
     base: dict[str, Any] = {"created_at": now, "deliveries": 0, "parks": 0, "redrives": 0}
     if job is not None:
-        base.update(
-            {
-                "kind": job.kind,
-                "model": job.model,
-                "caller": job.caller,
-                "reply_to": job.reply_to,
-                "priority": job.priority,
-                "deadline": job.deadline.isoformat() if job.deadline else None,
-            }
-        )
+        base.update(_job_fields(job))
     return base
+
+
+def _job_fields(job: JobMessage) -> dict[str, Any]:
+    """The columns a job row takes from its message, whichever write creates the row."""
+    return {
+        "kind": job.kind,
+        "model": job.model,
+        "caller": job.caller,
+        "reply_to": job.reply_to,
+        "priority": job.priority,
+        "deadline": job.deadline.isoformat() if job.deadline else None,
+    }
 
 
 def _merge(current: JobRecord, patch: dict[str, Any], etag: str | None) -> JobRecord:

@@ -66,6 +66,20 @@ async def test_finish_without_a_record_creates_it_terminal(store):
     assert (await store.get("job-orphan")).error["code"] == "invalid_message"
 
 
+async def test_ensure_and_finish_write_the_same_job_columns(store):
+    """A row created by ``ensure`` (queued) and one created by ``finish`` (a job first seen terminal,
+    e.g. dead-lettered) take the job's columns from the same helper."""
+    store, _ = store
+    fields = {"caller": "svc-a", "priority": 8, "deadline": "2031-01-01T00:00:00Z"}
+    queued, terminal = job(**fields), job(**fields)
+    await store.ensure(queued)
+    await store.finish(terminal.job_id, Terminal.failure("dead_lettered", "x"), owner="o", job=terminal)
+    a, b = await store.get(queued.job_id), await store.get(terminal.job_id)
+    columns = ("kind", "model", "caller", "reply_to", "priority", "deadline")
+    assert [getattr(a, c) for c in columns] == [getattr(b, c) for c in columns]
+    assert [getattr(a, c) for c in columns] == ["chat", "gpt-4o", "svc-a", "replies", 8, "2031-01-01T00:00:00+00:00"]
+
+
 async def test_multi_megabyte_embeddings_result_spills_to_blob(store):
     store, container = store
     j = job()
