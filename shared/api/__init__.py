@@ -8,6 +8,7 @@ from ._context import RequestInfo, request_info
 from ._errors import ApiError, error_body, error_response
 from ._handlers import Services, chat_completions, embeddings, health, list_models, openapi
 from ._openapi import openapi_document
+from ._parse import parse_body, read_body
 
 __all__ = [
     "ApiError",
@@ -21,5 +22,7 @@ __all__ = [
     "list_models",
     "openapi",
     "openapi_document",
+    "parse_body",
+    "read_body",
     "request_info",
 ]

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..api import ApiError, error_response, request_info
-from ..api._parse import parse_body, read_body  # shared.api's body helpers (413/400 naming the field)
+from ..api import ApiError, error_response, parse_body, read_body, request_info
 from ._contract import JobMessage
 
 if TYPE_CHECKING:
