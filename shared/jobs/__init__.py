@@ -4,7 +4,7 @@ poison handlers. ``function_app.py`` reaches all of it through ``Backlog`` (see 
 """
 
 from ._bus import Bus, Outgoing, QueueNotFound, connect_service_bus
-from ._contract import SCHEMA_VERSION, InvalidJobMessage, JobMessage, JobReply, new_job_id, parse_job_message
+from ._contract import SCHEMA_VERSION, InvalidJobMessage, JobIdConflict, JobMessage, JobReply, new_job_id, parse_job_message, payload_hash
 from ._core import JobServices, reply_message_id
 from ._delivery import Delivery, Outcome
 from ._http import job_status, submit_job
@@ -24,6 +24,7 @@ __all__ = [
     "Delivery",
     "FinishResult",
     "InvalidJobMessage",
+    "JobIdConflict",
     "JobMessage",
     "JobRecord",
     "JobReply",
@@ -46,6 +47,7 @@ __all__ = [
     "job_status",
     "new_job_id",
     "parse_job_message",
+    "payload_hash",
     "reply_message_id",
     "submit_job",
     "text_from_queue_message",

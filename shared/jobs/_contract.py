@@ -11,6 +11,7 @@ A message that does not parse is *invalid*: a permanent failure, never retried.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -24,10 +25,12 @@ from ..aoai import ChatRequest, EmbeddingsRequest
 __all__ = [
     "SCHEMA_VERSION",
     "InvalidJobMessage",
+    "JobIdConflict",
     "JobMessage",
     "JobReply",
     "new_job_id",
     "parse_job_message",
+    "payload_hash",
 ]
 
 SCHEMA_VERSION = 1
@@ -50,6 +53,51 @@ class InvalidJobMessage(ValueError):
         self.job_id = job_id
         self.reply_to = reply_to
         self.caller = caller
+
+
+class JobIdConflict(Exception):
+    """A job id that exists already arrived with a different payload (``payload_hash`` differs).
+
+    Like Powertools' ``IdempotencyValidationError``: a job id is an idempotency key, and reusing it
+    for different work is the caller's error. The existing job is never touched."""
+
+    code = "job_id_conflict"
+
+    def __init__(self, job_id: str, *, existing_hash: str, submitted_hash: str) -> None:
+        self.job_id = job_id
+        self.existing_hash = existing_hash
+        self.submitted_hash = submitted_hash
+        self.message = (
+            f"Job '{job_id}' already exists with a different request. Re-use a job id only to retry the "
+            "same job; send new work under a new job id."
+        )
+        super().__init__(self.message)
+
+    def error(self) -> dict[str, Any]:
+        """The failure as a job error (``Terminal.failure`` / ``JobReply.error`` shape)."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "details": {"job_id": self.job_id, "payload_hash": self.submitted_hash, "existing_payload_hash": self.existing_hash},
+        }
+
+
+def payload_hash(job: "JobMessage") -> str:
+    """``sha256:<hex>`` of the canonical JSON of what defines the work: kind, model, request,
+    reply_to, priority, deadline (in UTC). Not ``job_id`` (the key itself), ``caller`` (set by the
+    gateway from the credential, not by the body), ``submitted_at`` (new on every POST) or
+    ``schema_version``. Stable across a to_body()/parse round trip, key order, ``null`` vs absent,
+    an explicit default vs an omitted one, and equivalent deadline offsets."""
+    work = {
+        "kind": job.kind,
+        "model": job.model,
+        "request": job.request.model_dump(mode="json", exclude_none=True),
+        "reply_to": job.reply_to,
+        "priority": job.priority,
+        "deadline": job.deadline.astimezone(timezone.utc).isoformat() if job.deadline else None,
+    }
+    canonical = json.dumps(work, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 class JobMessage(BaseModel):
@@ -123,6 +171,9 @@ class JobMessage(BaseModel):
 
     def to_body(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+    def payload_hash(self) -> str:
+        return payload_hash(self)
 
     def deadline_passed(self, now: float) -> bool:
         return self.deadline is not None and self.deadline.timestamp() <= now

@@ -47,3 +47,4 @@ class Outcome:
     DUPLICATE = "duplicate"    # already terminal: nothing written, reply ensured
     REDRIVEN = "redriven"      # dead-lettered for a transient reason: sent back to the backlog
     IGNORED = "ignored"        # nothing identifies a job: alert logged only
+    CONFLICT = "conflict"      # the job id exists with another payload: recorded apart, replied, job untouched

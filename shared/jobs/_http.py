@@ -3,7 +3,9 @@
 
 POST body: the job contract's fields (``request`` required; ``job_id``, ``kind``, ``reply_to``,
 ``priority``, ``deadline`` optional). ``caller`` and ``submitted_at`` are set by the gateway.
-Re-posting a job id is idempotent: the same job, enqueued again only while unfinished.
+Re-posting a job id is idempotent when the job payload is the same (``payload_hash``: kind, model,
+request, reply_to, priority, deadline): 202 with the existing job, enqueued again only while
+unfinished. The same job id with a different payload is 409 ``job_id_conflict``; the job is untouched.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..api import ApiError, error_response, parse_body, read_body, request_info
-from ._contract import JobMessage
+from ._contract import JobIdConflict, JobMessage
 
 if TYPE_CHECKING:
     from ..settings import GatewaySettings
@@ -47,7 +49,10 @@ async def submit_job(request: Request, services: JobEndpointServices) -> Respons
             )
         job = parsed.model_copy(update={"caller": info.caller, "submitted_at": datetime.now(timezone.utc)})
         backlog = services.backlog()
-        submission = await backlog.submit(job)
+        try:
+            submission = await backlog.submit(job)
+        except JobIdConflict as exc:
+            raise ApiError(409, exc.code, exc.message, param="job_id") from None
     except Exception as exc:  # noqa: BLE001 - every failure becomes OpenAI's error shape
         return error_response(exc, info.correlation_id, headers=info.headers())
     url = f"{backlog.settings.status_route.rstrip('/')}/{job.job_id}"

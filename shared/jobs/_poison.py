@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 
 from ._bus import Outgoing
-from ._contract import InvalidJobMessage, parse_job_message
+from ._contract import InvalidJobMessage, JobIdConflict, parse_job_message
 from ._core import JobServices, conclude, deliver_reply
 from ._delivery import PROP_PARKS, PROP_PRIORITY, PROP_REDRIVES, Delivery, Outcome
 from ._parking import decode_envelope
 from ._records import Terminal
+from ._worker import reject_conflict
 
 __all__ = ["TRANSIENT_DEAD_LETTER_REASONS", "process_dead_letter", "process_parking_poison"]
 
@@ -42,6 +43,10 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
         return Outcome.IGNORED
     log = {"correlation_id": job_id}
     record = await svc.store.get(job_id)
+    if job is not None and record is not None and record.payload_hash and record.payload_hash != job.payload_hash():
+        # Another payload under a known job id: never end (or re-drive) the job on its account.
+        conflict = JobIdConflict(job_id, existing_hash=record.payload_hash, submitted_hash=job.payload_hash())
+        return await reject_conflict(svc, job, conflict, owner=owner, source=svc.settings.dead_letter_queue)
     if record is not None and record.terminal:
         await deliver_reply(svc, record, owner=owner, force=True)
         logger.info("dead-lettered job %s was already %s", job_id, record.status, extra=log)

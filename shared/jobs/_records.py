@@ -45,6 +45,7 @@ class JobRecord:
     reply_to: str | None = None
     priority: int = 5
     deadline: str | None = None
+    payload_hash: str | None = None  # JobMessage.payload_hash() of the message that created the row
     created_at: str | None = None
     updated_at: str | None = None
     terminal_at: str | None = None

@@ -42,7 +42,8 @@ class Backlog:
 
     async def submit(self, job: JobMessage) -> Submission:
         """Record the job as queued, then enqueue it (message_id = job id, so duplicate detection works).
-        Re-submitting a known, unfinished job id enqueues again: the worker runs it once."""
+        Re-submitting a known, unfinished job id with the same payload enqueues again: the worker runs
+        it once. A known job id with another payload raises ``JobIdConflict`` before anything is written."""
         svc = self.services
         record, created = await svc.store.ensure(job)
         if record.terminal:

@@ -7,6 +7,11 @@ exists. ``finish`` therefore has one winner; a redelivered or duplicate message 
 terminal and writes nothing. The reply is claimed with a lease in the same row, so it is sent by
 one delivery at a time, and marked ``sent`` afterwards.
 
+The row belongs to the payload that created it: it stores that payload's hash, and ``ensure``
+raises ``JobIdConflict`` for the same job id with a different payload (Powertools'
+``IdempotencyValidationError``). Such a message is recorded in its own row of the job's partition
+(``record_conflict``), never in the job's.
+
 Large results spill to blob storage under a name unique to the writer (``<job>/<uuid>.json``):
 a loser of the ``finish`` race deletes its own blob and never overwrites the winner's.
 """
@@ -21,7 +26,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._contract import JobMessage
+from ._contract import JobIdConflict, JobMessage
 from ._records import JobRecord, Terminal
 
 if TYPE_CHECKING:
@@ -29,7 +34,7 @@ if TYPE_CHECKING:
 
     from ._payloads import PayloadStore
 
-__all__ = ["FinishResult", "JobStore", "TableJobStore"]
+__all__ = ["FinishResult", "JobStore", "TableJobStore", "conflict_row_key"]
 
 logger = logging.getLogger(__name__)
 _ROW = "job"
@@ -60,7 +65,13 @@ class JobStore(Protocol):
     async def get(self, job_id: str) -> JobRecord | None: ...
 
     async def ensure(self, job: JobMessage) -> tuple[JobRecord, bool]:
-        """The job's record, created as ``queued`` if missing; the flag says whether it was created."""
+        """The job's record, created as ``queued`` if missing; the flag says whether it was created.
+        Raises ``JobIdConflict`` when the row exists with a different payload hash."""
+        ...
+
+    async def record_conflict(self, job: JobMessage, error: dict[str, Any], *, owner: str) -> bool:
+        """Record a conflicting message as a terminal failure beside, never in, the job's row;
+        True when this call created the record (False: a redelivery of the same message)."""
         ...
 
     async def progress(self, job_id: str, status: str, *, current: JobRecord | None = None, **changes: Any) -> JobRecord | None:
@@ -143,7 +154,7 @@ class TableJobStore:
 
         existing = await self.get(job.job_id)  # also creates the table on first use
         if existing is not None:
-            return existing, False
+            return _same_payload(existing, job), False
         now = _now_iso()
         entity = {
             "PartitionKey": job.job_id,
@@ -163,8 +174,28 @@ class TableJobStore:
         except ResourceExistsError:
             raced = await self.get(job.job_id)
             assert raced is not None
-            return raced, False
+            return _same_payload(raced, job), False
         return _merge(JobRecord(job_id=job.job_id, status="queued"), entity, meta.get("etag")), True
+
+    async def record_conflict(self, job: JobMessage, error: dict[str, Any], *, owner: str) -> bool:
+        from azure.core.exceptions import ResourceExistsError
+
+        await self._ensure_table()
+        digest = job.payload_hash()
+        entity = {
+            "PartitionKey": job.job_id,
+            "RowKey": conflict_row_key(digest),
+            **_job_fields(job),
+            "status": "failed",
+            "error": json.dumps(error),
+            "owner": owner,
+            "created_at": _now_iso(),
+        }
+        try:
+            await self._table.create_entity({k: v for k, v in entity.items() if v is not None})
+        except ResourceExistsError:
+            return False
+        return True
 
     async def progress(self, job_id: str, status: str, *, current: JobRecord | None = None, **changes: Any) -> JobRecord | None:
         """``changes`` hold absolute values or ``("+", N)`` increments. ``current``, if given, saves a read."""
@@ -326,7 +357,22 @@ def _job_fields(job: JobMessage) -> dict[str, Any]:
         "reply_to": job.reply_to,
         "priority": job.priority,
         "deadline": job.deadline.isoformat() if job.deadline else None,
+        "payload_hash": job.payload_hash(),
     }
+
+
+def conflict_row_key(digest: str) -> str:
+    """The row (in the job's partition) recording a conflicting payload; ``digest`` is its hash."""
+    return "conflict-" + digest.removeprefix("sha256:")
+
+
+def _same_payload(record: JobRecord, job: JobMessage) -> JobRecord:
+    """``record`` if ``job`` is the work it was created for; rows without a hash (written before
+    hashes were stored, or first written terminal for a message that did not parse) match anything."""
+    digest = job.payload_hash()
+    if record.payload_hash and record.payload_hash != digest:
+        raise JobIdConflict(job.job_id, existing_hash=record.payload_hash, submitted_hash=digest)
+    return record
 
 
 def _merge(current: JobRecord, patch: dict[str, Any], etag: str | None) -> JobRecord:

@@ -7,6 +7,8 @@
 | ContentFiltered (or finish_reason     | terminal failure recorded and replied, no retry            |
 |  content_filter), BadRequest,         |                                                            |
 |  UnknownModel, invalid, deadline past |                                                            |
+| job id known with another payload     | job untouched; conflict recorded apart, failure replied to |
+|  (JobIdConflict)                      |  this message's reply_to, alert logged, message completes  |
 | other UpstreamUnavailable,            | raised: Service Bus redelivers, then dead-letters after    |
 |  ConfigurationError, anything else    |  MaxDeliveryCount (the DLQ handler takes over)             |
 """
@@ -17,12 +19,13 @@ import logging
 from typing import Any
 
 from ..aoai import AllThrottled, CallContext, ChatRequest, DeadlineExceeded, RequestRejected
-from ._contract import InvalidJobMessage, JobMessage, parse_job_message
+from ._bus import Outgoing, QueueNotFound
+from ._contract import InvalidJobMessage, JobIdConflict, JobMessage, JobReply, parse_job_message
 from ._core import JobServices, conclude, deliver_reply
 from ._delivery import PROP_REDRIVES, Delivery, Outcome
 from ._records import Terminal
 
-__all__ = ["process_delivery", "run_job"]
+__all__ = ["conflict_reply_message_id", "process_delivery", "reject_conflict", "run_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +38,10 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
     except InvalidJobMessage as exc:
         return await reject_invalid(svc, exc, owner=owner, source="backlog")
     log = {"correlation_id": job.job_id}
-    record, _ = await svc.store.ensure(job)
+    try:
+        record, _ = await svc.store.ensure(job)
+    except JobIdConflict as exc:
+        return await reject_conflict(svc, job, exc, owner=owner, source="backlog")
     if record.terminal:
         sent = await deliver_reply(svc, record, owner=owner)
         logger.info("job %s already %s (delivery %d); reply re-sent: %s", job.job_id, record.status, delivery.delivery_count, sent, extra=log)
@@ -117,6 +123,47 @@ async def reject_invalid(svc: JobServices, exc: InvalidJobMessage, *, owner: str
         svc, exc.job_id, Terminal.failure("invalid_message", exc.message), owner=owner, reply_to=exc.reply_to
     )
     return Outcome.FAILED
+
+
+def conflict_reply_message_id(job_id: str, digest: str) -> str:
+    """Distinct from the job's own reply (``<job>:reply``); the same for every redelivery."""
+    return f"{job_id}:conflict:{digest.removeprefix('sha256:')[:32]}"
+
+
+async def reject_conflict(svc: JobServices, job: JobMessage, exc: JobIdConflict, *, owner: str, source: str) -> str:
+    """A message reusing a known job id for other work. The job belongs to the first payload and is
+    not touched; this message ends as a terminal failure recorded beside the job (its own row),
+    replied to *its* ``reply_to`` with a message id of its own, and alerted. The message completes:
+    retrying cannot help."""
+    error = exc.error()
+    alert = {
+        "kind": "job_id_conflict", "source": source, "job_id": job.job_id, "reply_to": job.reply_to,
+        "payload_hash": exc.submitted_hash, "existing_payload_hash": exc.existing_hash,
+    }
+    logger.error(
+        "job %s: a message reuses the job id with a different payload; the job is left as it is, the message fails",
+        job.job_id, extra={"correlation_id": job.job_id, "alert": alert},
+    )
+    await svc.store.record_conflict(job, error, owner=owner)
+    if job.reply_to:
+        reply = JobReply(job_id=job.job_id, status="failed", error=error)
+        try:
+            await svc.bus.send(
+                job.reply_to,
+                Outgoing(
+                    body=reply.model_dump_json(exclude_none=True).encode("utf-8"),
+                    message_id=conflict_reply_message_id(job.job_id, exc.submitted_hash),
+                    correlation_id=job.job_id,
+                    subject="failed",
+                    application_properties={"job_id": job.job_id, "status": "failed", "error_code": exc.code},
+                ),
+            )
+        except QueueNotFound:
+            logger.error(
+                "job %s: reply queue '%s' does not exist; the conflict reply is dropped", job.job_id, job.reply_to,
+                extra={"correlation_id": job.job_id, "alert": {"kind": "reply_undeliverable", "job_id": job.job_id, "reply_to": job.reply_to}},
+            )
+    return Outcome.CONFLICT
 
 
 def _deadline_failure(job: JobMessage) -> Terminal:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
 
-from shared.jobs import Outgoing
+from shared.jobs import Delivery, JobIdConflict, JobMessage, Outcome, Outgoing
 
 from .conftest import REGIONS
 
@@ -132,3 +133,64 @@ async def test_duplicates_and_invalid_messages(e2e_sim, sb_broker, gateway_facto
     assert sorted(r["job_id"] for r in replies) == sorted([j.job_id for j in jobs] + ["job-bad-1"])
     assert sb_broker.queue_count(queue) == 0 and sb_broker.dlq_count(queue) == 0
     assert await h.store.get("nobody") is not None  # no job id in the body: the message id names the job
+
+
+async def test_same_job_id_with_another_payload_never_touches_the_job(e2e_sim, sb_broker, gateway_factory, harness_factory):
+    """Job ids are idempotency keys: a message reusing one for other work ends as its own terminal
+    failure (a conflict row beside the job's, a job_id_conflict reply to *its* reply_to under a
+    message id of its own, an alert) and completes; the job runs once, on its own payload."""
+    h = harness_factory(sb_broker, gateway_factory(e2e_sim))
+    queue = h.env["BACKLOG_QUEUE"]
+    other_replies = h.reply_queue + "-other"
+    sb_broker.create_queue(other_replies)
+    original = h.job("the real work")
+    impostor = JobMessage(job_id=original.job_id, request={**original.request.model_dump(exclude_none=True), "max_tokens": 99}, reply_to=other_replies)
+    assert impostor.payload_hash() != original.payload_hash()
+
+    # The job is known (queued, not yet enqueued) when the conflicting message arrives, twice.
+    await h.store.ensure(original)
+    before = await h.store.get(original.job_id)
+    for _ in range(2):
+        await h.backlog.services.bus.send(queue, Outgoing(body=impostor.to_body(), message_id=impostor.job_id))
+    await h.start(timer=False)
+    deadline = time.monotonic() + 15
+    while len(sb_broker.messages(other_replies)) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    untouched = await h.store.get(original.job_id)
+    assert untouched == before and untouched.etag == before.etag and untouched.status == "queued"
+    assert sim_requests(e2e_sim) == 0
+
+    conflict_replies = sb_broker.messages(other_replies)
+    assert len(conflict_replies) == 2  # one per delivery; the same message id, so duplicate detection keeps one
+    assert {m.message_id for m in conflict_replies} == {f"{original.job_id}:conflict:{impostor.payload_hash()[7:39]}"}
+    assert {m.correlation_id for m in conflict_replies} == {original.job_id}
+    body = json.loads(conflict_replies[0].body)
+    assert body["status"] == "failed" and body["error"]["code"] == "job_id_conflict"
+    assert original.job_id in body["error"]["message"]
+    rows = [e async for e in h.store._table.query_entities(f"PartitionKey eq '{original.job_id}'")]
+    conflicts = [e for e in rows if e["RowKey"].startswith("conflict-")]
+    assert len(conflicts) == 1 and conflicts[0]["status"] == "failed" and conflicts[0]["payload_hash"] == impostor.payload_hash()
+    assert json.loads(conflicts[0]["error"])["code"] == "job_id_conflict"
+
+    # The real job then runs once on its own payload and replies once, to its own reply queue.
+    await h.submit(original)
+    done = await h.wait_terminal([original.job_id])
+    assert done[original.job_id].status == "succeeded"
+    replies = h.replies()
+    assert [r["_message_id"] for r in replies] == [f"{original.job_id}:reply"] and replies[0]["status"] == "succeeded"
+
+    # A conflicting message that reaches the dead-letter handler neither ends nor re-drives the job.
+    outcome = await h.backlog.process_dead_letter(
+        Delivery(body=impostor.to_body(), message_id=impostor.job_id, dead_letter_reason="MaxDeliveryCountExceeded")
+    )
+    assert outcome == Outcome.CONFLICT
+    assert await h.store.get(original.job_id) == done[original.job_id]
+    await asyncio.sleep(0.3)
+    assert sb_broker.queue_count(queue) == 0 and sb_broker.dlq_count(queue) == 0
+    assert len(h.replies()) == 1 and len(sb_broker.messages(other_replies)) == 3
+
+    # Through the submit path (what POST /api/v1/jobs calls) the conflict is refused before any write.
+    with pytest.raises(JobIdConflict) as info:
+        await h.backlog.submit(impostor)
+    assert info.value.job_id == original.job_id and info.value.existing_hash == original.payload_hash()
+    assert await h.submit(original) == [original.job_id]  # the same payload: idempotent, no error

@@ -35,6 +35,13 @@ def test_job_over_http_through_the_real_function_app(e2e_sim, sb_broker, azurite
         assert accepted.status_code == 202, accepted.text
         job_id, url = accepted.json()["id"], accepted.json()["status_url"]
         assert url == f"/api/v1/jobs/{job_id}" and accepted.headers["location"] == url
+        again = httpx.post(f"{base}/v1/jobs", json={**body, "job_id": job_id}, timeout=10)  # a retry: the same job
+        assert again.status_code == 202 and again.json()["id"] == job_id and again.json()["status_url"] == url
+        changed = {**body, "job_id": job_id, "request": {**body["request"], "max_tokens": 9}}
+        conflict = httpx.post(f"{base}/v1/jobs", json=changed, timeout=10)
+        assert conflict.status_code == 409, conflict.text
+        error = conflict.json()["error"]
+        assert error["code"] == "job_id_conflict" and error["param"] == "job_id" and job_id in error["message"]
         bad = httpx.post(f"{base}/v1/jobs", json={"request": {"model": "gpt-4o"}}, timeout=10)
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "request.messages"
         unknown = httpx.post(f"{base}/v1/jobs", json={"request": {**body["request"], "model": "nope"}}, timeout=10)

@@ -10,7 +10,7 @@ import pytest_asyncio
 from azure.data.tables.aio import TableClient
 from azure.storage.blob.aio import ContainerClient
 
-from shared.jobs import JobMessage, PayloadStore, TableJobStore, Terminal
+from shared.jobs import JobIdConflict, JobMessage, PayloadStore, TableJobStore, Terminal
 
 
 @pytest_asyncio.fixture
@@ -95,3 +95,28 @@ async def test_multi_megabyte_embeddings_result_spills_to_blob(store):
     assert not lost.won
     names = [b.name async for b in container.list_blobs()]
     assert names == [won.record.result_blob]
+
+
+async def test_ensure_refuses_the_same_job_id_with_another_payload(store):
+    store, _ = store
+    first = job(job_id="job-key")
+    record, created = await store.ensure(first)
+    assert created and record.payload_hash == first.payload_hash()
+    again, created = await store.ensure(job(job_id="job-key", caller="other", submitted_at=first.submitted_at))
+    assert not created and again == record  # the same work: the same job
+    other = JobMessage(job_id="job-key", request={"model": "gpt-4o", "messages": [{"role": "user", "content": "y"}]}, reply_to="replies")
+    with pytest.raises(JobIdConflict) as info:
+        await store.ensure(other)
+    assert info.value.existing_hash == first.payload_hash() and info.value.submitted_hash == other.payload_hash()
+    assert await store.record_conflict(other, info.value.error(), owner="sb:a") is True
+    assert await store.record_conflict(other, info.value.error(), owner="sb:a") is False  # redelivery
+    after = await store.get("job-key")
+    assert after == record and after.etag == record.etag
+
+
+async def test_rows_without_a_payload_hash_match_any_payload(store):
+    """Rows first written terminal for an unparsable message (or before hashes were stored)."""
+    store, _ = store
+    await store.finish("job-nohash", Terminal.failure("invalid_message", "bad"), owner="o", reply_to="replies")
+    record, created = await store.ensure(job(job_id="job-nohash"))
+    assert not created and record.status == "failed" and record.payload_hash is None
