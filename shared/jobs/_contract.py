@@ -108,7 +108,7 @@ class JobMessage(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     job_id: str = Field(default_factory=new_job_id, description="Unique; also the Service Bus message_id and the reply's correlation id.")
     caller: str | None = Field(default=None, max_length=256)
-    model: str = Field(min_length=1, description="The logical model alias; equals request.model.")
+    model: str = Field(min_length=1, description="The logical model alias; equals request.model (either may be omitted).")
     kind: Literal["chat", "embeddings"]
     request: ChatRequest | EmbeddingsRequest
     reply_to: str | None = Field(default=None, description="Service Bus queue that receives the reply; None = no reply.")
@@ -148,6 +148,8 @@ class JobMessage(BaseModel):
         if kind is None and isinstance(request, dict):
             kind = "embeddings" if "input" in request else "chat"
             data["kind"] = kind
+        if isinstance(request, dict) and "model" not in request and isinstance(data.get("model"), str):
+            request = data["request"] = {**request, "model": data["model"]}  # the alias may be given once, at the top
         if isinstance(request, dict):
             model = EmbeddingsRequest if kind == "embeddings" else ChatRequest
             try:

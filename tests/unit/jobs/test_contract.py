@@ -76,3 +76,20 @@ def test_adapter_reads_the_real_trigger_types():
     assert delivery.int_property("backlog_redrives") == 1 and delivery.int_property("priority") == 5
     text, count = text_from_queue_message(QueueMessage(id="q1", body=b'{"v": 1}', dequeue_count=2))
     assert (text, count) == ('{"v": 1}', 2)
+
+
+def test_the_alias_may_be_given_only_at_the_top():
+    from shared.jobs import JobMessage
+
+    job = JobMessage.model_validate({"model": "gpt-4o", "request": {"messages": [{"role": "user", "content": "x"}]}})
+    assert job.request.model == "gpt-4o" and job.kind == "chat"
+
+
+def test_a_top_level_alias_that_disagrees_with_the_request_is_refused():
+    import pytest
+    from pydantic import ValidationError
+
+    from shared.jobs import JobMessage
+
+    with pytest.raises(ValidationError, match="model: must equal request.model"):
+        JobMessage.model_validate({"model": "gpt-4o", "request": {"model": "other", "messages": [{"role": "user", "content": "x"}]}})
