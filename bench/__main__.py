@@ -1,8 +1,9 @@
 """``python -m bench [--only NAME ...] [--quick]``: run the benchmarks, write JSON and the report.
 
 Each benchmark runs in turn (a failure is recorded and the others still run) and prints one
-summary line. Results go to ``bench/results/latest.json`` (``--quick`` runs go to
-``bench/results/quick.json`` and leave the committed report alone unless ``--report`` is given),
+summary line. Results go to ``bench/results/latest.json`` (``--quick`` and ``--only`` runs go to
+``bench/results/quick.tmp`` / ``partial.tmp``, git-ignored, and leave the committed report alone
+unless ``--report`` is given),
 then ``bench.report`` renders ``docs/benchmarks.md`` and ``docs/bench-*.png`` from that JSON.
 """
 
@@ -72,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     run["total_s"] = round(time.monotonic() - started, 1)
 
     partial = args.quick or bool(args.only)
-    out = Path(args.out) if args.out else RESULTS / ("quick.json" if args.quick else "latest.json")
+    out = Path(args.out) if args.out else RESULTS / ("quick.tmp" if args.quick else "latest.json")
     if args.only and not args.out and not args.quick:
-        out = RESULTS / "partial.json"
+        out = RESULTS / "partial.tmp"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(run, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     print(f"bench: results in {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({run['total_s']} s)", flush=True)

@@ -112,7 +112,7 @@ class _Terminals(logging.Handler):
 
 async def drain_via_backlog(
     gateway: Any, jobs: int, *, request_for: Callable[[int], dict[str, Any]], concurrency: int, cap_s: float,
-    storage_connection: str, on_start: Callable[[], float | None] | None = None,
+    storage_connection: str, on_start: Callable[[], float | None] | None = None, settings: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Submit ``jobs`` jobs and wait (at most ``cap_s``) until each reaches a terminal state."""
     import function_app
@@ -123,10 +123,9 @@ async def drain_via_backlog(
 
     tag = uuid.uuid4().hex[:8]
     env: Mapping[str, str] = {
-        "BACKLOG_QUEUE": f"drain{tag}", "PARKING_QUEUE": f"drainparked{tag}", "RETRY_TIMER_SCHEDULE": "*/1 * * * * *",
+        "BACKLOG_QUEUE": f"drain{tag}", "PARKING_QUEUE": f"drainparked{tag}",
         "BACKLOG_JOBS_TABLE": f"drainjobs{tag}", "BACKLOG_RESULTS_CONTAINER": f"drainresults{tag}",
-        "AzureWebJobsStorage": storage_connection, "BACKLOG_DEFER_S": "1", "BACKLOG_REDRIVE_CLAIM_S": "5",
-        "BACKLOG_JOB_TIMEOUT_S": "20",
+        "AzureWebJobsStorage": storage_connection, **dict(settings or {}),
     }
     broker = sbbroker.Broker(port=0).start_in_thread()
     env = {**env, "ServiceBusConnection": broker.connection_string}

@@ -42,28 +42,6 @@ def plot_overhead(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _per_minute(cumulative: list[list[float]], minute_s: float, wall: float) -> tuple[list[float], list[float]]:
-    """Average tokens/s in each quota minute (the last one partial), from cumulative samples."""
-    def at(t: float) -> float:
-        prev_t, prev_v = 0.0, 0.0
-        for st, v in cumulative:
-            if st >= t:
-                span = st - prev_t
-                return prev_v + (v - prev_v) * ((t - prev_t) / span if span > 0 else 1.0)
-            prev_t, prev_v = st, v
-        return prev_v
-
-    edges, rates = [], []
-    k = 0
-    while k * minute_s < wall and k < 1000:
-        end = min((k + 1) * minute_s, wall)
-        if end - k * minute_s > 1e-6:
-            edges.append(k * minute_s)
-            rates.append((at(end) - at(k * minute_s)) / (end - k * minute_s))
-        k += 1
-    return edges, rates
-
-
 def plot_drain(result: dict[str, Any], path: Path) -> None:
     plt = _plt()
     setup = result["setup"]
@@ -75,17 +53,21 @@ def plot_drain(result: dict[str, Any], path: Path) -> None:
         if "error" in s or not s.get("cumulative"):
             continue
         color = _COLORS.get(name, "#333")
-        edges, rates = _per_minute(s["cumulative"], minute, s["wall_s"])
+        rates = [w / minute for w in s.get("tokens_per_full_minute") or []]
+        edges = [k * minute for k in range(len(rates))]
         if edges:
-            xs = edges + [min(edges[-1] + minute, s["wall_s"])]
-            top.step(xs, rates + [rates[-1]], where="post", color=color, label=name, linewidth=1.8)
-        ts = [0.0] + [p[0] for p in s["cumulative"]]
-        vs = [0.0] + [p[1] for p in s["cumulative"]]
-        bottom.plot(ts, vs, color=color, label=name, linewidth=1.5)
+            xs = edges + [edges[-1] + minute]
+            top.step(xs, rates + [rates[-1]], where="post", color=color, label=name, linewidth=1.8,
+                     linestyle="--" if name == "fallback" else "-")
+        points = [p for p in s["cumulative"] if p[0] <= s["wall_s"] + 0.25]
+        ts = [0.0] + [p[0] for p in points]
+        vs = [0.0] + [p[1] for p in points]
+        style = "--" if name == "fallback" else "-"  # (a) and (b) often coincide: keep both visible
+        bottom.plot(ts, vs, color=color, label=name, linewidth=1.5, linestyle=style)
         longest = max(longest, s["wall_s"])
     top.axhline(quota_rate, color="black", linestyle="--", linewidth=1, label="combined quota")
     top.axhline(quota_rate / 2, color="black", linestyle=":", linewidth=1, label="one region's quota")
-    top.set_ylabel("tokens/s charged\n(mean per quota minute)")
+    top.set_ylabel("tokens/s charged\n(mean per complete quota minute)")
     top.set_title(f"Drain of {setup['jobs']} jobs: throughput against the quota "
                   f"(quota minute = {minute:g} s, {setup['tpm_per_region']} TPM per region)")
     top.legend(fontsize=8, loc="upper right")

@@ -107,8 +107,9 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
 def _drain(r: dict[str, Any], images: dict[str, str]) -> list[str]:
     setup = r["setup"]
     lines = ["## 2. Drain under quota", "", f"`{r['summary']}`", "",
-             f"**How jobs are driven:** {r['driven_by']}. A job refused with `AllThrottled` waits for the time the error "
-             "names and is tried again, as the backlog's parking would do; the baselines use the same worker pool.",
+             f"**How jobs are driven:** {r['driven_by']}. In `backlog` a job refused with `AllThrottled` is parked in the "
+             "Storage queue and re-driven by the timer; in `gateway` the worker waits for the time the error names and "
+             "tries again.",
              "",
              f"Setup: {setup['jobs']} jobs, {setup['concurrency']} workers, regions {', '.join(setup['regions'])}, each "
              f"{setup['tpm_per_region']} TPM and {setup['rpm_per_region']} RPM per quota minute of {setup['minute_s']} s "
@@ -117,8 +118,20 @@ def _drain(r: dict[str, Any], images: dict[str, str]) -> list[str]:
              f"capped at {setup['time_cap_s']} s. Baselines: (a) `just_retry` = openai SDK, default retries, primary "
              "region only; (b) `fallback` = the crude loop (primary with default retries, on any error the secondary); "
              "(c) `litellm` = LiteLLM Router over both regions, `num_retries=2, allowed_fails=3, cooldown_time=5`. "
-             "A lost job failed for good (or was unfinished at the cap); duplicated = requests the simulator served "
-             "beyond one per completed job.", ""]
+             "(a), (b) and (c) run at the same time, each against its own simulator process with this configuration; "
+             "`backlog` and `gateway` run alone. The peers' own constants (SDK back-off, LiteLLM's 5 s cooldown) stay in "
+             "real seconds.",
+             "",
+             f"Share of the combined quota is counted per complete quota minute from the simulator's charged-token "
+             f"counter, sampled just before every window edge; the last, partial minute (the backlog running dry) is "
+             f"left out. With {setup['charge_per_job']} tokens per job a region fits a whole number of jobs per minute, so "
+             f"the best possible share is **{setup.get('ceiling')}**. Lost = failed for good or unfinished at the cap. "
+             "Duplicated = chat calls the simulator served beyond one per completed job (work done twice upstream), or, "
+             "for the backlog, jobs with more than one terminal write, whichever is larger.",
+             ""]
+    if setup.get("backlog_settings"):
+        lines += ["The backlog's time settings are scaled like the quota minute (60 s -> "
+                  f"{setup['minute_s']:g} s): " + ", ".join(f"`{k}={v}`" for k, v in setup["backlog_settings"].items()) + ".", ""]
     rows = []
     for name, s in r["scenarios"].items():
         if "error" in s:
@@ -129,6 +142,15 @@ def _drain(r: dict[str, Any], images: dict[str, str]) -> list[str]:
                      s["wall_s"], f"{s['lost']}" + (f" {s['lost_kinds']}" if s["lost_kinds"] else ""), s["duplicated"]])
     lines += _table(["scenario", "share of combined quota (full minutes)", "overall (tokens/s ÷ quota)",
                      "tokens/s", "simulator 429s / requests", "wall s", "lost", "duplicated"], rows)
+    bl = r["scenarios"].get("backlog", {})
+    if "backlog" in bl:
+        d = bl["backlog"]
+        lines += [f"Backlog path details: {d.get('submit_s')} s to submit the jobs (before the clock starts), "
+                  f"{d.get('deliveries')} worker deliveries, {d.get('timer_runs')} timer runs, final states "
+                  f"{d.get('final_states')}, {d.get('double_terminal_writes')} jobs with a second terminal write.", ""]
+    rows = [[name, ", ".join(str(w) for w in s.get("tokens_per_full_minute") or []) or "none complete"]
+            for name, s in r["scenarios"].items() if "error" not in s]
+    lines += _table(["scenario", f"tokens charged in each complete quota minute (combined quota {setup['tpm_per_region'] * len(setup['regions'])})"], rows)
     if "drain" in images:
         lines += [f"![drain throughput]({images['drain']})", ""]
     return lines
@@ -144,7 +166,14 @@ def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
              f"circuit opens after {setup['threshold']} failures (at once on a timeout) and cools off for "
              f"{setup['cooloff_s']} s. Baselines: (b) the crude loop (SDK default 2 retries on the primary, then the "
              "secondary); (c) LiteLLM Router with the primary at `order=1`, secondary `order=2`, "
-             "`num_retries=2, allowed_fails=3, cooldown_time=5`.", ""]
+             "`num_retries=2, allowed_fails=3, cooldown_time=5`.",
+             "",
+             "Requests to the dead region = the primary's reset + hang counts in `/_sim/stats`. \"In first cool-off\" counts "
+             f"them over the first {setup['cooloff_s']} s of the outage (the circuit opening, with {setup['callers']} "
+             f"callers in flight); \"per later cool-off\" divides the rest by the number of {setup['cooloff_s']} s periods "
+             "left in the outage (the same yardstick for every contender). Worst added latency = slowest call started "
+             "during the outage minus the healthy p50. Fail-back = from the faults' end to the primary's next served "
+             "request.", ""]
     rows = []
     for name, c in r["contenders"].items():
         if "error" in c:
@@ -192,7 +221,9 @@ def _memory(r: dict[str, Any]) -> list[str]:
 
 
 def _chaos(r: dict[str, Any]) -> list[str]:
-    lines = ["## 6. Chaos (bench/chaos.py, written with the backlog)", "", f"`{r.get('summary', '')}`", ""]
+    lines = ["## 6. Chaos (`bench/chaos.py`, written with the backlog)", "",
+             "The backlog's own chaos run (crashes, 429 storms, outages through the real path); its checks and counts "
+             "are its own, reported here as it prints them.", "", f"`{r.get('summary', '')}`", ""]
     if "error" in r:
         lines += [f"Failed: {r['error']}", ""]
     return lines
@@ -210,8 +241,8 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
         "",
         "```",
         "make bench                                # installs requirements-bench.txt, runs everything (< 15 min)",
-        ".venv/bin/python -m bench --quick         # smoke run with small samples (bench/results/quick.json)",
-        ".venv/bin/python -m bench --only drain     # one benchmark (bench/results/partial.json)",
+        ".venv/bin/python -m bench --quick         # smoke run, small samples (bench/results/quick.tmp, report untouched)",
+        ".venv/bin/python -m bench --only drain     # one benchmark (bench/results/partial.tmp)",
         ".venv/bin/python -m bench.report          # re-render this page from bench/results/latest.json",
         "```",
         "",
