@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     run: dict[str, Any] = {
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
         "machine_before": machine_info(),
         "benchmarks": {},

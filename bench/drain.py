@@ -363,9 +363,10 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
         "scenarios": scenarios,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
-    judged = "backlog" if "error" not in scenarios.get("backlog", {"error": 1}) else "gateway"
-    result["judged_scenario"] = judged
-    result["targets"] = _targets(scenarios.get(judged, {}), jobs, judged)
+    # Judged on the real backlog path when it ran, and on the access layer alone as well.
+    judged = [n for n in ("backlog", "gateway") if "error" not in scenarios.get(n, {"error": 1})] or ["backlog"]
+    result["judged_scenarios"] = judged
+    result["targets"] = [t for name in judged for t in _targets(scenarios.get(name, {}), jobs, name)]
     result["summary"] = "drain: " + "; ".join(f"{n} {_line(s)}" for n, s in scenarios.items())
     return result
 
