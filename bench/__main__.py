@@ -28,6 +28,17 @@ BENCHMARKS = ("coldstart", "overhead", "memory", "failover", "drain", "chaos")
 RESULTS = ROOT / "bench" / "results"
 
 
+def _dumps(value: Any, depth: int = 0) -> str:
+    """Indented JSON for objects; lists of plain values (series points) on one line: readable and small."""
+    pad, inner = " " * depth, " " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(k))}: {_dumps(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, (list, tuple)) and any(isinstance(v, dict) for v in value):
+        return "[\n" + ",\n".join(inner + _dumps(v, depth + 1) for v in value) + "\n" + pad + "]"
+    return json.dumps(value, separators=(", ", ": "))
+
+
 def _run_one(name: str, quick: bool) -> dict[str, Any]:
     started = time.monotonic()
     try:
@@ -77,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and not args.out and not args.quick:
         out = RESULTS / "partial.tmp"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(run, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    out.write_text(_dumps(run) + "\n", encoding="utf-8")
     print(f"bench: results in {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({run['total_s']} s)", flush=True)
     if not partial or args.report:
         from .report import write_report

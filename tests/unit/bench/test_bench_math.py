@@ -86,3 +86,14 @@ def test_report_renders_targets_and_marks_misses(tmp_path) -> None:
     assert "**MISSED**" in text
     assert "`nproc` 2" in text
     assert "coldstart: 2.0x" in text
+
+
+def test_results_json_round_trips_with_compact_series() -> None:
+    import json
+
+    from bench.__main__ import _dumps
+
+    run = {"a": {"series": [[0.1, 2], [0.2, 3]], "kinds": {"x, y": 1}}, "rows": [{"k": "[a, b]"}], "empty": {}, "n": None}
+    text = _dumps(run)
+    assert json.loads(text) == run
+    assert "[[0.1, 2], [0.2, 3]]" in text
