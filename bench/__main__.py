@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)")
     parser.add_argument("--quick", action="store_true", help="small sample sizes: a smoke run, not figures to publish")
     parser.add_argument("--report", action="store_true", help="with --quick/--only: still rewrite docs/benchmarks.md")
-    parser.add_argument("--out", help="results JSON path (default bench/results/latest.json, or quick.json with --quick)")
+    parser.add_argument("--out", help="results JSON path (default bench/results/latest.json; quick.tmp / partial.tmp)")
+    parser.add_argument("--note", help="free text about the conditions (e.g. 'quiet machine'), printed in the report")
     args = parser.parse_args(argv)
 
     names = tuple(args.only) if args.only else BENCHMARKS
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
+        "note": args.note,
         "machine_before": machine_info(),
         "benchmarks": {},
     }

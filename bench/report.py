@@ -37,7 +37,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def _machine(run: dict[str, Any]) -> list[str]:
     m, after = run.get("machine_before", {}), run.get("machine_after", {})
     load_b, load_a = m.get("loadavg", []), after.get("loadavg", [])
-    busy = max(load_b[:1] + load_a[:1], default=0) > 0.5 * max(1, m.get("nproc", 1))
+    busy = (load_b[:1] or [0])[0] > 0.5 * max(1, m.get("nproc", 1))
     lines = [
         "## Machine and run",
         "",
@@ -45,12 +45,16 @@ def _machine(run: dict[str, Any]) -> list[str]:
         + (" — **quick mode: small samples, a smoke run, not publishable figures**" if run.get("quick") else "") + ".",
         f"- `nproc` {m.get('nproc')}, memory {m.get('mem_gib')} GiB, CPU {m.get('cpu_model')}, Python {m.get('python')}, "
         f"{m.get('platform')}.",
-        f"- Load average (1/5/15 min) before {load_b}, after {load_a}."
-        + (" **The machine was busy while these figures were taken (other jobs running); latencies are noisy "
-           "and read best as ratios within one benchmark, whose arms were interleaved.**" if busy else
-           " The machine was otherwise quiet."),
-        "",
+        f"- Load average (1/5/15 min) before {load_b}, after {load_a} (the benchmarks' own processes keep one to two "
+        "cores busy, so the figure after includes them)."
+        + (" **The machine was already busy when the run started; latencies are noisy and read best as ratios "
+           "within one benchmark, whose arms were interleaved.**" if busy else
+           " The 1-minute load was low when the run started; if the machine is shared, other jobs may still have run "
+           "during it."),
     ]
+    if run.get("note"):
+        lines.append(f"- Note given with the run: {run['note']}")
+    lines.append("")
     return lines
 
 
