@@ -117,7 +117,9 @@ async def list_models(request: Request, services: Services) -> Response:
 
 async def health(request: Request, services: Services) -> Response:
     """GET health: liveness and each region's circuit/cooldown state. 200 when the gateway is
-    configured, 503 (with the settings error, which names keys, never values) when it is not."""
+    configured (status ``degraded``, naming ``regions_down``, while a region's circuit is not closed:
+    traffic still flows to the others), 503 (with the settings error, which names keys, never
+    values) when it is not."""
     info = request_info(request)
     now = time.time()
     try:
@@ -132,7 +134,8 @@ async def health(request: Request, services: Services) -> Response:
             problem = {"code": "internal_error", "message": f"health report failed; correlation id {info.correlation_id}"}
         body = {"status": "unavailable", "alive": True, "time": now, "error": problem}
         return JSONResponse(body, status_code=503, headers={**info.headers(), "cache-control": "no-store"})
-    body = {"status": "ok", "alive": True, "time": now, "gateway": report}
+    down = sorted(name for name, region in report.get("regions", {}).items() if region["circuit"]["state"] != "closed")
+    body = {"status": "degraded" if down else "ok", "alive": True, "time": now, "regions_down": down, "gateway": report}
     return JSONResponse(body, headers={**info.headers(), "cache-control": "no-store"})
 
 

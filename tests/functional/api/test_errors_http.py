@@ -175,3 +175,14 @@ def test_health_reports_regions_anonymously(sim, configure, devserver) -> None:
     assert set(regions) == {"eastus2", "swedencentral"}
     assert all("circuit" in r for r in regions.values())
     assert time.time() - health.json()["time"] < 60
+
+
+def test_health_is_degraded_while_a_region_is_down(sim, configure, devserver) -> None:
+    configure(sim)
+    sim.region("eastus2").fault("reset", duration_s=30)
+    for _ in range(4):  # the outage opens eastus2's circuit; callers are served by swedencentral
+        assert post(devserver, "/v1/chat/completions").status_code == 200
+    health = httpx.get(f"{devserver.base_url}/health", timeout=10).json()
+    assert health["status"] == "degraded" and health["regions_down"] == ["eastus2"]
+    assert health["gateway"]["regions"]["eastus2"]["circuit"]["state"] == "open"
+    sim.region("eastus2").reset()
