@@ -19,6 +19,7 @@ from ._exceptions import (
     UnknownModel,
     UpstreamUnavailable,
 )
+from ._budget import request_tokens
 from ._clients import ClientProvider
 from ._clock import Clock, SystemClock
 from ._gateway import Gateway
@@ -59,4 +60,5 @@ __all__ = [
     "UnknownModel",
     "UpstreamUnavailable",
     "Usage",
+    "request_tokens",
 ]

@@ -16,15 +16,36 @@ other. A higher server figure is ignored: our own in-flight charges have not rea
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING, Any
 
 from shared.settings import DeploymentConfig
 
-__all__ = ["DeploymentBudget", "SlidingWindow", "estimate_tokens"]
+from ._requests import EmbeddingsRequest
+
+if TYPE_CHECKING:
+    from ._requests import ChatRequest
+
+__all__ = ["DeploymentBudget", "SlidingWindow", "embeddings_tokens", "estimate_tokens", "request_tokens"]
 
 
 def estimate_tokens(prompt_chars: int, output_cap: int | None, default_max_tokens: int) -> int:
     """Azure's admission estimate: ceil(chars / 4) plus the output cap (or the default)."""
     return -(-prompt_chars // 4) + (output_cap if output_cap is not None else default_max_tokens)
+
+
+def embeddings_tokens(batch: list[Any]) -> int:
+    """An embeddings batch's estimate: ceil(chars / 4) per text, the length of each token list."""
+    return sum(-(-len(item) // 4) if isinstance(item, str) else len(item) for item in batch)
+
+
+def request_tokens(request: "ChatRequest | EmbeddingsRequest", default_max_tokens: int) -> int:
+    """What the access layer charges a request against TPM: for chat, the prompt estimate plus
+    the output cap (``max_completion_tokens`` or ``max_tokens``, else ``default_max_tokens``)
+    for each of the ``n`` choices; for embeddings, ``embeddings_tokens`` of its inputs."""
+    if isinstance(request, EmbeddingsRequest):
+        return embeddings_tokens(request.inputs())
+    cap = request.output_cap
+    return -(-request.prompt_chars() // 4) + (cap if cap is not None else default_max_tokens) * (request.n or 1)
 
 
 class SlidingWindow:
@@ -94,6 +115,12 @@ class DeploymentBudget:
         self.tokens.charge(now, tokens)
         self.requests.charge(now, 1)
         self.burst.charge(now, 1)
+
+    def rates(self) -> tuple[float, float]:
+        """Sustained (requests, tokens) per second: each window's limit over its span, the
+        lower of the minute and burst request rates."""
+        requests = min(self.requests.limit / self.requests.span, self.burst.limit / self.burst.span)
+        return requests, self.tokens.limit / self.tokens.span
 
     def headroom(self, now: float) -> float:
         """Share of the token and burst budget left, the lower of the two (0..1)."""

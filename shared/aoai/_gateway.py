@@ -27,6 +27,7 @@ from typing import Any
 
 from shared.settings import GatewaySettings
 
+from ._budget import embeddings_tokens, request_tokens
 from ._classify import CIRCUIT, COOLDOWN, RAISE, SKIP_CREDENTIALS, SKIP_DEPLOYMENT, Mapped, classify
 from ._clients import ClientProvider
 from ._clock import Clock, SystemClock
@@ -188,7 +189,7 @@ class Gateway:
 
         async def one(batch: list[Any]) -> tuple[dict[str, Any], Route, tuple[Attempt, ...]]:
             body = dict(base, input=batch) if len(batches) > 1 else base
-            return await self._call(alias, _embeddings_cost(batch), ctx, started, _EMBEDDINGS, body, self._post_json)
+            return await self._call(alias, embeddings_tokens(batch), ctx, started, _EMBEDDINGS, body, self._post_json)
 
         try:
             if len(batches) == 1:
@@ -276,12 +277,22 @@ class Gateway:
         await self._health.drain()
         return results
 
+    def estimate_cost(self, request: ChatRequest | EmbeddingsRequest | None) -> int:
+        """The tokens a call with ``request`` is charged against TPM (Azure's admission estimate,
+        the same figure ``chat``/``embeddings`` charge). None, a request not known: the settings'
+        ``default_max_tokens``, what a chat call with a tiny prompt and no output cap costs."""
+        if request is None:
+            return self._settings.default_max_tokens
+        return request_tokens(request, self._settings.default_max_tokens)
+
     def capacity(self, alias: str) -> Capacity:
-        """Requests and tokens absorbable right now across the alias's usable deployments."""
+        """Requests and tokens absorbable right now across the alias's usable deployments, and the
+        rates at which their quotas replenish (see ``Capacity``)."""
         if alias not in self._router.tiers:
             raise UnknownModel(alias, self._aliases)
         now = self._now()
         requests = tokens = count = 0
+        requests_per_s = tokens_per_s = 0.0
         soonest: float | None = None
         for tier in self._router.tiers[alias]:
             for route in tier:
@@ -294,6 +305,9 @@ class Gateway:
                     soonest = at if soonest is None or at < soonest else soonest
                     continue
                 budget = dep.budget
+                rate_requests, rate_tokens = budget.rates()
+                requests_per_s += rate_requests
+                tokens_per_s += rate_tokens
                 free_requests = min(budget.requests.remaining(now), budget.burst.remaining(now))
                 free_tokens = budget.tokens.remaining(now)
                 if free_requests <= 0 or free_tokens <= 0:
@@ -303,7 +317,10 @@ class Gateway:
                 requests += free_requests
                 tokens += free_tokens
                 count += 1
-        return Capacity(alias=alias, requests=requests, tokens=tokens, deployments=count, retry_at=None if count else soonest)
+        return Capacity(
+            alias=alias, requests=requests, tokens=tokens, deployments=count, retry_at=None if count else soonest,
+            requests_per_s=requests_per_s, tokens_per_s=tokens_per_s,
+        )
 
     async def aclose(self) -> None:
         await self._health.aclose()
@@ -321,8 +338,7 @@ class Gateway:
         return ctx.timeout_s if ctx.timeout_s is not None else self._settings.call_deadline_s
 
     def _chat_cost(self, request: ChatRequest) -> int:
-        cap = request.output_cap
-        return -(-request.prompt_chars() // 4) + (cap if cap is not None else self._settings.default_max_tokens) * (request.n or 1)
+        return request_tokens(request, self._settings.default_max_tokens)
 
     async def _call(
         self,
@@ -579,10 +595,6 @@ def _usage(raw: Any) -> Usage | None:
         completion_tokens=raw.get("completion_tokens", 0) or 0,
         total_tokens=raw.get("total_tokens", 0) or 0,
     )
-
-
-def _embeddings_cost(batch: list[Any]) -> int:
-    return sum(-(-len(item) // 4) if isinstance(item, str) else len(item) for item in batch)
 
 
 def _merge_embeddings(parts: list[tuple[dict[str, Any], Route, tuple[Attempt, ...]]], size: int) -> dict[str, Any]:

@@ -86,11 +86,19 @@ class Capacity:
     """What one alias can absorb right now, summed over deployments that are not cooling,
     exhausted, missing or behind an open circuit. The timer re-drives parked jobs within it.
 
-    ``retry_at`` (epoch seconds) is the soonest time a blocked deployment frees up, when
-    nothing is available now; None when something is available or nothing will free up."""
+    ``requests``/``tokens``/``deployments`` count what is free *now* (deployments whose own
+    windows are full are left out). ``retry_at`` (epoch seconds) is the soonest time a blocked
+    deployment frees up, when nothing is available now; None when something is available or
+    nothing will free up.
+
+    ``requests_per_s``/``tokens_per_s`` are the sustained rates the same usable deployments
+    replenish at (effective RPM and TPM per quota minute, ``quota_minute_s`` honoured), whether
+    or not their windows are full right now: what the quota adds per second from here on."""
 
     alias: str
     requests: int
     tokens: int
     deployments: int
     retry_at: float | None = None
+    requests_per_s: float = 0.0
+    tokens_per_s: float = 0.0
