@@ -9,9 +9,10 @@ when Core Tools are absent (never deployed).
   when it returns, **abandon** when it raises (Service Bus then redelivers, and dead-letters after
   MaxDeliveryCount). Locks are renewed while the function runs (``maxAutoLockRenewalDuration``);
   up to ``max_concurrent_calls`` messages run at once (``maxConcurrentCalls``).
-* ``timerTrigger``: on its NCRONTAB schedule (``TimerSchedule``: six fields; ``*/N`` and plain
-  numbers in the seconds/minutes/hours fields, ``*`` elsewhere — enough for "every N seconds /
-  minutes"; anything else is refused with a clear error).
+* ``timerTrigger``: on its NCRONTAB schedule (``shared.jobs.TimerSchedule``, the parser the
+  re-drive also plans with: six fields; ``*/N`` and plain numbers in the seconds/minutes/hours
+  fields, ``*`` elsewhere — enough for "every N seconds / minutes"; anything else is refused
+  with a clear error).
 * ``queueTrigger`` (Storage, e.g. ``<parking>-poison``): polling, base64 message text (host.json
   ``messageEncoding: base64``), delete on return; on raise the message becomes visible again and
   after ``max_dequeue_count`` dequeues it moves to ``<queue>-poison``, as the host does.
@@ -28,9 +29,10 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Mapping
+
+from shared.jobs import TimerSchedule
 
 __all__ = ["QueueSide", "ServiceBusPump", "StorageQueuePump", "TimerPump", "TimerSchedule", "run"]
 
@@ -52,45 +54,7 @@ def resolve(name: str, env: Mapping[str, str]) -> str:
     return _SETTING.sub(one, name)
 
 
-# -- timer schedule ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TimerSchedule:
-    """A six-field NCRONTAB (``{second} {minute} {hour} {day} {month} {day-of-week}``), restricted
-    to what "every N seconds/minutes/hours" needs: each of the first three fields is ``*``, ``*/N``
-    or a number; the last three must be ``*``."""
-
-    seconds: tuple[int, ...]
-    minutes: tuple[int, ...]
-    hours: tuple[int, ...]
-
-    @classmethod
-    def parse(cls, expression: str) -> "TimerSchedule":
-        fields = expression.split()
-        if len(fields) != 6:
-            raise ValueError(f"timer schedule {expression!r}: NCRONTAB needs six fields (second minute hour day month day-of-week)")
-        if any(f != "*" for f in fields[3:]):
-            raise ValueError(f"timer schedule {expression!r}: the dev server supports '*' for day, month and day-of-week only")
-        return cls(_field(fields[0], 60, expression), _field(fields[1], 60, expression), _field(fields[2], 24, expression))
-
-    def next_after(self, moment: datetime) -> datetime:
-        candidate = moment.replace(microsecond=0) + timedelta(seconds=1)
-        for _ in range(3 * 24 * 3600):
-            if candidate.second in self.seconds and candidate.minute in self.minutes and candidate.hour in self.hours:
-                return candidate
-            candidate += timedelta(seconds=1)
-        raise ValueError("timer schedule never fires")
-
-
-def _field(text: str, size: int, expression: str) -> tuple[int, ...]:
-    if text == "*":
-        return tuple(range(size))
-    if text.startswith("*/") and text[2:].isdigit() and int(text[2:]) > 0:
-        return tuple(range(0, size, int(text[2:])))
-    if text.isdigit() and int(text) < size:
-        return (int(text),)
-    raise ValueError(f"timer schedule {expression!r}: field {text!r} is not '*', '*/N' or a number")
+# -- timer schedule: shared.jobs._schedule.TimerSchedule (one parser for the dev server and the re-drive)
 
 
 # -- pumps ----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ._parking import ParkedJob, ParkingLot, decode_envelope
 from ._payloads import PayloadStore
 from ._records import TERMINAL, JobRecord, Terminal
 from ._redrive import TimerReport
+from ._schedule import TimerSchedule, redrive_horizon_s
 from ._service import Backlog, Submission, build_backlog
 from ._store import FinishResult, JobStore, TableJobStore
 
@@ -40,6 +41,7 @@ __all__ = [
     "TableJobStore",
     "Terminal",
     "TimerReport",
+    "TimerSchedule",
     "build_backlog",
     "connect_service_bus",
     "decode_envelope",
@@ -48,6 +50,7 @@ __all__ = [
     "new_job_id",
     "parse_job_message",
     "payload_hash",
+    "redrive_horizon_s",
     "reply_message_id",
     "submit_job",
     "text_from_queue_message",

@@ -63,7 +63,12 @@ class BacklogSettings(BaseModel):
     redrive_concurrency: int = Field(default=8, ge=1, le=64, description="Parked jobs moved at once by one timer run.")
     probe_timeout_s: float = Field(default=10.0, gt=0, description="The timer's region probe gives up after this.")
     redrive_claim_s: float = Field(default=60.0, gt=0, description="How long a parked message is hidden while the timer moves it.")
-    defer_s: float = Field(default=15.0, gt=0, description="A due job that the quota cannot absorb now is looked at again after this.")
+    defer_s: float = Field(default=15.0, gt=0, description="A due job that the quota cannot absorb in this run is looked at again after this.")
+    redrive_horizon_s: float | None = Field(
+        default=None, gt=0,
+        description="How far ahead one timer run schedules re-drives (the time to its next run); None: the timer "
+        "schedule's period when evenly spaced ('*/N' seconds, a fixed minute), else 30 s.",
+    )
     max_dlq_redrives: int = Field(default=2, ge=0, description="Re-drives of a job dead-lettered for a transient reason.")
     dlq_redrive_delay_s: float = Field(default=60.0, ge=0, description="Delay before a dead-lettered job is re-driven (doubles each time).")
     inline_result_chars: int = Field(default=30_000, ge=1, le=30_000, description="Larger results spill to blob (a table property holds 64 KiB of UTF-16).")
