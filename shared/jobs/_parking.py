@@ -4,7 +4,11 @@ A parked message is an envelope (JSON, base64-encoded on the wire like the Funct
 trigger expects by default, ``extensions.queues.messageEncoding = base64``)::
 
     {"v": 1, "job_id", "model", "priority", "parks", "redrives", "retry_at", "deadline",
-     "job": {...the job message...}}  or  "job_blob": "<blob name>" when the job is too big
+     "cost", "job": {...the job message...}}  or  "job_blob": "<blob name>" when the job is too big
+
+``cost`` is the tokens the access layer charges the job (``Gateway.estimate_cost``), so the timer
+can plan re-drives in tokens without reading the job; envelopes parked before it existed lack
+it (``ParkedJob.cost`` None: the timer uses the default estimate).
 
 Visibility is capped at 7 days (the Storage limit) and messages never expire (ttl -1), so a
 parked job is not lost silently. Queue names: the parking queue and ``<parking>-poison``.
@@ -47,6 +51,7 @@ class ParkedJob:
     job_blob: str | None
     reason: str | None = None
     handle: Any = None
+    cost: int | None = None  # estimated tokens; None in envelopes from before the field existed
 
     def envelope(self, **changes: Any) -> dict[str, Any]:
         out = {
@@ -59,6 +64,8 @@ class ParkedJob:
             "retry_at": self.retry_at,
             "deadline": self.deadline,
         }
+        if self.cost is not None:
+            out["cost"] = self.cost
         if self.job is not None:
             out["job"] = self.job
         if self.job_blob is not None:
@@ -86,7 +93,14 @@ def decode_envelope(text: str, handle: Any = None) -> ParkedJob:
         job_blob=raw.get("job_blob"),
         reason=raw.get("reason"),
         handle=handle,
+        cost=_cost(raw.get("cost")),
     )
+
+
+def _cost(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    return int(value)
 
 
 class ParkingLot:
@@ -129,8 +143,9 @@ class ParkingLot:
         wait = max(self._min_park_s, due - self._clock())
         return int(min(self._max_park_s, max(1.0, round(wait + 0.4999))))  # whole seconds, rounded up
 
-    async def park(self, job: JobMessage, *, retry_at: float, parks: int, redrives: int) -> int:
-        """Park ``job`` until ``retry_at``; returns the visibility timeout used (seconds)."""
+    async def park(self, job: JobMessage, *, retry_at: float, parks: int, redrives: int, cost: int | None = None) -> int:
+        """Park ``job`` until ``retry_at``; returns the visibility timeout used (seconds).
+        ``cost``: its estimated tokens, kept in the envelope for the timer's plan."""
         body = job.to_body()
         deadline = job.deadline.timestamp() if job.deadline else None
         parked = ParkedJob(
@@ -143,6 +158,7 @@ class ParkingLot:
             deadline=deadline,
             job=json.loads(body) if len(body) <= self._inline else None,
             job_blob=None if len(body) <= self._inline else f"parked/{job.job_id}/{uuid.uuid4().hex}.json",
+            cost=cost,
         )
         if parked.job_blob:
             await self._payloads.put(parked.job_blob, body)

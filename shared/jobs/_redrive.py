@@ -2,8 +2,12 @@
 
 1. ``gateway.probe_regions()`` updates the shared health (failover and fail-back).
 2. Parked jobs that are visible again (their time has come) go back on the backlog, highest
-   priority first, at most ``gateway.capacity(alias).requests`` per alias per run, so a reopened
-   quota window does not get a thundering herd; the rest are looked at again after ``defer_s``.
+   priority first, planned over the horizon until the next run (``redrive_horizon_s``): per alias,
+   what ``gateway.capacity(alias)`` says is free now plus what its quota replenishes over the
+   horizon, in requests and in tokens (each job's estimated cost is in its parking envelope).
+   Each job is sent with a Service Bus scheduled enqueue time spread over the horizon at the
+   sustained rate (``_plan``), so a reopened quota window gets no thundering herd; jobs beyond
+   the horizon are looked at again after ``defer_s``.
 3. Jobs parked ``max_parks`` times, or past their deadline, move to ``<parking>-poison``.
 
 Every step is per message: one failure is counted and reported, the rest go on; a message that
@@ -21,6 +25,8 @@ from ._bus import Outgoing
 from ._core import JobServices
 from ._delivery import PROP_PARKS, PROP_PRIORITY, PROP_REDRIVES
 from ._parking import ParkedJob
+from ._plan import Allowance, plan_redrive
+from ._schedule import redrive_horizon_s
 
 __all__ = ["TimerReport", "run_timer"]
 
@@ -33,11 +39,14 @@ class TimerReport:
 
     probes: dict[str, bool] = field(default_factory=dict)
     moved: int = 0
+    scheduled: int = 0  # of the moved jobs, those sent with a scheduled enqueue time (later than now)
     deferred: int = 0
     poisoned: int = 0
     dropped: int = 0  # parked copies of jobs that were already terminal
     failed: int = 0
     errors: tuple[str, ...] = ()
+    horizon_s: float = 0.0
+    plan: dict[str, dict[str, Any]] = field(default_factory=dict)  # per alias: allowance, jobs sent, last delay
 
     @property
     def ok(self) -> bool:
@@ -45,13 +54,15 @@ class TimerReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "probes": dict(self.probes), "moved": self.moved, "deferred": self.deferred, "poisoned": self.poisoned,
-            "dropped": self.dropped, "failed": self.failed, "errors": list(self.errors),
+            "probes": dict(self.probes), "moved": self.moved, "scheduled": self.scheduled, "deferred": self.deferred,
+            "poisoned": self.poisoned, "dropped": self.dropped, "failed": self.failed, "errors": list(self.errors),
+            "horizon_s": self.horizon_s, "plan": {alias: dict(summary) for alias, summary in self.plan.items()},
         }
 
 
 async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
-    counts = {"moved": 0, "deferred": 0, "poisoned": 0, "dropped": 0, "failed": 0}
+    started = svc.clock()
+    counts = {"moved": 0, "scheduled": 0, "deferred": 0, "poisoned": 0, "dropped": 0, "failed": 0}
     errors: list[str] = []
     probes: dict[str, bool] = {}
     if probe:
@@ -73,47 +84,78 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
             counts["failed"] += 1
             errors.append(f"poison unreadable: {exc.__class__.__name__}")
     batch.sort(key=lambda p: (-p.priority, p.retry_at))
-    budgets: dict[str, int] = {}
     now = svc.clock()
+    # Until the next run: the horizon from this run's start, less what probing and reading took.
+    horizon = max(0.0, redrive_horizon_s(settings) - max(0.0, now - started))
+    # Jobs to poison need no quota: they are left out of the plan.
+    verdicts = {id(parked): _verdict(svc, parked, now) for parked in batch}
+    by_alias: dict[str, list[ParkedJob]] = {}
+    for parked in batch:
+        if verdicts[id(parked)] is None:
+            by_alias.setdefault(parked.model, []).append(parked)
+    delays: dict[int, float | None] = {}
+    plan: dict[str, dict[str, Any]] = {}
+    default_cost: int | None = None
+    for alias, jobs in by_alias.items():
+        costs = []
+        for parked in jobs:
+            if parked.cost is None and default_cost is None:
+                default_cost = _default_cost(svc)
+            costs.append(parked.cost if parked.cost is not None else default_cost)
+        allowance = _allowance(svc, alias)
+        planned = plan_redrive(costs, allowance, horizon)
+        delays.update((id(parked), delay) for parked, delay in zip(jobs, planned))
+        sent = [d for d in planned if d is not None]
+        plan[alias] = {
+            "requests": round(allowance.requests_within(horizon), 1), "tokens": round(allowance.tokens_within(horizon)),
+            "sent": len(sent), "deferred": len(planned) - len(sent), "last_s": round(max(sent), 3) if sent else None,
+        }
     slots = asyncio.Semaphore(settings.redrive_concurrency)
 
     async def guarded(parked: ParkedJob) -> None:
         async with slots:
             try:
-                counts[await _one(svc, parked, budgets, now)] += 1
+                outcome = await _one(svc, parked, verdicts[id(parked)], delays.get(id(parked)), now)
             except Exception as exc:  # noqa: BLE001 - counted; the message reappears after the claim
                 counts["failed"] += 1
                 errors.append(f"{parked.job_id}: {exc.__class__.__name__}")
                 logger.warning("timer: job %s not moved: %s", parked.job_id, exc.__class__.__name__, extra={"correlation_id": parked.job_id})
+                return
+            if outcome == "scheduled":
+                counts["moved"] += 1
+            counts[outcome] += 1
 
-    # Quota is reserved in priority order before any I/O, so concurrency cannot reorder it.
+    # The plan is made in priority order before any I/O, so concurrency cannot reorder it.
     await asyncio.gather(*(guarded(p) for p in batch))
-    report = TimerReport(probes=probes, errors=tuple(errors[:50]), **counts)
+    report = TimerReport(probes=probes, errors=tuple(errors[:50]), horizon_s=horizon, plan=plan, **counts)
     if report.moved or report.poisoned or report.failed or report.deferred:
         logger.info("timer: %s", report.as_dict(), extra={"timer": report.as_dict()})
     return report
 
 
-async def _one(svc: JobServices, parked: ParkedJob, budgets: dict[str, int], now: float) -> str:
+def _verdict(svc: JobServices, parked: ParkedJob, now: float) -> str | None:
+    """Why ``parked`` goes to the poison queue, or None."""
     if parked.deadline is not None and parked.deadline <= now:
-        await _poison_unless_done(svc, parked, "deadline_exceeded")
-        return "poisoned"
+        return "deadline_exceeded"
     if parked.parks >= svc.settings.max_parks:
-        await _poison_unless_done(svc, parked, "parked_too_often")
+        return "parked_too_often"
+    return None
+
+
+async def _one(svc: JobServices, parked: ParkedJob, verdict: str | None, delay: float | None, now: float) -> str:
+    if verdict is not None:
+        await _poison_unless_done(svc, parked, verdict)
         return "poisoned"
-    if parked.model not in budgets:
-        budgets[parked.model] = _capacity(svc, parked.model)
-    if budgets[parked.model] <= 0:
+    if delay is None:
         await svc.parking.defer(parked.handle, svc.settings.defer_s)
         return "deferred"
-    budgets[parked.model] -= 1  # reserved before the first await
     record = await svc.store.get(parked.job_id)
     if record is not None and record.terminal:
-        budgets[parked.model] += 1
         await svc.parking.remove(parked)
         await svc.parking.forget_blob(parked)
         return "dropped"
     body = await svc.parking.job_body(parked)
+    scheduled = delay >= _MIN_SCHEDULE_S
     await svc.bus.send(
         svc.settings.queue,
         Outgoing(
@@ -121,12 +163,13 @@ async def _one(svc: JobServices, parked: ParkedJob, budgets: dict[str, int], now
             message_id=f"{parked.job_id}.p{parked.parks}",  # not the job id: duplicate detection saw that one
             correlation_id=parked.job_id,
             application_properties={PROP_PRIORITY: parked.priority, PROP_PARKS: parked.parks, PROP_REDRIVES: parked.redrives},
+            scheduled_at=now + delay if scheduled else None,
         ),
     )
     await svc.parking.remove(parked)
     await svc.parking.forget_blob(parked)
     await svc.store.progress(parked.job_id, "queued")
-    return "moved"
+    return "scheduled" if scheduled else "moved"
 
 
 async def _poison_unless_done(svc: JobServices, parked: ParkedJob, reason: str) -> None:
@@ -138,9 +181,25 @@ async def _poison_unless_done(svc: JobServices, parked: ParkedJob, reason: str) 
     await svc.parking.to_poison(parked, reason)
 
 
-def _capacity(svc: JobServices, alias: str) -> int:
+def _allowance(svc: JobServices, alias: str) -> Allowance:
     try:
         capacity = svc.gateway.capacity(alias)
-    except Exception:  # noqa: BLE001 - an unknown alias is the worker's to fail, permanently
-        return svc.settings.redrive_batch
-    return max(0, int(capacity.requests))
+    except Exception:  # noqa: BLE001 - an unknown alias is the worker's to fail, permanently: send a batch now
+        return Allowance(free_requests=svc.settings.redrive_batch, free_tokens=_UNLIMITED)
+    return Allowance(
+        free_requests=max(0, int(capacity.requests)), free_tokens=max(0, int(capacity.tokens)),
+        requests_per_s=max(0.0, float(capacity.requests_per_s)), tokens_per_s=max(0.0, float(capacity.tokens_per_s)),
+    )
+
+
+def _default_cost(svc: JobServices) -> int:
+    """The estimate for an envelope parked before envelopes carried one."""
+    try:
+        return int(svc.gateway.estimate_cost(None))
+    except Exception:  # noqa: BLE001 - a gateway without estimates: the access layer's own default
+        return _FALLBACK_COST
+
+
+_MIN_SCHEDULE_S = 0.05  # a shorter delay is sent at once
+_UNLIMITED = 1 << 62
+_FALLBACK_COST = 4096

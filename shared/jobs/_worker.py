@@ -61,7 +61,8 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
     except AllThrottled as exc:
         parks = record.parks + 1
         redrives = delivery.int_property(PROP_REDRIVES)
-        visibility = await svc.parking.park(job, retry_at=exc.retry_at, parks=parks, redrives=redrives)
+        cost = svc.gateway.estimate_cost(job.request)
+        visibility = await svc.parking.park(job, retry_at=exc.retry_at, parks=parks, redrives=redrives, cost=cost)
         await svc.store.progress(job.job_id, "parked", current=record, parks=("+", 1), retry_at=exc.retry_at)
         logger.info("job %s throttled everywhere: parked for %ds (park %d)", job.job_id, visibility, parks, extra=log)
         return Outcome.PARKED
