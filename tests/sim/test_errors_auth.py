@@ -13,16 +13,6 @@ from tests.fixtures.sim import SimHandle
 from tests.sim.helpers import MESSAGES, SCOPE, azure_client, v1_client
 
 
-@pytest.fixture
-def identity_env(fresh: SimHandle, monkeypatch: pytest.MonkeyPatch) -> SimHandle:
-    """Managed-identity env vars for azure-identity."""
-    for name in ("AZURE_CLIENT_ID", "MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in fresh.identity.env().items():
-        monkeypatch.setenv(name, value)
-    return fresh
-
-
 def test_unknown_deployment_is_deployment_not_found(fresh: SimHandle) -> None:
     region = fresh.region("eastus2")
     with pytest.raises(openai.NotFoundError) as err:

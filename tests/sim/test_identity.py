@@ -14,15 +14,6 @@ from tests.fixtures.sim import SimHandle
 from tests.sim.helpers import MESSAGES, SCOPE, v1_client
 
 
-@pytest.fixture
-def identity_env(fresh: SimHandle, monkeypatch: pytest.MonkeyPatch) -> SimHandle:
-    for name in ("AZURE_CLIENT_ID", "MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in fresh.identity.env().items():
-        monkeypatch.setenv(name, value)
-    return fresh
-
-
 def test_protocol_shape(fresh: SimHandle) -> None:
     ident = fresh.identity
     params = {"api-version": "2019-08-01", "resource": "https://cognitiveservices.azure.com", "client_id": "abc"}

@@ -11,21 +11,6 @@ from azure.identity import DefaultAzureCredential, ManagedIdentityCredential, ge
 from tests.fixtures.sim import SimHandle
 from tests.sim.helpers import MESSAGES, SCOPE, azure_client, chat_deployment, embed_deployment, v1_client
 
-_ENV_TO_CLEAR = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
-                 "MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT")
-
-
-@pytest.fixture
-def identity_env(fresh: SimHandle, monkeypatch: pytest.MonkeyPatch) -> SimHandle:
-    """IDENTITY_ENDPOINT / IDENTITY_HEADER pointing at the simulator's token endpoint."""
-    assert fresh.identity is not None
-    for name in _ENV_TO_CLEAR:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in fresh.identity.env().items():
-        monkeypatch.setenv(name, value)
-    return fresh
-
-
 def _check_chat(client: openai.OpenAI, model: str) -> None:
     reply = client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=12)
     choice = reply.choices[0]
