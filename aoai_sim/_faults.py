@@ -170,11 +170,7 @@ class FaultRegistry:
                 blocking = fault
             else:
                 continue
-            fault.hits += 1
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
+            self._hit(fault)
         return delay, blocking
 
     def take_mid_stream(self, deployment: str) -> Fault | None:
@@ -186,10 +182,14 @@ class FaultRegistry:
                 continue
             if fault.after_chunks is None or (fault.deployment is not None and fault.deployment != deployment):
                 continue
-            fault.hits += 1
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
+            self._hit(fault)
             return fault
         return None
+
+    def _hit(self, fault: Fault) -> None:
+        """Count one use of ``fault``; a fault limited to ``count`` uses ends with its last."""
+        fault.hits += 1
+        if fault.remaining is not None:
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                self._faults.remove(fault)

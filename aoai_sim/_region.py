@@ -220,6 +220,19 @@ class RegionApp:
             stats.status(dep, status)
             await conn.send_json(status, body, self._common_headers() + headers)
 
+    async def _admit_plan(self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, plan: Any) -> Decision | None:
+        """Charge a valid request to the rate limiter. Answers (and returns None) when the request is
+        invalid (``plan`` is an error reply) or over the limit; else returns the limiter's decision."""
+        if isinstance(plan, tuple):
+            self.stats.fail(dep.name, "bad_request")
+            await self._reply(conn, dep.name, plan, self.limiters[dep.name].peek().headers())
+            return None
+        decision = self._admit(dep, plan.charge)
+        if not decision.allowed:
+            await self._throttled(conn, dep, route, decision)
+            return None
+        return decision
+
     def _admit(self, dep: DeploymentConfig, charge: int) -> Decision:
         decision = self.limiters[dep.name].try_acquire(charge)
         if decision.allowed:
@@ -244,13 +257,8 @@ class RegionApp:
 
     async def _chat(self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, body: Any) -> None:
         plan = _ops.plan_chat(dep, body, self.region.content_filter)
-        if isinstance(plan, tuple):
-            self.stats.fail(dep.name, "bad_request")
-            await self._reply(conn, dep.name, plan, self.limiters[dep.name].peek().headers())
-            return
-        decision = self._admit(dep, plan.charge)
-        if not decision.allowed:
-            await self._throttled(conn, dep, route, decision)
+        decision = await self._admit_plan(conn, dep, route, plan)
+        if decision is None:
             return
         headers = decision.headers()
         if plan.blocked_category is not None:
@@ -311,13 +319,8 @@ class RegionApp:
 
     async def _embeddings(self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, body: Any) -> None:
         plan = _ops.validate_embeddings(dep, body)
-        if isinstance(plan, tuple):
-            self.stats.fail(dep.name, "bad_request")
-            await self._reply(conn, dep.name, plan, self.limiters[dep.name].peek().headers())
-            return
-        decision = self._admit(dep, plan.charge)
-        if not decision.allowed:
-            await self._throttled(conn, dep, route, decision)
+        decision = await self._admit_plan(conn, dep, route, plan)
+        if decision is None:
             return
         if self._latency.ttft_ms:
             await asyncio.sleep(self._latency.ttft_ms / 1000)
