@@ -6,7 +6,9 @@ kill after a grace period). Nothing binds anything but 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import platform
 import socket
@@ -16,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ __all__ = [
     "gateway_regions",
     "interleaved_rounds",
     "machine_info",
+    "quiet_gateway_logs",
     "percentile",
     "summarize",
     "wait_http",
@@ -44,6 +47,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 API_KEY = "bench-key"
 HOST = "127.0.0.1"
+
+
+@contextlib.contextmanager
+def quiet_gateway_logs() -> Iterator[None]:
+    """Only errors from ``shared``: one WARNING per throttled or failed-over call would drown the output."""
+    gateway_log = logging.getLogger("shared")
+    previous_level = gateway_log.level
+    gateway_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        gateway_log.setLevel(previous_level)
 
 
 class Budget:

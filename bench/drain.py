@@ -37,7 +37,6 @@ duplicated work (requests the simulator served beyond one per completed job).
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 import uuid
@@ -45,7 +44,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._backlog import Azurite, backlog_available, drain_via_backlog
-from ._harness import Budget, SimProcess, gateway_regions
+from ._harness import Budget, SimProcess, gateway_regions, quiet_gateway_logs
 from ._peers import litellm_router, v1_sdk
 from ._quota import QuotaSampler, rate_series, window_totals
 from ._stats import ratio, throughput_series
@@ -318,13 +317,8 @@ def _metrics(
 
 def run(quick: bool = False) -> dict[str, Any]:
     started = time.monotonic()
-    gateway_log = logging.getLogger("shared")
-    previous_level = gateway_log.level
-    gateway_log.setLevel(logging.ERROR)  # one WARNING per throttled/failed-over call would drown the output
-    try:
+    with quiet_gateway_logs():
         return _run(quick, started)
-    finally:
-        gateway_log.setLevel(previous_level)
 
 
 def _run(quick: bool, started: float) -> dict[str, Any]:

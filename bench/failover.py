@@ -23,14 +23,13 @@ polled every ``SAMPLE_S``).
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._harness import Budget, SimProcess, gateway_regions, percentile
+from ._harness import Budget, SimProcess, gateway_regions, percentile, quiet_gateway_logs
 from ._peers import litellm_router, v1_sdk
 
 __all__ = ["run"]
@@ -220,13 +219,8 @@ def _metrics(
 
 def run(quick: bool = False) -> dict[str, Any]:
     started = time.monotonic()
-    gateway_log = logging.getLogger("shared")
-    previous_level = gateway_log.level
-    gateway_log.setLevel(logging.ERROR)  # one WARNING per throttled/failed-over call would drown the output
-    try:
+    with quiet_gateway_logs():
         return _run(quick, started)
-    finally:
-        gateway_log.setLevel(previous_level)
 
 
 def _run(quick: bool, started: float) -> dict[str, Any]:
