@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared.aoai import CallContext, CallResult, ChatRequest, EmbeddingsRequest
+from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest
 
 from ._context import RequestInfo, request_info
 from ._errors import error_response
@@ -58,15 +58,6 @@ async def _guarded(request: Request, services: Services, body: Callable[[Request
         return error_response(exc, info.correlation_id, headers=info.headers(), secrets=_secrets(services))
 
 
-def _log_result(info: RequestInfo, route: str, result: CallResult) -> None:
-    usage = result.usage
-    _log.info(
-        "[%s] %s caller=%s alias=%s region=%s deployment=%s attempts=%d latency_ms=%.0f tokens=%s",
-        info.correlation_id, route, info.caller, result.alias, result.region, result.deployment,
-        len(result.attempts), result.latency_ms, usage.total_tokens if usage else "?",
-    )
-
-
 async def chat_completions(request: Request, services: Services) -> Response:
     """POST v1/chat/completions: JSON, or SSE when ``stream`` is true."""
 
@@ -75,12 +66,11 @@ async def chat_completions(request: Request, services: Services) -> Response:
         chat = parse_body(await read_body(request, services.settings().max_body_bytes), ChatRequest)
         ctx = CallContext(correlation_id=info.correlation_id, caller=info.caller)
         if not chat.stream:
-            result = await gateway.chat(chat, ctx)
-            _log_result(info, "chat", result)
+            result = await gateway.chat(chat, ctx)  # the access layer logs the call, once
             headers = _routing_headers(info, result.region, result.deployment, result.attempts)
             return JSONResponse(result.response, headers=headers)
         stream = await gateway.open_chat_stream(chat, ctx)
-        _log.info("[%s] chat stream caller=%s alias=%s region=%s", info.correlation_id, info.caller, chat.model, stream.region)
+        _log.debug("[%s] chat stream opened on %s", info.correlation_id, stream.region)  # logged in full when it ends
         headers = {
             **_routing_headers(info, stream.region, stream.deployment, stream.attempts),
             "cache-control": "no-cache",
@@ -99,7 +89,6 @@ async def embeddings(request: Request, services: Services) -> Response:
         gateway = services.gateway()
         req = parse_body(await read_body(request, services.settings().max_body_bytes), EmbeddingsRequest)
         result = await gateway.embeddings(req, CallContext(correlation_id=info.correlation_id, caller=info.caller))
-        _log_result(info, "embeddings", result)
         return JSONResponse(result.response, headers=_routing_headers(info, result.region, result.deployment, result.attempts))
 
     return await _guarded(request, services, run)
