@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..aoai import UnknownModel
 from ..api import ApiError, error_response, parse_body, read_body, request_info
 from ._contract import JobIdConflict, JobMessage
 
@@ -44,9 +45,7 @@ async def submit_job(request: Request, services: JobEndpointServices) -> Respons
         raw = await read_body(request, settings.max_body_bytes)
         parsed = parse_body(raw, JobMessage)
         if parsed.model not in settings.aliases:
-            raise ApiError(
-                404, "model_not_found", f"The model '{parsed.model}' is not served by this gateway.", param="request.model"
-            )
+            raise UnknownModel(parsed.model, settings.aliases)  # 404 listing the known aliases, as on every route
         job = parsed.model_copy(update={"caller": info.caller, "submitted_at": datetime.now(timezone.utc)})
         backlog = services.backlog()
         try:

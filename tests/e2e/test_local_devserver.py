@@ -46,6 +46,7 @@ def test_job_over_http_through_the_real_function_app(e2e_sim, sb_broker, azurite
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "request.messages"
         unknown = httpx.post(f"{base}/v1/jobs", json={"request": {**body["request"], "model": "nope"}}, timeout=10)
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+        assert "gpt-4o" in unknown.json()["error"]["known_models"]
         assert httpx.get(f"{base}/v1/jobs/job-missing", timeout=10).status_code == 404
         status: dict = {}
         deadline = time.monotonic() + 20
