@@ -85,7 +85,9 @@ async def job_status(req: Request) -> Response:
     return await jobs.job_status(req, runtime)
 
 
-@backlog_api.service_bus_queue_trigger(arg_name="msg", queue_name="%BACKLOG_QUEUE%", connection="ServiceBusConnection")
+@backlog_api.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%BACKLOG_QUEUE%", connection="ServiceBusConnection"
+)
 async def backlog_worker(msg: func.ServiceBusMessage) -> None:
     """Run one job: success/permanent failure/parked all complete the message; transient raises."""
     from shared import jobs, runtime
@@ -103,7 +105,9 @@ async def backlog_dead_letters(msg: func.ServiceBusMessage) -> None:
     await runtime.backlog().process_dead_letter(jobs.delivery_from_servicebus(msg))
 
 
-@backlog_api.timer_trigger(arg_name="timer", schedule="%RETRY_TIMER_SCHEDULE%", run_on_startup=False)
+@backlog_api.timer_trigger(
+    arg_name="timer", schedule="%RETRY_TIMER_SCHEDULE%", run_on_startup=False
+)
 async def backlog_timer(timer: func.TimerRequest) -> None:
     """Probe regions, re-drive parked jobs within quota, poison the hopeless ones."""
     import logging
@@ -112,10 +116,14 @@ async def backlog_timer(timer: func.TimerRequest) -> None:
 
     report = await runtime.backlog().run_timer()
     if not report.ok:
-        logging.getLogger("function_app.backlog_timer").warning("timer partial failure: %s", report.as_dict())
+        logging.getLogger("function_app.backlog_timer").warning(
+            "timer partial failure: %s", report.as_dict()
+        )
 
 
-@backlog_api.queue_trigger(arg_name="msg", queue_name="%PARKING_QUEUE%-poison", connection="AzureWebJobsStorage")
+@backlog_api.queue_trigger(
+    arg_name="msg", queue_name="%PARKING_QUEUE%-poison", connection="AzureWebJobsStorage"
+)
 async def parking_poison(msg: func.QueueMessage) -> None:
     """Parked jobs the timer gave up on: terminal failure with the reason, reply, alert."""
     from shared import jobs, runtime

@@ -7,4 +7,12 @@ from ._runner import Simulator
 from .config import SimConfig, load_config, parse_config
 from .control import ControlError, IdentityControl, RegionControl
 
-__all__ = ["ControlError", "IdentityControl", "RegionControl", "SimConfig", "Simulator", "load_config", "parse_config"]
+__all__ = [
+    "ControlError",
+    "IdentityControl",
+    "RegionControl",
+    "SimConfig",
+    "Simulator",
+    "load_config",
+    "parse_config",
+]

@@ -44,7 +44,9 @@ def encode_base64(vec: list[float]) -> str:
 
 
 @lru_cache(maxsize=1024)
-def embedding_json(model: str, text: str, model_dims: int, dims: int | None, as_base64: bool) -> str:
+def embedding_json(
+    model: str, text: str, model_dims: int, dims: int | None, as_base64: bool
+) -> str:
     """The vector serialized for a response body: a JSON array, or a JSON string of base64."""
     vec = embedding(model, text, model_dims, dims)
     return json.dumps(encode_base64(vec)) if as_base64 else json.dumps(vec)

@@ -79,7 +79,9 @@ def permission_denied(principal: str, data_action: str, operation: str) -> Error
     )
 
 
-def rate_limited(operation: str, api_version: str, retry_after_s: int, *, calls: bool) -> ErrorReply:
+def rate_limited(
+    operation: str, api_version: str, retry_after_s: int, *, calls: bool
+) -> ErrorReply:
     """Azure's 429 body for a token- or call-rate limit."""
     what = "call rate limit" if calls else "token rate limit"
     return _err(
@@ -94,13 +96,21 @@ def rate_limited(operation: str, api_version: str, retry_after_s: int, *, calls:
 def server_error(status: int) -> ErrorReply:
     """A 5xx body in Azure's style."""
     if status == 503:
-        return _err(503, "ServiceUnavailable", "The service is temporarily unable to process your request. Please try again later.")
+        return _err(
+            503,
+            "ServiceUnavailable",
+            "The service is temporarily unable to process your request. Please try again later.",
+        )
     if status == 502:
         return _err(502, "BadGateway", "Bad gateway.")
     if status == 504:
         return _err(504, "Timeout", "The operation was timeout.")
     if status >= 500:
-        return _err(status, "InternalServerError", "The server had an error while processing your request. Sorry about that!")
+        return _err(
+            status,
+            "InternalServerError",
+            "The server had an error while processing your request. Sorry about that!",
+        )
     return _err(status, str(status), "Simulated error.")
 
 
@@ -131,5 +141,8 @@ def content_filter_blocked(content_filter_result: dict[str, Any]) -> ErrorReply:
         param="prompt",
         status=400,
         type=None,
-        innererror={"code": "ResponsibleAIPolicyViolation", "content_filter_result": content_filter_result},
+        innererror={
+            "code": "ResponsibleAIPolicyViolation",
+            "content_filter_result": content_filter_result,
+        },
     )

@@ -11,14 +11,23 @@ import asyncio
 import itertools
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultError", "FaultRegistry"]
 
 FAULT_KINDS = ("reset", "hang", "error", "throttle", "slow")
 _PARAMS = {
-    "kind", "count", "duration_s", "status", "retry_after_s", "retry_after_ms", "delay_ms", "deployment", "after_chunks",
+    "kind",
+    "count",
+    "duration_s",
+    "status",
+    "retry_after_s",
+    "retry_after_ms",
+    "delay_ms",
+    "deployment",
+    "after_chunks",
 }
 _MID_STREAM_KINDS = ("reset", "hang")
 
@@ -62,7 +71,9 @@ class Fault:
         }
 
 
-def _number(spec: Mapping[str, Any], key: str, default: float | None, minimum: float) -> float | None:
+def _number(
+    spec: Mapping[str, Any], key: str, default: float | None, minimum: float
+) -> float | None:
     value = spec.get(key, default)
     if value is None:
         return None
@@ -104,7 +115,11 @@ class FaultRegistry:
         if after_chunks is not None:
             if kind not in _MID_STREAM_KINDS:
                 raise FaultError("after_chunks applies only to the reset and hang kinds")
-            if isinstance(after_chunks, bool) or not isinstance(after_chunks, int) or after_chunks < 0:
+            if (
+                isinstance(after_chunks, bool)
+                or not isinstance(after_chunks, int)
+                or after_chunks < 0
+            ):
                 raise FaultError("after_chunks must be an integer >= 0")
         deployment = spec.get("deployment")
         fault = Fault(
@@ -180,7 +195,9 @@ class FaultRegistry:
             if fault.expires_at is not None and fault.expires_at <= now:
                 self._expire(fault)
                 continue
-            if fault.after_chunks is None or (fault.deployment is not None and fault.deployment != deployment):
+            if fault.after_chunks is None or (
+                fault.deployment is not None and fault.deployment != deployment
+            ):
                 continue
             self._hit(fault)
             return fault

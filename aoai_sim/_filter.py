@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["choice_results", "filter_result", "prompt_filter_results", "scan"]
 
@@ -21,7 +22,8 @@ def scan(text: str, triggers: Iterable[tuple[str, str]]) -> str | None:
 def filter_result(filtered: str | None = None, severity: str = "high") -> dict[str, Any]:
     """hate/self_harm/sexual/violence verdicts; ``filtered`` names the blocked category."""
     return {
-        c: {"filtered": c == filtered, "severity": severity if c == filtered else "safe"} for c in _CATEGORIES
+        c: {"filtered": c == filtered, "severity": severity if c == filtered else "safe"}
+        for c in _CATEGORIES
     }
 
 

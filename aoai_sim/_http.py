@@ -7,8 +7,9 @@ import json
 import logging
 import socket
 import struct
+from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 __all__ = ["App", "HttpConnection", "HttpServer", "Request"]
@@ -22,10 +23,16 @@ _HeaderList = Iterable[tuple[str, str]]
 class Request:
     """One parsed HTTP request."""
 
-    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive")
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query")
 
     def __init__(
-        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes, keep_alive: bool
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        keep_alive: bool,
     ) -> None:
         self.method = method
         self.path = path
@@ -52,7 +59,9 @@ def _reason(status: int) -> str:
 class HttpConnection:
     """The server side of one TCP connection; the app answers through it."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stopping: asyncio.Event) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stopping: asyncio.Event
+    ) -> None:
         self._reader = reader
         self._writer = writer
         self._stopping = stopping
@@ -65,7 +74,9 @@ class HttpConnection:
         lines.append(extra)
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    async def send(self, status: int, headers: _HeaderList, body: bytes, *, close: bool = False) -> None:
+    async def send(
+        self, status: int, headers: _HeaderList, body: bytes, *, close: bool = False
+    ) -> None:
         """Send a complete response with Content-Length."""
         if self.closed:
             return
@@ -81,7 +92,9 @@ class HttpConnection:
         if close:
             self.close()
 
-    async def send_json(self, status: int, obj: Any, headers: _HeaderList = (), *, close: bool = False) -> None:
+    async def send_json(
+        self, status: int, obj: Any, headers: _HeaderList = (), *, close: bool = False
+    ) -> None:
         """Send ``obj`` as an application/json response."""
         body = json.dumps(obj, separators=(",", ":")).encode()
         await self.send(status, [("content-type", "application/json"), *headers], body, close=close)
@@ -111,7 +124,12 @@ class HttpConnection:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + timeout
         transport = self._writer.transport
-        while not self.closed and not transport.is_closing() and transport.get_write_buffer_size() and loop.time() < give_up:
+        while (
+            not self.closed
+            and not transport.is_closing()
+            and transport.get_write_buffer_size()
+            and loop.time() < give_up
+        ):
             await asyncio.sleep(0.005)
 
     async def end_chunked(self) -> None:
@@ -188,7 +206,7 @@ class HttpServer:
         if self._server is not None:
             try:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -212,10 +230,19 @@ class HttpServer:
                     conn.close()
                     raise
                 except Exception:  # noqa: BLE001 - any app bug becomes a 500
-                    _log.exception("%s: unhandled error for %s %s", self._name, request.method, request.path)
+                    _log.exception(
+                        "%s: unhandled error for %s %s", self._name, request.method, request.path
+                    )
                     if not conn.responded:
                         await conn.send_json(
-                            500, {"error": {"code": "InternalServerError", "message": "simulator error"}}, close=True
+                            500,
+                            {
+                                "error": {
+                                    "code": "InternalServerError",
+                                    "message": "simulator error",
+                                }
+                            },
+                            close=True,
                         )
                     conn.close()
                 if not request.keep_alive:
@@ -226,7 +253,9 @@ class HttpServer:
             self._writers.discard(writer)
             conn.close()
 
-    async def _read_request(self, reader: asyncio.StreamReader, conn: HttpConnection) -> Request | None:
+    async def _read_request(
+        self, reader: asyncio.StreamReader, conn: HttpConnection
+    ) -> Request | None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -251,12 +280,16 @@ class HttpServer:
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             return None
         connection = headers.get("connection", "").lower()
-        keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+        keep_alive = (
+            "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+        )
         path, _, qs = target.partition("?")
         query = dict(parse_qsl(qs, keep_blank_values=True)) if qs else {}
         return Request(method.upper(), unquote(path), query, headers, body, keep_alive)
 
-    async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str], conn: HttpConnection) -> bytes:
+    async def _read_body(
+        self, reader: asyncio.StreamReader, headers: dict[str, str], conn: HttpConnection
+    ) -> bytes:
         if headers.get("expect", "").lower() == "100-continue":
             conn._writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if "chunked" in headers.get("transfer-encoding", "").lower():

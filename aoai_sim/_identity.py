@@ -30,8 +30,12 @@ class IdentityMode:
 
     def describe(self) -> dict[str, Any]:
         """JSON view."""
-        return {"refuse": self.refuse, "refuse_status": self.refuse_status,
-                "without_role": self.without_role, "ttl_s": self.ttl_s}
+        return {
+            "refuse": self.refuse,
+            "refuse_status": self.refuse_status,
+            "without_role": self.without_role,
+            "ttl_s": self.ttl_s,
+        }
 
 
 def _error(status: int, message: str) -> dict[str, Any]:
@@ -59,21 +63,31 @@ class IdentityApp:
         self.stats["requests"] += 1
         if req.headers.get("x-identity-header") != self._cfg.header:
             self.stats["bad_requests"] += 1
-            await conn.send_json(401, _error(401, "The X-IDENTITY-HEADER header is missing or invalid."))
+            await conn.send_json(
+                401, _error(401, "The X-IDENTITY-HEADER header is missing or invalid.")
+            )
             return
         resource = req.query.get("resource")
         if req.query.get("api-version") != "2019-08-01" or not resource:
             self.stats["bad_requests"] += 1
-            await conn.send_json(400, _error(400, "Invalid request: api-version=2019-08-01 and resource are required."))
+            await conn.send_json(
+                400,
+                _error(400, "Invalid request: api-version=2019-08-01 and resource are required."),
+            )
             return
         mode = self.mode
         if mode.refuse:
             self.stats["refused"] += 1
-            await conn.send_json(mode.refuse_status, _error(mode.refuse_status, "Unable to load the proper Managed Identity."))
+            await conn.send_json(
+                mode.refuse_status,
+                _error(mode.refuse_status, "Unable to load the proper Managed Identity."),
+            )
             return
         client_id = req.query.get("client_id") or self._cfg.client_id
         principal = (
-            self._cfg.principal_id if client_id == self._cfg.client_id else str(uuid.uuid5(uuid.NAMESPACE_URL, client_id))
+            self._cfg.principal_id
+            if client_id == self._cfg.client_id
+            else str(uuid.uuid5(uuid.NAMESPACE_URL, client_id))
         )
         roles = () if mode.without_role else (OPENAI_USER_ROLE,)
         ttl = mode.ttl_s if mode.ttl_s is not None else self._cfg.ttl_s
@@ -112,7 +126,9 @@ class IdentityApp:
                     without_role=bool(spec.get("without_role", False)),
                     ttl_s=float(spec["ttl_s"]) if spec.get("ttl_s") is not None else None,
                 )
-                if mode.ttl_s is not None and mode.ttl_s <= 0 or not 400 <= mode.refuse_status <= 599:
+                if (
+                    mode.ttl_s is not None and mode.ttl_s <= 0
+                ) or not 400 <= mode.refuse_status <= 599:
                     raise ValueError("ttl_s must be positive and refuse_status 4xx/5xx")
             except (ValueError, TypeError, AttributeError) as exc:
                 await conn.send_json(400, {"error": {"code": "BadRequest", "message": str(exc)}})
@@ -129,4 +145,6 @@ class IdentityApp:
             self.stats = dict.fromkeys(_STAT_KEYS, 0)
             await conn.send_json(200, {"reset": True})
         else:
-            await conn.send_json(404, {"error": {"code": "404", "message": "Unknown control endpoint"}})
+            await conn.send_json(
+                404, {"error": {"code": "404", "message": "Unknown control endpoint"}}
+            )

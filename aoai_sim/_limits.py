@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = ["Decision", "DeploymentLimiter", "retry_after_headers"]
 
@@ -46,8 +46,10 @@ def _duration(seconds: float) -> str:
 def retry_after_headers(seconds: float, ms: float | None = None) -> list[tuple[str, str]]:
     """retry-after (whole seconds, rounded up, at least 1) and retry-after-ms."""
     ms_value = math.ceil(seconds * 1000) if ms is None else math.ceil(ms)
-    return [("retry-after", str(max(1, math.ceil(seconds)))), ("retry-after-ms", str(max(1, ms_value)))]
-
+    return [
+        ("retry-after", str(max(1, math.ceil(seconds)))),
+        ("retry-after-ms", str(max(1, ms_value))),
+    ]
 
 
 class DeploymentLimiter:
@@ -98,7 +100,9 @@ class DeploymentLimiter:
         req_reset, tok_reset = self._roll(self._clock())
         return self._decision(True, False, 0.0, req_reset, tok_reset)
 
-    def _decision(self, allowed: bool, calls: bool, retry: float, req_reset: float, tok_reset: float) -> Decision:
+    def _decision(
+        self, allowed: bool, calls: bool, retry: float, req_reset: float, tok_reset: float
+    ) -> Decision:
         return Decision(
             allowed=allowed,
             calls_exceeded=calls,

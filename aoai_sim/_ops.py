@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from . import _embed, _filter, _text
 from ._errors import ErrorReply, bad_request
 from .config import ContentFilterConfig, DeploymentConfig
 
-__all__ = ["ChatPlan", "EmbeddingsPlan", "chat_body", "chat_events", "embeddings_body", "plan_chat", "validate_embeddings"]
+__all__ = [
+    "ChatPlan",
+    "EmbeddingsPlan",
+    "chat_body",
+    "chat_events",
+    "embeddings_body",
+    "plan_chat",
+    "validate_embeddings",
+]
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,9 @@ def _int_param(body: dict[str, Any], key: str, low: int, high: int) -> int | Non
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"Invalid value for '{key}': expected an integer between {low} and {high}.")
+        raise ValueError(
+            f"Invalid value for '{key}': expected an integer between {low} and {high}."
+        )
     return value
 
 
@@ -76,8 +87,15 @@ def plan_chat(dep: DeploymentConfig, body: Any, cf: ContentFilterConfig) -> Chat
     if not isinstance(body, dict):
         return bad_request("The request body must be a JSON object.")
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) and m.get("role") for m in messages):
-        return bad_request("'messages' is a required property and must be a non-empty array of messages.", "messages")
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(isinstance(m, dict) and m.get("role") for m in messages)
+    ):
+        return bad_request(
+            "'messages' is a required property and must be a non-empty array of messages.",
+            "messages",
+        )
     try:
         max_tokens = _int_param(body, "max_completion_tokens", 1, 1_000_000)
         if max_tokens is None:
@@ -89,7 +107,10 @@ def plan_chat(dep: DeploymentConfig, body: Any, cf: ContentFilterConfig) -> Chat
     options = body.get("stream_options") or {}
     include_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
     chars = _text.charge_chars(messages)
-    charge = _text.estimate_tokens(chars) + (max_tokens if max_tokens is not None else dep.default_max_tokens) * n
+    charge = (
+        _text.estimate_tokens(chars)
+        + (max_tokens if max_tokens is not None else dep.default_max_tokens) * n
+    )
     all_text = " ".join(_text.message_text(m.get("content")) for m in messages)
     blocked = _filter.scan(all_text, cf.prompt_triggers)
     completion_hit = _filter.scan(all_text, cf.completion_triggers)
@@ -97,7 +118,9 @@ def plan_chat(dep: DeploymentConfig, body: Any, cf: ContentFilterConfig) -> Chat
     for index in range(n):
         tokens, natural = _text.generate(_text.seed_for(dep.name, messages, index), max_tokens)
         if completion_hit:
-            choices.append(_Choice(tokens[: max(1, len(tokens) // 2)], "content_filter", completion_hit))
+            choices.append(
+                _Choice(tokens[: max(1, len(tokens) // 2)], "content_filter", completion_hit)
+            )
         else:
             choices.append(_Choice(tokens, "stop" if natural else "length", None))
     return ChatPlan(
@@ -150,23 +173,75 @@ _SAFE_CHOICE_JSON = _dumps(_filter.choice_results())
 
 def chat_events(plan: ChatPlan) -> Iterator[tuple[bytes, bool]]:
     """SSE events in Azure's order; the flag marks events that carry a generated token."""
-    base: dict[str, Any] = {"created": plan.created, "id": plan.id, "model": plan.model,
-                            "object": "chat.completion.chunk", "system_fingerprint": "fp_aoaisim"}
+    base: dict[str, Any] = {
+        "created": plan.created,
+        "id": plan.id,
+        "model": plan.model,
+        "object": "chat.completion.chunk",
+        "system_fingerprint": "fp_aoaisim",
+    }
     if plan.include_usage:
         base["usage"] = None
     tail = "," + _dumps(base)[1:]  # the shared fields, spliced after "choices"
-    yield _sse({"choices": [], "created": 0, "id": "", "model": "", "object": "",
-                "prompt_filter_results": _filter.prompt_filter_results()}), False
+    yield (
+        _sse(
+            {
+                "choices": [],
+                "created": 0,
+                "id": "",
+                "model": "",
+                "object": "",
+                "prompt_filter_results": _filter.prompt_filter_results(),
+            }
+        ),
+        False,
+    )
     for i, choice in enumerate(plan.choices):
-        yield _sse({"choices": [{"content_filter_results": {}, "delta": {"content": "", "refusal": None,
-                   "role": "assistant"}, "finish_reason": None, "index": i, "logprobs": None}], **base}), False
-        head = 'data: {"choices":[{"content_filter_results":' + _SAFE_CHOICE_JSON + ',"delta":{"content":'
+        yield (
+            _sse(
+                {
+                    "choices": [
+                        {
+                            "content_filter_results": {},
+                            "delta": {"content": "", "refusal": None, "role": "assistant"},
+                            "finish_reason": None,
+                            "index": i,
+                            "logprobs": None,
+                        }
+                    ],
+                    **base,
+                }
+            ),
+            False,
+        )
+        head = (
+            'data: {"choices":[{"content_filter_results":'
+            + _SAFE_CHOICE_JSON
+            + ',"delta":{"content":'
+        )
         after = '},"finish_reason":null,"index":%d,"logprobs":null}]' % i + tail + "\n\n"
         for token in choice.tokens:
             yield (head + json.dumps(token) + after).encode(), True
-        final_results = _filter.choice_results(choice.filtered, plan.severity) if choice.filtered else {}
-        yield _sse({"choices": [{"content_filter_results": final_results, "delta": {},
-                   "finish_reason": choice.finish_reason, "index": i, "logprobs": None}], **base}), False
+        final_results = (
+            _filter.choice_results(choice.filtered, plan.severity) if choice.filtered else {}
+        )
+        yield (
+            _sse(
+                {
+                    "choices": [
+                        {
+                            "content_filter_results": final_results,
+                            "delta": {},
+                            "finish_reason": choice.finish_reason,
+                            "index": i,
+                            "logprobs": None,
+                        }
+                    ],
+                    **base,
+                }
+            ),
+            False,
+        )
     if plan.include_usage:
         yield _sse({"choices": [], **base, "usage": plan.usage()}), False
     yield b"data: [DONE]\n\n", False
@@ -192,12 +267,16 @@ def validate_embeddings(dep: DeploymentConfig, body: Any) -> EmbeddingsPlan | Er
     if not isinstance(body, dict):
         return bad_request("The request body must be a JSON object.")
     raw = body.get("input")
-    if isinstance(raw, str) or (isinstance(raw, list) and raw and all(isinstance(t, int) for t in raw)):
+    if isinstance(raw, str) or (
+        isinstance(raw, list) and raw and all(isinstance(t, int) for t in raw)
+    ):
         items: list[Any] = [raw]
     elif isinstance(raw, list) and raw:
         items = raw
     else:
-        return bad_request("'input' is a required property and must be a string or a non-empty array.", "input")
+        return bad_request(
+            "'input' is a required property and must be a string or a non-empty array.", "input"
+        )
     if len(items) > 2048:
         return bad_request("Too many inputs. The max number of inputs is 2048.", "input")
     texts: list[str] = []
@@ -206,17 +285,26 @@ def validate_embeddings(dep: DeploymentConfig, body: Any) -> EmbeddingsPlan | Er
         if isinstance(item, str) and item:
             texts.append(item)
             tokens += _text.estimate_tokens(len(item))
-        elif isinstance(item, list) and item and all(isinstance(t, int) and not isinstance(t, bool) for t in item):
+        elif (
+            isinstance(item, list)
+            and item
+            and all(isinstance(t, int) and not isinstance(t, bool) for t in item)
+        ):
             texts.append(json.dumps(item))
             tokens += len(item)
         else:
-            return bad_request("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.", "input")
+            return bad_request(
+                "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
+                "input",
+            )
     dims = body.get("dimensions")
     if dims is not None:
         if "text-embedding-3" not in dep.model:
             return bad_request("This model does not support specifying dimensions.", "dimensions")
         if isinstance(dims, bool) or not isinstance(dims, int) or not 1 <= dims <= dep.dimensions:
-            return bad_request(f"'dimensions' must be an integer between 1 and {dep.dimensions}.", "dimensions")
+            return bad_request(
+                f"'dimensions' must be an integer between 1 and {dep.dimensions}.", "dimensions"
+            )
     fmt = body.get("encoding_format") or "float"
     if fmt not in ("float", "base64"):
         return bad_request("'encoding_format' must be 'float' or 'base64'.", "encoding_format")
@@ -230,4 +318,7 @@ def embeddings_body(dep: DeploymentConfig, plan: EmbeddingsPlan) -> bytes:
         vec = _embed.embedding_json(dep.model, text, dep.dimensions, plan.dims, plan.base64)
         items.append('{"object":"embedding","index":%d,"embedding":%s}' % (i, vec))
     usage = _dumps({"prompt_tokens": plan.prompt_tokens, "total_tokens": plan.prompt_tokens})
-    return ('{"object":"list","data":[%s],"model":%s,"usage":%s}' % (",".join(items), json.dumps(dep.model), usage)).encode()
+    return (
+        '{"object":"list","data":[%s],"model":%s,"usage":%s}'
+        % (",".join(items), json.dumps(dep.model), usage)
+    ).encode()

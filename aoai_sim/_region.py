@@ -11,8 +11,8 @@ from typing import Any
 
 from . import _errors, _ops
 from ._auth import OPENAI_USER_ROLE, TokenError, verify_token
-from ._filter import filter_result
 from ._faults import Fault, FaultError, FaultRegistry
+from ._filter import filter_result
 from ._http import HttpConnection, Request
 from ._limits import Decision, DeploymentLimiter, retry_after_headers
 from ._stats import RegionStats
@@ -24,11 +24,30 @@ _log = logging.getLogger(__name__)
 
 KNOWN_API_VERSIONS = frozenset(
     {
-        "2022-12-01", "2023-03-15-preview", "2023-05-15", "2023-06-01-preview", "2023-07-01-preview",
-        "2023-08-01-preview", "2023-09-01-preview", "2023-10-01-preview", "2023-12-01-preview", "2024-02-01",
-        "2024-02-15-preview", "2024-03-01-preview", "2024-04-01-preview", "2024-05-01-preview", "2024-06-01",
-        "2024-07-01-preview", "2024-08-01-preview", "2024-09-01-preview", "2024-10-01-preview", "2024-10-21",
-        "2024-12-01-preview", "2025-01-01-preview", "2025-02-01-preview", "2025-03-01-preview",
+        "2022-12-01",
+        "2023-03-15-preview",
+        "2023-05-15",
+        "2023-06-01-preview",
+        "2023-07-01-preview",
+        "2023-08-01-preview",
+        "2023-09-01-preview",
+        "2023-10-01-preview",
+        "2023-12-01-preview",
+        "2024-02-01",
+        "2024-02-15-preview",
+        "2024-03-01-preview",
+        "2024-04-01-preview",
+        "2024-05-01-preview",
+        "2024-06-01",
+        "2024-07-01-preview",
+        "2024-08-01-preview",
+        "2024-09-01-preview",
+        "2024-10-01-preview",
+        "2024-10-21",
+        "2024-12-01-preview",
+        "2025-01-01-preview",
+        "2025-02-01-preview",
+        "2025-03-01-preview",
         "2025-04-01-preview",
     }
 )
@@ -42,7 +61,7 @@ _OPS = {
 
 
 class _Route:
-    __slots__ = ("op", "v1", "deployment", "api_version")
+    __slots__ = ("api_version", "deployment", "op", "v1")
 
     def __init__(self, op: str, v1: bool, deployment: str | None, api_version: str | None) -> None:
         self.op = op
@@ -62,7 +81,8 @@ class RegionApp:
         self.faults = FaultRegistry(sim.minute_seconds)
         self.stats = RegionStats(d.name for d in region.deployments)
         self.limiters = {
-            d.name: DeploymentLimiter(d.tpm, d.effective_rpm, sim.minute_seconds) for d in region.deployments
+            d.name: DeploymentLimiter(d.tpm, d.effective_rpm, sim.minute_seconds)
+            for d in region.deployments
         }
 
     # ------------------------------------------------------------------ entry
@@ -83,7 +103,11 @@ class RegionApp:
         return [("apim-request-id", rid), ("x-request-id", rid), ("x-ms-region", self.region.name)]
 
     async def _reply(
-        self, conn: HttpConnection, dep: str | None, reply: _errors.ErrorReply, headers: list[tuple[str, str]]
+        self,
+        conn: HttpConnection,
+        dep: str | None,
+        reply: _errors.ErrorReply,
+        headers: list[tuple[str, str]],
     ) -> None:
         status, body = reply
         self.stats.status(dep, status)
@@ -126,7 +150,11 @@ class RegionApp:
             await self._apply_fault(fault, conn, dep_name, route)
             return
 
-        if route is None or (route.op == "models") != (req.method == "GET") or req.method not in ("GET", "POST"):
+        if (
+            route is None
+            or (route.op == "models") != (req.method == "GET")
+            or req.method not in ("GET", "POST")
+        ):
             stats.fail(dep_name, "not_found")
             await self._reply(conn, dep_name, _errors.resource_not_found(), [])
             return
@@ -152,8 +180,14 @@ class RegionApp:
             return
         if body_error or (route.v1 and dep_name is None):
             stats.fail(dep_name, "bad_request")
-            msg = "We could not parse the JSON body of your request." if body_error else "'model' is a required property."
-            await self._reply(conn, dep_name, _errors.bad_request(msg, None if body_error else "model"), [])
+            msg = (
+                "We could not parse the JSON body of your request."
+                if body_error
+                else "'model' is a required property."
+            )
+            await self._reply(
+                conn, dep_name, _errors.bad_request(msg, None if body_error else "model"), []
+            )
             return
         if dep is None:
             stats.fail(dep_name, "not_found")
@@ -161,14 +195,18 @@ class RegionApp:
             return
         if dep.kind != route.op:
             stats.fail(dep.name, "bad_request")
-            await self._reply(conn, dep.name, _errors.operation_not_supported(_OPS[route.op][2], dep.model), peek)
+            await self._reply(
+                conn, dep.name, _errors.operation_not_supported(_OPS[route.op][2], dep.model), peek
+            )
             return
         if route.op == "chat":
             await self._chat(conn, dep, route, body)
         else:
             await self._embeddings(conn, dep, route, body)
 
-    def _authorize(self, req: Request, route: _Route, dep_name: str | None) -> _errors.ErrorReply | None:
+    def _authorize(
+        self, req: Request, route: _Route, dep_name: str | None
+    ) -> _errors.ErrorReply | None:
         keys = self.region.api_keys
         key = req.headers.get("api-key")
         if key is not None:
@@ -187,14 +225,23 @@ class RegionApp:
         if OPENAI_USER_ROLE in claims.roles and (allowed is None or claims.client_id in allowed):
             return None
         if route.op == "models":
-            action, operation = "Microsoft.CognitiveServices/accounts/OpenAI/models/read", "GET /openai/v1/models"
+            action, operation = (
+                "Microsoft.CognitiveServices/accounts/OpenAI/models/read",
+                "GET /openai/v1/models",
+            )
         else:
             suffix = _OPS[route.op][1]
             action = f"Microsoft.CognitiveServices/accounts/OpenAI/deployments/{suffix}/action"
-            operation = f"POST /openai/v1/{suffix}" if route.v1 else f"POST /openai/deployments/{{deployment-id}}/{suffix}"
+            operation = (
+                f"POST /openai/v1/{suffix}"
+                if route.v1
+                else f"POST /openai/deployments/{{deployment-id}}/{suffix}"
+            )
         return _errors.permission_denied(claims.principal_id, action, operation)
 
-    async def _apply_fault(self, fault: Fault, conn: HttpConnection, dep: str | None, route: _Route | None) -> None:
+    async def _apply_fault(
+        self, fault: Fault, conn: HttpConnection, dep: str | None, route: _Route | None
+    ) -> None:
         stats = self.stats
         stats.fail(dep, fault.kind)
         if fault.kind == "reset":
@@ -208,7 +255,9 @@ class RegionApp:
         else:  # throttle
             op = _OPS.get(route.op if route else "", _OPS["chat"])[0]
             version = "v1" if route is None or route.v1 else str(route.api_version)
-            status, body = _errors.rate_limited(op, version, max(1, math.ceil(fault.retry_after_s)), calls=False)
+            status, body = _errors.rate_limited(
+                op, version, max(1, math.ceil(fault.retry_after_s)), calls=False
+            )
             reset = f"{fault.retry_after_s:g}s"
             headers = [
                 ("x-ratelimit-remaining-requests", "0"),
@@ -220,7 +269,9 @@ class RegionApp:
             stats.status(dep, status)
             await conn.send_json(status, body, self._common_headers() + headers)
 
-    async def _admit_plan(self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, plan: Any) -> Decision | None:
+    async def _admit_plan(
+        self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, plan: Any
+    ) -> Decision | None:
         """Charge a valid request to the rate limiter. Answers (and returns None) when the request is
         invalid (``plan`` is an error reply) or over the limit; else returns the limiter's decision."""
         if isinstance(plan, tuple):
@@ -239,23 +290,35 @@ class RegionApp:
             self.stats.add(dep.name, "tokens_charged", charge)
         return decision
 
-    async def _throttled(self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, decision: Decision) -> None:
+    async def _throttled(
+        self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, decision: Decision
+    ) -> None:
         self.stats.fail(dep.name, "rate_limit")
         version = "v1" if route.v1 else str(route.api_version)
         retry = max(1, math.ceil(decision.retry_after_s))
-        reply = _errors.rate_limited(_OPS[route.op][0], version, retry, calls=decision.calls_exceeded)
+        reply = _errors.rate_limited(
+            _OPS[route.op][0], version, retry, calls=decision.calls_exceeded
+        )
         await self._reply(conn, dep.name, reply, decision.headers())
 
     # ------------------------------------------------------------- operations
     async def _models(self, conn: HttpConnection) -> None:
         data = [
-            {"id": d.name, "object": "model", "created": 1700000000, "owned_by": "system", "model": d.model}
+            {
+                "id": d.name,
+                "object": "model",
+                "created": 1700000000,
+                "owned_by": "system",
+                "model": d.model,
+            }
             for d in self.region.deployments
         ]
         self.stats.status(None, 200)
         await conn.send_json(200, {"object": "list", "data": data}, self._common_headers())
 
-    async def _chat(self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, body: Any) -> None:
+    async def _chat(
+        self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, body: Any
+    ) -> None:
         plan = _ops.plan_chat(dep, body, self.region.content_filter)
         decision = await self._admit_plan(conn, dep, route, plan)
         if decision is None:
@@ -263,7 +326,10 @@ class RegionApp:
         headers = decision.headers()
         if plan.blocked_category is not None:
             self.stats.fail(dep.name, "content_filter")
-            result = {**filter_result(plan.blocked_category, plan.severity), "jailbreak": {"filtered": False, "detected": False}}
+            result = {
+                **filter_result(plan.blocked_category, plan.severity),
+                "jailbreak": {"filtered": False, "detected": False},
+            }
             await self._reply(conn, dep.name, _errors.content_filter_blocked(result), headers)
             return
         stats = self.stats
@@ -285,8 +351,13 @@ class RegionApp:
         stats.add(dep.name, "streamed")
         stats.status(dep.name, 200)
         await conn.start_chunked(
-            200, [("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"),
-                  *self._common_headers(), *headers],
+            200,
+            [
+                ("content-type", "text/event-stream; charset=utf-8"),
+                ("cache-control", "no-cache"),
+                *self._common_headers(),
+                *headers,
+            ],
         )
         first = True
         paced = bool(ttft or per_token)
@@ -310,14 +381,22 @@ class RegionApp:
     async def _cut_stream(self, fault: Fault, conn: HttpConnection, dep: str, sent: int) -> None:
         """A mid-stream fault: the ``sent`` events reach the client, then a TCP RST or silence."""
         self.stats.fail(dep, f"{fault.kind}_mid_stream")
-        _log.info("%s: fault %s cuts a stream after %d chunks (%s)", self.region.name, fault.id, sent, fault.kind)
+        _log.info(
+            "%s: fault %s cuts a stream after %d chunks (%s)",
+            self.region.name,
+            fault.id,
+            sent,
+            fault.kind,
+        )
         await conn.flush_all()
         if fault.kind == "reset":
             conn.reset()
         else:
             await conn.hang(fault.released)
 
-    async def _embeddings(self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, body: Any) -> None:
+    async def _embeddings(
+        self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, body: Any
+    ) -> None:
         plan = _ops.validate_embeddings(dep, body)
         decision = await self._admit_plan(conn, dep, route, plan)
         if decision is None:
@@ -326,7 +405,11 @@ class RegionApp:
             await asyncio.sleep(self._latency.ttft_ms / 1000)
         self.stats.add(dep.name, "prompt_tokens", plan.prompt_tokens)
         self.stats.status(dep.name, 200)
-        headers = [("content-type", "application/json"), *self._common_headers(), *decision.headers()]
+        headers = [
+            ("content-type", "application/json"),
+            *self._common_headers(),
+            *decision.headers(),
+        ]
         await conn.send(200, headers, _ops.embeddings_body(dep, plan))
 
     # ------------------------------------------------------------ control API
@@ -358,6 +441,14 @@ class RegionApp:
         elif path == "/_sim/stats" and req.method == "GET":
             await conn.send_json(200, {"region": self.region.name, **self.stats.to_dict()})
         elif path == "/_sim/health" and req.method == "GET":
-            await conn.send_json(200, {"region": self.region.name, "deployments": [d.name for d in self.region.deployments]})
+            await conn.send_json(
+                200,
+                {
+                    "region": self.region.name,
+                    "deployments": [d.name for d in self.region.deployments],
+                },
+            )
         else:
-            await conn.send_json(404, {"error": {"code": "404", "message": "Unknown control endpoint"}})
+            await conn.send_json(
+                404, {"error": {"code": "404", "message": "Unknown control endpoint"}}
+            )

@@ -22,13 +22,18 @@ class Simulator:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.regions = {r.name: RegionApp(r, config) for r in config.regions}
-        self.identity = IdentityApp(config.identity, config.token_secret) if config.identity else None
+        self.identity = (
+            IdentityApp(config.identity, config.token_secret) if config.identity else None
+        )
         self._servers = [
-            HttpServer(app, r.host, r.port, f"region {r.name}") for r, app in zip(config.regions, self.regions.values())
+            HttpServer(app, r.host, r.port, f"region {r.name}")
+            for r, app in zip(config.regions, self.regions.values())
         ]
         if self.identity is not None and config.identity is not None:
             self._servers.append(
-                HttpServer(self.identity, config.identity.host, config.identity.port, "identity endpoint")
+                HttpServer(
+                    self.identity, config.identity.host, config.identity.port, "identity endpoint"
+                )
             )
 
     async def start(self) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["FAILURE_KINDS", "RegionStats"]
 
@@ -33,7 +34,7 @@ _FIELDS = (
 
 
 class _Counters:
-    __slots__ = ("values", "failures", "status")
+    __slots__ = ("failures", "status", "values")
 
     def __init__(self) -> None:
         self.values = dict.fromkeys(_FIELDS, 0)

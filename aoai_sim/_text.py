@@ -6,20 +6,145 @@ import hashlib
 import json
 import math
 import random
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["charge_chars", "estimate_tokens", "generate", "message_text", "prompt_tokens", "seed_for"]
+__all__ = [
+    "charge_chars",
+    "estimate_tokens",
+    "generate",
+    "message_text",
+    "prompt_tokens",
+    "seed_for",
+]
 
-_WORDS = (
-    "the a an of to in for on with by from about across after before between during into over under "
-    "system request response region gateway model token stream latency quota capacity retry backoff "
-    "deployment service client server message answer question result value signal window minute second "
-    "simple clear steady careful quick small large local remote primary secondary healthy busy ready "
-    "is are was were will can should may must might does did has have had keeps sends returns handles "
-    "checks routes balances measures reports explains describes shows finds builds tests runs starts "
-    "data cache queue batch record event error limit count rate time path route policy state change "
-    "first next last other same each every many few more most some any all both either neither"
-).split()
+_WORDS = [
+    "the",
+    "a",
+    "an",
+    "of",
+    "to",
+    "in",
+    "for",
+    "on",
+    "with",
+    "by",
+    "from",
+    "about",
+    "across",
+    "after",
+    "before",
+    "between",
+    "during",
+    "into",
+    "over",
+    "under",
+    "system",
+    "request",
+    "response",
+    "region",
+    "gateway",
+    "model",
+    "token",
+    "stream",
+    "latency",
+    "quota",
+    "capacity",
+    "retry",
+    "backoff",
+    "deployment",
+    "service",
+    "client",
+    "server",
+    "message",
+    "answer",
+    "question",
+    "result",
+    "value",
+    "signal",
+    "window",
+    "minute",
+    "second",
+    "simple",
+    "clear",
+    "steady",
+    "careful",
+    "quick",
+    "small",
+    "large",
+    "local",
+    "remote",
+    "primary",
+    "secondary",
+    "healthy",
+    "busy",
+    "ready",
+    "is",
+    "are",
+    "was",
+    "were",
+    "will",
+    "can",
+    "should",
+    "may",
+    "must",
+    "might",
+    "does",
+    "did",
+    "has",
+    "have",
+    "had",
+    "keeps",
+    "sends",
+    "returns",
+    "handles",
+    "checks",
+    "routes",
+    "balances",
+    "measures",
+    "reports",
+    "explains",
+    "describes",
+    "shows",
+    "finds",
+    "builds",
+    "tests",
+    "runs",
+    "starts",
+    "data",
+    "cache",
+    "queue",
+    "batch",
+    "record",
+    "event",
+    "error",
+    "limit",
+    "count",
+    "rate",
+    "time",
+    "path",
+    "route",
+    "policy",
+    "state",
+    "change",
+    "first",
+    "next",
+    "last",
+    "other",
+    "same",
+    "each",
+    "every",
+    "many",
+    "few",
+    "more",
+    "most",
+    "some",
+    "any",
+    "all",
+    "both",
+    "either",
+    "neither",
+]
 
 
 def message_text(content: Any) -> str:
@@ -27,7 +152,11 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        return " ".join(
+            p.get("text", "")
+            for p in content
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
     return ""
 
 
@@ -47,7 +176,14 @@ def estimate_tokens(chars: int) -> int:
 
 def prompt_tokens(messages: list[Any]) -> int:
     """Usage prompt_tokens: per-message estimate plus chat-format overhead (3 per message, 3 primer)."""
-    return sum(estimate_tokens(len(message_text(m.get("content")))) + 3 for m in messages if isinstance(m, dict)) + 3
+    return (
+        sum(
+            estimate_tokens(len(message_text(m.get("content")))) + 3
+            for m in messages
+            if isinstance(m, dict)
+        )
+        + 3
+    )
 
 
 def seed_for(*parts: Any) -> bytes:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "AUDIENCE",
+    "DEFAULT_CONFIG_PATH",
     "ConfigError",
     "ContentFilterConfig",
-    "DEFAULT_CONFIG_PATH",
     "DeploymentConfig",
     "IdentityConfig",
     "LatencyConfig",
@@ -281,7 +282,9 @@ def _content_filter(raw: Mapping[str, Any] | None) -> ContentFilterConfig:
         raise ConfigError(f"content_filter.severity must be one of {_SEVERITIES[1:]}")
     return ContentFilterConfig(
         prompt_triggers=_triggers(raw.get("prompt_triggers"), category, "prompt_triggers"),
-        completion_triggers=_triggers(raw.get("completion_triggers"), category, "completion_triggers"),
+        completion_triggers=_triggers(
+            raw.get("completion_triggers"), category, "completion_triggers"
+        ),
         severity=severity,
     )
 

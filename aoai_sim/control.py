@@ -16,12 +16,16 @@ class ControlError(RuntimeError):
 
 def _call(method: str, url: str, body: Any = None, timeout: float = 10.0) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
-        raise ControlError(f"{method} {url} -> {exc.code}: {exc.read().decode(errors='replace')}") from exc
+        raise ControlError(
+            f"{method} {url} -> {exc.code}: {exc.read().decode(errors='replace')}"
+        ) from exc
 
 
 class RegionControl:
@@ -33,7 +37,11 @@ class RegionControl:
 
     def fault(self, kind: str, **params: Any) -> str:
         """Inject a fault (see docs/simulator.md); returns its id."""
-        return str(_call("POST", f"{self.endpoint}/_sim/faults", {"kind": kind, **params}, self._timeout)["id"])
+        return str(
+            _call("POST", f"{self.endpoint}/_sim/faults", {"kind": kind, **params}, self._timeout)[
+                "id"
+            ]
+        )
 
     def faults(self) -> list[dict[str, Any]]:
         """The active faults."""
@@ -42,7 +50,11 @@ class RegionControl:
     def clear_fault(self, fault_id: str) -> bool:
         """End one fault early."""
         try:
-            return bool(_call("DELETE", f"{self.endpoint}/_sim/faults/{fault_id}", None, self._timeout)["removed"])
+            return bool(
+                _call("DELETE", f"{self.endpoint}/_sim/faults/{fault_id}", None, self._timeout)[
+                    "removed"
+                ]
+            )
         except ControlError:
             return False
 
@@ -63,10 +75,20 @@ class IdentityControl:
         self._timeout = timeout
 
     def set_mode(
-        self, *, refuse: bool = False, without_role: bool = False, ttl_s: float | None = None, refuse_status: int = 400
+        self,
+        *,
+        refuse: bool = False,
+        without_role: bool = False,
+        ttl_s: float | None = None,
+        refuse_status: int = 400,
     ) -> None:
         """Replace the whole mode (fields not given go back to their defaults)."""
-        body = {"refuse": refuse, "without_role": without_role, "ttl_s": ttl_s, "refuse_status": refuse_status}
+        body = {
+            "refuse": refuse,
+            "without_role": without_role,
+            "ttl_s": ttl_s,
+            "refuse_status": refuse_status,
+        }
         _call("POST", f"{self.base}/_identity/mode", body, self._timeout)
 
     def reset(self) -> None:

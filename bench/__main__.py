@@ -15,7 +15,7 @@ import json
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,30 +45,58 @@ def _run_one(name: str, quick: bool) -> dict[str, Any]:
         module = importlib.import_module(f"bench.{name}")
     except ModuleNotFoundError as exc:
         if exc.name == f"bench.{name}":
-            return {"name": name, "skipped": f"bench/{name}.py does not exist (yet)", "summary": f"{name}: skipped (no module)"}
+            return {
+                "name": name,
+                "skipped": f"bench/{name}.py does not exist (yet)",
+                "summary": f"{name}: skipped (no module)",
+            }
         raise
     try:
         result = module.run(quick=quick)
     except Exception as exc:  # noqa: BLE001 - one benchmark failing must not hide the others
         traceback.print_exc()
-        result = {"name": name, "error": f"{type(exc).__name__}: {exc}", "summary": f"{name}: FAILED ({type(exc).__name__}: {exc})"}
+        result = {
+            "name": name,
+            "error": f"{type(exc).__name__}: {exc}",
+            "summary": f"{name}: FAILED ({type(exc).__name__}: {exc})",
+        }
     result.setdefault("elapsed_s", round(time.monotonic() - started, 1))
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)")
-    parser.add_argument("--quick", action="store_true", help="small sample sizes: a smoke run, not figures to publish")
-    parser.add_argument("--report", action="store_true", help="with --quick/--only: still rewrite docs/benchmarks.md")
-    parser.add_argument("--out", help="results JSON path (default bench/results/latest.json; quick.tmp / partial.tmp)")
-    parser.add_argument("--note", help="free text about the conditions (e.g. 'quiet machine'), printed in the report")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sample sizes: a smoke run, not figures to publish",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="with --quick/--only: still rewrite docs/benchmarks.md",
+    )
+    parser.add_argument(
+        "--out",
+        help="results JSON path (default bench/results/latest.json; quick.tmp / partial.tmp)",
+    )
+    parser.add_argument(
+        "--note",
+        help="free text about the conditions (e.g. 'quiet machine'), printed in the report",
+    )
     args = parser.parse_args(argv)
 
     names = tuple(args.only) if args.only else BENCHMARKS
     started = time.monotonic()
     run: dict[str, Any] = {
-        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
         "note": args.note,
@@ -91,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         out = RESULTS / "partial.tmp"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_dumps(run) + "\n", encoding="utf-8")
-    print(f"bench: results in {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({run['total_s']} s)", flush=True)
+    print(
+        f"bench: results in {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({run['total_s']} s)",
+        flush=True,
+    )
     if not partial or args.report:
         from .report import write_report
 

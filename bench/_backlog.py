@@ -18,7 +18,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from ._harness import ROOT, Budget, child_env, free_ports, wait_http
@@ -27,7 +26,9 @@ __all__ = ["Azurite", "backlog_available", "drain_via_backlog"]
 
 _ACCOUNT = "devstoreaccount1"
 # The emulator's published, well-known development key (not a secret).
-_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+_ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 
 
 def _azurite_binary() -> str | None:
@@ -60,19 +61,35 @@ class Azurite:
     @property
     def connection_string(self) -> str:
         host = "http://127.0.0.1"
-        return (f"DefaultEndpointsProtocol=http;AccountName={_ACCOUNT};AccountKey={_ACCOUNT_KEY};"
-                f"BlobEndpoint={host}:{self.ports['blob']}/{_ACCOUNT};QueueEndpoint={host}:{self.ports['queue']}/{_ACCOUNT};"
-                f"TableEndpoint={host}:{self.ports['table']}/{_ACCOUNT};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={_ACCOUNT};AccountKey={_ACCOUNT_KEY};"
+            f"BlobEndpoint={host}:{self.ports['blob']}/{_ACCOUNT};QueueEndpoint={host}:{self.ports['queue']}/{_ACCOUNT};"
+            f"TableEndpoint={host}:{self.ports['table']}/{_ACCOUNT};"
+        )
 
-    def __enter__(self) -> "Azurite":
+    def __enter__(self) -> Azurite:
         exe = _azurite_binary()
         if exe is None:
             raise RuntimeError("azurite is not installed")
-        self._dir = tempfile.TemporaryDirectory(prefix="bench-azurite-")  # its debug/extent files, if any
-        cmd = [exe, "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--inMemoryPersistence"]
+        self._dir = tempfile.TemporaryDirectory(
+            prefix="bench-azurite-"
+        )  # its debug/extent files, if any
+        cmd = [
+            exe,
+            "--silent",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--inMemoryPersistence",
+        ]
         for kind, port in self.ports.items():
             cmd += [f"--{kind}Host", "127.0.0.1", f"--{kind}Port", str(port)]
-        self.proc = subprocess.Popen(cmd, cwd=self._dir.name, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self._dir.name,
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for port in self.ports.values():
                 wait_http(f"http://127.0.0.1:{port}/", 30, self.proc)
@@ -107,25 +124,42 @@ class _Terminals(logging.Handler):
         job = getattr(record, "job", None)
         if isinstance(job, dict) and "status" in job and "job_id" in job:
             self.writes[job["job_id"]] += 1
-            self.first.setdefault(job["job_id"], (time.monotonic() - self._t0(), str(job["status"])))
+            self.first.setdefault(
+                job["job_id"], (time.monotonic() - self._t0(), str(job["status"]))
+            )
 
 
 async def drain_via_backlog(
-    gateway: Any, jobs: int, *, request_for: Callable[[int], dict[str, Any]], concurrency: int, cap_s: float,
-    storage_connection: str, on_start: Callable[[], float | None] | None = None, settings: Mapping[str, str] | None = None,
+    gateway: Any,
+    jobs: int,
+    *,
+    request_for: Callable[[int], dict[str, Any]],
+    concurrency: int,
+    cap_s: float,
+    storage_connection: str,
+    on_start: Callable[[], float | None] | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Submit ``jobs`` jobs and wait (at most ``cap_s``) until each reaches a terminal state."""
     import function_app
     import sbbroker
     from devserver.queues import QueueSide
-    from shared.jobs import JobMessage, build_backlog, delivery_from_servicebus, text_from_queue_message
+    from shared.jobs import (
+        JobMessage,
+        build_backlog,
+        delivery_from_servicebus,
+        text_from_queue_message,
+    )
     from shared.settings import load_backlog_settings
 
     tag = uuid.uuid4().hex[:8]
     env: Mapping[str, str] = {
-        "BACKLOG_QUEUE": f"drain{tag}", "PARKING_QUEUE": f"drainparked{tag}",
-        "BACKLOG_JOBS_TABLE": f"drainjobs{tag}", "BACKLOG_RESULTS_CONTAINER": f"drainresults{tag}",
-        "AzureWebJobsStorage": storage_connection, **dict(settings or {}),
+        "BACKLOG_QUEUE": f"drain{tag}",
+        "PARKING_QUEUE": f"drainparked{tag}",
+        "BACKLOG_JOBS_TABLE": f"drainjobs{tag}",
+        "BACKLOG_RESULTS_CONTAINER": f"drainresults{tag}",
+        "AzureWebJobsStorage": storage_connection,
+        **dict(settings or {}),
     }
     broker = sbbroker.Broker(port=0).start_in_thread()
     env = {**env, "ServiceBusConnection": broker.connection_string}
@@ -155,9 +189,17 @@ async def drain_via_backlog(
         text, count = text_from_queue_message(msg)
         await backlog.process_parking_poison(text, dequeue_count=count)
 
-    handlers = {"backlog_worker": worker, "backlog_dead_letters": dead_letters, "backlog_timer": timer,
-                "parking_poison": parking_poison}
-    side = QueueSide(function_app.app, env, host_json={"extensions": {"serviceBus": {"maxConcurrentCalls": concurrency}}})
+    handlers = {
+        "backlog_worker": worker,
+        "backlog_dead_letters": dead_letters,
+        "backlog_timer": timer,
+        "parking_poison": parking_poison,
+    }
+    side = QueueSide(
+        function_app.app,
+        env,
+        host_json={"extensions": {"serviceBus": {"maxConcurrentCalls": concurrency}}},
+    )
     side.build(wrap=lambda name, default: handlers.get(name, default))
     stop = asyncio.Event()
     budget = Budget(cap_s)

@@ -37,8 +37,8 @@ __all__ = [
     "gateway_regions",
     "interleaved_rounds",
     "machine_info",
-    "quiet_gateway_logs",
     "percentile",
+    "quiet_gateway_logs",
     "summarize",
     "wait_http",
 ]
@@ -153,7 +153,9 @@ class SimProcess:
             "minute_seconds": minute_seconds,
             "api_key": API_KEY,
             "latency": dict(latency or {"ttft_ms": 0, "per_token_ms": 0}),
-            "regions": [{**dict(r), "host": HOST, "port": self.ports[str(r["name"])]} for r in regions],
+            "regions": [
+                {**dict(r), "host": HOST, "port": self.ports[str(r["name"])]} for r in regions
+            ],
         }
         self._log_name = log_name
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -162,15 +164,18 @@ class SimProcess:
     def endpoint(self, region: str) -> str:
         return f"http://{HOST}:{self.ports[region]}"
 
-    def __enter__(self) -> "SimProcess":
+    def __enter__(self) -> SimProcess:
         self._dir = tempfile.TemporaryDirectory(prefix="bench-sim-")
         path = Path(self._dir.name) / "sim.json"
         path.write_text(json.dumps(self.config), encoding="utf-8")
-        log = open(Path(self._dir.name) / f"{self._log_name}.log", "wb")  # noqa: SIM115 - closed in __exit__
+        log = open(Path(self._dir.name) / f"{self._log_name}.log", "wb")
         self._log = log
         self.proc = subprocess.Popen(
             [PY, "-m", "aoai_sim", "--config", str(path), "--log-level", "WARNING"],
-            cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=child_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             for region in self.ports:
@@ -207,7 +212,11 @@ class SimProcess:
 
 
 def gateway_regions(
-    sim: SimProcess, regions: Sequence[tuple[str, int, str, int]], alias: str, *, rpm: Mapping[str, int] | None = None,
+    sim: SimProcess,
+    regions: Sequence[tuple[str, int, str, int]],
+    alias: str,
+    *,
+    rpm: Mapping[str, int] | None = None,
     api_style: str = "v1",
 ) -> list[dict[str, Any]]:
     """The gateway's region table for ``(region, priority, deployment, tpm)`` rows of ``sim``."""
@@ -243,12 +252,26 @@ class DevServer:
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}/api/v1"
 
-    def __enter__(self) -> "DevServer":
+    def __enter__(self) -> DevServer:
         self._dir = tempfile.TemporaryDirectory(prefix="bench-dev-")
-        self._log = open(Path(self._dir.name) / "devserver.log", "wb")  # noqa: SIM115 - closed in __exit__
+        self._log = open(Path(self._dir.name) / "devserver.log", "wb")
         self.proc = subprocess.Popen(
-            [PY, "-m", "devserver", "--http-only", "--host", HOST, "--port", str(self.port), "--log-level", "warning"],
-            cwd=ROOT, env=child_env(self._env), stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                PY,
+                "-m",
+                "devserver",
+                "--http-only",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=child_env(self._env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         try:
             wait_http(f"http://{HOST}:{self.port}/api/health", 60, self.proc)

@@ -19,7 +19,15 @@ from typing import Any
 
 from ._harness import API_KEY
 
-__all__ = ["API_VERSION", "LITELLM_PIN", "azure_sdk", "ensure_litellm", "litellm_router", "litellm_version", "v1_sdk"]
+__all__ = [
+    "API_VERSION",
+    "LITELLM_PIN",
+    "azure_sdk",
+    "ensure_litellm",
+    "litellm_router",
+    "litellm_version",
+    "v1_sdk",
+]
 
 LITELLM_PIN = "litellm==1.109.1"
 API_VERSION = "2024-10-21"
@@ -32,8 +40,18 @@ def ensure_litellm() -> None:
         return
     print(f"bench: installing {LITELLM_PIN} --no-deps (see bench/_peers.py)", flush=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", LITELLM_PIN],
-        check=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            LITELLM_PIN,
+        ],
+        check=True,
+        timeout=600,
     )
 
 
@@ -91,8 +109,18 @@ def litellm_router(
             params["timeout"] = timeout
         if order:
             params["order"] = i + 1
-        model_list.append({"model_name": "gpt-4o", "litellm_params": params, "model_info": {"id": f"d{i}", "base_model": "azure/gpt-4o"}})
-    kwargs: dict[str, Any] = {"model_list": model_list, "num_retries": num_retries, "routing_strategy": routing_strategy}
+        model_list.append(
+            {
+                "model_name": "gpt-4o",
+                "litellm_params": params,
+                "model_info": {"id": f"d{i}", "base_model": "azure/gpt-4o"},
+            }
+        )
+    kwargs: dict[str, Any] = {
+        "model_list": model_list,
+        "num_retries": num_retries,
+        "routing_strategy": routing_strategy,
+    }
     if allowed_fails is not None:
         kwargs["allowed_fails"] = allowed_fails
     if cooldown_time is not None:
@@ -106,7 +134,11 @@ def v1_sdk(endpoint: str, *, max_retries: int = 2, timeout: float | None = None)
     """The bare openai SDK against Azure's v1 API (``AsyncOpenAI``; default retries unless told)."""
     from openai import AsyncOpenAI
 
-    kwargs: dict[str, Any] = {"base_url": f"{endpoint}/openai/v1/", "api_key": API_KEY, "max_retries": max_retries}
+    kwargs: dict[str, Any] = {
+        "base_url": f"{endpoint}/openai/v1/",
+        "api_key": API_KEY,
+        "max_retries": max_retries,
+    }
     if timeout is not None:
         kwargs["timeout"] = timeout
     return AsyncOpenAI(**kwargs)
@@ -116,7 +148,12 @@ def azure_sdk(endpoint: str, *, max_retries: int = 2, timeout: float | None = No
     """The bare openai SDK against the dated API (``AsyncAzureOpenAI``), as LiteLLM's azure/ calls it."""
     from openai import AsyncAzureOpenAI
 
-    kwargs: dict[str, Any] = {"azure_endpoint": endpoint, "api_key": API_KEY, "api_version": API_VERSION, "max_retries": max_retries}
+    kwargs: dict[str, Any] = {
+        "azure_endpoint": endpoint,
+        "api_key": API_KEY,
+        "api_version": API_VERSION,
+        "max_retries": max_retries,
+    }
     if timeout is not None:
         kwargs["timeout"] = timeout
     return AsyncAzureOpenAI(**kwargs)

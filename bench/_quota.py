@@ -24,13 +24,17 @@ from typing import Any
 __all__ = ["EDGE_S", "QuotaSampler", "rate_series", "window_totals"]
 
 EDGE_S = 0.08
-Sample = tuple[float, int, int, int]  # (t, tokens_charged, requests, throttled), summed over regions
+Sample = tuple[
+    float, int, int, int
+]  # (t, tokens_charged, requests, throttled), summed over regions
 
 
 class QuotaSampler:
     """Samples the ``/_sim/stats`` of ``regions`` every ``every_s`` and just before each window edge."""
 
-    def __init__(self, sim: Any, regions: Sequence[str], minute_s: float, budget: Any, every_s: float = 0.2) -> None:
+    def __init__(
+        self, sim: Any, regions: Sequence[str], minute_s: float, budget: Any, every_s: float = 0.2
+    ) -> None:
         self._sim = sim
         self._endpoints = [sim.endpoint(r) for r in regions]
         self._regions = tuple(regions)
@@ -47,11 +51,29 @@ class QuotaSampler:
         from ._harness import PY, ROOT, child_env
 
         self.t0 = t0
-        cmd = [PY, "-m", "bench._quota", "--t0", repr(t0), "--minute", str(self._minute), "--every", str(self._every),
-               "--for-s", str(max(1.0, self._budget.remaining()))]
+        cmd = [
+            PY,
+            "-m",
+            "bench._quota",
+            "--t0",
+            repr(t0),
+            "--minute",
+            str(self._minute),
+            "--every",
+            str(self._every),
+            "--for-s",
+            str(max(1.0, self._budget.remaining())),
+        ]
         for endpoint in self._endpoints:
             cmd += ["--endpoint", endpoint]
-        self._proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         self._reader = threading.Thread(target=self._read, name="quota-reader", daemon=True)
         self._reader.start()
 
@@ -77,8 +99,14 @@ class QuotaSampler:
         if self._reader is not None:
             self._reader.join(timeout=5)
         stats = [self._sim.stats(r) for r in self._regions]
-        self.samples.append((time.monotonic() - self.t0, sum(s["tokens_charged"] for s in stats),
-                             sum(s["requests"] for s in stats), sum(s["throttled"] for s in stats)))
+        self.samples.append(
+            (
+                time.monotonic() - self.t0,
+                sum(s["tokens_charged"] for s in stats),
+                sum(s["requests"] for s in stats),
+                sum(s["throttled"] for s in stats),
+            )
+        )
 
 
 def window_totals(edges: dict[int, int], wall: float, minute_s: float) -> list[int]:
@@ -104,7 +132,9 @@ def rate_series(samples: Sequence[Sample]) -> list[tuple[float, float]]:
     return out
 
 
-def _sample_loop(t0: float, minute: float, every: float, for_s: float, endpoints: list[str]) -> None:
+def _sample_loop(
+    t0: float, minute: float, every: float, for_s: float, endpoints: list[str]
+) -> None:
     from aoai_sim.control import RegionControl
 
     controls = [RegionControl(e, timeout=5) for e in endpoints]
@@ -122,8 +152,13 @@ def _sample_loop(t0: float, minute: float, every: float, for_s: float, endpoints
             stats = [c.stats() for c in controls]
         except OSError:
             continue
-        row = {"t": round(time.monotonic() - t0, 4), "tokens": sum(s["tokens_charged"] for s in stats),
-               "requests": sum(s["requests"] for s in stats), "throttled": sum(s["throttled"] for s in stats), "edge": None}
+        row = {
+            "t": round(time.monotonic() - t0, 4),
+            "tokens": sum(s["tokens_charged"] for s in stats),
+            "requests": sum(s["requests"] for s in stats),
+            "throttled": sum(s["throttled"] for s in stats),
+            "edge": None,
+        }
         if due == edge_at:
             row["edge"] = k
             k += 1
@@ -134,7 +169,9 @@ def _sample_loop(t0: float, minute: float, every: float, for_s: float, endpoints
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench._quota")
-    parser.add_argument("--t0", type=float, required=True, help="the parent's time.monotonic() at the reset")
+    parser.add_argument(
+        "--t0", type=float, required=True, help="the parent's time.monotonic() at the reset"
+    )
     parser.add_argument("--minute", type=float, required=True)
     parser.add_argument("--every", type=float, default=0.2)
     parser.add_argument("--for-s", type=float, required=True)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
-__all__ = ["added_latency", "interleaved_rounds", "percentile", "ratio", "summarize", "throughput_series"]
+__all__ = [
+    "added_latency",
+    "interleaved_rounds",
+    "percentile",
+    "ratio",
+    "summarize",
+    "throughput_series",
+]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -36,7 +43,9 @@ def summarize(values: Sequence[float], digits: int = 4) -> dict[str, float]:
     }
 
 
-def added_latency(base: Sequence[float], other: Sequence[float], digits: int = 4) -> dict[str, float]:
+def added_latency(
+    base: Sequence[float], other: Sequence[float], digits: int = 4
+) -> dict[str, float]:
     """What ``other`` adds over ``base`` (paired samples, same index = same round).
 
     ``p50``/``p99``: difference of the two distributions' percentiles (the headline figures).
@@ -67,7 +76,9 @@ def interleaved_rounds(arms: Sequence[str], rounds: int) -> Iterator[tuple[int, 
         yield r, tuple(arms[shift:]) + tuple(arms[:shift])
 
 
-def throughput_series(events: Sequence[tuple[float, float]], bucket_s: float, until_s: float) -> list[tuple[float, float]]:
+def throughput_series(
+    events: Sequence[tuple[float, float]], bucket_s: float, until_s: float
+) -> list[tuple[float, float]]:
     """(t, amount) events -> [(bucket start, amount per second)] over [0, until_s)."""
     if bucket_s <= 0:
         raise ValueError("bucket_s must be positive")

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,23 @@ class ChaosReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "jobs": self.jobs, "elapsed_s": round(self.elapsed_s, 1), "succeeded": self.succeeded, "failed": dict(self.failed),
-            "not_terminal": self.not_terminal, "terminal_writes": self.terminal_writes,
-            "double_terminal_writes": self.double_terminal_writes, "replies": self.replies,
-            "jobs_without_reply": self.jobs_without_reply, "duplicate_replies": self.duplicate_replies,
-            "deliveries": self.deliveries, "crashes": dict(self.crashes), "parks": self.parks, "timer_runs": self.timer_runs,
-            "dead_letter_deliveries": self.dead_letter_deliveries, "sim_requests": self.sim_requests, "faults": self.faults,
+            "jobs": self.jobs,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "succeeded": self.succeeded,
+            "failed": dict(self.failed),
+            "not_terminal": self.not_terminal,
+            "terminal_writes": self.terminal_writes,
+            "double_terminal_writes": self.double_terminal_writes,
+            "replies": self.replies,
+            "jobs_without_reply": self.jobs_without_reply,
+            "duplicate_replies": self.duplicate_replies,
+            "deliveries": self.deliveries,
+            "crashes": dict(self.crashes),
+            "parks": self.parks,
+            "timer_runs": self.timer_runs,
+            "dead_letter_deliveries": self.dead_letter_deliveries,
+            "sim_requests": self.sim_requests,
+            "faults": self.faults,
             "ok": self.ok,
         }
 
@@ -117,27 +129,44 @@ async def _chaos_driver(sim: Any, stop: asyncio.Event, faults: list[str]) -> Non
 
     once = [
         (0.3, lambda: inject("swedencentral", "hang", count=2)),  # held until the read timeout
-        (3.0, lambda: inject("eastus2", "throttle", count=1, retry_after_s=86400, deployment="embed-eastus2")),  # absurd
+        (
+            3.0,
+            lambda: inject(
+                "eastus2", "throttle", count=1, retry_after_s=86400, deployment="embed-eastus2"
+            ),
+        ),  # absurd
         (4.5, lambda: inject("swedencentral", "reset", duration_s=2.0)),  # region outage
     ]
     cycle = [
-        (0.0, lambda: inject("eastus2", "throttle", duration_s=2.0, retry_after_s=1)),  # 429 storm on the primary
+        (
+            0.0,
+            lambda: inject("eastus2", "throttle", duration_s=2.0, retry_after_s=1),
+        ),  # 429 storm on the primary
         (0.0, lambda: inject("swedencentral", "error", duration_s=1.0, status=503)),  # 5xx burst
-        (2.5, lambda: [inject(r, "throttle", duration_s=1.5, retry_after_s=2) for r in REGIONS]),  # all throttled: parking
+        (
+            2.5,
+            lambda: [inject(r, "throttle", duration_s=1.5, retry_after_s=2) for r in REGIONS],
+        ),  # all throttled: parking
         (7.0, lambda: inject("eastus2", "error", duration_s=1.0, status=500)),
         (8.0, lambda: [inject(r, "throttle", duration_s=1.0, retry_after_ms=700) for r in REGIONS]),
     ]
     started = time.monotonic()
     rounds = 0
     while not stop.is_set():
-        steps = sorted(((at + rounds * CYCLE_S, action) for at, action in cycle + (once if rounds == 0 else [])), key=lambda step: step[0])
+        steps = sorted(
+            (
+                (at + rounds * CYCLE_S, action)
+                for at, action in cycle + (once if rounds == 0 else [])
+            ),
+            key=lambda step: step[0],
+        )
         for at, action in steps:
             delay = at - (time.monotonic() - started)
             if delay > 0:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
                     return
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             action()
         rounds += 1
@@ -146,7 +175,7 @@ async def _chaos_driver(sim: Any, stop: asyncio.Event, faults: list[str]) -> Non
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 
@@ -168,7 +197,12 @@ async def run_chaos(
     import function_app
     from devserver.queues import QueueSide
     from shared.aoai import Gateway
-    from shared.jobs import JobMessage, build_backlog, delivery_from_servicebus, text_from_queue_message
+    from shared.jobs import (
+        JobMessage,
+        build_backlog,
+        delivery_from_servicebus,
+        text_from_queue_message,
+    )
     from shared.settings import load_backlog_settings
     from tests.fixtures.gateway import settings_for_sim
 
@@ -232,14 +266,25 @@ async def run_chaos(
         text, count = text_from_queue_message(msg)
         await backlog.process_parking_poison(text, dequeue_count=count)
 
-    handlers = {"backlog_worker": worker, "backlog_dead_letters": dead_letters, "backlog_timer": timer, "parking_poison": parking_poison}
-    side = QueueSide(function_app.app, env, host_json={"extensions": {"serviceBus": {"maxConcurrentCalls": concurrency}}})
+    handlers = {
+        "backlog_worker": worker,
+        "backlog_dead_letters": dead_letters,
+        "backlog_timer": timer,
+        "parking_poison": parking_poison,
+    }
+    side = QueueSide(
+        function_app.app,
+        env,
+        host_json={"extensions": {"serviceBus": {"maxConcurrentCalls": concurrency}}},
+    )
     side.build(wrap=lambda name, default: handlers.get(name, default))
     stop = asyncio.Event()
     faults_stop = asyncio.Event()
     started = time.monotonic()
     pumps = asyncio.create_task(side.run(stop))
-    driver = asyncio.create_task(_chaos_driver(sim, faults_stop, report.faults) if faults else faults_stop.wait())
+    driver = asyncio.create_task(
+        _chaos_driver(sim, faults_stop, report.faults) if faults else faults_stop.wait()
+    )
     ids: list[str] = []
     submits: list[Any] = []
     try:
@@ -247,16 +292,29 @@ async def run_chaos(
         for i in range(jobs):
             roll = rng.random()
             if roll < 0.2:
-                request: dict[str, Any] = {"model": "text-embedding-3-small", "input": [f"chaos {i} {k}" for k in range(rng.randint(1, 4))]}
+                request: dict[str, Any] = {
+                    "model": "text-embedding-3-small",
+                    "input": [f"chaos {i} {k}" for k in range(rng.randint(1, 4))],
+                }
             elif roll < 0.25:
-                request = {"model": "gpt-4o", "messages": [{"role": "user", "content": f"chaos {i} SIM_FILTER_PROMPT"}], "max_tokens": 8}
+                request = {
+                    "model": "gpt-4o",
+                    "messages": [{"role": "user", "content": f"chaos {i} SIM_FILTER_PROMPT"}],
+                    "max_tokens": 8,
+                }
             else:
-                request = {"model": "gpt-4o", "messages": [{"role": "user", "content": f"chaos job {i}"}], "max_tokens": 8}
+                request = {
+                    "model": "gpt-4o",
+                    "messages": [{"role": "user", "content": f"chaos job {i}"}],
+                    "max_tokens": 8,
+                }
             if deadline is None:
-                from datetime import datetime, timedelta, timezone
+                from datetime import datetime, timedelta
 
-                deadline = datetime.now(timezone.utc) + timedelta(seconds=deadline_s)
-            job = JobMessage(request=request, reply_to=reply_queue, priority=rng.randint(0, 9), deadline=deadline)
+                deadline = datetime.now(UTC) + timedelta(seconds=deadline_s)
+            job = JobMessage(
+                request=request, reply_to=reply_queue, priority=rng.randint(0, 9), deadline=deadline
+            )
             if rng.random() < crash_rate:
                 crash_plan[job.job_id] = rng.choice(CRASH_STAGES)
             ids.append(job.job_id)
@@ -281,7 +339,9 @@ async def run_chaos(
                     pending.discard(job_id)
             if pending:
                 if time.monotonic() - last_note > 5:
-                    log(f"chaos: {len(pending)} jobs still running after {time.monotonic() - started:.0f}s")
+                    log(
+                        f"chaos: {len(pending)} jobs still running after {time.monotonic() - started:.0f}s"
+                    )
                     last_note = time.monotonic()
                 await asyncio.sleep(0.25)
         report.elapsed_s = time.monotonic() - started
@@ -301,7 +361,9 @@ async def run_chaos(
         report.parks += record.parks
     report.terminal_writes = sum(writes.per_job[j] for j in ids)
     report.double_terminal_writes = sum(1 for j in ids if writes.per_job[j] > 1)
-    per_job_replies: Counter[str] = Counter(str(m.correlation_id) for m in broker.messages(reply_queue))
+    per_job_replies: Counter[str] = Counter(
+        str(m.correlation_id) for m in broker.messages(reply_queue)
+    )
     report.replies = sum(per_job_replies.values())
     report.duplicate_replies = sum(n - 1 for n in per_job_replies.values() if n > 1)
     report.jobs_without_reply = sum(1 for j in records if per_job_replies[j] == 0)
@@ -339,7 +401,9 @@ def _start_azurite(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, connection
 
 
-def run_standalone(jobs: int, *, seed: int = 7, timeout_s: float | None = None, **options: Any) -> ChaosReport:
+def run_standalone(
+    jobs: int, *, seed: int = 7, timeout_s: float | None = None, **options: Any
+) -> ChaosReport:
     """Start Azurite, the simulator and the broker on free loopback ports, run, stop them all."""
     import sbbroker
     from tests.fixtures.sim import start_sim
@@ -353,8 +417,16 @@ def run_standalone(jobs: int, *, seed: int = 7, timeout_s: float | None = None, 
         sim = start_sim(workdir=workdir / "sim")
         broker = sbbroker.Broker(port=0).start_in_thread()
         return asyncio.run(
-            run_chaos(jobs=jobs, sim=sim, broker=broker, storage_connection=connection, seed=seed,
-                      deadline_s=budget * 0.8, timeout_s=budget, **options)
+            run_chaos(
+                jobs=jobs,
+                sim=sim,
+                broker=broker,
+                storage_connection=connection,
+                seed=seed,
+                deadline_s=budget * 0.8,
+                timeout_s=budget,
+                **options,
+            )
         )
     finally:
         if broker is not None:
@@ -377,10 +449,19 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for every job (default max(60, jobs/10))")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for every job (default max(60, jobs/10))",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     report = run_standalone(args.jobs, seed=args.seed, timeout_s=args.timeout)

@@ -25,8 +25,21 @@ __all__ = ["run"]
 
 TARGET_RATIO = 1.5
 STREAMING_FLOOR = "azure.functions, azurefunctions.extensions.http.fastapi"
-HEAVY = ("openai", "httpx", "httpx2", "pydantic", "azure.identity", "azure.servicebus", "azure.data.tables",
-         "azure.storage.queue", "fastapi", "starlette", "shared.aoai", "shared.api", "shared.jobs")
+HEAVY = (
+    "openai",
+    "httpx",
+    "httpx2",
+    "pydantic",
+    "azure.identity",
+    "azure.servicebus",
+    "azure.data.tables",
+    "azure.storage.queue",
+    "fastapi",
+    "starlette",
+    "shared.aoai",
+    "shared.api",
+    "shared.jobs",
+)
 
 _CHILD = """
 import json, sys, time
@@ -44,9 +57,23 @@ print(json.dumps({{"import_s": t1 - t0, "index_s": index_s,
 
 def _sample(module: str, index: bool) -> dict[str, Any]:
     code = _CHILD.format(module=module, index=index, heavy=HEAVY)
-    env = child_env({"FUNCTIONS_WORKER_RUNTIME": "python", "PYTHON_ENABLE_INIT_INDEXING": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+    env = child_env(
+        {
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "PYTHON_ENABLE_INIT_INDEXING": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
     t0 = time.perf_counter()
-    out = subprocess.run([PY, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [PY, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise RuntimeError(f"import {module} failed: {out.stderr.strip()[-800:]}")
@@ -58,13 +85,20 @@ def _sample(module: str, index: bool) -> dict[str, Any]:
 def _top_imports(limit: int = 8) -> list[dict[str, Any]]:
     """``python -X importtime -c 'import function_app'``: the slowest top-level imports (cumulative ms)."""
     env = child_env({"FUNCTIONS_WORKER_RUNTIME": "python", "PYTHON_ENABLE_INIT_INDEXING": "1"})
-    out = subprocess.run([PY, "-X", "importtime", "-c", "import function_app"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [PY, "-X", "importtime", "-c", "import function_app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     rows = []
     for line in out.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        parts = line[len("import time:"):].split("|")
+        parts = line[len("import time:") :].split("|")
         name = parts[2].rstrip()
         depth = (len(name) - len(name.lstrip())) // 2
         if depth == 1 and parts[1].strip().isdigit():
@@ -89,7 +123,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     imp = {name: [s["import_s"] * 1000 for s in values] for name, values in samples.items()}
     wall = {name: [s["wall_s"] * 1000 for s in values] for name, values in samples.items()}
     index_ms = [s["index_s"] * 1000 for s in samples["function_app"] if s["index_s"] is not None]
-    base, app, floor = summarize(imp["azure.functions"]), summarize(imp["function_app"]), summarize(imp[STREAMING_FLOOR])
+    base, app, floor = (
+        summarize(imp["azure.functions"]),
+        summarize(imp["function_app"]),
+        summarize(imp[STREAMING_FLOOR]),
+    )
     result: dict[str, Any] = {
         "name": "coldstart",
         "quick": quick,
@@ -106,8 +144,13 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     met = result["ratio_median"] is not None and result["ratio_median"] <= TARGET_RATIO
     result["targets"] = [
-        {"what": "import function_app / import azure.functions (median)", "target": f"<= {TARGET_RATIO}x",
-         "measured": result["ratio_median"], "unit": "x", "met": met}
+        {
+            "what": "import function_app / import azure.functions (median)",
+            "target": f"<= {TARGET_RATIO}x",
+            "measured": result["ratio_median"],
+            "unit": "x",
+            "met": met,
+        }
     ]
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     result["summary"] = (

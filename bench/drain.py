@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -55,9 +54,9 @@ ALIAS = "gpt-4o"
 DEPLOYMENT = "bench-chat"
 REGIONS = ("east", "west")
 MINUTE_S = 6.0
-TPM = 18_000          # per region, per (scaled) minute
-MAX_TOKENS = 320      # short jobs; ~334 tokens charged each, so TPM binds before RPM and the job rate
-                      # (~18/s) stays well inside what one backlog process handles on 2 cores
+TPM = 18_000  # per region, per (scaled) minute
+MAX_TOKENS = 320  # short jobs; ~334 tokens charged each, so TPM binds before RPM and the job rate
+# (~18/s) stays well inside what one backlog process handles on 2 cores
 CONCURRENCY = 16
 TTFT_MS = 100.0
 TARGET_FRACTION = 0.90
@@ -78,7 +77,9 @@ Handler = Callable[[int], Awaitable[str]]
 
 
 def _messages(job: int) -> list[dict[str, str]]:
-    return [{"role": "user", "content": f"Job {job:06d}: reply with one short line of text, please."}]
+    return [
+        {"role": "user", "content": f"Job {job:06d}: reply with one short line of text, please."}
+    ]
 
 
 def _charge(job: int = 0) -> int:
@@ -86,7 +87,13 @@ def _charge(job: int = 0) -> int:
 
 
 def _sim_regions() -> list[dict[str, Any]]:
-    return [{"name": r, "deployments": [{"name": DEPLOYMENT, "model": "gpt-4o", "kind": "chat", "tpm": TPM}]} for r in REGIONS]
+    return [
+        {
+            "name": r,
+            "deployments": [{"name": DEPLOYMENT, "model": "gpt-4o", "kind": "chat", "tpm": TPM}],
+        }
+        for r in REGIONS
+    ]
 
 
 class _Run:
@@ -147,7 +154,9 @@ async def _gateway_handler(
 
 
 def _sdk_call(client: Any, job: int) -> Awaitable[Any]:
-    return client.chat.completions.create(model=DEPLOYMENT, messages=_messages(job), max_tokens=MAX_TOKENS)
+    return client.chat.completions.create(
+        model=DEPLOYMENT, messages=_messages(job), max_tokens=MAX_TOKENS
+    )
 
 
 async def _just_retry_handler(sim: SimProcess) -> tuple[Handler, Callable[[], Awaitable[None]]]:
@@ -161,7 +170,10 @@ async def _just_retry_handler(sim: SimProcess) -> tuple[Handler, Callable[[], Aw
 
 
 async def _fallback_handler(sim: SimProcess) -> tuple[Handler, Callable[[], Awaitable[None]]]:
-    primary, secondary = v1_sdk(sim.endpoint("east"), timeout=30.0), v1_sdk(sim.endpoint("west"), timeout=30.0)
+    primary, secondary = (
+        v1_sdk(sim.endpoint("east"), timeout=30.0),
+        v1_sdk(sim.endpoint("west"), timeout=30.0),
+    )
 
     async def handle(job: int) -> str:
         try:
@@ -181,11 +193,16 @@ async def _fallback_handler(sim: SimProcess) -> tuple[Handler, Callable[[], Awai
 async def _litellm_handler(sim: SimProcess) -> tuple[Handler, Callable[[], Awaitable[None]]]:
     router = litellm_router(
         [{"endpoint": sim.endpoint(r), "deployment": DEPLOYMENT} for r in REGIONS],
-        num_retries=2, allowed_fails=3, cooldown_time=5, timeout=30.0,
+        num_retries=2,
+        allowed_fails=3,
+        cooldown_time=5,
+        timeout=30.0,
     )
 
     async def handle(job: int) -> str:
-        response = await router.acompletion(model=ALIAS, messages=_messages(job), max_tokens=MAX_TOKENS)
+        response = await router.acompletion(
+            model=ALIAS, messages=_messages(job), max_tokens=MAX_TOKENS
+        )
         hidden = getattr(response, "_hidden_params", {}) or {}
         base = str(hidden.get("api_base") or "")
         return next((r for r in REGIONS if base.startswith(sim.endpoint(r))), "?")
@@ -200,11 +217,15 @@ def _gateway(sim: SimProcess) -> Any:
     from shared.aoai._gateway import Gateway
     from shared.settings import GatewaySettings
 
-    table = gateway_regions(sim, [("east", 0, DEPLOYMENT, TPM), ("west", 0, DEPLOYMENT, TPM)], ALIAS)
+    table = gateway_regions(
+        sim, [("east", 0, DEPLOYMENT, TPM), ("west", 0, DEPLOYMENT, TPM)], ALIAS
+    )
     return Gateway(GatewaySettings(regions=table, quota_minute_s=MINUTE_S))
 
 
-async def _backlog_scenario(sim: SimProcess, jobs: int, cap_s: float, storage: str) -> dict[str, Any]:
+async def _backlog_scenario(
+    sim: SimProcess, jobs: int, cap_s: float, storage: str
+) -> dict[str, Any]:
     budget = Budget(cap_s + 10)
     sampler = QuotaSampler(sim, REGIONS, MINUTE_S, budget)
     gateway = _gateway(sim)
@@ -219,8 +240,16 @@ async def _backlog_scenario(sim: SimProcess, jobs: int, cap_s: float, storage: s
         return {"model": ALIAS, "messages": _messages(job), "max_tokens": MAX_TOKENS}
 
     try:
-        out = await drain_via_backlog(gateway, jobs, request_for=request_for, concurrency=CONCURRENCY, cap_s=cap_s,
-                                      storage_connection=storage, on_start=start, settings=BACKLOG_SETTINGS)
+        out = await drain_via_backlog(
+            gateway,
+            jobs,
+            request_for=request_for,
+            concurrency=CONCURRENCY,
+            cap_s=cap_s,
+            storage_connection=storage,
+            on_start=start,
+            settings=BACKLOG_SETTINGS,
+        )
     finally:
         await asyncio.to_thread(sampler.stop)
         await gateway.aclose()
@@ -249,7 +278,9 @@ async def _scenario(name: str, sim: SimProcess, jobs: int, cap_s: float) -> dict
         handle, close = await _litellm_handler(sim)
     sampler = QuotaSampler(sim, REGIONS, MINUTE_S, budget)
 
-    def reset() -> float:  # stamped in the thread: a busy event loop must not shift t0 off the sim's windows
+    def reset() -> (
+        float
+    ):  # stamped in the thread: a busy event loop must not shift t0 off the sim's windows
         sim.reset()
         return time.monotonic()
 
@@ -266,7 +297,12 @@ async def _scenario(name: str, sim: SimProcess, jobs: int, cap_s: float) -> dict
 
 
 def _metrics(
-    name: str, jobs: int, wall: float, run: _Run, stats: dict[str, dict[str, Any]], capped: bool,
+    name: str,
+    jobs: int,
+    wall: float,
+    run: _Run,
+    stats: dict[str, dict[str, Any]],
+    capped: bool,
     sampler: QuotaSampler,
 ) -> dict[str, Any]:
     requests = sum(s["requests"] for s in stats.values())
@@ -299,8 +335,13 @@ def _metrics(
         "wall_s": round(wall, 2),
         "hit_time_cap": capped,
         "charge_per_job": charge,
-        "sim": {"requests": requests, "served": served, "throttled_429": throttled, "tokens_charged": charged,
-                "per_region_served": {r: s["served"] for r, s in stats.items()}},
+        "sim": {
+            "requests": requests,
+            "served": served,
+            "throttled_429": throttled,
+            "tokens_charged": charged,
+            "per_region_served": {r: s["served"] for r, s in stats.items()},
+        },
         "share_429": ratio(throttled, requests, 4),
         "tokens_per_s": round(charged / wall, 1) if wall else None,
         "quota_tokens_per_s": quota_rate,
@@ -311,7 +352,9 @@ def _metrics(
         "completed_by_region": by_region,
         "series": rate_series(samples),
         "cumulative": [(round(t, 3), tokens) for t, tokens, _, _ in samples],
-        "completion_series": throughput_series([(t, charge) for t, _ in run.done.values()], 1.0, max(wall, 1.0)),
+        "completion_series": throughput_series(
+            [(t, charge) for t, _ in run.done.values()], 1.0, max(wall, 1.0)
+        ),
     }
 
 
@@ -327,13 +370,17 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
     scenarios: dict[str, Any] = {}
     sim_latency = {"ttft_ms": TTFT_MS, "per_token_ms": 0}
     why_not = backlog_available()
-    with SimProcess(_sim_regions(), minute_seconds=MINUTE_S, latency=sim_latency, log_name="drain") as sim:
+    with SimProcess(
+        _sim_regions(), minute_seconds=MINUTE_S, latency=sim_latency, log_name="drain"
+    ) as sim:
         try:
             if why_not is not None:
                 scenarios["backlog"] = {"scenario": "backlog", "error": f"not run: {why_not}"}
             else:
                 with Azurite() as azurite:
-                    scenarios["backlog"] = asyncio.run(_backlog_scenario(sim, jobs, cap_s, azurite.connection_string))
+                    scenarios["backlog"] = asyncio.run(
+                        _backlog_scenario(sim, jobs, cap_s, azurite.connection_string)
+                    )
         except Exception as exc:  # noqa: BLE001 - one scenario failing must not hide the rest
             scenarios["backlog"] = {"scenario": "backlog", "error": f"{type(exc).__name__}: {exc}"}
         print(f"  drain backlog: {_line(scenarios['backlog'])}", flush=True)
@@ -348,19 +395,35 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": "drain",
         "quick": quick,
-        "driven_by": ("backlog: the real Service Bus backlog path (broker, worker function, parking in Azurite, timer); "
-                      "gateway: the access layer directly (in-process worker pool); baselines: the same worker pool"),
-        "setup": {"regions": list(REGIONS), "minute_s": MINUTE_S, "tpm_per_region": TPM, "rpm_per_region": TPM * 6 // 1000,
-                  "ceiling": round((TPM // _charge()) * _charge() / TPM, 3), "backlog_settings": BACKLOG_SETTINGS,
-                  "max_tokens": MAX_TOKENS, "charge_per_job": _charge(), "concurrency": CONCURRENCY, "jobs": jobs,
-                  "sim_ttft_ms": TTFT_MS, "time_cap_s": cap_s},
+        "driven_by": (
+            "backlog: the real Service Bus backlog path (broker, worker function, parking in Azurite, timer); "
+            "gateway: the access layer directly (in-process worker pool); baselines: the same worker pool"
+        ),
+        "setup": {
+            "regions": list(REGIONS),
+            "minute_s": MINUTE_S,
+            "tpm_per_region": TPM,
+            "rpm_per_region": TPM * 6 // 1000,
+            "ceiling": round((TPM // _charge()) * _charge() / TPM, 3),
+            "backlog_settings": BACKLOG_SETTINGS,
+            "max_tokens": MAX_TOKENS,
+            "charge_per_job": _charge(),
+            "concurrency": CONCURRENCY,
+            "jobs": jobs,
+            "sim_ttft_ms": TTFT_MS,
+            "time_cap_s": cap_s,
+        },
         "scenarios": scenarios,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     # Judged on the real backlog path when it ran, and on the access layer alone as well.
-    judged = [n for n in ("backlog", "gateway") if "error" not in scenarios.get(n, {"error": 1})] or ["backlog"]
+    judged = [
+        n for n in ("backlog", "gateway") if "error" not in scenarios.get(n, {"error": 1})
+    ] or ["backlog"]
     result["judged_scenarios"] = judged
-    result["targets"] = [t for name in judged for t in _targets(scenarios.get(name, {}), jobs, name)]
+    result["targets"] = [
+        t for name in judged for t in _targets(scenarios.get(name, {}), jobs, name)
+    ]
     result["summary"] = "drain: " + "; ".join(f"{n} {_line(s)}" for n, s in scenarios.items())
     return result
 
@@ -375,38 +438,94 @@ def _baselines(jobs: int, cap_s: float, latency: dict[str, float]) -> dict[str, 
     import litellm  # noqa: F401 - imported up front: a 5 s import inside the shared loop would stall the others
 
     with ExitStack() as stack:
-        sims = {name: stack.enter_context(SimProcess(_sim_regions(), minute_seconds=MINUTE_S, latency=latency, log_name=f"drain-{name}"))
-                for name in BASELINES}
+        sims = {
+            name: stack.enter_context(
+                SimProcess(
+                    _sim_regions(),
+                    minute_seconds=MINUTE_S,
+                    latency=latency,
+                    log_name=f"drain-{name}",
+                )
+            )
+            for name in BASELINES
+        }
 
         async def all_of() -> list[Any]:
-            return await asyncio.gather(*(_scenario(name, sims[name], jobs, cap_s) for name in BASELINES), return_exceptions=True)
+            return await asyncio.gather(
+                *(_scenario(name, sims[name], jobs, cap_s) for name in BASELINES),
+                return_exceptions=True,
+            )
 
         outcomes = asyncio.run(all_of())
-    return {name: (out if isinstance(out, dict) else {"scenario": name, "error": f"{type(out).__name__}: {out}"})
-            for name, out in zip(BASELINES, outcomes)}
+    return {
+        name: (
+            out
+            if isinstance(out, dict)
+            else {"scenario": name, "error": f"{type(out).__name__}: {out}"}
+        )
+        for name, out in zip(BASELINES, outcomes)
+    }
 
 
 def _line(s: dict[str, Any]) -> str:
     if "error" in s:
         return f"FAILED ({s['error'][:80]})"
     fs = s["fraction_full_minutes"]
-    return (f"{fs if fs is not None else 'n/a'}x of combined quota per full minute ({s['fraction_overall']}x overall), "
-            f"429s {s['sim']['throttled_429']}/{s['sim']['requests']} ({(s['share_429'] or 0) * 100:.1f}%), "
-            f"wall {s['wall_s']} s, lost {s['lost']}, dup {s['duplicated']}")
+    return (
+        f"{fs if fs is not None else 'n/a'}x of combined quota per full minute ({s['fraction_overall']}x overall), "
+        f"429s {s['sim']['throttled_429']}/{s['sim']['requests']} ({(s['share_429'] or 0) * 100:.1f}%), "
+        f"wall {s['wall_s']} s, lost {s['lost']}, dup {s['duplicated']}"
+    )
 
 
 def _targets(g: dict[str, Any], jobs: int, judged: str) -> list[dict[str, Any]]:
     if "error" in g or not g:
-        return [{"what": f"drain ({judged})", "target": "runs", "measured": g.get("error", "missing"), "unit": "", "met": False}]
+        return [
+            {
+                "what": f"drain ({judged})",
+                "target": "runs",
+                "measured": g.get("error", "missing"),
+                "unit": "",
+                "met": False,
+            }
+        ]
     fs = g["fraction_full_minutes"] or 0.0
     return [
-        {"what": f"[{judged}] jobs in the backlog", "target": ">= 1000", "measured": jobs, "unit": "jobs", "met": jobs >= 1000},
-        {"what": f"[{judged}] charged tokens per full quota minute / combined quota", "target": f">= {TARGET_FRACTION}", "measured": fs, "unit": "x",
-         "met": fs >= TARGET_FRACTION},
-        {"what": f"[{judged}] share of calls the simulator answered 429", "target": f"<= {TARGET_429 * 100:.0f}%",
-         "measured": round((g["share_429"] or 0) * 100, 2), "unit": "%", "met": (g["share_429"] or 0) <= TARGET_429},
-        {"what": f"[{judged}] lost jobs", "target": "0", "measured": g["lost"], "unit": "jobs", "met": g["lost"] == 0},
-        {"what": f"[{judged}] duplicated jobs", "target": "0", "measured": g["duplicated"], "unit": "jobs", "met": g["duplicated"] == 0},
+        {
+            "what": f"[{judged}] jobs in the backlog",
+            "target": ">= 1000",
+            "measured": jobs,
+            "unit": "jobs",
+            "met": jobs >= 1000,
+        },
+        {
+            "what": f"[{judged}] charged tokens per full quota minute / combined quota",
+            "target": f">= {TARGET_FRACTION}",
+            "measured": fs,
+            "unit": "x",
+            "met": fs >= TARGET_FRACTION,
+        },
+        {
+            "what": f"[{judged}] share of calls the simulator answered 429",
+            "target": f"<= {TARGET_429 * 100:.0f}%",
+            "measured": round((g["share_429"] or 0) * 100, 2),
+            "unit": "%",
+            "met": (g["share_429"] or 0) <= TARGET_429,
+        },
+        {
+            "what": f"[{judged}] lost jobs",
+            "target": "0",
+            "measured": g["lost"],
+            "unit": "jobs",
+            "met": g["lost"] == 0,
+        },
+        {
+            "what": f"[{judged}] duplicated jobs",
+            "target": "0",
+            "measured": g["duplicated"],
+            "unit": "jobs",
+            "met": g["duplicated"] == 0,
+        },
     ]
 
 

@@ -51,8 +51,11 @@ Call = Callable[[], Awaitable[Any]]
 
 def _phases(quick: bool) -> dict[str, float]:
     """Seconds of each phase: healthy, reset, hang, recovered (observation window)."""
-    return {"healthy": 1.5, "reset": 2.0, "hang": 4.0, "recovered": 6.0} if quick else \
-        {"healthy": 3.0, "reset": 4.0, "hang": 8.0, "recovered": 8.0}
+    return (
+        {"healthy": 1.5, "reset": 2.0, "hang": 4.0, "recovered": 6.0}
+        if quick
+        else {"healthy": 3.0, "reset": 4.0, "hang": 8.0, "recovered": 8.0}
+    )
 
 
 def _sim_regions() -> list[dict[str, Any]]:
@@ -66,9 +69,16 @@ async def _contender(name: str, sim: SimProcess) -> tuple[Call, Callable[[], Awa
         from shared.aoai._gateway import Gateway
         from shared.settings import GatewaySettings
 
-        table = gateway_regions(sim, [("primary", 0, DEPLOYMENT, 10**9), ("secondary", 1, DEPLOYMENT, 10**9)], ALIAS)
-        settings = GatewaySettings(regions=table, connect_timeout_s=TIMEOUT_S, read_timeout_s=TIMEOUT_S,
-                                   circuit_failure_threshold=THRESHOLD, circuit_cooloff_s=COOLOFF_S)
+        table = gateway_regions(
+            sim, [("primary", 0, DEPLOYMENT, 10**9), ("secondary", 1, DEPLOYMENT, 10**9)], ALIAS
+        )
+        settings = GatewaySettings(
+            regions=table,
+            connect_timeout_s=TIMEOUT_S,
+            read_timeout_s=TIMEOUT_S,
+            circuit_failure_threshold=THRESHOLD,
+            circuit_cooloff_s=COOLOFF_S,
+        )
         gateway = Gateway(settings)
 
         async def call() -> Any:
@@ -82,9 +92,13 @@ async def _contender(name: str, sim: SimProcess) -> tuple[Call, Callable[[], Awa
 
         async def call() -> Any:
             try:
-                return await primary.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)
+                return await primary.chat.completions.create(
+                    model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS
+                )
             except Exception:  # noqa: BLE001 - the crude loop
-                return await secondary.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)
+                return await secondary.chat.completions.create(
+                    model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS
+                )
 
         async def close() -> None:
             await primary.close()
@@ -92,9 +106,15 @@ async def _contender(name: str, sim: SimProcess) -> tuple[Call, Callable[[], Awa
 
         return call, close
     router = litellm_router(
-        [{"endpoint": sim.endpoint("primary"), "deployment": DEPLOYMENT},
-         {"endpoint": sim.endpoint("secondary"), "deployment": DEPLOYMENT}],
-        num_retries=2, allowed_fails=3, cooldown_time=5, timeout=TIMEOUT_S, order=True,
+        [
+            {"endpoint": sim.endpoint("primary"), "deployment": DEPLOYMENT},
+            {"endpoint": sim.endpoint("secondary"), "deployment": DEPLOYMENT},
+        ],
+        num_retries=2,
+        allowed_fails=3,
+        cooldown_time=5,
+        timeout=TIMEOUT_S,
+        order=True,
     )
 
     async def call_litellm() -> Any:
@@ -174,8 +194,13 @@ async def _run_contender(name: str, sim: SimProcess, phases: dict[str, float]) -
 
 
 def _metrics(
-    name: str, records: list[tuple[float, float, str | None]], samples: list[tuple[float, int, int]],
-    stats: dict[str, dict[str, Any]], fault_at: float, recover_at: float, end_at: float,
+    name: str,
+    records: list[tuple[float, float, str | None]],
+    samples: list[tuple[float, int, int]],
+    stats: dict[str, dict[str, Any]],
+    fault_at: float,
+    recover_at: float,
+    end_at: float,
 ) -> dict[str, Any]:
     healthy = [lat for start, lat, err in records if start < fault_at and err is None]
     base_p50 = percentile(healthy, 50) if healthy else 0.0
@@ -185,7 +210,9 @@ def _metrics(
     for _, _, err in records:
         if err:
             errors_all[err] = errors_all.get(err, 0) + 1
-    dead_total = stats["primary"]["failures"].get("reset", 0) + stats["primary"]["failures"].get("hang", 0)
+    dead_total = stats["primary"]["failures"].get("reset", 0) + stats["primary"]["failures"].get(
+        "hang", 0
+    )
     # Dead-region requests after the first cool-off (the opening burst is allowed THRESHOLD requests).
     first_cooloff_end = fault_at + COOLOFF_S
     dead_at_first = next((d for t, _, d in samples if t >= first_cooloff_end), dead_total)
@@ -194,7 +221,14 @@ def _metrics(
     served_at_recovery = next((s for t, s, _ in samples if t >= recover_at), None)
     failback_s = None
     if served_at_recovery is not None:
-        failback_s = next((round(t - recover_at, 2) for t, s, _ in samples if t >= recover_at and s > served_at_recovery), None)
+        failback_s = next(
+            (
+                round(t - recover_at, 2)
+                for t, s, _ in samples
+                if t >= recover_at and s > served_at_recovery
+            ),
+            None,
+        )
     worst = max((lat for _, lat, _ in during), default=0.0)
     return {
         "contender": name,
@@ -203,7 +237,9 @@ def _metrics(
         "caller_errors_during_faults": len(errors_during),
         "caller_errors_by_type": errors_all,
         "healthy_p50_ms": round(base_p50 * 1000, 2),
-        "fault_p50_ms": round(percentile([lat for _, lat, _ in during], 50) * 1000, 2) if during else None,
+        "fault_p50_ms": round(percentile([lat for _, lat, _ in during], 50) * 1000, 2)
+        if during
+        else None,
         "worst_added_latency_ms": round((worst - base_p50) * 1000, 1),
         "dead_region_requests": dead_total,
         "dead_region_requests_first_cooloff": dead_at_first,
@@ -212,7 +248,9 @@ def _metrics(
         "failback_s": failback_s,
         "served": {r: s["served"] for r, s in stats.items()},
         "timeline_s": {"fault_at": fault_at, "recover_at": recover_at, "end_at": end_at},
-        "latency_series": [(round(start, 3), round(lat * 1000, 2), err) for start, lat, err in records],
+        "latency_series": [
+            (round(start, 3), round(lat * 1000, 2), err) for start, lat, err in records
+        ],
         "dead_series": [(round(t, 2), d) for t, _, d in samples],
     }
 
@@ -237,8 +275,15 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": "failover",
         "quick": quick,
-        "setup": {"callers": CALLERS, "think_s": THINK_S, "timeout_s": TIMEOUT_S, "cooloff_s": COOLOFF_S,
-                  "threshold": THRESHOLD, "phases_s": phases, "sim_ttft_ms": latency["ttft_ms"]},
+        "setup": {
+            "callers": CALLERS,
+            "think_s": THINK_S,
+            "timeout_s": TIMEOUT_S,
+            "cooloff_s": COOLOFF_S,
+            "threshold": THRESHOLD,
+            "phases_s": phases,
+            "sim_ttft_ms": latency["ttft_ms"],
+        },
         "contenders": contenders,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
@@ -250,18 +295,37 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
 def _line(c: dict[str, Any]) -> str:
     if "error" in c:
         return f"FAILED ({c['error'][:80]})"
-    return (f"{c['caller_errors_during_faults']}/{c['calls_during_faults']} caller errors, worst +{c['worst_added_latency_ms']:.0f} ms, "
-            f"{c['dead_region_requests']} requests to the dead region "
-            f"({c['dead_region_requests_per_later_cooloff']}/cool-off after the first), fail-back {c['failback_s']} s")
+    return (
+        f"{c['caller_errors_during_faults']}/{c['calls_during_faults']} caller errors, worst +{c['worst_added_latency_ms']:.0f} ms, "
+        f"{c['dead_region_requests']} requests to the dead region "
+        f"({c['dead_region_requests_per_later_cooloff']}/cool-off after the first), fail-back {c['failback_s']} s"
+    )
 
 
 def _targets(g: dict[str, Any]) -> list[dict[str, Any]]:
     if not g or "error" in g:
-        return [{"what": "failover (gateway)", "target": "runs", "measured": g.get("error", "missing"), "unit": "", "met": False}]
+        return [
+            {
+                "what": "failover (gateway)",
+                "target": "runs",
+                "measured": g.get("error", "missing"),
+                "unit": "",
+                "met": False,
+            }
+        ]
     return [
-        {"what": "caller-visible errors while the secondary is healthy", "target": "0",
-         "measured": g["caller_errors_during_faults"], "unit": "errors", "met": g["caller_errors_during_faults"] == 0},
-        {"what": "requests to the dead region per circuit cool-off (after the opening burst)", "target": "<= 1",
-         "measured": g["dead_region_requests_per_later_cooloff"], "unit": "requests",
-         "met": g["dead_region_requests_per_later_cooloff"] <= 1.0},
+        {
+            "what": "caller-visible errors while the secondary is healthy",
+            "target": "0",
+            "measured": g["caller_errors_during_faults"],
+            "unit": "errors",
+            "met": g["caller_errors_during_faults"] == 0,
+        },
+        {
+            "what": "requests to the dead region per circuit cool-off (after the opening burst)",
+            "target": "<= 1",
+            "measured": g["dead_region_requests_per_later_cooloff"],
+            "unit": "requests",
+            "met": g["dead_region_requests_per_later_cooloff"] <= 1.0,
+        },
     ]

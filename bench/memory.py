@@ -65,12 +65,17 @@ class _Peak:
         self._stop.set()
         self._thread.join(timeout=5)
         mib = 1024 * 1024
-        return {"base_mib": round(self.base / mib, 1), "peak_mib": round(self.peak / mib, 1),
-                "delta_mib": round((self.peak - self.base) / mib, 1)}
+        return {
+            "base_mib": round(self.base / mib, 1),
+            "peak_mib": round(self.peak / mib, 1),
+            "delta_mib": round((self.peak - self.base) / mib, 1),
+        }
 
 
 async def _consume_sdk(client: Any, model: str) -> int:
-    stream = await client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=TOKENS, stream=True)
+    stream = await client.chat.completions.create(
+        model=model, messages=MESSAGES, max_tokens=TOKENS, stream=True
+    )
     chunks = 0
     async for _ in stream:
         chunks += 1
@@ -84,13 +89,24 @@ async def _child_gateway(endpoint: str) -> dict[str, Any]:
     from shared.aoai._gateway import Gateway
     from shared.settings import GatewaySettings
 
-    table = [{"name": "solo", "endpoint": endpoint, "priority": 0, "auth": "api_key", "api_key": API_KEY,
-              "api_style": "v1", "models": {ALIAS: {"deployment": DEPLOYMENT, "tpm": 10**9, "rpm": 10**9}}}]
+    table = [
+        {
+            "name": "solo",
+            "endpoint": endpoint,
+            "priority": 0,
+            "auth": "api_key",
+            "api_key": API_KEY,
+            "api_style": "v1",
+            "models": {ALIAS: {"deployment": DEPLOYMENT, "tpm": 10**9, "rpm": 10**9}},
+        }
+    ]
     gateway = Gateway(GatewaySettings(regions=table))
 
     async def one() -> int:
-        stream = await gateway.open_chat_stream(ChatRequest(model=ALIAS, messages=MESSAGES, max_tokens=TOKENS, stream=True),
-                                                CallContext(correlation_id="mem"))
+        stream = await gateway.open_chat_stream(
+            ChatRequest(model=ALIAS, messages=MESSAGES, max_tokens=TOKENS, stream=True),
+            CallContext(correlation_id="mem"),
+        )
         chunks = 0
         try:
             async for _ in stream:
@@ -122,8 +138,15 @@ async def _child_sdk(endpoint: str) -> dict[str, Any]:
 
 
 def _child(kind: str, endpoint: str) -> dict[str, Any]:
-    out = subprocess.run([PY, "-m", "bench.memory", "--child", kind, "--endpoint", endpoint], cwd=ROOT, env=child_env(),
-                         capture_output=True, text=True, timeout=180, check=False)
+    out = subprocess.run(
+        [PY, "-m", "bench.memory", "--child", kind, "--endpoint", endpoint],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"memory child {kind} failed: {out.stderr.strip()[-800:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -146,10 +169,23 @@ async def _devserver(dev: DevServer) -> dict[str, Any]:
 
 def run(quick: bool = False) -> dict[str, Any]:
     started = time.monotonic()
-    regions = [{"name": "solo", "deployments": [{"name": DEPLOYMENT, "model": "gpt-4o", "kind": "chat", "tpm": 10**9, "rpm": 10**9}]}]
-    result: dict[str, Any] = {"name": "memory", "quick": quick, "streams": STREAMS,
-                              "setup": {"tokens_per_stream": TOKENS, "per_token_ms": PER_TOKEN_MS, "sample_s": SAMPLE_S}}
-    with SimProcess(regions, latency={"ttft_ms": 20.0, "per_token_ms": PER_TOKEN_MS}, log_name="memory") as sim:
+    regions = [
+        {
+            "name": "solo",
+            "deployments": [
+                {"name": DEPLOYMENT, "model": "gpt-4o", "kind": "chat", "tpm": 10**9, "rpm": 10**9}
+            ],
+        }
+    ]
+    result: dict[str, Any] = {
+        "name": "memory",
+        "quick": quick,
+        "streams": STREAMS,
+        "setup": {"tokens_per_stream": TOKENS, "per_token_ms": PER_TOKEN_MS, "sample_s": SAMPLE_S},
+    }
+    with SimProcess(
+        regions, latency={"ttft_ms": 20.0, "per_token_ms": PER_TOKEN_MS}, log_name="memory"
+    ) as sim:
         endpoint = sim.endpoint("solo")
         arms: dict[str, Any] = {}
         for kind in ("sdk", "gateway"):
@@ -157,8 +193,13 @@ def run(quick: bool = False) -> dict[str, Any]:
             arms[kind] = _child(kind, endpoint)
             arms[kind]["sim_max_in_flight"] = sim.stats("solo").get("max_in_flight")
         sim.reset()
-        env = {"GATEWAY_REGIONS": json.dumps(gateway_regions(sim, [("solo", 0, DEPLOYMENT, 10**9)], ALIAS)),
-               "FUNCTIONS_WORKER_RUNTIME": "python", "PYTHON_ENABLE_INIT_INDEXING": "1"}
+        env = {
+            "GATEWAY_REGIONS": json.dumps(
+                gateway_regions(sim, [("solo", 0, DEPLOYMENT, 10**9)], ALIAS)
+            ),
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "PYTHON_ENABLE_INIT_INDEXING": "1",
+        }
         try:
             with DevServer(env) as dev:
                 arms["devserver"] = asyncio.run(_devserver(dev))
@@ -168,11 +209,16 @@ def run(quick: bool = False) -> dict[str, Any]:
     result["arms"] = arms
     g, s = arms["gateway"], arms["sdk"]
     result["peak_ratio_gateway_vs_sdk"] = round(g["peak_mib"] / s["peak_mib"], 2)
-    result["delta_ratio_gateway_vs_sdk"] = round(g["delta_mib"] / s["delta_mib"], 2) if s["delta_mib"] > 0 else None
+    result["delta_ratio_gateway_vs_sdk"] = (
+        round(g["delta_mib"] / s["delta_mib"], 2) if s["delta_mib"] > 0 else None
+    )
     result["targets"] = []  # the issue sets no memory target; reported for comparison
     dev = arms.get("devserver", {})
-    dev_text = (f"; dev server {dev['base_mib']} -> {dev['peak_mib']} MiB (+{dev['delta_mib']})" if "peak_mib" in dev
-                else f"; dev server not measured ({dev.get('error', '')[:60]})")
+    dev_text = (
+        f"; dev server {dev['base_mib']} -> {dev['peak_mib']} MiB (+{dev['delta_mib']})"
+        if "peak_mib" in dev
+        else f"; dev server not measured ({dev.get('error', '')[:60]})"
+    )
     result["summary"] = (
         f"memory: {STREAMS} concurrent streams, in-process peak RSS gateway {g['peak_mib']} MiB (+{g['delta_mib']}) vs "
         f"SDK {s['peak_mib']} MiB (+{s['delta_mib']}) = {result['peak_ratio_gateway_vs_sdk']}x peak, "

@@ -23,7 +23,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._harness import API_KEY, Budget, DevServer, SimProcess, added_latency, gateway_regions, interleaved_rounds, summarize
+from ._harness import (
+    API_KEY,
+    Budget,
+    DevServer,
+    SimProcess,
+    added_latency,
+    gateway_regions,
+    interleaved_rounds,
+    summarize,
+)
 from ._peers import azure_sdk, litellm_router, litellm_version, v1_sdk
 
 __all__ = ["run"]
@@ -40,11 +49,19 @@ Call = Callable[[], Awaitable[Any]]
 
 
 def _sim_regions() -> list[dict[str, Any]]:
-    dep = {"name": DEPLOYMENT, "model": "gpt-4o", "kind": "chat", "tpm": _UNLIMITED, "rpm": _UNLIMITED}
+    dep = {
+        "name": DEPLOYMENT,
+        "model": "gpt-4o",
+        "kind": "chat",
+        "tpm": _UNLIMITED,
+        "rpm": _UNLIMITED,
+    }
     return [{"name": "solo", "deployments": [dep]}]
 
 
-async def _timed_rounds(arms: dict[str, Call], rounds: int, warmup: int, budget: Budget) -> dict[str, list[float]]:
+async def _timed_rounds(
+    arms: dict[str, Call], rounds: int, warmup: int, budget: Budget
+) -> dict[str, list[float]]:
     """Run every arm once per round in rotated order; return per-arm latencies in ms (paired by index)."""
     names = tuple(arms)
     for _ in range(warmup):
@@ -64,12 +81,15 @@ async def _timed_rounds(arms: dict[str, Call], rounds: int, warmup: int, budget:
 
 async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
     import httpx2
+
     from shared.aoai import CallContext, ChatRequest
     from shared.aoai._gateway import Gateway
     from shared.settings import GatewaySettings
 
     endpoint = sim.endpoint("solo")
-    settings = GatewaySettings(regions=gateway_regions(sim, [("solo", 0, DEPLOYMENT, _UNLIMITED)], ALIAS))
+    settings = GatewaySettings(
+        regions=gateway_regions(sim, [("solo", 0, DEPLOYMENT, _UNLIMITED)], ALIAS)
+    )
     gateway = Gateway(settings)
     sdk = v1_sdk(endpoint, max_retries=0)
     raw = v1_sdk(endpoint, max_retries=0)
@@ -78,7 +98,9 @@ async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
     body = {"model": DEPLOYMENT, "messages": MESSAGES, "max_tokens": MAX_TOKENS}
 
     async def call_sdk() -> Any:
-        return await sdk.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)
+        return await sdk.chat.completions.create(
+            model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS
+        )
 
     async def call_raw() -> Any:
         response = await raw.post("/chat/completions", body=body, cast_to=httpx2.Response)
@@ -89,12 +111,20 @@ async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
         return await gateway.chat(request, CallContext(correlation_id=uuid.uuid4().hex))
 
     async def call_dated() -> Any:
-        return await dated.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)
+        return await dated.chat.completions.create(
+            model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS
+        )
 
     async def call_litellm() -> Any:
         return await router.acompletion(model=ALIAS, messages=MESSAGES, max_tokens=MAX_TOKENS)
 
-    arms = {"sdk": call_sdk, "sdk_raw": call_raw, "gateway": call_gateway, "sdk_dated": call_dated, "litellm": call_litellm}
+    arms = {
+        "sdk": call_sdk,
+        "sdk_raw": call_raw,
+        "gateway": call_gateway,
+        "sdk_dated": call_dated,
+        "litellm": call_litellm,
+    }
     try:
         samples = await _timed_rounds(arms, rounds, warmup=min(100, rounds), budget=budget)
     finally:
@@ -121,21 +151,32 @@ async def _first_content(stream: Any) -> None:
             return
 
 
-async def _http(sim: SimProcess, dev: DevServer, rounds: int, stream_rounds: int, budget: Budget) -> dict[str, Any]:
+async def _http(
+    sim: SimProcess, dev: DevServer, rounds: int, stream_rounds: int, budget: Budget
+) -> dict[str, Any]:
     from openai import AsyncOpenAI
 
     direct = v1_sdk(sim.endpoint("solo"), max_retries=0)
-    via = AsyncOpenAI(base_url=dev.base_url, api_key=API_KEY, max_retries=0, default_headers={"x-functions-key": "local"})
+    via = AsyncOpenAI(
+        base_url=dev.base_url,
+        api_key=API_KEY,
+        max_retries=0,
+        default_headers={"x-functions-key": "local"},
+    )
 
     def chat(client: Any, model: str) -> Call:
         async def call() -> Any:
-            return await client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=MAX_TOKENS)
+            return await client.chat.completions.create(
+                model=model, messages=MESSAGES, max_tokens=MAX_TOKENS
+            )
 
         return call
 
     def ttft(client: Any, model: str) -> Call:
         async def call() -> Any:
-            stream = await client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True)
+            stream = await client.chat.completions.create(
+                model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
+            )
             try:
                 await _first_content(stream)
             finally:
@@ -144,9 +185,14 @@ async def _http(sim: SimProcess, dev: DevServer, rounds: int, stream_rounds: int
         return call
 
     try:
-        plain = await _timed_rounds({"direct": chat(direct, DEPLOYMENT), "devserver": chat(via, ALIAS)}, rounds, 30, budget)
+        plain = await _timed_rounds(
+            {"direct": chat(direct, DEPLOYMENT), "devserver": chat(via, ALIAS)}, rounds, 30, budget
+        )
         streams = await _timed_rounds(
-            {"direct": ttft(direct, DEPLOYMENT), "devserver": ttft(via, ALIAS)}, stream_rounds, 10, budget
+            {"direct": ttft(direct, DEPLOYMENT), "devserver": ttft(via, ALIAS)},
+            stream_rounds,
+            10,
+            budget,
         )
     finally:
         await direct.close()
@@ -165,7 +211,11 @@ def _gateway_env(sim: SimProcess) -> dict[str, str]:
     import json
 
     regions = gateway_regions(sim, [("solo", 0, DEPLOYMENT, _UNLIMITED)], ALIAS)
-    return {"GATEWAY_REGIONS": json.dumps(regions), "FUNCTIONS_WORKER_RUNTIME": "python", "PYTHON_ENABLE_INIT_INDEXING": "1"}
+    return {
+        "GATEWAY_REGIONS": json.dumps(regions),
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "PYTHON_ENABLE_INIT_INDEXING": "1",
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -178,7 +228,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         result["core"] = asyncio.run(_core(sim, rounds, Budget(60 if quick else 240)))
         try:
             with DevServer(_gateway_env(sim)) as dev:
-                result["http"] = asyncio.run(_http(sim, dev, http_rounds, stream_rounds, Budget(40 if quick else 150)))
+                result["http"] = asyncio.run(
+                    _http(sim, dev, http_rounds, stream_rounds, Budget(40 if quick else 150))
+                )
         except Exception as exc:  # noqa: BLE001 - reported, the other parts still count
             result["http"] = {"error": f"{type(exc).__name__}: {exc}"}
     result["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -190,12 +242,27 @@ def run(quick: bool = False) -> dict[str, Any]:
 def _targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     core = result["core"]["gateway_vs_sdk_raw"]
     return [
-        {"what": "core added p50 (vs same SDK transport)", "target": f"<= {TARGET_P50_MS} ms", "measured": core["p50"],
-         "unit": "ms", "met": core["p50"] <= TARGET_P50_MS},
-        {"what": "core added p99 (vs same SDK transport)", "target": f"<= {TARGET_P99_MS} ms", "measured": core["p99"],
-         "unit": "ms", "met": core["p99"] <= TARGET_P99_MS},
-        {"what": f"core rounds (each arm)", "target": ">= 2000", "measured": result["core"]["rounds"], "unit": "calls",
-         "met": result["core"]["rounds"] >= 2000},
+        {
+            "what": "core added p50 (vs same SDK transport)",
+            "target": f"<= {TARGET_P50_MS} ms",
+            "measured": core["p50"],
+            "unit": "ms",
+            "met": core["p50"] <= TARGET_P50_MS,
+        },
+        {
+            "what": "core added p99 (vs same SDK transport)",
+            "target": f"<= {TARGET_P99_MS} ms",
+            "measured": core["p99"],
+            "unit": "ms",
+            "met": core["p99"] <= TARGET_P99_MS,
+        },
+        {
+            "what": "core rounds (each arm)",
+            "target": ">= 2000",
+            "measured": result["core"]["rounds"],
+            "unit": "calls",
+            "met": result["core"]["rounds"] >= 2000,
+        },
     ]
 
 

@@ -42,15 +42,23 @@ def _machine(run: dict[str, Any]) -> list[str]:
         "## Machine and run",
         "",
         f"- Run started {run.get('started_utc')} (UTC), `{run.get('command')}`, total {run.get('total_s')} s"
-        + (" — **quick mode: small samples, a smoke run, not publishable figures**" if run.get("quick") else "") + ".",
+        + (
+            " — **quick mode: small samples, a smoke run, not publishable figures**"
+            if run.get("quick")
+            else ""
+        )
+        + ".",
         f"- `nproc` {m.get('nproc')}, memory {m.get('mem_gib')} GiB, CPU {m.get('cpu_model')}, Python {m.get('python')}, "
         f"{m.get('platform')}.",
         f"- Load average (1/5/15 min) before {load_b}, after {load_a} (the benchmarks' own processes keep one to two "
         "cores busy, so the figure after includes them)."
-        + (" **The machine was already busy when the run started; latencies are noisy and read best as ratios "
-           "within one benchmark, whose arms were interleaved.**" if busy else
-           " The 1-minute load was low when the run started; if the machine is shared, other jobs may still have run "
-           "during it."),
+        + (
+            " **The machine was already busy when the run started; latencies are noisy and read best as ratios "
+            "within one benchmark, whose arms were interleaved.**"
+            if busy
+            else " The 1-minute load was low when the run started; if the machine is shared, other jobs may still have run "
+            "during it."
+        ),
     ]
     if run.get("note"):
         lines.append(f"- Note given with the run: {run['note']}")
@@ -62,23 +70,38 @@ def _targets(run: dict[str, Any]) -> list[str]:
     rows = []
     for name, result in run["benchmarks"].items():
         if "error" in result or "skipped" in result:
-            rows.append([name, "runs", result.get("error") or result.get("skipped"), "**MISSED**" if "error" in result else "skipped"])
+            rows.append(
+                [
+                    name,
+                    "runs",
+                    result.get("error") or result.get("skipped"),
+                    "**MISSED**" if "error" in result else "skipped",
+                ]
+            )
             continue
         for t in result.get("targets", []):
             measured = f"{_fmt(t['measured'])} {t.get('unit', '')}".strip()
-            rows.append([name, f"{t['what']}: {t['target']}", measured, "met" if t["met"] else "**MISSED**"])
+            rows.append(
+                [name, f"{t['what']}: {t['target']}", measured, "met" if t["met"] else "**MISSED**"]
+            )
     return ["## Targets", "", *_table(["benchmark", "target", "measured", "result"], rows)]
 
 
 def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
     core = r["core"]
-    lines = ["## 1. Overhead", "", f"`{r['summary']}`", "",
-             f"Core, in-process, zero-latency simulator, {core['rounds']} interleaved rounds (every arm once per round, "
-             "order rotated each round). Arms: `sdk` = `AsyncOpenAI.chat.completions.create` (v1, typed response); "
-             "`sdk_raw` = the same client's raw `post` + `json()`, the transport the access layer itself uses; "
-             "`gateway` = `Gateway.chat` incl. building the `ChatRequest`; `sdk_dated` = `AsyncAzureOpenAI` (dated API); "
-             f"`litellm` = LiteLLM {core.get('litellm_version')} `Router.acompletion`, same deployment, dated API. "
-             "Logging at Python's default level (the gateway's per-call INFO record is not emitted).", ""]
+    lines = [
+        "## 1. Overhead",
+        "",
+        f"`{r['summary']}`",
+        "",
+        f"Core, in-process, zero-latency simulator, {core['rounds']} interleaved rounds (every arm once per round, "
+        "order rotated each round). Arms: `sdk` = `AsyncOpenAI.chat.completions.create` (v1, typed response); "
+        "`sdk_raw` = the same client's raw `post` + `json()`, the transport the access layer itself uses; "
+        "`gateway` = `Gateway.chat` incl. building the `ChatRequest`; `sdk_dated` = `AsyncAzureOpenAI` (dated API); "
+        f"`litellm` = LiteLLM {core.get('litellm_version')} `Router.acompletion`, same deployment, dated API. "
+        "Logging at Python's default level (the gateway's per-call INFO record is not emitted).",
+        "",
+    ]
     rows = [[arm, s["p50"], s["p90"], s["p99"], s["mean"]] for arm, s in core["latency_ms"].items()]
     lines += _table(["arm", "p50 ms", "p90 ms", "p99 ms", "mean ms"], rows)
     added = [
@@ -87,29 +110,48 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         ["litellm vs sdk_dated (same API style)", core["litellm_vs_sdk_dated"]],
         ["litellm vs sdk", core["litellm_vs_sdk"]],
     ]
-    lines += _table(["added latency", "p50 ms", "p99 ms", "median of paired differences ms"],
-                    [[name, a["p50"], a["p99"], a["paired_median"]] for name, a in added])
+    lines += _table(
+        ["added latency", "p50 ms", "p99 ms", "median of paired differences ms"],
+        [[name, a["p50"], a["p99"], a["paired_median"]] for name, a in added],
+    )
     own = core["gateway_vs_sdk_raw"]
     if own["p50"] < 0 or own["p99"] < 0:
-        lines += [f"A negative figure means the difference is below this run's noise: the layer cannot be faster than "
-                  f"the transport it calls. The median of the paired differences ({own['paired_median']:+.3f} ms) is the "
-                  "best estimate of its own cost per call.", ""]
-    lines += ["The typed `sdk` arm is slower than `sdk_raw` because the SDK builds a pydantic `ChatCompletion` from "
-              "every response; the access layer returns the decoded JSON dict, so next to what users would otherwise "
-              "write it saves time rather than adding it.", ""]
+        lines += [
+            f"A negative figure means the difference is below this run's noise: the layer cannot be faster than "
+            f"the transport it calls. The median of the paired differences ({own['paired_median']:+.3f} ms) is the "
+            "best estimate of its own cost per call.",
+            "",
+        ]
+    lines += [
+        "The typed `sdk` arm is slower than `sdk_raw` because the SDK builds a pydantic `ChatCompletion` from "
+        "every response; the access layer returns the decoded JSON dict, so next to what users would otherwise "
+        "write it saves time rather than adding it.",
+        "",
+    ]
     if "overhead" in images:
         lines += [f"![overhead]({images['overhead']})", ""]
     http = r.get("http", {})
     if "added" in http:
-        lines += [f"Full HTTP path: the caller's `AsyncOpenAI` pointed at the dev server (`/api/v1`, separate process, "
-                  f"uvicorn) vs the same client straight at the simulator; {http['rounds']} interleaved pairs, and "
-                  f"{http['stream_rounds']} pairs of streams timed to the first content chunk.", ""]
-        rows = [["latency, direct", *[http["latency_ms"]["direct"][k] for k in ("p50", "p99")]],
-                ["latency, through dev server", *[http["latency_ms"]["devserver"][k] for k in ("p50", "p99")]],
-                ["**added**", http["added"]["p50"], http["added"]["p99"]],
-                ["TTFT, direct", *[http["ttft_ms"]["direct"][k] for k in ("p50", "p99")]],
-                ["TTFT, through dev server", *[http["ttft_ms"]["devserver"][k] for k in ("p50", "p99")]],
-                ["**TTFT added**", http["ttft_added"]["p50"], http["ttft_added"]["p99"]]]
+        lines += [
+            f"Full HTTP path: the caller's `AsyncOpenAI` pointed at the dev server (`/api/v1`, separate process, "
+            f"uvicorn) vs the same client straight at the simulator; {http['rounds']} interleaved pairs, and "
+            f"{http['stream_rounds']} pairs of streams timed to the first content chunk.",
+            "",
+        ]
+        rows = [
+            ["latency, direct", *[http["latency_ms"]["direct"][k] for k in ("p50", "p99")]],
+            [
+                "latency, through dev server",
+                *[http["latency_ms"]["devserver"][k] for k in ("p50", "p99")],
+            ],
+            ["**added**", http["added"]["p50"], http["added"]["p99"]],
+            ["TTFT, direct", *[http["ttft_ms"]["direct"][k] for k in ("p50", "p99")]],
+            [
+                "TTFT, through dev server",
+                *[http["ttft_ms"]["devserver"][k] for k in ("p50", "p99")],
+            ],
+            ["**TTFT added**", http["ttft_added"]["p50"], http["ttft_added"]["p99"]],
+        ]
         lines += _table(["HTTP path", "p50 ms", "p99 ms"], rows)
     else:
         lines += [f"Full HTTP path: not measured — {http.get('error', 'no result')}.", ""]
@@ -118,51 +160,93 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
 
 def _drain(r: dict[str, Any], images: dict[str, str]) -> list[str]:
     setup = r["setup"]
-    lines = ["## 2. Drain under quota", "", f"`{r['summary']}`", "",
-             f"**How jobs are driven:** {r['driven_by']}. In `backlog` a job refused with `AllThrottled` is parked in the "
-             "Storage queue and re-driven by the timer; in `gateway` the worker waits for the time the error names and "
-             "tries again.",
-             "",
-             f"Setup: {setup['jobs']} jobs, {setup['concurrency']} workers, regions {', '.join(setup['regions'])}, each "
-             f"{setup['tpm_per_region']} TPM and {setup['rpm_per_region']} RPM per quota minute of {setup['minute_s']} s "
-             f"(simulator `minute_seconds`); {setup['charge_per_job']} tokens charged per job (prompt estimate + "
-             f"max_tokens {setup['max_tokens']}); simulator latency {setup['sim_ttft_ms']} ms per call; each scenario "
-             f"capped at {setup['time_cap_s']} s. Baselines: (a) `just_retry` = openai SDK, default retries, primary "
-             "region only; (b) `fallback` = the crude loop (primary with default retries, on any error the secondary); "
-             "(c) `litellm` = LiteLLM Router over both regions, `num_retries=2, allowed_fails=3, cooldown_time=5`. "
-             "(a), (b) and (c) run at the same time, each against its own simulator process with this configuration; "
-             "`backlog` and `gateway` run alone. The peers' own constants (SDK back-off, LiteLLM's 5 s cooldown) stay in "
-             "real seconds.",
-             "",
-             f"Share of the combined quota is counted per complete quota minute from the simulator's charged-token "
-             f"counter, sampled just before every window edge; the last, partial minute (the backlog running dry) is "
-             f"left out. With {setup['charge_per_job']} tokens per job a region fits a whole number of jobs per minute, so "
-             f"the best possible share is **{setup.get('ceiling')}**. Lost = failed for good or unfinished at the cap. "
-             "Duplicated = chat calls the simulator served beyond one per completed job (work done twice upstream), or, "
-             "for the backlog, jobs with more than one terminal write, whichever is larger.",
-             ""]
+    lines = [
+        "## 2. Drain under quota",
+        "",
+        f"`{r['summary']}`",
+        "",
+        f"**How jobs are driven:** {r['driven_by']}. In `backlog` a job refused with `AllThrottled` is parked in the "
+        "Storage queue and re-driven by the timer; in `gateway` the worker waits for the time the error names and "
+        "tries again.",
+        "",
+        f"Setup: {setup['jobs']} jobs, {setup['concurrency']} workers, regions {', '.join(setup['regions'])}, each "
+        f"{setup['tpm_per_region']} TPM and {setup['rpm_per_region']} RPM per quota minute of {setup['minute_s']} s "
+        f"(simulator `minute_seconds`); {setup['charge_per_job']} tokens charged per job (prompt estimate + "
+        f"max_tokens {setup['max_tokens']}); simulator latency {setup['sim_ttft_ms']} ms per call; each scenario "
+        f"capped at {setup['time_cap_s']} s. Baselines: (a) `just_retry` = openai SDK, default retries, primary "
+        "region only; (b) `fallback` = the crude loop (primary with default retries, on any error the secondary); "
+        "(c) `litellm` = LiteLLM Router over both regions, `num_retries=2, allowed_fails=3, cooldown_time=5`. "
+        "(a), (b) and (c) run at the same time, each against its own simulator process with this configuration; "
+        "`backlog` and `gateway` run alone. The peers' own constants (SDK back-off, LiteLLM's 5 s cooldown) stay in "
+        "real seconds.",
+        "",
+        f"Share of the combined quota is counted per complete quota minute from the simulator's charged-token "
+        f"counter, sampled just before every window edge; the last, partial minute (the backlog running dry) is "
+        f"left out. With {setup['charge_per_job']} tokens per job a region fits a whole number of jobs per minute, so "
+        f"the best possible share is **{setup.get('ceiling')}**. Lost = failed for good or unfinished at the cap. "
+        "Duplicated = chat calls the simulator served beyond one per completed job (work done twice upstream), or, "
+        "for the backlog, jobs with more than one terminal write, whichever is larger.",
+        "",
+    ]
     if setup.get("backlog_settings"):
-        lines += ["The backlog's time settings are scaled like the quota minute (60 s -> "
-                  f"{setup['minute_s']:g} s): " + ", ".join(f"`{k}={v}`" for k, v in setup["backlog_settings"].items()) + ".", ""]
+        lines += [
+            "The backlog's time settings are scaled like the quota minute (60 s -> "
+            f"{setup['minute_s']:g} s): "
+            + ", ".join(f"`{k}={v}`" for k, v in setup["backlog_settings"].items())
+            + ".",
+            "",
+        ]
     rows = []
     for name, s in r["scenarios"].items():
         if "error" in s:
             rows.append([name, s["error"], "", "", "", "", "", ""])
             continue
-        rows.append([name, s["fraction_full_minutes"], s["fraction_overall"], s["tokens_per_s"],
-                     f"{s['sim']['throttled_429']} / {s['sim']['requests']} ({(s['share_429'] or 0) * 100:.1f}%)",
-                     s["wall_s"], f"{s['lost']}" + (f" {s['lost_kinds']}" if s["lost_kinds"] else ""), s["duplicated"]])
-    lines += _table(["scenario", "share of combined quota (full minutes)", "overall (tokens/s ÷ quota)",
-                     "tokens/s", "simulator 429s / requests", "wall s", "lost", "duplicated"], rows)
+        rows.append(
+            [
+                name,
+                s["fraction_full_minutes"],
+                s["fraction_overall"],
+                s["tokens_per_s"],
+                f"{s['sim']['throttled_429']} / {s['sim']['requests']} ({(s['share_429'] or 0) * 100:.1f}%)",
+                s["wall_s"],
+                f"{s['lost']}" + (f" {s['lost_kinds']}" if s["lost_kinds"] else ""),
+                s["duplicated"],
+            ]
+        )
+    lines += _table(
+        [
+            "scenario",
+            "share of combined quota (full minutes)",
+            "overall (tokens/s ÷ quota)",
+            "tokens/s",
+            "simulator 429s / requests",
+            "wall s",
+            "lost",
+            "duplicated",
+        ],
+        rows,
+    )
     bl = r["scenarios"].get("backlog", {})
     if "backlog" in bl:
         d = bl["backlog"]
-        lines += [f"Backlog path details: {d.get('submit_s')} s to submit the jobs (before the clock starts), "
-                  f"{d.get('deliveries')} worker deliveries, {d.get('timer_runs')} timer runs, final states "
-                  f"{d.get('final_states')}, {d.get('double_terminal_writes')} jobs with a second terminal write.", ""]
-    rows = [[name, ", ".join(str(w) for w in s.get("tokens_per_full_minute") or []) or "none complete"]
-            for name, s in r["scenarios"].items() if "error" not in s]
-    lines += _table(["scenario", f"tokens charged in each complete quota minute (combined quota {setup['tpm_per_region'] * len(setup['regions'])})"], rows)
+        lines += [
+            f"Backlog path details: {d.get('submit_s')} s to submit the jobs (before the clock starts), "
+            f"{d.get('deliveries')} worker deliveries, {d.get('timer_runs')} timer runs, final states "
+            f"{d.get('final_states')}, {d.get('double_terminal_writes')} jobs with a second terminal write.",
+            "",
+        ]
+    rows = [
+        [name, ", ".join(str(w) for w in s.get("tokens_per_full_minute") or []) or "none complete"]
+        for name, s in r["scenarios"].items()
+        if "error" not in s
+    ]
+    lines += _table(
+        [
+            "scenario",
+            f"tokens charged in each complete quota minute (combined quota {setup['tpm_per_region'] * len(setup['regions'])})",
+        ],
+        rows,
+    )
     if "drain" in images:
         lines += [f"![drain throughput]({images['drain']})", ""]
     return lines
@@ -171,77 +255,147 @@ def _drain(r: dict[str, Any], images: dict[str, str]) -> list[str]:
 def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
     setup = r["setup"]
     ph = setup["phases_s"]
-    lines = ["## 3. Failover", "", f"`{r['summary']}`", "",
-             f"{setup['callers']} callers send requests back to back. The primary is healthy for {ph['healthy']} s, then "
-             f"resets every connection for {ph['reset']} s, then hangs every request for {ph['hang']} s, then recovers "
-             f"(watched for {ph['recovered']} s). Timeouts {setup['timeout_s']} s for every contender; the gateway's "
-             f"circuit opens after {setup['threshold']} failures (at once on a timeout) and cools off for "
-             f"{setup['cooloff_s']} s. Baselines: (b) the crude loop (SDK default 2 retries on the primary, then the "
-             "secondary); (c) LiteLLM Router with the primary at `order=1`, secondary `order=2`, "
-             "`num_retries=2, allowed_fails=3, cooldown_time=5`.",
-             "",
-             "Requests to the dead region = the primary's reset + hang counts in `/_sim/stats`. \"In first cool-off\" counts "
-             f"them over the first {setup['cooloff_s']} s of the outage (the circuit opening, with {setup['callers']} "
-             f"callers in flight); \"per later cool-off\" divides the rest by the number of {setup['cooloff_s']} s periods "
-             "left in the outage (the same yardstick for every contender). Worst added latency = slowest call started "
-             "during the outage minus the healthy p50. Fail-back = from the faults' end to the primary's next served "
-             "request.", ""]
+    lines = [
+        "## 3. Failover",
+        "",
+        f"`{r['summary']}`",
+        "",
+        f"{setup['callers']} callers send requests back to back. The primary is healthy for {ph['healthy']} s, then "
+        f"resets every connection for {ph['reset']} s, then hangs every request for {ph['hang']} s, then recovers "
+        f"(watched for {ph['recovered']} s). Timeouts {setup['timeout_s']} s for every contender; the gateway's "
+        f"circuit opens after {setup['threshold']} failures (at once on a timeout) and cools off for "
+        f"{setup['cooloff_s']} s. Baselines: (b) the crude loop (SDK default 2 retries on the primary, then the "
+        "secondary); (c) LiteLLM Router with the primary at `order=1`, secondary `order=2`, "
+        "`num_retries=2, allowed_fails=3, cooldown_time=5`.",
+        "",
+        'Requests to the dead region = the primary\'s reset + hang counts in `/_sim/stats`. "In first cool-off" counts '
+        f"them over the first {setup['cooloff_s']} s of the outage (the circuit opening, with {setup['callers']} "
+        f'callers in flight); "per later cool-off" divides the rest by the number of {setup["cooloff_s"]} s periods '
+        "left in the outage (the same yardstick for every contender). Worst added latency = slowest call started "
+        "during the outage minus the healthy p50. Fail-back = from the faults' end to the primary's next served "
+        "request.",
+        "",
+    ]
     rows = []
     for name, c in r["contenders"].items():
         if "error" in c:
             rows.append([name, c["error"], "", "", "", "", "", ""])
             continue
-        rows.append([name, f"{c['caller_errors_during_faults']} / {c['calls_during_faults']}", c["healthy_p50_ms"],
-                     c["worst_added_latency_ms"], c["dead_region_requests"], c["dead_region_requests_first_cooloff"],
-                     c["dead_region_requests_per_later_cooloff"], c["failback_s"]])
-    lines += _table(["contender", "caller errors / calls during faults", "healthy p50 ms", "worst added latency ms",
-                     "requests to dead region", "in first cool-off", "per later cool-off", "fail-back s"], rows)
+        rows.append(
+            [
+                name,
+                f"{c['caller_errors_during_faults']} / {c['calls_during_faults']}",
+                c["healthy_p50_ms"],
+                c["worst_added_latency_ms"],
+                c["dead_region_requests"],
+                c["dead_region_requests_first_cooloff"],
+                c["dead_region_requests_per_later_cooloff"],
+                c["failback_s"],
+            ]
+        )
+    lines += _table(
+        [
+            "contender",
+            "caller errors / calls during faults",
+            "healthy p50 ms",
+            "worst added latency ms",
+            "requests to dead region",
+            "in first cool-off",
+            "per later cool-off",
+            "fail-back s",
+        ],
+        rows,
+    )
     if "failover" in images:
         lines += [f"![failover latency]({images['failover']})", ""]
     return lines
 
 
 def _coldstart(r: dict[str, Any]) -> list[str]:
-    lines = ["## 4. Cold start", "", f"`{r['summary']}`", "",
-             f"Each sample is a fresh interpreter timing its own import (start-up excluded); {r['repeats']} samples "
-             "per arm, alternating.", ""]
-    rows = [[arm, s["p50"], s["p90"], s["max"], r["process_wall_ms"][arm]["p50"]] for arm, s in r["import_ms"].items()]
+    lines = [
+        "## 4. Cold start",
+        "",
+        f"`{r['summary']}`",
+        "",
+        f"Each sample is a fresh interpreter timing its own import (start-up excluded); {r['repeats']} samples "
+        "per arm, alternating.",
+        "",
+    ]
+    rows = [
+        [arm, s["p50"], s["p90"], s["max"], r["process_wall_ms"][arm]["p50"]]
+        for arm, s in r["import_ms"].items()
+    ]
     lines += _table(["import", "median ms", "p90 ms", "max ms", "whole process median ms"], rows)
     if "ratio_vs_streaming_floor" in r:
-        lines += [f"Against `azure.functions` plus the HTTP streaming extension, which the worker needs imported at "
-                  f"indexing time to stream (so every streaming Python function app pays it): "
-                  f"**{r['ratio_vs_streaming_floor']}x**, {r['added_over_streaming_floor_ms']:+} ms of the gateway's own. "
-                  "The 1.5x target against `azure.functions` alone cannot be met while the app streams; it is reported "
-                  "as missed.", ""]
-    lines += [f"Ratio of medians: **{r['ratio_median']}x**. `app.get_functions()` (indexing) after the import: "
-              f"{r['get_functions_ms'].get('p50')} ms median. Heavy modules loaded by importing `function_app`: "
-              f"{', '.join(r['heavy_loaded_by_function_app']) or 'none'}.", ""]
+        lines += [
+            f"Against `azure.functions` plus the HTTP streaming extension, which the worker needs imported at "
+            f"indexing time to stream (so every streaming Python function app pays it): "
+            f"**{r['ratio_vs_streaming_floor']}x**, {r['added_over_streaming_floor_ms']:+} ms of the gateway's own. "
+            "The 1.5x target against `azure.functions` alone cannot be met while the app streams; it is reported "
+            "as missed.",
+            "",
+        ]
+    lines += [
+        f"Ratio of medians: **{r['ratio_median']}x**. `app.get_functions()` (indexing) after the import: "
+        f"{r['get_functions_ms'].get('p50')} ms median. Heavy modules loaded by importing `function_app`: "
+        f"{', '.join(r['heavy_loaded_by_function_app']) or 'none'}.",
+        "",
+    ]
     if r.get("slowest_imports"):
-        lines += ["Slowest imports under `function_app` (`python -X importtime`, one run, cumulative):", ""]
-        lines += _table(["module", "ms"], [[x["module"], x["cumulative_ms"]] for x in r["slowest_imports"]])
+        lines += [
+            "Slowest imports under `function_app` (`python -X importtime`, one run, cumulative):",
+            "",
+        ]
+        lines += _table(
+            ["module", "ms"], [[x["module"], x["cumulative_ms"]] for x in r["slowest_imports"]]
+        )
     return lines
 
 
 def _memory(r: dict[str, Any]) -> list[str]:
-    lines = ["## 5. Memory", "", f"`{r['summary']}`", "",
-             f"{r['streams']} concurrent streaming chat requests, all open at once (the simulator's `max_in_flight` "
-             "confirms it). `gateway` and `sdk` are fresh in-process child processes; `devserver` is the dev server's "
-             "process RSS while serving the streams over HTTP. Base = RSS just before the streams opened (imports, "
-             "clients, one warm-up stream done).", ""]
+    lines = [
+        "## 5. Memory",
+        "",
+        f"`{r['summary']}`",
+        "",
+        f"{r['streams']} concurrent streaming chat requests, all open at once (the simulator's `max_in_flight` "
+        "confirms it). `gateway` and `sdk` are fresh in-process child processes; `devserver` is the dev server's "
+        "process RSS while serving the streams over HTTP. Base = RSS just before the streams opened (imports, "
+        "clients, one warm-up stream done).",
+        "",
+    ]
     rows = []
     for arm, a in r["arms"].items():
         if "error" in a:
             rows.append([arm, a["error"], "", "", "", ""])
         else:
-            rows.append([arm, a["base_mib"], a["peak_mib"], a["delta_mib"], a.get("sim_max_in_flight"), a["chunks"]])
-    lines += _table(["arm", "base MiB", "peak MiB", "growth MiB", "simulator max in flight", "chunks read"], rows)
+            rows.append(
+                [
+                    arm,
+                    a["base_mib"],
+                    a["peak_mib"],
+                    a["delta_mib"],
+                    a.get("sim_max_in_flight"),
+                    a["chunks"],
+                ]
+            )
+    lines += _table(
+        ["arm", "base MiB", "peak MiB", "growth MiB", "simulator max in flight", "chunks read"],
+        rows,
+    )
     return lines
 
 
 def _chaos(r: dict[str, Any]) -> list[str]:
-    lines = ["## 6. Chaos (`bench/chaos.py`, written with the backlog)", "",
-             "The backlog's own chaos run (crashes, 429 storms, outages through the real path); its checks and counts "
-             "are its own, reported here as it prints them.", "", f"`{r.get('summary', '')}`", ""]
+    lines = [
+        "## 6. Chaos (`bench/chaos.py`, written with the backlog)",
+        "",
+        "The backlog's own chaos run (crashes, 429 storms, outages through the real path); its checks and counts "
+        "are its own, reported here as it prints them.",
+        "",
+        f"`{r.get('summary', '')}`",
+        "",
+    ]
     if "error" in r:
         lines += [f"Failed: {r['error']}", ""]
     return lines
@@ -252,7 +406,9 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
     lines = [
         "# Benchmarks",
         "",
-        "> Generated by `make bench` (`python -m bench`) from `" + results_path + "`; do not edit by hand. "
+        "> Generated by `make bench` (`python -m bench`) from `"
+        + results_path
+        + "`; do not edit by hand. "
         "Every figure below comes from that one run.",
         "",
         "## How to run",
@@ -301,13 +457,21 @@ def write_report(run: dict[str, Any], results_path: Path | None = None) -> list[
     b = run["benchmarks"]
     images: dict[str, str] = {}
     written: list[Path] = []
-    for name, fn in (("overhead", plot_overhead), ("drain", plot_drain), ("failover", plot_failover)):
+    for name, fn in (
+        ("overhead", plot_overhead),
+        ("drain", plot_drain),
+        ("failover", plot_failover),
+    ):
         if name in b and "error" not in b[name] and "skipped" not in b[name]:
             path = DOCS / f"bench-{name}.png"
             fn(b[name], path)
             images[name] = path.name
             written.append(path)
-    rel = str(results_path.relative_to(ROOT)) if results_path and results_path.is_relative_to(ROOT) else str(results_path)
+    rel = (
+        str(results_path.relative_to(ROOT))
+        if results_path and results_path.is_relative_to(ROOT)
+        else str(results_path)
+    )
     REPORT.write_text(render_markdown(run, images, rel), encoding="utf-8")
     return [REPORT, *written]
 

@@ -70,7 +70,9 @@ async def _serve(args: argparse.Namespace) -> int:
 
     from .http import serve_config
 
-    server = _Server(serve_config(function_app.app, host=args.host, port=args.port, log_level=args.log_level))
+    server = _Server(
+        serve_config(function_app.app, host=args.host, port=args.port, log_level=args.log_level)
+    )
     stop = asyncio.Event()
     runners = [] if args.http_only else _runners(RUNNER_MODULES)
     tasks = [asyncio.create_task(m.run(function_app.app, stop), name=m.__name__) for m in runners]
@@ -91,22 +93,40 @@ async def _serve(args: argparse.Namespace) -> int:
     from shared import runtime
 
     await runtime.aclose()  # the services the app built (connections, the shared health client)
-    failed = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
+    failed = [
+        r
+        for r in results
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+    ]
     for exc in failed:
         _log.error("devserver: a runner failed", exc_info=exc)
     return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devserver", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", help="a local.settings.json whose Values go into the environment first")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser = argparse.ArgumentParser(
+        prog="python -m devserver",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--settings", help="a local.settings.json whose Values go into the environment first"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=7071, help="default 7071, as Core Tools")
     parser.add_argument("--http-only", action="store_true", help="do not start the extra runners")
     parser.add_argument("--log-level", default="info")
-    parser.add_argument("--sdk-log-level", default="warning", help="level of the Azure SDKs' own loggers (their INFO logs every HTTP request)")
+    parser.add_argument(
+        "--sdk-log-level",
+        default="warning",
+        help="level of the Azure SDKs' own loggers (their INFO logs every HTTP request)",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("azure").setLevel(args.sdk_log_level.upper())
     if args.settings:
         applied = load_local_settings(args.settings)

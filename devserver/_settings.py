@@ -10,7 +10,9 @@ from pathlib import Path
 __all__ = ["load_local_settings"]
 
 
-def load_local_settings(path: str | Path, environ: MutableMapping[str, str] | None = None, *, override: bool = False) -> dict[str, str]:
+def load_local_settings(
+    path: str | Path, environ: MutableMapping[str, str] | None = None, *, override: bool = False
+) -> dict[str, str]:
     """Copy ``Values`` into ``environ`` (default ``os.environ``) and return what was set.
 
     A variable already in the environment wins unless ``override`` is true, so a one-off
@@ -26,7 +28,9 @@ def load_local_settings(path: str | Path, environ: MutableMapping[str, str] | No
     applied: dict[str, str] = {}
     for key, value in values.items():
         if not isinstance(value, str):
-            raise ValueError(f"{path}: Values.{key} must be a string (the host accepts only strings)")
+            raise ValueError(
+                f"{path}: Values.{key} must be a string (the host accepts only strings)"
+            )
         if override or key not in env:
             env[key] = value
             applied[key] = value

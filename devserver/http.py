@@ -21,7 +21,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-__all__ = ["HttpFunction", "build_asgi_app", "http_functions", "indexed_functions", "route_prefix", "serve_config"]
+__all__ = [
+    "HttpFunction",
+    "build_asgi_app",
+    "http_functions",
+    "indexed_functions",
+    "route_prefix",
+    "serve_config",
+]
 
 _log = logging.getLogger(__name__)
 _ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -56,7 +63,15 @@ def http_functions(function_app: Any) -> list[HttpFunction]:
             continue
         methods = tuple(m.upper() for m in (trigger.get("methods") or _ALL_METHODS))
         route = (trigger.get("route") or fn.get_function_name()).strip("/")
-        found.append(HttpFunction(fn.get_function_name(), route, methods, str(trigger.get("authLevel", "")).lower(), fn.get_user_function()))
+        found.append(
+            HttpFunction(
+                fn.get_function_name(),
+                route,
+                methods,
+                str(trigger.get("authLevel", "")).lower(),
+                fn.get_user_function(),
+            )
+        )
     return found
 
 
@@ -64,7 +79,12 @@ def route_prefix(host_json: str | Path | None = None) -> str:
     """host.json's ``extensions.http.routePrefix`` (``api`` when absent)."""
     path = Path(host_json) if host_json else Path(__file__).resolve().parents[1] / "host.json"
     try:
-        prefix = json.loads(path.read_text(encoding="utf-8")).get("extensions", {}).get("http", {}).get("routePrefix", "api")
+        prefix = (
+            json.loads(path.read_text(encoding="utf-8"))
+            .get("extensions", {})
+            .get("http", {})
+            .get("routePrefix", "api")
+        )
     except (OSError, ValueError):
         prefix = "api"
     return str(prefix).strip("/")
@@ -87,20 +107,43 @@ def build_asgi_app(function_app: Any, *, prefix: str | None = None) -> Starlette
     prefix = route_prefix() if prefix is None else prefix.strip("/")
     base = f"/{prefix}" if prefix else ""
     functions = http_functions(function_app)
-    routes = [Route(f"{base}/{fn.route}", _endpoint(fn), methods=list(fn.methods), name=fn.name) for fn in functions]
+    routes = [
+        Route(f"{base}/{fn.route}", _endpoint(fn), methods=list(fn.methods), name=fn.name)
+        for fn in functions
+    ]
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": {"message": "No function serves this route.", "type": "invalid_request_error", "param": None, "code": "not_found"}}, status_code=404)
+        return JSONResponse(
+            {
+                "error": {
+                    "message": "No function serves this route.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "not_found",
+                }
+            },
+            status_code=404,
+        )
 
     for fn in functions:
-        _log.info("devserver: %s %s/%s (auth level %s, not enforced)", ",".join(fn.methods), base, fn.route, fn.auth_level)
+        _log.info(
+            "devserver: %s %s/%s (auth level %s, not enforced)",
+            ",".join(fn.methods),
+            base,
+            fn.route,
+            fn.auth_level,
+        )
     return Starlette(routes=routes, exception_handlers={404: not_found})
 
 
-def serve_config(function_app: Any, *, host: str = "127.0.0.1", port: int = 7071, log_level: str = "info") -> Any:
+def serve_config(
+    function_app: Any, *, host: str = "127.0.0.1", port: int = 7071, log_level: str = "info"
+) -> Any:
     """A uvicorn Config for the app (uvicorn imported here: it is a dev dependency)."""
     import uvicorn
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"the dev server binds to loopback only, not {host}")
-    return uvicorn.Config(build_asgi_app(function_app), host=host, port=port, log_level=log_level, lifespan="off")
+    return uvicorn.Config(
+        build_asgi_app(function_app), host=host, port=port, log_level=log_level, lifespan="off"
+    )

@@ -29,8 +29,9 @@ import logging
 import os
 import re
 import time
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from shared.jobs import TimerSchedule
 
@@ -64,14 +65,23 @@ def to_functions_message(received: Any) -> Any:
     """A real ``azure.functions.servicebus.ServiceBusMessage`` from an SDK ServiceBusReceivedMessage."""
     from azure.functions.servicebus import ServiceBusMessage
 
-    props = {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else v)
-             for k, v in (received.application_properties or {}).items()}
+    props = {
+        (k.decode() if isinstance(k, bytes) else str(k)): (
+            v.decode() if isinstance(v, bytes) else v
+        )
+        for k, v in (received.application_properties or {}).items()
+    }
     return ServiceBusMessage(
-        body=b"".join(received.body) if not isinstance(received.body, (bytes, bytearray)) else bytes(received.body),
+        body=b"".join(received.body)
+        if not isinstance(received.body, (bytes, bytearray))
+        else bytes(received.body),
         message_id=str(received.message_id) if received.message_id is not None else "",
-        correlation_id=str(received.correlation_id) if received.correlation_id is not None else None,
+        correlation_id=str(received.correlation_id)
+        if received.correlation_id is not None
+        else None,
         content_type=received.content_type,
-        delivery_count=(received.delivery_count or 0) + 1,  # the host counts from 1; the AMQP header from 0
+        delivery_count=(received.delivery_count or 0)
+        + 1,  # the host counts from 1; the AMQP header from 0
         sequence_number=received.sequence_number,
         enqueued_time_utc=received.enqueued_time_utc,
         locked_until=received.locked_until_utc,
@@ -90,8 +100,15 @@ class ServiceBusPump:
     """Peek-lock receive from one queue (or its DLQ); complete on return, abandon on raise."""
 
     def __init__(
-        self, client: Any, queue: str, handler: Handler, *, name: str, max_concurrent_calls: int = 16,
-        max_lock_renewal_s: float = 300.0, wait_s: float = 0.25,
+        self,
+        client: Any,
+        queue: str,
+        handler: Handler,
+        *,
+        name: str,
+        max_concurrent_calls: int = 16,
+        max_lock_renewal_s: float = 300.0,
+        wait_s: float = 0.25,
     ) -> None:
         self._client = client
         self._queue = queue
@@ -121,7 +138,9 @@ class ServiceBusPump:
                     await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:
-                    batch = await receiver.receive_messages(max_message_count=free, max_wait_time=self._wait_s)
+                    batch = await receiver.receive_messages(
+                        max_message_count=free, max_wait_time=self._wait_s
+                    )
                 except Exception as exc:  # noqa: BLE001 - keep pumping, as the host does
                     _log.warning("%s: receive failed: %s", self.name, exc)
                     await asyncio.sleep(0.5)
@@ -141,7 +160,12 @@ class ServiceBusPump:
             try:
                 await _call(self._handler, to_functions_message(message))
             except Exception as exc:  # noqa: BLE001 - the host abandons on any exception
-                _log.info("%s: function raised %s: abandoning message %s", self.name, exc.__class__.__name__, message.message_id)
+                _log.info(
+                    "%s: function raised %s: abandoning message %s",
+                    self.name,
+                    exc.__class__.__name__,
+                    message.message_id,
+                )
                 self.abandoned += 1
                 await _settle(receiver.abandon_message, message, self.name)
             else:
@@ -162,8 +186,16 @@ class StorageQueuePump:
     """Poll a Storage queue like the host's queue trigger (base64 text)."""
 
     def __init__(
-        self, connection: str, queue: str, handler: Handler, *, name: str, max_dequeue_count: int = 5,
-        visibility_timeout_s: int = 30, poll_s: float = 0.25, batch: int = 16,
+        self,
+        connection: str,
+        queue: str,
+        handler: Handler,
+        *,
+        name: str,
+        max_dequeue_count: int = 5,
+        visibility_timeout_s: int = 30,
+        poll_s: float = 0.25,
+        batch: int = 16,
     ) -> None:
         self._connection = connection
         self._queue = queue
@@ -181,9 +213,16 @@ class StorageQueuePump:
         from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
         from azure.storage.queue.aio import QueueClient
 
-        codec = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
-        client = QueueClient.from_connection_string(self._connection, queue_name=self._queue, **codec)
-        poison = QueueClient.from_connection_string(self._connection, queue_name=f"{self._queue}-poison", **codec)
+        codec = {
+            "message_encode_policy": TextBase64EncodePolicy(),
+            "message_decode_policy": TextBase64DecodePolicy(),
+        }
+        client = QueueClient.from_connection_string(
+            self._connection, queue_name=self._queue, **codec
+        )
+        poison = QueueClient.from_connection_string(
+            self._connection, queue_name=f"{self._queue}-poison", **codec
+        )
         async with client, poison:
             try:
                 await client.create_queue()
@@ -191,7 +230,11 @@ class StorageQueuePump:
                 pass
             while not stop.is_set():
                 try:
-                    pager = client.receive_messages(messages_per_page=self._batch, visibility_timeout=self._visibility, max_messages=self._batch)
+                    pager = client.receive_messages(
+                        messages_per_page=self._batch,
+                        visibility_timeout=self._visibility,
+                        max_messages=self._batch,
+                    )
                     batch = [m async for m in pager]
                 except Exception as exc:  # noqa: BLE001
                     _log.warning("%s: receive failed: %s", self.name, exc)
@@ -201,14 +244,23 @@ class StorageQueuePump:
                     continue
                 for message in batch:
                     fn_message = QueueMessage(
-                        id=message.id, body=(message.content or "").encode("utf-8"), dequeue_count=message.dequeue_count,
-                        expiration_time=message.expires_on, insertion_time=message.inserted_on,
-                        time_next_visible=message.next_visible_on, pop_receipt=message.pop_receipt,
+                        id=message.id,
+                        body=(message.content or "").encode("utf-8"),
+                        dequeue_count=message.dequeue_count,
+                        expiration_time=message.expires_on,
+                        insertion_time=message.inserted_on,
+                        time_next_visible=message.next_visible_on,
+                        pop_receipt=message.pop_receipt,
                     )
                     try:
                         await _call(self._handler, fn_message)
                     except Exception as exc:  # noqa: BLE001
-                        _log.info("%s: function raised %s (dequeue %s)", self.name, exc.__class__.__name__, message.dequeue_count)
+                        _log.info(
+                            "%s: function raised %s (dequeue %s)",
+                            self.name,
+                            exc.__class__.__name__,
+                            message.dequeue_count,
+                        )
                         if (message.dequeue_count or 0) >= self._max_dequeue:
                             try:
                                 await poison.create_queue()
@@ -217,7 +269,9 @@ class StorageQueuePump:
                             await poison.send_message(message.content, time_to_live=-1)
                             await client.delete_message(message)
                         else:
-                            await client.update_message(message, pop_receipt=message.pop_receipt, visibility_timeout=1)
+                            await client.update_message(
+                                message, pop_receipt=message.pop_receipt, visibility_timeout=1
+                            )
                     else:
                         self.processed += 1
                         await client.delete_message(message)
@@ -234,16 +288,18 @@ class TimerPump:
         from azure.functions.timer import TimerRequest
 
         while not stop.is_set():
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             due = self._schedule.next_after(now)
             if await _wait(stop, (due - now).total_seconds()):
                 return
-            late = (datetime.now(timezone.utc) - due).total_seconds() > 1.0
+            late = (datetime.now(UTC) - due).total_seconds() > 1.0
             try:
                 await _call(self._handler, TimerRequest(past_due=late))
                 self.runs += 1
             except Exception as exc:  # noqa: BLE001 - the host logs and waits for the next occurrence
-                _log.warning("%s: timer function raised %s", self.name, exc.__class__.__name__, exc_info=exc)
+                _log.warning(
+                    "%s: timer function raised %s", self.name, exc.__class__.__name__, exc_info=exc
+                )
 
 
 async def _call(handler: Handler, argument: Any) -> None:
@@ -260,7 +316,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> bool:
     try:
         await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 
@@ -270,14 +326,20 @@ async def _wait(stop: asyncio.Event, seconds: float) -> bool:
 class QueueSide:
     """Every non-HTTP trigger of a FunctionApp, driven as above until ``stop`` is set."""
 
-    def __init__(self, function_app: Any, env: Mapping[str, str] | None = None, *, host_json: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        function_app: Any,
+        env: Mapping[str, str] | None = None,
+        *,
+        host_json: Mapping[str, Any] | None = None,
+    ) -> None:
         self._app = function_app
         self._env = dict(os.environ if env is None else env)
         self._host = dict(host_json or {})
         self.pumps: list[Any] = []
         self._clients: list[Any] = []
 
-    def build(self, wrap: Callable[[str, Handler], Handler] | None = None) -> "QueueSide":
+    def build(self, wrap: Callable[[str, Handler], Handler] | None = None) -> QueueSide:
         """Create one pump per trigger; ``wrap(function_name, handler)`` may decorate handlers (tests)."""
         from devserver.http import indexed_functions
 
@@ -287,7 +349,15 @@ class QueueSide:
         sb_client = None
         for fn in indexed_functions(self._app):
             bindings = [json.loads(raw) for raw in fn.get_raw_bindings()]
-            trigger = next((b for b in bindings if str(b.get("direction", "")).upper() == "IN" and b.get("type", "").endswith("Trigger")), None)
+            trigger = next(
+                (
+                    b
+                    for b in bindings
+                    if str(b.get("direction", "")).upper() == "IN"
+                    and b.get("type", "").endswith("Trigger")
+                ),
+                None,
+            )
             if trigger is None or trigger["type"] == "httpTrigger":
                 continue
             name = fn.get_function_name()
@@ -299,20 +369,39 @@ class QueueSide:
                 if sb_client is None:
                     from azure.servicebus.aio import ServiceBusClient
 
-                    sb_client = ServiceBusClient.from_connection_string(self._connection(trigger.get("connection", "ServiceBusConnection")))
+                    sb_client = ServiceBusClient.from_connection_string(
+                        self._connection(trigger.get("connection", "ServiceBusConnection"))
+                    )
                     self._clients.append(sb_client)
-                self.pumps.append(ServiceBusPump(
-                    sb_client, resolve(trigger["queueName"], self._env), handler, name=name,
-                    max_concurrent_calls=int(sb_opts.get("maxConcurrentCalls", 16)),
-                ))
+                self.pumps.append(
+                    ServiceBusPump(
+                        sb_client,
+                        resolve(trigger["queueName"], self._env),
+                        handler,
+                        name=name,
+                        max_concurrent_calls=int(sb_opts.get("maxConcurrentCalls", 16)),
+                    )
+                )
             elif kind == "queueTrigger":
-                self.pumps.append(StorageQueuePump(
-                    _expand_dev(self._connection(trigger.get("connection", "AzureWebJobsStorage"))),
-                    resolve(trigger["queueName"], self._env), handler, name=name,
-                    max_dequeue_count=int(q_opts.get("maxDequeueCount", 5)),
-                ))
+                self.pumps.append(
+                    StorageQueuePump(
+                        _expand_dev(
+                            self._connection(trigger.get("connection", "AzureWebJobsStorage"))
+                        ),
+                        resolve(trigger["queueName"], self._env),
+                        handler,
+                        name=name,
+                        max_dequeue_count=int(q_opts.get("maxDequeueCount", 5)),
+                    )
+                )
             elif kind == "timerTrigger":
-                self.pumps.append(TimerPump(TimerSchedule.parse(resolve(trigger["schedule"], self._env)), handler, name=name))
+                self.pumps.append(
+                    TimerPump(
+                        TimerSchedule.parse(resolve(trigger["schedule"], self._env)),
+                        handler,
+                        name=name,
+                    )
+                )
             else:
                 _log.warning("devserver: trigger type %s of %s is not driven locally", kind, name)
         return self
@@ -320,7 +409,9 @@ class QueueSide:
     def _connection(self, name: str) -> str:
         value = self._env.get(name)
         if not value:
-            raise KeyError(f"app setting {name} is not set: the dev server needs a connection string for it")
+            raise KeyError(
+                f"app setting {name} is not set: the dev server needs a connection string for it"
+            )
         return value
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -16,7 +16,7 @@ __all__ = ["serve_admin"]
 _LOGGER = logging.getLogger(__name__)
 
 
-def _route(broker: "Broker", method: str, path: str) -> tuple[int, Any]:
+def _route(broker: Broker, method: str, path: str) -> tuple[int, Any]:
     parts = [unquote(p) for p in path.split("?", 1)[0].strip("/").split("/") if p]
     if method == "POST" and parts == ["reset"]:
         broker.reset()
@@ -32,7 +32,7 @@ def _route(broker: "Broker", method: str, path: str) -> tuple[int, Any]:
     return 404, {"error": "routes: GET /queues, GET /queues/<q>, GET /queues/<q>/dlq, POST /reset"}
 
 
-async def serve_admin(broker: "Broker", host: str, port: int) -> asyncio.base_events.Server:
+async def serve_admin(broker: Broker, host: str, port: int) -> asyncio.base_events.Server:
     """Serve GET /queues, /queues/<q>, /queues/<q>/dlq and POST /reset as JSON."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -40,7 +40,9 @@ async def serve_admin(broker: "Broker", host: str, port: int) -> asyncio.base_ev
             request_line = (await reader.readline()).decode("latin-1").split()
             while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                 pass
-            method, path = (request_line + ["GET", "/"])[:2] if len(request_line) >= 2 else ("GET", "/")
+            method, path = (
+                (request_line + ["GET", "/"])[:2] if len(request_line) >= 2 else ("GET", "/")
+            )
             status, body = _route(broker, method, path)
             data = json.dumps(body, indent=2, default=str).encode()
             writer.write(
@@ -49,7 +51,7 @@ async def serve_admin(broker: "Broker", host: str, port: int) -> asyncio.base_ev
                 + data
             )
             await writer.drain()
-        except Exception:  # noqa: BLE001
+        except Exception:
             _LOGGER.exception("admin request failed")
         finally:
             writer.close()

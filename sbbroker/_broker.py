@@ -7,13 +7,14 @@ import collections
 import concurrent.futures
 import logging
 import threading
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from ._connection import Connection
 from ._entities import EntityNotFound, QueueConfig, Registry
 from ._message import STATE_ACTIVE, STATE_DEFERRED, STATE_SCHEDULED, BrokerMessage
 
-__all__ = ["Broker", "start_in_thread", "LOOPBACK_HOSTS"]
+__all__ = ["LOOPBACK_HOSTS", "Broker", "start_in_thread"]
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,7 +39,7 @@ class Broker:
         lock_duration_s: float = 30.0,
         auto_create: bool = True,
         dead_lettering_on_expiration: bool = False,
-        default_ttl_s: Optional[float] = None,
+        default_ttl_s: float | None = None,
         max_frame_size: int = 65536,
         max_message_size: int = 256 * 1024,
     ) -> None:
@@ -58,10 +59,10 @@ class Broker:
         self.connections: set[Connection] = set()
         # wire counters for tests: split_deliveries_in/out, transfer_frames_with_more_in
         self.counters: collections.Counter[str] = collections.Counter()
-        self._server: Optional[asyncio.base_events.Server] = None
-        self._ticker: Optional[asyncio.Task] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: asyncio.base_events.Server | None = None
+        self._ticker: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task] = set()
 
     # -- addressing ----------------------------------------------------------------------
@@ -75,7 +76,7 @@ class Broker:
         )
 
     # -- lifecycle -----------------------------------------------------------------------
-    async def start(self) -> "Broker":
+    async def start(self) -> Broker:
         """Listen on the configured port (0 picks a free one) inside the running loop."""
         self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._on_client, self.host, self.port)
@@ -116,10 +117,10 @@ class Broker:
             await asyncio.sleep(_TICK_S)
             try:
                 self.registry.tick()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 _LOGGER.exception("tick failed")
 
-    def start_in_thread(self, timeout: float = 10.0) -> "Broker":
+    def start_in_thread(self, timeout: float = 10.0) -> Broker:
         """Run the broker on its own event loop in a daemon thread; returns once listening."""
         ready: concurrent.futures.Future = concurrent.futures.Future()
 
@@ -154,7 +155,7 @@ class Broker:
         thread.join(timeout)
         self._thread = None
 
-    def __enter__(self) -> "Broker":
+    def __enter__(self) -> Broker:
         if self._thread is None:
             self.start_in_thread()
         return self
@@ -180,7 +181,9 @@ class Broker:
         except RuntimeError:
             return False
 
-    def _snapshot(self, name: str, state: Optional[int], locked: Optional[bool] = None) -> list[BrokerMessage]:
+    def _snapshot(
+        self, name: str, state: int | None, locked: bool | None = None
+    ) -> list[BrokerMessage]:
         def run() -> list[BrokerMessage]:
             self.registry.tick()
             try:

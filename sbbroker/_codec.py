@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import struct
 import uuid
-from typing import Any, Iterable, NamedTuple, Optional
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from azure.servicebus._pyamqp._decode import _DECODE_BY_CONSTRUCTOR, decode_frame, decode_payload
 from azure.servicebus._pyamqp._encode import encode_frame, encode_value
@@ -16,14 +17,14 @@ from azure.servicebus._pyamqp.types import TYPE, VALUE, AMQPTypes
 
 __all__ = [
     "AMQP_HEADER",
+    "BODY_SECTIONS",
     "SASL_HEADER",
-    "SECTION_HEADER",
+    "SECTION_APPLICATION_PROPERTIES",
     "SECTION_DELIVERY_ANNOTATIONS",
+    "SECTION_FOOTER",
+    "SECTION_HEADER",
     "SECTION_MESSAGE_ANNOTATIONS",
     "SECTION_PROPERTIES",
-    "SECTION_APPLICATION_PROPERTIES",
-    "SECTION_FOOTER",
-    "BODY_SECTIONS",
     "Section",
     "decode_frame",
     "decode_payload",
@@ -154,7 +155,7 @@ def key_text(raw_key: bytes) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def uuid_from_tag(tag: bytes) -> Optional[uuid.UUID]:
+def uuid_from_tag(tag: bytes) -> uuid.UUID | None:
     """The lock token carried by a delivery tag, as the SDK reads it."""
     try:
         return uuid.UUID(bytes_le=bytes(tag))
@@ -162,7 +163,7 @@ def uuid_from_tag(tag: bytes) -> Optional[uuid.UUID]:
         return None
 
 
-__all__ += ["key_text", "uuid_from_tag", "AMQPTypes"]
+__all__ += ["AMQPTypes", "key_text", "uuid_from_tag"]
 
 
 def list_items(raw: bytes) -> list[bytes]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
+from azure.servicebus._pyamqp._encode import encode_payload
 from azure.servicebus._pyamqp.endpoints import Source, Target
 from azure.servicebus._pyamqp.error import AMQPError
 from azure.servicebus._pyamqp.message import Message
@@ -24,9 +25,15 @@ from azure.servicebus._pyamqp.performatives import (
     SASLOutcome,
     TransferFrame,
 )
-from azure.servicebus._pyamqp._encode import encode_payload
 
-from ._codec import AMQP_HEADER, SASL_HEADER, decode_frame, decode_payload, decode_typed, split_sections
+from ._codec import (
+    AMQP_HEADER,
+    SASL_HEADER,
+    decode_frame,
+    decode_payload,
+    decode_typed,
+    split_sections,
+)
 from ._entities import EntityNotFound, LockLost, Queue
 from ._links import BATCH_FORMAT, INCOMING_CREDIT, IncomingLink, OutgoingLink
 from ._management import handle_cbs, handle_management
@@ -45,7 +52,7 @@ _SIZE_EXCEEDED = b"amqp:link:message-size-exceeded"
 Outcome = Union[Accepted, Rejected, Released, Modified]
 
 
-def _text(value: Any) -> Optional[str]:
+def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
@@ -54,15 +61,17 @@ def _text(value: Any) -> Optional[str]:
 class Session:
     """An AMQP session: handles, delivery ids and the links attached on it."""
 
-    def __init__(self, connection: "Connection", channel: int, remote_channel: int) -> None:
+    def __init__(self, connection: Connection, channel: int, remote_channel: int) -> None:
         self.connection = connection
         self.channel = channel
         self.remote_channel = remote_channel
         self.open = True
         self.next_outgoing_id = 1
         self.next_incoming_id = 0
-        self.links: dict[int, Union[IncomingLink, OutgoingLink]] = {}  # by remote handle
-        self.unsettled: dict[int, tuple[OutgoingLink, Queue, Any]] = {}  # delivery id -> (link, queue, lock token)
+        self.links: dict[int, IncomingLink | OutgoingLink] = {}  # by remote handle
+        self.unsettled: dict[
+            int, tuple[OutgoingLink, Queue, Any]
+        ] = {}  # delivery id -> (link, queue, lock token)
         self._next_handle = 0
 
     def new_handle(self) -> int:
@@ -73,7 +82,9 @@ class Session:
     def send(self, performative: Any) -> None:
         self.connection.send(self.channel, performative)
 
-    def flow_frame(self, link: Optional[Union[IncomingLink, OutgoingLink]] = None, **extra: Any) -> FlowFrame:
+    def flow_frame(
+        self, link: IncomingLink | OutgoingLink | None = None, **extra: Any
+    ) -> FlowFrame:
         fields: dict[str, Any] = dict(
             next_incoming_id=self.next_incoming_id,
             incoming_window=_WINDOW,
@@ -98,8 +109,15 @@ class Session:
         fields.update(extra)
         return FlowFrame(**fields)
 
-    def send_transfer(self, link: OutgoingLink, payload: bytes, tag: bytes, *, settled: bool,
-                      lock: Optional[tuple[Queue, Any]]) -> None:
+    def send_transfer(
+        self,
+        link: OutgoingLink,
+        payload: bytes,
+        tag: bytes,
+        *,
+        settled: bool,
+        lock: tuple[Queue, Any] | None,
+    ) -> None:
         """Send one delivery, split into frames no larger than the negotiated max frame size."""
         delivery_id = self.next_outgoing_id
         self.next_outgoing_id += 1
@@ -108,9 +126,18 @@ class Session:
 
         def frame(chunk: bytes, more: bool) -> TransferFrame:
             return TransferFrame(
-                handle=link.handle, delivery_id=delivery_id, delivery_tag=tag, message_format=0,
-                settled=settled, more=more, rcv_settle_mode=None, state=None, resume=None,
-                aborted=None, batchable=None, payload=chunk,
+                handle=link.handle,
+                delivery_id=delivery_id,
+                delivery_tag=tag,
+                message_format=0,
+                settled=settled,
+                more=more,
+                rcv_settle_mode=None,
+                state=None,
+                resume=None,
+                aborted=None,
+                batchable=None,
+                payload=chunk,
             )
 
         overhead = len(self.connection.encode(self.channel, frame(b"", True)))
@@ -127,14 +154,16 @@ class Session:
 class Connection:
     """Serves one TCP client until it closes."""
 
-    def __init__(self, broker: "Broker", reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, broker: Broker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.broker = broker
         self.registry = broker.registry
         self.reader = reader
         self.writer = writer
         self.sessions: dict[int, Session] = {}  # by remote channel
         self.max_frame_size = broker.max_frame_size
-        self._heartbeat: Optional[asyncio.Task] = None
+        self._heartbeat: asyncio.Task | None = None
         self.closed = False
 
     # -- wire ----------------------------------------------------------------------------
@@ -168,7 +197,7 @@ class Connection:
             pass
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a broken client must not take the broker down
+        except Exception:
             _LOGGER.exception("connection failed")
         finally:
             self.cleanup()
@@ -177,7 +206,11 @@ class Connection:
         header = await self.reader.readexactly(8)
         if header == SASL_HEADER:
             self.writer.write(SASL_HEADER)
-            self.send(0, SASLMechanism(sasl_server_mechanisms=[b"ANONYMOUS", b"PLAIN", b"MSSBCBS"]), b"\x01")
+            self.send(
+                0,
+                SASLMechanism(sasl_server_mechanisms=[b"ANONYMOUS", b"PLAIN", b"MSSBCBS"]),
+                b"\x01",
+            )
             await self._read_frame()  # sasl-init: anything goes
             self.send(0, SASLOutcome(code=0, additional_data=None), b"\x01")
             await self.writer.drain()
@@ -238,23 +271,41 @@ class Connection:
         self.max_frame_size = max(512, min(self.broker.max_frame_size, remote_max))
         idle_ms = fields[4]
         if idle_ms:
-            self._heartbeat = asyncio.get_running_loop().create_task(self._heartbeats(idle_ms / 2000))
-        self.send(0, OpenFrame(
-            container_id="sbbroker", hostname=None, max_frame_size=self.broker.max_frame_size,
-            channel_max=fields[3] if fields[3] is not None else 65535, idle_timeout=None,
-            outgoing_locales=None, incoming_locales=None, offered_capabilities=None,
-            desired_capabilities=None, properties=None,
-        ))
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self._heartbeats(idle_ms / 2000)
+            )
+        self.send(
+            0,
+            OpenFrame(
+                container_id="sbbroker",
+                hostname=None,
+                max_frame_size=self.broker.max_frame_size,
+                channel_max=fields[3] if fields[3] is not None else 65535,
+                idle_timeout=None,
+                outgoing_locales=None,
+                incoming_locales=None,
+                offered_capabilities=None,
+                desired_capabilities=None,
+                properties=None,
+            ),
+        )
 
     def _on_begin(self, channel: int, fields: list[Any]) -> None:
         session = Session(self, channel, channel)
         session.next_incoming_id = fields[1] or 0
         self.sessions[channel] = session
-        session.send(BeginFrame(
-            remote_channel=channel, next_outgoing_id=session.next_outgoing_id, incoming_window=_WINDOW,
-            outgoing_window=_WINDOW, handle_max=65535, offered_capabilities=None,
-            desired_capabilities=None, properties=None,
-        ))
+        session.send(
+            BeginFrame(
+                remote_channel=channel,
+                next_outgoing_id=session.next_outgoing_id,
+                incoming_window=_WINDOW,
+                outgoing_window=_WINDOW,
+                handle_max=65535,
+                offered_capabilities=None,
+                desired_capabilities=None,
+                properties=None,
+            )
+        )
 
     def _on_end(self, session: Session, fields: list[Any]) -> None:
         self._end_session(session)
@@ -268,7 +319,7 @@ class Connection:
         session.links.clear()
         session.unsettled.clear()
 
-    def _drop_link(self, link: Union[IncomingLink, OutgoingLink]) -> None:
+    def _drop_link(self, link: IncomingLink | OutgoingLink) -> None:
         link.attached = False
         if isinstance(link, OutgoingLink) and link.kind == "queue" and link.queue is not None:
             if link in link.queue.consumers:
@@ -278,36 +329,61 @@ class Connection:
         name, remote_handle, role = fields[0], fields[1], fields[2]
         source, target = fields[5] or [], fields[6] or []
         client_receives = bool(role)
-        address = _text((source if client_receives else target)[0] if (source if client_receives else target) else None) or ""
+        address = (
+            _text(
+                (source if client_receives else target)[0]
+                if (source if client_receives else target)
+                else None
+            )
+            or ""
+        )
         handle = session.new_handle()
         reply = AttachFrame(
-            name=name, handle=handle, role=not client_receives,
-            send_settle_mode=fields[3], rcv_settle_mode=fields[4],
+            name=name,
+            handle=handle,
+            role=not client_receives,
+            send_settle_mode=fields[3],
+            rcv_settle_mode=fields[4],
             source=Source(address=source[0] if source else None),
             target=Target(address=target[0] if target else None),
-            unsettled=None, incomplete_unsettled=None,
+            unsettled=None,
+            incomplete_unsettled=None,
             initial_delivery_count=0 if client_receives else None,
-            max_message_size=self.broker.max_message_size, offered_capabilities=None,
-            desired_capabilities=None, properties=None,
+            max_message_size=self.broker.max_message_size,
+            offered_capabilities=None,
+            desired_capabilities=None,
+            properties=None,
         )
-        error: Optional[AMQPError] = None
-        link: Optional[Union[IncomingLink, OutgoingLink]] = None
+        error: AMQPError | None = None
+        link: IncomingLink | OutgoingLink | None = None
         try:
             resolved = self.registry.resolve(address)
             filters = source[7] if client_receives and len(source) > 7 else None
             if isinstance(filters, dict) and _SESSION_FILTER in filters:
-                error = AMQPError(condition=b"amqp:not-implemented",
-                                  description="Message sessions are not supported by sbbroker.", info=None)
+                error = AMQPError(
+                    condition=b"amqp:not-implemented",
+                    description="Message sessions are not supported by sbbroker.",
+                    info=None,
+                )
             else:
-                common = dict(name=_text(name) or "", handle=handle, remote_handle=remote_handle,
-                              kind=resolved.kind, queue=resolved.queue, path=resolved.path.lower())
+                common = dict(
+                    name=_text(name) or "",
+                    handle=handle,
+                    remote_handle=remote_handle,
+                    kind=resolved.kind,
+                    queue=resolved.queue,
+                    path=resolved.path.lower(),
+                )
                 if client_receives:
                     link = OutgoingLink(session, peek_lock=fields[3] != 1, **common)
                 else:
                     link = IncomingLink(session, **common)
         except EntityNotFound as exc:
-            error = AMQPError(condition=b"amqp:not-found",
-                              description=f"The messaging entity '{exc}' could not be found.", info=None)
+            error = AMQPError(
+                condition=b"amqp:not-found",
+                description=f"The messaging entity '{exc}' could not be found.",
+                info=None,
+            )
         if error is not None or link is None:
             # Refusing a link (AMQP 1.0 2.6.3): attach with a null terminus on our side, then detach.
             if client_receives:
@@ -380,25 +456,37 @@ class Connection:
                 outcome = self._enqueue(link, first[3], payload)
             else:
                 self._request(session, link, payload)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _LOGGER.exception("failed to process a delivery on %s", link.path)
-            outcome = Rejected(error=AMQPError(condition=b"amqp:internal-error", description=str(exc), info=None))
+            outcome = Rejected(
+                error=AMQPError(condition=b"amqp:internal-error", description=str(exc), info=None)
+            )
         if not settled:
-            session.send(DispositionFrame(role=True, first=delivery_id, last=None, settled=True, state=outcome,
-                                          batchable=None))
+            session.send(
+                DispositionFrame(
+                    role=True,
+                    first=delivery_id,
+                    last=None,
+                    settled=True,
+                    state=outcome,
+                    batchable=None,
+                )
+            )
         if link.credit < INCOMING_CREDIT // 2:
             link.credit = INCOMING_CREDIT
             session.send(session.flow_frame(link))
 
-    def _enqueue(self, link: IncomingLink, message_format: Optional[int], payload: bytes) -> Outcome:
+    def _enqueue(self, link: IncomingLink, message_format: int | None, payload: bytes) -> Outcome:
         assert link.queue is not None
         if len(payload) > self.broker.max_message_size:
-            return Rejected(error=AMQPError(
-                condition=_SIZE_EXCEEDED,
-                description=f"The received message (size {len(payload)} bytes) exceeds the limit "
-                            f"({self.broker.max_message_size} bytes).",
-                info=None,
-            ))
+            return Rejected(
+                error=AMQPError(
+                    condition=_SIZE_EXCEEDED,
+                    description=f"The received message (size {len(payload)} bytes) exceeds the limit "
+                    f"({self.broker.max_message_size} bytes).",
+                    info=None,
+                )
+            )
         if message_format == BATCH_FORMAT:
             parts = [decode_typed(s.value_raw) for s in split_sections(payload) if s.code == 0x75]
         else:
@@ -418,8 +506,11 @@ class Connection:
         out = bytearray()
         encode_payload(out, response)
         target = next(
-            (l for l in session.links.values()
-             if isinstance(l, OutgoingLink) and l.kind == link.kind and l.path == link.path),
+            (
+                l
+                for l in session.links.values()
+                if isinstance(l, OutgoingLink) and l.kind == link.kind and l.path == link.path
+            ),
             None,
         )
         if target is None:
@@ -448,8 +539,16 @@ class Connection:
             touched.add(id(queue))
             queue.dispatch()
             if not settled:
-                session.send(DispositionFrame(role=False, first=delivery_id, last=None, settled=True, state=echo,
-                                              batchable=None))
+                session.send(
+                    DispositionFrame(
+                        role=False,
+                        first=delivery_id,
+                        last=None,
+                        settled=True,
+                        state=echo,
+                        batchable=None,
+                    )
+                )
 
     @staticmethod
     def _settle(queue: Queue, token: Any, state: dict) -> Outcome:
@@ -469,8 +568,11 @@ class Connection:
                     queue.abandon(token)
                 else:
                     queue.release(token)
-                return Modified(delivery_failed=delivery_failed, undeliverable_here=undeliverable_here,
-                                message_annotations=None)
+                return Modified(
+                    delivery_failed=delivery_failed,
+                    undeliverable_here=undeliverable_here,
+                    message_annotations=None,
+                )
             if "rejected" in state:
                 error = (list(state["rejected"]) + [None])[0] or []
                 error = list(error) + [None, None, None]
@@ -486,6 +588,9 @@ class Connection:
                 queue.dead_letter(token, reason, detail)
                 return Rejected(error=None)
         except LockLost as exc:
-            return Rejected(error=AMQPError(condition=b"com.microsoft:message-lock-lost", description=str(exc),
-                                            info=None))
+            return Rejected(
+                error=AMQPError(
+                    condition=b"com.microsoft:message-lock-lost", description=str(exc), info=None
+                )
+            )
         return Accepted()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import heapq
 import logging
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Protocol
+from typing import Protocol
 
 from ._message import STATE_ACTIVE, STATE_DEFERRED, STATE_SCHEDULED, StoredMessage, now_ms
 
 __all__ = [
+    "DLQ_SUFFIX",
     "Consumer",
     "EntityNotFound",
     "LockLost",
@@ -18,7 +20,6 @@ __all__ = [
     "QueueConfig",
     "Registry",
     "Resolved",
-    "DLQ_SUFFIX",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class Consumer(Protocol):
 
     def credit(self) -> int: ...
 
-    def deliver(self, queue: "Queue", message: StoredMessage) -> None: ...
+    def deliver(self, queue: Queue, message: StoredMessage) -> None: ...
 
 
 @dataclass
@@ -49,17 +50,17 @@ class QueueConfig:
     max_delivery_count: int = 10
     lock_duration_s: float = 30.0
     dead_lettering_on_expiration: bool = False
-    default_ttl_s: Optional[float] = None
+    default_ttl_s: float | None = None
 
 
 class Queue:
     """One queue or dead-letter subqueue."""
 
-    def __init__(self, name: str, config: QueueConfig, parent: Optional["Queue"] = None) -> None:
+    def __init__(self, name: str, config: QueueConfig, parent: Queue | None = None) -> None:
         self.name = name
         self.config = config
         self.parent = parent
-        self.dlq: Optional[Queue] = None if parent else Queue(name + "/$DeadLetterQueue", config, self)
+        self.dlq: Queue | None = None if parent else Queue(name + "/$DeadLetterQueue", config, self)
         self.messages: dict[int, StoredMessage] = {}
         self.locks: dict[uuid.UUID, StoredMessage] = {}
         self.consumers: list[Consumer] = []
@@ -80,11 +81,14 @@ class Queue:
     def active(self) -> list[StoredMessage]:
         """Visible and locked messages (not scheduled, not deferred), in sequence order."""
         return sorted(
-            (m for m in self.messages.values() if m.state == STATE_ACTIVE), key=lambda m: m.sequence_number
+            (m for m in self.messages.values() if m.state == STATE_ACTIVE),
+            key=lambda m: m.sequence_number,
         )
 
     def with_state(self, state: int) -> list[StoredMessage]:
-        return sorted((m for m in self.messages.values() if m.state == state), key=lambda m: m.sequence_number)
+        return sorted(
+            (m for m in self.messages.values() if m.state == state), key=lambda m: m.sequence_number
+        )
 
     # -- enqueue -------------------------------------------------------------------------
     def _take_seq(self) -> int:
@@ -93,7 +97,7 @@ class Queue:
         root._next_seq += 1
         return seq
 
-    def enqueue(self, payload: bytes, *, schedule_ms: Optional[int] = None) -> StoredMessage:
+    def enqueue(self, payload: bytes, *, schedule_ms: int | None = None) -> StoredMessage:
         """Store a message sent by a client; scheduled ones stay hidden until their time."""
         now = now_ms()
         message = StoredMessage(payload, sequence_number=self._take_seq(), enqueued_ms=now)
@@ -126,7 +130,7 @@ class Queue:
         return missing
 
     # -- delivery ------------------------------------------------------------------------
-    def _pop_available(self, now: int) -> Optional[StoredMessage]:
+    def _pop_available(self, now: int) -> StoredMessage | None:
         while self._available:
             seq = heapq.heappop(self._available)
             message = self.messages.get(seq)
@@ -138,7 +142,7 @@ class Queue:
             return message
         return None
 
-    def take(self, *, peek_lock: bool) -> Optional[StoredMessage]:
+    def take(self, *, peek_lock: bool) -> StoredMessage | None:
         """Next visible message: locked (peek-lock) or removed (receive-and-delete)."""
         now = now_ms()
         message = self._pop_available(now)
@@ -175,7 +179,9 @@ class Queue:
     def _locked(self, token: uuid.UUID) -> StoredMessage:
         message = self.locks.get(token)
         if message is None or message.lock_token != token:
-            raise LockLost(f"The lock supplied is invalid: lock token {token} is unknown or has expired.")
+            raise LockLost(
+                f"The lock supplied is invalid: lock token {token} is unknown or has expired."
+            )
         if message.locked_until_ms is not None and message.locked_until_ms <= now_ms():
             self._lock_expired(message)
             raise LockLost(f"The lock supplied has expired: lock token {token}.")
@@ -211,7 +217,7 @@ class Queue:
         message.delivery_count += 1
         message.state = STATE_DEFERRED
 
-    def dead_letter(self, token: uuid.UUID, reason: Optional[str], description: Optional[str]) -> None:
+    def dead_letter(self, token: uuid.UUID, reason: str | None, description: str | None) -> None:
         message = self._locked(token)
         self._unlock(message)
         self._move_to_dlq(message, reason, description)
@@ -233,7 +239,9 @@ class Queue:
         else:
             self._make_visible(message)
 
-    def _move_to_dlq(self, message: StoredMessage, reason: Optional[str], description: Optional[str]) -> None:
+    def _move_to_dlq(
+        self, message: StoredMessage, reason: str | None, description: str | None
+    ) -> None:
         self.messages.pop(message.sequence_number, None)
         if self.is_dlq:  # dead-lettering from the DLQ keeps it there
             clone = message.copy_for_dead_letter(self.source_name, reason, description)
@@ -287,7 +295,11 @@ class Queue:
             if seq < from_seq:
                 continue
             message = self.messages[seq]
-            if message.lock_token is None and message.state == STATE_ACTIVE and self._expired(message, now):
+            if (
+                message.lock_token is None
+                and message.state == STATE_ACTIVE
+                and self._expired(message, now)
+            ):
                 continue
             found.append(message)
             if len(found) >= count:
@@ -305,7 +317,7 @@ class Resolved:
     """What a link address points at."""
 
     kind: str  # "queue" | "management" | "cbs"
-    queue: Optional[Queue]
+    queue: Queue | None
     path: str
 
 
@@ -318,7 +330,7 @@ class Registry:
         *,
         auto_create: bool = True,
         queues: Iterable[str] = (),
-        on_change: Optional[Callable[[], None]] = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.auto_create = auto_create
@@ -327,13 +339,13 @@ class Registry:
         for name in self.declared:
             self.create(name)
 
-    def create(self, name: str, config: Optional[QueueConfig] = None) -> Queue:
+    def create(self, name: str, config: QueueConfig | None = None) -> Queue:
         key = name.lower()
         if key not in self.queues:
             self.queues[key] = Queue(name, config or QueueConfig(**vars(self.config)))
         return self.queues[key]
 
-    def get(self, name: str, *, create: Optional[bool] = None) -> Queue:
+    def get(self, name: str, *, create: bool | None = None) -> Queue:
         """A queue or its DLQ by name (``q`` or ``q/$DeadLetterQueue``)."""
         lowered = name.lower()
         is_dlq = lowered.endswith(DLQ_SUFFIX)
@@ -383,7 +395,9 @@ class Registry:
             queue.clear()
         declared = {n.lower() for n in self.declared}
         for key in list(self.queues):
-            if key not in declared and not self.queues[key].consumers and not (
-                self.queues[key].dlq and self.queues[key].dlq.consumers
+            if (
+                key not in declared
+                and not self.queues[key].consumers
+                and not (self.queues[key].dlq and self.queues[key].dlq.consumers)
             ):
                 del self.queues[key]

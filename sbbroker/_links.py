@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from ._entities import Queue
 from ._message import StoredMessage
@@ -13,7 +13,7 @@ from ._message import StoredMessage
 if TYPE_CHECKING:
     from ._connection import Session
 
-__all__ = ["IncomingLink", "OutgoingLink", "BATCH_FORMAT"]
+__all__ = ["BATCH_FORMAT", "IncomingLink", "OutgoingLink"]
 
 _LOGGER = logging.getLogger(__name__)
 BATCH_FORMAT = 0x80013700
@@ -21,8 +21,17 @@ INCOMING_CREDIT = 1000
 
 
 class _Link:
-    def __init__(self, session: "Session", *, name: str, handle: int, remote_handle: int, kind: str,
-                 queue: Optional[Queue], path: str) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        name: str,
+        handle: int,
+        remote_handle: int,
+        kind: str,
+        queue: Queue | None,
+        path: str,
+    ) -> None:
         self.session = session
         self.name = name
         self.handle = handle
@@ -40,10 +49,10 @@ class IncomingLink(_Link):
         super().__init__(*args, **kwargs)
         self.delivery_count = 0
         self.credit = INCOMING_CREDIT
-        self._partial: Optional[bytearray] = None
-        self._first: Optional[list[Any]] = None
+        self._partial: bytearray | None = None
+        self._first: list[Any] | None = None
 
-    def on_transfer(self, fields: list[Any]) -> Optional[tuple[list[Any], bytes]]:
+    def on_transfer(self, fields: list[Any]) -> tuple[list[Any], bytes] | None:
         """Collect one transfer frame; returns (first frame fields, payload) once the delivery is whole."""
         more, aborted = fields[5], fields[9]
         payload = fields[11]
@@ -77,7 +86,7 @@ class OutgoingLink(_Link):
     def credit(self) -> int:
         return self.link_credit if self.attached and self.session.open else 0
 
-    def on_flow(self, delivery_count: Optional[int], link_credit: Optional[int]) -> None:
+    def on_flow(self, delivery_count: int | None, link_credit: int | None) -> None:
         """Apply the receiver's flow: credit = its delivery-count + link-credit - ours."""
         if link_credit is None:
             return
@@ -98,7 +107,12 @@ class OutgoingLink(_Link):
         else:
             tag = uuid.uuid4().bytes_le
             payload = message.encode()
-        self._send(payload, tag, settled=not self.peek_lock, lock=(queue, message.lock_token) if self.peek_lock else None)
+        self._send(
+            payload,
+            tag,
+            settled=not self.peek_lock,
+            lock=(queue, message.lock_token) if self.peek_lock else None,
+        )
 
     def respond(self, payload: bytes) -> None:
         """Send a management response, or hold it until the client gives credit."""
@@ -109,7 +123,9 @@ class OutgoingLink(_Link):
         while self.pending and self.credit() > 0:
             self._send(self.pending.popleft(), uuid.uuid4().bytes, settled=True, lock=None)
 
-    def _send(self, payload: bytes, tag: bytes, *, settled: bool, lock: Optional[tuple[Queue, Any]]) -> None:
+    def _send(
+        self, payload: bytes, tag: bytes, *, settled: bool, lock: tuple[Queue, Any] | None
+    ) -> None:
         self.delivery_count += 1
         self.link_credit -= 1
         self.session.send_transfer(self, payload, tag, settled=settled, lock=lock)

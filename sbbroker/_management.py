@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from azure.servicebus._pyamqp.message import Message, Properties
 
@@ -30,11 +30,13 @@ class MgmtResponse:
     status: int
     description: str
     value: Any = None
-    condition: Optional[bytes] = None
+    condition: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_message(self, request: Message, *, cbs: bool = False) -> Message:
-        code_key, desc_key = ("status-code", "status-description") if cbs else ("statusCode", "statusDescription")
+        code_key, desc_key = (
+            ("status-code", "status-description") if cbs else ("statusCode", "statusDescription")
+        )
         app: dict[str, Any] = {code_key: self.status, desc_key: self.description}
         if self.condition:
             app["errorCondition"] = typed(AMQPTypes.symbol, self.condition)
@@ -46,7 +48,7 @@ class MgmtResponse:
         )
 
 
-def _text(value: Any) -> Optional[str]:
+def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
@@ -73,13 +75,17 @@ def handle_management(registry: Registry, queue: Queue, request: Message) -> Mgm
     body = request.value if isinstance(request.value, dict) else {}
     handler = _OPERATIONS.get(operation)
     if handler is None:
-        return MgmtResponse(501, f"Operation {operation!r} is not supported by sbbroker.", condition=NOT_IMPLEMENTED)
+        return MgmtResponse(
+            501, f"Operation {operation!r} is not supported by sbbroker.", condition=NOT_IMPLEMENTED
+        )
     try:
         return handler(registry, queue, body)
     except LockLost as exc:
         return MgmtResponse(410, str(exc), condition=LOCK_LOST)
     except EntityNotFound as exc:
-        return MgmtResponse(404, f"The messaging entity '{exc}' could not be found.", condition=b"amqp:not-found")
+        return MgmtResponse(
+            404, f"The messaging entity '{exc}' could not be found.", condition=b"amqp:not-found"
+        )
 
 
 def _schedule(registry: Registry, queue: Queue, body: dict) -> MgmtResponse:
@@ -91,7 +97,9 @@ def _schedule(registry: Registry, queue: Queue, body: dict) -> MgmtResponse:
             message.scheduled_ms = now_ms()
         numbers.append(message.sequence_number)
     queue.dispatch()
-    value = {"sequence-numbers": typed(AMQPTypes.array, [typed(AMQPTypes.long, n) for n in numbers])}
+    value = {
+        "sequence-numbers": typed(AMQPTypes.array, [typed(AMQPTypes.long, n) for n in numbers])
+    }
     return MgmtResponse(200, "OK", value)
 
 
@@ -99,7 +107,9 @@ def _cancel(registry: Registry, queue: Queue, body: dict) -> MgmtResponse:
     missing = queue.cancel_scheduled(int(n) for n in (body.get(b"sequence-numbers") or []))
     if missing:
         return MgmtResponse(
-            404, f"The scheduled message(s) {missing} could not be found.", condition=MESSAGE_NOT_FOUND
+            404,
+            f"The scheduled message(s) {missing} could not be found.",
+            condition=MESSAGE_NOT_FOUND,
         )
     return MgmtResponse(200, "OK")
 
@@ -116,7 +126,11 @@ def _peek(registry: Registry, queue: Queue, body: dict) -> MgmtResponse:
 
 def _renew(registry: Registry, queue: Queue, body: dict) -> MgmtResponse:
     expirations = [queue.renew(token) for token in _tokens(body)]
-    value = {"expirations": typed(AMQPTypes.array, [typed(AMQPTypes.timestamp, ms) for ms in expirations])}
+    value = {
+        "expirations": typed(
+            AMQPTypes.array, [typed(AMQPTypes.timestamp, ms) for ms in expirations]
+        )
+    }
     return MgmtResponse(200, "OK", value)
 
 
@@ -128,11 +142,17 @@ def _update_disposition(registry: Registry, queue: Queue, body: dict) -> MgmtRes
         elif status == "abandoned":
             queue.abandon(token)
         elif status == "suspended":
-            queue.dead_letter(token, _text(body.get(b"deadletter-reason")), _text(body.get(b"deadletter-description")))
+            queue.dead_letter(
+                token,
+                _text(body.get(b"deadletter-reason")),
+                _text(body.get(b"deadletter-description")),
+            )
         elif status == "defered":
             queue.defer(token)
         else:
-            return MgmtResponse(400, f"Unknown disposition-status {status!r}.", condition=ARGUMENT_ERROR)
+            return MgmtResponse(
+                400, f"Unknown disposition-status {status!r}.", condition=ARGUMENT_ERROR
+            )
     queue.dispatch()
     return MgmtResponse(200, "OK")
 
@@ -142,12 +162,19 @@ def _receive_by_sequence(registry: Registry, queue: Queue, body: dict) -> MgmtRe
     for seq in body.get(b"sequence-numbers") or []:
         message = queue.messages.get(int(seq))
         if message is None or message.state != STATE_DEFERRED:
-            return MgmtResponse(404, f"Deferred message {seq} not found.", condition=MESSAGE_NOT_FOUND)
+            return MgmtResponse(
+                404, f"Deferred message {seq} not found.", condition=MESSAGE_NOT_FOUND
+            )
         token = uuid.uuid4()
         message.lock_token = token
         message.locked_until_ms = now_ms() + int(queue.config.lock_duration_s * 1000)
         queue.locks[token] = message
-        items.append({"lock-token": token, "message": message.encode(locked_until_ms=message.locked_until_ms)})
+        items.append(
+            {
+                "lock-token": token,
+                "message": message.encode(locked_until_ms=message.locked_until_ms),
+            }
+        )
     return MgmtResponse(200, "OK", {"messages": items})
 
 

@@ -6,7 +6,7 @@ import datetime as _dt
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from azure.servicebus._pyamqp._encode import describe_performative
 from azure.servicebus._pyamqp.message import Header
@@ -30,7 +30,7 @@ from ._codec import (
     typed,
 )
 
-__all__ = ["BrokerMessage", "StoredMessage", "now_ms", "ms_to_datetime"]
+__all__ = ["BrokerMessage", "StoredMessage", "ms_to_datetime", "now_ms"]
 
 # Annotations the broker owns; a client-sent copy is replaced on the way out.
 _BROKER_ANNOTATIONS = frozenset(
@@ -66,11 +66,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def ms_to_datetime(ms: Optional[int]) -> Optional[_dt.datetime]:
+def ms_to_datetime(ms: int | None) -> _dt.datetime | None:
     """An aware UTC datetime from epoch milliseconds (None stays None)."""
     if ms is None:
         return None
-    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
+    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -84,23 +84,23 @@ class BrokerMessage:
     body: bytes
     message_id: Any
     correlation_id: Any
-    reply_to: Optional[str]
-    subject: Optional[str]
+    reply_to: str | None
+    subject: str | None
     application_properties: dict[str, Any]
     delivery_count: int
     sequence_number: int
-    enqueued_time: Optional[_dt.datetime]
-    scheduled_enqueue_time: Optional[_dt.datetime]
-    dead_letter_reason: Optional[str]
-    dead_letter_description: Optional[str]
-    content_type: Optional[str] = None
-    session_id: Optional[str] = None
-    time_to_live: Optional[_dt.timedelta] = None
-    expires_at: Optional[_dt.datetime] = None
-    dead_letter_source: Optional[str] = None
+    enqueued_time: _dt.datetime | None
+    scheduled_enqueue_time: _dt.datetime | None
+    dead_letter_reason: str | None
+    dead_letter_description: str | None
+    content_type: str | None = None
+    session_id: str | None = None
+    time_to_live: _dt.timedelta | None = None
+    expires_at: _dt.datetime | None = None
+    dead_letter_source: str | None = None
     state: str = "active"  # active | locked | scheduled | deferred
-    locked_until: Optional[_dt.datetime] = None
-    lock_token: Optional[uuid.UUID] = None
+    locked_until: _dt.datetime | None = None
+    lock_token: uuid.UUID | None = None
     annotations: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -136,7 +136,7 @@ class StoredMessage:
         self.header_fields: list[Any] = [None, None, None, None, None]
         self.annotation_pairs: list[tuple[bytes, bytes]] = []
         self.annotations: dict[str, Any] = {}
-        self.properties_raw: Optional[bytes] = None
+        self.properties_raw: bytes | None = None
         self.properties: dict[str, Any] = {}
         self.app_pairs: list[tuple[bytes, bytes]] = []
         self.body_raw = b""
@@ -145,10 +145,10 @@ class StoredMessage:
         self._parse(payload)
         self.delivery_count = 0  # prior delivery attempts, what header.delivery_count shows
         self.state = STATE_ACTIVE
-        self.scheduled_ms: Optional[int] = self._annotation_int("x-opt-scheduled-enqueue-time")
-        self.lock_token: Optional[uuid.UUID] = None
-        self.locked_until_ms: Optional[int] = None
-        self.dead_letter_source: Optional[str] = None
+        self.scheduled_ms: int | None = self._annotation_int("x-opt-scheduled-enqueue-time")
+        self.lock_token: uuid.UUID | None = None
+        self.locked_until_ms: int | None = None
+        self.dead_letter_source: str | None = None
         self.size = len(payload)
 
     # -- parsing -------------------------------------------------------------------------
@@ -182,18 +182,18 @@ class StoredMessage:
         self.body_raw = b"".join(body_parts)
         self.body_bytes = b"".join(data_parts)
 
-    def _annotation_int(self, name: str) -> Optional[int]:
+    def _annotation_int(self, name: str) -> int | None:
         value = self.annotations.get(name)
         return int(value) if isinstance(value, int) else None
 
     # -- derived values ------------------------------------------------------------------
     @property
-    def ttl_ms(self) -> Optional[int]:
+    def ttl_ms(self) -> int | None:
         ttl = self.header_fields[2]
         return int(ttl) if ttl else None
 
     @property
-    def expires_ms(self) -> Optional[int]:
+    def expires_ms(self) -> int | None:
         ttl = self.ttl_ms
         return self.enqueued_ms + ttl if ttl else None
 
@@ -208,7 +208,7 @@ class StoredMessage:
         self.app_pairs.append((key, encode_one(typed(AMQPTypes.string, value))))
 
     # -- encoding ------------------------------------------------------------------------
-    def encode(self, *, locked_until_ms: Optional[int] = None, peek: bool = False) -> bytes:
+    def encode(self, *, locked_until_ms: int | None = None, peek: bool = False) -> bytes:
         """The message as the broker sends it to a receiver (or in a peek response)."""
         durable, priority, ttl, _first, _count = self.header_fields
         header = Header(
@@ -221,24 +221,39 @@ class StoredMessage:
         parts = [encode_one(describe_performative(header))]
         sym = lambda name: encode_one(typed(AMQPTypes.symbol, name))  # noqa: E731
         pairs = list(self.annotation_pairs)
-        pairs.append((sym("x-opt-sequence-number"), encode_one(typed(AMQPTypes.long, self.sequence_number))))
-        pairs.append((sym("x-opt-enqueued-time"), encode_one(typed(AMQPTypes.timestamp, self.enqueued_ms))))
+        pairs.append(
+            (sym("x-opt-sequence-number"), encode_one(typed(AMQPTypes.long, self.sequence_number)))
+        )
+        pairs.append(
+            (sym("x-opt-enqueued-time"), encode_one(typed(AMQPTypes.timestamp, self.enqueued_ms)))
+        )
         if locked_until_ms is not None:
-            pairs.append((sym("x-opt-locked-until"), encode_one(typed(AMQPTypes.timestamp, locked_until_ms))))
+            pairs.append(
+                (sym("x-opt-locked-until"), encode_one(typed(AMQPTypes.timestamp, locked_until_ms)))
+            )
         if self.dead_letter_source:
-            pairs.append((sym("x-opt-deadletter-source"), encode_one(typed(AMQPTypes.string, self.dead_letter_source))))
+            pairs.append(
+                (
+                    sym("x-opt-deadletter-source"),
+                    encode_one(typed(AMQPTypes.string, self.dead_letter_source)),
+                )
+            )
         if peek or self.state != STATE_ACTIVE:
             pairs.append((sym("x-opt-message-state"), encode_one(typed(AMQPTypes.int, self.state))))
         parts.append(encode_section(SECTION_MESSAGE_ANNOTATIONS, encode_map_raw(pairs)))
         if self.properties_raw is not None:
             parts.append(encode_section(SECTION_PROPERTIES, self.properties_raw))
         if self.app_pairs:
-            parts.append(encode_section(SECTION_APPLICATION_PROPERTIES, encode_map_raw(self.app_pairs)))
+            parts.append(
+                encode_section(SECTION_APPLICATION_PROPERTIES, encode_map_raw(self.app_pairs))
+            )
         parts.append(self.body_raw)
         parts.append(self.footer_raw)
         return b"".join(parts)
 
-    def copy_for_dead_letter(self, source: str, reason: Optional[str], description: Optional[str]) -> "StoredMessage":
+    def copy_for_dead_letter(
+        self, source: str, reason: str | None, description: str | None
+    ) -> StoredMessage:
         """A copy headed for the dead-letter queue, with the reason properties set."""
         clone = object.__new__(StoredMessage)
         clone.__dict__.update(self.__dict__)

@@ -43,10 +43,29 @@ def service_specs(python: str) -> list[tuple[str, list[int], list[str]]]:
     azurite = str(ROOT / "node_modules" / ".bin" / "azurite")
     sb_port = int(os.environ.get("SB_BROKER_PORT", "5672"))
     return [
-        ("azurite", [10000, 10001, 10002], [azurite, "--silent", "--skipApiVersionCheck", "--disableTelemetry",
-                                            "--location", str(ROOT / ".azurite")]),
-        ("simulator", [8081, 8082], [python, "-m", "aoai_sim", "--config",
-                                     os.environ.get("AOAI_SIM_CONFIG", str(ROOT / "aoai_sim" / "local.json"))]),
+        (
+            "azurite",
+            [10000, 10001, 10002],
+            [
+                azurite,
+                "--silent",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--location",
+                str(ROOT / ".azurite"),
+            ],
+        ),
+        (
+            "simulator",
+            [8081, 8082],
+            [
+                python,
+                "-m",
+                "aoai_sim",
+                "--config",
+                os.environ.get("AOAI_SIM_CONFIG", str(ROOT / "aoai_sim" / "local.json")),
+            ],
+        ),
         ("service bus broker", [sb_port], [python, "-m", "sbbroker", "--port", str(sb_port)]),
     ]
 
@@ -91,7 +110,9 @@ def main() -> None:
         print("run_local: Azure Functions Core Tools found: func start")
         app = [func, "start", "--python"]
     else:
-        print("run_local: Core Tools not found: the dev server serves the app on http://127.0.0.1:7071/api")
+        print(
+            "run_local: Core Tools not found: the dev server serves the app on http://127.0.0.1:7071/api"
+        )
         app = [python, "-m", "devserver", "--settings", str(SETTINGS)]
     children.append(subprocess.Popen(app, cwd=ROOT))
     try:

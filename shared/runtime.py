@@ -25,7 +25,7 @@ _lock = threading.Lock()
 _cache: dict[str, object] = {}
 
 
-def settings() -> "GatewaySettings":
+def settings() -> GatewaySettings:
     """The gateway settings from the environment; raises ``SettingsError`` (not cached) when invalid."""
     with _lock:
         if "settings" not in _cache:
@@ -35,7 +35,7 @@ def settings() -> "GatewaySettings":
         return _cache["settings"]  # type: ignore[return-value]
 
 
-def gateway() -> "Gateway":
+def gateway() -> Gateway:
     """The process-wide access layer, built from ``settings()`` on first use."""
     current = settings()
     with _lock:
@@ -46,7 +46,7 @@ def gateway() -> "Gateway":
         return _cache["gateway"]  # type: ignore[return-value]
 
 
-def backlog_settings() -> "BacklogSettings":
+def backlog_settings() -> BacklogSettings:
     """The backlog's settings (queues, job store, limits); raises ``SettingsError`` when invalid."""
     with _lock:
         if "backlog_settings" not in _cache:
@@ -56,7 +56,7 @@ def backlog_settings() -> "BacklogSettings":
         return _cache["backlog_settings"]  # type: ignore[return-value]
 
 
-def backlog() -> "Backlog":
+def backlog() -> Backlog:
     """The backlog (job store, Service Bus sender, parking queues) on top of ``gateway()``."""
     current = backlog_settings()
     gw = gateway()

@@ -4,6 +4,9 @@ See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy
 (openai, azure-identity, azure-data-tables) are imported only when a gateway is built.
 """
 
+from ._budget import request_tokens
+from ._clients import ClientProvider
+from ._clock import Clock, SystemClock
 from ._exceptions import (
     AllThrottled,
     AuthFailed,
@@ -19,9 +22,6 @@ from ._exceptions import (
     UnknownModel,
     UpstreamUnavailable,
 )
-from ._budget import request_tokens
-from ._clients import ClientProvider
-from ._clock import Clock, SystemClock
 from ._gateway import Gateway
 from ._health import HealthRecord, HealthStore, InMemoryHealthStore, TableHealthStore
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
@@ -36,11 +36,11 @@ __all__ = [
     "CallContext",
     "CallResult",
     "Capacity",
+    "ChatMessage",
+    "ChatRequest",
     "ChatStream",
     "ClientProvider",
     "Clock",
-    "ChatMessage",
-    "ChatRequest",
     "ConfigurationError",
     "ContentFiltered",
     "DeadlineExceeded",

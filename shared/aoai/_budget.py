@@ -25,7 +25,13 @@ from ._requests import EmbeddingsRequest
 if TYPE_CHECKING:
     from ._requests import ChatRequest
 
-__all__ = ["DeploymentBudget", "SlidingWindow", "embeddings_tokens", "estimate_tokens", "request_tokens"]
+__all__ = [
+    "DeploymentBudget",
+    "SlidingWindow",
+    "embeddings_tokens",
+    "estimate_tokens",
+    "request_tokens",
+]
 
 
 def estimate_tokens(prompt_chars: int, output_cap: int | None, default_max_tokens: int) -> int:
@@ -38,20 +44,22 @@ def embeddings_tokens(batch: list[Any]) -> int:
     return sum(-(-len(item) // 4) if isinstance(item, str) else len(item) for item in batch)
 
 
-def request_tokens(request: "ChatRequest | EmbeddingsRequest", default_max_tokens: int) -> int:
+def request_tokens(request: ChatRequest | EmbeddingsRequest, default_max_tokens: int) -> int:
     """What the access layer charges a request against TPM: for chat, the prompt estimate plus
     the output cap (``max_completion_tokens`` or ``max_tokens``, else ``default_max_tokens``)
     for each of the ``n`` choices; for embeddings, ``embeddings_tokens`` of its inputs."""
     if isinstance(request, EmbeddingsRequest):
         return embeddings_tokens(request.inputs())
     cap = request.output_cap
-    return -(-request.prompt_chars() // 4) + (cap if cap is not None else default_max_tokens) * (request.n or 1)
+    return -(-request.prompt_chars() // 4) + (cap if cap is not None else default_max_tokens) * (
+        request.n or 1
+    )
 
 
 class SlidingWindow:
     """Amounts charged within the last ``span`` seconds, against ``limit``."""
 
-    __slots__ = ("limit", "span", "_log", "_used")
+    __slots__ = ("_log", "_used", "limit", "span")
 
     def __init__(self, limit: int, span: float) -> None:
         self.limit = limit
@@ -99,7 +107,7 @@ class SlidingWindow:
 class DeploymentBudget:
     """TPM per minute, RPM per minute and per sixth of a minute, for one deployment."""
 
-    __slots__ = ("tokens", "requests", "burst")
+    __slots__ = ("burst", "requests", "tokens")
 
     def __init__(self, deployment: DeploymentConfig, minute_s: float) -> None:
         rpm = deployment.effective_rpm
@@ -109,7 +117,11 @@ class DeploymentBudget:
 
     def available_at(self, now: float, tokens: int) -> float:
         """When one more request costing ``tokens`` fits every window (``now`` if it does)."""
-        return max(self.tokens.free_at(now, tokens), self.requests.free_at(now, 1), self.burst.free_at(now, 1))
+        return max(
+            self.tokens.free_at(now, tokens),
+            self.requests.free_at(now, 1),
+            self.burst.free_at(now, 1),
+        )
 
     def charge(self, now: float, tokens: int) -> None:
         self.tokens.charge(now, tokens)
@@ -124,10 +136,17 @@ class DeploymentBudget:
 
     def headroom(self, now: float) -> float:
         """Share of the token and burst budget left, the lower of the two (0..1)."""
-        return min(self.tokens.remaining(now) / self.tokens.limit, self.burst.remaining(now) / self.burst.limit)
+        return min(
+            self.tokens.remaining(now) / self.tokens.limit,
+            self.burst.remaining(now) / self.burst.limit,
+        )
 
     def correct(
-        self, now: float, remaining_requests: str | None, remaining_tokens: str | None, limit_requests: str | None = None
+        self,
+        now: float,
+        remaining_requests: str | None,
+        remaining_tokens: str | None,
+        limit_requests: str | None = None,
     ) -> None:
         """Apply a response's ``x-ratelimit-*`` header values (strings, each may be absent).
 
@@ -141,13 +160,18 @@ class DeploymentBudget:
         if remaining_requests:
             value = _int(remaining_requests)
             if value is not None:
-                per_minute = limit_requests is not None and _int(limit_requests) == self.requests.limit != self.burst.limit
+                per_minute = (
+                    limit_requests is not None
+                    and _int(limit_requests) == self.requests.limit != self.burst.limit
+                )
                 (self.requests if per_minute else self.burst).correct(now, value)
 
     def snapshot(self, now: float) -> dict[str, int]:
         return {
             "remaining_tokens": max(0, self.tokens.remaining(now)),
-            "remaining_requests": max(0, min(self.requests.remaining(now), self.burst.remaining(now))),
+            "remaining_requests": max(
+                0, min(self.requests.remaining(now), self.burst.remaining(now))
+            ),
             "tpm": self.tokens.limit,
             "rpm": self.requests.limit,
         }

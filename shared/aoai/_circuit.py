@@ -25,7 +25,7 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
 class Circuit:
-    __slots__ = ("threshold", "cooloff_s", "failures", "open_until", "probing", "changed_at")
+    __slots__ = ("changed_at", "cooloff_s", "failures", "open_until", "probing", "threshold")
 
     def __init__(self, threshold: int, cooloff_s: float) -> None:
         self.threshold = threshold

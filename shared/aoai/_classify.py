@@ -32,7 +32,13 @@ from ._types import FailureKind
 
 __all__ = ["Mapped", "classify"]
 
-COOLDOWN, CIRCUIT, SKIP_CREDENTIALS, SKIP_DEPLOYMENT, RAISE = "cooldown", "circuit", "skip_credentials", "skip_deployment", "raise"
+COOLDOWN, CIRCUIT, SKIP_CREDENTIALS, SKIP_DEPLOYMENT, RAISE = (
+    "cooldown",
+    "circuit",
+    "skip_credentials",
+    "skip_deployment",
+    "raise",
+)
 
 _ACTIONS: dict[FailureKind, str] = {
     FailureKind.THROTTLED: COOLDOWN,
@@ -91,7 +97,9 @@ class Mapped(Exception):
         body = self.body
         if self.kind is FailureKind.CONTENT_FILTER:
             inner = body.get("innererror") if isinstance(body.get("innererror"), Mapping) else {}
-            categories = inner.get("content_filter_result") or body.get("content_filter_result") or {}
+            categories = (
+                inner.get("content_filter_result") or body.get("content_filter_result") or {}
+            )
             return ContentFiltered(
                 str(body.get("message") or "The prompt was filtered by the content filter."),
                 categories=dict(categories) if isinstance(categories, Mapping) else {},
@@ -129,19 +137,31 @@ def classify(exc: BaseException) -> Mapped:
         body = exc.body if isinstance(exc.body, Mapping) else {}
         kind = _status_kind(status, body)
         message = body.get("message") if isinstance(body.get("message"), str) else ""
-        return Mapped(kind, status=status, detail=f"HTTP {status} {message}"[:300].strip(), headers=exc.response.headers, body=body)
+        return Mapped(
+            kind,
+            status=status,
+            detail=f"HTTP {status} {message}"[:300].strip(),
+            headers=exc.response.headers,
+            body=body,
+        )
     if isinstance(exc, openai.APITimeoutError):
         return Mapped(FailureKind.TIMEOUT, detail="timed out")
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
-        return Mapped(FailureKind.CONNECTION, detail=f"connection error ({type(cause).__name__ if cause else 'unknown'})")
+        return Mapped(
+            FailureKind.CONNECTION,
+            detail=f"connection error ({type(cause).__name__ if cause else 'unknown'})",
+        )
     if isinstance(exc, openai.APIError):
         # An error event inside an SSE stream: upstream broke off mid-answer.
         return Mapped(FailureKind.SERVER_ERROR, detail=f"stream error: {str(exc)[:200]}")
     if isinstance(exc, TimeoutError):
         return Mapped(FailureKind.TIMEOUT, detail="timed out")
     if _is_credential_error(exc):
-        return Mapped(FailureKind.AUTH, detail=f"no token from the identity endpoint ({type(exc).__name__}): {str(exc)[:200]}")
+        return Mapped(
+            FailureKind.AUTH,
+            detail=f"no token from the identity endpoint ({type(exc).__name__}): {str(exc)[:200]}",
+        )
     if isinstance(exc, (ConnectionError, OSError)):
         return Mapped(FailureKind.CONNECTION, detail=f"connection error ({type(exc).__name__})")
     # Anything else is a broken response (bad JSON, truncated body): treat it as the server's fault.

@@ -53,7 +53,7 @@ class ClientProvider:
         self,
         settings: GatewaySettings,
         *,
-        http_client_factory: Callable[[RegionConfig], "httpx2.AsyncClient"] | None = None,
+        http_client_factory: Callable[[RegionConfig], httpx2.AsyncClient] | None = None,
         credential_factory: Callable[[str | None], Any] | None = None,
     ) -> None:
         self._settings = settings
@@ -63,13 +63,13 @@ class ClientProvider:
         self._credentials: dict[str | None, Any] = {}
         self._token_providers: dict[str | None, Callable[[], Any]] = {}
 
-    def get(self, region: RegionConfig) -> "AsyncOpenAI":
+    def get(self, region: RegionConfig) -> AsyncOpenAI:
         client = self._clients.get(region.name)
         if client is None:
             client = self._clients[region.name] = self._build(region)
         return client
 
-    def _build(self, region: RegionConfig) -> "AsyncOpenAI":
+    def _build(self, region: RegionConfig) -> AsyncOpenAI:
         import httpx2
         from openai import AsyncAzureOpenAI, AsyncOpenAI
 
@@ -87,9 +87,13 @@ class ClientProvider:
             api_key = secret if region.auth == "api_key" else self._token_provider(region.client_id)
             return AsyncOpenAI(base_url=f"{region.endpoint}/openai/v1/", api_key=api_key, **common)
         credentials = (
-            {"api_key": secret} if region.auth == "api_key" else {"azure_ad_token_provider": self._token_provider(region.client_id)}
+            {"api_key": secret}
+            if region.auth == "api_key"
+            else {"azure_ad_token_provider": self._token_provider(region.client_id)}
         )
-        return AsyncAzureOpenAI(azure_endpoint=region.endpoint, api_version=region.api_version, **credentials, **common)
+        return AsyncAzureOpenAI(
+            azure_endpoint=region.endpoint, api_version=region.api_version, **credentials, **common
+        )
 
     def _token_provider(self, client_id: str | None) -> Callable[[], Any]:
         provider = self._token_providers.get(client_id)
@@ -97,7 +101,9 @@ class ClientProvider:
             from azure.identity.aio import get_bearer_token_provider
 
             credential = self._credentials[client_id] = self._make_credential(client_id)
-            provider = self._token_providers[client_id] = get_bearer_token_provider(credential, COGNITIVE_SCOPE)
+            provider = self._token_providers[client_id] = get_bearer_token_provider(
+                credential, COGNITIVE_SCOPE
+            )
         return provider
 
     def _make_credential(self, client_id: str | None) -> Any:
@@ -105,7 +111,11 @@ class ClientProvider:
             return self._credential_factory(client_id)
         from azure.identity.aio import ManagedIdentityCredential
 
-        return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+        return (
+            ManagedIdentityCredential(client_id=client_id)
+            if client_id
+            else ManagedIdentityCredential()
+        )
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}

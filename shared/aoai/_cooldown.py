@@ -55,11 +55,16 @@ def _seconds_or_date(text: str, now: float) -> float | None:
 _SOURCES: tuple[tuple[tuple[str, ...], Callable[[str, float], float | None]], ...] = (
     (("retry-after-ms",), lambda text, now: _millis(text)),
     (("retry-after",), _seconds_or_date),
-    (("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"), lambda text, now: parse_duration(text)),
+    (
+        ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"),
+        lambda text, now: parse_duration(text),
+    ),
 )
 
 
-def cooldown_from_headers(headers: Mapping[str, str] | None, *, now: float, default_s: float) -> tuple[float, str]:
+def cooldown_from_headers(
+    headers: Mapping[str, str] | None, *, now: float, default_s: float
+) -> tuple[float, str]:
     """(seconds to wait, the header it came from or ``"default"``)."""
     if headers:
         for names, parse in _SOURCES:
@@ -67,7 +72,12 @@ def cooldown_from_headers(headers: Mapping[str, str] | None, *, now: float, defa
             for name in names:
                 text = headers.get(name)
                 value = parse(text, now) if text else None
-                if value is not None and value > 0 and math.isfinite(value) and (best is None or value > best[0]):
+                if (
+                    value is not None
+                    and value > 0
+                    and math.isfinite(value)
+                    and (best is None or value > best[0])
+                ):
                     best = (value, name)
             if best is not None:
                 return best

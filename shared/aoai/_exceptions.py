@@ -51,7 +51,7 @@ class GatewayError(Exception):
     code: ClassVar[str] = "gateway_error"
     http_status: ClassVar[int] = 500
 
-    def __init__(self, message: str, *, attempts: tuple["Attempt", ...] = ()) -> None:
+    def __init__(self, message: str, *, attempts: tuple[Attempt, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.attempts = attempts
@@ -71,7 +71,9 @@ class UnknownModel(RequestRejected):
     http_status = 404
 
     def __init__(self, alias: str, known: tuple[str, ...]) -> None:
-        super().__init__(f"The model '{alias}' is not served by this gateway. Known models: {', '.join(known) or 'none'}.")
+        super().__init__(
+            f"The model '{alias}' is not served by this gateway. Known models: {', '.join(known) or 'none'}."
+        )
         self.alias = alias
         self.known = known
 
@@ -84,7 +86,12 @@ class BadRequest(RequestRejected):
     http_status = 400
 
     def __init__(
-        self, message: str, *, upstream_code: str | None = None, param: str | None = None, attempts: tuple["Attempt", ...] = ()
+        self,
+        message: str,
+        *,
+        upstream_code: str | None = None,
+        param: str | None = None,
+        attempts: tuple[Attempt, ...] = (),
     ) -> None:
         super().__init__(message, attempts=attempts)
         self.upstream_code = upstream_code
@@ -98,13 +105,19 @@ class ContentFiltered(RequestRejected):
     code = "content_filter"
     http_status = 400
 
-    def __init__(self, message: str, *, categories: dict[str, Any], attempts: tuple["Attempt", ...] = ()) -> None:
+    def __init__(
+        self, message: str, *, categories: dict[str, Any], attempts: tuple[Attempt, ...] = ()
+    ) -> None:
         super().__init__(message, attempts=attempts)
         self.categories = categories
 
     @property
     def filtered_categories(self) -> list[str]:
-        return sorted(name for name, result in self.categories.items() if isinstance(result, dict) and result.get("filtered"))
+        return sorted(
+            name
+            for name, result in self.categories.items()
+            if isinstance(result, dict) and result.get("filtered")
+        )
 
     def details(self) -> dict[str, Any]:
         return {"param": "prompt", "content_filter_result": self.categories}
@@ -119,7 +132,15 @@ class AuthFailed(ConfigurationError):
     code = "upstream_auth_failed"
     http_status = 502
 
-    def __init__(self, *, region: str, identity: str, status: int, upstream_message: str, attempts: tuple["Attempt", ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        region: str,
+        identity: str,
+        status: int,
+        upstream_message: str,
+        attempts: tuple[Attempt, ...] = (),
+    ) -> None:
         verb = "rejected the credentials of" if status == 401 else "denied access to"
         super().__init__(
             f"Region '{region}' {verb} the gateway's {identity} (HTTP {status}). The identity needs the "
@@ -132,14 +153,21 @@ class AuthFailed(ConfigurationError):
         self.status = status
 
     def details(self) -> dict[str, Any]:
-        return {"region": self.region, "identity": self.identity, "upstream_status": self.status, "role_needed": ROLE_NEEDED}
+        return {
+            "region": self.region,
+            "identity": self.identity,
+            "upstream_status": self.status,
+            "role_needed": ROLE_NEEDED,
+        }
 
 
 class DeploymentNotFound(ConfigurationError):
     code = "deployment_not_found"
     http_status = 502
 
-    def __init__(self, *, region: str, deployment: str, alias: str, attempts: tuple["Attempt", ...] = ()) -> None:
+    def __init__(
+        self, *, region: str, deployment: str, alias: str, attempts: tuple[Attempt, ...] = ()
+    ) -> None:
         super().__init__(
             f"Region '{region}' has no deployment named '{deployment}' (configured for model '{alias}'). "
             "Azure OpenAI routes by deployment name, not model name: check the region table against the "
@@ -163,9 +191,12 @@ class AllThrottled(UpstreamUnavailable):
     code = "all_throttled"
     http_status = 429
 
-    def __init__(self, alias: str, *, retry_at: float, attempts: tuple["Attempt", ...] = ()) -> None:
+    def __init__(self, alias: str, *, retry_at: float, attempts: tuple[Attempt, ...] = ()) -> None:
         wait = max(0.0, retry_at - time.time())
-        super().__init__(f"Every deployment of '{alias}' is at its quota; the soonest accepts work in {wait:.1f}s.", attempts=attempts)
+        super().__init__(
+            f"Every deployment of '{alias}' is at its quota; the soonest accepts work in {wait:.1f}s.",
+            attempts=attempts,
+        )
         self.alias = alias
         self.retry_at = retry_at  # epoch seconds
 

@@ -43,7 +43,7 @@ from ._exceptions import (
 )
 from ._health import HealthRecord, HealthStore, SharedHealth, TableHealthStore
 from ._requests import ChatRequest, EmbeddingsRequest
-from ._router import AUTH, MISSING, THROTTLED, TRANSIENT, Route, Router, Skip
+from ._router import MISSING, THROTTLED, TRANSIENT, Route, Router, Skip
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 
@@ -58,7 +58,7 @@ _EMBEDDINGS = "/embeddings"
 class _CallState:
     """Bookkeeping of one routed call."""
 
-    __slots__ = ("tried", "bad_regions", "bad_credentials", "attempts", "auth", "missing")
+    __slots__ = ("attempts", "auth", "bad_credentials", "bad_regions", "missing", "tried")
 
     def __init__(self) -> None:
         self.tried: set[int] = set()
@@ -93,9 +93,12 @@ class Gateway:
         self._stream_type = AsyncStream
         if health is None and settings.storage_connection:
             health = TableHealthStore(settings.storage_connection, settings.health_table)
-        self._health = SharedHealth(health, apply=self._apply_health, now=self._now, cache_s=settings.health_cache_s)
+        self._health = SharedHealth(
+            health, apply=self._apply_health, now=self._now, cache_s=settings.health_cache_s
+        )
         self._batch_size = {
-            alias: min(route.deployment.config.max_inputs for tier in tiers for route in tier) for alias, tiers in self._router.tiers.items()
+            alias: min(route.deployment.config.max_inputs for tier in tiers for route in tier)
+            for alias, tiers in self._router.tiers.items()
         }
         self._aliases = tuple(sorted(self._router.tiers))
 
@@ -114,12 +117,17 @@ class Gateway:
         base.pop("stream_options", None)
         cost = self._chat_cost(request)
         try:
-            data, route, attempts = await self._call(alias, cost, ctx, started, _CHAT, base, self._post_json)
+            data, route, attempts = await self._call(
+                alias, cost, ctx, started, _CHAT, base, self._post_json
+            )
         except GatewayError as exc:
             self._log("chat", ctx, alias, None, exc.attempts, started, error=exc)
             raise
         choices = data.get("choices") or ()
-        finish = next((c.get("finish_reason") for c in choices if c.get("finish_reason") == "content_filter"), None)
+        finish = next(
+            (c.get("finish_reason") for c in choices if c.get("finish_reason") == "content_filter"),
+            None,
+        )
         if finish is None and choices:
             finish = choices[0].get("finish_reason")
         result = CallResult(
@@ -143,22 +151,41 @@ class Gateway:
         base["stream"] = True
         cost = self._chat_cost(request)
         try:
-            (events, response, first), route, attempts = await self._call(alias, cost, ctx, started, _CHAT, base, self._open_stream)
+            (events, response, first), route, attempts = await self._call(
+                alias, cost, ctx, started, _CHAT, base, self._open_stream
+            )
         except GatewayError as exc:
             self._log("chat_stream", ctx, alias, None, exc.attempts, started, error=exc)
             raise
         ttft_ms = (time.perf_counter() - started) * 1000.0
         loop = asyncio.get_running_loop()
-        loop_deadline = loop.time() + max(0.0, self._deadline_s(ctx) - (time.perf_counter() - started))
+        loop_deadline = loop.time() + max(
+            0.0, self._deadline_s(ctx) - (time.perf_counter() - started)
+        )
         region_state = route.region
 
         def on_transient(mapped: Mapped) -> None:
-            if mapped.action == CIRCUIT and region_state.circuit.record_failure(self._now(), immediate=mapped.opens_circuit_at_once):
+            if mapped.action == CIRCUIT and region_state.circuit.record_failure(
+                self._now(), immediate=mapped.opens_circuit_at_once
+            ):
                 self._publish_region(region_state)
 
-        def on_end(stream: ChatStream, result: CallResult | None, error: GatewayError | None) -> None:
-            self._log("chat_stream", ctx, alias, result, stream.attempts, started, error=error, ttft_ms=ttft_ms,
-                      region=stream.region, deployment=stream.deployment, cancelled=result is None and error is None)
+        def on_end(
+            stream: ChatStream, result: CallResult | None, error: GatewayError | None
+        ) -> None:
+            self._log(
+                "chat_stream",
+                ctx,
+                alias,
+                result,
+                stream.attempts,
+                started,
+                error=error,
+                ttft_ms=ttft_ms,
+                region=stream.region,
+                deployment=stream.deployment,
+                cancelled=result is None and error is None,
+            )
 
         return ChatStream(
             alias=alias,
@@ -189,7 +216,9 @@ class Gateway:
 
         async def one(batch: list[Any]) -> tuple[dict[str, Any], Route, tuple[Attempt, ...]]:
             body = dict(base, input=batch) if len(batches) > 1 else base
-            return await self._call(alias, embeddings_tokens(batch), ctx, started, _EMBEDDINGS, body, self._post_json)
+            return await self._call(
+                alias, embeddings_tokens(batch), ctx, started, _EMBEDDINGS, body, self._post_json
+            )
 
         try:
             if len(batches) == 1:
@@ -200,7 +229,9 @@ class Gateway:
                 parts = [task.result() for task in tasks]
         except* GatewayError as group_error:
             exc = group_error.exceptions[0]
-            self._log("embeddings", ctx, alias, None, getattr(exc, "attempts", ()), started, error=exc)
+            self._log(
+                "embeddings", ctx, alias, None, getattr(exc, "attempts", ()), started, error=exc
+            )
             raise exc from None
         attempts = tuple(a for _, _, part_attempts in parts for a in part_attempts)
         first_data, first_route, _ = parts[0]
@@ -216,7 +247,9 @@ class Gateway:
             latency_ms=(time.perf_counter() - started) * 1000.0,
             response=data,
             usage=_usage(data.get("usage")),
-            extra={"batches": len(parts), "routes": [list(route.names) for _, route, _ in parts]} if len(parts) > 1 else {},
+            extra={"batches": len(parts), "routes": [list(route.names) for _, route, _ in parts]}
+            if len(parts) > 1
+            else {},
         )
         self._log("embeddings", ctx, alias, result, attempts, started)
         return result
@@ -241,7 +274,9 @@ class Gateway:
             "now": now,
             "regions": regions,
             "shared_health": {
-                "store": type(self._health.store).__name__ if self._health.store is not None else None,
+                "store": type(self._health.store).__name__
+                if self._health.store is not None
+                else None,
                 "available": self._health.available,
                 "last_read": self._health.last_read,
             },
@@ -318,15 +353,20 @@ class Gateway:
                 tokens += free_tokens
                 count += 1
         return Capacity(
-            alias=alias, requests=requests, tokens=tokens, deployments=count, retry_at=None if count else soonest,
-            requests_per_s=requests_per_s, tokens_per_s=tokens_per_s,
+            alias=alias,
+            requests=requests,
+            tokens=tokens,
+            deployments=count,
+            retry_at=None if count else soonest,
+            requests_per_s=requests_per_s,
+            tokens_per_s=tokens_per_s,
         )
 
     async def aclose(self) -> None:
         await self._health.aclose()
         await self._clients.aclose()
 
-    async def __aenter__(self) -> "Gateway":
+    async def __aenter__(self) -> Gateway:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -362,12 +402,17 @@ class Gateway:
         call = _CallState()
         while True:
             now = now_fn()
-            route = router.pick(alias, cost, now, call.tried, call.bad_regions, call.bad_credentials)
+            route = router.pick(
+                alias, cost, now, call.tried, call.bad_regions, call.bad_credentials
+            )
             if route is None:
                 raise self._exhausted(alias, cost, now, call)
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
-                raise DeadlineExceeded(f"The call for '{alias}' ran out of its {self._deadline_s(ctx):.1f}s deadline.", attempts=tuple(call.attempts))
+                raise DeadlineExceeded(
+                    f"The call for '{alias}' ran out of its {self._deadline_s(ctx):.1f}s deadline.",
+                    attempts=tuple(call.attempts),
+                )
             region, dep = route.region, route.deployment
             if not region.circuit.acquire(now):  # pick checked availability; cannot normally fail
                 call.tried.add(id(route))
@@ -376,7 +421,9 @@ class Gateway:
             dep.budget.charge(now, cost)
             timeout = None
             if remaining < settings.read_timeout_s:
-                timeout = self._timeout_type(remaining, connect=min(settings.connect_timeout_s, remaining))
+                timeout = self._timeout_type(
+                    remaining, connect=min(settings.connect_timeout_s, remaining)
+                )
             body = dict(base, model=dep.config.deployment)
             client = self._clients.get(region.config)
             t0 = time.perf_counter()
@@ -385,15 +432,34 @@ class Gateway:
                     value, headers = await send(client, path, body, timeout)
             except Mapped as mapped:
                 elapsed = (time.perf_counter() - t0) * 1000.0
-                call.attempts.append(Attempt(region.config.name, dep.config.deployment, mapped.kind, mapped.status, elapsed, mapped.detail))
+                call.attempts.append(
+                    Attempt(
+                        region.config.name,
+                        dep.config.deployment,
+                        mapped.kind,
+                        mapped.status,
+                        elapsed,
+                        mapped.detail,
+                    )
+                )
                 self._after_failure(route, mapped, call)
                 continue
             except TimeoutError:
                 region.circuit.release()
                 elapsed = (time.perf_counter() - t0) * 1000.0
-                call.attempts.append(Attempt(region.config.name, dep.config.deployment, FailureKind.TIMEOUT, None, elapsed, "call deadline"))
+                call.attempts.append(
+                    Attempt(
+                        region.config.name,
+                        dep.config.deployment,
+                        FailureKind.TIMEOUT,
+                        None,
+                        elapsed,
+                        "call deadline",
+                    )
+                )
                 raise DeadlineExceeded(
-                    f"The call for '{alias}' ran out of its {self._deadline_s(ctx):.1f}s deadline.", attempts=tuple(call.attempts)
+                    f"The call for '{alias}' ran out of its {self._deadline_s(ctx):.1f}s deadline.",
+                    attempts=tuple(call.attempts),
                 ) from None
             except BaseException:
                 region.circuit.release()
@@ -408,7 +474,15 @@ class Gateway:
                     headers.get("x-ratelimit-remaining-tokens"),
                     headers.get("x-ratelimit-limit-requests"),
                 )
-            call.attempts.append(Attempt(region.config.name, dep.config.deployment, None, 200, (time.perf_counter() - t0) * 1000.0))
+            call.attempts.append(
+                Attempt(
+                    region.config.name,
+                    dep.config.deployment,
+                    None,
+                    200,
+                    (time.perf_counter() - t0) * 1000.0,
+                )
+            )
             return value, route, tuple(call.attempts)
 
     def _after_failure(self, route: Route, mapped: Mapped, call: _CallState) -> None:
@@ -436,7 +510,9 @@ class Gateway:
         elif action == SKIP_DEPLOYMENT:
             dep.missing_until = now + self._settings.missing_deployment_s
             dep.changed_at = now
-            self._health.publish(HealthRecord(dep.key, "missing", dep.missing_until, now, self._instance))
+            self._health.publish(
+                HealthRecord(dep.key, "missing", dep.missing_until, now, self._instance)
+            )
             if call.missing is None:
                 call.missing = route
         elif action == RAISE:
@@ -446,7 +522,9 @@ class Gateway:
         """A 429: cool the deployment down per its headers; absurd values mark it exhausted."""
         dep = route.deployment
         settings = self._settings
-        seconds, source = cooldown_from_headers(mapped.headers, now=now, default_s=settings.default_throttle_cooldown_s)
+        seconds, source = cooldown_from_headers(
+            mapped.headers, now=now, default_s=settings.default_throttle_cooldown_s
+        )
         until = now + seconds
         if seconds > settings.absurd_retry_after_s:
             dep.exhausted_until = max(dep.exhausted_until, until)
@@ -462,53 +540,90 @@ class Gateway:
     def _exhausted(self, alias: str, cost: int, now: float, call: _CallState) -> GatewayError:
         """The error for a call with nothing eligible left."""
         attempts = list(call.attempts)
-        skips: list[Skip] = self._router.explain(alias, cost, now, call.bad_regions, call.bad_credentials)
+        skips: list[Skip] = self._router.explain(
+            alias, cost, now, call.bad_regions, call.bad_credentials
+        )
         tried_names = {(a.region, a.deployment) for a in attempts}
         for skip in skips:
             if skip.route.names not in tried_names:
-                attempts.append(Attempt(*skip.route.names, FailureKind.SKIPPED, None, 0.0, skip.detail))
+                attempts.append(
+                    Attempt(*skip.route.names, FailureKind.SKIPPED, None, 0.0, skip.detail)
+                )
         final = tuple(attempts)
         reasons = {skip.reason for skip in skips}
         if THROTTLED in reasons:
-            later = [s.available_at for s in skips if s.reason in (THROTTLED, TRANSIENT) and s.available_at > now]
+            later = [
+                s.available_at
+                for s in skips
+                if s.reason in (THROTTLED, TRANSIENT) and s.available_at > now
+            ]
             return AllThrottled(alias, retry_at=min(later) if later else now, attempts=final)
         if TRANSIENT in reasons:
             return RegionsUnavailable(
-                f"No region could serve '{alias}': " + "; ".join(f"{s.route.names[0]}: {s.detail}" for s in skips if s.reason == TRANSIENT),
+                f"No region could serve '{alias}': "
+                + "; ".join(
+                    f"{s.route.names[0]}: {s.detail}" for s in skips if s.reason == TRANSIENT
+                ),
                 attempts=final,
             )
         if call.auth is not None:
             route, mapped = call.auth
             message = str(mapped.body.get("message") or mapped.detail)
-            return AuthFailed(region=route.region.config.name, identity=route.region.config.identity_label, status=mapped.status or 401,
-                              upstream_message=message, attempts=final)
+            return AuthFailed(
+                region=route.region.config.name,
+                identity=route.region.config.identity_label,
+                status=mapped.status or 401,
+                upstream_message=message,
+                attempts=final,
+            )
         missing = call.missing or next((s.route for s in skips if s.reason == MISSING), None)
         if missing is not None:
-            return DeploymentNotFound(region=missing.region.config.name, deployment=missing.deployment.config.deployment, alias=alias,
-                                      attempts=final)
+            return DeploymentNotFound(
+                region=missing.region.config.name,
+                deployment=missing.deployment.config.deployment,
+                alias=alias,
+                attempts=final,
+            )
         return RegionsUnavailable(f"No region could serve '{alias}'.", attempts=final)
 
     # ------------------------------------------------------------------ senders (raise Mapped)
 
-    async def _post_json(self, client: Any, path: str, body: dict[str, Any], timeout: Any) -> tuple[dict[str, Any], Any]:
+    async def _post_json(
+        self, client: Any, path: str, body: dict[str, Any], timeout: Any
+    ) -> tuple[dict[str, Any], Any]:
         try:
-            response = await client.post(path, body=body, cast_to=self._response_type, options={"timeout": timeout} if timeout else {})
+            response = await client.post(
+                path,
+                body=body,
+                cast_to=self._response_type,
+                options={"timeout": timeout} if timeout else {},
+            )
             return response.json(), response.headers
-        except Exception as exc:  # noqa: BLE001 - classified in one place
+        except Exception as exc:
             raise classify(exc) from exc
 
-    async def _open_stream(self, client: Any, path: str, body: dict[str, Any], timeout: Any) -> tuple[tuple[Any, Any, dict[str, Any]], Any]:
+    async def _open_stream(
+        self, client: Any, path: str, body: dict[str, Any], timeout: Any
+    ) -> tuple[tuple[Any, Any, dict[str, Any]], Any]:
         response = None
         try:
             response = await client.post(
-                path, body=body, cast_to=self._response_type, options={"timeout": timeout} if timeout else {}, stream=True
+                path,
+                body=body,
+                cast_to=self._response_type,
+                options={"timeout": timeout} if timeout else {},
+                stream=True,
             )
             events = self._stream_type(cast_to=object, response=response, client=client)
             iterator = events.__aiter__()
             try:
                 first = await iterator.__anext__()
             except StopAsyncIteration:
-                raise Mapped(FailureKind.SERVER_ERROR, status=response.status_code, detail="the stream ended before its first chunk") from None
+                raise Mapped(
+                    FailureKind.SERVER_ERROR,
+                    status=response.status_code,
+                    detail="the stream ended before its first chunk",
+                ) from None
             return (iterator, response, first), response.headers
         except BaseException as exc:
             if response is not None:
@@ -522,7 +637,15 @@ class Gateway:
     def _publish_region(self, region: Any) -> None:
         circuit = region.circuit
         state = "open" if circuit.open_until else "closed"
-        self._health.publish(HealthRecord(region.key, state, circuit.open_until, circuit.changed_at or self._now(), self._instance))
+        self._health.publish(
+            HealthRecord(
+                region.key,
+                state,
+                circuit.open_until,
+                circuit.changed_at or self._now(),
+                self._instance,
+            )
+        )
 
     def _apply_health(self, records: Iterable[HealthRecord]) -> None:
         now = self._now()
@@ -542,7 +665,11 @@ class Gateway:
             dep = router.deployments.get(record.key)
             if dep is None or record.until <= now or record.updated <= dep.changed_at:
                 continue
-            field = {"cooling": "cooling_until", "exhausted": "exhausted_until", "missing": "missing_until"}.get(record.state)
+            field = {
+                "cooling": "cooling_until",
+                "exhausted": "exhausted_until",
+                "missing": "missing_until",
+            }.get(record.state)
             if field is not None:
                 setattr(dep, field, max(getattr(dep, field), record.until))
 
@@ -567,7 +694,11 @@ class Gateway:
         if not logger.isEnabledFor(level):
             return
         usage = result.usage if result is not None else None
-        outcome = "ok" if error is None and not cancelled else ("cancelled" if cancelled else getattr(error, "code", type(error).__name__))
+        outcome = (
+            "ok"
+            if error is None and not cancelled
+            else ("cancelled" if cancelled else getattr(error, "code", type(error).__name__))
+        )
         fields = {
             "event": "aoai_call",
             "operation": operation,
@@ -578,8 +709,13 @@ class Gateway:
             "deployment": result.deployment if result is not None else deployment,
             "outcome": outcome,
             "attempts": [a.as_dict() for a in attempts],
-            "usage": None if usage is None else {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                                                 "total_tokens": usage.total_tokens},
+            "usage": None
+            if usage is None
+            else {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            },
             "latency_ms": round((time.perf_counter() - started) * 1000.0, 3),
             "ttft_ms": None if ttft_ms is None else round(ttft_ms, 3),
             "finish_reason": result.finish_reason if result is not None else None,
@@ -597,7 +733,9 @@ def _usage(raw: Any) -> Usage | None:
     )
 
 
-def _merge_embeddings(parts: list[tuple[dict[str, Any], Route, tuple[Attempt, ...]]], size: int) -> dict[str, Any]:
+def _merge_embeddings(
+    parts: list[tuple[dict[str, Any], Route, tuple[Attempt, ...]]], size: int
+) -> dict[str, Any]:
     data: list[dict[str, Any]] = []
     prompt = total = 0
     for offset, (body, _, _) in enumerate(parts):
@@ -607,7 +745,12 @@ def _merge_embeddings(parts: list[tuple[dict[str, Any], Route, tuple[Attempt, ..
         prompt += usage.get("prompt_tokens", 0) or 0
         total += usage.get("total_tokens", 0) or 0
     first = parts[0][0]
-    return {"object": first.get("object", "list"), "data": data, "model": first.get("model"), "usage": {"prompt_tokens": prompt, "total_tokens": total}}
+    return {
+        "object": first.get("object", "list"),
+        "data": data,
+        "model": first.get("model"),
+        "usage": {"prompt_tokens": prompt, "total_tokens": total},
+    }
 
 
 async def _quiet_close(response: Any) -> None:

@@ -188,7 +188,7 @@ class SharedHealth:
     def available(self) -> bool:
         return self.store is not None and self._down_until <= self._now()
 
-    def before_call(self) -> "asyncio.Future[None] | None":
+    def before_call(self) -> asyncio.Future[None] | None:
         """Called at the start of each call. Returns something to await only on an instance's
         first call; otherwise at most starts a refresh task. Cheap when nothing is due."""
         if self.store is None:
@@ -202,11 +202,11 @@ class SharedHealth:
         self._reading = asyncio.ensure_future(self._read())
         return None if self._loaded else self._reading
 
-    async def first_read(self, waiter: "asyncio.Future[None]") -> None:
+    async def first_read(self, waiter: asyncio.Future[None]) -> None:
         """Await the instance's first read (from ``before_call``), at most a short while."""
         try:
             await asyncio.wait_for(asyncio.shield(waiter), self._first_read_timeout_s)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the read task logs its own failure
+        except (TimeoutError, Exception):  # noqa: BLE001 - the read task logs its own failure
             pass
 
     async def _read(self) -> None:
@@ -240,7 +240,9 @@ class SharedHealth:
                 for record in batch:
                     latest[record.key] = record
                 try:
-                    await asyncio.wait_for(self.store.write(list(latest.values())), self._first_read_timeout_s * 2)  # type: ignore[union-attr]
+                    await asyncio.wait_for(
+                        self.store.write(list(latest.values())), self._first_read_timeout_s * 2
+                    )  # type: ignore[union-attr]
                 except Exception as exc:  # noqa: BLE001
                     self._failed("write", exc)
                 else:

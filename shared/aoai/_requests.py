@@ -22,7 +22,10 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(min_length=1, description="A logical model alias served by the gateway (see GET /api/v1/models).")
+    model: str = Field(
+        min_length=1,
+        description="A logical model alias served by the gateway (see GET /api/v1/models).",
+    )
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)

@@ -95,26 +95,41 @@ class Router:
     tiers: dict[str, tuple[tuple[Route, ...], ...]] = field(default_factory=dict)  # alias -> tiers
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings) -> "Router":
+    def from_settings(cls, settings: GatewaySettings) -> Router:
         router = cls()
         routes: dict[str, list[Route]] = {}
         for region in settings.regions:
             state = RegionState(
-                region, Circuit(settings.circuit_failure_threshold, settings.circuit_cooloff_s), credential_key(region), f"region/{region.name}"
+                region,
+                Circuit(settings.circuit_failure_threshold, settings.circuit_cooloff_s),
+                credential_key(region),
+                f"region/{region.name}",
             )
             router.regions[region.name] = state
             for alias, dep in region.models.items():
                 key = f"deployment/{region.name}/{dep.deployment}"
                 dep_state = router.deployments.get(key)
                 if dep_state is None:
-                    dep_state = router.deployments[key] = DeploymentState(alias, dep, DeploymentBudget(dep, settings.quota_minute_s), key)
+                    dep_state = router.deployments[key] = DeploymentState(
+                        alias, dep, DeploymentBudget(dep, settings.quota_minute_s), key
+                    )
                 routes.setdefault(alias, []).append(Route(state, dep_state, region.priority))
         for alias, alias_routes in routes.items():
             priorities = sorted({r.priority for r in alias_routes})
-            router.tiers[alias] = tuple(tuple(r for r in alias_routes if r.priority == p) for p in priorities)
+            router.tiers[alias] = tuple(
+                tuple(r for r in alias_routes if r.priority == p) for p in priorities
+            )
         return router
 
-    def pick(self, alias: str, cost: int, now: float, tried: set[int], bad_regions: set[str], bad_credentials: set[tuple[str, str]]) -> Route | None:
+    def pick(
+        self,
+        alias: str,
+        cost: int,
+        now: float,
+        tried: set[int],
+        bad_regions: set[str],
+        bad_credentials: set[tuple[str, str]],
+    ) -> Route | None:
         """The best eligible route not yet tried in this call, or None."""
         for tier in self.tiers[alias]:
             best: Route | None = None
@@ -140,7 +155,14 @@ class Router:
                 return best
         return None
 
-    def explain(self, alias: str, cost: int, now: float, bad_regions: set[str], bad_credentials: set[tuple[str, str]]) -> list[Skip]:
+    def explain(
+        self,
+        alias: str,
+        cost: int,
+        now: float,
+        bad_regions: set[str],
+        bad_credentials: set[tuple[str, str]],
+    ) -> list[Skip]:
         """Why no route of ``alias`` can take the request now (only called when pick failed)."""
         skips = []
         for tier in self.tiers[alias]:
@@ -161,5 +183,12 @@ class Router:
                     skips.append(Skip(route, THROTTLED, dep.blocked_until(now), what))
                 else:
                     at = dep.budget.available_at(now, cost)
-                    skips.append(Skip(route, THROTTLED if at > now else TRANSIENT, at, "over client-side budget" if at > now else "tried"))
+                    skips.append(
+                        Skip(
+                            route,
+                            THROTTLED if at > now else TRANSIENT,
+                            at,
+                            "over client-side budget" if at > now else "tried",
+                        )
+                    )
         return skips

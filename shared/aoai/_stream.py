@@ -39,7 +39,7 @@ class ChatStream:
         ttft_ms: float,
         loop_deadline: float,
         on_transient_failure: Callable[[Any], None],
-        on_end: Callable[["ChatStream", CallResult | None, GatewayError | None], None],
+        on_end: Callable[[ChatStream, CallResult | None, GatewayError | None], None],
     ) -> None:
         self.alias = alias
         self.region = region
@@ -58,7 +58,7 @@ class ChatStream:
         self._result: CallResult | None = None
         self._done = False
 
-    def __aiter__(self) -> "ChatStream":
+    def __aiter__(self) -> ChatStream:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
@@ -81,7 +81,10 @@ class ChatStream:
             if isinstance(exc, asyncio.CancelledError):
                 await self.aclose()
                 raise
-            if isinstance(exc, TimeoutError) and asyncio.get_running_loop().time() >= self._loop_deadline:
+            if (
+                isinstance(exc, TimeoutError)
+                and asyncio.get_running_loop().time() >= self._loop_deadline
+            ):
                 await self._fail("the call's deadline ran out mid-stream", exc)
             mapped = classify(exc)
             self._on_transient_failure(mapped)
@@ -154,7 +157,7 @@ class ChatStream:
             self._done = True
             self._on_end(self, None, None)
 
-    async def __aenter__(self) -> "ChatStream":
+    async def __aenter__(self) -> ChatStream:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

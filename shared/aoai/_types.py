@@ -12,15 +12,15 @@ __all__ = ["Attempt", "CallContext", "CallResult", "Capacity", "FailureKind", "U
 class FailureKind(str, enum.Enum):
     """Why one attempt against one deployment did not succeed."""
 
-    THROTTLED = "throttled"          # 429
-    CONNECTION = "connection"        # refused, reset, DNS
-    TIMEOUT = "timeout"              # connect or read timeout
-    SERVER_ERROR = "server_error"    # 5xx
-    AUTH = "auth"                    # 401/403
-    NOT_FOUND = "not_found"          # 404 DeploymentNotFound
+    THROTTLED = "throttled"  # 429
+    CONNECTION = "connection"  # refused, reset, DNS
+    TIMEOUT = "timeout"  # connect or read timeout
+    SERVER_ERROR = "server_error"  # 5xx
+    AUTH = "auth"  # 401/403
+    NOT_FOUND = "not_found"  # 404 DeploymentNotFound
     CONTENT_FILTER = "content_filter"
-    BAD_REQUEST = "bad_request"      # other 400s
-    SKIPPED = "skipped"              # not sent: circuit open, cooling down or over budget
+    BAD_REQUEST = "bad_request"  # other 400s
+    SKIPPED = "skipped"  # not sent: circuit open, cooling down or over budget
 
 
 @dataclass(frozen=True, slots=True)

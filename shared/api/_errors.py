@@ -17,7 +17,14 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from shared.aoai import AllThrottled, ConfigurationError, ContentFiltered, GatewayError, RequestRejected, UpstreamUnavailable
+from shared.aoai import (
+    AllThrottled,
+    ConfigurationError,
+    ContentFiltered,
+    GatewayError,
+    RequestRejected,
+    UpstreamUnavailable,
+)
 from shared.settings import SettingsError
 
 __all__ = ["ApiError", "error_body", "error_response", "scrub"]
@@ -25,13 +32,23 @@ __all__ = ["ApiError", "error_body", "error_response", "scrub"]
 _log = logging.getLogger(__name__)
 
 # JWTs (Entra tokens) and "Bearer <anything>".
-_TOKENISH = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+_TOKENISH = re.compile(
+    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"
+)
 
 
 class ApiError(Exception):
     """An error the API itself detects (body too large, malformed JSON, invalid field)."""
 
-    def __init__(self, status: int, code: str, message: str, *, param: str | None = None, type_: str = "invalid_request_error") -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        type_: str = "invalid_request_error",
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -70,10 +87,15 @@ def _scrub_value(value: Any, secrets: tuple[str, ...]) -> Any:
     return value
 
 
-def error_body(exc: BaseException, correlation_id: str, *, secrets: tuple[str, ...] = ()) -> tuple[int, dict[str, Any]]:
+def error_body(
+    exc: BaseException, correlation_id: str, *, secrets: tuple[str, ...] = ()
+) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) for any exception. Unexpected ones become 500 ``internal_error``."""
     if isinstance(exc, ApiError):
-        status, inner = exc.status, {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
+        status, inner = (
+            exc.status,
+            {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code},
+        )
     elif isinstance(exc, GatewayError):
         details = dict(exc.details())
         param = details.pop("param", None)
@@ -105,7 +127,11 @@ def error_body(exc: BaseException, correlation_id: str, *, secrets: tuple[str, .
 
 
 def error_response(
-    exc: BaseException, correlation_id: str, *, headers: dict[str, str] | None = None, secrets: tuple[str, ...] = ()
+    exc: BaseException,
+    correlation_id: str,
+    *,
+    headers: dict[str, str] | None = None,
+    secrets: tuple[str, ...] = (),
 ) -> JSONResponse:
     """The JSON response for ``exc``, with ``Retry-After`` on 429 and the correlation headers."""
     status, body = error_body(exc, correlation_id, secrets=secrets)
@@ -118,9 +144,17 @@ def error_response(
         out.setdefault("x-gateway-attempts", str(len(exc.attempts)))
     code = body["error"]["code"]
     if isinstance(exc, SettingsError):
-        _log.error("[%s] answered %d %s: %s", correlation_id, status, code, scrub(str(exc), secrets))
+        _log.error(
+            "[%s] answered %d %s: %s", correlation_id, status, code, scrub(str(exc), secrets)
+        )
     elif status >= 500 and not isinstance(exc, GatewayError):
         _log.error("[%s] unexpected %s", correlation_id, type(exc).__name__, exc_info=exc)
     else:
-        _log.log(logging.WARNING if status >= 500 else logging.INFO, "[%s] answered %d %s", correlation_id, status, code)
+        _log.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            "[%s] answered %d %s",
+            correlation_id,
+            status,
+            code,
+        )
     return JSONResponse(body, status_code=status, headers=out)

@@ -31,9 +31,9 @@ _log = logging.getLogger(__name__)
 class Services(Protocol):
     """What the handlers need from the composition root (``shared.runtime`` satisfies it)."""
 
-    def settings(self) -> "GatewaySettings": ...
+    def settings(self) -> GatewaySettings: ...
 
-    def gateway(self) -> "Gateway": ...
+    def gateway(self) -> Gateway: ...
 
 
 def _secrets(services: Services) -> tuple[str, ...]:
@@ -45,17 +45,28 @@ def _secrets(services: Services) -> tuple[str, ...]:
     return tuple(r.api_key.get_secret_value() for r in regions if r.api_key is not None)
 
 
-def _routing_headers(info: RequestInfo, region: str, deployment: str, attempts: Any) -> dict[str, str]:
+def _routing_headers(
+    info: RequestInfo, region: str, deployment: str, attempts: Any
+) -> dict[str, str]:
     count = attempts if isinstance(attempts, int) else len(attempts)
-    return {**info.headers(), "x-gateway-region": region, "x-gateway-deployment": deployment, "x-gateway-attempts": str(count)}
+    return {
+        **info.headers(),
+        "x-gateway-region": region,
+        "x-gateway-deployment": deployment,
+        "x-gateway-attempts": str(count),
+    }
 
 
-async def _guarded(request: Request, services: Services, body: Callable[[RequestInfo], Awaitable[Response]]) -> Response:
+async def _guarded(
+    request: Request, services: Services, body: Callable[[RequestInfo], Awaitable[Response]]
+) -> Response:
     info = request_info(request)
     try:
         return await body(info)
     except Exception as exc:
-        return error_response(exc, info.correlation_id, headers=info.headers(), secrets=_secrets(services))
+        return error_response(
+            exc, info.correlation_id, headers=info.headers(), secrets=_secrets(services)
+        )
 
 
 async def chat_completions(request: Request, services: Services) -> Response:
@@ -70,7 +81,9 @@ async def chat_completions(request: Request, services: Services) -> Response:
             headers = _routing_headers(info, result.region, result.deployment, result.attempts)
             return JSONResponse(result.response, headers=headers)
         stream = await gateway.open_chat_stream(chat, ctx)
-        _log.debug("[%s] chat stream opened on %s", info.correlation_id, stream.region)  # logged in full when it ends
+        _log.debug(
+            "[%s] chat stream opened on %s", info.correlation_id, stream.region
+        )  # logged in full when it ends
         headers = {
             **_routing_headers(info, stream.region, stream.deployment, stream.attempts),
             "cache-control": "no-cache",
@@ -87,9 +100,16 @@ async def embeddings(request: Request, services: Services) -> Response:
 
     async def run(info: RequestInfo) -> Response:
         gateway = services.gateway()
-        req = parse_body(await read_body(request, services.settings().max_body_bytes), EmbeddingsRequest)
-        result = await gateway.embeddings(req, CallContext(correlation_id=info.correlation_id, caller=info.caller))
-        return JSONResponse(result.response, headers=_routing_headers(info, result.region, result.deployment, result.attempts))
+        req = parse_body(
+            await read_body(request, services.settings().max_body_bytes), EmbeddingsRequest
+        )
+        result = await gateway.embeddings(
+            req, CallContext(correlation_id=info.correlation_id, caller=info.caller)
+        )
+        return JSONResponse(
+            result.response,
+            headers=_routing_headers(info, result.region, result.deployment, result.attempts),
+        )
 
     return await _guarded(request, services, run)
 
@@ -98,7 +118,10 @@ async def list_models(request: Request, services: Services) -> Response:
     """GET v1/models: the aliases, in OpenAI's list shape."""
 
     async def run(info: RequestInfo) -> Response:
-        data = [{"id": alias, "object": "model", "created": 0, "owned_by": "gateway"} for alias in services.gateway().aliases]
+        data = [
+            {"id": alias, "object": "model", "created": 0, "owned_by": "gateway"}
+            for alias in services.gateway().aliases
+        ]
         return JSONResponse({"object": "list", "data": data}, headers=info.headers())
 
     return await _guarded(request, services, run)
@@ -120,11 +143,26 @@ async def health(request: Request, services: Services) -> Response:
             problem = {"code": "gateway_misconfigured", "message": str(exc)}
         else:
             _log.error("[%s] health report failed", info.correlation_id, exc_info=exc)
-            problem = {"code": "internal_error", "message": f"health report failed; correlation id {info.correlation_id}"}
+            problem = {
+                "code": "internal_error",
+                "message": f"health report failed; correlation id {info.correlation_id}",
+            }
         body = {"status": "unavailable", "alive": True, "time": now, "error": problem}
-        return JSONResponse(body, status_code=503, headers={**info.headers(), "cache-control": "no-store"})
-    down = sorted(name for name, region in report.get("regions", {}).items() if region["circuit"]["state"] != "closed")
-    body = {"status": "degraded" if down else "ok", "alive": True, "time": now, "regions_down": down, "gateway": report}
+        return JSONResponse(
+            body, status_code=503, headers={**info.headers(), "cache-control": "no-store"}
+        )
+    down = sorted(
+        name
+        for name, region in report.get("regions", {}).items()
+        if region["circuit"]["state"] != "closed"
+    )
+    body = {
+        "status": "degraded" if down else "ok",
+        "alive": True,
+        "time": now,
+        "regions_down": down,
+        "gateway": report,
+    }
     return JSONResponse(body, headers={**info.headers(), "cache-control": "no-store"})
 
 

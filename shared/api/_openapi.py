@@ -11,21 +11,32 @@ from pydantic.json_schema import models_json_schema
 
 from shared.aoai import ChatRequest, EmbeddingsRequest
 
-__all__ = ["ErrorObject", "ErrorResponse", "HealthResponse", "ModelCard", "ModelList", "openapi_document"]
+__all__ = [
+    "ErrorObject",
+    "ErrorResponse",
+    "HealthResponse",
+    "ModelCard",
+    "ModelList",
+    "openapi_document",
+]
 
 
 class ErrorObject(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     message: str
-    type: str = Field(description="invalid_request_error, rate_limit_error, gateway_error, upstream_error or server_error.")
+    type: str = Field(
+        description="invalid_request_error, rate_limit_error, gateway_error, upstream_error or server_error."
+    )
     param: str | None = Field(description="The offending request field, when one is to blame.")
     code: str = Field(
         description="Stable code: invalid_json, invalid_request, request_too_large, model_not_found, bad_request, "
         "content_filter, all_throttled, upstream_auth_failed, deployment_not_found, upstream_unavailable, "
         "deadline_exceeded, stream_interrupted, gateway_misconfigured, internal_error."
     )
-    correlation_id: str = Field(description="Also in the x-correlation-id header; quote it when reporting a problem.")
+    correlation_id: str = Field(
+        description="Also in the x-correlation-id header; quote it when reporting a problem."
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -50,16 +61,29 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "unavailable"]
     alive: bool
     time: float
-    gateway: dict[str, Any] | None = Field(default=None, description="Each region's circuit and cooldown state.")
-    error: dict[str, Any] | None = Field(default=None, description="Why the gateway cannot serve (e.g. invalid app settings).")
+    gateway: dict[str, Any] | None = Field(
+        default=None, description="Each region's circuit and cooldown state."
+    )
+    error: dict[str, Any] | None = Field(
+        default=None, description="Why the gateway cannot serve (e.g. invalid app settings)."
+    )
 
 
 _PASS_THROUGH = {"type": "object", "additionalProperties": True}
 _GATEWAY_HEADERS = {
     "x-gateway-region": {"description": "The region that answered.", "schema": {"type": "string"}},
-    "x-gateway-deployment": {"description": "The deployment that answered.", "schema": {"type": "string"}},
-    "x-gateway-attempts": {"description": "Attempts made, including failovers.", "schema": {"type": "integer"}},
-    "x-correlation-id": {"description": "The caller's x-correlation-id / x-ms-client-request-id, or a new id.", "schema": {"type": "string"}},
+    "x-gateway-deployment": {
+        "description": "The deployment that answered.",
+        "schema": {"type": "string"},
+    },
+    "x-gateway-attempts": {
+        "description": "Attempts made, including failovers.",
+        "schema": {"type": "integer"},
+    },
+    "x-correlation-id": {
+        "description": "The caller's x-correlation-id / x-ms-client-request-id, or a new id.",
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -69,14 +93,29 @@ def _ref(name: str) -> dict[str, str]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     content = {"application/json": {"schema": _ref("ErrorResponse")}}
-    out: dict[str, Any] = {str(s): {"description": "OpenAI-shaped error", "content": content} for s in statuses}
+    out: dict[str, Any] = {
+        str(s): {"description": "OpenAI-shaped error", "content": content} for s in statuses
+    }
     if "429" in out:
-        out["429"] = {**out["429"], "headers": {"Retry-After": {"description": "Seconds until the soonest deployment accepts work.", "schema": {"type": "integer"}}}}
+        out["429"] = {
+            **out["429"],
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds until the soonest deployment accepts work.",
+                    "schema": {"type": "integer"},
+                }
+            },
+        }
     return out
 
 
-def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+def _json(
+    schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
     if headers:
         out["headers"] = headers
     return out
@@ -89,13 +128,18 @@ _KEY_SECURITY = [{"functionKey": []}, {"functionKeyQuery": []}]
 def openapi_document() -> dict[str, Any]:
     """The document (built once per process; treat it as read-only)."""
     models = (ChatRequest, EmbeddingsRequest, ErrorResponse, ModelList, HealthResponse)
-    _, schemas = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
+    )
     upstream_errors = _errors(400, 404, 413, 429, 500, 502, 503, 504)
     chat_ok = {
         "description": "A chat.completion object (JSON), or with `stream: true` chat.completion.chunk objects as "
         "Server-Sent Events ending with `data: [DONE]`.",
         "headers": _GATEWAY_HEADERS,
-        "content": {"application/json": {"schema": _PASS_THROUGH}, "text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "application/json": {"schema": _PASS_THROUGH},
+            "text/event-stream": {"schema": {"type": "string"}},
+        },
     }
     return {
         "openapi": "3.1.0",
@@ -111,7 +155,10 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "operationId": "createChatCompletion",
                     "security": _KEY_SECURITY,
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChatRequest")}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("ChatRequest")}},
+                    },
                     "responses": {"200": chat_ok, **upstream_errors},
                 }
             },
@@ -119,15 +166,28 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "operationId": "createEmbedding",
                     "security": _KEY_SECURITY,
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EmbeddingsRequest")}}},
-                    "responses": {"200": _json(_PASS_THROUGH, "An OpenAI embeddings list, in input order.", _GATEWAY_HEADERS), **upstream_errors},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("EmbeddingsRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(
+                            _PASS_THROUGH,
+                            "An OpenAI embeddings list, in input order.",
+                            _GATEWAY_HEADERS,
+                        ),
+                        **upstream_errors,
+                    },
                 }
             },
             "/v1/models": {
                 "get": {
                     "operationId": "listModels",
                     "security": _KEY_SECURITY,
-                    "responses": {"200": _json(_ref("ModelList"), "The aliases this gateway serves."), **_errors(500)},
+                    "responses": {
+                        "200": _json(_ref("ModelList"), "The aliases this gateway serves."),
+                        **_errors(500),
+                    },
                 }
             },
             "/health": {
@@ -136,12 +196,18 @@ def openapi_document() -> dict[str, Any]:
                     "security": [],
                     "responses": {
                         "200": _json(_ref("HealthResponse"), "Alive and configured."),
-                        "503": _json(_ref("HealthResponse"), "Alive, but cannot serve (the error says why)."),
+                        "503": _json(
+                            _ref("HealthResponse"), "Alive, but cannot serve (the error says why)."
+                        ),
                     },
                 }
             },
             "/v1/openapi.json": {
-                "get": {"operationId": "openapi", "security": [], "responses": {"200": _json({"type": "object"}, "This document.")}}
+                "get": {
+                    "operationId": "openapi",
+                    "security": [],
+                    "responses": {"200": _json({"type": "object"}, "This document.")},
+                }
             },
         },
         "components": {

@@ -16,11 +16,15 @@ __all__ = ["field_path", "parse_body", "read_body"]
 M = TypeVar("M", bound=BaseModel)
 
 # Segments pydantic adds to a location for union members and validators, not field names.
-_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none", "dict", "list", "bytes", "tuple", "set"})
+_TYPE_TAGS = frozenset(
+    {"str", "int", "float", "bool", "none", "dict", "list", "bytes", "tuple", "set"}
+)
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "request_too_large", f"The request body exceeds the gateway's limit of {limit} bytes.")
+    return ApiError(
+        413, "request_too_large", f"The request body exceeds the gateway's limit of {limit} bytes."
+    )
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -31,7 +35,9 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             if int(declared) > max_bytes:
                 raise _too_large(max_bytes)
         except ValueError:
-            raise ApiError(400, "invalid_request", "The Content-Length header is not a number.") from None
+            raise ApiError(
+                400, "invalid_request", "The Content-Length header is not a number."
+            ) from None
     chunks: list[bytes] = []
     size = 0
     try:
@@ -41,7 +47,9 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
                 raise _too_large(max_bytes)
             chunks.append(chunk)
     except ClientDisconnect:
-        raise ApiError(400, "client_disconnected", "The client went away before sending the whole body.") from None
+        raise ApiError(
+            400, "client_disconnected", "The client went away before sending the whole body."
+        ) from None
     return b"".join(chunks)
 
 
@@ -68,11 +76,20 @@ def parse_body(raw: bytes, model: type[M]) -> M:
         raise ApiError(400, "invalid_json", "The request body is empty; send a JSON object.")
     try:
         data = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, NaN, too-deep nesting
+    except (
+        ValueError,
+        RecursionError,
+    ) as exc:  # JSONDecodeError, UnicodeDecodeError, NaN, too-deep nesting
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "the body is not valid JSON"
-        raise ApiError(400, "invalid_json", f"The request body is not valid JSON: {reason}.") from None
+        raise ApiError(
+            400, "invalid_json", f"The request body is not valid JSON: {reason}."
+        ) from None
     if not isinstance(data, dict):
-        raise ApiError(400, "invalid_request", f"The request body must be a JSON object, not {type(data).__name__}.")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"The request body must be a JSON object, not {type(data).__name__}.",
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -91,4 +108,9 @@ def _validation_error(exc: ValidationError) -> ApiError:
     param, reasons = next(iter(by_path.items()))
     others = len(by_path) - 1
     more = f" (and {others} other invalid field{'s' if others > 1 else ''})" if others else ""
-    return ApiError(400, "invalid_request", f"Invalid value for '{param or 'body'}': {' or '.join(reasons)}{more}.", param=param)
+    return ApiError(
+        400,
+        "invalid_request",
+        f"Invalid value for '{param or 'body'}': {' or '.join(reasons)}{more}.",
+        param=param,
+    )

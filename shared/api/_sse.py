@@ -20,10 +20,16 @@ DONE = b"data: [DONE]\n\n"
 
 
 def sse_event(payload: Any) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n\n"
+    return (
+        b"data: "
+        + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        + b"\n\n"
+    )
 
 
-async def sse_events(stream: Any, correlation_id: str, *, secrets: tuple[str, ...] = ()) -> AsyncIterator[bytes]:
+async def sse_events(
+    stream: Any, correlation_id: str, *, secrets: tuple[str, ...] = ()
+) -> AsyncIterator[bytes]:
     """Encode an opened chat stream as SSE; always closes it, also when the client goes away."""
     chunks = 0
     try:
@@ -32,7 +38,9 @@ async def sse_events(stream: Any, correlation_id: str, *, secrets: tuple[str, ..
             yield sse_event(chunk)
     except Exception as exc:  # StreamInterrupted, or anything else: never a silent truncation
         _, body = error_body(exc, correlation_id, secrets=secrets)
-        _log.warning("[%s] stream ended by %s after %d chunks", correlation_id, body["error"]["code"], chunks)
+        _log.warning(
+            "[%s] stream ended by %s after %d chunks", correlation_id, body["error"]["code"], chunks
+        )
         if body["error"]["code"] == "internal_error":
             _log.error("[%s] unexpected error in stream", correlation_id, exc_info=exc)
         yield sse_event(body)

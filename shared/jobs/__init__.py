@@ -4,11 +4,20 @@ poison handlers. ``function_app.py`` reaches all of it through ``Backlog`` (see 
 """
 
 from ._bus import Bus, Outgoing, QueueNotFound, connect_service_bus
-from ._contract import SCHEMA_VERSION, InvalidJobMessage, JobIdConflict, JobMessage, JobReply, new_job_id, parse_job_message, payload_hash
+from ._contract import (
+    SCHEMA_VERSION,
+    InvalidJobMessage,
+    JobIdConflict,
+    JobMessage,
+    JobReply,
+    new_job_id,
+    parse_job_message,
+    payload_hash,
+)
 from ._core import JobServices, reply_message_id
 from ._delivery import Delivery, Outcome
-from ._http import job_status, submit_job
 from ._functions_adapter import delivery_from_servicebus, text_from_queue_message
+from ._http import job_status, submit_job
 from ._parking import ParkedJob, ParkingLot, decode_envelope
 from ._payloads import PayloadStore
 from ._records import TERMINAL, JobRecord, Terminal

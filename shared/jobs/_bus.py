@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Outgoing:
     content_type: str = "application/json"
 
 
-def connect_service_bus(settings: "BacklogSettings") -> "ServiceBusClient":
+def connect_service_bus(settings: BacklogSettings) -> ServiceBusClient:
     """A ServiceBusClient from the connection string, or from the namespace with managed identity."""
     from azure.servicebus.aio import ServiceBusClient
 
@@ -51,17 +51,19 @@ def connect_service_bus(settings: "BacklogSettings") -> "ServiceBusClient":
         if settings.servicebus_client_id
         else DefaultAzureCredential()
     )
-    return ServiceBusClient(fully_qualified_namespace=settings.servicebus_namespace, credential=credential)
+    return ServiceBusClient(
+        fully_qualified_namespace=settings.servicebus_namespace, credential=credential
+    )
 
 
 class Bus:
     """One sender per queue, opened on first use; sends on one sender are serialized."""
 
-    def __init__(self, client: "ServiceBusClient") -> None:
+    def __init__(self, client: ServiceBusClient) -> None:
         self._client = client
-        self._senders: dict[str, tuple["ServiceBusSender", asyncio.Lock]] = {}
+        self._senders: dict[str, tuple[ServiceBusSender, asyncio.Lock]] = {}
 
-    def _sender(self, queue: str) -> tuple["ServiceBusSender", asyncio.Lock]:
+    def _sender(self, queue: str) -> tuple[ServiceBusSender, asyncio.Lock]:
         if queue not in self._senders:
             self._senders[queue] = (self._client.get_queue_sender(queue_name=queue), asyncio.Lock())
         return self._senders[queue]
@@ -79,7 +81,9 @@ class Bus:
             application_properties=dict(message.application_properties) or None,
         )
         if message.scheduled_at is not None:
-            sb_message.scheduled_enqueue_time_utc = datetime.fromtimestamp(message.scheduled_at, timezone.utc)
+            sb_message.scheduled_enqueue_time_utc = datetime.fromtimestamp(
+                message.scheduled_at, UTC
+            )
         sender, lock = self._sender(queue)
         try:
             async with lock:
@@ -96,7 +100,7 @@ class Bus:
         if entry is not None:
             try:
                 await entry[0].close()
-            except Exception:  # noqa: BLE001 - closing a broken sender must not mask the send error
+            except Exception:
                 logger.debug("closing sender for %s failed", queue, exc_info=True)
 
     async def aclose(self) -> None:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -47,7 +47,14 @@ class InvalidJobMessage(ValueError):
 
     code = "invalid_message"
 
-    def __init__(self, message: str, *, job_id: str | None = None, reply_to: str | None = None, caller: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str | None = None,
+        reply_to: str | None = None,
+        caller: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.job_id = job_id
@@ -78,11 +85,15 @@ class JobIdConflict(Exception):
         return {
             "code": self.code,
             "message": self.message,
-            "details": {"job_id": self.job_id, "payload_hash": self.submitted_hash, "existing_payload_hash": self.existing_hash},
+            "details": {
+                "job_id": self.job_id,
+                "payload_hash": self.submitted_hash,
+                "existing_payload_hash": self.existing_hash,
+            },
         }
 
 
-def payload_hash(job: "JobMessage") -> str:
+def payload_hash(job: JobMessage) -> str:
     """``sha256:<hex>`` of the canonical JSON of what defines the work: kind, model, request,
     reply_to, priority, deadline (in UTC). Not ``job_id`` (the key itself), ``caller`` (set by the
     gateway from the credential, not by the body), ``submitted_at`` (new on every POST) or
@@ -94,9 +105,11 @@ def payload_hash(job: "JobMessage") -> str:
         "request": job.request.model_dump(mode="json", exclude_none=True),
         "reply_to": job.reply_to,
         "priority": job.priority,
-        "deadline": job.deadline.astimezone(timezone.utc).isoformat() if job.deadline else None,
+        "deadline": job.deadline.astimezone(UTC).isoformat() if job.deadline else None,
     }
-    canonical = json.dumps(work, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    canonical = json.dumps(
+        work, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -106,21 +119,35 @@ class JobMessage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    job_id: str = Field(default_factory=new_job_id, description="Unique; also the Service Bus message_id and the reply's correlation id.")
+    job_id: str = Field(
+        default_factory=new_job_id,
+        description="Unique; also the Service Bus message_id and the reply's correlation id.",
+    )
     caller: str | None = Field(default=None, max_length=256)
-    model: str = Field(min_length=1, description="The logical model alias; equals request.model (either may be omitted).")
+    model: str = Field(
+        min_length=1,
+        description="The logical model alias; equals request.model (either may be omitted).",
+    )
     kind: Literal["chat", "embeddings"]
     request: ChatRequest | EmbeddingsRequest
-    reply_to: str | None = Field(default=None, description="Service Bus queue that receives the reply; None = no reply.")
-    priority: int = Field(default=5, ge=0, le=9, description="0 lowest .. 9 highest; re-drives go highest first.")
-    deadline: datetime | None = Field(default=None, description="After this instant the job fails with deadline_exceeded.")
-    submitted_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    reply_to: str | None = Field(
+        default=None, description="Service Bus queue that receives the reply; None = no reply."
+    )
+    priority: int = Field(
+        default=5, ge=0, le=9, description="0 lowest .. 9 highest; re-drives go highest first."
+    )
+    deadline: datetime | None = Field(
+        default=None, description="After this instant the job fails with deadline_exceeded."
+    )
+    submitted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("job_id")
     @classmethod
     def _job_id_ok(cls, value: str) -> str:
         if not _JOB_ID.match(value):
-            raise ValueError("must be 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit")
+            raise ValueError(
+                "must be 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+            )
         return value
 
     @field_validator("reply_to")
@@ -134,7 +161,7 @@ class JobMessage(BaseModel):
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
+            return value.replace(tzinfo=UTC)
         return value
 
     @model_validator(mode="before")
@@ -148,27 +175,41 @@ class JobMessage(BaseModel):
         if kind is None and isinstance(request, dict):
             kind = "embeddings" if "input" in request else "chat"
             data["kind"] = kind
-        if isinstance(request, dict) and "model" not in request and isinstance(data.get("model"), str):
-            request = data["request"] = {**request, "model": data["model"]}  # the alias may be given once, at the top
+        if (
+            isinstance(request, dict)
+            and "model" not in request
+            and isinstance(data.get("model"), str)
+        ):
+            request = data["request"] = {
+                **request,
+                "model": data["model"],
+            }  # the alias may be given once, at the top
         if isinstance(request, dict):
             model = EmbeddingsRequest if kind == "embeddings" else ChatRequest
             try:
                 data["request"] = model.model_validate(request)
-            except ValidationError as exc:  # keep the field's full path: request.messages, not messages
-                errors = [{**err, "loc": ("request", *err.get("loc", ()))} for err in exc.errors(include_url=False)]
+            except (
+                ValidationError
+            ) as exc:  # keep the field's full path: request.messages, not messages
+                errors = [
+                    {**err, "loc": ("request", *err.get("loc", ()))}
+                    for err in exc.errors(include_url=False)
+                ]
                 raise ValidationError.from_exception_data(cls.__name__, errors) from None  # type: ignore[arg-type]
             data.setdefault("model", data["request"].model)
         return data
 
     @model_validator(mode="after")
-    def _consistent(self) -> "JobMessage":
+    def _consistent(self) -> JobMessage:
         expected = ChatRequest if self.kind == "chat" else EmbeddingsRequest
         if not isinstance(self.request, expected):
             raise ValueError(f"request: kind '{self.kind}' needs a {expected.__name__}")
         if self.request.model != self.model:
             raise ValueError("model: must equal request.model")
         if isinstance(self.request, ChatRequest) and self.request.stream:
-            raise ValueError("request.stream: backlog jobs cannot stream; drop 'stream' or use the HTTP API")
+            raise ValueError(
+                "request.stream: backlog jobs cannot stream; drop 'stream' or use the HTTP API"
+            )
         return self
 
     def to_body(self) -> bytes:
@@ -186,17 +227,26 @@ def parse_job_message(body: bytes | str, *, fallback_job_id: str | None = None) 
     try:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidJobMessage(f"body is not JSON: {exc.__class__.__name__}", job_id=fallback_job_id) from exc
+        raise InvalidJobMessage(
+            f"body is not JSON: {exc.__class__.__name__}", job_id=fallback_job_id
+        ) from exc
     if not isinstance(raw, dict):
         raise InvalidJobMessage("body is not a JSON object", job_id=fallback_job_id)
     salvage = {
-        "job_id": raw.get("job_id") if isinstance(raw.get("job_id"), str) and _JOB_ID.match(raw["job_id"]) else fallback_job_id,
-        "reply_to": raw.get("reply_to") if isinstance(raw.get("reply_to"), str) and _SB_QUEUE.match(raw["reply_to"]) else None,
+        "job_id": raw.get("job_id")
+        if isinstance(raw.get("job_id"), str) and _JOB_ID.match(raw["job_id"])
+        else fallback_job_id,
+        "reply_to": raw.get("reply_to")
+        if isinstance(raw.get("reply_to"), str) and _SB_QUEUE.match(raw["reply_to"])
+        else None,
         "caller": raw.get("caller") if isinstance(raw.get("caller"), str) else None,
     }
     version = raw.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise InvalidJobMessage(f"schema_version: {version!r} is not supported (this worker reads {SCHEMA_VERSION})", **salvage)
+        raise InvalidJobMessage(
+            f"schema_version: {version!r} is not supported (this worker reads {SCHEMA_VERSION})",
+            **salvage,
+        )
     if "job_id" not in raw:
         raise InvalidJobMessage("job_id: missing", **salvage)
     try:
@@ -205,7 +255,11 @@ def parse_job_message(body: bytes | str, *, fallback_job_id: str | None = None) 
         # Name the fields, never echo their values (they may hold prompt text).
         # Our own cross-field checks have no location: their text names the field and holds no input.
         fields = sorted(
-            {".".join(str(p) for p in err.get("loc", ())) or str(err.get("msg", "body")).removeprefix("Value error, ") for err in exc.errors()}
+            {
+                ".".join(str(p) for p in err.get("loc", ()))
+                or str(err.get("msg", "body")).removeprefix("Value error, ")
+                for err in exc.errors()
+            }
         )
         raise InvalidJobMessage(f"invalid fields: {'; '.join(fields)}", **salvage) from exc
 
@@ -219,5 +273,8 @@ class JobReply(BaseModel):
     job_id: str
     status: Literal["succeeded", "failed"]
     result: dict[str, Any] | None = None
-    result_url: str | None = Field(default=None, description="Set instead of result when the result is too large for a message.")
+    result_url: str | None = Field(
+        default=None,
+        description="Set instead of result when the result is too large for a message.",
+    )
     error: dict[str, Any] | None = None

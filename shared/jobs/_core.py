@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from ._bus import Bus, Outgoing, QueueNotFound
 from ._contract import JobMessage, JobReply
@@ -42,11 +43,11 @@ async def _no_checkpoint(stage: str, job_id: str) -> None:
 class JobServices:
     """Passed to every step. ``checkpoint(stage, job_id)`` is a fault-injection seam for chaos tests."""
 
-    settings: "BacklogSettings"
+    settings: BacklogSettings
     gateway: Any
     store: JobStore
     bus: Bus
-    parking: "ParkingLot"
+    parking: ParkingLot
     clock: Callable[[], float] = time.time
     checkpoint: Checkpoint = field(default=_no_checkpoint)
 
@@ -67,23 +68,31 @@ async def conclude(
     current: JobRecord | None = None,
 ) -> FinishResult:
     """Write the terminal outcome (once) and make sure its reply goes out (once)."""
-    result = await svc.store.finish(job_id, outcome, owner=owner, job=job, reply_to=reply_to, current=current)
+    result = await svc.store.finish(
+        job_id, outcome, owner=owner, job=job, reply_to=reply_to, current=current
+    )
     if result.won:
         extra = {"job_id": job_id, "status": outcome.status}
         if outcome.error:
             extra["error_code"] = outcome.error.get("code")
-        logger.info("job %s %s", job_id, outcome.status, extra={"correlation_id": job_id, "job": extra})
+        logger.info(
+            "job %s %s", job_id, outcome.status, extra={"correlation_id": job_id, "job": extra}
+        )
     await svc.checkpoint("after_finish", job_id)
     # The winner's terminal write also took the reply lease: no separate claim needed.
     await deliver_reply(svc, result.record, owner=owner, force=force_reply, claimed=result.won)
     return result
 
 
-async def deliver_reply(svc: JobServices, record: JobRecord, *, owner: str, force: bool = False, claimed: bool = False) -> bool:
+async def deliver_reply(
+    svc: JobServices, record: JobRecord, *, owner: str, force: bool = False, claimed: bool = False
+) -> bool:
     """Send the pending reply if this delivery may (``claimed``: it holds the lease already); True when sent now."""
     if record.reply_state != "pending" or not record.reply_to:
         return False
-    lease = record if claimed else await svc.store.claim_reply(record.job_id, owner=owner, force=force)
+    lease = (
+        record if claimed else await svc.store.claim_reply(record.job_id, owner=owner, force=force)
+    )
     if lease is None:
         return False
     reply = await _reply_of(svc, lease)
@@ -104,7 +113,14 @@ async def deliver_reply(svc: JobServices, record: JobRecord, *, owner: str, forc
             "job %s: reply queue '%s' does not exist; the reply is dropped",
             lease.job_id,
             lease.reply_to,
-            extra={"correlation_id": lease.job_id, "alert": {"kind": "reply_undeliverable", "job_id": lease.job_id, "reply_to": lease.reply_to}},
+            extra={
+                "correlation_id": lease.job_id,
+                "alert": {
+                    "kind": "reply_undeliverable",
+                    "job_id": lease.job_id,
+                    "reply_to": lease.reply_to,
+                },
+            },
         )
         await svc.store.mark_replied(lease.job_id, state="undeliverable")
         return False
@@ -116,7 +132,11 @@ async def deliver_reply(svc: JobServices, record: JobRecord, *, owner: str, forc
 async def _reply_of(svc: JobServices, record: JobRecord) -> JobReply:
     status_url = f"{svc.settings.status_route.rstrip('/')}/{record.job_id}"
     if record.status == "failed":
-        return JobReply(job_id=record.job_id, status="failed", error=record.error or {"code": "failed", "message": ""})
+        return JobReply(
+            job_id=record.job_id,
+            status="failed",
+            error=record.error or {"code": "failed", "message": ""},
+        )
     if record.result_chars and record.result_chars > svc.settings.inline_reply_bytes:
         return JobReply(job_id=record.job_id, status="succeeded", result_url=status_url)
     result = await svc.store.load_result(record)

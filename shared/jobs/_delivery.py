@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-__all__ = ["Delivery", "Outcome", "PROP_PARKS", "PROP_PRIORITY", "PROP_REDRIVES"]
+__all__ = ["PROP_PARKS", "PROP_PRIORITY", "PROP_REDRIVES", "Delivery", "Outcome"]
 
 PROP_PRIORITY = "priority"
 PROP_PARKS = "backlog_parks"
@@ -42,9 +43,11 @@ class Outcome:
     """How a delivery ended. Transient failures are not an outcome: they raise."""
 
     SUCCEEDED = "succeeded"
-    FAILED = "failed"          # terminal failure recorded (and replied)
-    PARKED = "parked"          # throttled everywhere: parked until its retry time
-    DUPLICATE = "duplicate"    # already terminal: nothing written, reply ensured
-    REDRIVEN = "redriven"      # dead-lettered for a transient reason: sent back to the backlog
-    IGNORED = "ignored"        # nothing identifies a job: alert logged only
-    CONFLICT = "conflict"      # the job id exists with another payload: recorded apart, replied, job untouched
+    FAILED = "failed"  # terminal failure recorded (and replied)
+    PARKED = "parked"  # throttled everywhere: parked until its retry time
+    DUPLICATE = "duplicate"  # already terminal: nothing written, reply ensured
+    REDRIVEN = "redriven"  # dead-lettered for a transient reason: sent back to the backlog
+    IGNORED = "ignored"  # nothing identifies a job: alert logged only
+    CONFLICT = (
+        "conflict"  # the job id exists with another payload: recorded apart, replied, job untouched
+    )

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["delivery_from_servicebus", "text_from_queue_message"]
 
 
-def delivery_from_servicebus(msg: "func.ServiceBusMessage") -> Delivery:
+def delivery_from_servicebus(msg: func.ServiceBusMessage) -> Delivery:
     """A Delivery from the host's ServiceBusMessage (main queue or dead-letter queue)."""
     props: dict[str, Any] = {}
     for source in ("user_properties", "application_properties"):
@@ -29,12 +29,14 @@ def delivery_from_servicebus(msg: "func.ServiceBusMessage") -> Delivery:
         sequence_number=getattr(msg, "sequence_number", None),
         application_properties=props,
         correlation_id=getattr(msg, "correlation_id", None),
-        dead_letter_reason=getattr(msg, "dead_letter_reason", None) or _text(props.get("DeadLetterReason")),
-        dead_letter_description=getattr(msg, "dead_letter_error_description", None) or _text(props.get("DeadLetterErrorDescription")),
+        dead_letter_reason=getattr(msg, "dead_letter_reason", None)
+        or _text(props.get("DeadLetterReason")),
+        dead_letter_description=getattr(msg, "dead_letter_error_description", None)
+        or _text(props.get("DeadLetterErrorDescription")),
     )
 
 
-def text_from_queue_message(msg: "func.QueueMessage") -> tuple[str, int | None]:
+def text_from_queue_message(msg: func.QueueMessage) -> tuple[str, int | None]:
     """The (already base64-decoded by the host) text of a Storage queue message and its dequeue count."""
     return msg.get_body().decode("utf-8", errors="replace"), getattr(msg, "dequeue_count", None)
 

@@ -11,7 +11,7 @@ unfinished. The same job id with a different payload is 409 ``job_id_conflict``;
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
@@ -33,9 +33,9 @@ logger = logging.getLogger(__name__)
 class JobEndpointServices(Protocol):
     """What the job endpoints need from the composition root (``shared.runtime``)."""
 
-    def settings(self) -> "GatewaySettings": ...
+    def settings(self) -> GatewaySettings: ...
 
-    def backlog(self) -> "Backlog": ...
+    def backlog(self) -> Backlog: ...
 
 
 async def submit_job(request: Request, services: JobEndpointServices) -> Response:
@@ -45,8 +45,10 @@ async def submit_job(request: Request, services: JobEndpointServices) -> Respons
         raw = await read_body(request, settings.max_body_bytes)
         parsed = parse_body(raw, JobMessage)
         if parsed.model not in settings.aliases:
-            raise UnknownModel(parsed.model, settings.aliases)  # 404 listing the known aliases, as on every route
-        job = parsed.model_copy(update={"caller": info.caller, "submitted_at": datetime.now(timezone.utc)})
+            raise UnknownModel(
+                parsed.model, settings.aliases
+            )  # 404 listing the known aliases, as on every route
+        job = parsed.model_copy(update={"caller": info.caller, "submitted_at": datetime.now(UTC)})
         backlog = services.backlog()
         try:
             submission = await backlog.submit(job)
@@ -57,17 +59,29 @@ async def submit_job(request: Request, services: JobEndpointServices) -> Respons
     url = f"{backlog.settings.status_route.rstrip('/')}/{job.job_id}"
     record = submission.record
     logger.info(
-        "job %s submitted by %s (model %s, kind %s, new %s)", job.job_id, info.caller, job.model, job.kind, submission.created,
+        "job %s submitted by %s (model %s, kind %s, new %s)",
+        job.job_id,
+        info.caller,
+        job.model,
+        job.kind,
+        submission.created,
         extra={"correlation_id": job.job_id},
     )
-    body: dict[str, Any] = {"id": job.job_id, "object": "job", "status": record.status, "status_url": url}
+    body: dict[str, Any] = {
+        "id": job.job_id,
+        "object": "job",
+        "status": record.status,
+        "status_url": url,
+    }
     return JSONResponse(body, status_code=202, headers={**info.headers(), "location": url})
 
 
 async def job_status(request: Request, services: JobEndpointServices) -> Response:
     info = request_info(request)
     # The host proxies the raw request to the worker: take the id from the path if no router set it.
-    job_id = str(request.path_params.get("job_id") or request.url.path.rstrip("/").rsplit("/", 1)[-1])
+    job_id = str(
+        request.path_params.get("job_id") or request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    )
     try:
         status = await services.backlog().status(job_id) if job_id else None
         if status is None:

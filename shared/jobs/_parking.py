@@ -20,8 +20,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from ._contract import JobMessage, parse_job_message
 
@@ -108,9 +109,9 @@ class ParkingLot:
 
     def __init__(
         self,
-        queue: "QueueClient",
-        poison: "QueueClient",
-        payloads: "PayloadStore",
+        queue: QueueClient,
+        poison: QueueClient,
+        payloads: PayloadStore,
         *,
         inline_bytes: int = 40_000,
         max_park_s: float = MAX_VISIBILITY_S,
@@ -126,7 +127,7 @@ class ParkingLot:
         self._clock = clock
         self._ready: set[str] = set()
 
-    async def _create(self, client: "QueueClient") -> None:
+    async def _create(self, client: QueueClient) -> None:
         from azure.core.exceptions import ResourceExistsError
 
         if client.queue_name in self._ready:
@@ -141,9 +142,19 @@ class ParkingLot:
         """Seconds until the job should be looked at again: its retry time, no later than its deadline."""
         due = retry_at if deadline is None else min(retry_at, deadline)
         wait = max(self._min_park_s, due - self._clock())
-        return int(min(self._max_park_s, max(1.0, round(wait + 0.4999))))  # whole seconds, rounded up
+        return int(
+            min(self._max_park_s, max(1.0, round(wait + 0.4999)))
+        )  # whole seconds, rounded up
 
-    async def park(self, job: JobMessage, *, retry_at: float, parks: int, redrives: int, cost: int | None = None) -> int:
+    async def park(
+        self,
+        job: JobMessage,
+        *,
+        retry_at: float,
+        parks: int,
+        redrives: int,
+        cost: int | None = None,
+    ) -> int:
         """Park ``job`` until ``retry_at``; returns the visibility timeout used (seconds).
         ``cost``: its estimated tokens, kept in the envelope for the timer's plan."""
         body = job.to_body()
@@ -157,24 +168,31 @@ class ParkingLot:
             retry_at=retry_at,
             deadline=deadline,
             job=json.loads(body) if len(body) <= self._inline else None,
-            job_blob=None if len(body) <= self._inline else f"parked/{job.job_id}/{uuid.uuid4().hex}.json",
+            job_blob=None
+            if len(body) <= self._inline
+            else f"parked/{job.job_id}/{uuid.uuid4().hex}.json",
             cost=cost,
         )
         if parked.job_blob:
             await self._payloads.put(parked.job_blob, body)
         visibility = self.visibility_for(retry_at, deadline)
         await self._create(self._queue)
-        await self._queue.send_message(json.dumps(parked.envelope()), visibility_timeout=visibility, time_to_live=-1)
+        await self._queue.send_message(
+            json.dumps(parked.envelope()), visibility_timeout=visibility, time_to_live=-1
+        )
         return visibility
 
-    async def due(self, *, max_messages: int, claim_s: float, batch: int = 32) -> AsyncIterator[ParkedJob | tuple[str, Any]]:
+    async def due(
+        self, *, max_messages: int, claim_s: float, batch: int = 32
+    ) -> AsyncIterator[ParkedJob | tuple[str, Any]]:
         """Parked jobs whose time has come, each hidden for ``claim_s`` while the caller moves it.
         A message that is not an envelope comes out as ``(error, handle)``."""
         await self._create(self._queue)
         taken = 0
         while taken < max_messages:
             pager = self._queue.receive_messages(
-                messages_per_page=min(batch, max_messages - taken), visibility_timeout=int(max(1, claim_s)),
+                messages_per_page=min(batch, max_messages - taken),
+                visibility_timeout=int(max(1, claim_s)),
                 max_messages=min(batch, max_messages - taken),
             )
             page = [message async for message in pager]
@@ -189,7 +207,11 @@ class ParkingLot:
 
     async def job_of(self, parked: ParkedJob) -> JobMessage:
         """The parked job message (from the envelope or its blob); InvalidJobMessage if corrupt."""
-        body = json.dumps(parked.job).encode() if parked.job is not None else await self._payloads.get(parked.job_blob or "")
+        body = (
+            json.dumps(parked.job).encode()
+            if parked.job is not None
+            else await self._payloads.get(parked.job_blob or "")
+        )
         return parse_job_message(body, fallback_job_id=parked.job_id)
 
     async def job_body(self, parked: ParkedJob) -> bytes:
@@ -198,12 +220,16 @@ class ParkingLot:
         return await self._payloads.get(parked.job_blob or "")
 
     async def defer(self, handle: Any, delay_s: float) -> None:
-        await self._queue.update_message(handle, pop_receipt=handle.pop_receipt, visibility_timeout=int(max(1, delay_s)))
+        await self._queue.update_message(
+            handle, pop_receipt=handle.pop_receipt, visibility_timeout=int(max(1, delay_s))
+        )
 
     async def remove(self, parked_or_handle: ParkedJob | Any) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        handle = parked_or_handle.handle if isinstance(parked_or_handle, ParkedJob) else parked_or_handle
+        handle = (
+            parked_or_handle.handle if isinstance(parked_or_handle, ParkedJob) else parked_or_handle
+        )
         try:
             await self._queue.delete_message(handle)
         except ResourceNotFoundError:  # already gone (or our claim expired and another run took it)
@@ -221,7 +247,9 @@ class ParkingLot:
 
     async def to_poison_raw(self, text: str, handle: Any, reason: str) -> None:
         await self._create(self._poison)
-        await self._poison.send_message(json.dumps({"v": 0, "reason": reason, "raw": text[:20_000]}), time_to_live=-1)
+        await self._poison.send_message(
+            json.dumps({"v": 0, "reason": reason, "raw": text[:20_000]}), time_to_live=-1
+        )
         await self.remove(handle)
 
     async def aclose(self) -> None:

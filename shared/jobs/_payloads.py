@@ -13,7 +13,7 @@ __all__ = ["PayloadStore"]
 class PayloadStore:
     """Whole-object put/get/delete in one container, created on first write."""
 
-    def __init__(self, container: "ContainerClient") -> None:
+    def __init__(self, container: ContainerClient) -> None:
         self._container = container
         self._ready = False
 

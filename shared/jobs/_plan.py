@@ -39,7 +39,9 @@ class Allowance:
         return max(0, self.free_tokens) + self.tokens_per_s * horizon_s
 
 
-def plan_redrive(costs: Sequence[int], allowance: Allowance, horizon_s: float) -> tuple[float | None, ...]:
+def plan_redrive(
+    costs: Sequence[int], allowance: Allowance, horizon_s: float
+) -> tuple[float | None, ...]:
     """Delay in seconds from now for each job (``costs`` in tokens, in priority order); None: deferred."""
     out: list[float | None] = []
     requests = tokens = 0

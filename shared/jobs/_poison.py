@@ -23,13 +23,17 @@ __all__ = ["TRANSIENT_DEAD_LETTER_REASONS", "process_dead_letter", "process_park
 logger = logging.getLogger(__name__)
 
 # Reasons that say "it kept failing", not "it is wrong": worth another try later.
-TRANSIENT_DEAD_LETTER_REASONS = frozenset({"MaxDeliveryCountExceeded", "MaxTransferHopCountExceeded"})
+TRANSIENT_DEAD_LETTER_REASONS = frozenset(
+    {"MaxDeliveryCountExceeded", "MaxTransferHopCountExceeded"}
+)
 
 
 async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
     props = delivery.application_properties
     reason = delivery.dead_letter_reason or str(props.get("DeadLetterReason") or "unknown")
-    description = delivery.dead_letter_description or str(props.get("DeadLetterErrorDescription") or "")
+    description = delivery.dead_letter_description or str(
+        props.get("DeadLetterErrorDescription") or ""
+    )
     owner = f"dlq:{delivery.message_id}"
     try:
         job = parse_job_message(delivery.body, fallback_job_id=delivery.message_id)
@@ -37,16 +41,33 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
         job, job_id, reply_to = None, exc.job_id, exc.reply_to
     else:
         job_id, reply_to = job.job_id, job.reply_to
-    alert = {"kind": "dead_lettered", "source": svc.settings.dead_letter_queue, "job_id": job_id, "reason": reason, "description": description}
+    alert = {
+        "kind": "dead_lettered",
+        "source": svc.settings.dead_letter_queue,
+        "job_id": job_id,
+        "reason": reason,
+        "description": description,
+    }
     if job_id is None:
-        logger.error("dead-lettered message names no job (reason %s)", reason, extra={"alert": alert})
+        logger.error(
+            "dead-lettered message names no job (reason %s)", reason, extra={"alert": alert}
+        )
         return Outcome.IGNORED
     log = {"correlation_id": job_id}
     record = await svc.store.get(job_id)
-    if job is not None and record is not None and record.payload_hash and record.payload_hash != job.payload_hash():
+    if (
+        job is not None
+        and record is not None
+        and record.payload_hash
+        and record.payload_hash != job.payload_hash()
+    ):
         # Another payload under a known job id: never end (or re-drive) the job on its account.
-        conflict = JobIdConflict(job_id, existing_hash=record.payload_hash, submitted_hash=job.payload_hash())
-        return await reject_conflict(svc, job, conflict, owner=owner, source=svc.settings.dead_letter_queue)
+        conflict = JobIdConflict(
+            job_id, existing_hash=record.payload_hash, submitted_hash=job.payload_hash()
+        )
+        return await reject_conflict(
+            svc, job, conflict, owner=owner, source=svc.settings.dead_letter_queue
+        )
     if record is not None and record.terminal:
         await deliver_reply(svc, record, owner=owner, force=True)
         logger.info("dead-lettered job %s was already %s", job_id, record.status, extra=log)
@@ -79,7 +100,12 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
         await svc.store.progress(job_id, "queued", redrives=("+", 1))
         logger.warning(
             "job %s dead-lettered (%s); re-driven %d/%d in %.0fs",
-            job_id, reason, redrives + 1, svc.settings.max_dlq_redrives, delay, extra=log,
+            job_id,
+            reason,
+            redrives + 1,
+            svc.settings.max_dlq_redrives,
+            delay,
+            extra=log,
         )
         return Outcome.REDRIVEN
 
@@ -89,34 +115,60 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
         Terminal.failure(
             "dead_lettered",
             f"The job was dead-lettered: {reason}.",
-            {"dead_letter_reason": reason, "dead_letter_description": description, "redrives": redrives},
+            {
+                "dead_letter_reason": reason,
+                "dead_letter_description": description,
+                "redrives": redrives,
+            },
         ),
         owner=owner,
         job=job,
         reply_to=reply_to,
         force_reply=True,
     )
-    logger.error("job %s dead-lettered: %s", job_id, reason, extra={**log, "alert": {**alert, "redrives": redrives}})
+    logger.error(
+        "job %s dead-lettered: %s",
+        job_id,
+        reason,
+        extra={**log, "alert": {**alert, "redrives": redrives}},
+    )
     return Outcome.FAILED
 
 
-async def process_parking_poison(svc: JobServices, text: str, *, dequeue_count: int | None = None) -> str:
+async def process_parking_poison(
+    svc: JobServices, text: str, *, dequeue_count: int | None = None
+) -> str:
     """A parked job the timer gave up on (parked too often, past its deadline, unreadable)."""
     source = svc.settings.parking_poison_queue
     try:
         parked = decode_envelope(text)
     except (ValueError, TypeError):
-        logger.error("unreadable message on %s", source, extra={"alert": {"kind": "parking_poison_unreadable", "source": source}})
+        logger.error(
+            "unreadable message on %s",
+            source,
+            extra={"alert": {"kind": "parking_poison_unreadable", "source": source}},
+        )
         return Outcome.IGNORED
     reason = parked.reason or "parking_poisoned"
     job = None
     try:
         job = await svc.parking.job_of(parked)
     except Exception as exc:  # noqa: BLE001 - a corrupt or lost body still ends the job
-        logger.warning("job %s: parked body unreadable: %s", parked.job_id, exc.__class__.__name__, extra={"correlation_id": parked.job_id})
+        logger.warning(
+            "job %s: parked body unreadable: %s",
+            parked.job_id,
+            exc.__class__.__name__,
+            extra={"correlation_id": parked.job_id},
+        )
     owner = f"parking:{parked.job_id}"
     code = "deadline_exceeded" if reason == "deadline_exceeded" else "throttled_too_long"
-    alert = {"kind": "parking_poisoned", "source": source, "job_id": parked.job_id, "reason": reason, "parks": parked.parks}
+    alert = {
+        "kind": "parking_poisoned",
+        "source": source,
+        "job_id": parked.job_id,
+        "reason": reason,
+        "parks": parked.parks,
+    }
     record = await svc.store.get(parked.job_id)
     if record is not None and record.terminal:
         await deliver_reply(svc, record, owner=owner, force=True)
@@ -135,5 +187,11 @@ async def process_parking_poison(svc: JobServices, text: str, *, dequeue_count: 
         force_reply=True,
     )
     await svc.parking.forget_blob(parked)
-    logger.error("job %s moved to %s: %s", parked.job_id, source, reason, extra={"correlation_id": parked.job_id, "alert": alert})
+    logger.error(
+        "job %s moved to %s: %s",
+        parked.job_id,
+        source,
+        reason,
+        extra={"correlation_id": parked.job_id, "alert": alert},
+    )
     return Outcome.FAILED

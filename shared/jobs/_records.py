@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["JobRecord", "JobStatus", "ReplyState", "TERMINAL", "Terminal"]
+__all__ = ["TERMINAL", "JobRecord", "JobStatus", "ReplyState", "Terminal"]
 
 JobStatus = Literal["queued", "running", "parked", "succeeded", "failed"]
 ReplyState = Literal["none", "pending", "sent", "undeliverable"]
@@ -25,12 +25,18 @@ class Terminal:
     usage: dict[str, Any] | None = None
 
     @classmethod
-    def success(cls, result: dict[str, Any], **meta: Any) -> "Terminal":
+    def success(cls, result: dict[str, Any], **meta: Any) -> Terminal:
         return cls(status="succeeded", result=result, **meta)
 
     @classmethod
-    def failure(cls, code: str, message: str, details: dict[str, Any] | None = None, **meta: Any) -> "Terminal":
-        return cls(status="failed", error={"code": code, "message": message, "details": details or {}}, **meta)
+    def failure(
+        cls, code: str, message: str, details: dict[str, Any] | None = None, **meta: Any
+    ) -> Terminal:
+        return cls(
+            status="failed",
+            error={"code": code, "message": message, "details": details or {}},
+            **meta,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,14 +39,18 @@ class TimerReport:
 
     probes: dict[str, bool] = field(default_factory=dict)
     moved: int = 0
-    scheduled: int = 0  # of the moved jobs, those sent with a scheduled enqueue time (later than now)
+    scheduled: int = (
+        0  # of the moved jobs, those sent with a scheduled enqueue time (later than now)
+    )
     deferred: int = 0
     poisoned: int = 0
     dropped: int = 0  # parked copies of jobs that were already terminal
     failed: int = 0
     errors: tuple[str, ...] = ()
     horizon_s: float = 0.0
-    plan: dict[str, dict[str, Any]] = field(default_factory=dict)  # per alias: allowance, jobs sent, last delay
+    plan: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # per alias: allowance, jobs sent, last delay
 
     @property
     def ok(self) -> bool:
@@ -54,9 +58,16 @@ class TimerReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "probes": dict(self.probes), "moved": self.moved, "scheduled": self.scheduled, "deferred": self.deferred,
-            "poisoned": self.poisoned, "dropped": self.dropped, "failed": self.failed, "errors": list(self.errors),
-            "horizon_s": self.horizon_s, "plan": {alias: dict(summary) for alias, summary in self.plan.items()},
+            "probes": dict(self.probes),
+            "moved": self.moved,
+            "scheduled": self.scheduled,
+            "deferred": self.deferred,
+            "poisoned": self.poisoned,
+            "dropped": self.dropped,
+            "failed": self.failed,
+            "errors": list(self.errors),
+            "horizon_s": self.horizon_s,
+            "plan": {alias: dict(summary) for alias, summary in self.plan.items()},
         }
 
 
@@ -67,12 +78,20 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
     probes: dict[str, bool] = {}
     if probe:
         try:
-            probes = dict(await asyncio.wait_for(svc.gateway.probe_regions(), timeout=svc.settings.probe_timeout_s))
+            probes = dict(
+                await asyncio.wait_for(
+                    svc.gateway.probe_regions(), timeout=svc.settings.probe_timeout_s
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - a failed or slow probe must not stop the re-drive
             errors.append(f"probe_regions: {exc.__class__.__name__}")
     settings = svc.settings
     batch: list[ParkedJob] = []
-    async for item in svc.parking.due(max_messages=settings.redrive_max_per_run, claim_s=settings.redrive_claim_s, batch=settings.redrive_batch):
+    async for item in svc.parking.due(
+        max_messages=settings.redrive_max_per_run,
+        claim_s=settings.redrive_claim_s,
+        batch=settings.redrive_batch,
+    ):
         if isinstance(item, ParkedJob):
             batch.append(item)
             continue
@@ -107,8 +126,11 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
         delays.update((id(parked), delay) for parked, delay in zip(jobs, planned))
         sent = [d for d in planned if d is not None]
         plan[alias] = {
-            "requests": round(allowance.requests_within(horizon), 1), "tokens": round(allowance.tokens_within(horizon)),
-            "sent": len(sent), "deferred": len(planned) - len(sent), "last_s": round(max(sent), 3) if sent else None,
+            "requests": round(allowance.requests_within(horizon), 1),
+            "tokens": round(allowance.tokens_within(horizon)),
+            "sent": len(sent),
+            "deferred": len(planned) - len(sent),
+            "last_s": round(max(sent), 3) if sent else None,
         }
     slots = asyncio.Semaphore(settings.redrive_concurrency)
 
@@ -119,7 +141,12 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
             except Exception as exc:  # noqa: BLE001 - counted; the message reappears after the claim
                 counts["failed"] += 1
                 errors.append(f"{parked.job_id}: {exc.__class__.__name__}")
-                logger.warning("timer: job %s not moved: %s", parked.job_id, exc.__class__.__name__, extra={"correlation_id": parked.job_id})
+                logger.warning(
+                    "timer: job %s not moved: %s",
+                    parked.job_id,
+                    exc.__class__.__name__,
+                    extra={"correlation_id": parked.job_id},
+                )
                 return
             if outcome == "scheduled":
                 counts["moved"] += 1
@@ -127,7 +154,9 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
 
     # The plan is made in priority order before any I/O, so concurrency cannot reorder it.
     await asyncio.gather(*(guarded(p) for p in batch))
-    report = TimerReport(probes=probes, errors=tuple(errors[:50]), horizon_s=horizon, plan=plan, **counts)
+    report = TimerReport(
+        probes=probes, errors=tuple(errors[:50]), horizon_s=horizon, plan=plan, **counts
+    )
     if report.moved or report.poisoned or report.failed or report.deferred:
         logger.info("timer: %s", report.as_dict(), extra={"timer": report.as_dict()})
     return report
@@ -142,7 +171,9 @@ def _verdict(svc: JobServices, parked: ParkedJob, now: float) -> str | None:
     return None
 
 
-async def _one(svc: JobServices, parked: ParkedJob, verdict: str | None, delay: float | None, now: float) -> str:
+async def _one(
+    svc: JobServices, parked: ParkedJob, verdict: str | None, delay: float | None, now: float
+) -> str:
     if verdict is not None:
         await _poison_unless_done(svc, parked, verdict)
         return "poisoned"
@@ -162,7 +193,11 @@ async def _one(svc: JobServices, parked: ParkedJob, verdict: str | None, delay: 
             body=body,
             message_id=f"{parked.job_id}.p{parked.parks}",  # not the job id: duplicate detection saw that one
             correlation_id=parked.job_id,
-            application_properties={PROP_PRIORITY: parked.priority, PROP_PARKS: parked.parks, PROP_REDRIVES: parked.redrives},
+            application_properties={
+                PROP_PRIORITY: parked.priority,
+                PROP_PARKS: parked.parks,
+                PROP_REDRIVES: parked.redrives,
+            },
             scheduled_at=now + delay if scheduled else None,
         ),
     )
@@ -187,8 +222,10 @@ def _allowance(svc: JobServices, alias: str) -> Allowance:
     except Exception:  # noqa: BLE001 - an unknown alias is the worker's to fail, permanently: send a batch now
         return Allowance(free_requests=svc.settings.redrive_batch, free_tokens=_UNLIMITED)
     return Allowance(
-        free_requests=max(0, int(capacity.requests)), free_tokens=max(0, int(capacity.tokens)),
-        requests_per_s=max(0.0, float(capacity.requests_per_s)), tokens_per_s=max(0.0, float(capacity.tokens_per_s)),
+        free_requests=max(0, int(capacity.requests)),
+        free_tokens=max(0, int(capacity.tokens)),
+        requests_per_s=max(0.0, float(capacity.requests_per_s)),
+        tokens_per_s=max(0.0, float(capacity.tokens_per_s)),
     )
 
 

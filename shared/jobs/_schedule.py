@@ -10,8 +10,8 @@ must be ``*``. Anything else is refused with a clear error (ValueError).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_HORIZON_S", "TimerSchedule", "redrive_horizon_s"]
 
-DEFAULT_HORIZON_S = 30.0  # the default schedule's period; used when the schedule says nothing simpler
+DEFAULT_HORIZON_S = (
+    30.0  # the default schedule's period; used when the schedule says nothing simpler
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +31,30 @@ class TimerSchedule:
     hours: tuple[int, ...]
 
     @classmethod
-    def parse(cls, expression: str) -> "TimerSchedule":
+    def parse(cls, expression: str) -> TimerSchedule:
         fields = expression.split()
         if len(fields) != 6:
-            raise ValueError(f"timer schedule {expression!r}: NCRONTAB needs six fields (second minute hour day month day-of-week)")
+            raise ValueError(
+                f"timer schedule {expression!r}: NCRONTAB needs six fields (second minute hour day month day-of-week)"
+            )
         if any(f != "*" for f in fields[3:]):
-            raise ValueError(f"timer schedule {expression!r}: only '*' is supported for day, month and day-of-week")
-        return cls(_field(fields[0], 60, expression), _field(fields[1], 60, expression), _field(fields[2], 24, expression))
+            raise ValueError(
+                f"timer schedule {expression!r}: only '*' is supported for day, month and day-of-week"
+            )
+        return cls(
+            _field(fields[0], 60, expression),
+            _field(fields[1], 60, expression),
+            _field(fields[2], 24, expression),
+        )
 
     def next_after(self, moment: datetime) -> datetime:
         candidate = moment.replace(microsecond=0) + timedelta(seconds=1)
         for _ in range(3 * 24 * 3600):
-            if candidate.second in self.seconds and candidate.minute in self.minutes and candidate.hour in self.hours:
+            if (
+                candidate.second in self.seconds
+                and candidate.minute in self.minutes
+                and candidate.hour in self.hours
+            ):
                 return candidate
             candidate += timedelta(seconds=1)
         raise ValueError("timer schedule never fires")
@@ -48,7 +62,9 @@ class TimerSchedule:
     def period_s(self) -> float | None:
         """Seconds between runs when they are evenly spaced over the day (``*/30 * * * * *`` -> 30,
         ``0 */5 * * * *`` -> 300, ``0 0 * * * *`` -> 3600), else None (``*/7 * * * * *``)."""
-        fires = [h * 3600 + m * 60 + s for h in self.hours for m in self.minutes for s in self.seconds]
+        fires = [
+            h * 3600 + m * 60 + s for h in self.hours for m in self.minutes for s in self.seconds
+        ]
         gaps = {b - a for a, b in zip(fires, fires[1:])}
         gaps.add(fires[0] + 24 * 3600 - fires[-1])  # across midnight
         return float(gaps.pop()) if len(gaps) == 1 else None
@@ -64,7 +80,7 @@ def _field(text: str, size: int, expression: str) -> tuple[int, ...]:
     raise ValueError(f"timer schedule {expression!r}: field {text!r} is not '*', '*/N' or a number")
 
 
-def redrive_horizon_s(settings: "BacklogSettings") -> float:
+def redrive_horizon_s(settings: BacklogSettings) -> float:
     """How far ahead one timer run plans re-drives: ``redrive_horizon_s`` when set, else the
     schedule's period when it is evenly spaced, else ``DEFAULT_HORIZON_S``."""
     if settings.redrive_horizon_s is not None:

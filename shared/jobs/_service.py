@@ -37,7 +37,7 @@ class Backlog:
         self._closers = closers
 
     @property
-    def settings(self) -> "BacklogSettings":
+    def settings(self) -> BacklogSettings:
         return self.services.settings
 
     async def submit(self, job: JobMessage) -> Submission:
@@ -55,7 +55,11 @@ class Backlog:
                 message_id=job.job_id,
                 correlation_id=job.job_id,
                 subject=job.kind,
-                application_properties={PROP_PRIORITY: job.priority, "model": job.model, "schema_version": job.schema_version},
+                application_properties={
+                    PROP_PRIORITY: job.priority,
+                    "model": job.model,
+                    "schema_version": job.schema_version,
+                },
             ),
         )
         return Submission(record, created, enqueued=True)
@@ -88,7 +92,7 @@ class Backlog:
 
 
 def build_backlog(
-    settings: "BacklogSettings",
+    settings: BacklogSettings,
     gateway: Any,
     *,
     clock: Any = time.time,
@@ -102,22 +106,43 @@ def build_backlog(
         from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
         credential = (
-            ManagedIdentityCredential(client_id=settings.storage_client_id) if settings.storage_client_id else DefaultAzureCredential()
+            ManagedIdentityCredential(client_id=settings.storage_client_id)
+            if settings.storage_client_id
+            else DefaultAzureCredential()
         )
     table = _table_client(settings, credential)
     container = _container_client(settings, credential)
-    codec = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
+    codec = {
+        "message_encode_policy": TextBase64EncodePolicy(),
+        "message_decode_policy": TextBase64DecodePolicy(),
+    }
     parking_q = _queue_client(settings, credential, settings.parking_queue, codec)
     poison_q = _queue_client(settings, credential, settings.parking_poison_queue, codec)
     payloads = PayloadStore(container)
-    store = TableJobStore(table, payloads, inline_result_chars=settings.inline_result_chars, reply_lease_s=settings.reply_lease_s, clock=clock)
+    store = TableJobStore(
+        table,
+        payloads,
+        inline_result_chars=settings.inline_result_chars,
+        reply_lease_s=settings.reply_lease_s,
+        clock=clock,
+    )
     parking = ParkingLot(
-        parking_q, poison_q, payloads, inline_bytes=settings.inline_park_bytes, max_park_s=settings.max_park_s,
-        min_park_s=settings.min_park_s, clock=clock,
+        parking_q,
+        poison_q,
+        payloads,
+        inline_bytes=settings.inline_park_bytes,
+        max_park_s=settings.max_park_s,
+        min_park_s=settings.min_park_s,
+        clock=clock,
     )
     bus = Bus(connect_service_bus(settings))
     services = JobServices(
-        settings=settings, gateway=gateway, store=store, bus=bus, parking=parking, clock=clock,
+        settings=settings,
+        gateway=gateway,
+        store=store,
+        bus=bus,
+        parking=parking,
+        clock=clock,
         checkpoint=checkpoint or _no_checkpoint,
     )
     closers: list[Any] = [bus.aclose, parking.aclose, table.close, container.close]
@@ -126,30 +151,49 @@ def build_backlog(
     return Backlog(services, closers=tuple(closers))
 
 
-def _table_client(settings: "BacklogSettings", credential: Any) -> Any:
+def _table_client(settings: BacklogSettings, credential: Any) -> Any:
     from azure.data.tables.aio import TableClient
 
     if settings.storage_connection:
-        return TableClient.from_connection_string(_expand_dev(settings.storage_connection), table_name=settings.jobs_table)
-    return TableClient(f"https://{settings.storage_account}.table.core.windows.net", table_name=settings.jobs_table, credential=credential)
-
-
-def _container_client(settings: "BacklogSettings", credential: Any) -> Any:
-    from azure.storage.blob.aio import ContainerClient
-
-    if settings.storage_connection:
-        return ContainerClient.from_connection_string(_expand_dev(settings.storage_connection), container_name=settings.results_container)
-    return ContainerClient(
-        f"https://{settings.storage_account}.blob.core.windows.net", container_name=settings.results_container, credential=credential
+        return TableClient.from_connection_string(
+            _expand_dev(settings.storage_connection), table_name=settings.jobs_table
+        )
+    return TableClient(
+        f"https://{settings.storage_account}.table.core.windows.net",
+        table_name=settings.jobs_table,
+        credential=credential,
     )
 
 
-def _queue_client(settings: "BacklogSettings", credential: Any, name: str, codec: dict[str, Any]) -> Any:
+def _container_client(settings: BacklogSettings, credential: Any) -> Any:
+    from azure.storage.blob.aio import ContainerClient
+
+    if settings.storage_connection:
+        return ContainerClient.from_connection_string(
+            _expand_dev(settings.storage_connection), container_name=settings.results_container
+        )
+    return ContainerClient(
+        f"https://{settings.storage_account}.blob.core.windows.net",
+        container_name=settings.results_container,
+        credential=credential,
+    )
+
+
+def _queue_client(
+    settings: BacklogSettings, credential: Any, name: str, codec: dict[str, Any]
+) -> Any:
     from azure.storage.queue.aio import QueueClient
 
     if settings.storage_connection:
-        return QueueClient.from_connection_string(_expand_dev(settings.storage_connection), queue_name=name, **codec)
-    return QueueClient(f"https://{settings.storage_account}.queue.core.windows.net", queue_name=name, credential=credential, **codec)
+        return QueueClient.from_connection_string(
+            _expand_dev(settings.storage_connection), queue_name=name, **codec
+        )
+    return QueueClient(
+        f"https://{settings.storage_account}.queue.core.windows.net",
+        queue_name=name,
+        credential=credential,
+        **codec,
+    )
 
 
 # The emulator's published well-known account and key (not a secret); what UseDevelopmentStorage=true means.
@@ -162,4 +206,8 @@ _DEV = (
 
 
 def _expand_dev(connection: str) -> str:
-    return _DEV if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true" else connection
+    return (
+        _DEV
+        if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true"
+        else connection
+    )

@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._contract import JobIdConflict, JobMessage
@@ -46,7 +46,7 @@ class FinishResult(tuple):
 
     __slots__ = ()
 
-    def __new__(cls, record: JobRecord, won: bool) -> "FinishResult":
+    def __new__(cls, record: JobRecord, won: bool) -> FinishResult:
         return super().__new__(cls, (record, won))
 
     @property
@@ -74,18 +74,28 @@ class JobStore(Protocol):
         True when this call created the record (False: a redelivery of the same message)."""
         ...
 
-    async def progress(self, job_id: str, status: str, *, current: JobRecord | None = None, **changes: Any) -> JobRecord | None:
+    async def progress(
+        self, job_id: str, status: str, *, current: JobRecord | None = None, **changes: Any
+    ) -> JobRecord | None:
         """Move a non-terminal job to ``status`` (running/parked/queued); never touches a terminal job."""
         ...
 
     async def finish(
-        self, job_id: str, outcome: Terminal, *, owner: str, job: JobMessage | None = None, reply_to: str | None = None,
+        self,
+        job_id: str,
+        outcome: Terminal,
+        *,
+        owner: str,
+        job: JobMessage | None = None,
+        reply_to: str | None = None,
         current: JobRecord | None = None,
     ) -> FinishResult:
         """Write the terminal outcome unless one exists; the winner holds the reply lease."""
         ...
 
-    async def claim_reply(self, job_id: str, *, owner: str, force: bool = False) -> JobRecord | None:
+    async def claim_reply(
+        self, job_id: str, *, owner: str, force: bool = False
+    ) -> JobRecord | None:
         """Take the reply lease when the reply is pending and the lease is ours, expired, or forced."""
         ...
 
@@ -95,7 +105,7 @@ class JobStore(Protocol):
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class TableJobStore:
@@ -103,8 +113,8 @@ class TableJobStore:
 
     def __init__(
         self,
-        table: "TableClient",
-        payloads: "PayloadStore",
+        table: TableClient,
+        payloads: PayloadStore,
         *,
         inline_result_chars: int = 30_000,
         reply_lease_s: float = 60.0,
@@ -197,7 +207,9 @@ class TableJobStore:
             return False
         return True
 
-    async def progress(self, job_id: str, status: str, *, current: JobRecord | None = None, **changes: Any) -> JobRecord | None:
+    async def progress(
+        self, job_id: str, status: str, *, current: JobRecord | None = None, **changes: Any
+    ) -> JobRecord | None:
         """``changes`` hold absolute values or ``("+", N)`` increments. ``current``, if given, saves a read."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -208,7 +220,12 @@ class TableJobStore:
                 current = await self.get(job_id)
             if current is None or current.terminal:
                 return current
-            patch: dict[str, Any] = {"PartitionKey": job_id, "RowKey": _ROW, "status": status, "updated_at": _now_iso()}
+            patch: dict[str, Any] = {
+                "PartitionKey": job_id,
+                "RowKey": _ROW,
+                "status": status,
+                "updated_at": _now_iso(),
+            }
             for key, value in changes.items():
                 if isinstance(value, tuple) and value and value[0] == "+":
                     patch[key] = int(getattr(current, key) or 0) + int(value[1])
@@ -216,7 +233,10 @@ class TableJobStore:
                     patch[key] = value
             try:
                 meta = await self._table.update_entity(
-                    patch, mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified
+                    patch,
+                    mode=UpdateMode.MERGE,
+                    etag=current.etag,
+                    match_condition=MatchConditions.IfNotModified,
                 )
             except (ResourceModifiedError, ResourceNotFoundError):
                 current = None
@@ -235,7 +255,11 @@ class TableJobStore:
         current: JobRecord | None = None,
     ) -> FinishResult:
         from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+        from azure.core.exceptions import (
+            ResourceExistsError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+        )
         from azure.data.tables import UpdateMode
 
         await self._ensure_table()
@@ -249,7 +273,11 @@ class TableJobStore:
                 if blob:
                     await self._payloads.delete(blob)
                 return FinishResult(current, False)
-            target = (current.reply_to if current is not None else None) or (job.reply_to if job else None) or reply_to
+            target = (
+                (current.reply_to if current is not None else None)
+                or (job.reply_to if job else None)
+                or reply_to
+            )
             now = self._clock()
             patch = dict(fields)
             patch.update(
@@ -269,10 +297,15 @@ class TableJobStore:
                     base.update(patch)
                     base = {k: v for k, v in base.items() if v is not None}
                     meta = await self._table.create_entity(base)
-                    stored = _merge(JobRecord(job_id=job_id, status=outcome.status), base, meta.get("etag"))
+                    stored = _merge(
+                        JobRecord(job_id=job_id, status=outcome.status), base, meta.get("etag")
+                    )
                 else:
                     meta = await self._table.update_entity(
-                        patch, mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified
+                        patch,
+                        mode=UpdateMode.MERGE,
+                        etag=current.etag,
+                        match_condition=MatchConditions.IfNotModified,
                     )
                     stored = _merge(current, patch, meta.get("etag"))
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
@@ -280,7 +313,9 @@ class TableJobStore:
             return FinishResult(stored, True)
         raise RuntimeError(f"job {job_id}: too much write contention on finish")
 
-    async def claim_reply(self, job_id: str, *, owner: str, force: bool = False) -> JobRecord | None:
+    async def claim_reply(
+        self, job_id: str, *, owner: str, force: bool = False
+    ) -> JobRecord | None:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError
         from azure.data.tables import UpdateMode
@@ -302,7 +337,10 @@ class TableJobStore:
             }
             try:
                 meta = await self._table.update_entity(
-                    patch, mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified
+                    patch,
+                    mode=UpdateMode.MERGE,
+                    etag=current.etag,
+                    match_condition=MatchConditions.IfNotModified,
                 )
             except ResourceModifiedError:
                 continue
@@ -313,7 +351,13 @@ class TableJobStore:
         from azure.data.tables import UpdateMode
 
         await self._table.update_entity(
-            {"PartitionKey": job_id, "RowKey": _ROW, "reply_state": state, "replied_at": _now_iso()}, mode=UpdateMode.MERGE
+            {
+                "PartitionKey": job_id,
+                "RowKey": _ROW,
+                "reply_state": state,
+                "replied_at": _now_iso(),
+            },
+            mode=UpdateMode.MERGE,
         )
 
     async def _terminal_fields(self, job_id: str, outcome: Terminal) -> dict[str, Any]:
@@ -392,7 +436,9 @@ def _merge(current: JobRecord, patch: dict[str, Any], etag: str | None) -> JobRe
 def _record(entity: Any) -> JobRecord:
     get = entity.get
     fields = {name for name in JobRecord.__dataclass_fields__}
-    values: dict[str, Any] = {k: get(k) for k in fields if get(k) is not None and k not in ("job_id", "etag")}
+    values: dict[str, Any] = {
+        k: get(k) for k in fields if get(k) is not None and k not in ("job_id", "etag")
+    }
     for key in ("usage", "error"):
         if isinstance(values.get(key), str):
             values[key] = json.loads(values[key])
@@ -401,4 +447,3 @@ def _record(entity: Any) -> JobRecord:
     if get("result") is not None:
         record = replace(record, inline_result=get("result"))
     return record
-

@@ -44,11 +44,20 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
         return await reject_conflict(svc, job, exc, owner=owner, source="backlog")
     if record.terminal:
         sent = await deliver_reply(svc, record, owner=owner)
-        logger.info("job %s already %s (delivery %d); reply re-sent: %s", job.job_id, record.status, delivery.delivery_count, sent, extra=log)
+        logger.info(
+            "job %s already %s (delivery %d); reply re-sent: %s",
+            job.job_id,
+            record.status,
+            delivery.delivery_count,
+            sent,
+            extra=log,
+        )
         return Outcome.DUPLICATE
     now = svc.clock()
     if job.deadline_passed(now):
-        await conclude(svc, job.job_id, _deadline_failure(job), owner=owner, job=job, current=record)
+        await conclude(
+            svc, job.job_id, _deadline_failure(job), owner=owner, job=job, current=record
+        )
         return Outcome.FAILED
     running = await svc.store.progress(job.job_id, "running", current=record, deliveries=("+", 1))
     if running is not None and running.terminal:  # finished meanwhile by a duplicate
@@ -62,23 +71,48 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
         parks = record.parks + 1
         redrives = delivery.int_property(PROP_REDRIVES)
         cost = svc.gateway.estimate_cost(job.request)
-        visibility = await svc.parking.park(job, retry_at=exc.retry_at, parks=parks, redrives=redrives, cost=cost)
-        await svc.store.progress(job.job_id, "parked", current=record, parks=("+", 1), retry_at=exc.retry_at)
-        logger.info("job %s throttled everywhere: parked for %ds (park %d)", job.job_id, visibility, parks, extra=log)
+        visibility = await svc.parking.park(
+            job, retry_at=exc.retry_at, parks=parks, redrives=redrives, cost=cost
+        )
+        await svc.store.progress(
+            job.job_id, "parked", current=record, parks=("+", 1), retry_at=exc.retry_at
+        )
+        logger.info(
+            "job %s throttled everywhere: parked for %ds (park %d)",
+            job.job_id,
+            visibility,
+            parks,
+            extra=log,
+        )
         return Outcome.PARKED
     except RequestRejected as exc:
-        await conclude(svc, job.job_id, Terminal.failure(exc.code, exc.message, exc.details()), owner=owner, job=job, current=record)
+        await conclude(
+            svc,
+            job.job_id,
+            Terminal.failure(exc.code, exc.message, exc.details()),
+            owner=owner,
+            job=job,
+            current=record,
+        )
         return Outcome.FAILED
     except DeadlineExceeded:
         if job.deadline_passed(svc.clock()):
             await conclude(svc, job.job_id, _deadline_failure(job), owner=owner, job=job)
             return Outcome.FAILED
-        logger.warning("job %s: call deadline exceeded (delivery %d); redelivery", job.job_id, delivery.delivery_count, extra=log)
+        logger.warning(
+            "job %s: call deadline exceeded (delivery %d); redelivery",
+            job.job_id,
+            delivery.delivery_count,
+            extra=log,
+        )
         raise
     except Exception as exc:
         logger.warning(
             "job %s: %s (delivery %d); left to Service Bus redelivery",
-            job.job_id, getattr(exc, "code", exc.__class__.__name__), delivery.delivery_count, extra=log,
+            job.job_id,
+            getattr(exc, "code", exc.__class__.__name__),
+            delivery.delivery_count,
+            extra=log,
         )
         raise
     await svc.checkpoint("after_call", job.job_id)
@@ -107,21 +141,42 @@ async def run_job(svc: JobServices, job: JobMessage) -> Terminal:
         return Terminal.failure(
             "content_filter",
             "The completion was filtered by the content filter (finish_reason content_filter).",
-            {"param": "completion", "content_filter_results": choices[0].get("content_filter_results")},
+            {
+                "param": "completion",
+                "content_filter_results": choices[0].get("content_filter_results"),
+            },
             **meta,
         )
     return Terminal.success(result.response or {}, **meta)
 
 
-async def reject_invalid(svc: JobServices, exc: InvalidJobMessage, *, owner: str, source: str) -> str:
+async def reject_invalid(
+    svc: JobServices, exc: InvalidJobMessage, *, owner: str, source: str
+) -> str:
     """An invalid message is a permanent failure: recorded and replied when it names a job, else alerted."""
-    alert = {"kind": "invalid_job_message", "source": source, "job_id": exc.job_id, "reason": exc.message}
+    alert = {
+        "kind": "invalid_job_message",
+        "source": source,
+        "job_id": exc.job_id,
+        "reason": exc.message,
+    }
     if exc.job_id is None:
-        logger.error("invalid job message without a job id: %s", exc.message, extra={"alert": alert})
+        logger.error(
+            "invalid job message without a job id: %s", exc.message, extra={"alert": alert}
+        )
         return Outcome.IGNORED
-    logger.warning("job %s: invalid message: %s", exc.job_id, exc.message, extra={"correlation_id": exc.job_id, "alert": alert})
+    logger.warning(
+        "job %s: invalid message: %s",
+        exc.job_id,
+        exc.message,
+        extra={"correlation_id": exc.job_id, "alert": alert},
+    )
     await conclude(
-        svc, exc.job_id, Terminal.failure("invalid_message", exc.message), owner=owner, reply_to=exc.reply_to
+        svc,
+        exc.job_id,
+        Terminal.failure("invalid_message", exc.message),
+        owner=owner,
+        reply_to=exc.reply_to,
     )
     return Outcome.FAILED
 
@@ -131,19 +186,26 @@ def conflict_reply_message_id(job_id: str, digest: str) -> str:
     return f"{job_id}:conflict:{digest.removeprefix('sha256:')[:32]}"
 
 
-async def reject_conflict(svc: JobServices, job: JobMessage, exc: JobIdConflict, *, owner: str, source: str) -> str:
+async def reject_conflict(
+    svc: JobServices, job: JobMessage, exc: JobIdConflict, *, owner: str, source: str
+) -> str:
     """A message reusing a known job id for other work. The job belongs to the first payload and is
     not touched; this message ends as a terminal failure recorded beside the job (its own row),
     replied to *its* ``reply_to`` with a message id of its own, and alerted. The message completes:
     retrying cannot help."""
     error = exc.error()
     alert = {
-        "kind": "job_id_conflict", "source": source, "job_id": job.job_id, "reply_to": job.reply_to,
-        "payload_hash": exc.submitted_hash, "existing_payload_hash": exc.existing_hash,
+        "kind": "job_id_conflict",
+        "source": source,
+        "job_id": job.job_id,
+        "reply_to": job.reply_to,
+        "payload_hash": exc.submitted_hash,
+        "existing_payload_hash": exc.existing_hash,
     }
     logger.error(
         "job %s: a message reuses the job id with a different payload; the job is left as it is, the message fails",
-        job.job_id, extra={"correlation_id": job.job_id, "alert": alert},
+        job.job_id,
+        extra={"correlation_id": job.job_id, "alert": alert},
     )
     await svc.store.record_conflict(job, error, owner=owner)
     if job.reply_to:
@@ -156,13 +218,26 @@ async def reject_conflict(svc: JobServices, job: JobMessage, exc: JobIdConflict,
                     message_id=conflict_reply_message_id(job.job_id, exc.submitted_hash),
                     correlation_id=job.job_id,
                     subject="failed",
-                    application_properties={"job_id": job.job_id, "status": "failed", "error_code": exc.code},
+                    application_properties={
+                        "job_id": job.job_id,
+                        "status": "failed",
+                        "error_code": exc.code,
+                    },
                 ),
             )
         except QueueNotFound:
             logger.error(
-                "job %s: reply queue '%s' does not exist; the conflict reply is dropped", job.job_id, job.reply_to,
-                extra={"correlation_id": job.job_id, "alert": {"kind": "reply_undeliverable", "job_id": job.job_id, "reply_to": job.reply_to}},
+                "job %s: reply queue '%s' does not exist; the conflict reply is dropped",
+                job.job_id,
+                job.reply_to,
+                extra={
+                    "correlation_id": job.job_id,
+                    "alert": {
+                        "kind": "reply_undeliverable",
+                        "job_id": job.job_id,
+                        "reply_to": job.reply_to,
+                    },
+                },
             )
     return Outcome.CONFLICT
 
@@ -178,5 +253,8 @@ def _deadline_failure(job: JobMessage) -> Terminal:
 def _usage(usage: Any) -> dict[str, int] | None:
     if usage is None:
         return None
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.total_tokens}
-
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }

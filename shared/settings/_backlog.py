@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ._errors import SettingsError, settings_error_from
+from ._errors import settings_error_from
 
 __all__ = ["BacklogSettings", "load_backlog_settings"]
 
@@ -31,7 +31,9 @@ _HOST_NAMES = {
     "storage_account": "AzureWebJobsStorage__accountName",
     "storage_client_id": "AzureWebJobsStorage__clientId",
 }
-_STORAGE_QUEUE = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]$")  # leaves room for "-poison"
+_STORAGE_QUEUE = re.compile(
+    r"^[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]$"
+)  # leaves room for "-poison"
 _TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _CONTAINER = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -43,45 +45,120 @@ class BacklogSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    queue: str = Field(default="backlog", min_length=1, description="The Service Bus work queue (BACKLOG_QUEUE).")
-    parking_queue: str = Field(default="parked", description="Storage queue of throttled jobs (PARKING_QUEUE); poison is '<name>-poison'.")
-    timer_schedule: str = Field(default="*/30 * * * * *", description="NCRONTAB of the re-drive timer (RETRY_TIMER_SCHEDULE).")
+    queue: str = Field(
+        default="backlog", min_length=1, description="The Service Bus work queue (BACKLOG_QUEUE)."
+    )
+    parking_queue: str = Field(
+        default="parked",
+        description="Storage queue of throttled jobs (PARKING_QUEUE); poison is '<name>-poison'.",
+    )
+    timer_schedule: str = Field(
+        default="*/30 * * * * *",
+        description="NCRONTAB of the re-drive timer (RETRY_TIMER_SCHEDULE).",
+    )
     jobs_table: str = Field(default="jobs", description="Table of job records.")
-    results_container: str = Field(default="jobresults", description="Blob container for results and parked bodies too big for a table or queue.")
-    servicebus_connection: str | None = Field(default=None, description="Connection string (local/test broker); else identity-based.")
-    servicebus_namespace: str | None = Field(default=None, description="<ns>.servicebus.windows.net for managed identity.")
-    servicebus_client_id: str | None = Field(default=None, description="User-assigned identity's client id; None = system-assigned.")
-    storage_connection: str | None = Field(default=None, description="Storage connection string (Azurite locally).")
-    storage_account: str | None = Field(default=None, description="Storage account name for managed identity.")
+    results_container: str = Field(
+        default="jobresults",
+        description="Blob container for results and parked bodies too big for a table or queue.",
+    )
+    servicebus_connection: str | None = Field(
+        default=None, description="Connection string (local/test broker); else identity-based."
+    )
+    servicebus_namespace: str | None = Field(
+        default=None, description="<ns>.servicebus.windows.net for managed identity."
+    )
+    servicebus_client_id: str | None = Field(
+        default=None, description="User-assigned identity's client id; None = system-assigned."
+    )
+    storage_connection: str | None = Field(
+        default=None, description="Storage connection string (Azurite locally)."
+    )
+    storage_account: str | None = Field(
+        default=None, description="Storage account name for managed identity."
+    )
     storage_client_id: str | None = None
-    job_timeout_s: float = Field(default=180.0, gt=0, description="Budget of one model call inside the worker (under functionTimeout).")
-    max_parks: int = Field(default=20, ge=1, description="A job parked this often goes to the parking poison queue.")
+    job_timeout_s: float = Field(
+        default=180.0,
+        gt=0,
+        description="Budget of one model call inside the worker (under functionTimeout).",
+    )
+    max_parks: int = Field(
+        default=20, ge=1, description="A job parked this often goes to the parking poison queue."
+    )
     max_park_s: float = Field(default=float(MAX_VISIBILITY_S), gt=0, le=MAX_VISIBILITY_S)
-    min_park_s: float = Field(default=1.0, ge=0, description="Shortest park, so a retry_at in the past does not spin.")
-    redrive_batch: int = Field(default=32, ge=1, le=32, description="Parked messages read per timer pass (Storage caps a read at 32).")
-    redrive_max_per_run: int = Field(default=256, ge=1, description="Upper bound of jobs re-driven by one timer run.")
-    redrive_concurrency: int = Field(default=8, ge=1, le=64, description="Parked jobs moved at once by one timer run.")
-    probe_timeout_s: float = Field(default=10.0, gt=0, description="The timer's region probe gives up after this.")
-    redrive_claim_s: float = Field(default=60.0, gt=0, description="How long a parked message is hidden while the timer moves it.")
-    defer_s: float = Field(default=15.0, gt=0, description="A due job that the quota cannot absorb in this run is looked at again after this.")
+    min_park_s: float = Field(
+        default=1.0, ge=0, description="Shortest park, so a retry_at in the past does not spin."
+    )
+    redrive_batch: int = Field(
+        default=32,
+        ge=1,
+        le=32,
+        description="Parked messages read per timer pass (Storage caps a read at 32).",
+    )
+    redrive_max_per_run: int = Field(
+        default=256, ge=1, description="Upper bound of jobs re-driven by one timer run."
+    )
+    redrive_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Parked jobs moved at once by one timer run."
+    )
+    probe_timeout_s: float = Field(
+        default=10.0, gt=0, description="The timer's region probe gives up after this."
+    )
+    redrive_claim_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a parked message is hidden while the timer moves it.",
+    )
+    defer_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A due job that the quota cannot absorb in this run is looked at again after this.",
+    )
     redrive_horizon_s: float | None = Field(
-        default=None, gt=0,
+        default=None,
+        gt=0,
         description="How far ahead one timer run schedules re-drives (the time to its next run); None: the timer "
         "schedule's period when evenly spaced ('*/N' seconds, a fixed minute), else 30 s.",
     )
-    max_dlq_redrives: int = Field(default=2, ge=0, description="Re-drives of a job dead-lettered for a transient reason.")
-    dlq_redrive_delay_s: float = Field(default=60.0, ge=0, description="Delay before a dead-lettered job is re-driven (doubles each time).")
-    inline_result_chars: int = Field(default=30_000, ge=1, le=30_000, description="Larger results spill to blob (a table property holds 64 KiB of UTF-16).")
-    inline_park_bytes: int = Field(default=40_000, ge=1, le=45_000, description="Larger job bodies are parked via blob (queue messages hold 64 KiB base64).")
-    inline_reply_bytes: int = Field(default=192_000, ge=0, description="Results up to this size travel in the reply; larger ones by reference.")
-    reply_lease_s: float = Field(default=60.0, gt=0, description="How long one delivery owns sending a job's reply.")
-    status_route: str = Field(default="/api/v1/jobs", description="Base of the status URL returned by POST /api/v1/jobs.")
+    max_dlq_redrives: int = Field(
+        default=2, ge=0, description="Re-drives of a job dead-lettered for a transient reason."
+    )
+    dlq_redrive_delay_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Delay before a dead-lettered job is re-driven (doubles each time).",
+    )
+    inline_result_chars: int = Field(
+        default=30_000,
+        ge=1,
+        le=30_000,
+        description="Larger results spill to blob (a table property holds 64 KiB of UTF-16).",
+    )
+    inline_park_bytes: int = Field(
+        default=40_000,
+        ge=1,
+        le=45_000,
+        description="Larger job bodies are parked via blob (queue messages hold 64 KiB base64).",
+    )
+    inline_reply_bytes: int = Field(
+        default=192_000,
+        ge=0,
+        description="Results up to this size travel in the reply; larger ones by reference.",
+    )
+    reply_lease_s: float = Field(
+        default=60.0, gt=0, description="How long one delivery owns sending a job's reply."
+    )
+    status_route: str = Field(
+        default="/api/v1/jobs", description="Base of the status URL returned by POST /api/v1/jobs."
+    )
 
     @field_validator("parking_queue")
     @classmethod
     def _queue_name(cls, value: str) -> str:
         if not _STORAGE_QUEUE.match(value):
-            raise ValueError("must be 3-56 lowercase letters, digits or single '-' (room is left for '-poison')")
+            raise ValueError(
+                "must be 3-56 lowercase letters, digits or single '-' (room is left for '-poison')"
+            )
         return value
 
     @field_validator("jobs_table")
@@ -99,14 +176,16 @@ class BacklogSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _connections(self) -> "BacklogSettings":
+    def _connections(self) -> BacklogSettings:
         if not (self.servicebus_connection or self.servicebus_namespace):
             raise ValueError(
                 "servicebus_connection: set ServiceBusConnection (a connection string) or "
                 "ServiceBusConnection__fullyQualifiedNamespace (managed identity)"
             )
         if not (self.storage_connection or self.storage_account):
-            raise ValueError("storage_connection: set AzureWebJobsStorage or AzureWebJobsStorage__accountName (managed identity)")
+            raise ValueError(
+                "storage_connection: set AzureWebJobsStorage or AzureWebJobsStorage__accountName (managed identity)"
+            )
         return self
 
     @property

@@ -11,7 +11,9 @@ class SettingsError(ValueError):
     """An app setting is missing or invalid; the message names the setting and the field."""
 
 
-def settings_error_from(exc: ValidationError, *, prefix: str, source_names: dict[str, str]) -> SettingsError:
+def settings_error_from(
+    exc: ValidationError, *, prefix: str, source_names: dict[str, str]
+) -> SettingsError:
     """Map a ValidationError to a SettingsError naming the environment key (e.g. ``GATEWAY_REGIONS[0].endpoint``)."""
     lines = []
     for err in exc.errors():

@@ -31,22 +31,47 @@ class GatewaySettings(BaseModel):
         description="The region table, as JSON (GATEWAY_REGIONS) or a file (GATEWAY_REGIONS_FILE)."
     )
     connect_timeout_s: float = Field(default=3.0, gt=0)
-    read_timeout_s: float = Field(default=60.0, gt=0, description="Longest silence from upstream before an attempt is abandoned.")
-    call_deadline_s: float = Field(default=200.0, gt=0, description="Total budget of one call, under the 230 s HTTP cap.")
-    circuit_failure_threshold: int = Field(default=3, ge=1, description="Consecutive transient failures that open a region's circuit.")
-    circuit_cooloff_s: float = Field(default=30.0, gt=0)
-    default_throttle_cooldown_s: float = Field(default=10.0, gt=0, description="Cooldown after a 429 that carries no usable header.")
-    absurd_retry_after_s: float = Field(default=300.0, gt=0, description="A retry-after beyond this marks the deployment exhausted.")
-    default_max_tokens: int = Field(default=4096, gt=0, description="Charged to the budget when a request sends no max_tokens.")
-    quota_minute_s: float = Field(
-        default=60.0, gt=0, description="Length of Azure's quota minute (TPM/RPM window; RPM uses a sixth of it). Tests shorten it."
+    read_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest silence from upstream before an attempt is abandoned.",
     )
-    missing_deployment_s: float = Field(default=300.0, gt=0, description="How long a deployment that answered 404 is skipped.")
+    call_deadline_s: float = Field(
+        default=200.0, gt=0, description="Total budget of one call, under the 230 s HTTP cap."
+    )
+    circuit_failure_threshold: int = Field(
+        default=3, ge=1, description="Consecutive transient failures that open a region's circuit."
+    )
+    circuit_cooloff_s: float = Field(default=30.0, gt=0)
+    default_throttle_cooldown_s: float = Field(
+        default=10.0, gt=0, description="Cooldown after a 429 that carries no usable header."
+    )
+    absurd_retry_after_s: float = Field(
+        default=300.0, gt=0, description="A retry-after beyond this marks the deployment exhausted."
+    )
+    default_max_tokens: int = Field(
+        default=4096, gt=0, description="Charged to the budget when a request sends no max_tokens."
+    )
+    quota_minute_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Length of Azure's quota minute (TPM/RPM window; RPM uses a sixth of it). Tests shorten it.",
+    )
+    missing_deployment_s: float = Field(
+        default=300.0, gt=0, description="How long a deployment that answered 404 is skipped."
+    )
     health_table: str = "gatewayhealth"
     health_cache_s: float = Field(default=2.0, ge=0)
-    storage_connection: str | None = Field(default=None, description="Storage for shared region health; None keeps health per instance.")
-    storage_account: str | None = Field(default=None, description="Storage account name for identity-based access.")
-    max_body_bytes: int = Field(default=4_000_000, gt=0, description="Larger HTTP request bodies get 413.")
+    storage_connection: str | None = Field(
+        default=None,
+        description="Storage for shared region health; None keeps health per instance.",
+    )
+    storage_account: str | None = Field(
+        default=None, description="Storage account name for identity-based access."
+    )
+    max_body_bytes: int = Field(
+        default=4_000_000, gt=0, description="Larger HTTP request bodies get 413."
+    )
 
     @field_validator("regions", mode="before")
     @classmethod

@@ -26,10 +26,16 @@ class DeploymentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    deployment: str = Field(description="The Azure deployment name: what goes in the URL or the request's model field.")
+    deployment: str = Field(
+        description="The Azure deployment name: what goes in the URL or the request's model field."
+    )
     tpm: int = Field(gt=0, description="Tokens-per-minute quota (capacity 1 = 1,000 TPM).")
-    rpm: int | None = Field(default=None, gt=0, description="Requests per minute; Azure grants 6 per 1,000 TPM.")
-    max_inputs: int = Field(default=2048, gt=0, description="Largest embeddings batch one call may carry.")
+    rpm: int | None = Field(
+        default=None, gt=0, description="Requests per minute; Azure grants 6 per 1,000 TPM."
+    )
+    max_inputs: int = Field(
+        default=2048, gt=0, description="Largest embeddings batch one call may carry."
+    )
 
     @property
     def effective_rpm(self) -> int:
@@ -42,14 +48,21 @@ class RegionConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    endpoint: str = Field(description="https://<resource>.openai.azure.com, or https://api.openai.com/v1 for plain OpenAI.")
+    endpoint: str = Field(
+        description="https://<resource>.openai.azure.com, or https://api.openai.com/v1 for plain OpenAI."
+    )
     priority: int = Field(default=1, ge=0, description="Tier: lower is tried first.")
     auth: AuthMode = "managed_identity"
-    client_id: str | None = Field(default=None, description="User-assigned managed identity client id; None = system-assigned.")
+    client_id: str | None = Field(
+        default=None,
+        description="User-assigned managed identity client id; None = system-assigned.",
+    )
     api_key: SecretStr | None = None
     api_style: ApiStyle = "v1"
     api_version: str = "2024-10-21"
-    models: dict[str, DeploymentConfig] = Field(min_length=1, description="Logical alias -> deployment.")
+    models: dict[str, DeploymentConfig] = Field(
+        min_length=1, description="Logical alias -> deployment."
+    )
 
     @field_validator("name")
     @classmethod
@@ -66,7 +79,7 @@ class RegionConfig(BaseModel):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _auth_consistent(self) -> "RegionConfig":
+    def _auth_consistent(self) -> RegionConfig:
         if self.auth in ("api_key", "openai") and self.api_key is None:
             raise ValueError(f"auth '{self.auth}' needs api_key")
         if self.auth != "managed_identity" and self.client_id is not None:
@@ -79,5 +92,9 @@ class RegionConfig(BaseModel):
     def identity_label(self) -> str:
         """Who we authenticate as, for diagnostics: never the secret itself."""
         if self.auth == "managed_identity":
-            return f"user-assigned managed identity {self.client_id}" if self.client_id else "system-assigned managed identity"
+            return (
+                f"user-assigned managed identity {self.client_id}"
+                if self.client_id
+                else "system-assigned managed identity"
+            )
         return "OpenAI api key" if self.auth == "openai" else "api key"

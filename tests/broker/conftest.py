@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from azure.servicebus import ServiceBusClient
@@ -62,10 +63,14 @@ class Side:
         async with contextlib.AsyncExitStack() as stack:
             sender_cm = self.sender(queue)
             receiver_cm = self.receiver(queue, **receiver_kwargs)
-            sender, receiver = await asyncio.gather(sender_cm.__aenter__(), receiver_cm.__aenter__())
+            sender, receiver = await asyncio.gather(
+                sender_cm.__aenter__(), receiver_cm.__aenter__()
+            )
 
             async def close_both(*exc: Any) -> None:
-                await asyncio.gather(sender_cm.__aexit__(None, None, None), receiver_cm.__aexit__(None, None, None))
+                await asyncio.gather(
+                    sender_cm.__aexit__(None, None, None), receiver_cm.__aexit__(None, None, None)
+                )
 
             stack.push_async_exit(close_both)
             yield sender, receiver

@@ -13,14 +13,18 @@ from .conftest import Side, body_of
 
 
 def _utc_in(seconds: float) -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
 
 
 async def test_scheduled_messages_stay_hidden_until_due_and_can_be_cancelled(sdk, sb_broker):
     async with sdk.pair("q") as (sender, receiver):
-        [seq] = await sender.schedule_messages(ServiceBusMessage("due", message_id="s1"), _utc_in(1.2))
+        [seq] = await sender.schedule_messages(
+            ServiceBusMessage("due", message_id="s1"), _utc_in(1.2)
+        )
         [cancel_seq] = await sender.schedule_messages(ServiceBusMessage("never"), _utc_in(1.2))
-        await sender.send_messages(ServiceBusMessage("annotated", scheduled_enqueue_time_utc=_utc_in(1.2)))
+        await sender.send_messages(
+            ServiceBusMessage("annotated", scheduled_enqueue_time_utc=_utc_in(1.2))
+        )
         assert (seq, cancel_seq) == (1, 2)
         assert sb_broker.scheduled_count("q") == 3 and sb_broker.queue_count("q") == 0
         await sender.cancel_scheduled_messages(cancel_seq)
@@ -46,13 +50,18 @@ async def test_scheduled_messages_stay_hidden_until_due_and_can_be_cancelled(sdk
 
 
 @pytest.mark.parametrize("dead_letter", [False, True], ids=["dropped", "dead-lettered"])
-async def test_expired_messages_are_dropped_or_dead_lettered(sdk_kind, sb_broker_factory, dead_letter):
+async def test_expired_messages_are_dropped_or_dead_lettered(
+    sdk_kind, sb_broker_factory, dead_letter
+):
     broker = sb_broker_factory(dead_lettering_on_expiration=dead_letter)
     side = Side(sdk_kind, broker.connection_string)
     try:
         async with side.pair("q") as (sender, receiver):
             await sender.send_messages(
-                [ServiceBusMessage("short", time_to_live=dt.timedelta(seconds=1)), ServiceBusMessage("long")]
+                [
+                    ServiceBusMessage("short", time_to_live=dt.timedelta(seconds=1)),
+                    ServiceBusMessage("long"),
+                ]
             )
             await asyncio.sleep(1.1)
             assert [m.body for m in broker.messages("q")] == [b"long"]

@@ -20,31 +20,57 @@ async def test_single_message_round_trips_every_field(sdk, sb_broker):
         subject="greeting",
         content_type="text/plain",
         time_to_live=dt.timedelta(minutes=5),
-        application_properties={"kind": "job", "attempt": 3, "ok": True, "ratio": 0.5, "raw": b"\x00\x01"},
+        application_properties={
+            "kind": "job",
+            "attempt": 3,
+            "ok": True,
+            "ratio": 0.5,
+            "raw": b"\x00\x01",
+        },
     )
     async with sdk.pair("q", max_wait_time=2) as (sender, receiver):
         await sender.send_messages(sent)
         [stored] = sb_broker.messages("q")
-        assert stored.body == b"hello" and stored.message_id == "m-1" and stored.correlation_id == "c-1"
+        assert (
+            stored.body == b"hello"
+            and stored.message_id == "m-1"
+            and stored.correlation_id == "c-1"
+        )
         # The broker reports wire types; this SDK sends a bytes property value as an AMQP string.
         assert stored.application_properties == {
-            "kind": "job", "attempt": 3, "ok": True, "ratio": 0.5, "raw": "\x00\x01"
+            "kind": "job",
+            "attempt": 3,
+            "ok": True,
+            "ratio": 0.5,
+            "raw": "\x00\x01",
         }
-        assert stored.delivery_count == 0 and stored.sequence_number == 1 and stored.reply_to == "replies"
+        assert (
+            stored.delivery_count == 0
+            and stored.sequence_number == 1
+            and stored.reply_to == "replies"
+        )
 
         [got] = await receiver.receive_messages(max_message_count=1, max_wait_time=2)
         # What the real service hands back through this SDK: keys and string values as bytes.
         assert got.application_properties == {
-            b"kind": b"job", b"attempt": 3, b"ok": True, b"ratio": 0.5, b"raw": b"\x00\x01"
+            b"kind": b"job",
+            b"attempt": 3,
+            b"ok": True,
+            b"ratio": 0.5,
+            b"raw": b"\x00\x01",
         }
         assert body_of(got) == b"hello"
-        assert (got.message_id, got.correlation_id, got.reply_to, got.subject, got.content_type) == (
-            "m-1", "c-1", "replies", "greeting", "text/plain"
-        )
+        assert (
+            got.message_id,
+            got.correlation_id,
+            got.reply_to,
+            got.subject,
+            got.content_type,
+        ) == ("m-1", "c-1", "replies", "greeting", "text/plain")
         assert got.time_to_live == dt.timedelta(minutes=5)
         assert got.delivery_count == 0
         assert got.sequence_number == 1
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         assert abs((got.enqueued_time_utc - now).total_seconds()) < 5
         assert 25 < (got.locked_until_utc - now).total_seconds() <= 31
         assert isinstance(got.lock_token, uuid.UUID)
@@ -57,7 +83,9 @@ async def test_single_message_round_trips_every_field(sdk, sb_broker):
 
 async def test_batch_send_is_one_transfer_of_many_messages(sdk, sb_broker):
     async with sdk.pair("q") as (sender, receiver):
-        await sender.send_messages([ServiceBusMessage(f"m{i}", message_id=f"id-{i}") for i in range(3)])
+        await sender.send_messages(
+            [ServiceBusMessage(f"m{i}", message_id=f"id-{i}") for i in range(3)]
+        )
         batch = await sender.create_message_batch()
         for i in range(3, 5):
             batch.add_message(ServiceBusMessage(f"m{i}", application_properties={"i": i}))
@@ -80,7 +108,10 @@ async def test_batch_send_is_one_transfer_of_many_messages(sdk, sb_broker):
 
 
 async def test_receive_and_delete_removes_on_delivery(sdk, sb_broker):
-    async with sdk.pair("q", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE) as (sender, receiver):
+    async with sdk.pair("q", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE) as (
+        sender,
+        receiver,
+    ):
         await sender.send_messages([ServiceBusMessage("a"), ServiceBusMessage("b")])
         got = await receiver.receive_messages(max_message_count=2, max_wait_time=2)
         if len(got) < 2:
@@ -111,7 +142,9 @@ async def test_large_messages_are_split_across_frames_both_ways(sdk_kind, sb_bro
     try:
         async with side.pair("big") as (sender, receiver):
             await sender.send_messages(ServiceBusMessage(payload, message_id="big"))
-            await sender.send_messages([ServiceBusMessage(payload[:50_000]), ServiceBusMessage(b"small")])
+            await sender.send_messages(
+                [ServiceBusMessage(payload[:50_000]), ServiceBusMessage(b"small")]
+            )
             assert broker.counters["split_deliveries_in"] == 2
             assert [len(m.body) for m in broker.messages("big")] == [len(payload), 50_000, 5]
             got = []
@@ -129,7 +162,9 @@ async def test_large_messages_are_split_across_frames_both_ways(sdk_kind, sb_bro
 async def test_peek_returns_messages_without_locking(sdk, sb_broker):
     async with sdk.pair("q") as (sender, receiver):
         assert await receiver.peek_messages(max_message_count=5) == []  # 204 from the broker
-        await sender.send_messages([ServiceBusMessage(f"p{i}", application_properties={"i": i}) for i in range(3)])
+        await sender.send_messages(
+            [ServiceBusMessage(f"p{i}", application_properties={"i": i}) for i in range(3)]
+        )
         peeked = await receiver.peek_messages(max_message_count=10)
         assert [body_of(m) for m in peeked] == [b"p0", b"p1", b"p2"]
         assert [m.sequence_number for m in peeked] == [1, 2, 3]

@@ -40,15 +40,22 @@ async def test_abandon_redelivers_with_incremented_delivery_count(sdk, sb_broker
 
 async def test_dead_letter_keeps_reason_and_description(sdk, sb_broker):
     async with sdk.pair("q") as (sender, receiver):
-        await sender.send_messages(ServiceBusMessage("poison", message_id="p1", application_properties={"k": "v"}))
+        await sender.send_messages(
+            ServiceBusMessage("poison", message_id="p1", application_properties={"k": "v"})
+        )
         message = await _receive_one(receiver)
         elapsed = await _timed(
-            receiver.dead_letter_message(message, reason="BadInput", error_description="field x missing")
+            receiver.dead_letter_message(
+                message, reason="BadInput", error_description="field x missing"
+            )
         )
         assert elapsed < 1.0
     assert sb_broker.queue_count("q") == 0 and sb_broker.dlq_count("q") == 1
     [stored] = sb_broker.dlq_messages("q")
-    assert (stored.dead_letter_reason, stored.dead_letter_description) == ("BadInput", "field x missing")
+    assert (stored.dead_letter_reason, stored.dead_letter_description) == (
+        "BadInput",
+        "field x missing",
+    )
     assert stored.dead_letter_source == "q" and stored.message_id == "p1"
 
     async with sdk.receiver("q", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
@@ -76,7 +83,10 @@ async def test_max_delivery_count_moves_message_to_dlq(sdk_kind, sb_broker_facto
             assert await receiver.receive_messages(max_message_count=1, max_wait_time=0.5) == []
         [dead] = broker.dlq_messages("q")
         assert dead.dead_letter_reason == "MaxDeliveryCountExceeded"
-        assert dead.dead_letter_description == "Message could not be consumed after 3 delivery attempts."
+        assert (
+            dead.dead_letter_description
+            == "Message could not be consumed after 3 delivery attempts."
+        )
         assert broker.queue_count("q") == 0
     finally:
         await side.close()
@@ -87,7 +97,9 @@ async def test_lock_expiry_redelivers_and_renew_lock_extends(sdk_kind, sb_broker
     side = Side(sdk_kind, broker.connection_string)
     try:
         async with side.pair("q") as (sender, receiver):
-            await sender.send_messages([ServiceBusMessage("expire-me"), ServiceBusMessage("renew-me")])
+            await sender.send_messages(
+                [ServiceBusMessage("expire-me"), ServiceBusMessage("renew-me")]
+            )
             got = await receiver.receive_messages(max_message_count=2, max_wait_time=2)
             if len(got) < 2:
                 got += await receiver.receive_messages(max_message_count=1, max_wait_time=2)
@@ -117,7 +129,9 @@ async def test_lock_lost_at_the_broker_is_reported(sdk, sb_broker):
         if len(got) < 2:
             got += await receiver.receive_messages(max_message_count=1, max_wait_time=2)
         sb_broker.reset()  # the broker forgets every lock; the client still thinks it holds them
-        with pytest.raises(MessageLockLostError):  # settled over the receive link: rejected, message-lock-lost
+        with pytest.raises(
+            MessageLockLostError
+        ):  # settled over the receive link: rejected, message-lock-lost
             await receiver.complete_message(got[0])
         with pytest.raises(MessageLockLostError):  # renew over $management: 410, message-lock-lost
             await receiver.renew_message_lock(got[1])

@@ -25,9 +25,21 @@ def _get(port: int, path: str):
 def test_cli_serves_sdk_and_admin_http():
     port, admin = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sbbroker", "--port", str(port), "--queue", "jobs", "--no-auto-create",
-         "--admin-port", str(admin)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "sbbroker",
+            "--port",
+            str(port),
+            "--queue",
+            "jobs",
+            "--no-auto-create",
+            "--admin-port",
+            str(admin),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port, proc=proc)
@@ -35,10 +47,16 @@ def test_cli_serves_sdk_and_admin_http():
         conn = f"Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true"
         with ServiceBusClient.from_connection_string(conn) as client:
             with client.get_queue_sender("jobs", keep_alive=0) as sender:
-                sender.send_messages(ServiceBusMessage("job-1", message_id="j1", application_properties={"a": 1}))
+                sender.send_messages(
+                    ServiceBusMessage("job-1", message_id="j1", application_properties={"a": 1})
+                )
         assert _get(admin, "/queues")["jobs"]["active"] == 1
         [message] = _get(admin, "/queues/jobs")
-        assert (message["body"], message["message_id"], message["application_properties"]) == ("job-1", "j1", {"a": 1})
+        assert (message["body"], message["message_id"], message["application_properties"]) == (
+            "job-1",
+            "j1",
+            {"a": 1},
+        )
         assert _get(admin, "/queues/jobs/dlq") == []
         request = urllib.request.Request(f"http://127.0.0.1:{admin}/reset", method="POST")
         urllib.request.urlopen(request, timeout=5).close()

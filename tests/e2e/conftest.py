@@ -20,7 +20,13 @@ import pytest
 import pytest_asyncio
 
 from devserver.queues import QueueSide
-from shared.jobs import Backlog, JobMessage, build_backlog, delivery_from_servicebus, text_from_queue_message
+from shared.jobs import (
+    Backlog,
+    JobMessage,
+    build_backlog,
+    delivery_from_servicebus,
+    text_from_queue_message,
+)
 from shared.settings import load_backlog_settings
 from tests.fixtures.sim import start_sim
 
@@ -29,7 +35,9 @@ __all__ = ["REGIONS", "Harness", "backlog_env", "e2e_sim", "harness_factory", "m
 REGIONS = ("eastus2", "swedencentral")
 
 
-def backlog_env(broker: Any, azurite: Any, unique_name: Callable[[str], str], **extra: str) -> dict[str, str]:
+def backlog_env(
+    broker: Any, azurite: Any, unique_name: Callable[[str], str], **extra: str
+) -> dict[str, str]:
     return {
         "BACKLOG_QUEUE": unique_name("backlog"),
         "PARKING_QUEUE": unique_name("parked"),
@@ -61,7 +69,11 @@ class Harness:
         return self.backlog.services.store
 
     def job(self, content: str = "hello", **fields: Any) -> JobMessage:
-        request = fields.pop("request", None) or {"model": "gpt-4o", "messages": [{"role": "user", "content": content}], "max_tokens": 16}
+        request = fields.pop("request", None) or {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": content}],
+            "max_tokens": 16,
+        }
         return JobMessage(request=request, reply_to=self.reply_queue, **fields)
 
     async def submit(self, *jobs: JobMessage) -> list[str]:
@@ -81,7 +93,9 @@ class Harness:
                     pending.discard(job_id)
             if pending:
                 await asyncio.sleep(0.1)
-        assert not pending, f"{len(pending)} jobs not terminal after {timeout}s: {sorted(pending)[:5]}"
+        assert not pending, (
+            f"{len(pending)} jobs not terminal after {timeout}s: {sorted(pending)[:5]}"
+        )
         return done
 
     def replies(self) -> list[dict[str, Any]]:
@@ -93,7 +107,9 @@ class Harness:
             out.append(body)
         return out
 
-    async def start(self, *, timer: bool = True, wrap: Callable[[str, Any], Any] | None = None) -> "Harness":
+    async def start(
+        self, *, timer: bool = True, wrap: Callable[[str, Any], Any] | None = None
+    ) -> Harness:
         backlog = self.backlog
 
         async def worker(msg: Any) -> None:
@@ -127,7 +143,11 @@ class Harness:
 
         import function_app
 
-        side = QueueSide(function_app.app, self.env, host_json={"extensions": {"serviceBus": {"maxConcurrentCalls": 16}}}).build(wrap=choose)
+        side = QueueSide(
+            function_app.app,
+            self.env,
+            host_json={"extensions": {"serviceBus": {"maxConcurrentCalls": 16}}},
+        ).build(wrap=choose)
         if not timer:
             side.pumps = [p for p in side.pumps if p.name != "backlog_timer"]
         self.side = side
@@ -139,17 +159,21 @@ class Harness:
             self.stop.set()
             try:
                 await asyncio.wait_for(self.task, timeout=15)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.task.cancel()
         await self.backlog.aclose()
 
 
 @pytest_asyncio.fixture
-async def harness_factory(azurite: Any, unique_name: Callable[[str], str]) -> AsyncIterator[Callable[..., Harness]]:
+async def harness_factory(
+    azurite: Any, unique_name: Callable[[str], str]
+) -> AsyncIterator[Callable[..., Harness]]:
     """``harness_factory(broker, gateway, *, checkpoint=None, clock=time.time, **env) -> Harness`` (not started)."""
     built: list[Harness] = []
 
-    def make(broker: Any, gateway: Any, *, checkpoint: Any = None, clock: Any = time.time, **env: str) -> Harness:
+    def make(
+        broker: Any, gateway: Any, *, checkpoint: Any = None, clock: Any = time.time, **env: str
+    ) -> Harness:
         values = backlog_env(broker, azurite, unique_name, **env)
         settings = load_backlog_settings(values)
         backlog = build_backlog(settings, gateway, clock=clock, checkpoint=checkpoint)

@@ -10,11 +10,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 
 async def test_chaos_every_job_ends_once_and_is_replied_once(e2e_sim, sb_broker, azurite):
-    report = await run_chaos(jobs=200, sim=e2e_sim, broker=sb_broker, storage_connection=azurite.connection_string,
-                             deadline_s=25.0, timeout_s=35.0)
+    report = await run_chaos(
+        jobs=200,
+        sim=e2e_sim,
+        broker=sb_broker,
+        storage_connection=azurite.connection_string,
+        deadline_s=25.0,
+        timeout_s=35.0,
+    )
     print(report.summary())
     assert report.not_terminal == 0, report.summary()
-    assert report.terminal_writes == report.jobs and report.double_terminal_writes == 0, report.summary()
+    assert report.terminal_writes == report.jobs and report.double_terminal_writes == 0, (
+        report.summary()
+    )
     assert report.duplicate_replies == 0 and report.jobs_without_reply == 0, report.summary()
     assert report.succeeded + sum(report.failed.values()) == report.jobs
     assert sum(report.crashes.values()) > 0 and report.parks > 0  # the chaos actually happened

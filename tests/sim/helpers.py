@@ -17,7 +17,9 @@ def azure_client(region: RegionHandle, **kwargs: Any) -> openai.AzureOpenAI:
     """AzureOpenAI on the dated routes with the region's api key."""
     kwargs.setdefault("api_key", region.api_key)
     kwargs.setdefault("timeout", 5)
-    return openai.AzureOpenAI(azure_endpoint=region.endpoint, api_version=API_VERSION, max_retries=0, **kwargs)
+    return openai.AzureOpenAI(
+        azure_endpoint=region.endpoint, api_version=API_VERSION, max_retries=0, **kwargs
+    )
 
 
 def v1_client(region: RegionHandle, **kwargs: Any) -> openai.OpenAI:

@@ -15,7 +15,9 @@ from tests.sim.helpers import MESSAGES, azure_client, v1_client
 
 
 def _chat(region, **kwargs):
-    return azure_client(region, **kwargs).chat.completions.create(model="gpt-4o-prod", messages=MESSAGES, max_tokens=3)
+    return azure_client(region, **kwargs).chat.completions.create(
+        model="gpt-4o-prod", messages=MESSAGES, max_tokens=3
+    )
 
 
 def test_reset_fault_is_connection_error(fresh: SimHandle) -> None:
@@ -91,7 +93,11 @@ def test_throttle_storm_with_absurd_retry_after(fresh: SimHandle) -> None:
     assert err.value.body["code"] == "429"
     assert "Please retry after 86400 seconds" in err.value.body["message"]
     stats = region.stats()
-    assert stats["throttled"] == 3 and stats["failures"]["throttle"] == 3 and stats["tokens_charged"] == 0
+    assert (
+        stats["throttled"] == 3
+        and stats["failures"]["throttle"] == 3
+        and stats["tokens_charged"] == 0
+    )
 
 
 def test_throttle_with_retry_after_ms_and_duration(fresh: SimHandle) -> None:

@@ -16,7 +16,11 @@ from tests.sim.helpers import MESSAGES, SCOPE, v1_client
 
 def test_protocol_shape(fresh: SimHandle) -> None:
     ident = fresh.identity
-    params = {"api-version": "2019-08-01", "resource": "https://cognitiveservices.azure.com", "client_id": "abc"}
+    params = {
+        "api-version": "2019-08-01",
+        "resource": "https://cognitiveservices.azure.com",
+        "client_id": "abc",
+    }
     r = httpx.get(ident.endpoint, params=params, headers={"X-IDENTITY-HEADER": ident.header})
     assert r.status_code == 200
     body = r.json()
@@ -24,7 +28,12 @@ def test_protocol_shape(fresh: SimHandle) -> None:
     assert body["token_type"] == "Bearer" and body["client_id"] == "abc"
     assert isinstance(body["expires_on"], str) and int(body["expires_on"]) > time.time() + 3000
     assert httpx.get(ident.endpoint, params=params).status_code == 401
-    assert httpx.get(ident.endpoint, params={"resource": "x"}, headers={"X-IDENTITY-HEADER": ident.header}).status_code == 400
+    assert (
+        httpx.get(
+            ident.endpoint, params={"resource": "x"}, headers={"X-IDENTITY-HEADER": ident.header}
+        ).status_code
+        == 400
+    )
     stats = ident.stats()
     assert stats["tokens_issued"] == 1 and stats["bad_requests"] == 2 and stats["requests"] == 3
 
@@ -40,17 +49,23 @@ def test_refuse_mode(identity_env: SimHandle) -> None:
 
 def test_refuse_mode_surfaces_through_the_token_provider(identity_env: SimHandle) -> None:
     identity_env.identity.set_mode(refuse=True)
-    client = v1_client(identity_env.region("eastus2"),
-                       api_key=get_bearer_token_provider(ManagedIdentityCredential(), SCOPE))
+    client = v1_client(
+        identity_env.region("eastus2"),
+        api_key=get_bearer_token_provider(ManagedIdentityCredential(), SCOPE),
+    )
     with pytest.raises(ClientAuthenticationError):
         client.chat.completions.create(model="gpt-4o-prod", messages=MESSAGES)
     assert identity_env.region("eastus2").stats()["requests"] == 0
 
 
 def test_short_lived_tokens_are_refreshed(identity_env: SimHandle) -> None:
-    identity_env.identity.set_mode(ttl_s=30)  # under azure-identity's 300 s refresh margin: a fresh token each call
-    client = v1_client(identity_env.region("eastus2"),
-                       api_key=get_bearer_token_provider(ManagedIdentityCredential(), SCOPE))
+    identity_env.identity.set_mode(
+        ttl_s=30
+    )  # under azure-identity's 300 s refresh margin: a fresh token each call
+    client = v1_client(
+        identity_env.region("eastus2"),
+        api_key=get_bearer_token_provider(ManagedIdentityCredential(), SCOPE),
+    )
     for _ in range(3):
         assert client.chat.completions.create(model="gpt-4o-prod", messages=MESSAGES, max_tokens=1)
     assert identity_env.identity.stats()["tokens_issued"] == 3
@@ -58,8 +73,10 @@ def test_short_lived_tokens_are_refreshed(identity_env: SimHandle) -> None:
 
 
 def test_long_lived_tokens_are_cached(identity_env: SimHandle) -> None:
-    client = v1_client(identity_env.region("eastus2"),
-                       api_key=get_bearer_token_provider(ManagedIdentityCredential(), SCOPE))
+    client = v1_client(
+        identity_env.region("eastus2"),
+        api_key=get_bearer_token_provider(ManagedIdentityCredential(), SCOPE),
+    )
     for _ in range(3):
         assert client.chat.completions.create(model="gpt-4o-prod", messages=MESSAGES, max_tokens=1)
     assert identity_env.identity.stats()["tokens_issued"] == 1
@@ -68,7 +85,9 @@ def test_long_lived_tokens_are_cached(identity_env: SimHandle) -> None:
 def test_without_role_then_back(identity_env: SimHandle) -> None:
     region = identity_env.region("eastus2")
     identity_env.identity.set_mode(without_role=True, ttl_s=10)
-    client = v1_client(region, api_key=get_bearer_token_provider(ManagedIdentityCredential(), SCOPE))
+    client = v1_client(
+        region, api_key=get_bearer_token_provider(ManagedIdentityCredential(), SCOPE)
+    )
     with pytest.raises(openai.PermissionDeniedError):
         client.chat.completions.create(model="gpt-4o-prod", messages=MESSAGES)
     identity_env.identity.set_mode(ttl_s=10)

@@ -21,7 +21,9 @@ from tests.sim.helpers import MESSAGES, azure_client, v1_client
 
 
 def _stream(client, model="gpt-4o-prod", max_tokens=10):
-    return client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=max_tokens, stream=True)
+    return client.chat.completions.create(
+        model=model, messages=MESSAGES, max_tokens=max_tokens, stream=True
+    )
 
 
 def _drain(stream) -> tuple[list, BaseException | None]:
@@ -40,10 +42,14 @@ def test_reset_after_chunks_is_a_connection_error_after_n_chunks(fresh: SimHandl
     region.fault("reset", after_chunks=3, count=1)
     chunks, error = _drain(_stream(azure_client(region)))
     assert len(chunks) == 3
-    assert chunks[0].choices == [] and chunks[0].prompt_filter_results  # the prompt-filter chunk counts
+    assert (
+        chunks[0].choices == [] and chunks[0].prompt_filter_results
+    )  # the prompt-filter chunk counts
     assert chunks[1].choices[0].delta.role == "assistant"
     assert chunks[2].choices[0].delta.content
-    assert isinstance(error, openai.APIConnectionError) and not isinstance(error, openai.APITimeoutError)
+    assert isinstance(error, openai.APIConnectionError) and not isinstance(
+        error, openai.APITimeoutError
+    )
     assert isinstance(error.__cause__, httpx2.TransportError)
     stats = region.stats()
     assert stats["failures"]["reset_mid_stream"] == 1 and stats["failures"]["reset"] == 0
@@ -70,7 +76,11 @@ def test_reset_after_chunks_sends_rst_after_the_events(fresh: SimHandle) -> None
             while chunk := sock.recv(65536):
                 received += chunk
     assert received.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert received.count(b"data: ") == 2 and b"[DONE]" not in received and not received.endswith(b"0\r\n\r\n")
+    assert (
+        received.count(b"data: ") == 2
+        and b"[DONE]" not in received
+        and not received.endswith(b"0\r\n\r\n")
+    )
 
 
 def test_hang_after_chunks_times_out_after_n_chunks(fresh: SimHandle) -> None:
@@ -81,9 +91,15 @@ def test_hang_after_chunks_times_out_after_n_chunks(fresh: SimHandle) -> None:
     assert len(chunks) == 3 and isinstance(error, openai.APITimeoutError)
     assert time.monotonic() - started >= 0.5
     stats = region.stats()
-    assert stats["failures"]["hang_mid_stream"] == 1 and stats["failures"]["hang"] == 0 and stats["streamed"] == 1
+    assert (
+        stats["failures"]["hang_mid_stream"] == 1
+        and stats["failures"]["hang"] == 0
+        and stats["streamed"] == 1
+    )
     deadline = time.monotonic() + 3
-    while region.stats()["in_flight"] and time.monotonic() < deadline:  # the client left: connection closed
+    while (
+        region.stats()["in_flight"] and time.monotonic() < deadline
+    ):  # the client left: connection closed
         time.sleep(0.05)
     assert region.stats()["in_flight"] == 0
     chunks, error = _drain(_stream(azure_client(region)))
@@ -101,19 +117,32 @@ def test_hang_after_chunks_released_by_duration(fresh: SimHandle) -> None:
     assert 0.4 <= time.monotonic() - started < 3
 
 
-def test_non_streaming_requests_pass_untouched_and_do_not_consume_the_fault(fresh: SimHandle) -> None:
+def test_non_streaming_requests_pass_untouched_and_do_not_consume_the_fault(
+    fresh: SimHandle,
+) -> None:
     region = fresh.region("eastus2")
     fault_id = region.fault("reset", after_chunks=1, count=1)
     client = azure_client(region)
-    assert client.chat.completions.create(model="gpt-4o-prod", messages=MESSAGES, max_tokens=3).choices
+    assert client.chat.completions.create(
+        model="gpt-4o-prod", messages=MESSAGES, max_tokens=3
+    ).choices
     assert client.embeddings.create(model="embed-eastus2", input="x").data
     [fault] = RegionControl(region.endpoint).faults()
-    assert fault["id"] == fault_id and fault["after_chunks"] == 1 and fault["hits"] == 0 and fault["remaining_count"] == 1
+    assert (
+        fault["id"] == fault_id
+        and fault["after_chunks"] == 1
+        and fault["hits"] == 0
+        and fault["remaining_count"] == 1
+    )
     chunks, error = _drain(_stream(client))
     assert len(chunks) == 1 and isinstance(error, openai.APIConnectionError)
     assert RegionControl(region.endpoint).faults() == []
     stats = region.stats()
-    assert stats["failures"]["reset_mid_stream"] == 1 and stats["served"] == 3 and stats["requests"] == 3
+    assert (
+        stats["failures"]["reset_mid_stream"] == 1
+        and stats["served"] == 3
+        and stats["requests"] == 3
+    )
 
 
 def test_after_chunks_beyond_the_stream_cuts_before_done(fresh: SimHandle) -> None:
@@ -148,7 +177,15 @@ def test_blocking_fault_still_wins_and_mid_stream_waits_for_a_stream(fresh: SimH
 
 def test_invalid_after_chunks_is_rejected(fresh: SimHandle) -> None:
     region = fresh.region("eastus2")
-    for kind, value in (("error", 2), ("throttle", 2), ("slow", 2), ("reset", -1), ("hang", 1.5), ("reset", True), ("hang", "3")):
+    for kind, value in (
+        ("error", 2),
+        ("throttle", 2),
+        ("slow", 2),
+        ("reset", -1),
+        ("hang", 1.5),
+        ("reset", True),
+        ("hang", "3"),
+    ):
         with pytest.raises(ControlError):
             region.fault(kind, after_chunks=value)
     assert RegionControl(region.endpoint).faults() == []

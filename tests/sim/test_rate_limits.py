@@ -17,15 +17,17 @@ PROMPT = [{"role": "user", "content": "x" * 40}]  # 40 chars -> 10 estimated tok
 
 @pytest.fixture
 def limited(sim_factory) -> SimHandle:
-    regions = [{
-        "name": "tight",
-        "deployments": [
-            {"name": "chat-1k", "model": "gpt-4o", "tpm": 1000},            # RPM 6 -> 1 per window
-            {"name": "chat-2k", "model": "gpt-4o", "tpm": 2000, "rpm": 60},  # 10 per window
-            {"name": "chat-10k", "model": "gpt-4o", "tpm": 10000},
-            {"name": "embed", "model": "text-embedding-3-small", "tpm": 1000, "rpm": 60},
-        ],
-    }]
+    regions = [
+        {
+            "name": "tight",
+            "deployments": [
+                {"name": "chat-1k", "model": "gpt-4o", "tpm": 1000},  # RPM 6 -> 1 per window
+                {"name": "chat-2k", "model": "gpt-4o", "tpm": 2000, "rpm": 60},  # 10 per window
+                {"name": "chat-10k", "model": "gpt-4o", "tpm": 10000},
+                {"name": "embed", "model": "text-embedding-3-small", "tpm": 1000, "rpm": 60},
+            ],
+        }
+    ]
     sim = sim_factory(regions, minute_seconds=MINUTE, identity=False)
     sim.region("tight").reset()  # windows start now
     return sim
@@ -34,7 +36,8 @@ def limited(sim_factory) -> SimHandle:
 def test_success_carries_remaining_headers_and_charges_estimate(limited: SimHandle) -> None:
     region = limited.region("tight")
     raw = azure_client(region).chat.completions.with_raw_response.create(
-        model="chat-2k", messages=PROMPT, max_tokens=100)
+        model="chat-2k", messages=PROMPT, max_tokens=100
+    )
     h = raw.headers
     assert h["x-ratelimit-remaining-tokens"] == str(2000 - (10 + 100))
     assert h["x-ratelimit-remaining-requests"] == "9"
@@ -47,10 +50,13 @@ def test_success_carries_remaining_headers_and_charges_estimate(limited: SimHand
 
 def test_default_max_tokens_is_charged_when_absent(limited: SimHandle) -> None:
     region = limited.region("tight")
-    raw = v1_client(region).chat.completions.with_raw_response.create(model="chat-10k", messages=PROMPT)
+    raw = v1_client(region).chat.completions.with_raw_response.create(
+        model="chat-10k", messages=PROMPT
+    )
     assert raw.headers["x-ratelimit-remaining-tokens"] == str(10000 - (10 + 4096))
     raw = v1_client(region).chat.completions.with_raw_response.create(
-        model="chat-10k", messages=PROMPT, max_completion_tokens=50)
+        model="chat-10k", messages=PROMPT, max_completion_tokens=50
+    )
     assert raw.headers["x-ratelimit-remaining-tokens"] == str(10000 - (10 + 4096) - (10 + 50))
 
 
@@ -67,13 +73,17 @@ def test_token_limit_429(limited: SimHandle) -> None:
     assert body["code"] == "429"
     assert body["message"].startswith(
         "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 "
-        "have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after ")
+        "have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after "
+    )
     retry_ms = int(h["retry-after-ms"])
     assert 0 < retry_ms <= MINUTE * 1000
     assert h["retry-after"] == str(max(1, math.ceil(retry_ms / 1000)))
     assert f"Please retry after {h['retry-after']} seconds" in body["message"]
     assert h["x-ratelimit-remaining-tokens"] == str(2000 - 1510)
-    assert h["x-ratelimit-remaining-requests"] in ("9", "10")  # "10" if the 0.5 s RPM window rolled over
+    assert h["x-ratelimit-remaining-requests"] in (
+        "9",
+        "10",
+    )  # "10" if the 0.5 s RPM window rolled over
     assert "x-ratelimit-reset-tokens" in h and "x-ratelimit-reset-requests" in h
     stats = region.stats()
     assert stats["throttled"] == 1 and stats["failures"]["rate_limit"] == 1

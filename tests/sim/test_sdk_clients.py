@@ -6,10 +6,22 @@ import math
 
 import openai
 import pytest
-from azure.identity import DefaultAzureCredential, ManagedIdentityCredential, get_bearer_token_provider
+from azure.identity import (
+    DefaultAzureCredential,
+    ManagedIdentityCredential,
+    get_bearer_token_provider,
+)
 
 from tests.fixtures.sim import SimHandle
-from tests.sim.helpers import MESSAGES, SCOPE, azure_client, chat_deployment, embed_deployment, v1_client
+from tests.sim.helpers import (
+    MESSAGES,
+    SCOPE,
+    azure_client,
+    chat_deployment,
+    embed_deployment,
+    v1_client,
+)
+
 
 def _check_chat(client: openai.OpenAI, model: str) -> None:
     reply = client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=12)
@@ -21,7 +33,11 @@ def _check_chat(client: openai.OpenAI, model: str) -> None:
 
 def _check_stream(client: openai.OpenAI, model: str) -> None:
     stream = client.chat.completions.create(
-        model=model, messages=MESSAGES, max_tokens=8, stream=True, stream_options={"include_usage": True}
+        model=model,
+        messages=MESSAGES,
+        max_tokens=8,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     text, finish, usage = "", None, None
     for chunk in stream:
@@ -77,8 +93,13 @@ def test_v1_with_managed_identity_token_provider(identity_env: SimHandle) -> Non
 def test_dated_routes_with_default_azure_credential(identity_env: SimHandle) -> None:
     region = identity_env.region("swedencentral")
     provider = get_bearer_token_provider(DefaultAzureCredential(), SCOPE)
-    client = openai.AzureOpenAI(azure_endpoint=region.endpoint, api_version="2024-10-21",
-                                azure_ad_token_provider=provider, max_retries=0, timeout=5)
+    client = openai.AzureOpenAI(
+        azure_endpoint=region.endpoint,
+        api_version="2024-10-21",
+        azure_ad_token_provider=provider,
+        max_retries=0,
+        timeout=5,
+    )
     _check_chat(client, "gpt4o-sweden")
     _check_stream(client, "gpt4o-sweden")
     _check_embeddings(client, "embed-sweden")
@@ -91,14 +112,29 @@ async def test_async_clients_with_aio_managed_identity(identity_env: SimHandle) 
     region = identity_env.region("eastus2")
     async with AioManagedIdentityCredential() as credential:
         provider = aio_provider(credential, SCOPE)
-        client = openai.AsyncOpenAI(base_url=region.v1_base_url, api_key=provider, max_retries=0, timeout=5)
-        reply = await client.chat.completions.create(model="gpt-4o-prod", messages=MESSAGES, max_tokens=5)
+        client = openai.AsyncOpenAI(
+            base_url=region.v1_base_url, api_key=provider, max_retries=0, timeout=5
+        )
+        reply = await client.chat.completions.create(
+            model="gpt-4o-prod", messages=MESSAGES, max_tokens=5
+        )
         assert reply.usage.completion_tokens == 5
-        stream = await client.chat.completions.create(model="gpt-4o-prod", messages=MESSAGES, max_tokens=3, stream=True)
-        pieces = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+        stream = await client.chat.completions.create(
+            model="gpt-4o-prod", messages=MESSAGES, max_tokens=3, stream=True
+        )
+        pieces = [
+            c.choices[0].delta.content
+            async for c in stream
+            if c.choices and c.choices[0].delta.content
+        ]
         assert len(pieces) == 3
-        azure = openai.AsyncAzureOpenAI(azure_endpoint=region.endpoint, api_version="2024-10-21",
-                                        azure_ad_token_provider=provider, max_retries=0, timeout=5)
+        azure = openai.AsyncAzureOpenAI(
+            azure_endpoint=region.endpoint,
+            api_version="2024-10-21",
+            azure_ad_token_provider=provider,
+            max_retries=0,
+            timeout=5,
+        )
         emb = await azure.embeddings.create(model="embed-eastus2", input="hello")
         assert len(emb.data[0].embedding) == 1536
         await client.close()

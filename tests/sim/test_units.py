@@ -24,7 +24,9 @@ def test_limiter_windows_scale_with_the_minute() -> None:
     assert lim.req_limit == 2 and lim.req_window == 1 and lim.tok_window == 6
     assert lim.try_acquire(100).allowed and lim.try_acquire(100).allowed
     refused = lim.try_acquire(100)
-    assert not refused.allowed and refused.calls_exceeded and refused.retry_after_s == pytest.approx(1)
+    assert (
+        not refused.allowed and refused.calls_exceeded and refused.retry_after_s == pytest.approx(1)
+    )
     clock.now += 1.0
     ok = lim.try_acquire(700)
     assert ok.allowed and ok.remaining_tokens == 100 and ok.reset_tokens_s == pytest.approx(5)
@@ -79,13 +81,25 @@ def test_config_rejects_non_loopback_and_bad_regions() -> None:
 
 
 def test_tokens_verify_and_reject() -> None:
-    token, _ = issue_token("s", audience="https://cognitiveservices.azure.com", client_id="c", principal_id="p",
-                           tenant_id="t", roles=(OPENAI_USER_ROLE,), ttl_s=60, now=1000)
+    token, _ = issue_token(
+        "s",
+        audience="https://cognitiveservices.azure.com",
+        client_id="c",
+        principal_id="p",
+        tenant_id="t",
+        roles=(OPENAI_USER_ROLE,),
+        ttl_s=60,
+        now=1000,
+    )
     claims = verify_token("s", token, "https://cognitiveservices.azure.com/", now=1010)
-    assert claims.client_id == "c" and claims.principal_id == "p" and OPENAI_USER_ROLE in claims.roles
-    for secret, now, aud in (("other", 1010, "https://cognitiveservices.azure.com"),
-                             ("s", 1061, "https://cognitiveservices.azure.com"),
-                             ("s", 1010, "https://management.azure.com")):
+    assert (
+        claims.client_id == "c" and claims.principal_id == "p" and OPENAI_USER_ROLE in claims.roles
+    )
+    for secret, now, aud in (
+        ("other", 1010, "https://cognitiveservices.azure.com"),
+        ("s", 1061, "https://cognitiveservices.azure.com"),
+        ("s", 1010, "https://management.azure.com"),
+    ):
         with pytest.raises(TokenError):
             verify_token(secret, token, aud, now=now)
 

@@ -31,8 +31,15 @@ def test_no_package_imports_another_packages_private_modules():
                 continue
             for name in names:
                 parts = name.split(".")
-                if len(parts) >= 3 and parts[0] == "shared" and parts[1] != own and any(p.startswith("_") for p in parts[2:]):
-                    offenders.append(f"{path.relative_to(SHARED.parent)}:{node.lineno} imports {name}")
+                if (
+                    len(parts) >= 3
+                    and parts[0] == "shared"
+                    and parts[1] != own
+                    and any(p.startswith("_") for p in parts[2:])
+                ):
+                    offenders.append(
+                        f"{path.relative_to(SHARED.parent)}:{node.lineno} imports {name}"
+                    )
     assert not offenders, "\n".join(offenders)
 
 

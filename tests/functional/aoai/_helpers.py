@@ -11,8 +11,16 @@ def ctx(timeout_s: float | None = None) -> CallContext:
     return CallContext(correlation_id=uuid.uuid4().hex, caller="tests", timeout_s=timeout_s)
 
 
-def chat(text: str = "Say hello to the gateway.", *, max_tokens: int = 20, stream: bool = False, **extra) -> ChatRequest:
-    return ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": text}], max_tokens=max_tokens, stream=stream, **extra)
+def chat(
+    text: str = "Say hello to the gateway.", *, max_tokens: int = 20, stream: bool = False, **extra
+) -> ChatRequest:
+    return ChatRequest(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": text}],
+        max_tokens=max_tokens,
+        stream=stream,
+        **extra,
+    )
 
 
 def chat_requests(stats: dict, deployment: str) -> int:

@@ -8,12 +8,14 @@ import pytest
 
 from shared.aoai import AuthFailed, BadRequest, ContentFiltered, DeploymentNotFound, FailureKind
 
-from ._helpers import chat, chat_requests, ctx
+from ._helpers import chat, ctx
 
 PREFER_EAST = {"eastus2": 0, "swedencentral": 1}
 
 
-async def test_content_filter_is_typed_and_never_failed_over(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_content_filter_is_typed_and_never_failed_over(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
     gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST))
     with pytest.raises(ContentFiltered) as caught:
@@ -26,7 +28,9 @@ async def test_content_filter_is_typed_and_never_failed_over(sim_factory, gatewa
     assert result.finish_reason == "content_filter" and result.content_filtered
 
 
-async def test_other_400_passes_through_unretried(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_other_400_passes_through_unretried(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
     gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST))
     with pytest.raises(BadRequest) as caught:
@@ -35,9 +39,13 @@ async def test_other_400_passes_through_unretried(sim_factory, gateway_settings_
     assert sim.region("swedencentral").stats()["requests"] == 0
 
 
-async def test_401_with_shared_credentials_is_not_retried_elsewhere(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_401_with_shared_credentials_is_not_retried_elsewhere(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
-    settings = gateway_settings_factory(sim, priorities=PREFER_EAST, api_keys={"eastus2": "wrong", "swedencentral": "wrong"})
+    settings = gateway_settings_factory(
+        sim, priorities=PREFER_EAST, api_keys={"eastus2": "wrong", "swedencentral": "wrong"}
+    )
     gateway = gateway_factory(settings)
     with pytest.raises(AuthFailed) as caught:
         await gateway.chat(chat(), ctx())
@@ -47,39 +55,60 @@ async def test_401_with_shared_credentials_is_not_retried_elsewhere(sim_factory,
     assert sim.region("swedencentral").stats()["requests"] == 0
 
 
-async def test_401_is_retried_on_a_region_with_other_credentials(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_401_is_retried_on_a_region_with_other_credentials(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
-    gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST, api_keys={"eastus2": "wrong"}))
+    gateway = gateway_factory(
+        gateway_settings_factory(sim, priorities=PREFER_EAST, api_keys={"eastus2": "wrong"})
+    )
     result = await gateway.chat(chat(), ctx())
-    assert [(a.region, a.outcome) for a in result.attempts] == [("eastus2", FailureKind.AUTH), ("swedencentral", None)]
+    assert [(a.region, a.outcome) for a in result.attempts] == [
+        ("eastus2", FailureKind.AUTH),
+        ("swedencentral", None),
+    ]
 
 
-async def test_404_names_region_and_deployment_and_the_deployment_is_skipped(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_404_names_region_and_deployment_and_the_deployment_is_skipped(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
     both_wrong = gateway_settings_factory(
-        sim, deployment_overrides={"gpt-4o-prod": {"deployment": "gpt-4o"}, "gpt4o-sweden": {"deployment": "gpt-4o-se"}}
+        sim,
+        deployment_overrides={
+            "gpt-4o-prod": {"deployment": "gpt-4o"},
+            "gpt4o-sweden": {"deployment": "gpt-4o-se"},
+        },
     )
     with pytest.raises(DeploymentNotFound) as caught:
         await gateway_factory(both_wrong).chat(chat(), ctx())
     assert caught.value.region in str(caught.value) and caught.value.deployment in str(caught.value)
     assert caught.value.deployment in ("gpt-4o", "gpt-4o-se")
 
-    one_wrong = gateway_settings_factory(sim, priorities=PREFER_EAST, deployment_overrides={"gpt-4o-prod": {"deployment": "gpt-4o"}})
+    one_wrong = gateway_settings_factory(
+        sim, priorities=PREFER_EAST, deployment_overrides={"gpt-4o-prod": {"deployment": "gpt-4o"}}
+    )
     gateway = gateway_factory(one_wrong)
     first = await gateway.chat(chat(), ctx())
     assert [a.outcome for a in first.attempts] == [FailureKind.NOT_FOUND, None]
     not_found = sim.region("eastus2").stats()["failures"]["not_found"]
     for _ in range(3):
         assert (await gateway.chat(chat(), ctx())).region == "swedencentral"
-    assert sim.region("eastus2").stats()["failures"]["not_found"] == not_found  # remembered, not retried
+    assert (
+        sim.region("eastus2").stats()["failures"]["not_found"] == not_found
+    )  # remembered, not retried
 
 
-async def test_managed_identity_with_a_token_refresh_mid_run(sim_factory, gateway_settings_factory, gateway_factory, monkeypatch):
+async def test_managed_identity_with_a_token_refresh_mid_run(
+    sim_factory, gateway_settings_factory, gateway_factory, monkeypatch
+):
     sim = sim_factory()
     for key, value in sim.identity.env().items():
         monkeypatch.setenv(key, value)
     sim.identity.set_mode(ttl_s=1)
-    gateway = gateway_factory(gateway_settings_factory(sim, auth="managed_identity", api_style="dated"))
+    gateway = gateway_factory(
+        gateway_settings_factory(sim, auth="managed_identity", api_style="dated")
+    )
     v1 = gateway_factory(gateway_settings_factory(sim, auth="managed_identity"))
     for _ in range(3):
         assert (await gateway.chat(chat(), ctx())).response["choices"]
@@ -91,20 +120,28 @@ async def test_managed_identity_with_a_token_refresh_mid_run(sim_factory, gatewa
     assert totals == 0
 
 
-async def test_managed_identity_without_the_role_names_identity_and_role(sim_factory, gateway_settings_factory, gateway_factory, monkeypatch):
+async def test_managed_identity_without_the_role_names_identity_and_role(
+    sim_factory, gateway_settings_factory, gateway_factory, monkeypatch
+):
     sim = sim_factory()
     for key, value in sim.identity.env().items():
         monkeypatch.setenv(key, value)
     sim.identity.set_mode(without_role=True)
-    gateway = gateway_factory(gateway_settings_factory(sim, auth="managed_identity", priorities=PREFER_EAST))
+    gateway = gateway_factory(
+        gateway_settings_factory(sim, auth="managed_identity", priorities=PREFER_EAST)
+    )
     with pytest.raises(AuthFailed) as caught:
         await gateway.chat(chat(), ctx())
     assert caught.value.status in (401, 403)
-    assert "system-assigned managed identity" in str(caught.value) and "Cognitive Services OpenAI User" in str(caught.value)
+    assert "system-assigned managed identity" in str(
+        caught.value
+    ) and "Cognitive Services OpenAI User" in str(caught.value)
     assert sim.region("swedencentral").stats()["requests"] == 0
 
 
-async def test_plain_openai_region_runs_the_same_code(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_plain_openai_region_runs_the_same_code(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
     gateway = gateway_factory(gateway_settings_factory(sim, auth="openai"))
     result = await gateway.chat(chat(), ctx())

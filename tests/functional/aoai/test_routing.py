@@ -12,17 +12,31 @@ from shared.aoai import AllThrottled, FailureKind
 from ._helpers import chat, chat_requests, ctx
 
 SMALL = [
-    {"name": "eastus2", "deployments": [{"name": "gpt-4o-prod", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}]},
-    {"name": "swedencentral", "deployments": [{"name": "gpt4o-sweden", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}]},
+    {
+        "name": "eastus2",
+        "deployments": [
+            {"name": "gpt-4o-prod", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}
+        ],
+    },
+    {
+        "name": "swedencentral",
+        "deployments": [
+            {"name": "gpt4o-sweden", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}
+        ],
+    },
 ]
 PREFER_EAST = {"eastus2": 0, "swedencentral": 1}
 
 
-async def test_burst_above_one_quota_spreads_without_a_single_429(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_burst_above_one_quota_spreads_without_a_single_429(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory(SMALL, minute_seconds=5)
     gateway = gateway_factory(gateway_settings_factory(sim))
     # Each request is charged 1 + 100 tokens: 19 fit one deployment's minute, 30 need both.
-    results = await asyncio.gather(*(gateway.chat(chat("hi", max_tokens=100), ctx()) for _ in range(30)))
+    results = await asyncio.gather(
+        *(gateway.chat(chat("hi", max_tokens=100), ctx()) for _ in range(30))
+    )
     east, sweden = sim.region("eastus2").stats(), sim.region("swedencentral").stats()
     assert east["throttled"] == 0 and sweden["throttled"] == 0
     assert east["failures"]["rate_limit"] == 0 and sweden["failures"]["rate_limit"] == 0
@@ -40,7 +54,10 @@ async def test_retry_after_ms_is_honoured_and_the_next_region_is_tried_in_the_sa
     east.fault("throttle", count=1, retry_after_ms=1500, deployment="gpt-4o-prod")
     started = time.monotonic()
     result = await gateway.chat(chat(), ctx())
-    assert [(a.region, a.outcome) for a in result.attempts] == [("eastus2", FailureKind.THROTTLED), ("swedencentral", None)]
+    assert [(a.region, a.outcome) for a in result.attempts] == [
+        ("eastus2", FailureKind.THROTTLED),
+        ("swedencentral", None),
+    ]
     assert result.region == "swedencentral"
     seen = chat_requests(east.stats(), "gpt-4o-prod")
     while time.monotonic() - started < 1.35:
@@ -48,12 +65,18 @@ async def test_retry_after_ms_is_honoured_and_the_next_region_is_tried_in_the_sa
         await asyncio.sleep(0.1)
     assert chat_requests(east.stats(), "gpt-4o-prod") == seen  # nothing reached it while cooling
     await asyncio.sleep(max(0.0, 1.75 - (time.monotonic() - started)))
-    assert (await gateway.chat(chat(), ctx())).region == "eastus2"  # fail-back once the 1.5 s are over
+    assert (
+        await gateway.chat(chat(), ctx())
+    ).region == "eastus2"  # fail-back once the 1.5 s are over
 
 
-async def test_outage_reset_then_hang_no_caller_errors_and_fail_back(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_outage_reset_then_hang_no_caller_errors_and_fail_back(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
-    settings = gateway_settings_factory(sim, priorities=PREFER_EAST, read_timeout_s=0.5, circuit_cooloff_s=1.0)
+    settings = gateway_settings_factory(
+        sim, priorities=PREFER_EAST, read_timeout_s=0.5, circuit_cooloff_s=1.0
+    )
     gateway = gateway_factory(settings)
     east = sim.region("eastus2")
     reset_id = east.fault("reset", count=1000)
@@ -79,11 +102,15 @@ async def test_outage_reset_then_hang_no_caller_errors_and_fail_back(sim_factory
     assert gateway.health_report()["regions"]["eastus2"]["circuit"]["state"] == "closed"
 
 
-async def test_all_throttled_reports_the_soonest_time(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_all_throttled_reports_the_soonest_time(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
     gateway = gateway_factory(gateway_settings_factory(sim))
     sim.region("eastus2").fault("throttle", count=1, retry_after_ms=3000, deployment="gpt-4o-prod")
-    sim.region("swedencentral").fault("throttle", count=1, retry_after_ms=800, deployment="gpt4o-sweden")
+    sim.region("swedencentral").fault(
+        "throttle", count=1, retry_after_ms=800, deployment="gpt4o-sweden"
+    )
     before = time.time()
     with pytest.raises(AllThrottled) as caught:
         await gateway.chat(chat(), ctx())
@@ -99,7 +126,9 @@ async def test_all_throttled_reports_the_soonest_time(sim_factory, gateway_setti
     assert (await gateway.chat(chat(), ctx())).region == "swedencentral"
 
 
-async def test_absurd_retry_after_parks_the_deployment_without_sleeping(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_absurd_retry_after_parks_the_deployment_without_sleeping(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
     gateway = gateway_factory(gateway_settings_factory(sim))
     for name, dep in (("eastus2", "gpt-4o-prod"), ("swedencentral", "gpt4o-sweden")):
@@ -115,11 +144,15 @@ async def test_absurd_retry_after_parks_the_deployment_without_sleeping(sim_fact
     assert gateway.capacity("gpt-4o").retry_at > time.time() + 86000
 
 
-async def test_streams_fail_over_before_the_first_chunk(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_streams_fail_over_before_the_first_chunk(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
     gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST))
     sim.region("eastus2").fault("error", count=1, status=503)
-    stream = await gateway.open_chat_stream(chat(stream=True, stream_options={"include_usage": True}), ctx())
+    stream = await gateway.open_chat_stream(
+        chat(stream=True, stream_options={"include_usage": True}), ctx()
+    )
     assert stream.region == "swedencentral"
     assert [a.outcome for a in stream.attempts] == [FailureKind.SERVER_ERROR, None]
     chunks = [chunk async for chunk in stream]
@@ -128,16 +161,24 @@ async def test_streams_fail_over_before_the_first_chunk(sim_factory, gateway_set
     assert stream.result.finish_reason in ("stop", "length")
 
 
-async def test_embeddings_batches_are_split_and_reassembled_in_order(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_embeddings_batches_are_split_and_reassembled_in_order(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     from shared.aoai import EmbeddingsRequest
 
     sim = sim_factory()
     settings = gateway_settings_factory(
-        sim, deployment_overrides={"embed-eastus2": {"max_inputs": 3}, "embed-sweden": {"max_inputs": 4}}
+        sim,
+        deployment_overrides={
+            "embed-eastus2": {"max_inputs": 3},
+            "embed-sweden": {"max_inputs": 4},
+        },
     )
     gateway = gateway_factory(settings)
     texts = [f"text number {i}" for i in range(8)]
-    result = await gateway.embeddings(EmbeddingsRequest(model="text-embedding-3-small", input=texts), ctx())
+    result = await gateway.embeddings(
+        EmbeddingsRequest(model="text-embedding-3-small", input=texts), ctx()
+    )
     data = result.response["data"]
     assert [d["index"] for d in data] == list(range(8))
     assert result.extra["batches"] == 3

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from ._helpers import chat, ctx
 from tests.fixtures.ports import free_port
+
+from ._helpers import chat, ctx
 
 PREFER_EAST = {"eastus2": 0, "swedencentral": 1}
 
@@ -35,13 +36,20 @@ async def test_second_instance_skips_a_region_the_first_found_down(
     assert east.stats()["requests"] == seen  # the second instance never tried the dead region
     report = second.health_report()
     assert report["regions"]["eastus2"]["circuit"]["state"] == "open"
-    assert report["shared_health"]["store"] == "TableHealthStore" and report["shared_health"]["available"]
+    assert (
+        report["shared_health"]["store"] == "TableHealthStore"
+        and report["shared_health"]["available"]
+    )
 
 
-async def test_storage_down_keeps_working_per_instance(sim_factory, gateway_settings_factory, gateway_factory, caplog):
+async def test_storage_down_keeps_working_per_instance(
+    sim_factory, gateway_settings_factory, gateway_factory, caplog
+):
     sim = sim_factory()
     dead = f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:{free_port()}/devstoreaccount1;"
-    gateway = gateway_factory(gateway_settings_factory(sim, storage_connection=dead, circuit_failure_threshold=1))
+    gateway = gateway_factory(
+        gateway_settings_factory(sim, storage_connection=dead, circuit_failure_threshold=1)
+    )
     sim.region("eastus2").fault("reset", count=1000)
     for _ in range(4):
         assert (await gateway.chat(chat(), ctx())).region == "swedencentral"

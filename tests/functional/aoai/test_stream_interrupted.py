@@ -32,7 +32,9 @@ def _names(attempts) -> list[tuple[str, str, FailureKind | None]]:
     return [(a.region, a.deployment, a.outcome) for a in attempts]
 
 
-async def test_reset_after_three_chunks_raises_stream_interrupted(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_reset_after_three_chunks_raises_stream_interrupted(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
     east, sweden = sim.region("eastus2"), sim.region("swedencentral")
     gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST))
@@ -57,10 +59,14 @@ async def test_reset_after_three_chunks_raises_stream_interrupted(sim_factory, g
     assert stats["failures"]["reset_mid_stream"] == 1 and chat_requests(stats, "gpt-4o-prod") == 1
 
 
-async def test_hang_after_three_chunks_with_short_read_timeout(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_hang_after_three_chunks_with_short_read_timeout(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
     east, sweden = sim.region("eastus2"), sim.region("swedencentral")
-    gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST, read_timeout_s=0.5))
+    gateway = gateway_factory(
+        gateway_settings_factory(sim, priorities=PREFER_EAST, read_timeout_s=0.5)
+    )
     east.fault("hang", after_chunks=3, count=1)
 
     started = time.monotonic()
@@ -83,15 +89,22 @@ async def test_hang_after_three_chunks_with_short_read_timeout(sim_factory, gate
     assert _names(nxt.result.attempts) == [("swedencentral", "gpt4o-sweden", None)]
 
 
-async def test_break_before_the_first_chunk_fails_over(sim_factory, gateway_settings_factory, gateway_factory):
+async def test_break_before_the_first_chunk_fails_over(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
     sim = sim_factory()
     east = sim.region("eastus2")
     gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST))
-    east.fault("reset", after_chunks=0, count=1)  # 200 head, then RST: nothing reached the caller yet
+    east.fault(
+        "reset", after_chunks=0, count=1
+    )  # 200 head, then RST: nothing reached the caller yet
 
     stream = await gateway.open_chat_stream(chat(max_tokens=5, stream=True), ctx())
     chunks, error = await _drain(stream)
 
     assert error is None and chunks and stream.result.finish_reason == "length"
-    assert [(a.region, a.outcome) for a in stream.result.attempts] == [("eastus2", FailureKind.CONNECTION), ("swedencentral", None)]
+    assert [(a.region, a.outcome) for a in stream.result.attempts] == [
+        ("eastus2", FailureKind.CONNECTION),
+        ("swedencentral", None),
+    ]
     assert east.stats()["failures"]["reset_mid_stream"] == 1

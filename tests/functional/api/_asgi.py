@@ -10,7 +10,9 @@ from starlette.requests import Request
 __all__ = ["body_of", "make_request"]
 
 
-def make_request(method: str, path: str, body: bytes | Any = b"", headers: dict[str, str] | None = None) -> Request:
+def make_request(
+    method: str, path: str, body: bytes | Any = b"", headers: dict[str, str] | None = None
+) -> Request:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     hdrs = {"content-type": "application/json", "content-length": str(len(raw)), **(headers or {})}
     sent = False
@@ -41,5 +43,7 @@ def make_request(method: str, path: str, body: bytes | Any = b"", headers: dict[
 async def body_of(response: Any) -> bytes:
     """The whole body of a Response or StreamingResponse (iterating ``body_iterator``)."""
     if hasattr(response, "body_iterator"):
-        return b"".join([c if isinstance(c, bytes) else c.encode() async for c in response.body_iterator])
+        return b"".join(
+            [c if isinstance(c, bytes) else c.encode() async for c in response.body_iterator]
+        )
     return bytes(response.body)

@@ -9,7 +9,9 @@ import pytest
 
 from tests.fixtures.gateway import settings_for_sim
 
-FUNCTION_KEY = "test-function-key"  # sent like a real caller would; the dev server does not enforce it
+FUNCTION_KEY = (
+    "test-function-key"  # sent like a real caller would; the dev server does not enforce it
+)
 
 
 @pytest.fixture

@@ -28,15 +28,37 @@ def test_module_serves_the_app_with_values_from_local_settings(sim, tmp_path: Pa
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devserver", "--settings", str(settings_file), "--port", str(port), "--http-only", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "devserver",
+            "--settings",
+            str(settings_file),
+            "--port",
+            str(port),
+            "--http-only",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port, timeout=20, proc=proc)
         base = f"http://127.0.0.1:{port}/api"
         models = httpx.get(f"{base}/v1/models", timeout=10)
         assert [m["id"] for m in models.json()["data"]] == ["gpt-4o", "text-embedding-3-small"]
-        chat = httpx.post(f"{base}/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}, timeout=20)
+        chat = httpx.post(
+            f"{base}/v1/chat/completions",
+            json={
+                "model": "gpt-4o",
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 3,
+            },
+            timeout=20,
+        )
         assert chat.status_code == 200 and chat.headers["x-gateway-region"] == "eastus2"
         assert httpx.get(f"{base}/nope", timeout=10).status_code == 404
         assert httpx.post(f"{base}/v1/models", timeout=10).status_code == 405
@@ -56,7 +78,9 @@ def test_local_settings_values_go_to_the_environment_without_overriding(tmp_path
     assert load_local_settings(path, env, override=True) == {"A": "file", "B": "file"}
 
 
-@pytest.mark.parametrize("content", [{"Values": {"N": 1}}, {"IsEncrypted": True, "Values": {}}, {"nothing": 1}])
+@pytest.mark.parametrize(
+    "content", [{"Values": {"N": 1}}, {"IsEncrypted": True, "Values": {}}, {"nothing": 1}]
+)
 def test_bad_local_settings_are_refused(tmp_path: Path, content: dict) -> None:
     path = tmp_path / "local.settings.json"
     path.write_text(json.dumps(content))

@@ -7,12 +7,18 @@ import json
 import function_app
 from tests.functional.api._asgi import body_of, make_request
 
-CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say something"}], "max_tokens": 8}
+CHAT = {
+    "model": "gpt-4o",
+    "messages": [{"role": "user", "content": "Say something"}],
+    "max_tokens": 8,
+}
 
 
 async def test_chat(sim, configure) -> None:
     configure(sim)
-    response = await function_app.chat_completions(make_request("POST", "/api/v1/chat/completions", CHAT, {"x-correlation-id": "direct-1"}))
+    response = await function_app.chat_completions(
+        make_request("POST", "/api/v1/chat/completions", CHAT, {"x-correlation-id": "direct-1"})
+    )
     assert response.status_code == 200
     body = json.loads(await body_of(response))
     assert body["object"] == "chat.completion" and body["choices"][0]["message"]["content"]
@@ -24,26 +30,41 @@ async def test_chat(sim, configure) -> None:
 
 async def test_streaming_chat_iterates_sse_events(sim, configure) -> None:
     configure(sim)
-    response = await function_app.chat_completions(make_request("POST", "/api/v1/chat/completions", {**CHAT, "stream": True}))
+    response = await function_app.chat_completions(
+        make_request("POST", "/api/v1/chat/completions", {**CHAT, "stream": True})
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["x-gateway-region"] in sim.regions
     events = [e async for e in response.body_iterator]
     assert events[-1] == b"data: [DONE]\n\n"
-    chunks = [json.loads(e[len(b"data: "):]) for e in events[:-1]]
-    assert any(c["object"] == "chat.completion.chunk" for c in chunks)  # Azure's first chunk may be prompt_filter_results only
+    chunks = [json.loads(e[len(b"data: ") :]) for e in events[:-1]]
+    assert any(
+        c["object"] == "chat.completion.chunk" for c in chunks
+    )  # Azure's first chunk may be prompt_filter_results only
     assert any(choice.get("finish_reason") for c in chunks for choice in c.get("choices", ()))
 
 
 async def test_embeddings_models_health_openapi(sim, configure) -> None:
     configure(sim)
-    emb = await function_app.embeddings(make_request("POST", "/api/v1/embeddings", {"model": "text-embedding-3-small", "input": "hello"}))
+    emb = await function_app.embeddings(
+        make_request(
+            "POST", "/api/v1/embeddings", {"model": "text-embedding-3-small", "input": "hello"}
+        )
+    )
     assert emb.status_code == 200 and len(json.loads(await body_of(emb))["data"]) == 1
     models = await function_app.list_models(make_request("GET", "/api/v1/models"))
-    assert [m["id"] for m in json.loads(await body_of(models))["data"]] == ["gpt-4o", "text-embedding-3-small"]
+    assert [m["id"] for m in json.loads(await body_of(models))["data"]] == [
+        "gpt-4o",
+        "text-embedding-3-small",
+    ]
     health = await function_app.health(make_request("GET", "/api/health"))
     report = json.loads(await body_of(health))
-    assert health.status_code == 200 and report["status"] == "ok" and set(report["gateway"]["regions"]) == set(sim.regions)
+    assert (
+        health.status_code == 200
+        and report["status"] == "ok"
+        and set(report["gateway"]["regions"]) == set(sim.regions)
+    )
     doc = await function_app.openapi(make_request("GET", "/api/v1/openapi.json"))
     assert json.loads(await body_of(doc))["openapi"].startswith("3.1")
 
@@ -55,5 +76,10 @@ async def test_health_answers_when_settings_are_invalid(app_env) -> None:
     assert health.status_code == 503
     assert body["alive"] is True and body["error"]["code"] == "gateway_misconfigured"
     assert "GATEWAY_REGIONS[0].endpoint" in body["error"]["message"]
-    chat = await function_app.chat_completions(make_request("POST", "/api/v1/chat/completions", CHAT))
-    assert chat.status_code == 500 and json.loads(await body_of(chat))["error"]["code"] == "gateway_misconfigured"
+    chat = await function_app.chat_completions(
+        make_request("POST", "/api/v1/chat/completions", CHAT)
+    )
+    assert (
+        chat.status_code == 500
+        and json.loads(await body_of(chat))["error"]["code"] == "gateway_misconfigured"
+    )

@@ -18,7 +18,9 @@ HEADERS = {"x-functions-key": FUNCTION_KEY}
 def post(devserver, path: str, body: object = CHAT, **kwargs) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {**HEADERS, "content-type": "application/json", **kwargs.pop("headers", {})}
-    return httpx.post(f"{devserver.base_url}{path}", content=content, headers=headers, timeout=30, **kwargs)
+    return httpx.post(
+        f"{devserver.base_url}{path}", content=content, headers=headers, timeout=30, **kwargs
+    )
 
 
 def error_of(response: httpx.Response) -> dict:
@@ -26,17 +28,29 @@ def error_of(response: httpx.Response) -> dict:
     assert "Traceback" not in response.text
     error = response.json()["error"]
     assert {"message", "type", "param", "code"} <= set(error)
-    assert error["correlation_id"] == response.headers["x-correlation-id"] == response.headers["x-request-id"]
+    assert (
+        error["correlation_id"]
+        == response.headers["x-correlation-id"]
+        == response.headers["x-request-id"]
+    )
     return error
 
 
 def test_validation_error_names_the_field(sim, configure, devserver) -> None:
     configure(sim)
-    response = post(devserver, "/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "robot", "content": "x"}]},
-                    headers={"x-correlation-id": "corr-42"})
+    response = post(
+        devserver,
+        "/v1/chat/completions",
+        {"model": "gpt-4o", "messages": [{"role": "robot", "content": "x"}]},
+        headers={"x-correlation-id": "corr-42"},
+    )
     error = error_of(response)
     assert response.status_code == 400
-    assert (error["code"], error["type"], error["param"]) == ("invalid_request", "invalid_request_error", "messages[0].role")
+    assert (error["code"], error["type"], error["param"]) == (
+        "invalid_request",
+        "invalid_request_error",
+        "messages[0].role",
+    )
     assert "messages[0].role" in error["message"]
     assert response.headers["x-correlation-id"] == "corr-42"
 
@@ -49,7 +63,10 @@ def test_embeddings_validation(sim, configure, devserver) -> None:
 
 def test_unknown_model_is_404_listing_the_aliases(sim, configure, devserver) -> None:
     configure(sim)
-    for path, body in (("/v1/chat/completions", {**CHAT, "model": "gpt-5"}), ("/v1/embeddings", {"model": "nope", "input": "x"})):
+    for path, body in (
+        ("/v1/chat/completions", {**CHAT, "model": "gpt-5"}),
+        ("/v1/embeddings", {"model": "nope", "input": "x"}),
+    ):
         response = post(devserver, path, body)
         error = error_of(response)
         assert response.status_code == 404 and error["code"] == "model_not_found"
@@ -65,7 +82,10 @@ def test_all_throttled_is_429_with_retry_after(sim, configure, devserver) -> Non
     error = error_of(response)
     assert response.status_code == 429
     assert (error["code"], error["type"]) == ("all_throttled", "rate_limit_error")
-    assert response.headers["retry-after"] in ("6", "7")  # ceil of the soonest cooldown, a moment later
+    assert response.headers["retry-after"] in (
+        "6",
+        "7",
+    )  # ceil of the soonest cooldown, a moment later
     assert 5000 < int(response.headers["retry-after-ms"]) <= 7000
     assert int(response.headers["x-gateway-attempts"]) >= 2  # both regions were tried
 
@@ -75,13 +95,19 @@ def test_content_filter_is_400_with_the_categories(sim, configure, devserver) ->
     body = {**CHAT, "messages": [{"role": "user", "content": "please SIM_FILTER_PROMPT now"}]}
     response = post(devserver, "/v1/chat/completions", body)
     error = error_of(response)
-    assert response.status_code == 400 and error["code"] == "content_filter" and error["param"] == "prompt"
+    assert (
+        response.status_code == 400
+        and error["code"] == "content_filter"
+        and error["param"] == "prompt"
+    )
     assert error["filtered_categories"] == ["violence"]
     assert error["content_filter_result"]["violence"] == {"filtered": True, "severity": "high"}
     assert "please SIM_FILTER_PROMPT" not in response.text  # the prompt is not echoed
 
 
-def test_upstream_auth_failure_is_502_with_the_diagnostic_never_the_key(sim, configure, devserver) -> None:
+def test_upstream_auth_failure_is_502_with_the_diagnostic_never_the_key(
+    sim, configure, devserver
+) -> None:
     wrong = {"eastus2": "wrong-key-eastus2-0001", "swedencentral": "wrong-key-sweden-0002"}
     configure(sim, api_keys=wrong)
     response = post(devserver, "/v1/chat/completions")
@@ -106,11 +132,22 @@ def test_oversized_body_is_413(sim, configure, devserver) -> None:
         for i in range(0, len(data), 500):
             yield data[i : i + 500]
 
-    response = httpx.post(f"{devserver.base_url}/v1/embeddings", content=chunked(), headers=HEADERS, timeout=30)
+    response = httpx.post(
+        f"{devserver.base_url}/v1/embeddings", content=chunked(), headers=HEADERS, timeout=30
+    )
     assert response.status_code == 413 and error_of(response)["code"] == "request_too_large"
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe\xfd", b'{"model": "gpt-4o", "messages": [', b'{"model": Infinity}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b"",
+        b"\xff\xfe\xfd",
+        b'{"model": "gpt-4o", "messages": [',
+        b'{"model": Infinity}',
+    ],
+)
 def test_malformed_json_is_400(sim, configure, devserver, raw: bytes) -> None:
     configure(sim)
     response = post(devserver, "/v1/chat/completions", raw)
@@ -131,23 +168,29 @@ def test_stream_cut_mid_way_ends_with_an_error_event(sim_factory, configure, dev
     configure(sim)
     body = {**CHAT, "max_tokens": 40, "stream": True}
     events: list[bytes] = []
-    with httpx.stream("POST", f"{devserver.base_url}/v1/chat/completions", json=body, headers=HEADERS, timeout=30) as response:
+    with httpx.stream(
+        "POST", f"{devserver.base_url}/v1/chat/completions", json=body, headers=HEADERS, timeout=30
+    ) as response:
         assert response.status_code == 200
         lines = response.iter_lines()
         for line in lines:
             if line.startswith("data: "):
                 events.append(line.encode())
                 if len(events) == 3:
-                    threading.Thread(target=sim.stop).start()  # the upstream process dies mid-answer
+                    threading.Thread(
+                        target=sim.stop
+                    ).start()  # the upstream process dies mid-answer
                     break
         events.extend(line.encode() for line in lines if line.startswith("data: "))
     assert b"data: [DONE]" not in events
-    last = json.loads(events[-1][len(b"data: "):])
+    last = json.loads(events[-1][len(b"data: ") :])
     assert last["error"]["code"] == "stream_interrupted"
     assert last["error"]["correlation_id"] == response.headers["x-correlation-id"]
 
 
-def test_streaming_errors_before_the_first_byte_are_plain_http_errors(sim, configure, devserver) -> None:
+def test_streaming_errors_before_the_first_byte_are_plain_http_errors(
+    sim, configure, devserver
+) -> None:
     configure(sim)
     response = post(devserver, "/v1/chat/completions", {**CHAT, "model": "gpt-5", "stream": True})
     assert response.status_code == 404 and error_of(response)["code"] == "model_not_found"
@@ -157,7 +200,10 @@ def test_misconfigured_gateway(app_env, devserver) -> None:
     app_env({"GATEWAY_REGIONS": "{broken"})
     health = httpx.get(f"{devserver.base_url}/health", timeout=10)
     assert health.status_code == 503
-    assert health.json()["error"]["code"] == "gateway_misconfigured" and "GATEWAY_REGIONS" in health.json()["error"]["message"]
+    assert (
+        health.json()["error"]["code"] == "gateway_misconfigured"
+        and "GATEWAY_REGIONS" in health.json()["error"]["message"]
+    )
     response = post(devserver, "/v1/chat/completions")
     assert response.status_code == 500 and error_of(response)["code"] == "gateway_misconfigured"
     models = httpx.get(f"{devserver.base_url}/v1/models", headers=HEADERS, timeout=10)

@@ -32,17 +32,26 @@ def test_example_region_table_matches_the_local_simulator():
         assert region.api_key.get_secret_value() == sim_config()["api_key"]
         for alias, deployment in region.models.items():
             assert served[deployment.deployment]["model"] == alias
-            assert deployment.tpm == served[deployment.deployment]["tpm"], "the gateway would pace below (or above) the quota"
+            assert deployment.tpm == served[deployment.deployment]["tpm"], (
+                "the gateway would pace below (or above) the quota"
+            )
 
 
 def test_the_local_aliases_answer_through_the_dev_server(sim_factory, app_env, devserver):
-    regions = [{k: v for k, v in region.items() if k != "port"} for region in sim_config()["regions"]]
+    regions = [
+        {k: v for k, v in region.items() if k != "port"} for region in sim_config()["regions"]
+    ]
     sim = sim_factory(regions)
     table = json.loads(example_values()["GATEWAY_REGIONS"])
     for region in table:
         region["endpoint"] = sim.region(region["name"]).endpoint
     app_env({"GATEWAY_REGIONS": json.dumps(table)})
-    client = OpenAI(base_url=devserver.base_url + "/v1", api_key="unused", default_headers={"x-functions-key": "local"}, max_retries=0)
+    client = OpenAI(
+        base_url=devserver.base_url + "/v1",
+        api_key="unused",
+        default_headers={"x-functions-key": "local"},
+        max_retries=0,
+    )
 
     chat = client.chat.completions.with_raw_response.create(
         model="gpt-4o", messages=[{"role": "user", "content": "hello"}], max_tokens=8

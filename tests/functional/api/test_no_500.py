@@ -19,11 +19,30 @@ HANDLERS = {"chat": function_app.chat_completions, "embeddings": function_app.em
 
 def random_value(rng: random.Random, depth: int = 0) -> Any:
     choices: list[Any] = [
-        None, True, False, 0, -1, 2**64, 1e308, -0.5, "", "x" * rng.randint(1, 50), "gpt-4o", "\u0000\ud7ff", [], {},
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**64,
+        1e308,
+        -0.5,
+        "",
+        "x" * rng.randint(1, 50),
+        "gpt-4o",
+        "\u0000\ud7ff",
+        [],
+        {},
     ]
     if depth < 3:
-        choices += [[random_value(rng, depth + 1) for _ in range(rng.randint(1, 3))],
-                    {rng.choice(["role", "content", "model", "input", "type", "text"]): random_value(rng, depth + 1)}]
+        choices += [
+            [random_value(rng, depth + 1) for _ in range(rng.randint(1, 3))],
+            {
+                rng.choice(["role", "content", "model", "input", "type", "text"]): random_value(
+                    rng, depth + 1
+                )
+            },
+        ]
     return rng.choice(choices)
 
 
@@ -33,12 +52,25 @@ def bodies(rng: random.Random, kind: str) -> list[bytes]:
     out += [json.dumps(random_value(rng)).encode() for _ in range(15)]
     for _ in range(40):
         body = json.loads(json.dumps(valid))
-        for field in rng.sample(sorted(body) + ["stream", "n", "max_tokens", "dimensions", "encoding_format"], k=rng.randint(1, 2)):
+        for field in rng.sample(
+            sorted(body) + ["stream", "n", "max_tokens", "dimensions", "encoding_format"],
+            k=rng.randint(1, 2),
+        ):
             body[field] = random_value(rng)
-        if kind == "chat" and rng.random() < 0.5 and isinstance(body.get("messages"), list) and body["messages"]:
+        if (
+            kind == "chat"
+            and rng.random() < 0.5
+            and isinstance(body.get("messages"), list)
+            and body["messages"]
+        ):
             body["messages"][0] = random_value(rng)
         out.append(json.dumps(body).encode())
-    out += [b"[" * 50_000 + b"]" * 50_000, b'{"a":' * 5000 + b"1" + b"}" * 5000, b"x" * 5_000_000, b'{"model": "' + b"m" * 3_000_000 + b'"}']
+    out += [
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        b"x" * 5_000_000,
+        b'{"model": "' + b"m" * 3_000_000 + b'"}',
+    ]
     return out
 
 
@@ -51,7 +83,11 @@ async def test_no_input_yields_500(sim, configure) -> None:
             response = await handler(make_request("POST", f"/api/v1/{kind}", raw))
             text = await body_of(response)
             seen[response.status_code] = seen.get(response.status_code, 0) + 1
-            assert response.status_code < 500 or response.status_code in (502, 503), (response.status_code, raw[:200], text[:500])
+            assert response.status_code < 500 or response.status_code in (502, 503), (
+                response.status_code,
+                raw[:200],
+                text[:500],
+            )
             assert b"Traceback" not in text and b'File "' not in text, text[:500]
             if response.status_code >= 400:
                 assert json.loads(text)["error"]["code"] != "internal_error", text[:500]
@@ -62,5 +98,12 @@ async def test_no_input_yields_500(sim, configure) -> None:
 async def test_wrong_methods_and_query_noise_on_read_routes(sim, configure) -> None:
     configure(sim)
     for handler in (function_app.list_models, function_app.health, function_app.openapi):
-        response = await handler(make_request("GET", "/x", b"\xff" * 100, {"x-correlation-id": "\n\r bad", "x-ms-client-principal-name": "\x00" * 300}))
+        response = await handler(
+            make_request(
+                "GET",
+                "/x",
+                b"\xff" * 100,
+                {"x-correlation-id": "\n\r bad", "x-ms-client-principal-name": "\x00" * 300},
+            )
+        )
         assert response.status_code == 200

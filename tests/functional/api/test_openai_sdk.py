@@ -15,27 +15,39 @@ PROMPT = [{"role": "user", "content": "Tell me about gateways"}]
 
 def sdk(devserver, **kwargs) -> openai.OpenAI:
     return openai.OpenAI(
-        base_url=f"{devserver.base_url}/v1", api_key="unused", default_headers={"x-functions-key": FUNCTION_KEY}, max_retries=0, **kwargs
+        base_url=f"{devserver.base_url}/v1",
+        api_key="unused",
+        default_headers={"x-functions-key": FUNCTION_KEY},
+        max_retries=0,
+        **kwargs,
     )
 
 
 def test_chat(sim, configure, devserver) -> None:
     configure(sim)
-    raw = sdk(devserver).chat.completions.with_raw_response.create(model="gpt-4o", messages=PROMPT, max_tokens=10)
+    raw = sdk(devserver).chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=PROMPT, max_tokens=10
+    )
     completion = raw.parse()
     assert completion.choices[0].message.content
     assert completion.usage is not None and completion.usage.completion_tokens <= 10
-    assert raw.headers["x-gateway-region"] == "eastus2"  # both priority 1; eastus2 first in the table
+    assert (
+        raw.headers["x-gateway-region"] == "eastus2"
+    )  # both priority 1; eastus2 first in the table
     assert raw.headers["x-gateway-deployment"] == "gpt-4o-prod"
     assert raw.headers["x-gateway-attempts"] == "1"
     assert raw.headers["x-request-id"]
 
 
-def test_streaming_chunks_arrive_before_upstream_finishes(sim_factory, configure, devserver) -> None:
+def test_streaming_chunks_arrive_before_upstream_finishes(
+    sim_factory, configure, devserver
+) -> None:
     sim = sim_factory(per_token_ms=50)
     configure(sim)
     started = time.monotonic()
-    stream = sdk(devserver).chat.completions.create(model="gpt-4o", messages=PROMPT, max_tokens=20, stream=True)
+    stream = sdk(devserver).chat.completions.create(
+        model="gpt-4o", messages=PROMPT, max_tokens=20, stream=True
+    )
     arrivals: list[float] = []
     text: list[str] = []
     first_content: float | None = None
@@ -53,13 +65,25 @@ def test_streaming_chunks_arrive_before_upstream_finishes(sim_factory, configure
 
 def test_streaming_ends_with_the_finish_reason(sim, configure, devserver) -> None:
     configure(sim)
-    chunks = list(sdk(devserver).chat.completions.create(model="gpt-4o", messages=PROMPT, max_tokens=5, stream=True))
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+    chunks = list(
+        sdk(devserver).chat.completions.create(
+            model="gpt-4o", messages=PROMPT, max_tokens=5, stream=True
+        )
+    )
+    assert [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ] == ["length"]
 
 
 def test_embeddings_single_and_batched_in_order(sim, configure, devserver) -> None:
     # max_inputs 3 makes the gateway split 8 inputs into 3 upstream calls.
-    configure(sim, deployment_overrides={"embed-eastus2": {"max_inputs": 3}, "embed-sweden": {"max_inputs": 3}})
+    configure(
+        sim,
+        deployment_overrides={
+            "embed-eastus2": {"max_inputs": 3},
+            "embed-sweden": {"max_inputs": 3},
+        },
+    )
     client = sdk(devserver)
     words = [f"word number {i}" for i in range(8)]
     single = client.embeddings.create(model="text-embedding-3-small", input=words[5])
@@ -81,5 +105,7 @@ def test_sdk_raises_typed_errors(sim, configure, devserver) -> None:
         sdk(devserver).chat.completions.create(model="gpt-5", messages=PROMPT)
     assert info.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as bad:
-        sdk(devserver).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "SIM_FILTER_PROMPT"}])
+        sdk(devserver).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "SIM_FILTER_PROMPT"}]
+        )
     assert bad.value.code == "content_filter"

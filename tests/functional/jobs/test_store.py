@@ -15,16 +15,26 @@ from shared.jobs import JobIdConflict, JobMessage, PayloadStore, TableJobStore, 
 
 @pytest_asyncio.fixture
 async def store(azurite, unique_name):
-    table = TableClient.from_connection_string(azurite.connection_string, table_name=unique_name("jobs"))
-    container = ContainerClient.from_connection_string(azurite.connection_string, container_name=unique_name("results"))
-    store = TableJobStore(table, PayloadStore(container), inline_result_chars=30_000, reply_lease_s=30)
+    table = TableClient.from_connection_string(
+        azurite.connection_string, table_name=unique_name("jobs")
+    )
+    container = ContainerClient.from_connection_string(
+        azurite.connection_string, container_name=unique_name("results")
+    )
+    store = TableJobStore(
+        table, PayloadStore(container), inline_result_chars=30_000, reply_lease_s=30
+    )
     yield store, container
     await table.close()
     await container.close()
 
 
 def job(**fields) -> JobMessage:
-    return JobMessage(request={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}, reply_to="replies", **fields)
+    return JobMessage(
+        request={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]},
+        reply_to="replies",
+        **fields,
+    )
 
 
 async def test_concurrent_finishers_produce_exactly_one_terminal_state(store):
@@ -33,8 +43,13 @@ async def test_concurrent_finishers_produce_exactly_one_terminal_state(store):
     record, created = await store.ensure(j)
     assert created and record.status == "queued"
     assert (await store.ensure(j))[1] is False
-    outcomes = [Terminal.success({"n": i}) if i % 2 else Terminal.failure("x", f"fail {i}") for i in range(12)]
-    results = await asyncio.gather(*(store.finish(j.job_id, o, owner=f"d{i}", job=j) for i, o in enumerate(outcomes)))
+    outcomes = [
+        Terminal.success({"n": i}) if i % 2 else Terminal.failure("x", f"fail {i}")
+        for i in range(12)
+    ]
+    results = await asyncio.gather(
+        *(store.finish(j.job_id, o, owner=f"d{i}", job=j) for i, o in enumerate(outcomes))
+    )
     winners = [r for r in results if r.won]
     assert len(winners) == 1
     stored = await store.get(j.job_id)
@@ -52,7 +67,9 @@ async def test_reply_lease_belongs_to_the_winner_until_it_expires_or_is_forced(s
     won = await store.finish(j.job_id, Terminal.success({"ok": True}), owner="sb:m:1", job=j)
     assert won.won
     assert await store.claim_reply(j.job_id, owner="sb:other:2") is None  # a duplicate stays quiet
-    assert (await store.claim_reply(j.job_id, owner="sb:m:1")) is not None  # the same message, redelivered
+    assert (
+        await store.claim_reply(j.job_id, owner="sb:m:1")
+    ) is not None  # the same message, redelivered
     assert (await store.claim_reply(j.job_id, owner="dlq:m", force=True)) is not None
     await store.mark_replied(j.job_id)
     assert (await store.get(j.job_id)).reply_state == "sent"
@@ -61,7 +78,9 @@ async def test_reply_lease_belongs_to_the_winner_until_it_expires_or_is_forced(s
 
 async def test_finish_without_a_record_creates_it_terminal(store):
     store, _ = store
-    result = await store.finish("job-orphan", Terminal.failure("invalid_message", "bad"), owner="o", reply_to="replies")
+    result = await store.finish(
+        "job-orphan", Terminal.failure("invalid_message", "bad"), owner="o", reply_to="replies"
+    )
     assert result.won and result.record.status == "failed" and result.record.reply_to == "replies"
     assert (await store.get("job-orphan")).error["code"] == "invalid_message"
 
@@ -73,18 +92,30 @@ async def test_ensure_and_finish_write_the_same_job_columns(store):
     fields = {"caller": "svc-a", "priority": 8, "deadline": "2031-01-01T00:00:00Z"}
     queued, terminal = job(**fields), job(**fields)
     await store.ensure(queued)
-    await store.finish(terminal.job_id, Terminal.failure("dead_lettered", "x"), owner="o", job=terminal)
+    await store.finish(
+        terminal.job_id, Terminal.failure("dead_lettered", "x"), owner="o", job=terminal
+    )
     a, b = await store.get(queued.job_id), await store.get(terminal.job_id)
     columns = ("kind", "model", "caller", "reply_to", "priority", "deadline")
     assert [getattr(a, c) for c in columns] == [getattr(b, c) for c in columns]
-    assert [getattr(a, c) for c in columns] == ["chat", "gpt-4o", "svc-a", "replies", 8, "2031-01-01T00:00:00+00:00"]
+    assert [getattr(a, c) for c in columns] == [
+        "chat",
+        "gpt-4o",
+        "svc-a",
+        "replies",
+        8,
+        "2031-01-01T00:00:00+00:00",
+    ]
 
 
 async def test_multi_megabyte_embeddings_result_spills_to_blob(store):
     store, container = store
     j = job()
     await store.ensure(j)
-    result = {"object": "list", "data": [{"index": i, "embedding": [0.123456789] * 1536} for i in range(300)]}
+    result = {
+        "object": "list",
+        "data": [{"index": i, "embedding": [0.123456789] * 1536} for i in range(300)],
+    }
     assert len(json.dumps(result)) > 4_000_000
     won = await store.finish(j.job_id, Terminal.success(result), owner="o", job=j)
     assert won.record.result_blob and won.record.inline_result is None
@@ -102,14 +133,25 @@ async def test_ensure_refuses_the_same_job_id_with_another_payload(store):
     first = job(job_id="job-key")
     record, created = await store.ensure(first)
     assert created and record.payload_hash == first.payload_hash()
-    again, created = await store.ensure(job(job_id="job-key", caller="other", submitted_at=first.submitted_at))
+    again, created = await store.ensure(
+        job(job_id="job-key", caller="other", submitted_at=first.submitted_at)
+    )
     assert not created and again == record  # the same work: the same job
-    other = JobMessage(job_id="job-key", request={"model": "gpt-4o", "messages": [{"role": "user", "content": "y"}]}, reply_to="replies")
+    other = JobMessage(
+        job_id="job-key",
+        request={"model": "gpt-4o", "messages": [{"role": "user", "content": "y"}]},
+        reply_to="replies",
+    )
     with pytest.raises(JobIdConflict) as info:
         await store.ensure(other)
-    assert info.value.existing_hash == first.payload_hash() and info.value.submitted_hash == other.payload_hash()
+    assert (
+        info.value.existing_hash == first.payload_hash()
+        and info.value.submitted_hash == other.payload_hash()
+    )
     assert await store.record_conflict(other, info.value.error(), owner="sb:a") is True
-    assert await store.record_conflict(other, info.value.error(), owner="sb:a") is False  # redelivery
+    assert (
+        await store.record_conflict(other, info.value.error(), owner="sb:a") is False
+    )  # redelivery
     after = await store.get("job-key")
     assert after == record and after.etag == record.etag
 
@@ -117,6 +159,8 @@ async def test_ensure_refuses_the_same_job_id_with_another_payload(store):
 async def test_rows_without_a_payload_hash_match_any_payload(store):
     """Rows first written terminal for an unparsable message (or before hashes were stored)."""
     store, _ = store
-    await store.finish("job-nohash", Terminal.failure("invalid_message", "bad"), owner="o", reply_to="replies")
+    await store.finish(
+        "job-nohash", Terminal.failure("invalid_message", "bad"), owner="o", reply_to="replies"
+    )
     record, created = await store.ensure(job(job_id="job-nohash"))
     assert not created and record.status == "failed" and record.payload_hash is None

@@ -3,14 +3,25 @@ import openai
 import pytest
 
 from shared.aoai import AuthFailed, BadRequest, ContentFiltered, FailureKind
-from shared.aoai._classify import CIRCUIT, COOLDOWN, RAISE, SKIP_CREDENTIALS, SKIP_DEPLOYMENT, classify
+from shared.aoai._classify import (
+    CIRCUIT,
+    COOLDOWN,
+    RAISE,
+    SKIP_CREDENTIALS,
+    SKIP_DEPLOYMENT,
+    classify,
+)
 
 _REQUEST = httpx2.Request("POST", "http://127.0.0.1/openai/v1/chat/completions")
 
 
-def status_error(status: int, body: dict | None = None, headers: dict | None = None) -> openai.APIStatusError:
+def status_error(
+    status: int, body: dict | None = None, headers: dict | None = None
+) -> openai.APIStatusError:
     client = openai.AsyncOpenAI(api_key="k", base_url="http://127.0.0.1/")
-    response = httpx2.Response(status, headers=headers or {}, json={"error": body or {}}, request=_REQUEST)
+    response = httpx2.Response(
+        status, headers=headers or {}, json={"error": body or {}}, request=_REQUEST
+    )
     return client._make_status_error("err", body={"error": body or {}}, response=response)
 
 
@@ -48,15 +59,31 @@ def test_identity_endpoint_errors_are_auth():
 
 
 def test_content_filter_error_carries_the_categories():
-    result = {"violence": {"filtered": True, "severity": "high"}, "hate": {"filtered": False, "severity": "safe"}}
-    body = {"code": "content_filter", "message": "filtered", "param": "prompt", "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": result}}
+    result = {
+        "violence": {"filtered": True, "severity": "high"},
+        "hate": {"filtered": False, "severity": "safe"},
+    }
+    body = {
+        "code": "content_filter",
+        "message": "filtered",
+        "param": "prompt",
+        "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": result},
+    }
     error = classify(status_error(400, body)).error(())
     assert isinstance(error, ContentFiltered) and error.filtered_categories == ["violence"]
 
 
 def test_bad_request_keeps_upstream_code_and_param():
-    error = classify(status_error(400, {"code": "context_length_exceeded", "param": "messages", "message": "too long"})).error(())
-    assert isinstance(error, BadRequest) and (error.upstream_code, error.param, error.message) == ("context_length_exceeded", "messages", "too long")
+    error = classify(
+        status_error(
+            400, {"code": "context_length_exceeded", "param": "messages", "message": "too long"}
+        )
+    ).error(())
+    assert isinstance(error, BadRequest) and (error.upstream_code, error.param, error.message) == (
+        "context_length_exceeded",
+        "messages",
+        "too long",
+    )
 
 
 def test_throttle_keeps_headers_for_the_cooldown():
@@ -65,5 +92,10 @@ def test_throttle_keeps_headers_for_the_cooldown():
 
 
 def test_auth_failed_message():
-    error = AuthFailed(region="eastus2", identity="system-assigned managed identity", status=403, upstream_message="no")
+    error = AuthFailed(
+        region="eastus2",
+        identity="system-assigned managed identity",
+        status=403,
+        upstream_message="no",
+    )
     assert "Cognitive Services OpenAI User" in str(error) and "5-15 minutes" in str(error)

@@ -8,10 +8,19 @@ from shared.aoai._cooldown import cooldown_from_headers, parse_duration
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        ({"retry-after-ms": "1500", "retry-after": "2", "x-ratelimit-reset-tokens": "9s"}, (1.5, "retry-after-ms")),
+        (
+            {"retry-after-ms": "1500", "retry-after": "2", "x-ratelimit-reset-tokens": "9s"},
+            (1.5, "retry-after-ms"),
+        ),
         ({"retry-after": "2", "x-ratelimit-reset-tokens": "9s"}, (2.0, "retry-after")),
-        ({"x-ratelimit-reset-tokens": "1m30s", "x-ratelimit-reset-requests": "250ms"}, (90.0, "x-ratelimit-reset-tokens")),
-        ({"retry-after-ms": "0", "retry-after": "nonsense", "x-ratelimit-reset-requests": "3"}, (3.0, "x-ratelimit-reset-requests")),
+        (
+            {"x-ratelimit-reset-tokens": "1m30s", "x-ratelimit-reset-requests": "250ms"},
+            (90.0, "x-ratelimit-reset-tokens"),
+        ),
+        (
+            {"retry-after-ms": "0", "retry-after": "nonsense", "x-ratelimit-reset-requests": "3"},
+            (3.0, "x-ratelimit-reset-requests"),
+        ),
         ({}, (7.0, "default")),
         ({"retry-after": "86400"}, (86400.0, "retry-after")),
         ({"retry-after-ms": "inf"}, (7.0, "default")),
@@ -28,6 +37,9 @@ def test_retry_after_http_date():
     assert source == "retry-after" and 29 <= seconds <= 31
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("1.5", 1.5), ("1.5s", 1.5), ("250ms", 0.25), ("6m0s", 360.0), ("1h", 3600.0), ("x", None)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1.5", 1.5), ("1.5s", 1.5), ("250ms", 0.25), ("6m0s", 360.0), ("1h", 3600.0), ("x", None)],
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds

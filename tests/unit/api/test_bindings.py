@@ -40,7 +40,9 @@ def test_every_other_http_function_needs_a_function_key() -> None:
     """Only health and the OpenAPI document are anonymous, whoever adds HTTP functions."""
     for name, (_, bindings) in _http_functions().items():
         trigger = next(b for b in bindings if b["type"] == "httpTrigger")
-        assert trigger["authLevel"].lower() == ("anonymous" if name in ANONYMOUS else "function"), name
+        assert trigger["authLevel"].lower() == ("anonymous" if name in ANONYMOUS else "function"), (
+            name
+        )
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -53,7 +55,11 @@ def test_trigger_binding_route_methods_and_auth_level(name: str) -> None:
     assert [m.upper() for m in trigger["methods"]] == methods
     assert trigger["authLevel"].lower() == auth
     output = [b for b in bindings if b["type"] == "http"]
-    assert len(output) == 1 and output[0]["name"] == "$return" and output[0]["direction"].lower() == "out"
+    assert (
+        len(output) == 1
+        and output[0]["name"] == "$return"
+        and output[0]["direction"].lower() == "out"
+    )
 
 
 def test_the_app_default_auth_level_is_function() -> None:
@@ -65,7 +71,10 @@ def test_handlers_use_the_fastapi_extension_types() -> None:
     extension's request type and its return type a registered response type."""
     from azurefunctions.extensions.base import RequestTrackerMeta, ResponseTrackerMeta
 
-    for name, (fn, bindings) in _http_functions().items():  # once imported, the extension applies to all
+    for name, (
+        fn,
+        bindings,
+    ) in _http_functions().items():  # once imported, the extension applies to all
         sig = inspect.signature(fn.get_user_function())
         trigger = next(b for b in bindings if b["type"] == "httpTrigger")
         assert RequestTrackerMeta.check_type(sig.parameters[trigger["name"]].annotation), name
@@ -86,5 +95,11 @@ def test_importing_the_app_does_not_import_the_api_or_the_access_layer() -> None
     import sys
 
     code = "import sys, function_app; print(sorted(m for m in ('shared.api', 'shared.aoai', 'openai') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=function_app.__file__.rsplit("/", 1)[0])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=function_app.__file__.rsplit("/", 1)[0],
+    )
     assert out.stdout.strip() == "[]"

@@ -9,16 +9,17 @@ import pytest
 
 from shared.aoai import (
     AllThrottled,
+    Attempt,
     AuthFailed,
     BadRequest,
     ContentFiltered,
     DeadlineExceeded,
     DeploymentNotFound,
+    FailureKind,
     RegionsUnavailable,
     StreamInterrupted,
     UnknownModel,
 )
-from shared.aoai import Attempt, FailureKind
 from shared.api import ApiError, error_body, error_response
 from shared.api._errors import scrub
 from shared.settings import SettingsError
@@ -29,16 +30,57 @@ ATTEMPT = Attempt("eastus2", "gpt-4o-prod", FailureKind.THROTTLED, 429, 3.0)
 @pytest.mark.parametrize(
     ("exc", "status", "code", "type_"),
     [
-        (UnknownModel("gpt-5", ("gpt-4o", "text-embedding-3-small")), 404, "model_not_found", "invalid_request_error"),
-        (BadRequest("context too long", upstream_code="context_length_exceeded", param="messages"), 400, "bad_request", "invalid_request_error"),
-        (ContentFiltered("blocked", categories={"violence": {"filtered": True, "severity": "high"}}), 400, "content_filter", "invalid_request_error"),
-        (AllThrottled("gpt-4o", retry_at=time.time() + 5), 429, "all_throttled", "rate_limit_error"),
-        (AuthFailed(region="eastus2", identity="api key", status=401, upstream_message="Access denied"), 502, "upstream_auth_failed", "gateway_error"),
-        (DeploymentNotFound(region="eastus2", deployment="x", alias="gpt-4o"), 502, "deployment_not_found", "gateway_error"),
+        (
+            UnknownModel("gpt-5", ("gpt-4o", "text-embedding-3-small")),
+            404,
+            "model_not_found",
+            "invalid_request_error",
+        ),
+        (
+            BadRequest(
+                "context too long", upstream_code="context_length_exceeded", param="messages"
+            ),
+            400,
+            "bad_request",
+            "invalid_request_error",
+        ),
+        (
+            ContentFiltered(
+                "blocked", categories={"violence": {"filtered": True, "severity": "high"}}
+            ),
+            400,
+            "content_filter",
+            "invalid_request_error",
+        ),
+        (
+            AllThrottled("gpt-4o", retry_at=time.time() + 5),
+            429,
+            "all_throttled",
+            "rate_limit_error",
+        ),
+        (
+            AuthFailed(
+                region="eastus2", identity="api key", status=401, upstream_message="Access denied"
+            ),
+            502,
+            "upstream_auth_failed",
+            "gateway_error",
+        ),
+        (
+            DeploymentNotFound(region="eastus2", deployment="x", alias="gpt-4o"),
+            502,
+            "deployment_not_found",
+            "gateway_error",
+        ),
         (RegionsUnavailable("down"), 503, "upstream_unavailable", "upstream_error"),
         (DeadlineExceeded("late"), 504, "deadline_exceeded", "upstream_error"),
         (StreamInterrupted("cut"), 502, "stream_interrupted", "upstream_error"),
-        (ApiError(413, "request_too_large", "too big"), 413, "request_too_large", "invalid_request_error"),
+        (
+            ApiError(413, "request_too_large", "too big"),
+            413,
+            "request_too_large",
+            "invalid_request_error",
+        ),
         (SettingsError("GATEWAY_REGIONS: missing"), 500, "gateway_misconfigured", "gateway_error"),
         (KeyError("boom"), 500, "internal_error", "server_error"),
     ],
@@ -60,7 +102,10 @@ def test_unknown_model_lists_the_aliases() -> None:
 
 
 def test_content_filter_carries_the_categories() -> None:
-    cats = {"violence": {"filtered": True, "severity": "high"}, "hate": {"filtered": False, "severity": "safe"}}
+    cats = {
+        "violence": {"filtered": True, "severity": "high"},
+        "hate": {"filtered": False, "severity": "safe"},
+    }
     _, body = error_body(ContentFiltered("blocked", categories=cats), "c")
     assert body["error"]["content_filter_result"] == cats
     assert body["error"]["filtered_categories"] == ["violence"]
@@ -90,7 +135,12 @@ def test_retry_after_is_the_ceiling_in_seconds(wait: float, header: str) -> None
 
 def test_auth_failure_scrubs_keys_and_tokens() -> None:
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXZhbHVl"
-    exc = AuthFailed(region="eastus2", identity="api key", status=401, upstream_message=f"key super-secret-key-123 / token {token} / Bearer abcdefghijkl")
+    exc = AuthFailed(
+        region="eastus2",
+        identity="api key",
+        status=401,
+        upstream_message=f"key super-secret-key-123 / token {token} / Bearer abcdefghijkl",
+    )
     _, body = error_body(exc, "c", secrets=("super-secret-key-123",))
     text = json.dumps(body)
     assert "super-secret-key-123" not in text and token not in text and "abcdefghijkl" not in text

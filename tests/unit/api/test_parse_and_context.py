@@ -13,15 +13,26 @@ from shared.api import ApiError, request_info
 from shared.api._parse import field_path, parse_body, read_body
 
 
-def make_request(body: bytes = b"", headers: dict[str, str] | None = None, query: str = "", chunk: int = 0) -> Request:
+def make_request(
+    body: bytes = b"", headers: dict[str, str] | None = None, query: str = "", chunk: int = 0
+) -> Request:
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     parts = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
-    messages = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
+    messages = [
+        {"type": "http.request", "body": p, "more_body": i < len(parts) - 1}
+        for i, p in enumerate(parts)
+    ]
 
     async def receive() -> dict:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": raw_headers, "query_string": query.encode()}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "headers": raw_headers,
+        "query_string": query.encode(),
+    }
     return Request(scope, receive)
 
 
@@ -41,7 +52,19 @@ def test_body_at_the_limit_is_read() -> None:
     assert asyncio.run(read_body(make_request(b"x" * 1000, chunk=7), 1000)) == b"x" * 1000
 
 
-@pytest.mark.parametrize("raw", [b"", b"   ", b"{", b"{'a': 1}", b"\xff\xfe\x00garbage", b"[" * 100_000, b'{"model": NaN}', b"1" * 5000])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"   ",
+        b"{",
+        b"{'a': 1}",
+        b"\xff\xfe\x00garbage",
+        b"[" * 100_000,
+        b'{"model": NaN}',
+        b"1" * 5000,
+    ],
+)
 def test_malformed_json_is_invalid_json(raw: bytes) -> None:
     with pytest.raises(ApiError) as info:
         parse_body(raw, ChatRequest)
@@ -60,8 +83,14 @@ def test_json_that_is_not_an_object(raw: bytes) -> None:
     [
         (b'{"model": "gpt-4o"}', "messages"),
         (b'{"messages": [{"role": "user", "content": "hi"}]}', "model"),
-        (b'{"model": "gpt-4o", "messages": [{"role": "robot", "content": "hi"}]}', "messages[0].role"),
-        (b'{"model": "gpt-4o", "messages": [{"role": "user", "content": 5}]}', "messages[0].content"),
+        (
+            b'{"model": "gpt-4o", "messages": [{"role": "robot", "content": "hi"}]}',
+            "messages[0].role",
+        ),
+        (
+            b'{"model": "gpt-4o", "messages": [{"role": "user", "content": 5}]}',
+            "messages[0].content",
+        ),
         (b'{"model": "gpt-4o", "messages": [], "max_tokens": 3}', "messages"),
         (b'{"model": "gpt-4o", "messages": [{"role": "user"}], "max_tokens": -1}', "max_tokens"),
         (b'{"model": "gpt-4o", "messages": [{"role": "user"}], "stream": "sometimes"}', "stream"),
@@ -71,7 +100,12 @@ def test_validation_errors_name_the_field(body: bytes, param: str) -> None:
     with pytest.raises(ApiError) as info:
         parse_body(body, ChatRequest)
     err = info.value
-    assert (err.status, err.code, err.type, err.param) == (400, "invalid_request", "invalid_request_error", param)
+    assert (err.status, err.code, err.type, err.param) == (
+        400,
+        "invalid_request",
+        "invalid_request_error",
+        param,
+    )
     assert f"'{param}'" in err.message
 
 
@@ -83,30 +117,50 @@ def test_embeddings_union_errors_become_one_reason() -> None:
 
 
 def test_field_path() -> None:
-    assert field_path(("messages", 0, "content", "list[dict[str,any]]", 1)) == "messages[0].content[1]"
+    assert (
+        field_path(("messages", 0, "content", "list[dict[str,any]]", 1)) == "messages[0].content[1]"
+    )
     assert field_path(("input", "function-after[_not_empty(), union[str,list[str]]]")) == "input"
     assert field_path(()) is None
 
 
 def test_correlation_id_is_taken_from_the_caller() -> None:
-    assert request_info(make_request(headers={"x-correlation-id": "abc-123"})).correlation_id == "abc-123"
-    assert request_info(make_request(headers={"x-ms-client-request-id": "req.7"})).correlation_id == "req.7"
+    assert (
+        request_info(make_request(headers={"x-correlation-id": "abc-123"})).correlation_id
+        == "abc-123"
+    )
+    assert (
+        request_info(make_request(headers={"x-ms-client-request-id": "req.7"})).correlation_id
+        == "req.7"
+    )
 
 
 @pytest.mark.parametrize("bad", ["has space", "x" * 200, "semi;colon", "new\u2028line"])
 def test_malformed_correlation_ids_are_replaced(bad: str) -> None:
-    info = request_info(make_request(headers={"x-correlation-id": bad.encode("utf-8").decode("latin-1")}))
+    info = request_info(
+        make_request(headers={"x-correlation-id": bad.encode("utf-8").decode("latin-1")})
+    )
     assert info.correlation_id != bad and len(info.correlation_id) == 32
 
 
 def test_caller_is_the_easy_auth_principal_first() -> None:
-    headers = {"x-ms-client-principal-name": "alice@contoso.com", "x-ms-client-principal-id": "oid", "x-functions-key": "k"}
+    headers = {
+        "x-ms-client-principal-name": "alice@contoso.com",
+        "x-ms-client-principal-id": "oid",
+        "x-functions-key": "k",
+    }
     assert request_info(make_request(headers=headers)).caller == "principal:alice@contoso.com"
-    assert request_info(make_request(headers={"x-ms-client-principal-id": "oid-1"})).caller == "principal:oid-1"
+    assert (
+        request_info(make_request(headers={"x-ms-client-principal-id": "oid-1"})).caller
+        == "principal:oid-1"
+    )
 
 
 def test_caller_is_a_key_fingerprint_never_the_key() -> None:
     expected = "key:" + hashlib.sha256(b"the-function-key").hexdigest()[:12]
-    assert request_info(make_request(headers={"x-functions-key": "the-function-key"})).caller == expected
+    assert (
+        request_info(make_request(headers={"x-functions-key": "the-function-key"})).caller
+        == expected
+    )
     assert request_info(make_request(query="code=the-function-key")).caller == expected
     assert request_info(make_request()).caller == "anonymous"

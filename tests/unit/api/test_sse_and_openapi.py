@@ -14,7 +14,7 @@ class FakeStream:
     def __init__(self, chunks: list[dict], error: Exception | None = None) -> None:
         self.chunks, self.error, self.closed = list(chunks), error, False
 
-    def __aiter__(self) -> "FakeStream":
+    def __aiter__(self) -> FakeStream:
         return self
 
     async def __anext__(self) -> dict:
@@ -36,7 +36,10 @@ def test_chunks_then_done() -> None:
     stream = FakeStream([{"id": "1", "choices": [{"delta": {"content": "hé"}}]}, {"id": "2"}])
     events = asyncio.run(collect(stream))
     assert events[-1] == DONE == b"data: [DONE]\n\n"
-    assert [json.loads(e[6:]) for e in events[:-1]] == [{"id": "1", "choices": [{"delta": {"content": "hé"}}]}, {"id": "2"}]
+    assert [json.loads(e[6:]) for e in events[:-1]] == [
+        {"id": "1", "choices": [{"delta": {"content": "hé"}}]},
+        {"id": "2"},
+    ]
     assert all(e.startswith(b"data: ") and e.endswith(b"\n\n") for e in events)
     assert stream.closed
 
@@ -70,7 +73,9 @@ def test_client_going_away_closes_the_upstream_stream() -> None:
 
 def _refs(node: object) -> list[str]:
     if isinstance(node, dict):
-        return [v for k, v in node.items() if k == "$ref"] + [r for v in node.values() for r in _refs(v)]
+        return [v for k, v in node.items() if k == "$ref"] + [
+            r for v in node.values() for r in _refs(v)
+        ]
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
@@ -82,8 +87,18 @@ def test_openapi_document_is_generated_from_the_request_models() -> None:
     schemas = doc["components"]["schemas"]
     for ref in _refs(doc):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
-    assert set(ChatRequest.model_json_schema()["properties"]) == set(schemas["ChatRequest"]["properties"])
-    assert set(EmbeddingsRequest.model_json_schema()["properties"]) == set(schemas["EmbeddingsRequest"]["properties"])
-    assert set(doc["paths"]) == {"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/health", "/v1/openapi.json"}
+    assert set(ChatRequest.model_json_schema()["properties"]) == set(
+        schemas["ChatRequest"]["properties"]
+    )
+    assert set(EmbeddingsRequest.model_json_schema()["properties"]) == set(
+        schemas["EmbeddingsRequest"]["properties"]
+    )
+    assert set(doc["paths"]) == {
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/health",
+        "/v1/openapi.json",
+    }
     assert doc["paths"]["/health"]["get"]["security"] == []
     assert "429" in doc["paths"]["/v1/chat/completions"]["post"]["responses"]

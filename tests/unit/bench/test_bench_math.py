@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench._stats import added_latency, interleaved_rounds, percentile, ratio, summarize, throughput_series
+from bench._stats import (
+    added_latency,
+    interleaved_rounds,
+    percentile,
+    ratio,
+    summarize,
+    throughput_series,
+)
 
 
 def test_percentile_interpolates_like_numpy_linear() -> None:
@@ -69,15 +76,40 @@ def test_report_renders_targets_and_marks_misses(tmp_path) -> None:
     from bench.report import render_markdown
 
     run = {
-        "started_utc": "2026-01-01T00:00:00+00:00", "command": "python -m bench", "quick": False, "total_s": 1.0,
-        "machine_before": {"nproc": 2, "mem_gib": 4.0, "cpu_model": "cpu", "python": "3.11", "platform": "linux", "loadavg": [0.1, 0, 0]},
+        "started_utc": "2026-01-01T00:00:00+00:00",
+        "command": "python -m bench",
+        "quick": False,
+        "total_s": 1.0,
+        "machine_before": {
+            "nproc": 2,
+            "mem_gib": 4.0,
+            "cpu_model": "cpu",
+            "python": "3.11",
+            "platform": "linux",
+            "loadavg": [0.1, 0, 0],
+        },
         "machine_after": {"loadavg": [0.1, 0, 0]},
         "benchmarks": {
             "coldstart": {
-                "summary": "coldstart: 2.0x", "repeats": 3, "ratio_median": 2.0, "heavy_loaded_by_function_app": [],
-                "import_ms": {"azure.functions": {"p50": 1, "p90": 1, "max": 1}, "function_app": {"p50": 2, "p90": 2, "max": 2}},
-                "process_wall_ms": {"azure.functions": {"p50": 5}, "function_app": {"p50": 6}}, "get_functions_ms": {"p50": 0.1},
-                "targets": [{"what": "ratio", "target": "<= 1.5x", "measured": 2.0, "unit": "x", "met": False}],
+                "summary": "coldstart: 2.0x",
+                "repeats": 3,
+                "ratio_median": 2.0,
+                "heavy_loaded_by_function_app": [],
+                "import_ms": {
+                    "azure.functions": {"p50": 1, "p90": 1, "max": 1},
+                    "function_app": {"p50": 2, "p90": 2, "max": 2},
+                },
+                "process_wall_ms": {"azure.functions": {"p50": 5}, "function_app": {"p50": 6}},
+                "get_functions_ms": {"p50": 0.1},
+                "targets": [
+                    {
+                        "what": "ratio",
+                        "target": "<= 1.5x",
+                        "measured": 2.0,
+                        "unit": "x",
+                        "met": False,
+                    }
+                ],
             },
             "chaos": {"name": "chaos", "skipped": "no module", "summary": "chaos: skipped"},
         },
@@ -93,7 +125,12 @@ def test_results_json_round_trips_with_compact_series() -> None:
 
     from bench.__main__ import _dumps
 
-    run = {"a": {"series": [[0.1, 2], [0.2, 3]], "kinds": {"x, y": 1}}, "rows": [{"k": "[a, b]"}], "empty": {}, "n": None}
+    run = {
+        "a": {"series": [[0.1, 2], [0.2, 3]], "kinds": {"x, y": 1}},
+        "rows": [{"k": "[a, b]"}],
+        "empty": {},
+        "n": None,
+    }
     text = _dumps(run)
     assert json.loads(text) == run
     assert "[[0.1, 2], [0.2, 3]]" in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -26,14 +26,16 @@ def test_hash_ignores_what_does_not_define_the_work():
     assert payload_hash(base) == base.payload_hash()
     same = [
         parse_job_message(base.to_body()),  # the worker's view of the enqueued message
-        make(caller="someone-else", submitted_at=datetime(2001, 1, 1, tzinfo=timezone.utc)),  # set by the gateway
+        make(
+            caller="someone-else", submitted_at=datetime(2001, 1, 1, tzinfo=UTC)
+        ),  # set by the gateway
         make(request=dict(reversed(list(CHAT.items())))),  # key order
         make(request={**CHAT, "temperature": None}),  # null == absent
         make(priority=5, kind="chat", model="gpt-4o"),  # explicit defaults / inferred values
     ]
     for other in same:
         assert other.payload_hash() == base.payload_hash(), other
-    noon_utc = make(deadline=datetime(2030, 1, 1, 12, tzinfo=timezone.utc))
+    noon_utc = make(deadline=datetime(2030, 1, 1, 12, tzinfo=UTC))
     noon_cet = make(deadline=datetime(2030, 1, 1, 13, tzinfo=timezone(timedelta(hours=1))))
     assert noon_utc.payload_hash() == noon_cet.payload_hash()
 
@@ -47,7 +49,7 @@ def test_hash_ignores_what_does_not_define_the_work():
         {"request": {**CHAT, "model": "gpt-4o-mini"}},
         {"request": {"model": "gpt-4o", "input": ["hello"]}},
         {"priority": 6},
-        {"deadline": datetime(2030, 1, 1, tzinfo=timezone.utc)},
+        {"deadline": datetime(2030, 1, 1, tzinfo=UTC)},
         {"reply_to": "other-replies"},
     ],
 )
@@ -65,7 +67,9 @@ class _Backlog:
     async def submit(self, job):
         if self.error:
             raise self.error
-        return SimpleNamespace(record=SimpleNamespace(status="queued"), created=False, enqueued=True)
+        return SimpleNamespace(
+            record=SimpleNamespace(status="queued"), created=False, enqueued=True
+        )
 
 
 def _post(body: dict, backlog: _Backlog):
@@ -75,9 +79,16 @@ def _post(body: dict, backlog: _Backlog):
     async def receive():
         return sent.pop(0) if sent else {"type": "http.disconnect"}
 
-    scope = {"type": "http", "method": "POST", "path": "/api/v1/jobs", "headers": [(b"content-type", b"application/json")], "query_string": b""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/jobs",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+    }
     services = SimpleNamespace(
-        settings=lambda: SimpleNamespace(max_body_bytes=1 << 20, aliases={"gpt-4o": object()}), backlog=lambda: backlog
+        settings=lambda: SimpleNamespace(max_body_bytes=1 << 20, aliases={"gpt-4o": object()}),
+        backlog=lambda: backlog,
     )
     return asyncio.run(submit_job(Request(scope, receive), services))
 
@@ -87,7 +98,11 @@ def test_conflict_is_409_in_openai_shape_naming_the_job():
     response = _post({"job_id": "job-1", "request": CHAT}, _Backlog(conflict))
     assert response.status_code == 409
     error = json.loads(response.body)["error"]
-    assert error["code"] == "job_id_conflict" and error["param"] == "job_id" and error["type"] == "invalid_request_error"
+    assert (
+        error["code"] == "job_id_conflict"
+        and error["param"] == "job_id"
+        and error["type"] == "invalid_request_error"
+    )
     assert "'job-1'" in error["message"] and error["correlation_id"]
     assert "sha256" not in error["message"]
 
@@ -95,4 +110,9 @@ def test_conflict_is_409_in_openai_shape_naming_the_job():
 def test_same_payload_resubmit_is_202_like_the_first():
     response = _post({"job_id": "job-1", "request": CHAT}, _Backlog(None))
     assert response.status_code == 202
-    assert json.loads(response.body) == {"id": "job-1", "object": "job", "status": "queued", "status_url": "/api/v1/jobs/job-1"}
+    assert json.loads(response.body) == {
+        "id": "job-1",
+        "object": "job",
+        "status": "queued",
+        "status_url": "/api/v1/jobs/job-1",
+    }

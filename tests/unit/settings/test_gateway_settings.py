@@ -28,8 +28,12 @@ def test_two_region_table_loads_with_defaults():
     settings = load_gateway_settings(
         env_with(
             region(),
-            region(name="swedencentral", priority=2, client_id="1111-2222",
-                   models={"gpt-4o": {"deployment": "gpt4o-sweden", "tpm": 10000}}),
+            region(
+                name="swedencentral",
+                priority=2,
+                client_id="1111-2222",
+                models={"gpt-4o": {"deployment": "gpt4o-sweden", "tpm": 10000}},
+            ),
         )
     )
     assert [r.name for r in settings.regions] == ["eastus2", "swedencentral"]
@@ -47,13 +51,17 @@ def test_settings_are_frozen():
 
 
 def test_scalar_settings_come_from_prefixed_keys():
-    settings = load_gateway_settings(env_with(region(), GATEWAY_CIRCUIT_COOLOFF_S="7.5", GATEWAY_MAX_BODY_BYTES="1000"))
+    settings = load_gateway_settings(
+        env_with(region(), GATEWAY_CIRCUIT_COOLOFF_S="7.5", GATEWAY_MAX_BODY_BYTES="1000")
+    )
     assert settings.circuit_cooloff_s == 7.5
     assert settings.max_body_bytes == 1000
 
 
 def test_storage_connection_falls_back_to_the_host_setting():
-    settings = load_gateway_settings(env_with(region(), AzureWebJobsStorage="UseDevelopmentStorage=true"))
+    settings = load_gateway_settings(
+        env_with(region(), AzureWebJobsStorage="UseDevelopmentStorage=true")
+    )
     assert settings.storage_connection == "UseDevelopmentStorage=true"
 
 
@@ -72,7 +80,10 @@ def test_regions_from_a_file(tmp_path):
         ({"GATEWAY_REGIONS": "[]"}, "GATEWAY_REGIONS"),
         (env_with(region(endpoint="ftp://x")), "GATEWAY_REGIONS[0].endpoint"),
         (env_with(region(auth="api_key")), "GATEWAY_REGIONS[0]"),
-        (env_with(region(models={"gpt-4o": {"deployment": "d", "tpm": 0}})), "GATEWAY_REGIONS[0].models.gpt-4o.tpm"),
+        (
+            env_with(region(models={"gpt-4o": {"deployment": "d", "tpm": 0}})),
+            "GATEWAY_REGIONS[0].models.gpt-4o.tpm",
+        ),
         (env_with(region(), region()), "repeated: eastus2"),
         (env_with(region(), GATEWAY_CONNECT_TIMEOUT_S="-1"), "GATEWAY_CONNECT_TIMEOUT_S"),
         ({"GATEWAY_REGIONS_FILE": "/nonexistent/regions.json"}, "GATEWAY_REGIONS_FILE"),
