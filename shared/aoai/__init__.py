@@ -24,6 +24,7 @@ from ._exceptions import (
 )
 from ._gateway import Gateway
 from ._health import HealthRecord, HealthStore, InMemoryHealthStore, TableHealthStore
+from ._ledger_store import InMemoryLedgerStore, LedgerStore, TableLedgerStore
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
@@ -52,11 +53,14 @@ __all__ = [
     "HealthRecord",
     "HealthStore",
     "InMemoryHealthStore",
+    "InMemoryLedgerStore",
+    "LedgerStore",
     "RegionsUnavailable",
     "RequestRejected",
     "StreamInterrupted",
     "SystemClock",
     "TableHealthStore",
+    "TableLedgerStore",
     "UnknownModel",
     "UpstreamUnavailable",
     "Usage",

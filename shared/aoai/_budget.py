@@ -11,6 +11,11 @@ whatever its phase. Every response's ``x-ratelimit-remaining-*`` headers then co
 log downwards: when Azure says less is left than we think (other instances, other clients of
 the same deployment), the difference is charged as a phantom entry that ages out like any
 other. A higher server figure is ignored: our own in-flight charges have not reached it yet.
+
+With a shared quota ledger (``_ledger``), a budget also holds its deployment's ``SharedQuota``:
+while the ledger is reachable, admission is the ledger's (leased slices of the deployment's
+windows across every instance, by lane); while it is not, the sliding windows here admit at the
+ledger's conservative per-instance share of the limits. Charges always go to both.
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ from shared.settings import DeploymentConfig
 from ._requests import EmbeddingsRequest
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._ledger import SharedQuota
     from ._requests import ChatRequest
+
+INTERACTIVE = "interactive"
 
 __all__ = [
     "DeploymentBudget",
@@ -82,13 +92,15 @@ class SlidingWindow:
             self._log.append((now, amount))
             self._used += amount
 
-    def free_at(self, now: float, need: int) -> float:
-        """The earliest time at which ``need`` fits (``now`` if it fits already).
+    def free_at(self, now: float, need: int, share: float = 1.0) -> float:
+        """The earliest time at which ``need`` fits (``now`` if it fits already) under ``share``
+        of the limit.
 
-        A need above the limit is capped at the limit: it fits once the window is empty.
+        A need above that limit is capped at it: it fits once the window is empty.
         """
         self._prune(now)
-        deficit = self._used + min(need, self.limit) - self.limit
+        limit = max(1, int(self.limit * share)) if share < 1.0 else self.limit
+        deficit = self._used + min(need, limit) - limit
         if deficit <= 0:
             return now
         for stamp, amount in self._log:
@@ -107,26 +119,58 @@ class SlidingWindow:
 class DeploymentBudget:
     """TPM per minute, RPM per minute and per sixth of a minute, for one deployment."""
 
-    __slots__ = ("burst", "requests", "tokens")
+    __slots__ = ("burst", "requests", "shared", "tokens")
 
-    def __init__(self, deployment: DeploymentConfig, minute_s: float) -> None:
+    def __init__(
+        self,
+        deployment: DeploymentConfig,
+        minute_s: float,
+        shared: SharedQuota | None = None,
+    ) -> None:
         rpm = deployment.effective_rpm
         self.tokens = SlidingWindow(deployment.tpm, minute_s)
         self.requests = SlidingWindow(rpm, minute_s)
         self.burst = SlidingWindow(max(1, rpm // 6), minute_s / 6)
+        self.shared = shared
 
-    def available_at(self, now: float, tokens: int) -> float:
-        """When one more request costing ``tokens`` fits every window (``now`` if it does)."""
+    def available_at(self, now: float, tokens: int, lane: str = INTERACTIVE) -> float:
+        """When one more request costing ``tokens`` fits every window (``now`` if it does).
+        With a reachable ledger: when its lease (or a top-up) may cover it, for ``lane``."""
+        share = 1.0
+        shared = self.shared
+        if shared is not None:
+            if shared.usable(now):
+                return shared.available_at(now, tokens, lane)
+            share = shared.fallback_share
         return max(
-            self.tokens.free_at(now, tokens),
-            self.requests.free_at(now, 1),
-            self.burst.free_at(now, 1),
+            self.tokens.free_at(now, tokens, share),
+            self.requests.free_at(now, 1, share),
+            self.burst.free_at(now, 1, share),
         )
 
-    def charge(self, now: float, tokens: int) -> None:
+    def needs_lease(self, now: float, tokens: int, lane: str = INTERACTIVE) -> bool:
+        """True when the ledger must be asked (``SharedQuota.top_up``) before this charge."""
+        shared = self.shared
+        return shared is not None and shared.usable(now) and shared.needs_lease(now, tokens, lane)
+
+    def charge(self, now: float, tokens: int, lane: str = INTERACTIVE) -> None:
         self.tokens.charge(now, tokens)
         self.requests.charge(now, 1)
         self.burst.charge(now, 1)
+        if self.shared is not None and self.shared.usable(now):
+            self.shared.charge(now, tokens, lane)
+
+    def observe(self, sent_at: float, now: float, headers: Mapping[str, str]) -> None:
+        """A response's ``x-ratelimit-*`` headers: the local correction (``correct``) and, with a
+        ledger, the windows' phase and Azure's count for the shared row."""
+        self.correct(
+            now,
+            headers.get("x-ratelimit-remaining-requests"),
+            headers.get("x-ratelimit-remaining-tokens"),
+            headers.get("x-ratelimit-limit-requests"),
+        )
+        if self.shared is not None:
+            self.shared.observe(sent_at, now, headers)
 
     def rates(self) -> tuple[float, float]:
         """Sustained (requests, tokens) per second: each window's limit over its span, the

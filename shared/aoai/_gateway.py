@@ -42,6 +42,8 @@ from ._exceptions import (
     UnknownModel,
 )
 from ._health import HealthRecord, HealthStore, SharedHealth, TableHealthStore
+from ._ledger import LedgerConfig, QuotaLedger
+from ._ledger_store import LedgerStore, TableLedgerStore
 from ._requests import ChatRequest, EmbeddingsRequest
 from ._router import MISSING, THROTTLED, TRANSIENT, Route, Router, Skip
 from ._stream import ChatStream
@@ -52,6 +54,8 @@ __all__ = ["Gateway"]
 logger = logging.getLogger(__name__)
 
 _CHAT = "/chat/completions"
+_BACKLOG_WAIT_S = 0.25  # a backlog call waits this long at most (window guards); then it parks
+_MAX_TOP_UPS = 16  # ledger leases one call may ask for before it counts as throttled
 _EMBEDDINGS = "/embeddings"
 
 
@@ -78,7 +82,9 @@ class Gateway:
         *,
         clients: ClientProvider | None = None,
         health: HealthStore | None = None,
+        ledger: LedgerStore | None = None,
         clock: Clock | None = None,
+        instance: str | None = None,
     ) -> None:
         import httpx2
         from openai import AsyncStream
@@ -86,8 +92,30 @@ class Gateway:
         self._settings = settings
         self._clients = clients if clients is not None else ClientProvider(settings)
         self._now = (clock if clock is not None else SystemClock()).now
-        self._router = Router.from_settings(settings)
-        self._instance = uuid.uuid4().hex[:12]
+        self._instance = instance or uuid.uuid4().hex[:12]
+        if ledger is None and settings.ledger_enabled and settings.storage_connection:
+            ledger = TableLedgerStore(
+                settings.storage_connection,
+                settings.ledger_table,
+                timeout_s=settings.ledger_timeout_s,
+            )
+        self._ledger = (
+            QuotaLedger(
+                ledger,
+                instance=self._instance,
+                now=self._now,
+                config=LedgerConfig(
+                    reserve=settings.backlog_reserve,
+                    slice_fraction=settings.ledger_slice_fraction,
+                    fallback_share=settings.ledger_fallback_share,
+                    timeout_s=settings.ledger_timeout_s,
+                    retry_s=settings.ledger_retry_s,
+                ),
+            )
+            if ledger is not None and settings.ledger_enabled
+            else None
+        )
+        self._router = Router.from_settings(settings, self._ledger)
         self._response_type = httpx2.Response
         self._timeout_type = httpx2.Timeout
         self._stream_type = AsyncStream
@@ -280,6 +308,7 @@ class Gateway:
                 "available": self._health.available,
                 "last_read": self._health.last_read,
             },
+            "ledger": self._ledger.report() if self._ledger is not None else None,
         }
 
     async def probe_regions(self) -> dict[str, bool]:
@@ -364,6 +393,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self._health.aclose()
+        if self._ledger is not None:
+            await self._ledger.aclose()
         await self._clients.aclose()
 
     async def __aenter__(self) -> Gateway:
@@ -400,13 +431,41 @@ class Gateway:
         deadline = started + self._deadline_s(ctx)
         now_fn = self._now
         call = _CallState()
+        lane = ctx.lane
+        wait_limit = settings.throttle_wait_s if lane == "interactive" else _BACKLOG_WAIT_S
+        top_ups = 0
+        waited = 0.0
         while True:
             now = now_fn()
             route = router.pick(
-                alias, cost, now, call.tried, call.bad_regions, call.bad_credentials
+                alias, cost, now, call.tried, call.bad_regions, call.bad_credentials, lane
             )
             if route is None:
-                raise self._exhausted(alias, cost, now, call)
+                error = self._exhausted(alias, cost, now, call, lane)
+                # Quota frees up soon (a window boundary, a lease): wait for it within the limits.
+                # Only before any attempt: a throttled attempt's answer is the caller's to see.
+                wait = getattr(error, "retry_at", None)
+                wait = None if wait is None else max(0.001, wait - now)
+                if (
+                    isinstance(error, AllThrottled)
+                    and not call.attempts
+                    and wait is not None
+                    and waited + wait <= wait_limit
+                    and wait < deadline - time.perf_counter()
+                ):
+                    waited += wait
+                    await asyncio.sleep(wait)
+                    continue
+                raise error
+            budget = route.deployment.budget
+            if budget.needs_lease(now, cost, lane):
+                shared = budget.shared
+                top_ups += 1
+                if top_ups > _MAX_TOP_UPS:  # others keep taking what it leases: back off
+                    shared.hold(now, lane)  # type: ignore[union-attr]
+                else:
+                    await shared.top_up(now, cost, lane)  # type: ignore[union-attr]
+                continue  # pick again: the lease is there, or the deployment is full for now
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 raise DeadlineExceeded(
@@ -418,7 +477,8 @@ class Gateway:
                 call.tried.add(id(route))
                 continue
             call.tried.add(id(route))
-            dep.budget.charge(now, cost)
+            dep.budget.charge(now, cost, lane)
+            sent_at = now
             timeout = None
             if remaining < settings.read_timeout_s:
                 timeout = self._timeout_type(
@@ -468,12 +528,7 @@ class Gateway:
             if region.circuit.record_success(now):
                 self._publish_region(region)
             if headers is not None:
-                dep.budget.correct(
-                    now,
-                    headers.get("x-ratelimit-remaining-requests"),
-                    headers.get("x-ratelimit-remaining-tokens"),
-                    headers.get("x-ratelimit-limit-requests"),
-                )
+                dep.budget.observe(sent_at, now, headers)
             call.attempts.append(
                 Attempt(
                     region.config.name,
@@ -537,11 +592,13 @@ class Gateway:
         self._health.publish(HealthRecord(dep.key, state, until, now, self._instance))
         logger.debug("deployment %s %s for %.3fs (from %s)", dep.key, state, seconds, source)
 
-    def _exhausted(self, alias: str, cost: int, now: float, call: _CallState) -> GatewayError:
+    def _exhausted(
+        self, alias: str, cost: int, now: float, call: _CallState, lane: str = "interactive"
+    ) -> GatewayError:
         """The error for a call with nothing eligible left."""
         attempts = list(call.attempts)
         skips: list[Skip] = self._router.explain(
-            alias, cost, now, call.bad_regions, call.bad_credentials
+            alias, cost, now, call.bad_regions, call.bad_credentials, lane
         )
         tried_names = {(a.region, a.deployment) for a in attempts}
         for skip in skips:

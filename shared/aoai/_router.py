@@ -13,12 +13,16 @@ charge) happen with no await in between, so concurrent calls cannot both take th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shared.settings import DeploymentConfig, GatewaySettings, RegionConfig
 
-from ._budget import DeploymentBudget
+from ._budget import INTERACTIVE, DeploymentBudget
 from ._circuit import Circuit
 from ._clients import credential_key
+
+if TYPE_CHECKING:
+    from ._ledger import QuotaLedger
 
 __all__ = ["DeploymentState", "RegionState", "Route", "Router", "Skip"]
 
@@ -95,7 +99,7 @@ class Router:
     tiers: dict[str, tuple[tuple[Route, ...], ...]] = field(default_factory=dict)  # alias -> tiers
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings) -> Router:
+    def from_settings(cls, settings: GatewaySettings, ledger: QuotaLedger | None = None) -> Router:
         router = cls()
         routes: dict[str, list[Route]] = {}
         for region in settings.regions:
@@ -110,8 +114,16 @@ class Router:
                 key = f"deployment/{region.name}/{dep.deployment}"
                 dep_state = router.deployments.get(key)
                 if dep_state is None:
+                    shared = None
+                    if ledger is not None:
+                        shared = ledger.attach(
+                            key,
+                            tpm=dep.tpm,
+                            rpm=dep.effective_rpm,
+                            minute_s=settings.quota_minute_s,
+                        )
                     dep_state = router.deployments[key] = DeploymentState(
-                        alias, dep, DeploymentBudget(dep, settings.quota_minute_s), key
+                        alias, dep, DeploymentBudget(dep, settings.quota_minute_s, shared), key
                     )
                 routes.setdefault(alias, []).append(Route(state, dep_state, region.priority))
         for alias, alias_routes in routes.items():
@@ -129,6 +141,7 @@ class Router:
         tried: set[int],
         bad_regions: set[str],
         bad_credentials: set[tuple[str, str]],
+        lane: str = INTERACTIVE,
     ) -> Route | None:
         """The best eligible route not yet tried in this call, or None."""
         for tier in self.tiers[alias]:
@@ -145,7 +158,7 @@ class Router:
                     or dep.missing_until > now
                     or dep.cooling_until > now
                     or dep.exhausted_until > now
-                    or dep.budget.available_at(now, cost) > now
+                    or dep.budget.available_at(now, cost, lane) > now
                 ):
                     continue
                 room = dep.budget.headroom(now)
@@ -162,6 +175,7 @@ class Router:
         now: float,
         bad_regions: set[str],
         bad_credentials: set[tuple[str, str]],
+        lane: str = INTERACTIVE,
     ) -> list[Skip]:
         """Why no route of ``alias`` can take the request now (only called when pick failed)."""
         skips = []
@@ -182,7 +196,7 @@ class Router:
                     what = "exhausted" if dep.exhausted_until > now else "cooling down"
                     skips.append(Skip(route, THROTTLED, dep.blocked_until(now), what))
                 else:
-                    at = dep.budget.available_at(now, cost)
+                    at = dep.budget.available_at(now, cost, lane)
                     skips.append(
                         Skip(
                             route,

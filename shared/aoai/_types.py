@@ -30,6 +30,7 @@ class CallContext:
     correlation_id: str
     caller: str | None = None
     timeout_s: float | None = None  # None: the settings' call_deadline_s
+    lane: str = "interactive"  # "backlog": leaves the interactive reserve of the shared quota
 
 
 @dataclass(frozen=True, slots=True)

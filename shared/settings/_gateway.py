@@ -69,6 +69,41 @@ class GatewaySettings(BaseModel):
     storage_account: str | None = Field(
         default=None, description="Storage account name for identity-based access."
     )
+    ledger_enabled: bool = Field(
+        default=True,
+        description="Share each deployment's quota across instances through the ledger table "
+        "(needs storage_connection); false: per-instance pacing.",
+    )
+    ledger_table: str = "gatewayledger"
+    backlog_reserve: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description="Share of each deployment's TPM and RPM per window kept for interactive "
+        "calls; released to the backlog as the window runs out.",
+    )
+    ledger_slice_fraction: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="A lease is sized to the instance's rate over this fraction of a quota minute.",
+    )
+    ledger_fallback_share: float = Field(
+        default=0.25,
+        gt=0,
+        lt=1,
+        description="Share of each deployment's quota one instance uses while the ledger table "
+        "is unreachable (lower still when more instances were seen).",
+    )
+    ledger_timeout_s: float = Field(default=1.0, gt=0)
+    ledger_retry_s: float = Field(
+        default=10.0, gt=0, description="How long an unreachable ledger is left alone."
+    )
+    throttle_wait_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Longest an interactive call waits for quota before answering 429.",
+    )
     max_body_bytes: int = Field(
         default=4_000_000, gt=0, description="Larger HTTP request bodies get 413."
     )

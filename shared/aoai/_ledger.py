@@ -1,0 +1,542 @@
+"""The shared quota ledger: every instance of the app draws on one quota per deployment.
+
+Per-instance budgets alone let eight instances each spend a deployment's whole TPM and RPM.
+Here each instance *leases slices* of the deployment's current windows from one Table Storage
+row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
+
+* Windows are Azure's: tokens per quota minute, requests per sixth of it (RPM / 6). They are
+  fixed windows whose boundaries (the *phase*) are learned from every response's
+  ``x-ratelimit-reset-tokens`` / ``-requests`` (send time + reset = the window's end; the latest
+  such end is kept, since the request reaches Azure after we send it) and shared in the row.
+* A lease is (tokens, requests) for one token window and one request window; it is spent
+  locally with no I/O and is valid from ``start + guard`` to ``end - guard`` of both windows
+  (the guard covers the send-to-arrival delay). A new window needs a new lease; a lease is
+  sized to the instance's recent rate over ``slice_fraction`` of a minute plus the calls
+  waiting, so the storage cost is a couple of transactions per slice, not per call.
+* Lanes: an interactive (HTTP) lease may take the deployment's whole window. A backlog lease
+  leaves a reserve for interactive callers: ``reserve x limit x`` the share of the window still
+  to run (at least ``TAIL`` of it). The reserve is a rate: it keeps ``reserve`` of the quota per
+  minute for interactive calls arriving later in the window and is released to the backlog as
+  the window runs out, so a backlog alone still fills the window.
+* Ground truth: each response's ``x-ratelimit-remaining-*`` says how much the window really has
+  left. A lower figure than the ledger's (another client of the deployment) raises the row's
+  count at the next lease and shrinks this instance's lease at once.
+* Storage unreachable (timeout, connection, any error): for ``retry_s`` the deployment falls back
+  to the instance's own sliding-window budget at a *conservative share* of the quota:
+  ``min(fallback_share, 1 / members)`` (members: instances seen in the row in the last minutes),
+  never the full quota.
+
+``QuotaLedger`` belongs to one gateway (one instance); ``SharedQuota`` is its view of one
+deployment, attached to that deployment's ``DeploymentBudget``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._cooldown import parse_duration
+from ._ledger_store import LedgerConflict, LedgerRow, LedgerStore
+
+__all__ = ["BACKLOG", "INTERACTIVE", "LedgerConfig", "QuotaLedger", "SharedQuota"]
+
+logger = logging.getLogger(__name__)
+
+INTERACTIVE = "interactive"
+BACKLOG = "backlog"
+TAIL = 0.1  # the part of the reserve a backlog lease never takes, even at a window's end
+_MEMBER_TTL_MINUTES = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    reserve: float = 0.2
+    slice_fraction: float = 0.05
+    fallback_share: float = 0.25
+    timeout_s: float = 1.0
+    retry_s: float = 10.0
+    max_conflicts: int = 8
+
+
+@dataclass(slots=True)
+class _Lease:
+    token_window: int
+    request_window: int
+    tokens: int
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """The windows a lease taken at some time belongs to, and when it may be spent."""
+
+    token_window: int
+    request_window: int
+    start: float  # spendable from (after the start guard)
+    until: float  # spendable until (before the end guard)
+    token_end: float
+    request_end: float
+
+
+class QuotaLedger:
+    """One instance's side of the shared ledger: its store, identity, health and statistics."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        *,
+        instance: str,
+        now: Callable[[], float],
+        config: LedgerConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.instance = instance
+        self.config = config or LedgerConfig()
+        self._now = now
+        self._down_until = 0.0
+        self._warned = False
+        self.quotas: dict[str, SharedQuota] = {}
+        self.stats = {
+            "reads": 0,
+            "writes": 0,
+            "conflicts": 0,
+            "failures": 0,
+            "leases": 0,
+            "refusals": 0,
+            "charges": 0,
+        }
+
+    def attach(self, key: str, *, tpm: int, rpm: int, minute_s: float) -> SharedQuota:
+        quota = SharedQuota(self, key, tpm=tpm, rpm=rpm, minute_s=minute_s)
+        self.quotas[key] = quota
+        return quota
+
+    def usable(self, now: float) -> bool:
+        return now >= self._down_until
+
+    def failed(self, exc: BaseException) -> None:
+        self.stats["failures"] += 1
+        self._down_until = self._now() + self.config.retry_s
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "quota ledger unavailable (%s); each deployment falls back to this instance's "
+                "conservative share for %.0fs",
+                type(exc).__name__,
+                self.config.retry_s,
+                extra={"ledger_error": type(exc).__name__},
+            )
+
+    def recovered(self) -> None:
+        if self._warned:
+            self._warned = False
+            logger.info("quota ledger available again")
+        self._down_until = 0.0
+
+    def report(self) -> dict[str, Any]:
+        now = self._now()
+        calls = max(1, self.stats["charges"])
+        return {
+            "instance": self.instance,
+            "store": type(self.store).__name__,
+            "mode": "shared" if self.usable(now) else "fallback",
+            "down_until": self._down_until if self._down_until > now else None,
+            "reserve": self.config.reserve,
+            "fallback_share": self.config.fallback_share,
+            "stats": dict(self.stats),
+            "transactions_per_1000_calls": round(
+                1000.0 * (self.stats["reads"] + self.stats["writes"]) / calls, 1
+            ),
+            "deployments": {key: q.report(now) for key, q in self.quotas.items()},
+        }
+
+    async def aclose(self) -> None:
+        try:
+            await self.store.aclose()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class SharedQuota:
+    """One deployment as this instance sees it in the ledger (see the module docstring)."""
+
+    def __init__(self, ledger: QuotaLedger, key: str, *, tpm: int, rpm: int, minute_s: float):
+        self._ledger = ledger
+        self.key = key
+        self.token_limit = tpm
+        self.request_limit = max(1, rpm // 6)
+        self.token_span = minute_s
+        self.request_span = minute_s / 6
+        self._token_guard = _guard(self.token_span)
+        self._request_guard = _guard(self.request_span)
+        self.token_phase = 0.0
+        self.request_phase = 0.0
+        self.phase_known = False
+        self._leases: dict[str, _Lease | None] = {INTERACTIVE: None, BACKLOG: None}
+        self._full_until: dict[str, float] = {INTERACTIVE: 0.0, BACKLOG: 0.0}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: dict[str, int] = {INTERACTIVE: 0, BACKLOG: 0}
+        self._recent: dict[str, deque[tuple[float, int]]] = {
+            INTERACTIVE: deque(),
+            BACKLOG: deque(),
+        }
+        self._token_floor: tuple[int, int] = (-1, 0)  # (window, tokens Azure says are used)
+        self._request_floor: tuple[int, int] = (-1, 0)
+        self._members: dict[str, float] = {}
+        self.last_row: dict[str, Any] | None = None
+        self.last_lease_at: float | None = None
+
+    # -------------------------------------------------------------- synchronous (the router)
+
+    def usable(self, now: float) -> bool:
+        return self._ledger.usable(now)
+
+    @property
+    def fallback_share(self) -> float:
+        now = self._ledger._now()
+        horizon = now - _MEMBER_TTL_MINUTES * self.token_span
+        live = sum(1 for seen in self._members.values() if seen >= horizon)
+        share = self._ledger.config.fallback_share
+        return min(share, 1.0 / live) if live > 1 else share
+
+    def available_at(self, now: float, cost: int, lane: str) -> float:
+        """``now`` when a lease covers ``cost`` or a top-up may get one; else when it may."""
+        slot = self._slot(now)
+        if slot.start > now:
+            return slot.start
+        if self._covering(slot, cost, lane) is not None:
+            return now
+        full = self._full_until[lane]
+        if lane == INTERACTIVE:
+            full = min(full, self._full_until[BACKLOG]) if full > now else full
+        return full if full > now else now
+
+    def needs_lease(self, now: float, cost: int, lane: str) -> bool:
+        slot = self._slot(now)
+        return slot.start <= now and self._covering(slot, cost, lane) is None
+
+    def hold(self, now: float, lane: str) -> None:
+        """Treat the lane as full for a moment (a call that kept losing its lease to others)."""
+        self._full_until[lane] = max(self._full_until[lane], now + self.request_span / 20)
+
+    def charge(self, now: float, cost: int, lane: str) -> None:
+        self._ledger.stats["charges"] += 1
+        recent = self._recent[lane]
+        recent.append((now, cost))
+        while recent and recent[0][0] <= now - self.request_span:
+            recent.popleft()
+        slot = self._slot(now)
+        lease = self._covering(slot, cost, lane)
+        if lease is None:  # spent without a lease (should not happen): take what is there
+            lease = self._valid(self._leases[lane], slot)
+            if lease is None:
+                return
+        lease.tokens = max(0, lease.tokens - min(cost, self.token_limit))
+        lease.requests = max(0, lease.requests - 1)
+
+    def _valid(self, lease: _Lease | None, slot: _Slot) -> _Lease | None:
+        if (
+            lease is None
+            or lease.token_window != slot.token_window
+            or lease.request_window != slot.request_window
+        ):
+            return None
+        return lease
+
+    def _covering(self, slot: _Slot, cost: int, lane: str) -> _Lease | None:
+        need = min(cost, self.token_limit)
+        lanes = (INTERACTIVE, BACKLOG) if lane == INTERACTIVE else (BACKLOG,)
+        for name in lanes:
+            lease = self._valid(self._leases[name], slot)
+            if lease is not None and lease.tokens >= need and lease.requests >= 1:
+                return lease
+        return None
+
+    def _slot(self, now: float) -> _Slot:
+        tw, t_start, t_end = _window(now, self.token_span, self.token_phase)
+        rw, r_start, r_end = _window(now, self.request_span, self.request_phase)
+        until = min(t_end - self._token_guard, r_end - self._request_guard)
+        if now >= until:  # in an end guard: the lease to get is the next window's
+            at = min(t_end, r_end) + 1e-6
+            tw, t_start, t_end = _window(at, self.token_span, self.token_phase)
+            rw, r_start, r_end = _window(at, self.request_span, self.request_phase)
+            until = min(t_end - self._token_guard, r_end - self._request_guard)
+        start = max(t_start + self._token_guard, r_start + self._request_guard)
+        if start >= until:  # guards overlap (a tiny span): no guard at the start
+            start = max(t_start, r_start)
+        return _Slot(tw, rw, start, until, t_end, r_end)
+
+    # -------------------------------------------------------------- what responses say
+
+    def observe(self, sent_at: float, now: float, headers: Mapping[str, str]) -> None:
+        """Learn the windows' phase and Azure's own count from a response's headers."""
+        reset_tokens = _duration(headers.get("x-ratelimit-reset-tokens"))
+        reset_requests = _duration(headers.get("x-ratelimit-reset-requests"))
+        changed = False
+        if reset_tokens is not None and 0 < reset_tokens <= self.token_span:
+            changed |= self._learn("token", (sent_at + reset_tokens) % self.token_span)
+        if reset_requests is not None and 0 < reset_requests <= self.request_span:
+            changed |= self._learn("request", (sent_at + reset_requests) % self.request_span)
+        if changed:
+            self._leases = {INTERACTIVE: None, BACKLOG: None}
+            self._full_until = {INTERACTIVE: 0.0, BACKLOG: 0.0}
+        if reset_tokens is not None or reset_requests is not None:
+            self.phase_known = True
+        slot = self._slot(sent_at)
+        remaining_tokens = _int(headers.get("x-ratelimit-remaining-tokens"))
+        if remaining_tokens is not None:
+            used = self.token_limit - remaining_tokens
+            window, floor = self._token_floor
+            if window != slot.token_window or used > floor:
+                self._token_floor = (slot.token_window, used)
+            for lease in self._leases.values():
+                if lease is not None and lease.token_window == slot.token_window:
+                    lease.tokens = min(lease.tokens, max(0, remaining_tokens))
+        remaining_requests = _int(headers.get("x-ratelimit-remaining-requests"))
+        limit_requests = _int(headers.get("x-ratelimit-limit-requests"))
+        if remaining_requests is not None and limit_requests in (None, self.request_limit):
+            used = self.request_limit - remaining_requests
+            window, floor = self._request_floor
+            if window != slot.request_window or used > floor:
+                self._request_floor = (slot.request_window, used)
+            for lease in self._leases.values():
+                if lease is not None and lease.request_window == slot.request_window:
+                    lease.requests = min(lease.requests, max(0, remaining_requests))
+
+    def _learn(self, which: str, phase: float) -> bool:
+        """Keep the latest window end seen (circularly); True when the phase moved by more
+        than its guard (leases taken under the old phase are dropped)."""
+        span = self.token_span if which == "token" else self.request_span
+        guard = self._token_guard if which == "token" else self._request_guard
+        current = self.token_phase if which == "token" else self.request_phase
+        if not self.phase_known:
+            moved = True
+        else:
+            diff = ((phase - current + span / 2) % span) - span / 2
+            if not (diff > 0.0005 or diff < -span / 4):
+                return False
+            moved = abs(diff) > guard / 2
+        if which == "token":
+            self.token_phase = phase
+        else:
+            self.request_phase = phase
+        return moved
+
+    # -------------------------------------------------------------- leasing (async)
+
+    async def top_up(self, now: float, cost: int, lane: str) -> bool:
+        """Lease enough for ``cost`` (and the lane's recent rate) from the row; False when the
+        window (for this lane) has no room: ``available_at`` then says until when."""
+        lock = self._locks.get(lane)
+        if lock is None:
+            lock = self._locks[lane] = asyncio.Lock()
+        self._waiting[lane] += 1
+        try:
+            async with lock:
+                now = self._ledger._now()
+                if not self.needs_lease(now, cost, lane) or not self._ledger.usable(now):
+                    return True
+                if self._full_until[lane] > now:
+                    return False
+                demand = self._waiting[lane]
+                try:
+                    return await asyncio.wait_for(
+                        self._lease(now, cost, lane, demand), self._ledger.config.timeout_s
+                    )
+                except Exception as exc:  # noqa: BLE001 - storage trouble: fall back
+                    self._ledger.failed(exc)
+                    return True
+        finally:
+            self._waiting[lane] -= 1
+
+    async def _lease(self, now: float, cost: int, lane: str, waiting: int) -> bool:
+        ledger = self._ledger
+        config = ledger.config
+        stats = ledger.stats
+        slot = self._slot(now)
+        need = min(cost, self.token_limit)
+        rate_tokens = sum(c for _, c in self._recent[lane]) / self.request_span
+        rate_requests = len(self._recent[lane]) / self.request_span
+        slice_s = config.slice_fraction * self.token_span
+        want_tokens = max(need * waiting, math.ceil(rate_tokens * slice_s))
+        want_requests = max(waiting, math.ceil(rate_requests * slice_s))
+        for _ in range(config.max_conflicts):
+            stats["reads"] += 1
+            row, etag = await ledger.store.read(self.key)
+            row = row if row is not None else LedgerRow()
+            rephased = self._merge_phase(row)
+            slot = self._slot(max(now, ledger._now()))
+            if rephased:  # the row's windows were counted under the old phase: carry the counts
+                if abs(row.token_window - slot.token_window) <= 1:
+                    row.token_window = slot.token_window
+                if abs(row.request_window - slot.request_window) <= 1:
+                    row.request_window = slot.request_window
+            if row.token_window > slot.token_window or row.request_window > slot.request_window:
+                # Written under a later window (a clock ahead, or a phase not yet adopted).
+                self._full_until[lane] = slot.until
+                stats["refusals"] += 1
+                return False
+            if row.token_window < slot.token_window:
+                row.token_window, row.tokens, row.backlog_tokens = slot.token_window, 0, 0
+            if row.request_window < slot.request_window:
+                row.request_window, row.requests = slot.request_window, 0
+            window, floor = self._token_floor
+            if window == slot.token_window and floor > row.tokens:
+                row.tokens = floor
+            window, floor = self._request_floor
+            if window == slot.request_window and floor > row.requests:
+                row.requests = floor
+            token_cap, request_cap = self._caps(lane, slot, max(now, slot.start))
+            free_tokens = token_cap - row.tokens
+            free_requests = request_cap - row.requests
+            if free_tokens < need or free_requests < 1:
+                self._full_until[lane] = self._free_at(lane, slot, row, need)
+                stats["refusals"] += 1
+                self._remember(row, now)
+                return False
+            tokens = min(want_tokens, free_tokens)
+            requests = min(want_requests, free_requests)
+            row.tokens += tokens
+            if lane == BACKLOG:
+                row.backlog_tokens += tokens
+            row.requests += requests
+            horizon = now - _MEMBER_TTL_MINUTES * self.token_span
+            row.members = {k: v for k, v in row.members.items() if v >= horizon}
+            row.members[ledger.instance] = now
+            stats["writes"] += 1
+            try:
+                await ledger.store.write(self.key, row, etag)
+            except LedgerConflict:
+                stats["conflicts"] += 1
+                continue
+            ledger.recovered()
+            stats["leases"] += 1
+            self._remember(row, now)
+            self.last_lease_at = now
+            current = self._valid(self._leases[lane], slot)
+            if current is not None:
+                current.tokens += tokens
+                current.requests += requests
+            else:
+                self._leases[lane] = _Lease(
+                    slot.token_window, slot.request_window, tokens, requests
+                )
+            self._full_until[lane] = 0.0
+            return True
+        # Lost every race: others are leasing this very window; try again shortly.
+        self._full_until[lane] = now + self.request_span / 20
+        return False
+
+    def _caps(self, lane: str, slot: _Slot, at: float) -> tuple[int, int]:
+        if lane != BACKLOG:
+            return self.token_limit, self.request_limit
+        reserve = self._ledger.config.reserve
+        token_left = max(TAIL, min(1.0, (slot.token_end - at) / self.token_span))
+        request_left = max(TAIL, min(1.0, (slot.request_end - at) / self.request_span))
+        return (
+            self.token_limit - int(reserve * self.token_limit * token_left),
+            self.request_limit - int(reserve * self.request_limit * request_left),
+        )
+
+    def _free_at(self, lane: str, slot: _Slot, row: LedgerRow, need: int) -> float:
+        """When a refused lease may succeed: when the reserve has shrunk enough, else at the
+        next window of whichever dimension is full."""
+        reserve = self._ledger.config.reserve
+        times = []
+        for limit, used, want, end, span in (
+            (self.token_limit, row.tokens, need, slot.token_end, self.token_span),
+            (self.request_limit, row.requests, 1, slot.request_end, self.request_span),
+        ):
+            if used + want <= (limit if lane != BACKLOG else limit - int(reserve * limit * TAIL)):
+                if lane != BACKLOG:
+                    continue
+                # the backlog's cap grows as the window runs out
+                left = (limit - used - want) / (reserve * limit) if reserve > 0 else 1.0
+                times.append(end - max(TAIL, min(1.0, left)) * span)
+            else:
+                times.append(end)
+        at = max(times) if times else slot.until
+        if at <= slot.start:
+            at = slot.start + self.request_span / 20
+        return at + (self._request_guard if at in (slot.token_end, slot.request_end) else 0.0)
+
+    def _merge_phase(self, row: LedgerRow) -> bool:
+        """Adopt the row's phase or give it ours; True when the row's phase changes here."""
+        before = (row.phase_known, row.token_phase, row.request_phase)
+        if row.phase_known and not self.phase_known:
+            self.token_phase, self.request_phase, self.phase_known = (
+                row.token_phase,
+                row.request_phase,
+                True,
+            )
+            self._leases = {INTERACTIVE: None, BACKLOG: None}
+        elif row.phase_known:
+            moved = self._learn("token", row.token_phase)
+            moved |= self._learn("request", row.request_phase)
+            if moved:
+                self._leases = {INTERACTIVE: None, BACKLOG: None}
+        if self.phase_known:
+            row.token_phase, row.request_phase, row.phase_known = (
+                self.token_phase,
+                self.request_phase,
+                True,
+            )
+        return before != (row.phase_known, row.token_phase, row.request_phase)
+
+    def _remember(self, row: LedgerRow, now: float) -> None:
+        self._members = dict(row.members)
+        self.last_row = {
+            "token_window": row.token_window,
+            "tokens": row.tokens,
+            "backlog_tokens": row.backlog_tokens,
+            "request_window": row.request_window,
+            "requests": row.requests,
+            "read_at": now,
+        }
+
+    def report(self, now: float) -> dict[str, Any]:
+        slot = self._slot(now)
+        leases = {}
+        for lane, lease in self._leases.items():
+            lease = self._valid(lease, slot)
+            leases[lane] = (
+                None if lease is None else {"tokens": lease.tokens, "requests": lease.requests}
+            )
+        return {
+            "tpm": self.token_limit,
+            "requests_per_window": self.request_limit,
+            "phase_known": self.phase_known,
+            "leases": leases,
+            "last_lease_at": self.last_lease_at,
+            "row": self.last_row,
+            "members": {k: round(now - v, 3) for k, v in sorted(self._members.items())},
+            "fallback_share": round(self.fallback_share, 4),
+        }
+
+
+def _guard(span: float) -> float:
+    return min(0.5, max(0.02, 0.02 * span))
+
+
+def _window(now: float, span: float, phase: float) -> tuple[int, float, float]:
+    index = math.floor((now - phase) / span)
+    start = phase + index * span
+    return index, start, start + span
+
+
+def _duration(text: str | None) -> float | None:
+    return parse_duration(text) if text else None
+
+
+def _int(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(float(text))
+    except (ValueError, OverflowError):
+        return None

@@ -1,0 +1,205 @@
+"""Where the shared quota ledger keeps its rows: one row per deployment, updated under its ETag.
+
+* ``InMemoryLedgerStore``: a dict with ETags (one process; several gateways in one test).
+* ``TableLedgerStore``: Azure Table Storage (Azurite locally), via ``azure-data-tables``:
+  partition ``ledger``, row key = the deployment key with ``|`` for ``/``. A write names the
+  ETag it read (``If-Match``) or creates the row; a lost race raises ``LedgerConflict`` and
+  the caller reads again.
+
+A row holds the current token window (index, tokens granted) and request window (index,
+requests granted), the windows' phase as learned from Azure's ``x-ratelimit-reset-*`` headers,
+and each member instance's last lease time (per-instance freshness, shown in health).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+__all__ = [
+    "InMemoryLedgerStore",
+    "LedgerConflict",
+    "LedgerRow",
+    "LedgerStore",
+    "TableLedgerStore",
+]
+
+_PARTITION = "ledger"
+
+
+class LedgerConflict(Exception):
+    """The row changed since it was read (or was created by someone else): read it again."""
+
+
+@dataclass(slots=True)
+class LedgerRow:
+    """One deployment's shared windows. ``tokens``/``requests``: granted in the window with
+    index ``token_window``/``request_window``; ``backlog_tokens``: the backlog's part of
+    ``tokens``; phases in seconds (window boundaries fall at ``phase + k * span``)."""
+
+    token_window: int = -1
+    tokens: int = 0
+    backlog_tokens: int = 0
+    request_window: int = -1
+    requests: int = 0
+    token_phase: float = 0.0
+    request_phase: float = 0.0
+    phase_known: bool = False
+    members: dict[str, float] = field(default_factory=dict)
+
+    def copy(self) -> LedgerRow:
+        return replace(self, members=dict(self.members))
+
+
+class LedgerStore(Protocol):
+    async def read(self, key: str) -> tuple[LedgerRow | None, str | None]:
+        """The row and its ETag; (None, None) when it does not exist yet."""
+        ...
+
+    async def write(self, key: str, row: LedgerRow, etag: str | None) -> str:
+        """Replace the row if it still has ``etag`` (create it when ``etag`` is None); the new
+        ETag. Raises ``LedgerConflict`` when someone wrote in between."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class InMemoryLedgerStore:
+    """Rows in a dict. Share one instance between gateways to share their quota."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[LedgerRow, str]] = {}
+        self._etags = itertools.count(1)
+        self.reads = 0
+        self.writes = 0
+
+    async def read(self, key: str) -> tuple[LedgerRow | None, str | None]:
+        self.reads += 1
+        found = self._rows.get(key)
+        if found is None:
+            return None, None
+        return found[0].copy(), found[1]
+
+    async def write(self, key: str, row: LedgerRow, etag: str | None) -> str:
+        self.writes += 1
+        current = self._rows.get(key)
+        if (current is None) != (etag is None) or (current is not None and current[1] != etag):
+            raise LedgerConflict(key)
+        new = str(next(self._etags))
+        self._rows[key] = (row.copy(), new)
+        return new
+
+    async def aclose(self) -> None:
+        return None
+
+
+class TableLedgerStore:
+    """Ledger rows in an Azure Storage table (created on first use); no SDK retries."""
+
+    def __init__(self, connection_string: str, table_name: str, *, timeout_s: float = 2.0) -> None:
+        self._connection_string = connection_string
+        self._table_name = table_name
+        self._timeout_s = timeout_s
+        self._client: Any = None
+        self._ready = False
+
+    async def _table(self) -> Any:
+        if self._client is None:
+            from azure.data.tables.aio import TableClient
+
+            self._client = TableClient.from_connection_string(
+                self._connection_string,
+                table_name=self._table_name,
+                retry_total=0,
+                connection_timeout=self._timeout_s,
+                read_timeout=self._timeout_s,
+            )
+        if not self._ready:
+            from azure.core.exceptions import ResourceExistsError
+
+            try:
+                await self._client.create_table()
+            except ResourceExistsError:
+                pass
+            self._ready = True
+        return self._client
+
+    async def read(self, key: str) -> tuple[LedgerRow | None, str | None]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        table = await self._table()
+        try:
+            entity = await table.get_entity(_PARTITION, _row_key(key))
+        except ResourceNotFoundError as exc:
+            if "TableNotFound" in str(getattr(exc, "error_code", "") or exc):
+                self._ready = False  # the table was deleted: create it again next time
+                raise
+            return None, None
+        return _from_entity(entity), entity.metadata["etag"]
+
+    async def write(self, key: str, row: LedgerRow, etag: str | None) -> str:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        table = await self._table()
+        entity = _to_entity(key, row)
+        try:
+            if etag is None:
+                meta = await table.create_entity(entity)
+            else:
+                meta = await table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError) as exc:
+            raise LedgerConflict(key) from exc
+        return str(meta.get("etag", ""))
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+
+def _row_key(key: str) -> str:
+    return key.replace("/", "|")
+
+
+def _to_entity(key: str, row: LedgerRow) -> dict[str, Any]:
+    return {
+        "PartitionKey": _PARTITION,
+        "RowKey": _row_key(key),
+        # Window indices as doubles: a short span's index outgrows Int32 (Edm.Double holds 2**53).
+        "token_window": float(row.token_window),
+        "tokens": row.tokens,
+        "backlog_tokens": row.backlog_tokens,
+        "request_window": float(row.request_window),
+        "requests": row.requests,
+        "token_phase": float(row.token_phase),
+        "request_phase": float(row.request_phase),
+        "phase_known": row.phase_known,
+        "members": json.dumps(row.members, separators=(",", ":")),
+    }
+
+
+def _from_entity(entity: Any) -> LedgerRow:
+    try:
+        members = {str(k): float(v) for k, v in json.loads(entity.get("members") or "{}").items()}
+    except (ValueError, AttributeError):
+        members = {}
+    return LedgerRow(
+        token_window=int(float(entity.get("token_window", -1))),
+        tokens=int(entity.get("tokens", 0)),
+        backlog_tokens=int(entity.get("backlog_tokens", 0)),
+        request_window=int(float(entity.get("request_window", -1))),
+        requests=int(entity.get("requests", 0)),
+        token_phase=float(entity.get("token_phase", 0.0)),
+        request_phase=float(entity.get("request_phase", 0.0)),
+        phase_known=bool(entity.get("phase_known", False)),
+        members=members,
+    )
