@@ -55,7 +55,10 @@ logger = logging.getLogger(__name__)
 
 _CHAT = "/chat/completions"
 _BACKLOG_WAIT_S = 0.25  # a backlog call waits this long at most (window guards); then it parks
-_MAX_TOP_UPS = 16  # ledger leases one call may ask for before it counts as throttled
+_MAX_TOP_UPS = 16
+_OVER_BUDGET = (
+    "over client-side budget"  # ledger leases one call may ask for before it counts as throttled
+)
 _EMBEDDINGS = "/embeddings"
 
 
@@ -441,22 +444,18 @@ class Gateway:
                 alias, cost, now, call.tried, call.bad_regions, call.bad_credentials, lane
             )
             if route is None:
-                error = self._exhausted(alias, cost, now, call, lane)
-                # Quota frees up soon (a window boundary, a lease): wait for it within the limits.
-                # Only before any attempt: a throttled attempt's answer is the caller's to see.
-                wait = getattr(error, "retry_at", None)
-                wait = None if wait is None else max(0.001, wait - now)
+                # Our own pacing (budget, ledger) frees up soon: wait for it within the limits.
+                # Only before any attempt, and not for cooldowns: Azure's 429s answer at once.
+                wait = None if call.attempts else self._paced_wait(alias, cost, now, call, lane)
                 if (
-                    isinstance(error, AllThrottled)
-                    and not call.attempts
-                    and wait is not None
+                    wait is not None
                     and waited + wait <= wait_limit
                     and wait < deadline - time.perf_counter()
                 ):
                     waited += wait
                     await asyncio.sleep(wait)
                     continue
-                raise error
+                raise self._exhausted(alias, cost, now, call, lane)
             budget = route.deployment.budget
             if budget.needs_lease(now, cost, lane):
                 shared = budget.shared
@@ -591,6 +590,17 @@ class Gateway:
         # The 429's remaining-* headers (zero) are not applied: the cooldown above already says when it frees up.
         self._health.publish(HealthRecord(dep.key, state, until, now, self._instance))
         logger.debug("deployment %s %s for %.3fs (from %s)", dep.key, state, seconds, source)
+
+    def _paced_wait(
+        self, alias: str, cost: int, now: float, call: _CallState, lane: str
+    ) -> float | None:
+        """Seconds until a route frees up when only the client-side budget holds every usable
+        route back (no cooldown, circuit or other reason); else None."""
+        skips = self._router.explain(alias, cost, now, call.bad_regions, call.bad_credentials, lane)
+        paced = [s for s in skips if s.reason == THROTTLED and s.detail == _OVER_BUDGET]
+        if not paced or any(s.reason == THROTTLED and s.detail != _OVER_BUDGET for s in skips):
+            return None
+        return max(0.001, min(s.available_at for s in paced) - now)
 
     def _exhausted(
         self, alias: str, cost: int, now: float, call: _CallState, lane: str = "interactive"
