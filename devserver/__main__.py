@@ -1,4 +1,9 @@
-"""``python -m devserver [--settings local.settings.json] [--port 7071] [--http-only]``
+"""``python -m devserver [--settings local.settings.json] [--port 7071] [--instance-id ID] [--http-only]``
+
+Several dev servers on different ports, sharing one Azurite, broker and simulator, are several
+instances of one app: each has its own process and state (``WEBSITE_INSTANCE_ID``, as Azure sets
+it per instance, defaults to ``devserver-<port>``), all pump the same Service Bus queues, and the
+timer runs on the one holding its blob lease (``devserver.lease``).
 
 1. Loads the settings file's ``Values`` into the environment (variables already set win).
 2. Imports ``function_app`` and serves its HTTP functions on 127.0.0.1:<port>/api (``devserver.http``).
@@ -19,6 +24,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -116,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
     )
     parser.add_argument("--port", type=int, default=7071, help="default 7071, as Core Tools")
+    parser.add_argument(
+        "--instance-id",
+        help="this instance's id (WEBSITE_INSTANCE_ID; default devserver-<port>)",
+    )
     parser.add_argument("--http-only", action="store_true", help="do not start the extra runners")
     parser.add_argument("--log-level", default="info")
     parser.add_argument(
@@ -131,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.settings:
         applied = load_local_settings(args.settings)
         _log.info("devserver: loaded %d settings from %s", len(applied), args.settings)
+    if args.instance_id or "WEBSITE_INSTANCE_ID" not in os.environ:
+        os.environ["WEBSITE_INSTANCE_ID"] = args.instance_id or f"devserver-{args.port}"
     return asyncio.run(_serve(args))
 
 

@@ -9,7 +9,8 @@ when Core Tools are absent (never deployed).
   when it returns, **abandon** when it raises (Service Bus then redelivers, and dead-letters after
   MaxDeliveryCount). Locks are renewed while the function runs (``maxAutoLockRenewalDuration``);
   up to ``max_concurrent_calls`` messages run at once (``maxConcurrentCalls``).
-* ``timerTrigger``: on its NCRONTAB schedule (``shared.jobs.TimerSchedule``, the parser the
+* ``timerTrigger``: once per tick across every dev server sharing the storage account (the
+  host's singleton lock: a blob lease, ``devserver.lease``), on its NCRONTAB schedule (``shared.jobs.TimerSchedule``, the parser the
   re-drive also plans with: six fields; ``*/N`` and plain numbers in the seconds/minutes/hours
   fields, ``*`` elsewhere — enough for "every N seconds / minutes"; anything else is refused
   with a clear error).
@@ -278,13 +279,28 @@ class StorageQueuePump:
 
 
 class TimerPump:
-    def __init__(self, schedule: TimerSchedule, handler: Handler, *, name: str) -> None:
+    """Runs a timer function on its schedule; with a ``lease`` (``devserver.lease.TimerLease``),
+    only while this process holds the function's singleton lock, as the host does."""
+
+    def __init__(
+        self, schedule: TimerSchedule, handler: Handler, *, name: str, lease: Any = None
+    ) -> None:
         self._schedule = schedule
         self._handler = handler
         self.name = name
+        self._lease = lease
         self.runs = 0
+        self.skipped = 0  # ticks another instance held the lock for
+        self.ticks: list[datetime] = []  # the scheduled times this process ran
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run(stop)
+        finally:
+            if self._lease is not None:
+                await self._lease.release()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         from azure.functions.timer import TimerRequest
 
         while not stop.is_set():
@@ -292,6 +308,10 @@ class TimerPump:
             due = self._schedule.next_after(now)
             if await _wait(stop, (due - now).total_seconds()):
                 return
+            if self._lease is not None and not await self._lease.hold():
+                self.skipped += 1
+                continue
+            self.ticks.append(due)
             late = (datetime.now(UTC) - due).total_seconds() > 1.0
             try:
                 await _call(self._handler, TimerRequest(past_due=late))
@@ -400,11 +420,26 @@ class QueueSide:
                         TimerSchedule.parse(resolve(trigger["schedule"], self._env)),
                         handler,
                         name=name,
+                        lease=self._timer_lease(name),
                     )
                 )
             else:
                 _log.warning("devserver: trigger type %s of %s is not driven locally", kind, name)
         return self
+
+    def _timer_lease(self, function_name: str) -> Any:
+        """The host's singleton lock for a timer, in AzureWebJobsStorage (None without storage)."""
+        storage = self._env.get("AzureWebJobsStorage")
+        if not storage:
+            return None
+        from devserver.lease import TimerLease
+
+        return TimerLease(
+            _expand_dev(storage),
+            host_id=self._env.get("AzureFunctionsWebHost__hostid", "devserver"),
+            function_name=function_name,
+            owner=self._env.get("WEBSITE_INSTANCE_ID"),
+        )
 
     def _connection(self, name: str) -> str:
         value = self._env.get(name)

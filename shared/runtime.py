@@ -11,6 +11,7 @@ Other pieces add their own lazily built services here, following the same patter
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -42,7 +43,9 @@ def gateway() -> Gateway:
         if "gateway" not in _cache:
             from shared.aoai import Gateway
 
-            _cache["gateway"] = Gateway(current)
+            # Azure sets WEBSITE_INSTANCE_ID per instance (the dev server too): health and the
+            # quota ledger name the instance by it.
+            _cache["gateway"] = Gateway(current, instance=os.environ.get("WEBSITE_INSTANCE_ID"))
         return _cache["gateway"]  # type: ignore[return-value]
 
 
