@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ._bus import Bus, Outgoing, QueueNotFound
 from ._contract import JobMessage, JobReply
 from ._records import JobRecord, Terminal
+from ._pending import InMemoryPendingSchedule, PendingSchedule
 from ._store import FinishResult, JobStore
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class JobServices:
     parking: ParkingLot
     clock: Callable[[], float] = time.time
     checkpoint: Checkpoint = field(default=_no_checkpoint)
+    pending: PendingSchedule = field(default_factory=InMemoryPendingSchedule)
 
 
 def reply_message_id(job_id: str) -> str:

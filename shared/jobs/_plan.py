@@ -12,6 +12,9 @@ thundering herd). The first job that would go beyond the horizon, and every job 
 deferred to a later run, so a big job of high priority is not overtaken by smaller ones.
 A first job too big to fit any horizon goes at the horizon's end (the access layer waits for an
 empty window), so it cannot block its alias for good.
+
+``pending_requests``/``pending_tokens``: jobs an earlier run scheduled that are not delivered
+yet. They will spend the same quota, so they count as already planned (``_pending``).
 """
 
 from __future__ import annotations
@@ -31,12 +34,19 @@ class Allowance:
     free_tokens: int
     requests_per_s: float = 0.0
     tokens_per_s: float = 0.0
+    pending_requests: int = 0
+    pending_tokens: int = 0
 
     def requests_within(self, horizon_s: float) -> float:
-        return max(0, self.free_requests) + self.requests_per_s * horizon_s
+        return max(
+            0.0,
+            max(0, self.free_requests) + self.requests_per_s * horizon_s - self.pending_requests,
+        )
 
     def tokens_within(self, horizon_s: float) -> float:
-        return max(0, self.free_tokens) + self.tokens_per_s * horizon_s
+        return max(
+            0.0, max(0, self.free_tokens) + self.tokens_per_s * horizon_s - self.pending_tokens
+        )
 
 
 def plan_redrive(
@@ -44,13 +54,18 @@ def plan_redrive(
 ) -> tuple[float | None, ...]:
     """Delay in seconds from now for each job (``costs`` in tokens, in priority order); None: deferred."""
     out: list[float | None] = []
-    requests = tokens = 0
+    requests, tokens = allowance.pending_requests, allowance.pending_tokens
     for k, cost in enumerate(costs):
         requests += 1
         tokens += max(0, cost)
         wait_requests = _wait(requests, allowance.free_requests, allowance.requests_per_s)
         wait_tokens = _wait(tokens, allowance.free_tokens, allowance.tokens_per_s)
-        if k == 0 and wait_tokens > horizon_s and wait_requests <= horizon_s:
+        if (
+            k == 0
+            and not allowance.pending_tokens
+            and wait_tokens > horizon_s
+            and wait_requests <= horizon_s
+        ):
             wait_tokens = horizon_s  # bigger than any run's allowance: send it once, at the end
         delay = max(0.0, wait_requests, wait_tokens)
         if delay > horizon_s:

@@ -7,7 +7,8 @@
    horizon, in requests and in tokens (each job's estimated cost is in its parking envelope).
    Each job is sent with a Service Bus scheduled enqueue time spread over the horizon at the
    sustained rate (``_plan``), so a reopened quota window gets no thundering herd; jobs beyond
-   the horizon are looked at again after ``defer_s``.
+   the horizon are looked at again after ``defer_s``. Jobs an earlier run scheduled that are not
+   delivered yet count as already planned (``_pending``), so they are not counted twice.
 3. Jobs parked ``max_parks`` times, or past their deadline, move to ``<parking>-poison``.
 
 Every step is per message: one failure is counted and reported, the rest go on; a message that
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._bus import Outgoing
@@ -121,11 +122,22 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
             if parked.cost is None and default_cost is None:
                 default_cost = _default_cost(svc)
             costs.append(parked.cost if parked.cost is not None else default_cost)
-        allowance = _allowance(svc, alias)
+        earlier = await _pending(svc, alias, now)
+        allowance = replace(
+            _allowance(svc, alias),
+            pending_requests=len(earlier),
+            pending_tokens=sum(cost for _, cost in earlier),
+        )
         planned = plan_redrive(costs, allowance, horizon)
         delays.update((id(parked), delay) for parked, delay in zip(jobs, planned))
+        scheduled = [
+            (now + d, c) for d, c in zip(planned, costs) if d is not None and d >= _MIN_SCHEDULE_S
+        ]
+        if scheduled or earlier:
+            await _remember(svc, alias, earlier + scheduled)
         sent = [d for d in planned if d is not None]
         plan[alias] = {
+            "pending": len(earlier),
             "requests": round(allowance.requests_within(horizon), 1),
             "tokens": round(allowance.tokens_within(horizon)),
             "sent": len(sent),
@@ -227,6 +239,22 @@ def _allowance(svc: JobServices, alias: str) -> Allowance:
         requests_per_s=max(0.0, float(capacity.requests_per_s)),
         tokens_per_s=max(0.0, float(capacity.tokens_per_s)),
     )
+
+
+async def _pending(svc: JobServices, alias: str, now: float) -> list[tuple[float, int]]:
+    """Re-drives of ``alias`` an earlier run scheduled that are still to be delivered."""
+    try:
+        return await svc.pending.load(alias, now)
+    except Exception as exc:  # noqa: BLE001 - unknown: plan as if nothing were pending
+        logger.warning("timer: pending re-drives of %s unreadable: %s", alias, type(exc).__name__)
+        return []
+
+
+async def _remember(svc: JobServices, alias: str, entries: list[tuple[float, int]]) -> None:
+    try:
+        await svc.pending.save(alias, entries)
+    except Exception as exc:  # noqa: BLE001 - the next run then plans without them
+        logger.warning("timer: pending re-drives of %s not saved: %s", alias, type(exc).__name__)
 
 
 def _default_cost(svc: JobServices) -> int:

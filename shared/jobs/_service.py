@@ -14,6 +14,7 @@ from ._parking import ParkingLot
 from ._payloads import PayloadStore
 from ._poison import process_dead_letter, process_parking_poison
 from ._records import JobRecord
+from ._pending import TablePendingSchedule
 from ._redrive import TimerReport, run_timer
 from ._store import TableJobStore
 from ._worker import process_delivery
@@ -144,6 +145,7 @@ def build_backlog(
         parking=parking,
         clock=clock,
         checkpoint=checkpoint or _no_checkpoint,
+        pending=TablePendingSchedule(table),
     )
     closers: list[Any] = [bus.aclose, parking.aclose, table.close, container.close]
     if credential is not None:

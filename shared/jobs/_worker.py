@@ -125,7 +125,9 @@ async def run_job(svc: JobServices, job: JobMessage) -> Terminal:
     timeout = svc.settings.job_timeout_s
     if job.deadline is not None:
         timeout = max(0.1, min(timeout, job.deadline.timestamp() - svc.clock()))
-    ctx = CallContext(correlation_id=job.job_id, caller=job.caller, timeout_s=timeout)
+    ctx = CallContext(
+        correlation_id=job.job_id, caller=job.caller, timeout_s=timeout, lane="backlog"
+    )
     if isinstance(job.request, ChatRequest):
         result = await svc.gateway.chat(job.request, ctx)  # the contract refuses stream=true
     else:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from shared.jobs import TimerSchedule, decode_envelope, redrive_horizon_s
+from shared.jobs._pending import InMemoryPendingSchedule
 from shared.jobs._plan import Allowance, plan_redrive
 from shared.settings import load_backlog_settings
 
@@ -118,3 +120,25 @@ def test_the_envelope_carries_the_cost_and_old_envelopes_have_none():
     assert parked.cost == 334 and parked.envelope()["cost"] == 334
     assert "cost" not in decode_envelope(json.dumps(old)).envelope()
     assert decode_envelope(json.dumps({**old, "cost": "lots"})).cost is None
+
+
+def test_jobs_an_earlier_run_scheduled_are_not_counted_twice():
+    """A run starting while the last run's scheduled re-drives are still to come plans after
+    them: the same allowance with 3 pending jobs starts where those 3 would have ended."""
+    allowance = Allowance(free_requests=2, free_tokens=10_000, requests_per_s=1.0, tokens_per_s=1e6)
+    fresh = plan_redrive([100] * 3, allowance, horizon_s=10.0)
+    after_pending = plan_redrive(
+        [100] * 3, replace(allowance, pending_requests=3, pending_tokens=300), horizon_s=10.0
+    )
+    assert fresh == (0.0, 0.0, 1.0)
+    assert after_pending == (2.0, 3.0, 4.0)  # jobs 4..6 of the combined plan
+    tight = replace(allowance, pending_requests=12, pending_tokens=1200)
+    assert plan_redrive([100], tight, horizon_s=10.0) == (None,)  # nothing left this horizon
+    assert tight.requests_within(10.0) == 0.0
+
+
+async def test_the_pending_record_keeps_only_future_schedules():
+    pending = InMemoryPendingSchedule()
+    await pending.save("gpt-4o", [(10.0, 100), (20.0, 200)])
+    assert await pending.load("gpt-4o", now=15.0) == [(20.0, 200)]
+    assert await pending.load("other", now=0.0) == []
