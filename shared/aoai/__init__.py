@@ -6,7 +6,7 @@ See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy
 
 from ._budget import request_tokens
 from ._clients import ClientProvider
-from ._clock import Clock, SystemClock
+from ._clock import Clock, ManualClock, SystemClock
 from ._exceptions import (
     AllThrottled,
     AuthFailed,
@@ -24,6 +24,7 @@ from ._exceptions import (
 )
 from ._gateway import Gateway
 from ._health import HealthRecord, HealthStore, InMemoryHealthStore, TableHealthStore
+from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
@@ -31,9 +32,13 @@ from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usa
 __all__ = [
     "AllThrottled",
     "Attempt",
+    "AttemptEvent",
     "AuthFailed",
     "BadRequest",
     "CallContext",
+    "CallLog",
+    "CallObserver",
+    "CallOutcome",
     "CallResult",
     "Capacity",
     "ChatMessage",
@@ -52,6 +57,7 @@ __all__ = [
     "HealthRecord",
     "HealthStore",
     "InMemoryHealthStore",
+    "ManualClock",
     "RegionsUnavailable",
     "RequestRejected",
     "StreamInterrupted",
