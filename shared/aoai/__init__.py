@@ -6,7 +6,7 @@ See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy
 
 from ._budget import request_tokens
 from ._clients import ClientProvider
-from ._clock import Clock, SystemClock
+from ._clock import Clock, ManualClock, SystemClock
 from ._exceptions import (
     AllThrottled,
     AuthFailed,
@@ -25,6 +25,7 @@ from ._exceptions import (
 from ._gateway import Gateway
 from ._health import HealthRecord, HealthStore, InMemoryHealthStore, TableHealthStore
 from ._ledger_store import InMemoryLedgerStore, LedgerStore, TableLedgerStore
+from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
@@ -32,9 +33,13 @@ from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usa
 __all__ = [
     "AllThrottled",
     "Attempt",
+    "AttemptEvent",
     "AuthFailed",
     "BadRequest",
     "CallContext",
+    "CallLog",
+    "CallObserver",
+    "CallOutcome",
     "CallResult",
     "Capacity",
     "ChatMessage",
@@ -55,6 +60,7 @@ __all__ = [
     "InMemoryHealthStore",
     "InMemoryLedgerStore",
     "LedgerStore",
+    "ManualClock",
     "RegionsUnavailable",
     "RequestRejected",
     "StreamInterrupted",
