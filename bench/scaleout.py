@@ -1,0 +1,742 @@
+"""Scale-out: K app instances (separate dev server processes) share two regions' quota.
+
+Each run starts K ``python -m devserver`` processes (HTTP, Service Bus pumps, the timer under
+its blob lease) on one Azurite, one Service Bus test broker and one simulator with two regions
+and a shortened quota minute. It submits the backlog of jobs over ``POST /api/v1/jobs`` (spread
+over the instances), which then drain through the real backlog path (worker function, parking,
+re-drive timer), while an open-loop interactive load of HTTP chats at ``INTERACTIVE_SHARE`` of
+the combined quota goes to random instances throughout.
+
+Scenarios, in the same run: the ledger at K = 1, 4, 8; K = 8 with the ledger off (per-instance
+pacing, as before the ledger); K LiteLLM Routers (usage-based routing, each told the
+deployments' full TPM/RPM, as LiteLLM documents per-pod limits) draining the same jobs and
+carrying the same interactive load in this process, their counters per Router as per pod.
+
+Figures: the simulator's charged tokens per complete quota minute (sampled at each window
+edge, ``bench._quota``), split into interactive (the calls this process made, charged as the
+simulator charges them) and backlog; *share* = backlog tokens / (combined quota - interactive
+tokens) over the complete minutes while the backlog was still draining (the first minute, the
+ramp, is left out); upstream 429 share = 429s / requests at the simulator; interactive calls
+answered 429 (``all_throttled``) and their added latency (minus the simulator's own, measured
+direct); lost = jobs not succeeded at the end; dup = backlog requests the simulator served
+beyond one per succeeded job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ._backlog import Azurite, backlog_available
+from ._harness import (
+    HOST,
+    PY,
+    ROOT,
+    Budget,
+    SimProcess,
+    _stop,
+    child_env,
+    free_ports,
+    gateway_regions,
+    wait_http,
+)
+from ._quota import QuotaSampler, rate_series, window_totals
+from ._stats import percentile
+
+__all__ = ["plot", "run"]
+
+ALIAS = "gpt-4o"
+DEPLOYMENT = "bench-chat"
+REGIONS = ("east", "west")
+MINUTE_S = 6.0
+TPM = 18_000  # per region per (scaled) minute: 36,000 combined
+MAX_TOKENS = 320  # backlog jobs: ~334 tokens charged each; TPM binds before RPM
+INTERACTIVE_MAX_TOKENS = 100
+INTERACTIVE_SHARE = 0.10
+TTFT_MS = 100.0
+TIME_SCALE = MINUTE_S / 60.0
+BACKLOG_SETTINGS = {
+    "RETRY_TIMER_SCHEDULE": f"*/{max(1, round(30 * TIME_SCALE))} * * * * *",
+    "BACKLOG_DEFER_S": f"{15 * TIME_SCALE:g}",
+    "BACKLOG_REDRIVE_CLAIM_S": f"{60 * TIME_SCALE:g}",
+    "BACKLOG_JOB_TIMEOUT_S": f"{180 * TIME_SCALE:g}",
+}
+TARGET_SHARE = {8: 0.90, 1: 0.95}
+TARGET_429 = 0.01
+LITELLM_CONCURRENCY = 16  # per Router, as maxConcurrentCalls per instance
+
+
+def _job_messages(job: int) -> list[dict[str, str]]:
+    return [
+        {"role": "user", "content": f"Job {job:06d}: reply with one short line of text, please."}
+    ]
+
+
+def _chat_messages(n: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"Interactive question {n:06d}: a short answer?"}]
+
+
+def _charge(messages: list[dict[str, str]], max_tokens: int) -> int:
+    return math.ceil(len(messages[0]["content"]) / 4) + max_tokens
+
+
+INTERACTIVE_CHARGE = _charge(_chat_messages(0), INTERACTIVE_MAX_TOKENS)
+JOB_CHARGE = _charge(_job_messages(0), MAX_TOKENS)
+QUOTA_PER_MINUTE = TPM * len(REGIONS)
+INTERACTIVE_RATE = INTERACTIVE_SHARE * QUOTA_PER_MINUTE / MINUTE_S / INTERACTIVE_CHARGE  # calls/s
+
+
+def _sim_regions() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": r,
+            "deployments": [{"name": DEPLOYMENT, "model": ALIAS, "kind": "chat", "tpm": TPM}],
+        }
+        for r in REGIONS
+    ]
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+class _Broker:
+    """``python -m sbbroker`` on a free port (its own process: 8 instances talk to it)."""
+
+    def __init__(self) -> None:
+        self.port = free_ports(1)[0]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"Endpoint=sb://{HOST}:{self.port};SharedAccessKeyName=k;SharedAccessKey=v;"
+            "UseDevelopmentEmulator=true"
+        )
+
+    def __enter__(self) -> _Broker:
+        self.proc = subprocess.Popen(
+            [PY, "-m", "sbbroker", "--port", str(self.port)],
+            cwd=ROOT,
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        import socket
+
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError("sbbroker did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+class _Instances:
+    """K dev servers (the whole app: HTTP, pumps, timer lease), one process each."""
+
+    def __init__(self, k: int, env: dict[str, str]) -> None:
+        self.ports = free_ports(k)
+        self._env = env
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._dir = tempfile.TemporaryDirectory(prefix="bench-scaleout-")
+
+    def urls(self) -> list[str]:
+        return [f"http://{HOST}:{p}/api" for p in self.ports]
+
+    def __enter__(self) -> _Instances:
+        for i, port in enumerate(self.ports):
+            log = open(Path(self._dir.name) / f"i{i}.log", "wb")
+            self.procs.append(
+                subprocess.Popen(
+                    [PY, "-m", "devserver", "--port", str(port), "--log-level", "warning"],
+                    cwd=ROOT,
+                    env=child_env({**self._env, "WEBSITE_INSTANCE_ID": f"bench-{i}"}),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        try:
+            for port, proc in zip(self.ports, self.procs):
+                wait_http(f"http://{HOST}:{port}/api/health", 90, proc)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def log_tail(self, i: int = 0, chars: int = 1500) -> str:
+        try:
+            return (Path(self._dir.name) / f"i{i}.log").read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self._dir.cleanup()
+
+
+# ------------------------------------------------------------------------------ load
+
+
+class _Interactive:
+    """Open-loop Poisson arrivals of HTTP chats (or Router calls) at ``rate`` per second."""
+
+    def __init__(self, call: Any, rate: float, t0: float, seed: int = 7) -> None:
+        self._call = call
+        self._rate = rate
+        self._t0 = t0
+        self._rng = random.Random(seed)
+        self.records: list[tuple[float, float, str]] = []  # (t sent, latency s, outcome)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self._rng.expovariate(self._rate))
+                break
+            except TimeoutError:
+                pass
+            n += 1
+            task = asyncio.create_task(self._one(n))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=30)
+
+    async def _one(self, n: int) -> None:
+        sent = time.monotonic()
+        try:
+            outcome = await self._call(n)
+        except Exception as exc:  # noqa: BLE001 - recorded by class
+            outcome = type(exc).__name__
+        self.records.append((sent - self._t0, time.monotonic() - sent, outcome))
+
+
+async def _direct_latency(sim: SimProcess) -> float:
+    """The simulator's own latency for an interactive chat (median of a few direct calls)."""
+    import httpx
+
+    url = f"{sim.endpoint(REGIONS[0])}/openai/v1/chat/completions"
+    body = {"model": DEPLOYMENT, "messages": _chat_messages(0), "max_tokens": 10}
+    samples = []
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(15):
+            t = time.monotonic()
+            await client.post(url, json=body, headers={"api-key": "bench-key"})
+            samples.append(time.monotonic() - t)
+    sim.reset()
+    return percentile(samples, 0.5)
+
+
+async def _count_terminal(table: Any) -> tuple[int, int]:
+    succeeded = failed = 0
+    async for entity in table.query_entities(
+        "status eq 'succeeded' or status eq 'failed'", select=["status"]
+    ):
+        if entity.get("status") == "succeeded":
+            succeeded += 1
+        else:
+            failed += 1
+    return succeeded, failed
+
+
+# ------------------------------------------------------------------------------ one scenario
+
+
+async def _instances_scenario(
+    name: str,
+    k: int,
+    ledger: bool,
+    sim: SimProcess,
+    azurite: Azurite,
+    broker: _Broker,
+    jobs: int,
+    cap_s: float,
+    direct_s: float,
+) -> dict[str, Any]:
+    import httpx
+    from azure.data.tables.aio import TableClient
+
+    tag = uuid.uuid4().hex[:8]
+    regions = gateway_regions(sim, [(r, 1, DEPLOYMENT, TPM) for r in REGIONS], ALIAS)
+    env = {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "GATEWAY_REGIONS": json.dumps(regions),
+        "GATEWAY_QUOTA_MINUTE_S": str(MINUTE_S),
+        "GATEWAY_LEDGER_ENABLED": "true" if ledger else "false",
+        "GATEWAY_LEDGER_TABLE": f"ledger{tag}",
+        "GATEWAY_HEALTH_TABLE": f"health{tag}",
+        "GATEWAY_DEFAULT_THROTTLE_COOLDOWN_S": f"{10 * TIME_SCALE:g}",
+        "AzureWebJobsStorage": azurite.connection_string,
+        "AzureFunctionsWebHost__hostid": f"bench{tag}",
+        "ServiceBusConnection": broker.connection_string,
+        "BACKLOG_QUEUE": f"so{tag}",
+        "PARKING_QUEUE": f"sopark{tag}",
+        "BACKLOG_JOBS_TABLE": f"sojobs{tag}",
+        "BACKLOG_RESULTS_CONTAINER": f"sores{tag}",
+        **BACKLOG_SETTINGS,
+    }
+    budget = Budget(cap_s)
+    with _Instances(k, env) as instances:
+        urls = instances.urls()
+        rng = random.Random(11)
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as http:
+
+            async def interactive(n: int) -> str:
+                response = await http.post(
+                    f"{rng.choice(urls)}/v1/chat/completions",
+                    json={
+                        "model": ALIAS,
+                        "messages": _chat_messages(n),
+                        "max_tokens": INTERACTIVE_MAX_TOKENS,
+                    },
+                )
+                if response.status_code == 200:
+                    return "ok"
+                try:
+                    return str(response.json()["error"]["code"])
+                except Exception:  # noqa: BLE001
+                    return f"http_{response.status_code}"
+
+            sim.reset()
+            t0 = time.monotonic()
+            sampler = QuotaSampler(sim, REGIONS, MINUTE_S, budget, every_s=0.25)
+            sampler.start(t0)
+            stop = asyncio.Event()
+            load = _Interactive(interactive, INTERACTIVE_RATE, t0)
+            load_task = asyncio.create_task(load.run(stop))
+            gate = asyncio.Semaphore(16)
+            submit_errors = 0
+
+            async def submit(job: int) -> None:
+                nonlocal submit_errors
+                body = {
+                    "request": {
+                        "model": ALIAS,
+                        "messages": _job_messages(job),
+                        "max_tokens": MAX_TOKENS,
+                    }
+                }
+                async with gate:
+                    response = await http.post(f"{urls[job % k]}/v1/jobs", json=body)
+                if response.status_code != 202:
+                    submit_errors += 1
+
+            await asyncio.gather(*(submit(j) for j in range(jobs)))
+            submit_s = time.monotonic() - t0
+            table = TableClient.from_connection_string(
+                azurite.connection_string, table_name=env["BACKLOG_JOBS_TABLE"]
+            )
+            progress: list[tuple[float, int]] = []
+            async with table:
+                succeeded = failed = 0
+                while not budget.expired():
+                    succeeded, failed = await _count_terminal(table)
+                    progress.append((round(time.monotonic() - t0, 2), succeeded))
+                    if succeeded + failed >= jobs - submit_errors:
+                        break
+                    await asyncio.sleep(0.5)
+                wall = time.monotonic() - t0
+                stop.set()
+                await load_task
+                await asyncio.sleep(1.0)  # stragglers: a duplicate would show at the simulator
+                succeeded, failed = await _count_terminal(table)
+            sampler.stop()
+            health = []
+            for url in urls:
+                try:
+                    health.append((await http.get(f"{url}/health")).json())
+                except Exception:  # noqa: BLE001
+                    health.append({})
+    stats = [sim.stats(r) for r in REGIONS]
+    return _summarize(
+        name,
+        k,
+        stats,
+        sampler,
+        load.records,
+        direct_s,
+        wall=wall,
+        jobs=jobs,
+        succeeded=succeeded,
+        failed=failed,
+        extra={
+            "ledger": ledger,
+            "submit_s": round(submit_s, 2),
+            "submit_errors": submit_errors,
+            "hit_time_cap": budget.expired(),
+            "progress": progress[:: max(1, len(progress) // 120)],
+            "ledger_stats": _ledger_stats(health),
+        },
+    )
+
+
+def _ledger_stats(health: list[dict[str, Any]]) -> dict[str, Any] | None:
+    reports = [(h.get("gateway") or h).get("ledger") for h in health if isinstance(h, dict)]
+    reports = [r for r in reports if r]
+    if not reports:
+        return None
+    total = {
+        key: sum(r["stats"].get(key, 0) for r in reports)
+        for key in ("reads", "writes", "conflicts", "failures", "leases", "refusals", "charges")
+    }
+    calls = max(1, total["charges"])
+    total["transactions_per_1000_calls"] = round(
+        1000.0 * (total["reads"] + total["writes"]) / calls, 1
+    )
+    total["instances_reporting"] = len(reports)
+    return total
+
+
+async def _litellm_scenario(
+    k: int, sim: SimProcess, jobs: int, cap_s: float, direct_s: float
+) -> dict[str, Any]:
+    from ._peers import litellm_router
+
+    routers = []
+    for _ in range(k):
+        router = litellm_router(
+            [{"endpoint": sim.endpoint(r), "deployment": DEPLOYMENT} for r in REGIONS],
+            num_retries=2,
+            allowed_fails=3,
+            cooldown_time=5,
+            timeout=30.0,
+            routing_strategy="usage-based-routing-v2",
+        )
+        for dep in router.model_list:  # each pod told the deployment's full quota
+            dep["litellm_params"]["tpm"] = TPM
+            dep["litellm_params"]["rpm"] = TPM * 6 // 1000
+        routers.append(router)
+    budget = Budget(cap_s)
+    rng = random.Random(11)
+    sim.reset()
+    t0 = time.monotonic()
+    sampler = QuotaSampler(sim, REGIONS, MINUTE_S, budget, every_s=0.25)
+    sampler.start(t0)
+    stop = asyncio.Event()
+
+    async def interactive(n: int) -> str:
+        router = rng.choice(routers)
+        try:
+            await router.acompletion(
+                model=ALIAS, messages=_chat_messages(n), max_tokens=INTERACTIVE_MAX_TOKENS
+            )
+        except Exception as exc:  # noqa: BLE001
+            return (
+                "rate_limit"
+                if "429" in str(exc) or "RateLimit" in type(exc).__name__
+                else type(exc).__name__
+            )
+        return "ok"
+
+    load = _Interactive(interactive, INTERACTIVE_RATE, t0)
+    load_task = asyncio.create_task(load.run(stop))
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for j in range(jobs):
+        queue.put_nowait(j)
+    succeeded = lost = 0
+    progress: list[tuple[float, int]] = []
+
+    async def worker(router: Any) -> None:
+        nonlocal succeeded, lost
+        while not queue.empty() and not budget.expired():
+            job = queue.get_nowait()
+            try:
+                await router.acompletion(
+                    model=ALIAS, messages=_job_messages(job), max_tokens=MAX_TOKENS
+                )
+                succeeded += 1
+                progress.append((round(time.monotonic() - t0, 2), succeeded))
+            except Exception:  # noqa: BLE001 - the job is lost
+                lost += 1
+
+    await asyncio.gather(*(worker(r) for r in routers for _ in range(LITELLM_CONCURRENCY)))
+    wall = time.monotonic() - t0
+    stop.set()
+    await load_task
+    sampler.stop()
+    stats = [sim.stats(r) for r in REGIONS]
+    return _summarize(
+        f"litellm K={k}",
+        k,
+        stats,
+        sampler,
+        load.records,
+        direct_s,
+        wall=wall,
+        jobs=jobs,
+        succeeded=succeeded,
+        failed=lost,
+        extra={"progress": progress[:: max(1, len(progress) // 120)]},
+    )
+
+
+# ------------------------------------------------------------------------------ figures
+
+
+def _summarize(
+    name: str,
+    k: int,
+    stats: list[dict[str, Any]],
+    sampler: QuotaSampler,
+    records: list[tuple[float, float, str]],
+    direct_s: float,
+    *,
+    wall: float,
+    jobs: int,
+    succeeded: int,
+    failed: int,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    requests = sum(s["requests"] for s in stats)
+    throttled = sum(s["throttled"] for s in stats)
+    served = sum(s["served"] for s in stats)
+    ok = [r for r in records if r[2] == "ok"]
+    interactive_by_window: dict[int, int] = {}
+    for t, _, outcome in ok:
+        w = int(t // MINUTE_S)
+        interactive_by_window[w] = interactive_by_window.get(w, 0) + INTERACTIVE_CHARGE
+    totals = window_totals(sampler.edges, wall, MINUTE_S)
+    windows = []
+    for w, total in enumerate(totals):
+        inter = interactive_by_window.get(w, 0)
+        backlog = max(0, total - inter)
+        windows.append(
+            {
+                "window": w,
+                "total": total,
+                "interactive": inter,
+                "backlog": backlog,
+                "share": round(backlog / max(1, QUOTA_PER_MINUTE - inter), 3),
+            }
+        )
+    judged = windows[1:]  # the first minute is the ramp (instances filling up)
+    left = sum(QUOTA_PER_MINUTE - w["interactive"] for w in judged)
+    share = round(sum(w["backlog"] for w in judged) / left, 3) if left > 0 else None
+    added = [max(0.0, lat - direct_s) * 1000.0 for _, lat, outcome in records if outcome == "ok"]
+    outcomes: dict[str, int] = {}
+    for _, _, outcome in records:
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    throttled_series = []
+    prev_t, prev_th = 0.0, 0
+    for t, _, _, th in sampler.samples:
+        if t - prev_t > 1e-6:
+            throttled_series.append((round(t, 3), round((th - prev_th) / (t - prev_t), 2)))
+        prev_t, prev_th = t, th
+    backlog_served = served - len(ok)
+    return {
+        "scenario": name,
+        "k": k,
+        "jobs": jobs,
+        "succeeded": succeeded,
+        "lost": jobs - succeeded,
+        "failed": failed,
+        "dup": max(0, backlog_served - succeeded),
+        "wall_s": round(wall, 2),
+        "jobs_per_s": round(succeeded / wall, 2) if wall > 0 else None,
+        "upstream_requests": requests,
+        "upstream_429": throttled,
+        "upstream_429_share": round(throttled / requests, 4) if requests else 0.0,
+        "share": share,
+        "windows": windows,
+        "interactive": {
+            "calls": len(records),
+            "ok": len(ok),
+            "outcomes": outcomes,
+            "all_throttled": outcomes.get("all_throttled", 0) + outcomes.get("rate_limit", 0),
+            "added_ms_p50": round(percentile(added, 0.5), 1) if added else None,
+            "added_ms_p99": round(percentile(added, 0.99), 1) if added else None,
+        },
+        "series": {
+            "tokens_per_s": rate_series(sampler.samples),
+            "throttled_per_s": throttled_series,
+        },
+        **extra,
+    }
+
+
+def _line(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"error {r['error']}"
+    share = r.get("share")
+    return (
+        f"share {share if share is not None else '-'}x, 429s {100 * r['upstream_429_share']:.1f}%, "
+        f"interactive throttled {r['interactive']['all_throttled']}, lost {r['lost']}, dup {r['dup']}"
+    )
+
+
+def _summary(scenarios: dict[str, dict[str, Any]]) -> str:
+    parts = []
+    for k in (8, 4, 1):
+        r = scenarios.get(f"ledger K={k}")
+        if r is None:
+            continue
+        if "error" in r:
+            parts.append(f"K={k} error")
+            continue
+        share = r.get("share")
+        parts.append(
+            f"K={k} share {share:.2f}x, 429s {100 * r['upstream_429_share']:.1f}%, "
+            f"interactive throttled {r['interactive']['all_throttled']}, lost {r['lost']}, dup {r['dup']}"
+            if share is not None
+            else f"K={k} share -, 429s {100 * r['upstream_429_share']:.1f}%, "
+            f"interactive throttled {r['interactive']['all_throttled']}, lost {r['lost']}, dup {r['dup']}"
+        )
+    for label, key in (("ledger off", "ledger off K=8"), ("litellm", "litellm K=8")):
+        r = scenarios.get(key)
+        if r is not None and "error" not in r:
+            parts.append(f"{label} K=8 429s {100 * r['upstream_429_share']:.1f}%")
+    return "scaleout: " + "; ".join(parts)
+
+
+def _targets(scenarios: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for k in (8, 4, 1):
+        r = scenarios.get(f"ledger K={k}")
+        if r is None or "error" in r:
+            continue
+        if k in TARGET_SHARE:
+            out.append(
+                {
+                    "target": f"K={k} backlog share of what interactive leaves >= {TARGET_SHARE[k]}",
+                    "value": r["share"],
+                    "met": r["share"] is not None and r["share"] >= TARGET_SHARE[k],
+                }
+            )
+        out.append(
+            {
+                "target": f"K={k} upstream 429 share <= {TARGET_429:.0%}",
+                "value": r["upstream_429_share"],
+                "met": r["upstream_429_share"] <= TARGET_429,
+            }
+        )
+        out.append(
+            {
+                "target": f"K={k} interactive all_throttled 0, lost 0, dup 0",
+                "value": [r["interactive"]["all_throttled"], r["lost"], r["dup"]],
+                "met": r["interactive"]["all_throttled"] == 0 and r["lost"] == 0 and r["dup"] == 0,
+            }
+        )
+    return out
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    started = time.monotonic()
+    why_not = backlog_available()
+    if why_not is not None:
+        return {"name": "scaleout", "error": why_not, "summary": f"scaleout: not run ({why_not})"}
+    jobs = 200 if quick else 600
+    cap_s = 60.0 if quick else 120.0
+    ks = (1, 8) if quick else (1, 4, 8)
+    scenarios: dict[str, dict[str, Any]] = {}
+    with (
+        SimProcess(
+            _sim_regions(),
+            minute_seconds=MINUTE_S,
+            latency={"ttft_ms": TTFT_MS, "per_token_ms": 0},
+            log_name="scaleout",
+        ) as sim,
+        Azurite() as azurite,
+        _Broker() as broker,
+    ):
+        direct_s = asyncio.run(_direct_latency(sim))
+        plan = [(f"ledger K={k}", k, True) for k in ks] + [("ledger off K=8", 8, False)]
+        for name, k, ledger in plan:
+            try:
+                scenarios[name] = asyncio.run(
+                    _instances_scenario(
+                        name, k, ledger, sim, azurite, broker, jobs, cap_s, direct_s
+                    )
+                )
+            except Exception as exc:  # noqa: BLE001 - one scenario failing must not hide the rest
+                scenarios[name] = {"scenario": name, "error": f"{type(exc).__name__}: {exc}"}
+            print(f"  scaleout {name}: {_line(scenarios[name])}", flush=True)
+        try:
+            from ._peers import ensure_litellm
+
+            ensure_litellm()
+            scenarios["litellm K=8"] = asyncio.run(_litellm_scenario(8, sim, jobs, cap_s, direct_s))
+        except Exception as exc:  # noqa: BLE001
+            scenarios["litellm K=8"] = {
+                "scenario": "litellm K=8",
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        print(f"  scaleout litellm K=8: {_line(scenarios['litellm K=8'])}", flush=True)
+    return {
+        "name": "scaleout",
+        "quick": quick,
+        "setup": {
+            "regions": list(REGIONS),
+            "minute_s": MINUTE_S,
+            "time_scale": TIME_SCALE,
+            "tpm_per_region": TPM,
+            "rpm_per_region": TPM * 6 // 1000,
+            "jobs": jobs,
+            "job_charge": JOB_CHARGE,
+            "interactive_charge": INTERACTIVE_CHARGE,
+            "interactive_rate_per_s": round(INTERACTIVE_RATE, 2),
+            "interactive_share": INTERACTIVE_SHARE,
+            "backlog_settings": BACKLOG_SETTINGS,
+            "sim_ttft_ms": TTFT_MS,
+            "direct_latency_ms": round(direct_s * 1000.0, 1),
+            "time_cap_s": cap_s,
+            "instances": list(ks),
+        },
+        "scenarios": scenarios,
+        "targets": _targets(scenarios),
+        "summary": _summary(scenarios),
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Throughput and 429s over time at K = 8, with and without the ledger."""
+    from ._plots import _plt
+
+    plt = _plt()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    colors = {"ledger K=8": "#1f77b4", "ledger off K=8": "#d62728"}
+    for name, color in colors.items():
+        r = result["scenarios"].get(name)
+        if not r or "error" in r:
+            continue
+        xs, ys = zip(*r["series"]["tokens_per_s"]) if r["series"]["tokens_per_s"] else ((), ())
+        top.plot(xs, ys, color=color, label=name, linewidth=1)
+        xs, ys = (
+            zip(*r["series"]["throttled_per_s"]) if r["series"]["throttled_per_s"] else ((), ())
+        )
+        bottom.plot(xs, ys, color=color, label=name, linewidth=1)
+    quota = QUOTA_PER_MINUTE / MINUTE_S
+    top.axhline(quota, color="#7f7f7f", linestyle="--", linewidth=0.8, label="combined quota")
+    top.set_ylabel("tokens charged / s")
+    bottom.set_ylabel("upstream 429s / s")
+    bottom.set_xlabel("seconds (quota minute = %gs)" % MINUTE_S)
+    top.legend(loc="upper right", fontsize=8)
+    bottom.legend(loc="upper right", fontsize=8)
+    top.set_title("Scale-out: 8 instances draining the backlog, with and without the quota ledger")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
