@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CallLoop"]
 
-_BACKLOG_WAIT_S = 0.25  # a backlog call waits this long at most (window guards); then it parks
 _MAX_TOP_UPS = 16  # ledger leases one call may ask for before it counts as throttled
 _OVER_BUDGET = "over client-side budget"
 
@@ -90,7 +89,7 @@ class CallLoop:
             call.attempts.append(attempt)
             on_attempt(attempt)
 
-        wait_limit = settings.throttle_wait_s if lane == INTERACTIVE else _BACKLOG_WAIT_S
+        wait_limit = settings.throttle_wait_s
         waited = 0.0
         top_ups = 0
         while True:

@@ -240,12 +240,14 @@ class SharedQuota:
         lease.requests = max(0, lease.requests - 1)
 
     def _valid(self, lease: _Lease | None, slot: _Slot) -> _Lease | None:
-        if (
-            lease is None
-            or lease.token_window != slot.token_window
-            or lease.request_window != slot.request_window
-        ):
+        """The lease rolled to ``slot``: tokens last their token window, requests their
+        (shorter) request window; what belongs to a window gone is dropped."""
+        if lease is None:
             return None
+        if lease.token_window != slot.token_window:
+            lease.token_window, lease.tokens = slot.token_window, 0
+        if lease.request_window != slot.request_window:
+            lease.request_window, lease.requests = slot.request_window, 0
         return lease
 
     def _covering(self, slot: _Slot, cost: int, lane: str) -> _Lease | None:
@@ -277,16 +279,15 @@ class SharedQuota:
         """Learn the windows' phase and Azure's own count from a response's headers."""
         reset_tokens = _duration(headers.get("x-ratelimit-reset-tokens"))
         reset_requests = _duration(headers.get("x-ratelimit-reset-requests"))
-        changed = False
+        first = not self.phase_known
         if reset_tokens is not None and 0 < reset_tokens <= self.token_span:
-            changed |= self._learn("token", (sent_at + reset_tokens) % self.token_span)
+            self._learn("token", (sent_at + reset_tokens) % self.token_span)
         if reset_requests is not None and 0 < reset_requests <= self.request_span:
-            changed |= self._learn("request", (sent_at + reset_requests) % self.request_span)
-        if changed:
-            self._leases = {INTERACTIVE: None, BACKLOG: None}
-            self._full_until = {INTERACTIVE: 0.0, BACKLOG: 0.0}
+            self._learn("request", (sent_at + reset_requests) % self.request_span)
         if reset_tokens is not None or reset_requests is not None:
             self.phase_known = True
+            if first:
+                self._full_until = {INTERACTIVE: 0.0, BACKLOG: 0.0}
         slot = self._slot(sent_at)
         remaining_tokens = _int(headers.get("x-ratelimit-remaining-tokens"))
         if remaining_tokens is not None:
@@ -309,23 +310,21 @@ class SharedQuota:
                     lease.requests = min(lease.requests, max(0, remaining_requests))
 
     def _learn(self, which: str, phase: float) -> bool:
-        """Keep the latest window end seen (circularly); True when the phase moved by more
-        than its guard (leases taken under the old phase are dropped)."""
+        """Keep the latest window end seen (circularly): a request reaches Azure after we send
+        it, so send time + reset is never later than the true end, and the latest is the best
+        estimate. An earlier one is noise (a slow send) and ignored. True when it moved.
+        Leases are kept: a lease whose window index no longer matches is dropped on use."""
         span = self.token_span if which == "token" else self.request_span
-        guard = self._token_guard if which == "token" else self._request_guard
         current = self.token_phase if which == "token" else self.request_phase
-        if not self.phase_known:
-            moved = True
-        else:
+        if self.phase_known:
             diff = ((phase - current + span / 2) % span) - span / 2
-            if not (diff > 0.0005 or diff < -span / 4):
+            if diff <= 0.0005:
                 return False
-            moved = abs(diff) > guard / 2
         if which == "token":
             self.token_phase = phase
         else:
             self.request_phase = phase
-        return moved
+        return True
 
     # -------------------------------------------------------------- leasing (async)
 
@@ -363,8 +362,20 @@ class SharedQuota:
         rate_tokens = sum(c for _, c in self._recent[lane]) / self.request_span
         rate_requests = len(self._recent[lane]) / self.request_span
         slice_s = config.slice_fraction * self.token_span
-        want_tokens = max(need * waiting, math.ceil(rate_tokens * slice_s))
-        want_requests = max(waiting, math.ceil(rate_requests * slice_s))
+        held = self._valid(self._leases[lane], slot)
+        have_tokens = held.tokens if held is not None else 0
+        have_requests = held.requests if held is not None else 0
+        # Only what is missing: tokens and requests live in different windows.
+        need_tokens = max(0, need - have_tokens)
+        need_requests = max(0, 1 - have_requests)
+        want_tokens = (
+            max(need * waiting - have_tokens, math.ceil(rate_tokens * slice_s))
+            if need_tokens
+            else 0
+        )
+        want_requests = (
+            max(waiting - have_requests, math.ceil(rate_requests * slice_s)) if need_requests else 0
+        )
         for _ in range(config.max_conflicts):
             stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
@@ -394,7 +405,7 @@ class SharedQuota:
             token_cap, request_cap = self._caps(lane, slot, max(now, slot.start))
             free_tokens = token_cap - row.tokens
             free_requests = request_cap - row.requests
-            if free_tokens < need or free_requests < 1:
+            if free_tokens < need_tokens or free_requests < need_requests:
                 self._full_until[lane] = self._free_at(lane, slot, row, need)
                 stats["refusals"] += 1
                 self._remember(row, now)
@@ -419,7 +430,7 @@ class SharedQuota:
             self._remember(row, now)
             self.last_lease_at = now
             current = self._valid(self._leases[lane], slot)
-            if current is not None:
+            if current is not None and current.token_window == slot.token_window:
                 current.tokens += tokens
                 current.requests += requests
             else:
@@ -474,12 +485,9 @@ class SharedQuota:
                 row.request_phase,
                 True,
             )
-            self._leases = {INTERACTIVE: None, BACKLOG: None}
         elif row.phase_known:
-            moved = self._learn("token", row.token_phase)
-            moved |= self._learn("request", row.request_phase)
-            if moved:
-                self._leases = {INTERACTIVE: None, BACKLOG: None}
+            self._learn("token", row.token_phase)
+            self._learn("request", row.request_phase)
         if self.phase_known:
             row.token_phase, row.request_phase, row.phase_known = (
                 self.token_phase,
@@ -520,7 +528,7 @@ class SharedQuota:
 
 
 def _guard(span: float) -> float:
-    return min(0.5, max(0.02, 0.02 * span))
+    return min(0.5, max(0.05, 0.05 * span))
 
 
 def _window(now: float, span: float, phase: float) -> tuple[int, float, float]:
