@@ -13,6 +13,7 @@ from typing import Any
 
 from ._harness import ROOT
 from ._plots import plot_drain, plot_failover, plot_overhead
+from .scaleout import plot as plot_scaleout
 
 __all__ = ["render_markdown", "write_report"]
 
@@ -311,6 +312,66 @@ def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
     return lines
 
 
+def _scaleout(r: dict[str, Any], images: dict[str, str]) -> list[str]:
+    setup = r["setup"]
+    lines = [
+        "## Scale-out: instances sharing one quota",
+        "",
+        f"`{r['summary']}`",
+        "",
+        f"K app instances (separate `python -m devserver` processes: HTTP, Service Bus pumps, the timer "
+        f"under its blob lease) on one Azurite, broker and simulator drain {setup['jobs']} jobs through the "
+        f"real backlog path, while open-loop HTTP chats at {setup['interactive_share']:.0%} of the combined "
+        f"quota ({setup['interactive_rate_per_s']} calls/s, {setup['interactive_charge']} tokens each) go to "
+        f"random instances. Regions {', '.join(setup['regions'])}, each {setup['tpm_per_region']} TPM and "
+        f"{setup['rpm_per_region']} RPM per quota minute of {setup['minute_s']} s (time scale "
+        f"{setup['time_scale']:g} of Azure's: the backlog's timer, defer and claim settings are scaled alike: "
+        f"{setup['backlog_settings']}); {setup['job_charge']} tokens per job; simulator latency "
+        f"{setup['sim_ttft_ms']} ms (direct call {setup['direct_latency_ms']} ms). Scaled down from 2,000 jobs "
+        "to fit a few minutes on 2 cores. *share*: backlog tokens / (combined quota - interactive tokens) "
+        "over the complete quota minutes after the first (the ramp) while the backlog drained.",
+        "",
+    ]
+    rows = []
+    for name, s in r["scenarios"].items():
+        if "error" in s:
+            rows.append([name, s["error"], "", "", "", "", "", "", ""])
+            continue
+        inter = s["interactive"]
+        ledger = s.get("ledger_stats") or {}
+        rows.append(
+            [
+                name,
+                _fmt(s["share"]),
+                f"{100 * s['upstream_429_share']:.2f}% ({s['upstream_429']})",
+                f"{s['jobs_per_s']}",
+                f"{s['lost']} / {s['dup']}",
+                f"{inter['all_throttled']} of {inter['calls']}",
+                _fmt(inter["added_ms_p50"]),
+                _fmt(inter["added_ms_p99"]),
+                _fmt(ledger.get("transactions_per_1000_calls")),
+            ]
+        )
+    lines += _table(
+        [
+            "scenario",
+            "share",
+            "upstream 429s",
+            "jobs/s",
+            "lost / dup",
+            "interactive throttled",
+            "added p50 ms",
+            "added p99 ms",
+            "ledger tx / 1000 calls",
+        ],
+        rows,
+    )
+    lines += [""]
+    if "scaleout" in images:
+        lines += [f"![scale-out throughput and 429s]({images['scaleout']})", ""]
+    return lines
+
+
 def _coldstart(r: dict[str, Any]) -> list[str]:
     lines = [
         "## 4. Cold start",
@@ -433,7 +494,12 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
         "```",
         "",
     ]
-    sections = (("overhead", _overhead), ("drain", _drain), ("failover", _failover))
+    sections = (
+        ("overhead", _overhead),
+        ("drain", _drain),
+        ("scaleout", _scaleout),
+        ("failover", _failover),
+    )
     for name, fn in sections:
         if name in b and "error" not in b[name] and "skipped" not in b[name]:
             lines += fn(b[name], images)
@@ -461,6 +527,7 @@ def write_report(run: dict[str, Any], results_path: Path | None = None) -> list[
         ("overhead", plot_overhead),
         ("drain", plot_drain),
         ("failover", plot_failover),
+        ("scaleout", plot_scaleout),
     ):
         if name in b and "error" not in b[name] and "skipped" not in b[name]:
             path = DOCS / f"bench-{name}.png"

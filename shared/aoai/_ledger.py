@@ -58,7 +58,7 @@ class LedgerConfig:
     reserve: float = 0.2
     slice_fraction: float = 0.05
     fallback_share: float = 0.25
-    timeout_s: float = 1.0
+    timeout_s: float = 2.0
     retry_s: float = 10.0
     max_conflicts: int = 8
 
@@ -99,6 +99,7 @@ class QuotaLedger:
         self.config = config or LedgerConfig()
         self._now = now
         self._down_until = 0.0
+        self._failures_in_a_row = 0
         self._warned = False
         self.quotas: dict[str, SharedQuota] = {}
         self.stats = {
@@ -120,7 +121,12 @@ class QuotaLedger:
         return now >= self._down_until
 
     def failed(self, exc: BaseException) -> None:
+        """A storage error or timeout. One alone (a slow moment) only fails that lease; the
+        second in a row, before a success, sends every deployment to the fallback share."""
         self.stats["failures"] += 1
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row < 2:
+            return
         self._down_until = self._now() + self.config.retry_s
         if not self._warned:
             self._warned = True
@@ -133,6 +139,7 @@ class QuotaLedger:
             )
 
     def recovered(self) -> None:
+        self._failures_in_a_row = 0
         if self._warned:
             self._warned = False
             logger.info("quota ledger available again")
@@ -179,7 +186,7 @@ class SharedQuota:
         self.phase_known = False
         self._leases: dict[str, _Lease | None] = {INTERACTIVE: None, BACKLOG: None}
         self._full_until: dict[str, float] = {INTERACTIVE: 0.0, BACKLOG: 0.0}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._lock: asyncio.Lock | None = None
         self._waiting: dict[str, int] = {INTERACTIVE: 0, BACKLOG: 0}
         self._recent: dict[str, deque[tuple[float, int]]] = {
             INTERACTIVE: deque(),
@@ -212,8 +219,6 @@ class SharedQuota:
         if self._covering(slot, cost, lane) is not None:
             return now
         full = self._full_until[lane]
-        if lane == INTERACTIVE:
-            full = min(full, self._full_until[BACKLOG]) if full > now else full
         return full if full > now else now
 
     def needs_lease(self, now: float, cost: int, lane: str) -> bool:
@@ -331,9 +336,10 @@ class SharedQuota:
     async def top_up(self, now: float, cost: int, lane: str) -> bool:
         """Lease enough for ``cost`` (and the lane's recent rate) from the row; False when the
         window (for this lane) has no room: ``available_at`` then says until when."""
-        lock = self._locks.get(lane)
+        # One lock per deployment: this instance's own leases never race each other for the row.
+        lock = self._lock
         if lock is None:
-            lock = self._locks[lane] = asyncio.Lock()
+            lock = self._lock = asyncio.Lock()
         self._waiting[lane] += 1
         try:
             async with lock:
@@ -349,6 +355,8 @@ class SharedQuota:
                     )
                 except Exception as exc:  # noqa: BLE001 - storage trouble: fall back
                     self._ledger.failed(exc)
+                    if self._ledger.usable(self._ledger._now()):
+                        self.hold(now, lane)  # one failure: this lease only, try again soon
                     return True
         finally:
             self._waiting[lane] -= 1

@@ -95,7 +95,7 @@ class GatewaySettings(BaseModel):
         description="Share of each deployment's quota one instance uses while the ledger table "
         "is unreachable (lower still when more instances were seen).",
     )
-    ledger_timeout_s: float = Field(default=1.0, gt=0)
+    ledger_timeout_s: float = Field(default=2.0, gt=0)
     ledger_retry_s: float = Field(
         default=10.0, gt=0, description="How long an unreachable ledger is left alone."
     )

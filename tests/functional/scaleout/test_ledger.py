@@ -85,8 +85,9 @@ async def test_unreachable_ledger_table_falls_back_to_the_conservative_share(
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
         f"TableEndpoint=http://127.0.0.1:{free_port()}/devstoreaccount1;"
     )
+    # One failed lease only holds that lease back a moment; the second in a row is the fallback.
     settings = gateway_settings_factory(
-        sim, ledger_fallback_share=0.25, throttle_wait_s=0.0, ledger_timeout_s=2.0
+        sim, ledger_fallback_share=0.25, throttle_wait_s=1.0, ledger_timeout_s=2.0
     )
     gateway = gateway_factory(settings, ledger=TableLedgerStore(dead, "ledger", timeout_s=0.5))
     ok, refused = await _burst(gateway, 20)
@@ -94,5 +95,5 @@ async def test_unreachable_ledger_table_falls_back_to_the_conservative_share(
     assert ok == share == sim.region("eastus2").stats()["served"]
     assert refused == 20 - share
     report = gateway.health_report()["ledger"]
-    assert report["mode"] == "fallback" and report["stats"]["failures"] >= 1
+    assert report["mode"] == "fallback" and report["stats"]["failures"] >= 2
     assert any("quota ledger unavailable" in r.getMessage() for r in caplog.records)
