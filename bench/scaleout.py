@@ -547,7 +547,9 @@ def _summarize(
                 "share": round(backlog / max(1, QUOTA_PER_MINUTE - inter), 3),
             }
         )
-    judged = windows[1:]  # the first minute is the ramp (instances filling up)
+    # The ramp is left out: the first minute, and every minute before the last job was submitted.
+    ramp = max(MINUTE_S, float(extra.get("submit_s") or 0.0))
+    judged = [w for w in windows if w["window"] * MINUTE_S >= ramp]
     left = sum(QUOTA_PER_MINUTE - w["interactive"] for w in judged)
     share = round(sum(w["backlog"] for w in judged) / left, 3) if left > 0 else None
     added = [max(0.0, lat - direct_s) * 1000.0 for _, lat, outcome in records if outcome == "ok"]

@@ -57,7 +57,7 @@ _MEMBER_TTL_MINUTES = 3.0
 class LedgerConfig:
     reserve: float = 0.2
     slice_fraction: float = 0.05
-    fallback_share: float = 0.25
+    fallback_share: float = 0.1
     timeout_s: float = 2.0
     retry_s: float = 10.0
     max_conflicts: int = 8

@@ -89,7 +89,7 @@ class GatewaySettings(BaseModel):
         description="A lease is sized to the instance's rate over this fraction of a quota minute.",
     )
     ledger_fallback_share: float = Field(
-        default=0.25,
+        default=0.1,
         gt=0,
         lt=1,
         description="Share of each deployment's quota one instance uses while the ledger table "

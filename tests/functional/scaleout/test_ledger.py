@@ -47,7 +47,10 @@ async def test_two_instances_share_one_window_and_never_exceed_it(
         storage_connection=azurite.connection_string,
         health_table=unique_name("health"),
         ledger_table=unique_name("ledger"),
-        throttle_wait_s=0.0,
+        # A refused lease (the window is full) answers at once: its window ends a minute later.
+        # A slow Azurite on a busy machine must not count as a lost table here.
+        throttle_wait_s=2.0,
+        ledger_timeout_s=15.0,
     )
     first, second = gateway_factory(settings), gateway_factory(settings)
     await first.chat(chat("hi", max_tokens=100), ctx())  # learns the window's phase
