@@ -171,7 +171,7 @@ class _Instances:
                 )
             )
         try:
-            for port, proc in zip(self.ports, self.procs):
+            for port, proc in zip(self.ports, self.procs, strict=True):
                 wait_http(f"http://{HOST}:{port}/api/health", 90, proc)
         except BaseException:
             self.__exit__()
@@ -530,7 +530,7 @@ def _summarize(
     served = sum(s.get("deployments", {}).get(DEPLOYMENT, {}).get("served", 0) for s in stats)
     ok = [r for r in records if r[2] == "ok"]
     interactive_by_window: dict[int, int] = {}
-    for t, _, outcome in ok:
+    for t, _, _ in ok:
         w = int(t // MINUTE_S)
         interactive_by_window[w] = interactive_by_window.get(w, 0) + INTERACTIVE_CHARGE
     totals = window_totals(sampler.edges, wall, MINUTE_S)
@@ -752,7 +752,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
         r = result["scenarios"].get(name)
         if not r or "error" in r:
             continue
-        xs, ys = zip(*r["series"]["tokens_per_s"]) if r["series"]["tokens_per_s"] else ((), ())
+        xs, ys = (
+            zip(*r["series"]["tokens_per_s"], strict=True)
+            if r["series"]["tokens_per_s"]
+            else ((), ())
+        )
         top.plot(xs, ys, color=color, label=name, linewidth=1)
         xs, ys = (
             zip(*r["series"]["throttled_per_s"]) if r["series"]["throttled_per_s"] else ((), ())
@@ -762,7 +766,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     top.axhline(quota, color="#7f7f7f", linestyle="--", linewidth=0.8, label="combined quota")
     top.set_ylabel("tokens charged / s")
     bottom.set_ylabel("upstream 429s / s")
-    bottom.set_xlabel("seconds (quota minute = %gs)" % MINUTE_S)
+    bottom.set_xlabel(f"seconds (quota minute = {MINUTE_S:g}s)")
     top.legend(loc="upper right", fontsize=8)
     bottom.legend(loc="upper right", fontsize=8)
     top.set_title("Scale-out: 8 instances draining the backlog, with and without the quota ledger")

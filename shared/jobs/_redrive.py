@@ -131,7 +131,9 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
         planned = plan_redrive(costs, allowance, horizon)
         delays.update((id(parked), delay) for parked, delay in zip(jobs, planned))
         scheduled = [
-            (now + d, c) for d, c in zip(planned, costs) if d is not None and d >= _MIN_SCHEDULE_S
+            (now + d, c)
+            for d, c in zip(planned, costs, strict=False)
+            if d is not None and d >= _MIN_SCHEDULE_S
         ]
         if scheduled or earlier:
             await _remember(svc, alias, earlier + scheduled)

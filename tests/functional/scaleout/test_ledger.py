@@ -54,7 +54,7 @@ async def test_two_instances_share_one_window_and_never_exceed_it(
     )
     first, second = gateway_factory(settings), gateway_factory(settings)
     await first.chat(chat("hi", max_tokens=100), ctx())  # learns the window's phase
-    ok_1, refused_1 = await _burst(first, 10)  # well inside the window
+    ok_1, _ = await _burst(first, 10)  # well inside the window
     ok_2, refused_2 = await _burst(second, 20)  # the rest of the window, then refusals
     ok_3, refused_3 = await _burst(first, 10)  # what is left of first's lease at most
     stats = sim.region("eastus2").stats()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from itertools import pairwise
 
 from devserver.lease import TimerLease
 from devserver.queues import TimerPump
@@ -47,7 +48,7 @@ async def test_exactly_one_of_three_runs_each_tick_and_another_takes_over(azurit
     ran: list[tuple[int, object]] = []
     pumps = _pumps(azurite, unique_name("host"), ran)
     stops = [asyncio.Event() for _ in pumps]
-    tasks = [asyncio.create_task(p.run(s)) for p, s in zip(pumps, stops)]
+    tasks = [asyncio.create_task(p.run(s)) for p, s in zip(pumps, stops, strict=True)]
     try:
         # A positive signal that every pump had its chance at several ticks: each either ran or
         # skipped (the lock was held elsewhere) at least 3 of them.
@@ -69,7 +70,7 @@ async def test_exactly_one_of_three_runs_each_tick_and_another_takes_over(azurit
         successors = [i for i, p in enumerate(pumps) if i != holder and len(p.ticks) > before[i]]
         assert len(successors) == 1
         # Every tick ran somewhere, once: consecutive 2-second steps, bar the hand-over.
-        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        gaps = [b - a for a, b in pairwise(ticks)]
         assert sum(1 for g in gaps if g != timedelta(seconds=2)) <= 1
         assert len(ran) == len(ticks)
     finally:
