@@ -290,6 +290,9 @@ async def _instances_scenario(
         "GATEWAY_LEDGER_TABLE": f"ledger{tag}",
         "GATEWAY_HEALTH_TABLE": f"health{tag}",
         "GATEWAY_DEFAULT_THROTTLE_COOLDOWN_S": f"{10 * TIME_SCALE:g}",
+        # One Azurite serves every instance on a 2-core machine: a lease may take seconds there,
+        # and two timeouts in a row would send an instance to the fallback share.
+        "GATEWAY_LEDGER_TIMEOUT_S": "5",
         "AzureWebJobsStorage": azurite.connection_string,
         "AzureFunctionsWebHost__hostid": f"bench{tag}",
         "ServiceBusConnection": broker.connection_string,
