@@ -90,7 +90,7 @@ async def test_unreachable_ledger_table_falls_back_to_the_conservative_share(
     )
     # One failed lease only holds that lease back a moment; the second in a row is the fallback.
     settings = gateway_settings_factory(
-        sim, ledger_fallback_share=0.25, throttle_wait_s=1.0, ledger_timeout_s=2.0
+        sim, ledger_fallback_share=0.25, throttle_wait_s=5.0, ledger_timeout_s=2.0
     )
     gateway = gateway_factory(settings, ledger=TableLedgerStore(dead, "ledger", timeout_s=0.5))
     ok, refused = await _burst(gateway, 20)
