@@ -215,7 +215,8 @@ class RegionApp:
                 else "'model' is a required property."
             )
             await self._reply(
-                conn, dep_name, _errors.bad_request(msg, None if body_error else "model"), [], route)
+                conn, dep_name, _errors.bad_request(msg, None if body_error else "model"), [], route
+            )
             return
         if dep is None:
             stats.fail(dep_name, "not_found")
@@ -224,7 +225,12 @@ class RegionApp:
         if dep.kind != route.op:
             stats.fail(dep.name, "bad_request")
             await self._reply(
-                conn, dep.name, _errors.operation_not_supported(_OPS[route.op][2], dep.model), peek, route)
+                conn,
+                dep.name,
+                _errors.operation_not_supported(_OPS[route.op][2], dep.model),
+                peek,
+                route,
+            )
             return
         if route.op == "chat":
             await self._chat(conn, dep, route, body)
@@ -365,7 +371,9 @@ class RegionApp:
                 **filter_result(plan.blocked_category, plan.severity),
                 "jailbreak": {"filtered": False, "detected": False},
             }
-            await self._reply(conn, dep.name, _errors.content_filter_blocked(result), headers, route)
+            await self._reply(
+                conn, dep.name, _errors.content_filter_blocked(result), headers, route
+            )
             return
         stats = self.stats
         stats.add(dep.name, "prompt_tokens", plan.prompt_tokens)

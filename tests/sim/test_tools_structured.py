@@ -169,7 +169,9 @@ def test_tool_calls_stream_as_azure_streams_them(fresh: SimHandle) -> None:
     assert isinstance(json.loads(args[1]), dict)
     pieces = sum(1 for d in deltas for c in d.tool_calls or () if c.function.arguments)
     assert pieces > 2  # the arguments arrive in several chunks
-    finals = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finals = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finals == ["tool_calls"]
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
@@ -177,7 +179,10 @@ def test_tool_calls_stream_as_azure_streams_them(fresh: SimHandle) -> None:
 def test_json_schema_answer_is_valid_and_strict_is_enforced(fresh: SimHandle) -> None:
     region = fresh.region("eastus2")
     client = v1_client(region)
-    fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}}
+    fmt = {
+        "type": "json_schema",
+        "json_schema": {"name": "person", "schema": PERSON, "strict": True},
+    }
     reply = client.chat.completions.create(
         model=chat_deployment(region), messages=_ask("who?"), response_format=fmt, n=3
     )
@@ -188,7 +193,10 @@ def test_json_schema_answer_is_valid_and_strict_is_enforced(fresh: SimHandle) ->
         assert isinstance(doc["name"], str) and 0 <= doc["age"] <= 120
         assert isinstance(doc["tags"], list) and isinstance(doc["address"]["city"], str)
     loose = {key: value for key, value in PERSON.items() if key != "additionalProperties"}
-    bad = {"type": "json_schema", "json_schema": {"name": "person", "schema": loose, "strict": True}}
+    bad = {
+        "type": "json_schema",
+        "json_schema": {"name": "person", "schema": loose, "strict": True},
+    }
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(
             model=chat_deployment(region), messages=_ask("who?"), response_format=bad
