@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["Attempt", "CallContext", "CallResult", "Capacity", "FailureKind", "Usage"]
 
 
-class FailureKind(str, enum.Enum):
+class FailureKind(enum.StrEnum):
     """Why one attempt against one deployment did not succeed."""
 
     THROTTLED = "throttled"  # 429
