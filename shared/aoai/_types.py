@@ -42,6 +42,7 @@ class Attempt:
     status: int | None
     elapsed_ms: float
     detail: str = ""
+    cooldown_source: str | None = None  # a 429: the header the cooldown came from, or "default"
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -63,6 +63,7 @@ async def test_retry_after_ms_is_honoured_and_the_next_region_is_tried_in_the_sa
         ("swedencentral", None),
     ]
     assert result.region == "swedencentral"
+    assert [a.cooldown_source for a in result.attempts] == ["retry-after-ms", None]
     seen = chat_requests(east.stats(), "gpt-4o-prod")
     for _ in range(14):  # 1.4 s of the 1.5 s cooldown
         clock.advance(0.1)
