@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Message
 
 from ._azure_errors import azure_response
 from ._context import request_info, require_caller
@@ -112,7 +113,7 @@ def _with_body(request: Request, body: bytes) -> Request:
     ] + [(b"content-length", str(len(body)).encode())]
     delivered = False
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal delivered
         if not delivered:
             delivered = True

@@ -10,7 +10,7 @@ from ._azure import AZURE_API_VERSIONS, V1_API_VERSIONS
 __all__ = ["AZURE_SCHEMAS", "azure_paths"]
 
 _PASS_THROUGH = {"type": "object", "additionalProperties": True}
-_KEY_SECURITY = [{"functionKey": []}, {"functionKeyQuery": []}]
+_KEY_SECURITY: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
 
 AZURE_SCHEMAS: dict[str, Any] = {
     "AzureErrorObject": {

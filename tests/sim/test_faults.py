@@ -117,9 +117,7 @@ def test_slow_fault_delays_first_byte(fresh: SimHandle) -> None:
     started = time.monotonic()
     _chat(region)
     assert time.monotonic() - started >= 0.4
-    started = time.monotonic()
-    _chat(region)
-    assert time.monotonic() - started < 0.3
+    _chat(region)  # not slowed: the count below says so (a time bound would fail on a busy machine)
     stats = region.stats()
     assert stats["slowed"] == 1 and stats["served"] == 2
 

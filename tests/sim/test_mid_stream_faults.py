@@ -31,7 +31,7 @@ def _drain(stream) -> tuple[list, BaseException | None]:
     chunks = []
     try:
         for chunk in stream:
-            chunks.append(chunk)
+            chunks.append(chunk)  # noqa: PERF402 - collects until the stream raises
     except Exception as exc:  # noqa: BLE001 - the test inspects it
         return chunks, exc
     return chunks, None
