@@ -60,7 +60,7 @@ def test_hang_released_by_duration(fresh: SimHandle) -> None:
     started = time.monotonic()
     with pytest.raises(openai.APIConnectionError):
         _chat(region, timeout=5)  # connection closed without a response when the fault ends
-    assert 0.35 <= time.monotonic() - started < 3
+    assert 0.35 <= time.monotonic() - started < 4.5  # ended by the fault, not the 5 s timeout
 
 
 def test_error_burst(fresh: SimHandle) -> None:
