@@ -67,7 +67,7 @@ def test_token_limit_429(limited: SimHandle) -> None:
     client.chat.completions.create(model="chat-2k", messages=PROMPT, max_tokens=1500)
     with pytest.raises(openai.RateLimitError) as err:
         client.chat.completions.create(model="chat-2k", messages=PROMPT, max_tokens=600)
-    refused_at = time.monotonic()  # the window ends retry-after-ms after the refusal, not the start
+    refused_at = time.monotonic()  # retry-after counts from the refusal
     h = err.value.response.headers
     body = err.value.body
     assert body["code"] == "429"
