@@ -133,3 +133,27 @@ async def parking_poison(msg: func.QueueMessage) -> None:
 
 
 app.register_blueprint(backlog_api)
+
+# --- Usage and operations -------------------------------------------------------------------
+# (section owned by the operations work) Usage per caller; ops routes take the host's master key
+# (auth level ADMIN) and live under ops/ (the host reserves routes starting with "admin").
+ops_api = func.Blueprint()
+
+
+@ops_api.route(route="v1/usage", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def usage(req: Request) -> Response:
+    """The calling identity's own token use and cost (JSON, or CSV with Accept: text/csv)."""
+    from shared import api, runtime
+
+    return await api.usage_report(req, runtime, everyone=False)
+
+
+@ops_api.route(route="ops/usage", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_usage(req: Request) -> Response:
+    """Every caller's token use and cost."""
+    from shared import api, runtime
+
+    return await api.usage_report(req, runtime, everyone=True)
+
+
+app.register_blueprint(ops_api)

@@ -18,8 +18,20 @@ if TYPE_CHECKING:
     from shared.aoai import Gateway
     from shared.jobs import Backlog
     from shared.settings import BacklogSettings, GatewaySettings
+    from shared.telemetry import Providers
+    from shared.usage import UsageRecorder, UsageSettings
 
-__all__ = ["aclose", "backlog", "backlog_settings", "gateway", "reset", "settings"]
+__all__ = [
+    "aclose",
+    "backlog",
+    "backlog_settings",
+    "gateway",
+    "reset",
+    "settings",
+    "telemetry",
+    "usage",
+    "usage_settings",
+]
 
 _lock = threading.Lock()
 _cache: dict[str, object] = {}
@@ -39,11 +51,76 @@ def gateway() -> Gateway:
     """The process-wide access layer, built from ``settings()`` on first use."""
     current = settings()
     with _lock:
+        built = _cache.get("gateway")
+    if built is not None:
+        return built  # type: ignore[return-value]
+    observers = _observers(current)  # outside the lock: they take it themselves
+    with _lock:
         if "gateway" not in _cache:
             from shared.aoai import Gateway
 
-            _cache["gateway"] = Gateway(current)
+            _cache["gateway"] = Gateway(current, observers=observers)
         return _cache["gateway"]  # type: ignore[return-value]
+
+
+def telemetry() -> Providers | None:
+    """The OpenTelemetry providers when an exporter is configured (built once), else None."""
+    with _lock:
+        if "telemetry" not in _cache:
+            from shared.telemetry import configure, load_telemetry_settings
+
+            _cache["telemetry_settings"] = found = load_telemetry_settings()
+            _cache["telemetry"] = configure(found)
+        return _cache["telemetry"]  # type: ignore[return-value]
+
+
+def usage_settings() -> UsageSettings:
+    """Usage accounting settings (table, flush interval, price table)."""
+    with _lock:
+        if "usage_settings" not in _cache:
+            from shared.usage import load_usage_settings
+
+            _cache["usage_settings"] = load_usage_settings()
+        return _cache["usage_settings"]  # type: ignore[return-value]
+
+
+def usage() -> UsageRecorder:
+    """The usage recorder (an observer of the gateway), on the gateway's storage."""
+    found, current = usage_settings(), settings()
+    with _lock:
+        if "usage" not in _cache:
+            from shared.usage import UsageRecorder, table_store
+
+            store = table_store(
+                current.storage_connection, current.storage_account, found.usage_table
+            )
+            _cache["usage"] = UsageRecorder(store, flush_s=found.usage_flush_s)
+        return _cache["usage"]  # type: ignore[return-value]
+
+
+def _observers(current: GatewaySettings) -> list[object]:
+    """The gateway's observers: the log record, telemetry when configured, usage when enabled."""
+    from urllib.parse import urlsplit
+
+    from shared.aoai import CallLog
+
+    observers: list[object] = [CallLog()]
+    providers = telemetry()
+    if providers is not None:
+        from shared.telemetry import TelemetryObserver
+
+        observers.append(
+            TelemetryObserver(
+                tracer_provider=providers.tracer_provider,
+                meter_provider=providers.meter_provider,
+                servers={r.name: urlsplit(str(r.endpoint)).hostname or "" for r in current.regions},
+                capture_content=_cache["telemetry_settings"].capture_content,  # type: ignore[attr-defined]
+                health=lambda: _cache["gateway"].health_report(),  # type: ignore[attr-defined]
+            )
+        )
+    if usage_settings().enabled:
+        observers.append(usage())
+    return observers
 
 
 def backlog_settings() -> BacklogSettings:
@@ -85,3 +162,9 @@ async def aclose() -> None:
     gw = built.get("gateway")
     if gw is not None:
         await gw.aclose()  # type: ignore[attr-defined]
+    recorder = built.get("usage")
+    if recorder is not None:
+        await recorder.aclose()  # type: ignore[attr-defined]
+    providers = built.get("telemetry")
+    if providers is not None:
+        providers.flush()  # type: ignore[attr-defined]

@@ -9,11 +9,13 @@ from ._errors import ApiError, error_body, error_response
 from ._handlers import Services, chat_completions, embeddings, health, list_models, openapi
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
+from ._usage import UsageServices, usage_report
 
 __all__ = [
     "ApiError",
     "RequestInfo",
     "Services",
+    "UsageServices",
     "chat_completions",
     "embeddings",
     "error_body",
@@ -25,4 +27,5 @@ __all__ = [
     "parse_body",
     "read_body",
     "request_info",
+    "usage_report",
 ]
