@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from shared.aoai import Gateway
     from shared.jobs import Backlog
+    from shared.quotas import CallerQuotas
     from shared.settings import BacklogSettings, GatewaySettings
     from shared.telemetry import Providers
     from shared.usage import UsageRecorder, UsageSettings
@@ -25,6 +26,7 @@ __all__ = [
     "aclose",
     "backlog",
     "backlog_settings",
+    "caller_quotas",
     "gateway",
     "reset",
     "settings",
@@ -55,11 +57,19 @@ def gateway() -> Gateway:
     if built is not None:
         return built  # type: ignore[return-value]
     observers = _observers(current)  # outside the lock: they take it themselves
+    quotas = caller_quotas()
+    if quotas is not None:
+        observers.append(quotas)  # counts each caller's monthly tokens
     with _lock:
         if "gateway" not in _cache:
             from shared.aoai import Gateway
 
-            _cache["gateway"] = Gateway(current, observers=observers)
+            built = Gateway(current, observers=observers)
+            if quotas is not None:
+                from shared.quotas import QuotaGateway
+
+                built = QuotaGateway(built, quotas)  # per-caller limits before any upstream call
+            _cache["gateway"] = built
         return _cache["gateway"]  # type: ignore[return-value]
 
 
@@ -96,6 +106,32 @@ def usage() -> UsageRecorder:
             )
             _cache["usage"] = UsageRecorder(store, flush_s=found.usage_flush_s)
         return _cache["usage"]  # type: ignore[return-value]
+
+
+def caller_quotas() -> CallerQuotas | None:
+    """Per-caller limits (GATEWAY_CALLER_LIMITS) shared through the gateway's storage; None
+    when no limits are set."""
+    current = settings()
+    with _lock:
+        if "caller_quotas" not in _cache:
+            from shared.quotas import (
+                CallerQuotas,
+                InMemoryWindowStore,
+                TableWindowStore,
+                load_caller_limits,
+            )
+            from shared.usage import table_client
+
+            limits = load_caller_limits()
+            quotas = None
+            if limits is not None:
+                client = table_client(
+                    current.storage_connection, current.storage_account, limits.table
+                )
+                store = TableWindowStore(client) if client is not None else InMemoryWindowStore()
+                quotas = CallerQuotas(limits, store)
+            _cache["caller_quotas"] = quotas
+        return _cache["caller_quotas"]  # type: ignore[return-value]
 
 
 def _observers(current: GatewaySettings) -> list[object]:
@@ -162,6 +198,9 @@ async def aclose() -> None:
     gw = built.get("gateway")
     if gw is not None:
         await gw.aclose()  # type: ignore[attr-defined]
+    quotas = built.get("caller_quotas")
+    if quotas is not None:
+        await quotas.aclose()  # type: ignore[attr-defined]
     recorder = built.get("usage")
     if recorder is not None:
         await recorder.aclose()  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from shared.settings._usage import Price, PriceTable, UsageSettings, load_usage_
 
 from ._recorder import UsageRecorder
 from ._report import GROUPS, cost_of, summarize, to_csv
-from ._store import InMemoryUsageStore, TableUsageStore, UsageStore, table_store
+from ._store import InMemoryUsageStore, TableUsageStore, UsageStore, table_client, table_store
 from ._types import Counts, UsageKey, hour_of, hour_start
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "hour_start",
     "load_usage_settings",
     "summarize",
+    "table_client",
     "table_store",
     "to_csv",
 ]

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from ._types import Counts, UsageKey
 
-__all__ = ["InMemoryUsageStore", "TableUsageStore", "UsageStore", "table_store"]
+__all__ = ["InMemoryUsageStore", "TableUsageStore", "UsageStore", "table_client", "table_store"]
 
 
 class UsageStore(Protocol):
@@ -157,9 +157,10 @@ _DEV_STORAGE = (
 )
 
 
-def table_store(connection: str | None, account: str | None, table: str) -> TableUsageStore | None:
-    """A ``TableUsageStore`` on the gateway's storage: a connection string, else the account
-    name with the app's identity (DefaultAzureCredential); None without either."""
+def table_client(connection: str | None, account: str | None, table: str) -> Any | None:
+    """An async ``TableClient`` on the gateway's storage: a connection string (``UseDevelopment
+    Storage=true`` understood), else the account name with the app's identity
+    (DefaultAzureCredential); None without either."""
     if not connection and not account:
         return None
     from azure.data.tables.aio import TableClient
@@ -167,13 +168,17 @@ def table_store(connection: str | None, account: str | None, table: str) -> Tabl
     if connection:
         if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true":
             connection = _DEV_STORAGE
-        return TableUsageStore(TableClient.from_connection_string(connection, table_name=table))
+        return TableClient.from_connection_string(connection, table_name=table)
     from azure.identity.aio import DefaultAzureCredential
 
-    return TableUsageStore(
-        TableClient(
-            f"https://{account}.table.core.windows.net",
-            table_name=table,
-            credential=DefaultAzureCredential(),
-        )
+    return TableClient(
+        f"https://{account}.table.core.windows.net",
+        table_name=table,
+        credential=DefaultAzureCredential(),
     )
+
+
+def table_store(connection: str | None, account: str | None, table: str) -> TableUsageStore | None:
+    """A ``TableUsageStore`` on the gateway's storage (see ``table_client``); None without one."""
+    client = table_client(connection, account, table)
+    return TableUsageStore(client) if client is not None else None
