@@ -12,14 +12,14 @@ Other pieces add their own lazily built services here, following the same patter
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
-    from shared.aoai import Gateway
+    from shared.aoai import CallObserver, Gateway
     from shared.jobs import Backlog
     from shared.quotas import CallerQuotas
     from shared.settings import BacklogSettings, GatewaySettings
-    from shared.telemetry import Providers
+    from shared.telemetry import Providers, TelemetrySettings
     from shared.usage import UsageRecorder, UsageSettings
 
 __all__ = [
@@ -46,7 +46,7 @@ def settings() -> GatewaySettings:
             from shared.settings import load_gateway_settings
 
             _cache["settings"] = load_gateway_settings()
-        return _cache["settings"]  # type: ignore[return-value]
+        return cast("GatewaySettings", _cache["settings"])
 
 
 def gateway() -> Gateway:
@@ -55,7 +55,7 @@ def gateway() -> Gateway:
     with _lock:
         built = _cache.get("gateway")
     if built is not None:
-        return built  # type: ignore[return-value]
+        return cast("Gateway", built)
     observers = _observers(current)  # outside the lock: they take it themselves
     quotas = caller_quotas()
     if quotas is not None:
@@ -68,9 +68,10 @@ def gateway() -> Gateway:
             if quotas is not None:
                 from shared.quotas import QuotaGateway
 
-                built = QuotaGateway(built, quotas)  # per-caller limits before any upstream call
+                # per-caller limits before any upstream call; everything else passes through
+                built = cast("Gateway", QuotaGateway(built, quotas))
             _cache["gateway"] = built
-        return _cache["gateway"]  # type: ignore[return-value]
+        return cast("Gateway", _cache["gateway"])
 
 
 def telemetry() -> Providers | None:
@@ -81,7 +82,7 @@ def telemetry() -> Providers | None:
 
             _cache["telemetry_settings"] = found = load_telemetry_settings()
             _cache["telemetry"] = configure(found)
-        return _cache["telemetry"]  # type: ignore[return-value]
+        return cast("Providers | None", _cache["telemetry"])
 
 
 def usage_settings() -> UsageSettings:
@@ -91,7 +92,7 @@ def usage_settings() -> UsageSettings:
             from shared.usage import load_usage_settings
 
             _cache["usage_settings"] = load_usage_settings()
-        return _cache["usage_settings"]  # type: ignore[return-value]
+        return cast("UsageSettings", _cache["usage_settings"])
 
 
 def usage() -> UsageRecorder:
@@ -105,7 +106,7 @@ def usage() -> UsageRecorder:
                 current.storage_connection, current.storage_account, found.usage_table
             )
             _cache["usage"] = UsageRecorder(store, flush_s=found.usage_flush_s)
-        return _cache["usage"]  # type: ignore[return-value]
+        return cast("UsageRecorder", _cache["usage"])
 
 
 def caller_quotas() -> CallerQuotas | None:
@@ -131,16 +132,16 @@ def caller_quotas() -> CallerQuotas | None:
                 store = TableWindowStore(client) if client is not None else InMemoryWindowStore()
                 quotas = CallerQuotas(limits, store)
             _cache["caller_quotas"] = quotas
-        return _cache["caller_quotas"]  # type: ignore[return-value]
+        return cast("CallerQuotas | None", _cache["caller_quotas"])
 
 
-def _observers(current: GatewaySettings) -> list[object]:
+def _observers(current: GatewaySettings) -> list[CallObserver]:
     """The gateway's observers: the log record, telemetry when configured, usage when enabled."""
     from urllib.parse import urlsplit
 
     from shared.aoai import CallLog
 
-    observers: list[object] = [CallLog()]
+    observers: list[CallObserver] = [CallLog()]
     providers = telemetry()
     if providers is not None:
         from shared.telemetry import TelemetryObserver
@@ -150,8 +151,8 @@ def _observers(current: GatewaySettings) -> list[object]:
                 tracer_provider=providers.tracer_provider,
                 meter_provider=providers.meter_provider,
                 servers={r.name: urlsplit(str(r.endpoint)).hostname or "" for r in current.regions},
-                capture_content=_cache["telemetry_settings"].capture_content,  # type: ignore[attr-defined]
-                health=lambda: _cache["gateway"].health_report(),  # type: ignore[attr-defined]
+                capture_content=cast("TelemetrySettings", _cache["telemetry_settings"]).capture_content,
+                health=lambda: cast("Gateway", _cache["gateway"]).health_report(),
             )
         )
     if usage_settings().enabled:
@@ -166,7 +167,7 @@ def backlog_settings() -> BacklogSettings:
             from shared.settings import load_backlog_settings
 
             _cache["backlog_settings"] = load_backlog_settings()
-        return _cache["backlog_settings"]  # type: ignore[return-value]
+        return cast("BacklogSettings", _cache["backlog_settings"])
 
 
 def backlog() -> Backlog:
@@ -178,7 +179,7 @@ def backlog() -> Backlog:
             from shared.jobs import build_backlog
 
             _cache["backlog"] = build_backlog(current, gw)
-        return _cache["backlog"]  # type: ignore[return-value]
+        return cast("Backlog", _cache["backlog"])
 
 
 def reset() -> None:
@@ -194,16 +195,16 @@ async def aclose() -> None:
         _cache.clear()
     jobs = built.get("backlog")
     if jobs is not None:
-        await jobs.aclose()  # type: ignore[attr-defined]
+        await cast("Backlog", jobs).aclose()
     gw = built.get("gateway")
     if gw is not None:
-        await gw.aclose()  # type: ignore[attr-defined]
+        await cast("Gateway", gw).aclose()
     quotas = built.get("caller_quotas")
     if quotas is not None:
-        await quotas.aclose()  # type: ignore[attr-defined]
+        await cast("CallerQuotas", quotas).aclose()
     recorder = built.get("usage")
     if recorder is not None:
-        await recorder.aclose()  # type: ignore[attr-defined]
+        await cast("UsageRecorder", recorder).aclose()
     providers = built.get("telemetry")
     if providers is not None:
-        providers.flush()  # type: ignore[attr-defined]
+        cast("Providers", providers).flush()

@@ -5,7 +5,7 @@ Built on the same Table pattern as the deployments' shared quota ledger (``Windo
 behind an interface, so it can move onto that ledger's store once both are on one branch).
 """
 
-from shared.settings._callers import CallerLimit, CallerLimits, load_caller_limits
+from shared.settings import CallerLimit, CallerLimits, load_caller_limits
 
 from ._errors import CallerBudgetExhausted, CallerRateLimited
 from ._gateway import QuotaGateway

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.settings._callers import CallerLimit, CallerLimits
+from shared.settings import CallerLimit, CallerLimits
 
 from ._errors import CallerBudgetExhausted, CallerRateLimited
 from ._store import WindowConflict, WindowStore

@@ -5,7 +5,7 @@ Importing this package loads no OpenTelemetry SDK or exporter: ``configure`` doe
 when a connection string or an OTLP endpoint is set (see ``shared.settings._telemetry``).
 """
 
-from shared.settings._telemetry import TelemetrySettings, load_telemetry_settings
+from shared.settings import TelemetrySettings, load_telemetry_settings
 
 from ._jobs import job_span, send_span, traced_job
 from ._names import ATTR

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from shared.settings._telemetry import TelemetrySettings
+from shared.settings import TelemetrySettings
 
 __all__ = ["Providers", "configure"]
 

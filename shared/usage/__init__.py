@@ -5,7 +5,7 @@ batches off the call's path); ``TableUsageStore`` holds the rows; ``summarize`` 
 them for ``GET /api/v1/usage`` and the ops surface.
 """
 
-from shared.settings._usage import Price, PriceTable, UsageSettings, load_usage_settings
+from shared.settings import Price, PriceTable, UsageSettings, load_usage_settings
 
 from ._recorder import UsageRecorder
 from ._report import GROUPS, cost_of, summarize, to_csv

@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from shared.settings._usage import PriceTable
+from shared.settings import PriceTable
 
 from ._types import Counts, UsageKey, hour_start
 
