@@ -151,7 +151,9 @@ def _observers(current: GatewaySettings) -> list[CallObserver]:
                 tracer_provider=providers.tracer_provider,
                 meter_provider=providers.meter_provider,
                 servers={r.name: urlsplit(str(r.endpoint)).hostname or "" for r in current.regions},
-                capture_content=cast("TelemetrySettings", _cache["telemetry_settings"]).capture_content,
+                capture_content=cast(
+                    "TelemetrySettings", _cache["telemetry_settings"]
+                ).capture_content,
                 health=lambda: cast("Gateway", _cache["gateway"]).health_report(),
             )
         )

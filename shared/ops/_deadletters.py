@@ -27,7 +27,7 @@ def _props(message: Any) -> dict[str, Any]:
 
 def _body(message: Any) -> bytes:
     body = message.body
-    return body if isinstance(body, bytes | bytearray) else b"".join(body)
+    return bytes(body) if isinstance(body, bytes | bytearray) else b"".join(body)
 
 
 def _row(message: Any) -> dict[str, Any]:
@@ -89,7 +89,7 @@ async def redrive_dead_letters(
                         correlation_id=message.correlation_id,
                         subject=message.subject,
                         content_type=message.content_type,
-                        application_properties=props or None,
+                        application_properties=props or None,  # type: ignore[arg-type]  # the SDK's value union is narrower than what it accepts
                     )
                 )
                 await receiver.complete_message(message)

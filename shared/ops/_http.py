@@ -186,7 +186,9 @@ async def ops_redrive(request: Request, services: Any) -> Response:
                 "'sequence_numbers' must be a non-empty list of integers.",
                 param="sequence_numbers",
             )
-        result = await _with_bus(services, lambda c, q: redrive_dead_letters(c, q, wanted))
+        result: dict[str, Any] = await _with_bus(
+            services, lambda c, q: redrive_dead_letters(c, q, wanted)
+        )
         logger.warning("ops: re-drove dead letters %s", result["redriven"])
         return result
 

@@ -17,6 +17,8 @@ import functools
 from collections.abc import Awaitable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+from opentelemetry.propagators.textmap import Getter
+
 from ._names import ATTR, METER_NAME, TRACER_NAME
 
 __all__ = ["job_span", "send_span", "traced_job"]
@@ -24,7 +26,7 @@ __all__ = ["job_span", "send_span", "traced_job"]
 _PROPAGATED = ("traceparent", "tracestate")
 
 
-class _Getter:
+class _Getter(Getter[Mapping[Any, Any]]):
     """Reads a carrier whose keys or values may be bytes (AMQP application properties)."""
 
     @staticmethod
