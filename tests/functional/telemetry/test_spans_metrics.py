@@ -82,7 +82,7 @@ async def test_call_span_has_a_child_per_attempt_with_genai_attributes(
     )
     assert first.attributes[ATTR.FAILURE_KIND] == "throttled"
     assert first.attributes[ATTR.HTTP_STATUS] == 429 and first.attributes[ATTR.ERROR_TYPE] == "429"
-    assert ATTR.COOLDOWN_SOURCE in first.attributes
+    assert first.attributes[ATTR.COOLDOWN_SOURCE] == "retry-after-ms"  # the header it came from
     assert first.status.status_code is StatusCode.ERROR
     assert (
         second.attributes[ATTR.REGION] == "swedencentral"
@@ -102,7 +102,11 @@ async def test_call_span_has_a_child_per_attempt_with_genai_attributes(
         == result.usage.completion_tokens
     )
     assert point_count(m["gen_ai.client.operation.duration"], **{ATTR.CALLER: caller}) == 1
-    assert point_sum(m["gateway.upstream.throttled"], **{ATTR.REGION: "eastus2"}) >= 1
+    throttled = m["gateway.upstream.throttled"]
+    assert (
+        point_sum(throttled, **{ATTR.REGION: "eastus2", ATTR.COOLDOWN_SOURCE: "retry-after-ms"})
+        >= 1
+    )
     assert point_sum(m["gateway.failovers"], **{ATTR.REQUEST_MODEL: "gpt-4o"}) >= 1
     cooling = point_sum(m["gateway.deployments"], **{ATTR.STATE: "cooling"})
     assert cooling >= 1  # east's deployment is cooling after the 429 (as this instance sees it)
