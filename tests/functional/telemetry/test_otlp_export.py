@@ -202,3 +202,73 @@ def test_importing_function_app_loads_no_opentelemetry_sdk_or_exporter():
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
+
+
+_AZMON_SCRIPT = """
+import asyncio
+from shared import runtime
+from shared.aoai import CallContext, ChatRequest
+
+async def main():
+    gateway = runtime.gateway()
+    await gateway.chat(
+        ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=8),
+        CallContext(correlation_id="azmon-1", caller="key:azmon0000test"),
+    )
+    await runtime.aclose()  # flushes the providers
+    print("done", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_azure_monitor_export_when_a_connection_string_is_set(sim, otlp_receiver):
+    """The Application Insights path: configure_azure_monitor from the connection string, spans
+    posted to its ingestion endpoint (here the test's receiver) as App Insights telemetry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))}
+    env.update(settings_env(settings_for_sim(sim)))
+    env.update(
+        {
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+                "InstrumentationKey=00000000-0000-0000-0000-000000000001;"
+                f"IngestionEndpoint=http://127.0.0.1:{otlp_receiver.port}/"
+            ),
+            "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+            "GATEWAY_USAGE": "off",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", _AZMON_SCRIPT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and "done" in out.stdout, out.stderr[-2000:]
+
+    def tracked() -> list[dict[str, Any]]:
+        import gzip
+
+        items = []
+        for path, body in list(otlp_receiver.posts):
+            if "track" not in path:
+                continue
+            try:
+                raw = gzip.decompress(body)
+            except OSError:
+                raw = body
+            text = raw.decode("utf-8", "replace").strip()
+            for line in text.splitlines() if not text.startswith("[") else [text]:
+                loaded = json.loads(line)
+                items.extend(loaded if isinstance(loaded, list) else [loaded])
+        return items
+
+    items = _wait(lambda: [i for i in tracked() if "chat gpt-4o" in json.dumps(i)], timeout=10)
+    assert items, (
+        f"nothing about the call reached the ingestion endpoint: {[p for p, _ in otlp_receiver.posts]}"
+    )
+    props = items[0]["data"]["baseData"].get("properties", {})
+    assert props.get("gateway.caller") == "key:azmon0000test"
+    assert props.get("gen_ai.request.model") == "gpt-4o"
