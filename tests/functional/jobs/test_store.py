@@ -67,6 +67,9 @@ async def test_concurrent_finishers_produce_exactly_one_terminal_state(store):
         )
     ]
     assert len(audit) == 1 and audit[0]["owner"] == winners[0].record.reply_owner
+    # the winner holds the lease with the ETag its transaction returned
+    assert winners[0].record.etag == stored.etag
+    assert await store.mark_replied(winners[0].record) is True
 
 
 async def test_reply_lease_belongs_to_the_winner_until_it_expires(store):
@@ -83,7 +86,9 @@ async def test_reply_lease_belongs_to_the_winner_until_it_expires(store):
     assert await store.claim_reply(j.job_id, owner="sb:m:1") is None
 
 
-async def test_an_expired_lease_moves_on_and_the_old_holder_cannot_mark_over_it(azurite, unique_name):
+async def test_an_expired_lease_moves_on_and_the_old_holder_cannot_mark_over_it(
+    azurite, unique_name
+):
     now = [1000.0]
     table = TableClient.from_connection_string(
         azurite.connection_string, table_name=unique_name("jobs")
