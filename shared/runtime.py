@@ -79,9 +79,10 @@ async def aclose() -> None:
     with _lock:
         built = dict(_cache)
         _cache.clear()
-    jobs = built.get("backlog")
-    if jobs is not None:
-        await jobs.aclose()  # type: ignore[attr-defined]
-    gw = built.get("gateway")
-    if gw is not None:
-        await gw.aclose()  # type: ignore[attr-defined]
+    from shared.credentials import close_all
+
+    # Every service is closed, even when closing another fails.
+    await close_all(
+        [built[name].aclose for name in ("backlog", "gateway") if name in built],  # type: ignore[attr-defined]
+        what="service",
+    )

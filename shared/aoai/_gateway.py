@@ -41,7 +41,7 @@ from ._exceptions import (
     RegionsUnavailable,
     UnknownModel,
 )
-from ._health import HealthRecord, HealthStore, SharedHealth, TableHealthStore
+from ._health import HealthRecord, HealthStore, SharedHealth, health_store_from_settings
 from ._requests import ChatRequest, EmbeddingsRequest
 from ._router import MISSING, THROTTLED, TRANSIENT, Route, Router, Skip
 from ._stream import ChatStream
@@ -91,8 +91,8 @@ class Gateway:
         self._response_type = httpx2.Response
         self._timeout_type = httpx2.Timeout
         self._stream_type = AsyncStream
-        if health is None and settings.storage_connection:
-            health = TableHealthStore(settings.storage_connection, settings.health_table)
+        if health is None:
+            health = health_store_from_settings(settings)
         self._health = SharedHealth(
             health, apply=self._apply_health, now=self._now, cache_s=settings.health_cache_s
         )
@@ -277,6 +277,7 @@ class Gateway:
                 "store": type(self._health.store).__name__
                 if self._health.store is not None
                 else None,
+                "backend": getattr(self._health.store, "describe", lambda: None)(),
                 "available": self._health.available,
                 "last_read": self._health.last_read,
             },

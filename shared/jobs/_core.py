@@ -29,6 +29,7 @@ from ._store import FinishResult, JobStore
 if TYPE_CHECKING:
     from ..settings import BacklogSettings
     from ._parking import ParkingLot
+    from ._payloads import PayloadStore
 
 __all__ = ["Checkpoint", "JobServices", "conclude", "deliver_reply", "reply_message_id"]
 
@@ -52,6 +53,24 @@ class JobServices:
     parking: ParkingLot
     clock: Callable[[], float] = time.time
     checkpoint: Checkpoint = field(default=_no_checkpoint)
+    payloads: PayloadStore | None = None  # claim-checked job bodies
+
+    async def outgoing_body(self, job_id: str, body: bytes, reply_to: str | None = None) -> bytes:
+        """What goes on the backlog queue for ``body``: itself, or a claim check when too large."""
+        from ._claim import pack
+
+        return await pack(
+            self.payloads,
+            job_id,
+            body,
+            max_message_bytes=self.settings.max_message_bytes,
+            reply_to=reply_to,
+        )
+
+    async def incoming_body(self, body: bytes) -> bytes:
+        from ._claim import unpack
+
+        return await unpack(self.payloads, body)
 
 
 def reply_message_id(job_id: str) -> str:

@@ -40,7 +40,9 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
     # lease and its ``running`` row are this handler's to continue, and nobody else's.
     owner = delivery.owner
     try:
-        job = parse_job_message(delivery.body, fallback_job_id=delivery.message_id)
+        job = parse_job_message(
+            await svc.incoming_body(delivery.body), fallback_job_id=delivery.message_id
+        )
     except InvalidJobMessage as exc:
         job, job_id, reply_to = None, exc.job_id, exc.reply_to
     else:
@@ -113,7 +115,7 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
         await svc.bus.send(
             svc.settings.queue,
             Outgoing(
-                body=job.to_body(),
+                body=await svc.outgoing_body(job_id, job.to_body(), job.reply_to),
                 message_id=f"{job_id}.d{redrives + 1}",
                 correlation_id=job_id,
                 subject=job.kind,

@@ -196,7 +196,7 @@ async def _one(
     if not step.moved:
         await _drop(svc, parked, step.record)
         return "dropped"
-    body = await svc.parking.job_body(parked)
+    body = await svc.outgoing_body(parked.job_id, await svc.parking.job_body(parked))
     scheduled = delay >= _MIN_SCHEDULE_S
     copy = parked.park_id or f"p{parked.parks}"
     await svc.bus.send(

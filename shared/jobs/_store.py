@@ -135,6 +135,11 @@ class JobStore(Protocol):
 
     async def load_result(self, record: JobRecord) -> dict[str, Any] | None: ...
 
+    async def discard(self, record: JobRecord) -> bool:
+        """Delete a row just created by ``ensure`` whose message could not be sent, unless it
+        changed since (conditional on its ETag); True when deleted."""
+        ...
+
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -218,6 +223,26 @@ class TableJobStore:
             assert raced is not None
             return _same_payload(raced, job), False
         return _merge(JobRecord(job_id=job.job_id, status="queued"), entity, meta.get("etag")), True
+
+    async def discard(self, record: JobRecord) -> bool:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+
+        try:
+            await self._table.delete_entity(
+                partition_key=record.job_id,
+                row_key=_ROW,
+                etag=record.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except AzureError:
+            logger.warning(
+                "job %s: the row of a failed submission could not be removed",
+                record.job_id,
+                extra={"correlation_id": record.job_id},
+            )
+            return False
+        return True
 
     async def record_conflict(self, job: JobMessage, error: dict[str, Any], *, owner: str) -> bool:
         from azure.core.exceptions import ResourceExistsError

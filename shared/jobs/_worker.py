@@ -41,8 +41,9 @@ logger = logging.getLogger(__name__)
 async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
     """Handle one delivery from the backlog queue; returns an Outcome, or raises to get redelivered."""
     owner = delivery.owner
+    body = await svc.incoming_body(delivery.body)
     try:
-        job = parse_job_message(delivery.body, fallback_job_id=delivery.message_id)
+        job = parse_job_message(body, fallback_job_id=delivery.message_id)
     except InvalidJobMessage as exc:
         return await reject_invalid(svc, exc, owner=owner, source="backlog")
     log = {"correlation_id": job.job_id}

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ._errors import settings_error_from
 
-__all__ = ["BacklogSettings", "load_backlog_settings"]
+__all__ = ["BacklogSettings", "load_backlog_settings", "storage_endpoint"]
 
 _PREFIX = "BACKLOG_"
 # Fields read from the host's own setting names instead of BACKLOG_<FIELD>.
@@ -30,6 +30,9 @@ _HOST_NAMES = {
     "storage_connection": "AzureWebJobsStorage",
     "storage_account": "AzureWebJobsStorage__accountName",
     "storage_client_id": "AzureWebJobsStorage__clientId",
+    "storage_queue_uri": "AzureWebJobsStorage__queueServiceUri",
+    "storage_table_uri": "AzureWebJobsStorage__tableServiceUri",
+    "storage_blob_uri": "AzureWebJobsStorage__blobServiceUri",
 }
 _STORAGE_QUEUE = re.compile(
     r"^[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]$"
@@ -77,6 +80,12 @@ class BacklogSettings(BaseModel):
         default=None, description="Storage account name for managed identity."
     )
     storage_client_id: str | None = None
+    storage_queue_uri: str | None = Field(
+        default=None,
+        description="Identity-based storage by service URI (instead of the account name).",
+    )
+    storage_table_uri: str | None = None
+    storage_blob_uri: str | None = None
     job_timeout_s: float = Field(
         default=180.0,
         gt=0,
@@ -145,6 +154,22 @@ class BacklogSettings(BaseModel):
         ge=0,
         description="Results up to this size travel in the reply; larger ones by reference.",
     )
+    max_message_bytes: int = Field(
+        default=256 * 1024,
+        ge=16 * 1024,
+        description="Service Bus message size limit: 262144 on Standard, up to 104857600 on Premium. "
+        "Job bodies that do not fit travel by claim check (body in blob, reference on the queue).",
+    )
+    max_job_bytes: int = Field(
+        default=4_000_000,
+        ge=1,
+        description="Largest job body accepted (POST /api/v1/jobs answers 413 above it).",
+    )
+    storage_unavailable_retry_s: int = Field(
+        default=10,
+        ge=1,
+        description="Retry-After of the 503 answered while storage is unreachable.",
+    )
     reply_lease_s: float = Field(
         default=60.0, gt=0, description="How long one delivery owns sending a job's reply."
     )
@@ -182,11 +207,25 @@ class BacklogSettings(BaseModel):
                 "servicebus_connection: set ServiceBusConnection (a connection string) or "
                 "ServiceBusConnection__fullyQualifiedNamespace (managed identity)"
             )
-        if not (self.storage_connection or self.storage_account):
+        if not (self.storage_connection or self.storage_account or self.storage_queue_uri):
             raise ValueError(
-                "storage_connection: set AzureWebJobsStorage or AzureWebJobsStorage__accountName (managed identity)"
+                "storage_connection: set AzureWebJobsStorage, or AzureWebJobsStorage__accountName "
+                "(or __queueServiceUri) for an identity-based connection"
             )
         return self
+
+    def storage_endpoint(self, kind: str) -> str:
+        """``https://<account>.<kind>.core.windows.net`` of identity-based storage, or the
+        ``AzureWebJobsStorage__<kind>ServiceUri`` given (the others derived from the queue's)."""
+        return storage_endpoint(
+            kind,
+            account=self.storage_account,
+            uris={
+                "queue": self.storage_queue_uri,
+                "table": self.storage_table_uri,
+                "blob": self.storage_blob_uri,
+            },
+        )
 
     @property
     def parking_poison_queue(self) -> str:
@@ -195,6 +234,18 @@ class BacklogSettings(BaseModel):
     @property
     def dead_letter_queue(self) -> str:
         return f"{self.queue}/$DeadLetterQueue"
+
+
+def storage_endpoint(kind: str, *, account: str | None, uris: Mapping[str, str | None]) -> str:
+    """The service endpoint of identity-based storage (shared with the gateway's health table)."""
+    if uris.get(kind):
+        return str(uris[kind]).rstrip("/")
+    if account:
+        return f"https://{account}.{kind}.core.windows.net"
+    for other, uri in uris.items():
+        if uri and f".{other}." in uri:  # https://acct.queue.core.windows.net -> .table.
+            return uri.rstrip("/").replace(f".{other}.", f".{kind}.", 1)
+    raise ValueError(f"no endpoint for identity-based {kind} storage")
 
 
 def load_backlog_settings(environ: Mapping[str, str] | None = None) -> BacklogSettings:

@@ -19,6 +19,9 @@ _PREFIX = "GATEWAY_"
 _HOST_NAMES = {
     "storage_connection": "AzureWebJobsStorage",
     "storage_account": "AzureWebJobsStorage__accountName",
+    "storage_client_id": "AzureWebJobsStorage__clientId",
+    "storage_table_uri": "AzureWebJobsStorage__tableServiceUri",
+    "storage_queue_uri": "AzureWebJobsStorage__queueServiceUri",
 }
 
 
@@ -69,6 +72,13 @@ class GatewaySettings(BaseModel):
     storage_account: str | None = Field(
         default=None, description="Storage account name for identity-based access."
     )
+    storage_client_id: str | None = Field(
+        default=None, description="User-assigned identity for identity-based storage."
+    )
+    storage_table_uri: str | None = Field(
+        default=None, description="Identity-based storage by service URI (table, or the queue's)."
+    )
+    storage_queue_uri: str | None = None
     max_body_bytes: int = Field(
         default=4_000_000, gt=0, description="Larger HTTP request bodies get 413."
     )
