@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections import Counter
@@ -143,8 +144,8 @@ def hooked(h: Any) -> SendHook:
     return hook
 
 
-async def until(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
+async def until(predicate: Any, within_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         value = await predicate()
         if value:
@@ -298,9 +299,16 @@ async def test_poison_paths_never_take_a_live_reply_lease(harness_factory, sb_br
     # the duplicate, dead-lettered, and a parking-poison copy both find the live lease
     dead = dataclasses.replace(duplicate, dead_letter_reason="MaxDeliveryCountExceeded")
     assert await h.backlog.process_dead_letter(dead) == Outcome.DUPLICATE
-    poison = (
-        '{"v": 1, "job_id": "%s", "model": "gpt-4o", "parks": 20, "retry_at": 0, '
-        '"reason": "parked_too_often", "job": %s}' % (job_id, job.to_body().decode())
+    poison = json.dumps(
+        {
+            "v": 1,
+            "job_id": job_id,
+            "model": "gpt-4o",
+            "parks": 20,
+            "retry_at": 0,
+            "reason": "parked_too_often",
+            "job": json.loads(job.to_body()),
+        }
     )
     assert await h.backlog.process_parking_poison(poison) == Outcome.DUPLICATE
     assert sb_broker.messages(h.reply_queue) == []
