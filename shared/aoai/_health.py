@@ -215,7 +215,7 @@ def health_store_from_settings(settings: Any) -> TableHealthStore | None:
     if not (settings.storage_account or any(uris.values())):
         return None
     from shared.credentials import CredentialPool
-    from shared.settings._backlog import storage_endpoint
+    from shared.storage import storage_endpoint
 
     return TableHealthStore(
         None,
@@ -227,11 +227,9 @@ def health_store_from_settings(settings: Any) -> TableHealthStore | None:
 
 
 def _expand_dev(connection: str) -> str:
-    if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true":
-        from shared.jobs._service import _expand_dev as expand
+    from shared.storage import expand_dev_connection
 
-        return expand(connection)
-    return connection
+    return expand_dev_connection(connection)
 
 
 class SharedHealth:

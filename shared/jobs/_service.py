@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..storage import expand_dev_connection
 from ._bus import Bus, Outgoing, connect_service_bus
 from ._claim import JobTooLarge
 from ._contract import JobMessage
@@ -229,18 +230,4 @@ def _queue_client(
     )
 
 
-# The emulator's published well-known account and key (not a secret); what UseDevelopmentStorage=true means.
-_DEV = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
-
-
-def _expand_dev(connection: str) -> str:
-    return (
-        _DEV
-        if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true"
-        else connection
-    )
+_expand_dev = expand_dev_connection  # the dev server's queue side uses it too

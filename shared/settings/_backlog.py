@@ -14,9 +14,10 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..storage import storage_endpoint
 from ._errors import settings_error_from
 
-__all__ = ["BacklogSettings", "load_backlog_settings", "storage_endpoint"]
+__all__ = ["BacklogSettings", "load_backlog_settings"]
 
 _PREFIX = "BACKLOG_"
 # Fields read from the host's own setting names instead of BACKLOG_<FIELD>.
@@ -234,18 +235,6 @@ class BacklogSettings(BaseModel):
     @property
     def dead_letter_queue(self) -> str:
         return f"{self.queue}/$DeadLetterQueue"
-
-
-def storage_endpoint(kind: str, *, account: str | None, uris: Mapping[str, str | None]) -> str:
-    """The service endpoint of identity-based storage (shared with the gateway's health table)."""
-    if uris.get(kind):
-        return str(uris[kind]).rstrip("/")
-    if account:
-        return f"https://{account}.{kind}.core.windows.net"
-    for other, uri in uris.items():
-        if uri and f".{other}." in uri:  # https://acct.queue.core.windows.net -> .table.
-            return uri.rstrip("/").replace(f".{other}.", f".{kind}.", 1)
-    raise ValueError(f"no endpoint for identity-based {kind} storage")
 
 
 def load_backlog_settings(environ: Mapping[str, str] | None = None) -> BacklogSettings:
