@@ -48,7 +48,7 @@ def connect_service_bus(settings: BacklogSettings, credentials: CredentialPool) 
     if settings.servicebus_connection:
         return ServiceBusClient.from_connection_string(settings.servicebus_connection)
     return ServiceBusClient(
-        fully_qualified_namespace=settings.servicebus_namespace,
+        fully_qualified_namespace=str(settings.servicebus_namespace),
         credential=credentials.get(settings.servicebus_client_id),
     )
 
@@ -75,7 +75,7 @@ class Bus:
             correlation_id=message.correlation_id,
             subject=message.subject,
             content_type=message.content_type,
-            application_properties=dict(message.application_properties) or None,
+            application_properties=dict(message.application_properties) or None,  # type: ignore[arg-type]  # the SDK's value union is narrower than what it accepts at run time
         )
         if message.scheduled_at is not None:
             sb_message.scheduled_enqueue_time_utc = datetime.fromtimestamp(

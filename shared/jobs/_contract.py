@@ -33,7 +33,7 @@ __all__ = [
     "payload_hash",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 # Deeper JSON than this in a job is refused (400 naming the place): the canonical form
 # (``payload_hash``, the queue body) must serialize, and pydantic stops at about 255 levels.
 MAX_JSON_DEPTH = 128
@@ -241,7 +241,7 @@ class JobMessage(BaseModel):
                     {**err, "loc": ("request", *err.get("loc", ()))}
                     for err in exc.errors(include_url=False)
                 ]
-                raise ValidationError.from_exception_data(cls.__name__, errors) from None  # type: ignore[arg-type]
+                raise ValidationError.from_exception_data(cls.__name__, errors) from None  # type: ignore[arg-type]  # pydantic-core types the line errors as InitErrorDetails; plain dicts are what it takes
             data.setdefault("model", data["request"].model)
         return data
 

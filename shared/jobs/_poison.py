@@ -40,13 +40,12 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
     # lease and its ``running`` row are this handler's to continue, and nobody else's.
     owner = delivery.owner
     try:
-        job = parse_job_message(
-            await svc.incoming_body(delivery.body), fallback_job_id=delivery.message_id
-        )
+        parsed = parse_job_message(
+            await svc.incoming_body(delivery.body), fallback_job_id=delivery.message_id)
     except InvalidJobMessage as exc:
         job, job_id, reply_to = None, exc.job_id, exc.reply_to
     else:
-        job_id, reply_to = job.job_id, job.reply_to
+        job, job_id, reply_to = parsed, parsed.job_id, parsed.reply_to
     alert = {
         "kind": "dead_lettered",
         "source": svc.settings.dead_letter_queue,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from ._store import TableJobStore
 from ._worker import process_delivery
 
 if TYPE_CHECKING:
+    from shared.aoai import AccessLayer
+
     from ..settings import BacklogSettings
 
 __all__ = ["Backlog", "Submission", "build_backlog"]
@@ -113,9 +116,9 @@ class Backlog:
 
 def build_backlog(
     settings: BacklogSettings,
-    gateway: Any,
+    gateway: AccessLayer,
     *,
-    clock: Any = time.time,
+    clock: Callable[[], float] = time.time,
     checkpoint: Checkpoint | None = None,
 ) -> Backlog:
     """Build the SDK clients from settings (connection strings locally; in Azure identity-based
@@ -218,9 +221,7 @@ def _queue_client(
     from azure.storage.queue.aio import QueueClient
 
     if settings.storage_connection:
-        return QueueClient.from_connection_string(
-            _expand_dev(settings.storage_connection), queue_name=name, **codec, **_STORAGE_CLIENT
-        )
+        return storage_queue_client(settings.storage_connection, name, **_STORAGE_CLIENT)
     return QueueClient(
         settings.storage_endpoint("queue"),
         queue_name=name,
@@ -231,3 +232,18 @@ def _queue_client(
 
 
 _expand_dev = expand_dev_connection  # the dev server's queue side uses it too
+
+
+def storage_queue_client(connection: str, queue: str, **options: Any) -> Any:
+    """An async ``QueueClient`` for ``queue`` from a connection string (``UseDevelopmentStorage=true``
+    means Azurite's default ports), with the base64 text codec the host's queue trigger uses."""
+    from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+    from azure.storage.queue.aio import QueueClient
+
+    return QueueClient.from_connection_string(
+        expand_dev_connection(connection),
+        queue_name=queue,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+        **options,
+    )
