@@ -459,11 +459,10 @@ async def run_kill_chaos(
     import os
 
     from shared.jobs import JobMessage, build_backlog
-    from shared.jobs._store import TERMINAL_ROW_PREFIX
     from shared.settings import load_backlog_settings
-    from tests.fixtures.devserver import settings_env
-    from tests.fixtures.gateway import settings_for_sim
-    from tests.fixtures.ports import free_port, wait_for_port
+    from testpeers.devserver import settings_env
+    from testpeers.gateway import settings_for_sim
+    from testpeers.ports import free_port, wait_for_port
 
     rng = random.Random(seed)
     tag = uuid.uuid4().hex[:8]
@@ -559,7 +558,6 @@ async def run_kill_chaos(
             await asyncio.wait_for(asyncio.to_thread(proc.wait), 15)
         except TimeoutError:
             proc.kill()
-    table = store._table
     for job_id in ids:
         record = await store.get(job_id)
         if record is None or not record.terminal or record.reply_state == "pending":
@@ -570,15 +568,9 @@ async def run_kill_chaos(
         else:
             report.failed[(record.error or {}).get("code", "unknown")] += 1
         report.parks += record.parks
-        writes = [
-            e
-            async for e in table.query_entities(
-                f"PartitionKey eq '{job_id}' and RowKey ge '{TERMINAL_ROW_PREFIX}' "
-                f"and RowKey lt 'terminal.'"
-            )
-        ]
-        report.terminal_writes += len(writes)
-        report.duplicated_terminal_writes += len(writes) > 1
+        writes = await store.terminal_writes(job_id)
+        report.terminal_writes += writes
+        report.duplicated_terminal_writes += writes > 1
     per_job: Counter[str] = Counter(str(m.correlation_id) for m in broker.messages(reply_queue))
     dropped = broker.duplicates_dropped(reply_queue)
     report.duplicate_replies_after_detection = sum(n - 1 for n in per_job.values() if n > 1)
@@ -661,7 +653,7 @@ def run_standalone(
 def run_kill_standalone(jobs: int, *, kills: int = 4, seed: int = 11) -> KillReport:
     """The SIGKILL chaos with its own Azurite, simulator and broker (short locks)."""
     import sbbroker
-    from tests.fixtures.sim import start_sim
+    from testpeers.sim import start_sim
 
     workdir = Path(tempfile.mkdtemp(prefix="killchaos-"))
     (workdir / "sim").mkdir(parents=True, exist_ok=True)

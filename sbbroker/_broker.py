@@ -239,7 +239,10 @@ class Broker:
         config = None
         if duplicate_detection_window_s is not None:
             config = QueueConfig(
-                **{**vars(self.config), "duplicate_detection_window_s": duplicate_detection_window_s}
+                **{
+                    **vars(self.config),
+                    "duplicate_detection_window_s": duplicate_detection_window_s,
+                }
             )
         self._call(lambda: self.registry.create(name, config))
 

@@ -117,9 +117,7 @@ class Queue:
         self._seen_ids[key] = now + int(window * 1000)
         return False
 
-    def enqueue(
-        self, payload: bytes, *, schedule_ms: int | None = None
-    ) -> StoredMessage | None:
+    def enqueue(self, payload: bytes, *, schedule_ms: int | None = None) -> StoredMessage | None:
         """Store a message sent by a client; scheduled ones stay hidden until their time.
         None: duplicate detection dropped it (the sender was told it was accepted)."""
         now = now_ms()

@@ -286,7 +286,9 @@ class Gateway:
             "regions": regions,
             "shared_health": {
                 "store": type(shared.store).__name__ if shared.store is not None else None,
-                "backend": shared.store.describe() if isinstance(shared.store, TableHealthStore) else None,
+                "backend": shared.store.describe()
+                if isinstance(shared.store, TableHealthStore)
+                else None,
                 "available": shared.available,
                 "last_read": shared.last_read,
             },

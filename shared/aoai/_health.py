@@ -132,7 +132,7 @@ class TableHealthStore:
             from azure.data.tables.aio import TableClient
 
             # No SDK retries: the gateway treats a failing table as absent and tries again later.
-            options = {
+            options: dict[str, Any] = {
                 "table_name": self._table_name,
                 "retry_total": 0,
                 "connection_timeout": self._timeout_s,
@@ -144,7 +144,9 @@ class TableHealthStore:
                 )
             else:
                 self._client = TableClient(
-                    self._endpoint, credential=self._credentials.get(self._client_id), **options
+                    str(self._endpoint),
+                    credential=self._credentials.get(self._client_id),
+                    **options,
                 )
         return self._client
 

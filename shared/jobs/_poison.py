@@ -41,7 +41,8 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
     owner = delivery.owner
     try:
         parsed = parse_job_message(
-            await svc.incoming_body(delivery.body), fallback_job_id=delivery.message_id)
+            await svc.incoming_body(delivery.body), fallback_job_id=delivery.message_id
+        )
     except InvalidJobMessage as exc:
         job, job_id, reply_to = None, exc.job_id, exc.reply_to
     else:

@@ -224,6 +224,14 @@ class TableJobStore:
             return _same_payload(raced, job), False
         return _merge(JobRecord(job_id=job.job_id, status="queued"), entity, meta.get("etag")), True
 
+    async def terminal_writes(self, job_id: str) -> int:
+        """How many terminal writes won for ``job_id`` (its audit rows): 1 for a finished job."""
+        query = (
+            f"PartitionKey eq '{job_id.replace(chr(39), chr(39) * 2)}' and "
+            f"RowKey ge '{TERMINAL_ROW_PREFIX}' and RowKey lt 'terminal.'"
+        )
+        return len([e async for e in self._table.query_entities(query)])
+
     async def discard(self, record: JobRecord) -> bool:
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError

@@ -87,6 +87,7 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
             await deliver_reply(svc, step.record, owner=owner)
             return Outcome.DUPLICATE
         return _not_ours(job.job_id, step.record, delivery)
+    assert step.record is not None  # moved: the row as written
     record = step.record
     ours = _runs(owner)
     await svc.checkpoint("before_call", job.job_id)

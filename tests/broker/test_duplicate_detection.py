@@ -45,9 +45,7 @@ async def test_scheduled_duplicates_are_dropped_too(sdk, sb_broker):
     assert sb_broker.duplicates_dropped("backlog") == 2
 
 
-async def test_the_window_ends_and_queues_without_detection_keep_every_copy(
-    sdk, sb_broker_factory
-):
+async def test_the_window_ends_and_queues_without_detection_keep_every_copy(sdk, sb_broker_factory):
     broker = sb_broker_factory()
     broker.create_queue("short", duplicate_detection_window_s=0.3)
     broker.create_queue("plain")

@@ -44,7 +44,7 @@ class StepGateway:
             await self.gate.wait()
         if self.throttle > 0:
             self.throttle -= 1
-            raise AllThrottled(request.model, retry_at=time.time())
+            raise AllThrottled(request.model, retry_at=time.time(), now=time.time())
         if self.fail > 0:
             self.fail -= 1
             raise RuntimeError("upstream broke")

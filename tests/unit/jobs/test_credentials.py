@@ -150,7 +150,7 @@ async def test_shared_health_works_with_identity_based_storage_and_reports_the_s
                 "client_id": "storage-id",
             },
         }
-        table = gateway._health.store._table()
+        table = gateway._sync.shared.store._table()
         assert isinstance(table.credential, ManagedIdentityCredential)
     finally:
         await gateway.aclose()

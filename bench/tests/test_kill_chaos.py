@@ -7,24 +7,28 @@ from __future__ import annotations
 import pytest
 
 from bench.chaos import run_kill_chaos
+from testpeers.broker import start_broker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(110)]
 
 
 async def test_sigkill_the_app_while_jobs_flow_loses_nothing_and_replies_once(
-    e2e_sim, sb_broker_factory, azurite, tmp_path
+    chaos_sim, chaos_storage, tmp_path
 ):
-    broker = sb_broker_factory(lock_duration_s=3)  # a killed worker's messages come back soon
-    report = await run_kill_chaos(
-        jobs=60,
-        sim=e2e_sim,
-        broker=broker,
-        storage_connection=azurite.connection_string,
-        kills=3,
-        submit_over_s=8.0,
-        timeout_s=75.0,
-        workdir=tmp_path,
-    )
+    broker = start_broker(lock_duration_s=3)  # a killed worker's messages come back soon
+    try:
+        report = await run_kill_chaos(
+            jobs=60,
+            sim=chaos_sim,
+            broker=broker,
+            storage_connection=chaos_storage.connection_string,
+            kills=3,
+            submit_over_s=8.0,
+            timeout_s=75.0,
+            workdir=tmp_path,
+        )
+    finally:
+        broker.stop()
     print(report.summary())
     assert report.kills == 3 and report.restarts == 3
     assert report.lost == 0, report.summary()
