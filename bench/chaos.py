@@ -12,7 +12,8 @@ Checks: every job reaches exactly one terminal state (one winning terminal write
 the store's log), none is lost, and no job gets more than one reply. The counts are printed.
 
 ``python -m bench.chaos --jobs 2000`` (plain script; starts Azurite, the simulator and the broker
-on free loopback ports and stops them). ``tests/e2e/test_chaos.py`` runs it with a few hundred.
+on free loopback ports and stops them). ``bench/tests/test_chaos.py`` runs it with a few hundred.
+``run_kill_chaos`` (below) kills the app process for real: ``bench/tests/test_kill_chaos.py``.
 """
 
 from __future__ import annotations
