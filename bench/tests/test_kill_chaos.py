@@ -9,7 +9,7 @@ import pytest
 from bench.chaos import run_kill_chaos
 from testpeers.broker import start_broker
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(110)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(115)]
 
 
 async def test_sigkill_the_app_while_jobs_flow_loses_nothing_and_replies_once(
@@ -24,7 +24,7 @@ async def test_sigkill_the_app_while_jobs_flow_loses_nothing_and_replies_once(
             storage_connection=chaos_storage.connection_string,
             kills=3,
             submit_over_s=8.0,
-            timeout_s=75.0,
+            timeout_s=85.0,
             workdir=tmp_path,
         )
     finally:
