@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..storage import expand_dev_connection
+from ..telemetry import job_span, traced_job
 from ._bus import Bus, Outgoing, connect_service_bus
 from ._claim import JobTooLarge
 from ._contract import JobMessage
@@ -52,6 +53,10 @@ class Backlog:
         (``JobIdConflict``), a body over ``max_job_bytes`` (``JobTooLarge``). A body over the
         Service Bus message size goes by claim check. If the send fails, a row this call created
         is removed again, so a failed submission leaves nothing behind."""
+        with job_span("submit", job.job_id, None):  # the trace the worker continues
+            return await self._submit(job)
+
+    async def _submit(self, job: JobMessage) -> Submission:
         svc = self.services
         body = job.to_body()
         if len(body) > svc.settings.max_job_bytes:
@@ -96,13 +101,20 @@ class Backlog:
         return out
 
     async def process(self, delivery: Delivery) -> str:
-        return await process_delivery(self.services, delivery)
+        work = process_delivery(self.services, delivery)
+        return await traced_job(
+            "process", delivery.message_id, delivery.application_properties, work
+        )
 
     async def process_dead_letter(self, delivery: Delivery) -> str:
-        return await process_dead_letter(self.services, delivery)
+        work = process_dead_letter(self.services, delivery)
+        return await traced_job(
+            "dead_letter", delivery.message_id, delivery.application_properties, work
+        )
 
     async def process_parking_poison(self, text: str, *, dequeue_count: int | None = None) -> str:
-        return await process_parking_poison(self.services, text, dequeue_count=dequeue_count)
+        work = process_parking_poison(self.services, text, dequeue_count=dequeue_count)
+        return await traced_job("parking_poison", None, None, work)
 
     async def run_timer(self, *, probe: bool = True) -> TimerReport:
         return await run_timer(self.services, probe=probe)
