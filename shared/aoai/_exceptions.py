@@ -6,6 +6,7 @@ place (``_classify.py``), so callers branch on types, never on status codes or S
     │   ├── UnknownModel             the alias is not in the region table            404 model_not_found
     │   ├── BadRequest               upstream 400 (context length, bad parameter)    400 bad_request
     │   └── ContentFiltered          the prompt tripped the content filter           400 content_filter
+    ├── LocalFailure                 our own process failed (a bug); nothing was charged  500 internal_error
     ├── ConfigurationError           the gateway's own setup is wrong: an operator must act
     │   ├── AuthFailed               401/403 from every region tried                 502 upstream_auth_failed
     │   └── DeploymentNotFound       404 DeploymentNotFound for every deployment     502 deployment_not_found
@@ -35,6 +36,7 @@ __all__ = [
     "DeadlineExceeded",
     "DeploymentNotFound",
     "GatewayError",
+    "LocalFailure",
     "RegionsUnavailable",
     "RequestRejected",
     "StreamInterrupted",
@@ -121,6 +123,14 @@ class ContentFiltered(RequestRejected):
 
     def details(self) -> dict[str, Any]:
         return {"param": "prompt", "content_filter_result": self.categories}
+
+
+class LocalFailure(GatewayError):
+    """The gateway's own process failed on this request (not the region, not the caller's
+    content). It never counts against a region's circuit, cooldown or budget."""
+
+    code = "internal_error"
+    http_status = 500
 
 
 class ConfigurationError(GatewayError):

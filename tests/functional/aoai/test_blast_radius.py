@@ -1,0 +1,46 @@
+"""Issue 10: no single caller, request or upstream signal degrades the gateway for everyone.
+Against the real simulator with the real openai SDK."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.aoai import BadRequest, EmbeddingsRequest, FailureKind
+
+from ._helpers import chat, ctx
+
+PREFER_EAST = {"eastus2": 0, "swedencentral": 1}
+
+
+def _circuits(gateway) -> dict[str, str]:
+    return {
+        name: region["circuit"]["state"]
+        for name, region in gateway.health_report()["regions"].items()
+    }
+
+
+async def test_lone_surrogate_is_a_400_and_never_counts_against_a_region(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    """Finding 1: a body the SDK cannot encode (lone surrogate) reached the gateway directly
+    (a queue job, a library caller) is the request's fault: 400, no circuit, nothing sent."""
+    sim = sim_factory()
+    gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST))
+    embed = EmbeddingsRequest(model="text-embedding-3-small", input=["fine", "cut \ud83d"])
+    for _ in range(5):
+        with pytest.raises(BadRequest) as caught:
+            await gateway.chat(chat("cut inside an emoji \ud83d"), ctx())
+        assert caught.value.http_status == 400 and "surrogate" in caught.value.message
+        assert [a.outcome for a in caught.value.attempts] == [FailureKind.LOCAL]
+        with pytest.raises(BadRequest):
+            await gateway.embeddings(embed, ctx())
+    assert _circuits(gateway) == {"eastus2": "closed", "swedencentral": "closed"}
+    assert all(
+        r["circuit"]["consecutive_failures"] == 0
+        for r in gateway.health_report()["regions"].values()
+    )
+    assert sim.region("eastus2").stats()["requests"] == 0
+    assert sim.region("swedencentral").stats()["requests"] == 0
+    # Normal traffic is unaffected.
+    result = await gateway.chat(chat(), ctx())
+    assert result.region == "eastus2"
