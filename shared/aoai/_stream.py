@@ -6,6 +6,10 @@ before the caller writes its first byte and every failure up to that point raise
 instead. After the first chunk a failure cannot be retried elsewhere (the caller has already
 seen part of an answer), so it ends the stream with ``StreamInterrupted`` — as does an upstream
 stream that ends without any ``finish_reason`` — never a silent truncation.
+
+Some peers (Microsoft's own simulator, some proxies) put ``finish_reason`` inside the choice's
+``delta`` instead of on the choice. That ends the choice too: the value is lifted onto the
+choice (the shape the openai SDK and every client read) before the chunk is handed out.
 """
 
 from __future__ import annotations
@@ -97,6 +101,11 @@ class ChatStream:
         if choices:
             for choice in choices:
                 reason = choice.get("finish_reason")
+                if not reason:
+                    delta = choice.get("delta")
+                    reason = delta.get("finish_reason") if isinstance(delta, dict) else None
+                    if reason:
+                        choice["finish_reason"] = reason
                 if reason:
                     self._finish_reason = reason
         usage = chunk.get("usage")

@@ -44,3 +44,20 @@ async def test_lone_surrogate_is_a_400_and_never_counts_against_a_region(
     # Normal traffic is unaffected.
     result = await gateway.chat(chat(), ctx())
     assert result.region == "eastus2"
+
+
+async def test_stream_with_finish_reason_in_the_delta_ends_normally(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    """Finding 13: a peer that puts finish_reason inside the final delta ends the choice."""
+    from tests.fixtures.sim import DEFAULT_REGIONS
+
+    regions = [dict(r, finish_in_delta=True) for r in DEFAULT_REGIONS]
+    sim = sim_factory(regions)
+    gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST))
+    async with await gateway.open_chat_stream(chat(stream=True), ctx()) as stream:
+        chunks = [chunk async for chunk in stream]
+    finishes = [c["finish_reason"] for chunk in chunks for c in chunk.get("choices") or ()]
+    assert finishes[-1] in ("stop", "length")
+    assert stream.result.finish_reason in ("stop", "length")
+    assert _circuits(gateway) == {"eastus2": "closed", "swedencentral": "closed"}
