@@ -362,9 +362,7 @@ class RegionApp:
         first = True
         paced = bool(ttft or per_token)
         sent = 0
-        for event, is_token in _ops.chat_events(
-            plan, finish_in_delta=self.region.finish_in_delta
-        ):
+        for event, is_token in _ops.chat_events(plan, finish_in_delta=self.region.finish_in_delta):
             if conn.closed:
                 return
             if cut is not None and (sent >= cut_after or event == _DONE):

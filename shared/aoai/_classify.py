@@ -194,7 +194,9 @@ def classify(exc: BaseException) -> Mapped:
         return Mapped(FailureKind.CONNECTION, detail=f"connection error ({type(exc).__name__})")
     if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
         # Decoding an upstream body failed: a broken response, the server's fault.
-        return Mapped(FailureKind.SERVER_ERROR, detail=f"unreadable response ({type(exc).__name__})")
+        return Mapped(
+            FailureKind.SERVER_ERROR, detail=f"unreadable response ({type(exc).__name__})"
+        )
     # Anything else originates in our process or in the request (see the module docstring).
     mapped = Mapped(FailureKind.LOCAL, detail=f"{type(exc).__name__} in the gateway")
     mapped.encoding = isinstance(exc, UnicodeEncodeError)
