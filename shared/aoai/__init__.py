@@ -24,7 +24,13 @@ from ._exceptions import (
     UpstreamUnavailable,
 )
 from ._gateway import Gateway
-from ._health import HealthRecord, HealthStore, InMemoryHealthStore, TableHealthStore
+from ._health import (
+    HealthRecord,
+    HealthStore,
+    InMemoryHealthStore,
+    TableHealthStore,
+    health_status,
+)
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
@@ -62,5 +68,6 @@ __all__ = [
     "UnknownModel",
     "UpstreamUnavailable",
     "Usage",
+    "health_status",
     "request_tokens",
 ]

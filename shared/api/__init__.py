@@ -6,7 +6,15 @@ Handlers take a Starlette/FastAPI ``Request`` plus the services (``shared.runtim
 
 from ._context import RequestInfo, request_info
 from ._errors import ApiError, error_body, error_response
-from ._handlers import Services, chat_completions, embeddings, health, list_models, openapi
+from ._handlers import (
+    Services,
+    chat_completions,
+    embeddings,
+    health,
+    health_details,
+    list_models,
+    openapi,
+)
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
 
@@ -19,6 +27,7 @@ __all__ = [
     "error_body",
     "error_response",
     "health",
+    "health_details",
     "list_models",
     "openapi",
     "openapi_document",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest
+from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest, health_status
 
 from ._context import RequestInfo, request_info
 from ._errors import error_response
@@ -23,7 +23,15 @@ if TYPE_CHECKING:
     from shared.aoai import Gateway
     from shared.settings import GatewaySettings
 
-__all__ = ["Services", "chat_completions", "embeddings", "health", "list_models", "openapi"]
+__all__ = [
+    "Services",
+    "chat_completions",
+    "embeddings",
+    "health",
+    "health_details",
+    "list_models",
+    "openapi",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -127,20 +135,20 @@ async def list_models(request: Request, services: Services) -> Response:
     return await _guarded(request, services, run)
 
 
-async def health(request: Request, services: Services) -> Response:
-    """GET health: liveness and each region's circuit/cooldown state. 200 when the gateway is
-    configured (status ``degraded``, naming ``regions_down``, while a region's circuit is not closed:
-    traffic still flows to the others), 503 (with the settings error, which names keys, never
-    values) when it is not."""
+async def _health_answer(request: Request, services: Services, *, details: bool) -> Response:
     info = request_info(request)
     now = time.time()
+    headers = {**info.headers(), "cache-control": "no-store"}
     try:
         report = services.gateway().health_report()
+        verdict = health_status(
+            report, degraded_after_s=services.settings().health_degraded_after_s
+        )
     except Exception as exc:
         from shared.settings import SettingsError
 
         if isinstance(exc, SettingsError):
-            problem = {"code": "gateway_misconfigured", "message": str(exc)}
+            problem = {"code": "gateway_misconfigured", "message": str(exc)}  # keys, never values
         else:
             _log.error("[%s] health report failed", info.correlation_id, exc_info=exc)
             problem = {
@@ -148,22 +156,32 @@ async def health(request: Request, services: Services) -> Response:
                 "message": f"health report failed; correlation id {info.correlation_id}",
             }
         body = {"status": "unavailable", "alive": True, "time": now, "error": problem}
-        return JSONResponse(
-            body, status_code=503, headers={**info.headers(), "cache-control": "no-store"}
-        )
-    down = sorted(
-        name
-        for name, region in report.get("regions", {}).items()
-        if region["circuit"]["state"] != "closed"
-    )
-    body = {
-        "status": "degraded" if down else "ok",
+        return JSONResponse(body, status_code=503, headers=headers)
+    body: dict[str, Any] = {
+        "status": verdict["status"],
         "alive": True,
         "time": now,
-        "regions_down": down,
-        "gateway": report,
+        "regions_down": verdict["regions_down"],
     }
-    return JSONResponse(body, headers={**info.headers(), "cache-control": "no-store"})
+    if details:
+        body["deployments_degraded"] = verdict["deployments_degraded"]
+        body["gateway"] = report
+    return JSONResponse(body, headers=headers)
+
+
+async def health(request: Request, services: Services) -> Response:
+    """GET health (anonymous): liveness, ``status`` and ``regions_down`` only. 200 when the gateway
+    is configured (``degraded`` while a region's circuit is not closed or a deployment is out:
+    traffic still flows to the others), 503 when it is not. Nothing about deployments, quotas,
+    live budgets or circuits: that is ``health_details``, behind a function key."""
+    return await _health_answer(request, services, details=False)
+
+
+async def health_details(request: Request, services: Services) -> Response:
+    """GET health/details (function key): the same verdict plus ``deployments_degraded`` (which
+    deployments are exhausted, missing or cooling long) and the full report (circuits,
+    cooldowns, budgets) of every region and deployment; a misconfiguration names the bad key."""
+    return await _health_answer(request, services, details=True)
 
 
 async def openapi(request: Request, services: Services) -> Response:

@@ -60,6 +60,16 @@ class GatewaySettings(BaseModel):
     missing_deployment_s: float = Field(
         default=300.0, gt=0, description="How long a deployment that answered 404 is skipped."
     )
+    health_degraded_after_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="GET /api/health says degraded while a deployment cools down longer than this (or is exhausted).",
+    )
+    max_embedding_inputs: int = Field(
+        default=2048,
+        ge=1,
+        description="Most inputs one embeddings request may carry (OpenAI's own cap); more get 400.",
+    )
     health_table: str = "gatewayhealth"
     health_cache_s: float = Field(default=2.0, ge=0)
     storage_connection: str | None = Field(
