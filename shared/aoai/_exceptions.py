@@ -139,6 +139,11 @@ class ConfigurationError(GatewayError):
 
 
 class AuthFailed(ConfigurationError):
+    """401/403 from every region tried. The advice fits the region's ``auth`` mode: a key that
+    was rejected (wrong or rotated) or refused (the resource disallows keys, network rules), or
+    an identity lacking the role (new assignments take minutes to propagate). The upstream's
+    own message is always kept."""
+
     code = "upstream_auth_failed"
     http_status = 502
 
@@ -149,25 +154,41 @@ class AuthFailed(ConfigurationError):
         identity: str,
         status: int,
         upstream_message: str,
+        auth: str = "managed_identity",
         attempts: tuple[Attempt, ...] = (),
     ) -> None:
         verb = "rejected the credentials of" if status == 401 else "denied access to"
+        if auth == "managed_identity":
+            advice = (
+                f"The identity needs the '{ROLE_NEEDED}' role on the Azure OpenAI resource; new "
+                "role assignments take 5-15 minutes to propagate."
+            )
+        elif status == 401:
+            advice = (
+                "The key was rejected: it is wrong or was rotated. Update the region's api_key "
+                "(or its Key Vault secret) from the resource's Keys and Endpoint page."
+            )
+        else:
+            advice = (
+                "The key was accepted but access is denied: the resource may disallow key "
+                "authentication (disableLocalAuth) or its network rules block the gateway."
+            )
         super().__init__(
-            f"Region '{region}' {verb} the gateway's {identity} (HTTP {status}). The identity needs the "
-            f"'{ROLE_NEEDED}' role on the Azure OpenAI resource; new role assignments take 5-15 minutes "
-            f"to propagate. Upstream said: {upstream_message}",
+            f"Region '{region}' {verb} the gateway's {identity} (HTTP {status}). {advice} "
+            f"Upstream said: {upstream_message}",
             attempts=attempts,
         )
         self.region = region
         self.identity = identity
         self.status = status
+        self.auth = auth
 
     def details(self) -> dict[str, Any]:
         return {
             "region": self.region,
             "identity": self.identity,
             "upstream_status": self.status,
-            "role_needed": ROLE_NEEDED,
+            "role_needed": ROLE_NEEDED if self.auth == "managed_identity" else None,
         }
 
 

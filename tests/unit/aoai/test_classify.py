@@ -124,3 +124,29 @@ def test_auth_failed_message():
         upstream_message="no",
     )
     assert "Cognitive Services OpenAI User" in str(error) and "5-15 minutes" in str(error)
+
+
+def test_auth_failed_advice_fits_the_auth_mode():
+    """Issue 10 finding 11: key auth is told about keys, identity auth about the role."""
+    key = AuthFailed(
+        region="eastus2",
+        identity="api key",
+        status=401,
+        upstream_message="Access denied due to invalid subscription key.",
+        auth="api_key",
+    )
+    assert "rotated" in str(key) and "Cognitive Services OpenAI User" not in str(key)
+    assert "invalid subscription key" in str(key) and key.details()["role_needed"] is None
+    refused = AuthFailed(
+        region="eastus2", identity="api key", status=403, upstream_message="x", auth="api_key"
+    )
+    assert "disableLocalAuth" in str(refused) and "role" not in str(refused)
+    identity = AuthFailed(
+        region="eastus2",
+        identity="system-assigned managed identity",
+        status=403,
+        upstream_message="PermissionDenied",
+        auth="managed_identity",
+    )
+    assert "Cognitive Services OpenAI User" in str(identity) and "5-15 minutes" in str(identity)
+    assert "PermissionDenied" in str(identity)
