@@ -6,7 +6,7 @@ See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy
 
 from ._budget import request_tokens
 from ._clients import ClientProvider
-from ._clock import Clock, SystemClock
+from ._clock import Clock, ManualClock, SystemClock
 from ._exceptions import (
     AllThrottled,
     AuthFailed,
@@ -31,6 +31,7 @@ from ._health import (
     TableHealthStore,
     health_status,
 )
+from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
@@ -38,9 +39,13 @@ from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usa
 __all__ = [
     "AllThrottled",
     "Attempt",
+    "AttemptEvent",
     "AuthFailed",
     "BadRequest",
     "CallContext",
+    "CallLog",
+    "CallObserver",
+    "CallOutcome",
     "CallResult",
     "Capacity",
     "ChatMessage",
@@ -60,6 +65,7 @@ __all__ = [
     "HealthStore",
     "InMemoryHealthStore",
     "LocalFailure",
+    "ManualClock",
     "RegionsUnavailable",
     "RequestRejected",
     "StreamInterrupted",

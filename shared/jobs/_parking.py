@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared.settings import MAX_VISIBILITY_S
+
 from ._contract import JobMessage, parse_job_message
 
 if TYPE_CHECKING:
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["ParkedJob", "ParkingLot", "decode_envelope"]
 
 logger = logging.getLogger(__name__)
-MAX_VISIBILITY_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
