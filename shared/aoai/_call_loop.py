@@ -31,6 +31,13 @@ __all__ = ["CallLoop"]
 
 T = TypeVar("T")
 
+# Failures Azure did not count against the quota: no answer reached us (connection, timeout,
+# our own deadline or cancellation), a 5xx, or nothing was sent (LOCAL). Their charge is
+# released; a 429 corrects the budget from its headers instead, other answers keep it.
+_NOT_COUNTED = frozenset(
+    {FailureKind.CONNECTION, FailureKind.TIMEOUT, FailureKind.SERVER_ERROR, FailureKind.LOCAL}
+)
+
 
 class CallLoop:
     """Runs one routed call (see the module docstring)."""
@@ -97,6 +104,7 @@ class CallLoop:
             if not region.circuit.acquire(now):  # pick checked availability; cannot normally fail
                 continue
             dep.budget.charge(now, cost)
+            charged_at = now
             timeout = None
             if remaining < settings.read_timeout_s:
                 timeout = self._timeout(
@@ -109,6 +117,8 @@ class CallLoop:
                 async with asyncio.timeout(remaining + 0.05):
                     value, headers = await send(client, path, body, timeout)
             except ClassifiedFailure as failure:
+                if failure.kind in _NOT_COUNTED:
+                    dep.budget.refund(charged_at, cost)
                 record(
                     Attempt(
                         *route.names,
@@ -118,10 +128,11 @@ class CallLoop:
                         failure.detail,
                     )
                 )
-                policy.after_failure(route, failure, call)
+                policy.after_failure(route, failure, call, sent_at=charged_at)
                 continue
             except TimeoutError:
                 region.circuit.release()
+                dep.budget.refund(charged_at, cost)
                 record(
                     Attempt(
                         *route.names,
@@ -136,7 +147,7 @@ class CallLoop:
                 region.circuit.release()
                 raise
             now = clock.now()
-            policy.region_answered(region, now)
+            policy.region_answered(region, now, sent_at=charged_at)
             dep.budget.correct(
                 now,
                 headers.get("x-ratelimit-remaining-requests"),

@@ -60,19 +60,27 @@ class FailurePolicy:
         self._health = health
         self._now = now
 
-    def after_failure(self, route: Route, failure: ClassifiedFailure, call: CallState) -> None:
+    def after_failure(
+        self,
+        route: Route,
+        failure: ClassifiedFailure,
+        call: CallState,
+        *,
+        sent_at: float | None = None,
+    ) -> None:
         """Update the route's region and deployment and the call's state; raises the public
-        error for a RAISE outcome."""
+        error for a RAISE outcome. ``sent_at`` (clock.now when the attempt was sent) lets the
+        circuit ignore late verdicts on requests sent before it opened."""
         now = self._now()
         region, dep = route.region, route.deployment
         action = failure.action
         if action is FailureAction.CIRCUIT:
             call.bad_regions.add(region.config.name)
-            self.region_failed(region, immediate=failure.opens_circuit_at_once)
+            self.region_failed(region, immediate=failure.opens_circuit_at_once, sent_at=sent_at)
             return
         # Any other HTTP answer proves the region is up; an identity-endpoint failure says nothing about it.
         if failure.status is not None:
-            self.region_answered(region, now)
+            self.region_answered(region, now, sent_at=sent_at)
         else:
             region.circuit.release()
         if action is FailureAction.COOLDOWN:
@@ -90,14 +98,18 @@ class FailurePolicy:
         elif action is FailureAction.RAISE:
             raise failure.error(tuple(call.attempts)) from failure
 
-    def region_failed(self, region: RegionState, *, immediate: bool) -> None:
+    def region_failed(
+        self, region: RegionState, *, immediate: bool, sent_at: float | None = None
+    ) -> None:
         """A transient failure of the region (also after a stream's first chunk, or a probe)."""
-        if region.circuit.record_failure(self._now(), immediate=immediate):
+        if region.circuit.record_failure(self._now(), immediate=immediate, sent_at=sent_at):
             self._health.publish_region(region)
 
-    def region_answered(self, region: RegionState, now: float | None = None) -> None:
+    def region_answered(
+        self, region: RegionState, now: float | None = None, *, sent_at: float | None = None
+    ) -> None:
         """The region answered (a success, or an HTTP answer that proves it is up)."""
-        if region.circuit.record_success(self._now() if now is None else now):
+        if region.circuit.record_success(self._now() if now is None else now, sent_at=sent_at):
             self._health.publish_region(region)
 
     def _throttle(self, route: Route, failure: ClassifiedFailure, now: float) -> None:

@@ -61,3 +61,30 @@ async def test_stream_with_finish_reason_in_the_delta_ends_normally(
     assert finishes[-1] in ("stop", "length")
     assert stream.result.finish_reason in ("stop", "length")
     assert _circuits(gateway) == {"eastus2": "closed", "swedencentral": "closed"}
+
+
+def _remaining(gateway, region: str, deployment: str) -> tuple[int, int]:
+    dep = gateway.health_report()["regions"][region]["deployments"][deployment]
+    return dep["remaining_tokens"], dep["remaining_requests"]
+
+
+@pytest.mark.parametrize("fault", [{"kind": "reset"}, {"kind": "error", "status": 503}])
+async def test_failures_azure_did_not_count_release_their_charge(
+    sim_factory, gateway_settings_factory, gateway_factory, fault
+):
+    """Finding 6: a connection error or a 5xx gives the deployment its tokens back; the
+    failover's success keeps its own charge."""
+    sim = sim_factory()
+    gateway = gateway_factory(
+        gateway_settings_factory(sim, priorities=PREFER_EAST, circuit_failure_threshold=5)
+    )
+    before = _remaining(gateway, "eastus2", "gpt-4o-prod")
+    sim.region("eastus2").fault(fault.pop("kind"), count=1, **fault)
+    result = await gateway.chat(chat(max_tokens=2000), ctx())
+    assert result.region == "swedencentral"
+    assert [a.outcome for a in result.attempts][0] in (
+        FailureKind.CONNECTION,
+        FailureKind.SERVER_ERROR,
+    )
+    assert _remaining(gateway, "eastus2", "gpt-4o-prod") == before
+    assert _remaining(gateway, "swedencentral", "gpt4o-sweden")[0] < before[0]
