@@ -31,6 +31,7 @@ from ._health import (
     TableHealthStore,
     health_status,
 )
+from ._logsafe import log_safe
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
@@ -75,5 +76,6 @@ __all__ = [
     "UpstreamUnavailable",
     "Usage",
     "health_status",
+    "log_safe",
     "request_tokens",
 ]

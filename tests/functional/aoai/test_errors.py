@@ -51,7 +51,8 @@ async def test_401_with_shared_credentials_is_not_retried_elsewhere(
         await gateway.chat(chat(), ctx())
     message = str(caught.value)
     assert "eastus2" in message and "api key" in message
-    assert "Cognitive Services OpenAI User" in message and "5-15 minutes" in message
+    # Issue 10 finding 11: key auth gets key advice (rejected or rotated), not the RBAC role.
+    assert "rotated" in message and "Cognitive Services OpenAI User" not in message
     assert sim.region("swedencentral").stats()["requests"] == 0
 
 

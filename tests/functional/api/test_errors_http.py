@@ -115,7 +115,7 @@ def test_upstream_auth_failure_is_502_with_the_diagnostic_never_the_key(
     assert response.status_code == 502
     assert (error["code"], error["type"]) == ("upstream_auth_failed", "gateway_error")
     assert error["region"] in wrong and error["upstream_status"] == 401
-    assert "Cognitive Services OpenAI User" in error["message"]
+    assert "rotated" in error["message"] and error["role_needed"] is None
     for key in (*wrong.values(), "local-dev-key"):
         assert key not in response.text
 
