@@ -4,6 +4,8 @@ place (``_classify.py``), so callers branch on types, never on status codes or S
     GatewayError                     .code (stable, for HTTP bodies and job records) .http_status
     ├── RequestRejected              the request itself is wrong: same answer everywhere, never retried
     │   ├── UnknownModel             the alias is not in the region table            404 model_not_found
+    │   ├── TooManyInputs            embeddings inputs over max_embedding_inputs        400 too_many_inputs
+    │   ├── RequestTooLarge          cost above every deployment's whole quota         400 request_too_large
     │   ├── BadRequest               upstream 400 (context length, bad parameter)    400 bad_request
     │   └── ContentFiltered          the prompt tripped the content filter           400 content_filter
     ├── LocalFailure                 our own process failed (a bug); nothing was charged  500 internal_error
@@ -38,7 +40,9 @@ __all__ = [
     "LocalFailure",
     "RegionsUnavailable",
     "RequestRejected",
+    "RequestTooLarge",
     "StreamInterrupted",
+    "TooManyInputs",
     "UnknownModel",
     "UpstreamUnavailable",
 ]
@@ -100,6 +104,45 @@ class BadRequest(RequestRejected):
 
     def details(self) -> dict[str, Any]:
         return {"param": self.param, "upstream_code": self.upstream_code}
+
+
+class TooManyInputs(RequestRejected):
+    """An embeddings request over ``max_embedding_inputs`` (OpenAI's own cap is 2,048)."""
+
+    code = "too_many_inputs"
+    http_status = 400
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"The embeddings request has {count} inputs; the limit is {limit} per request. "
+            "Split it into several requests."
+        )
+        self.count = count
+        self.limit = limit
+
+    def details(self) -> dict[str, Any]:
+        return {"param": "input", "limit": self.limit, "count": self.count}
+
+
+class RequestTooLarge(RequestRejected):
+    """A request whose own cost can never fit: above every eligible deployment's whole
+    per-minute token quota. Retrying cannot help, so it is a 400, not an endless 429."""
+
+    code = "request_too_large"
+    http_status = 400
+
+    def __init__(self, alias: str, *, estimate: int, limit: int, param: str | None) -> None:
+        super().__init__(
+            f"The request for '{alias}' is estimated at {estimate} tokens (prompt plus "
+            f"max_tokens x n); the largest quota of any deployment serving it is {limit} tokens "
+            "per minute, so it can never be admitted. Lower max_tokens or n, or shorten the prompt."
+        )
+        self.estimate = estimate
+        self.limit = limit
+        self.param = param
+
+    def details(self) -> dict[str, Any]:
+        return {"param": self.param, "limit": self.limit, "estimate": self.estimate}
 
 
 class ContentFiltered(RequestRejected):

@@ -31,7 +31,7 @@ from ._classify import ClassifiedFailure, FailureAction, classify
 from ._clients import ClientProvider
 from ._clock import Clock, SystemClock
 from ._embeddings_batches import fan_out, merge_embeddings, split_inputs
-from ._exceptions import UnknownModel
+from ._exceptions import RequestTooLarge, TooManyInputs, UnknownModel
 from ._failure_policy import CallState, FailurePolicy
 from ._health import HealthStore, TableHealthStore
 from ._health_sync import HealthSync
@@ -88,6 +88,12 @@ class Gateway:
             for alias, tiers in self._router.tiers.items()
         }
         self._aliases = tuple(sorted(self._router.tiers))
+        # The largest whole per-minute token quota of any deployment of each alias: a request
+        # estimated above it can never be admitted anywhere (RequestTooLarge, not a 429 loop).
+        self._max_tpm = {
+            alias: max(route.deployment.config.tpm for tier in tiers for route in tier)
+            for alias, tiers in self._router.tiers.items()
+        }
 
     # ------------------------------------------------------------------ calls
 
@@ -107,7 +113,7 @@ class Gateway:
             base.pop("stream_options", None)
             data, route = await self._loop.run(
                 alias,
-                self._chat_cost(request),
+                self._fitting_cost(alias, request),
                 started=started,
                 deadline_s=self._deadline_s(ctx),
                 path=_CHAT,
@@ -144,7 +150,7 @@ class Gateway:
             base["stream"] = True
             opened, route = await self._loop.run(
                 alias,
-                self._chat_cost(request),
+                self._fitting_cost(alias, request),
                 started=started,
                 deadline_s=deadline_s,
                 path=_CHAT,
@@ -219,8 +225,13 @@ class Gateway:
         calls = [CallState()]
         try:
             self._known(alias)
+            inputs = request.inputs()
+            if len(inputs) > self._settings.max_embedding_inputs:
+                raise TooManyInputs(len(inputs), self._settings.max_embedding_inputs)
             size = self._batch_size[alias]
-            batches = split_inputs(request.inputs(), size)
+            batches = split_inputs(inputs, size)
+            for batch in batches:
+                self._fits(alias, embeddings_tokens(batch), "input")
             base = request.upstream_body()
             calls = [CallState() for _ in batches]
             on_attempt = self._attempt_observer("embeddings", ctx, alias)
@@ -243,7 +254,12 @@ class Gateway:
             else:
                 parts = await fan_out(batches, one, calls)
             bodies = [body for body, _ in parts]
-            data = bodies[0] if len(parts) == 1 else merge_embeddings(bodies, size)
+            # Merging thousands of vectors takes long enough to stall every other call: off the loop.
+            data = (
+                bodies[0]
+                if len(parts) == 1
+                else await asyncio.to_thread(merge_embeddings, bodies, size)
+            )
             result = call_result(
                 alias=alias,
                 route=parts[0][1],
@@ -355,6 +371,18 @@ class Gateway:
 
     def _chat_cost(self, request: ChatRequest) -> int:
         return request_tokens(request, self._settings.default_max_tokens)
+
+    def _fitting_cost(self, alias: str, request: ChatRequest) -> int:
+        cost = self._chat_cost(request)
+        output = cost - -(-request.prompt_chars() // 4)
+        self._fits(alias, cost, "max_tokens" if output * 2 >= cost else "messages")
+        return cost
+
+    def _fits(self, alias: str, cost: int, param: str) -> None:
+        """Raise RequestTooLarge when ``cost`` exceeds every deployment's whole quota."""
+        limit = self._max_tpm[alias]
+        if cost > limit:
+            raise RequestTooLarge(alias, estimate=cost, limit=limit, param=param)
 
     def _attempt_observer(
         self, operation: str, ctx: CallContext, alias: str

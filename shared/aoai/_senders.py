@@ -11,6 +11,8 @@ Every failure leaves a sender as a ``ClassifiedFailure`` (``raise classify(exc) 
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -21,6 +23,8 @@ from ._types import FailureKind
 __all__ = ["OpenedStream", "Sender", "Senders"]
 
 T_co = TypeVar("T_co", covariant=True)
+
+_OFF_LOOP_BYTES = 256 * 1024
 
 
 class Sender(Protocol[T_co]):
@@ -67,7 +71,12 @@ class Senders:
                 cast_to=self._response_type,
                 options={"timeout": request_timeout} if request_timeout else {},
             )
-            return response.json(), response.headers
+            content = response.content
+            if len(content) > _OFF_LOOP_BYTES:
+                # A large body (thousands of embeddings) would stall every other call while it
+                # is decoded: decode it in a worker thread.
+                return await asyncio.to_thread(json.loads, content), response.headers
+            return json.loads(content), response.headers
         except Exception as exc:
             raise classify(exc) from exc
 

@@ -3,6 +3,8 @@ returns a ``Response``. Every exception is answered through ``_errors.error_resp
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -114,12 +116,22 @@ async def embeddings(request: Request, services: Services) -> Response:
         result = await gateway.embeddings(
             req, CallContext(correlation_id=info.correlation_id, caller=info.caller)
         )
-        return JSONResponse(
-            result.response,
+        # Thousands of vectors take long to serialize: off the event loop, so other calls go on.
+        content = await asyncio.to_thread(_json_bytes, result.response)
+        return Response(
+            content,
+            media_type="application/json",
             headers=_routing_headers(info, result.region, result.deployment, result.attempts),
         )
 
     return await _guarded(request, services, run)
+
+
+def _json_bytes(body: Any) -> bytes:
+    """What JSONResponse would send (compact, UTF-8)."""
+    return json.dumps(
+        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
 
 
 async def list_models(request: Request, services: Services) -> Response:

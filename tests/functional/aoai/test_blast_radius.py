@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from shared.aoai import BadRequest, EmbeddingsRequest, FailureKind
+from shared.aoai import (
+    BadRequest,
+    ChatRequest,
+    EmbeddingsRequest,
+    FailureKind,
+    RequestTooLarge,
+    TooManyInputs,
+)
 
 from ._helpers import chat, ctx
 
@@ -88,3 +95,43 @@ async def test_failures_azure_did_not_count_release_their_charge(
     )
     assert _remaining(gateway, "eastus2", "gpt-4o-prod") == before
     assert _remaining(gateway, "swedencentral", "gpt4o-sweden")[0] < before[0]
+
+
+@pytest.mark.parametrize(
+    ("request_", "param"),
+    [
+        (chat(max_tokens=1_000_000_000), "max_tokens"),
+        (
+            ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], n=128),
+            "max_tokens",
+        ),
+        (chat("x" * 3_900_000, max_tokens=10), "messages"),
+    ],
+)
+async def test_a_request_that_can_never_fit_is_a_400_not_an_endless_429(
+    sim_factory, gateway_settings_factory, gateway_factory, request_, param
+):
+    """Finding 5: cost above every deployment's whole quota -> request_too_large."""
+    sim = sim_factory()
+    gateway = gateway_factory(gateway_settings_factory(sim))
+    with pytest.raises(RequestTooLarge) as caught:
+        await gateway.chat(request_, ctx())
+    error = caught.value
+    assert error.http_status == 400 and error.code == "request_too_large"
+    assert error.limit == 450000 and error.estimate > error.limit
+    assert error.details()["param"] == param and str(error.limit) in error.message
+    assert sim.region("eastus2").stats()["requests"] == 0
+
+
+async def test_embeddings_over_the_inputs_cap_is_a_400_naming_the_limit(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    """Finding 4: more inputs than max_embedding_inputs (default 2,048) -> 400."""
+    sim = sim_factory()
+    gateway = gateway_factory(gateway_settings_factory(sim))
+    request = EmbeddingsRequest(model="text-embedding-3-small", input=["a"] * 2049)
+    with pytest.raises(TooManyInputs) as caught:
+        await gateway.embeddings(request, ctx())
+    assert caught.value.http_status == 400 and "2048" in caught.value.message
+    assert caught.value.details() == {"param": "input", "limit": 2048, "count": 2049}
+    assert sim.region("eastus2").stats()["requests"] == 0

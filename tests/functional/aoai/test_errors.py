@@ -32,7 +32,14 @@ async def test_other_400_passes_through_unretried(
     sim_factory, gateway_settings_factory, gateway_factory
 ):
     sim = sim_factory()
-    gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST))
+    big = {"tpm": 20_000_000}  # the gateway's own request_too_large check must not fire first
+    gateway = gateway_factory(
+        gateway_settings_factory(
+            sim,
+            priorities=PREFER_EAST,
+            deployment_overrides={"gpt-4o-prod": big, "gpt4o-sweden": big},
+        )
+    )
     with pytest.raises(BadRequest) as caught:
         await gateway.chat(chat(max_tokens=5_000_000), ctx())
     assert caught.value.message and not isinstance(caught.value, ContentFiltered)
