@@ -105,6 +105,7 @@ class CallLoop:
                 continue
             dep.budget.charge(now, cost)
             charged_at = now
+            dep.path = path
             timeout = None
             if remaining < settings.read_timeout_s:
                 timeout = self._timeout(

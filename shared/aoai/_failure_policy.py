@@ -27,7 +27,7 @@ from shared.settings import GatewaySettings
 from ._classify import ClassifiedFailure, FailureAction
 from ._cooldown import cooldown_from_headers
 from ._health_sync import HealthSync
-from ._router import RegionState, Route
+from ._router import DeploymentState, RegionState, Route
 from ._types import Attempt
 
 __all__ = ["CallState", "FailurePolicy"]
@@ -98,6 +98,14 @@ class FailurePolicy:
         elif action is FailureAction.RAISE:
             raise failure.error(tuple(call.attempts)) from failure
 
+    def deployment_verified(self, dep: DeploymentState) -> None:
+        """A minimal real call succeeded on an exhausted deployment: it is back."""
+        now = self._now()
+        dep.exhausted_until = dep.cooling_until = 0.0
+        dep.probe_at = 0.0
+        dep.changed_at = now
+        self._health.publish_deployment(dep, "available", now)
+
     def region_failed(
         self, region: RegionState, *, immediate: bool, sent_at: float | None = None
     ) -> None:
@@ -121,7 +129,11 @@ class FailurePolicy:
         )
         until = now + seconds
         if seconds > settings.absurd_retry_after_s:
-            dep.exhausted_until = max(dep.exhausted_until, until)
+            # Azure's retry-after can lie (86,400 s once): cap it, and let a minimal real call
+            # verify the deployment every exhaustion_probe_interval_s (Gateway.probe_exhausted).
+            until = now + settings.absurd_retry_after_s
+            dep.exhausted_until = until
+            dep.probe_at = now + settings.exhaustion_probe_interval_s
             state = "exhausted"
         else:
             dep.cooling_until = max(dep.cooling_until, until)

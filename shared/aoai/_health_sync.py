@@ -73,6 +73,11 @@ class HealthSync:
                     region.circuit.force(0.0, record.updated)
                 continue
             dep = router.deployments.get(record.key)
+            if dep is not None and record.state == "available" and record.updated > dep.changed_at:
+                # another instance verified it with a real call: it is back
+                dep.exhausted_until = dep.cooling_until = 0.0
+                dep.changed_at = record.updated
+                continue
             if dep is None or record.until <= now or record.updated <= dep.changed_at:
                 continue
             field = _DEPLOYMENT_FIELDS.get(record.state)

@@ -47,7 +47,14 @@ class GatewaySettings(BaseModel):
         default=10.0, gt=0, description="Cooldown after a 429 that carries no usable header."
     )
     absurd_retry_after_s: float = Field(
-        default=300.0, gt=0, description="A retry-after beyond this marks the deployment exhausted."
+        default=300.0,
+        gt=0,
+        description="A retry-after beyond this marks the deployment exhausted, for at most this long.",
+    )
+    exhaustion_probe_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often an exhausted deployment is verified with a minimal real call.",
     )
     default_max_tokens: int = Field(
         default=4096, gt=0, description="Charged to the budget when a request sends no max_tokens."

@@ -135,3 +135,62 @@ async def test_embeddings_over_the_inputs_cap_is_a_400_naming_the_limit(
     assert caught.value.http_status == 400 and "2048" in caught.value.message
     assert caught.value.details() == {"param": "input", "limit": 2048, "count": 2049}
     assert sim.region("eastus2").stats()["requests"] == 0
+
+
+async def test_a_lying_retry_after_is_capped_and_verified_by_a_real_probe(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    """Finding 2: retry-after 86400 does not take the primary out for a day."""
+    import asyncio
+    import time
+
+    sim = sim_factory()
+    settings = gateway_settings_factory(
+        sim, priorities=PREFER_EAST, exhaustion_probe_interval_s=0.5
+    )
+    gateway = gateway_factory(settings)
+    east = sim.region("eastus2")
+    # Two absurd answers: the call's own and the first probe's; the second probe succeeds.
+    east.fault("throttle", retry_after_s=86400, count=2, deployment="gpt-4o-prod")
+    assert (await gateway.chat(chat(), ctx())).region == "swedencentral"
+    dep = gateway.health_report()["regions"]["eastus2"]["deployments"]["gpt-4o-prod"]
+    assert dep["state"] == "exhausted"
+    assert dep["exhausted_until"] <= gateway.health_report()["now"] + settings.absurd_retry_after_s
+    verdicts: list[bool] = []
+    deadline = time.monotonic() + 30
+    while True not in verdicts and time.monotonic() < deadline:
+        verdicts.extend((await gateway.probe_exhausted()).values())
+        await asyncio.sleep(0.1)
+    assert verdicts[0] is False and verdicts[-1] is True  # repeated absurd answer, then back
+    dep = gateway.health_report()["regions"]["eastus2"]["deployments"]["gpt-4o-prod"]
+    assert dep["state"] == "ok"
+    assert (await gateway.chat(chat(), ctx())).region == "eastus2"
+
+
+async def test_region_probe_on_models_never_opens_a_circuit_on_an_http_answer(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    """Finding 3: a proxy that answers /models with 5xx does not open circuits; a connection
+    failure counts toward the normal threshold; ``probe: deployment`` counts a real 5xx."""
+    sim = sim_factory()
+    settings = gateway_settings_factory(
+        sim,
+        circuit_failure_threshold=2,
+        circuit_cooloff_s=60,
+        region_overrides={"swedencentral": {"probe": "deployment"}},
+    )
+    gateway = gateway_factory(settings)
+    for region in sim.regions.values():
+        region.fault("error", status=502, count=100)
+    for _ in range(4):
+        results = await gateway.probe_regions()
+        assert results["eastus2"] is False
+        assert _circuits(gateway)["eastus2"] == "closed"  # /models' 5xx: no verdict
+    assert _circuits(gateway)["swedencentral"] != "closed"  # a real call's 5xx, counted
+    for region in sim.regions.values():
+        region.reset()
+    sim.region("eastus2").fault("reset", count=100)
+    await gateway.probe_regions()
+    assert _circuits(gateway)["eastus2"] == "closed"  # one connection failure: below threshold
+    await gateway.probe_regions()
+    assert _circuits(gateway)["eastus2"] != "closed"
