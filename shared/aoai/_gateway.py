@@ -79,7 +79,9 @@ class Gateway:
             cache_s=settings.health_cache_s,
         )
         self._policy = FailurePolicy(settings, self._sync, self._clock.now)
-        self._senders = Senders()
+        self._senders = Senders(
+            first_byte_s=settings.first_byte_timeout_s, idle_s=settings.idle_timeout_s
+        )
         self._loop = CallLoop(
             settings, self._router, self._clients, self._sync.shared, self._policy, self._clock
         )
@@ -121,7 +123,9 @@ class Gateway:
                 deadline_s=self._deadline_s(ctx),
                 path=_CHAT,
                 base=base,
-                send=self._senders.json,
+                send=self._senders.assembled
+                if self._settings.stream_upstream
+                else self._senders.json,
                 call=call,
                 on_attempt=self._attempt_observer("chat", ctx, alias),
             )
@@ -217,6 +221,7 @@ class Gateway:
             monotonic=clock.monotonic,
             ttft_ms=ttft_ms,
             loop_deadline=loop_deadline,
+            idle_s=self._settings.idle_timeout_s,
             on_transient_failure=on_transient,
             on_end=on_end,
         )

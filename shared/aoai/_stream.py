@@ -43,6 +43,7 @@ class ChatStream:
         monotonic: Callable[[], float],
         ttft_ms: float,
         loop_deadline: float,
+        idle_s: float | None = None,
         on_transient_failure: Callable[[ClassifiedFailure], None],
         on_end: Callable[[ChatStream, CallResult | None, GatewayError | None], None],
     ) -> None:
@@ -57,6 +58,7 @@ class ChatStream:
         self._monotonic = monotonic
         self._ttft_ms = ttft_ms
         self._loop_deadline = loop_deadline
+        self._idle_s = idle_s
         self._on_transient_failure = on_transient_failure
         self._on_end = on_end
         self._finish_reason: str | None = None
@@ -76,7 +78,10 @@ class ChatStream:
         if self._done:
             raise StopAsyncIteration
         try:
-            async with asyncio.timeout_at(self._loop_deadline):
+            when = self._loop_deadline
+            if self._idle_s is not None:  # a silent upstream mid-stream: idle_timeout_s
+                when = min(when, asyncio.get_running_loop().time() + self._idle_s)
+            async with asyncio.timeout_at(when):
                 chunk = await self._events.__anext__()
         except StopAsyncIteration:
             if self._finish_reason is None:

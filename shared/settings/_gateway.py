@@ -36,6 +36,18 @@ class GatewaySettings(BaseModel):
         gt=0,
         description="Longest silence from upstream before an attempt is abandoned.",
     )
+    first_byte_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for an attempt's first chunk (streams, and non-streaming chats sent as streams).",
+    )
+    idle_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest silence between two chunks of a stream."
+    )
+    stream_upstream: bool = Field(
+        default=True,
+        description="Send non-streaming chats upstream as streams and assemble the body, so the deadlines above apply.",
+    )
     call_deadline_s: float = Field(
         default=200.0, gt=0, description="Total budget of one call, under the 230 s HTTP cap."
     )

@@ -194,3 +194,82 @@ async def test_region_probe_on_models_never_opens_a_circuit_on_an_http_answer(
     assert _circuits(gateway)["eastus2"] == "closed"  # one connection failure: below threshold
     await gateway.probe_regions()
     assert _circuits(gateway)["eastus2"] != "closed"
+
+
+async def test_a_non_streaming_chat_sent_as_a_stream_gets_the_same_body(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    """Finding 14: the assembled body is the one Azure sends without streaming."""
+    sim = sim_factory()
+    streamed = gateway_factory(gateway_settings_factory(sim, regions=["eastus2"]))
+    plain = gateway_factory(
+        gateway_settings_factory(sim, regions=["eastus2"], stream_upstream=False)
+    )
+    for text in ("Say hello to the gateway.", "SIM_FILTER_COMPLETION please"):
+        a = (await streamed.chat(chat(text, max_tokens=30, n=2), ctx())).response
+        b = (await plain.chat(chat(text, max_tokens=30, n=2), ctx())).response
+        assert a["object"] == b["object"] == "chat.completion"
+        assert [c["message"]["content"] for c in a["choices"]] == [
+            c["message"]["content"] for c in b["choices"]
+        ]
+        assert [c["finish_reason"] for c in a["choices"]] == [
+            c["finish_reason"] for c in b["choices"]
+        ]
+        assert [c["content_filter_results"] for c in a["choices"]] == [
+            c["content_filter_results"] for c in b["choices"]
+        ]
+        assert a["prompt_filter_results"] == b["prompt_filter_results"]
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            assert a["usage"][key] == b["usage"][key]
+
+
+async def test_a_hung_region_is_left_after_the_first_byte_deadline(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    """Finding 14: with a 60 s read timeout, a silent primary costs the first-byte deadline
+    once (then its circuit is open), not the read timeout per caller."""
+    import time
+
+    sim = sim_factory()
+    gateway = gateway_factory(
+        gateway_settings_factory(
+            sim,
+            priorities=PREFER_EAST,
+            read_timeout_s=60.0,
+            call_deadline_s=120.0,
+            circuit_cooloff_s=60.0,
+            first_byte_timeout_s=1.0,
+        )
+    )
+    sim.region("eastus2").fault("hang", duration_s=60)
+    started = time.monotonic()
+    result = await gateway.chat(chat(), ctx())
+    assert time.monotonic() - started < 15  # generous; the point is far below 60 s
+    assert [a.outcome for a in result.attempts] == [FailureKind.TIMEOUT, None]
+    assert result.region == "swedencentral"
+    assert _circuits(gateway)["eastus2"] == "open"
+    again = await gateway.chat(chat(), ctx())
+    assert [a.region for a in again.attempts] == ["swedencentral"]
+    sim.region("eastus2").reset()
+
+
+async def test_a_long_generation_is_not_cut_off_by_the_deadlines(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    """Finding 14: chunks keep arriving, so a generation far longer than the first-byte and
+    idle deadlines completes (a 60 s one in bench/failover.py; here about 20x the idle one)."""
+    sim = sim_factory(per_token_ms=100)
+    gateway = gateway_factory(
+        gateway_settings_factory(
+            sim,
+            regions=["eastus2"],
+            read_timeout_s=60.0,
+            call_deadline_s=120.0,
+            first_byte_timeout_s=1.0,
+            idle_timeout_s=1.0,
+        )
+    )
+    result = await gateway.chat(chat("Tell me a long story.", max_tokens=200), ctx())
+    assert result.finish_reason in ("stop", "length")
+    assert result.usage is not None and result.usage.completion_tokens > 20
+    assert [a.outcome for a in result.attempts] == [None]
