@@ -92,7 +92,7 @@ def field_path(loc: tuple[int | str, ...]) -> str | None:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in _TYPE_TAGS or "[" in part:
+        elif part in _TYPE_TAGS or "[" in part or part.startswith("constrained-"):
             continue
         else:
             out += f".{part}" if out else part
