@@ -361,8 +361,9 @@ class RegionApp:
         )
         first = True
         paced = bool(ttft or per_token)
-        sent = 0
-        for event, is_token in _ops.chat_events(plan, finish_in_delta=self.region.finish_in_delta):
+        for sent, (event, is_token) in enumerate(
+            _ops.chat_events(plan, finish_in_delta=self.region.finish_in_delta)
+        ):  # sent: events written so far
             if conn.closed:
                 return
             if cut is not None and (sent >= cut_after or event == _DONE):
@@ -373,7 +374,6 @@ class RegionApp:
                 await asyncio.sleep(ttft if first else per_token)
                 first = False
             conn.write_chunk(event)
-            sent += 1
             if paced:
                 await conn.flush()
         await conn.end_chunked()

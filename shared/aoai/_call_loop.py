@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from shared.settings import GatewaySettings
@@ -120,16 +121,20 @@ class CallLoop:
             except ClassifiedFailure as failure:
                 if failure.kind in _NOT_COUNTED:
                     dep.budget.refund(charged_at, cost)
-                record(
-                    Attempt(
-                        *route.names,
-                        failure.kind,
-                        failure.status,
-                        (clock.monotonic() - sent_at) * 1000.0,
-                        failure.detail,
-                    )
+                attempt = Attempt(
+                    *route.names,
+                    failure.kind,
+                    failure.status,
+                    (clock.monotonic() - sent_at) * 1000.0,
+                    failure.detail,
                 )
-                policy.after_failure(route, failure, call, sent_at=charged_at)
+                call.attempts.append(attempt)
+                try:  # observers hear of the attempt also when the policy ends the call
+                    source = policy.after_failure(route, failure, call, sent_at=charged_at)
+                    if source is not None:
+                        attempt = call.attempts[-1] = replace(attempt, cooldown_source=source)
+                finally:
+                    on_attempt(attempt)
                 continue
             except TimeoutError:
                 region.circuit.release()

@@ -127,7 +127,8 @@ class ClassifiedFailure(Exception):
                 attempts=attempts,
             )
         if self.kind is FailureKind.CONTENT_FILTER:
-            inner = body.get("innererror") if isinstance(body.get("innererror"), Mapping) else {}
+            inner = body.get("innererror")
+            inner = inner if isinstance(inner, Mapping) else {}
             categories = (
                 inner.get("content_filter_result") or body.get("content_filter_result") or {}
             )

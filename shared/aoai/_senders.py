@@ -23,7 +23,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from ._assemble import ChatAssembler
 from ._classify import ClassifiedFailure, classify
@@ -48,7 +48,7 @@ class Sender(Protocol[T_co]):
 class OpenedStream:
     """A stream that has delivered its first chunk."""
 
-    events: AsyncIterator[Any]
+    events: AsyncIterator[dict[str, Any]]
     response: Any  # httpx2.Response, closed by ChatStream
     first: dict[str, Any]
 
@@ -110,7 +110,8 @@ class Senders:
                         stream=True,
                     )
                     events = self._stream_type(cast_to=object, response=response, client=client)
-                    iterator = events.__aiter__()
+                    # cast_to=object: each SSE event's JSON as decoded, a dict for every chat chunk.
+                    iterator = cast("AsyncIterator[dict[str, Any]]", events.__aiter__())
                     first = await iterator.__anext__()
             except StopAsyncIteration:
                 raise ClassifiedFailure(

@@ -15,7 +15,7 @@ choice (the shape the openai SDK and every client read) before the chunk is hand
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ._classify import ClassifiedFailure, classify
@@ -36,7 +36,7 @@ class ChatStream:
         region: str,
         deployment: str,
         attempts: tuple[Attempt, ...],
-        events: Any,
+        events: AsyncIterator[dict[str, Any]],
         response: Any,
         first: dict[str, Any],
         started: float,

@@ -12,9 +12,9 @@ from pydantic.json_schema import models_json_schema
 from shared.aoai import ChatRequest, EmbeddingsRequest
 
 __all__ = [
+    "ChatCompletionChunk",
     "ErrorObject",
     "ErrorResponse",
-    "ChatCompletionChunk",
     "HealthResponse",
     "JobAccepted",
     "ModelCard",
@@ -168,7 +168,7 @@ def _json(
     return out
 
 
-_KEY_SECURITY = [{"functionKey": []}, {"functionKeyQuery": []}]
+_KEY_SECURITY: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
 
 
 @functools.cache
