@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest, health_status
 
-from ._context import RequestInfo, request_info
+from ._context import RequestInfo, request_info, require_caller
 from ._errors import error_response
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
@@ -72,6 +72,7 @@ async def _guarded(
 ) -> Response:
     info = request_info(request)
     try:
+        require_caller(request, services)  # Easy Auth mode: no principal, no service
         return await body(info)
     except Exception as exc:  # noqa: BLE001 - the one error mapping answers every failure
         return error_response(
