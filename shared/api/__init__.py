@@ -24,12 +24,14 @@ from ._handlers import (
 )
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
+from ._usage import UsageServices, usage_report
 
 __all__ = [
     "ApiError",
     "Principal",
     "RequestInfo",
     "Services",
+    "UsageServices",
     "azure_chat_completions",
     "azure_embeddings",
     "azure_v1_chat_completions",
@@ -48,4 +50,5 @@ __all__ = [
     "parse_body",
     "read_body",
     "request_info",
+    "usage_report",
 ]
