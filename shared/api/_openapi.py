@@ -319,6 +319,32 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/usage": {
+                "get": {
+                    "operationId": "getUsage",
+                    "security": _KEY_SECURITY,
+                    "parameters": [
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                        for name in ("from", "to", "group_by")
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The calling identity's token use and cost "
+                            "(CSV with Accept: text/csv); see docs/operations.md.",
+                            "content": {
+                                "application/json": {"schema": _PASS_THROUGH},
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_errors(400, 500, 503),
+                    },
+                }
+            },
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
