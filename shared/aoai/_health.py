@@ -38,8 +38,8 @@ __all__ = [
     "InMemoryHealthStore",
     "SharedHealth",
     "TableHealthStore",
-    "health_store_from_settings",
     "health_status",
+    "health_store_from_settings",
 ]
 
 logger = logging.getLogger(__name__)
