@@ -57,11 +57,17 @@ def main(argv: list[str] | None = None) -> int:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--url", required=True, help="the gateway's base URL, ending in /api (azd output GATEWAY_URL)"
+        "--url",
+        required=True,
+        help="the gateway's base URL, ending in /api (azd output GATEWAY_URL)",
     )
     parser.add_argument("--key", default="", help="a function key (default: $GATEWAY_FUNCTION_KEY)")
-    parser.add_argument("--model", default="gpt-4o", help="a logical model alias in GATEWAY_REGIONS")
-    parser.add_argument("--reply-to", default="replies", help="a reply queue created by the template")
+    parser.add_argument(
+        "--model", default="gpt-4o", help="a logical model alias in GATEWAY_REGIONS"
+    )
+    parser.add_argument(
+        "--reply-to", default="replies", help="a reply queue created by the template"
+    )
     parser.add_argument(
         "--wait-minutes",
         type=float,
@@ -92,7 +98,9 @@ def _until_authorized(deadline: float, call: Callable[[], str]) -> str:
         except openai.APIStatusError as exc:
             if _error_code(exc.body) != AUTH_PENDING or time.monotonic() > deadline:
                 raise
-            print("  ... Azure OpenAI refused the app's identity (roles propagating?); retrying in 30 s")
+            print(
+                "  ... Azure OpenAI refused the app's identity (roles propagating?); retrying in 30 s"
+            )
             time.sleep(30)
 
 
@@ -132,7 +140,11 @@ def _stream(client: openai.OpenAI, model: str) -> str:
 
 
 def _job(http: httpx.Client, model: str, reply_to: str, deadline: float) -> str:
-    request = {"model": model, "messages": [{"role": "user", "content": "Say 'ok'."}], "max_tokens": 5}
+    request = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Say 'ok'."}],
+        "max_tokens": 5,
+    }
     response = http.post("/v1/jobs", json={"request": request, "reply_to": reply_to})
     if response.status_code != 202:
         raise RuntimeError(f"submit: HTTP {response.status_code}: {response.text[:300]}")

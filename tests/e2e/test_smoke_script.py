@@ -28,7 +28,7 @@ def test_smoke_script_passes_health_chat_stream_and_job(
     env.update(backlog_env(sb_broker, azurite, unique_name))
     reply_queue = unique_name("replies")
     sb_broker.create_queue(reply_queue)
-    log = open(tmp_path / "devserver.log", "wb")
+    log = open(tmp_path / "devserver.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         [sys.executable, "-m", "devserver", "--port", str(port), "--log-level", "warning"],
         env=env,
@@ -39,10 +39,22 @@ def test_smoke_script_passes_health_chat_stream_and_job(
         wait_for_port(port, timeout=20, proc=proc)
         base = f"http://127.0.0.1:{port}/api"
         smoke = subprocess.run(
-            [sys.executable, str(SCRIPT), "--url", base, "--model", "gpt-4o",
-             "--reply-to", reply_queue, "--wait-minutes", "0.5"],
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--url",
+                base,
+                "--model",
+                "gpt-4o",
+                "--reply-to",
+                reply_queue,
+                "--wait-minutes",
+                "0.5",
+            ],
             env={**env, "GATEWAY_FUNCTION_KEY": "local-key"},
-            capture_output=True, text=True, timeout=90,
+            capture_output=True,
+            text=True,
+            timeout=90,
         )
         out = smoke.stdout
         assert smoke.returncode == 0, out + smoke.stderr
@@ -56,7 +68,9 @@ def test_smoke_script_passes_health_chat_stream_and_job(
         nokey = subprocess.run(
             [sys.executable, str(SCRIPT), "--url", base],
             env={k: v for k, v in env.items() if k != "GATEWAY_FUNCTION_KEY"},
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert nokey.returncode == 2 and "function key" in nokey.stderr
     finally:

@@ -42,7 +42,12 @@ def _parse_text(text: str) -> dict[str, Any]:
     # lark's tree transformer recurses once per nesting level, and module outputs are evaluated
     # (and their files parsed) from deep inside an evaluation.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
-    return BicepParser().parse(text=text)
+    return _parser().parse(text=text)
+
+
+@functools.cache
+def _parser() -> BicepParser:
+    return BicepParser()  # building the grammar takes seconds: once per process
 
 
 class Unknown(str):
@@ -274,11 +279,16 @@ class Template:
                         scope,
                     )
                 if inner_op["type"] == "property_accessor":
-                    head = _access(self._eval(ops["operand_1"], scope), inner_op["operands"]["operand_1"])
+                    head = _access(
+                        self._eval(ops["operand_1"], scope), inner_op["operands"]["operand_1"]
+                    )
                     return self._operator(
                         {
                             "type": "property_accessor",
-                            "operands": {"operand_1": _Value(head), "operand_2": inner_op["operands"]["operand_2"]},
+                            "operands": {
+                                "operand_1": _Value(head),
+                                "operand_2": inner_op["operands"]["operand_2"],
+                            },
                         },
                         scope,
                     )
@@ -316,9 +326,7 @@ class Template:
         if kind == "filter":
             items = self.eval(params["input_array"], scope)
             var = params["input_element"]
-            return [
-                x for x in items if self.eval(params["expression"], {**scope, var: x})
-            ]
+            return [x for x in items if self.eval(params["expression"], {**scope, var: x})]
         if kind == "load_json_content":
             return json.loads((self.path.parent / params["file_path"]).read_text())
         index = params.pop("index", None)
@@ -440,10 +448,9 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "length": len,
     "contains": lambda container, item: item in container,
     "replace": lambda text, old, new: str(text).replace(old, new),
-    "subscription_resource_id": lambda rtype, *names: "/subscriptions/0000/providers/"
-    + rtype
-    + "/"
-    + "/".join(map(str, names)),
+    "subscription_resource_id": lambda rtype, *names: (
+        "/subscriptions/0000/providers/" + rtype + "/" + "/".join(map(str, names))
+    ),
 }
 
 

@@ -30,14 +30,19 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[2]
 IDENTITY_MODES = ("SystemAssigned", "UserAssigned")
-CLIENT_ID = "11111111-2222-3333-4444-555555555555"  # what Azure returns for the user-assigned identity
+CLIENT_ID = (
+    "11111111-2222-3333-4444-555555555555"  # what Azure returns for the user-assigned identity
+)
 
 
 def _runtime(rtype: str, path: str, name: str) -> Any:
     """The few values Azure only knows at deployment, as Azure returns them."""
     if rtype == "Microsoft.CognitiveServices/accounts" and path == "properties.endpoint":
         return f"https://{name}.openai.azure.com/"
-    if rtype == "Microsoft.ManagedIdentity/userAssignedIdentities" and path == "properties.clientId":
+    if (
+        rtype == "Microsoft.ManagedIdentity/userAssignedIdentities"
+        and path == "properties.clientId"
+    ):
         return CLIENT_ID
     return None
 
@@ -98,9 +103,11 @@ def check_app_settings(infra: Path) -> list[str]:
             if not isinstance(value, str):
                 problems.append(f"{where} app setting {key} is not a string: {value!r}")
         env = {k: str(v) for k, v in settings.items()}
-        for name in sorted(names):
-            if name not in env:
-                problems.append(f"{where} binding expression %{name}% has no app setting")
+        problems.extend(
+            f"{where} binding expression %{name}% has no app setting"
+            for name in sorted(names)
+            if name not in env
+        )
         for conn in sorted(connections):
             if conn in env:
                 problems.append(f"{where} {conn} is a connection string; use {conn}__* (identity)")
@@ -111,7 +118,9 @@ def check_app_settings(infra: Path) -> list[str]:
                 problems.append(f"{where} {conn}__credential is not 'managedidentity'")
             has_client = f"{conn}__clientId" in env
             if (mode == "UserAssigned") != has_client:
-                problems.append(f"{where} {conn}__clientId: set it exactly for a user-assigned identity")
+                problems.append(
+                    f"{where} {conn}__clientId: set it exactly for a user-assigned identity"
+                )
             if has_client and env[f"{conn}__clientId"] != CLIENT_ID:
                 problems.append(f"{where} {conn}__clientId is not the identity's client id")
         for loader in (load_gateway_settings, load_backlog_settings):
@@ -132,7 +141,11 @@ def _identity_based(where: str, loaded: Any) -> Iterator[str]:
             yield f"{where} {type(loaded).__name__}.{field} is a connection string"
         twin = field.removesuffix("_connection")
         if field.endswith("_connection"):
-            identity = [v for k, v in values.items() if k.startswith(twin) and k != field and k.endswith(("_namespace", "_account"))]
+            identity = [
+                v
+                for k, v in values.items()
+                if k.startswith(twin) and k != field and k.endswith(("_namespace", "_account"))
+            ]
             if identity and not any(identity):
                 yield f"{where} {type(loaded).__name__}: no identity-based {twin} connection"
 
@@ -171,10 +184,13 @@ def check_gateway_regions(infra: Path) -> list[str]:
             if isinstance(region.endpoint, Unknown) or not region.endpoint.startswith("https://"):
                 problems.append(f"[{mode}] {region.name}: endpoint {region.endpoint!r}")
             if set(region.models) != set(served):
-                problems.append(f"[{mode}] {region.name}: models {sorted(region.models)} != {sorted(served)}")
+                problems.append(
+                    f"[{mode}] {region.name}: models {sorted(region.models)} != {sorted(served)}"
+                )
             for alias, dep in region.models.items():
                 if alias in served and (
-                    dep.deployment != served[alias]["name"] or dep.tpm != served[alias]["capacity"] * 1000
+                    dep.deployment != served[alias]["name"]
+                    or dep.tpm != served[alias]["capacity"] * 1000
                 ):
                     problems.append(f"[{mode}] {region.name}/{alias}: {dep} != {served[alias]}")
     return problems
@@ -225,8 +241,9 @@ def _reachable(infra: Path) -> list[Path]:
         if path in seen:
             continue
         seen.append(path)
-        for module in parse(path).get("modules", {}).values():
-            todo.append(path.parent / module["detail"]["path"])
+        todo.extend(
+            path.parent / m["detail"]["path"] for m in parse(path).get("modules", {}).values()
+        )
     return seen
 
 
@@ -242,12 +259,16 @@ def role_assignments(infra: Path) -> list[Assignment]:
             config = decl["config"]
             body = config["config"] if "loop_type" in config or "condition" in config else config
             template = Template(path)
-            role_id = str(template.eval(body["properties"]["roleDefinitionId"], {})).rsplit("/", 1)[-1]
+            role_id = str(template.eval(body["properties"]["roleDefinitionId"], {})).rsplit("/", 1)[
+                -1
+            ]
             scope = body.get("scope")
             if isinstance(scope, dict):  # replyQueues[i]
                 scope = scope["operator"]["operands"]["operand_1"]
             scope_type = resources[scope]["type"] if scope in resources else "(deployment scope)"
-            found.append(Assignment(roles_by_id.get(role_id, role_id), scope_type, str(scope), path.name))
+            found.append(
+                Assignment(roles_by_id.get(role_id, role_id), scope_type, str(scope), path.name)
+            )
     return found
 
 
@@ -267,7 +288,9 @@ def check_roles(infra: Path, readme: Path) -> list[str]:
         if not scopes:
             problems.append(f"README role {role} ({on}) is not assigned in infra/")
         elif scopes != {wanted}:
-            problems.append(f"README role {role}: assigned on {sorted(scopes)}, README says {on} ({wanted})")
+            problems.append(
+                f"README role {role}: assigned on {sorted(scopes)}, README says {on} ({wanted})"
+            )
         if "reply" in on.lower() and not any(
             a.role == role and a.scope_symbol == "replyQueues" for a in assigned
         ):
@@ -319,24 +342,36 @@ def check_queues(infra: Path, host_json: Path) -> list[str]:
     host = json.loads(host_json.read_text())["extensions"]["serviceBus"]
     renew_s = _timespan_seconds(host["maxAutoLockRenewalDuration"])
     if backlog is None:
-        problems.append(f"backlog queue '{backlog_name}' (BACKLOG_QUEUE) is not created; queues: {sorted(queues)}")
+        problems.append(
+            f"backlog queue '{backlog_name}' (BACKLOG_QUEUE) is not created; queues: {sorted(queues)}"
+        )
     else:
         if not isinstance(backlog.get("maxDeliveryCount"), int) or backlog["maxDeliveryCount"] < 2:
-            problems.append("backlog queue: maxDeliveryCount must be set, >= 2 (a transient failure is redelivered)")
+            problems.append(
+                "backlog queue: maxDeliveryCount must be set, >= 2 (a transient failure is redelivered)"
+            )
         if not backlog.get("deadLetteringOnMessageExpiration"):
             problems.append("backlog queue: deadLetteringOnMessageExpiration is off")
         if not backlog.get("requiresDuplicateDetection"):
-            problems.append("backlog queue: requiresDuplicateDetection is off (message id = job id)")
+            problems.append(
+                "backlog queue: requiresDuplicateDetection is off (message id = job id)"
+            )
         lock_s = _iso_seconds(backlog.get("lockDuration", "PT1M"))
         if lock_s > 300:
             problems.append("backlog queue: lockDuration above PT5M, the Service Bus maximum")
         if lock_s > renew_s:
-            problems.append("backlog queue: lockDuration exceeds host.json maxAutoLockRenewalDuration")
+            problems.append(
+                "backlog queue: lockDuration exceeds host.json maxAutoLockRenewalDuration"
+            )
         if host.get("autoCompleteMessages") is not True:
-            problems.append("host.json: autoCompleteMessages must be true (raise = redeliver, then dead-letter)")
+            problems.append(
+                "host.json: autoCompleteMessages must be true (raise = redeliver, then dead-letter)"
+            )
     job_timeout_s = load_backlog_settings(settings).job_timeout_s
     if renew_s < job_timeout_s:
-        problems.append(f"host.json maxAutoLockRenewalDuration {renew_s}s < BACKLOG_JOB_TIMEOUT_S {job_timeout_s}s")
+        problems.append(
+            f"host.json maxAutoLockRenewalDuration {renew_s}s < BACKLOG_JOB_TIMEOUT_S {job_timeout_s}s"
+        )
     replies = template.param("replyQueueNames")
     if not replies:
         problems.append("no reply queue")
@@ -344,7 +379,9 @@ def check_queues(infra: Path, host_json: Path) -> list[str]:
         if name not in queues:
             problems.append(f"reply queue '{name}' is not created")
         elif not queues[name].get("requiresDuplicateDetection"):
-            problems.append(f"reply queue '{name}': requiresDuplicateDetection is off (message id '<job id>:reply')")
+            problems.append(
+                f"reply queue '{name}': requiresDuplicateDetection is off (message id '<job id>:reply')"
+            )
     return problems
 
 
@@ -356,15 +393,25 @@ def check_azure_yaml(repo: Path) -> list[str]:
     problems = []
     if (spec.get("infra") or {}).get("path", "infra") != "infra":
         problems.append("azure.yaml: infra.path is not infra")
-    functions = {n: s for n, s in (spec.get("services") or {}).items() if s.get("host") == "function"}
+    functions = {
+        n: s for n, s in (spec.get("services") or {}).items() if s.get("host") == "function"
+    }
     if len(functions) != 1:
-        return problems + [f"azure.yaml: expected one function service, found {sorted(functions)}"]
-    (name, service), = functions.items()
+        return [*problems, f"azure.yaml: expected one function service, found {sorted(functions)}"]
+    ((name, service),) = functions.items()
     if service.get("language") not in ("python", "py"):
         problems.append(f"azure.yaml: service {name} language is {service.get('language')!r}")
-    if (repo / service.get("project", "")).resolve() != repo.resolve() or not (repo / "function_app.py").exists():
-        problems.append(f"azure.yaml: service {name} project {service.get('project')!r} is not the app's folder")
-    tag = re.search(r"'azd-service-name':\s*'([^']+)'", (repo / "infra/modules/function-app.bicep").read_text())
+    if (repo / service.get("project", "")).resolve() != repo.resolve() or not (
+        repo / "function_app.py"
+    ).exists():
+        problems.append(
+            f"azure.yaml: service {name} project {service.get('project')!r} is not the app's folder"
+        )
+    tag = re.search(
+        r"'azd-service-name':\s*'([^']+)'", (repo / "infra/modules/function-app.bicep").read_text()
+    )
     if not tag or tag.group(1) != name:
-        problems.append(f"azure.yaml: service {name} has no function app tagged azd-service-name={name}")
+        problems.append(
+            f"azure.yaml: service {name} has no function app tagged azd-service-name={name}"
+        )
     return problems

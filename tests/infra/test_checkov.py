@@ -22,16 +22,24 @@ pytestmark = pytest.mark.timeout(600)
 
 def _checkov(directory: Path, tmp_path: Path) -> dict:
     if not CHECKOV.exists():
-        pytest.fail(f"{CHECKOV} is missing: run `make deps` (it builds .venv-infra from requirements-infra.txt)")
+        pytest.fail(
+            f"{CHECKOV} is missing: run `make deps` (it builds .venv-infra from requirements-infra.txt)"
+        )
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "HOME": str(tmp_path), "LOG_LEVEL": "WARNING"}
     proc = subprocess.run(
         [str(CHECKOV), "--config-file", str(CONFIG), "-d", str(directory), "-o", "json"],
-        capture_output=True, text=True, timeout=540, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        env=env,
+        cwd=tmp_path,
     )
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"checkov exit {proc.returncode}, no JSON report:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        pytest.fail(
+            f"checkov exit {proc.returncode}, no JSON report:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
     return report
 
 
@@ -64,7 +72,9 @@ def test_checkov_passes_over_infra_and_fails_an_insecure_change(tmp_path: Path) 
 
     shutil.copytree(REPO / "infra", copy)
     storage = copy / "modules" / "storage.bicep"
-    storage.write_text(storage.read_text().replace("minimumTlsVersion: 'TLS1_2'", "minimumTlsVersion: 'TLS1_0'"))
+    storage.write_text(
+        storage.read_text().replace("minimumTlsVersion: 'TLS1_2'", "minimumTlsVersion: 'TLS1_0'")
+    )
     (tmp_path / "run2").mkdir()
     broken = _failed(_checkov(copy, tmp_path / "run2"))
     assert any("CKV_AZURE_44" in f and "storage" in f for f in broken), broken

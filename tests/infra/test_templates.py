@@ -57,7 +57,9 @@ def test_azure_yaml_names_the_python_function_service() -> None:
     ("private", "sku", "refused"),
     [(True, "Standard", True), (True, "Premium", False), (False, "Standard", False)],
 )
-def test_private_networking_refuses_service_bus_standard(private: bool, sku: str, refused: bool) -> None:
+def test_private_networking_refuses_service_bus_standard(
+    private: bool, sku: str, refused: bool
+) -> None:
     template = checks.evaluate(INFRA, privateNetworking=private, serviceBusSku=sku)
     refuse = template.module("refuseStandardServiceBusWithPrivateNetworking")
     assert refuse.condition is refused
@@ -94,16 +96,24 @@ def _edit(path: Path, pattern: str, replacement: str = "", count: int = 1) -> No
         (r"^  ServiceBusConnection__clientId: .*?\n", "ServiceBusConnection__clientId"),
     ],
 )
-def test_removing_an_app_setting_fails_the_check(infra_copy: Path, line: str, expected: str) -> None:
+def test_removing_an_app_setting_fails_the_check(
+    infra_copy: Path, line: str, expected: str
+) -> None:
     _edit(infra_copy / "main.bicep", line)
     problems = checks.check_app_settings(infra_copy)
     assert problems and any(expected in p for p in problems), problems
 
 
 def test_a_broken_region_table_fails_the_check(infra_copy: Path) -> None:
-    _edit(infra_copy / "modules/gateway-regions.bicep", r"  auth: 'managed_identity'\n", "  auth: 'api_key'\n")
+    _edit(
+        infra_copy / "modules/gateway-regions.bicep",
+        r"  auth: 'managed_identity'\n",
+        "  auth: 'api_key'\n",
+    )
     problems = checks.check_gateway_regions(infra_copy)
-    assert any("GATEWAY_REGIONS does not validate" in p and "api_key" in p for p in problems), problems
+    assert any("GATEWAY_REGIONS does not validate" in p and "api_key" in p for p in problems), (
+        problems
+    )
 
 
 @pytest.mark.parametrize(
@@ -125,27 +135,45 @@ def test_removing_a_role_assignment_fails_the_check(
 
 def test_a_role_on_a_wider_scope_than_the_readme_says_fails_the_check(infra_copy: Path) -> None:
     # Receiver on the whole namespace instead of the backlog queue.
-    _edit(infra_copy / "modules/servicebus-roles.bicep", r"(resource backlogReceiver .*?)scope: backlogQueue", r"\1scope: namespace")
+    _edit(
+        infra_copy / "modules/servicebus-roles.bicep",
+        r"(resource backlogReceiver .*?)scope: backlogQueue",
+        r"\1scope: namespace",
+    )
     problems = checks.check_roles(infra_copy, REPO / "README.md")
-    assert any("Azure Service Bus Data Receiver" in p and "namespaces'" in p for p in problems), problems
+    assert any("Azure Service Bus Data Receiver" in p and "namespaces'" in p for p in problems), (
+        problems
+    )
 
 
 def test_a_role_added_to_the_readme_must_be_assigned(infra_copy: Path, tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     text = (REPO / "README.md").read_text()
     row = "| Azure Service Bus Data Owner | the namespace | nothing |\n"
-    readme.write_text(text.replace("| Storage Blob Data Owner |", row + "| Storage Blob Data Owner |", 1))
+    readme.write_text(
+        text.replace("| Storage Blob Data Owner |", row + "| Storage Blob Data Owner |", 1)
+    )
     problems = checks.check_roles(infra_copy, readme)
-    assert any("Azure Service Bus Data Owner" in p and "not assigned" in p for p in problems), problems
+    assert any("Azure Service Bus Data Owner" in p and "not assigned" in p for p in problems), (
+        problems
+    )
 
 
 @pytest.mark.parametrize(
     ("file", "pattern", "expected"),
     [
         ("servicebus.bicep", r"^resource backlogQueue .*?^}\n", "backlog queue 'backlog'"),
-        ("servicebus.bicep", r"^resource replyQueues .*?^}\]\n", "reply queue 'replies' is not created"),
+        (
+            "servicebus.bicep",
+            r"^resource replyQueues .*?^}\]\n",
+            "reply queue 'replies' is not created",
+        ),
         ("servicebus.bicep", r"^    maxDeliveryCount: maxDeliveryCount\n", "maxDeliveryCount"),
-        ("servicebus.bicep", r"^    requiresDuplicateDetection: true\n", "requiresDuplicateDetection"),
+        (
+            "servicebus.bicep",
+            r"^    requiresDuplicateDetection: true\n",
+            "requiresDuplicateDetection",
+        ),
     ],
 )
 def test_removing_a_queue_or_its_properties_fails_the_check(
@@ -153,7 +181,11 @@ def test_removing_a_queue_or_its_properties_fails_the_check(
 ) -> None:
     path = infra_copy / "modules" / file
     if "backlogQueue" in pattern:  # the output reads the queue's name; keep the file consistent
-        _edit(path, r"^output backlogQueueName string = backlogQueue.name", "output backlogQueueName string = backlogQueueName")
+        _edit(
+            path,
+            r"^output backlogQueueName string = backlogQueue.name",
+            "output backlogQueueName string = backlogQueueName",
+        )
     _edit(path, pattern)
     problems = checks.check_queues(infra_copy, REPO / "host.json")
     assert any(expected in p for p in problems), problems
@@ -161,6 +193,14 @@ def test_removing_a_queue_or_its_properties_fails_the_check(
 
 def test_host_json_lock_renewal_shorter_than_the_lock_fails_the_check(tmp_path: Path) -> None:
     host = tmp_path / "host.json"
-    host.write_text((REPO / "host.json").read_text().replace('"maxAutoLockRenewalDuration": "00:05:00"', '"maxAutoLockRenewalDuration": "00:00:30"'))
+    host.write_text(
+        (REPO / "host.json")
+        .read_text()
+        .replace(
+            '"maxAutoLockRenewalDuration": "00:05:00"', '"maxAutoLockRenewalDuration": "00:00:30"'
+        )
+    )
     problems = checks.check_queues(INFRA, host)
-    assert any("lockDuration exceeds" in p for p in problems) and any("BACKLOG_JOB_TIMEOUT_S" in p for p in problems)
+    assert any("lockDuration exceeds" in p for p in problems) and any(
+        "BACKLOG_JOB_TIMEOUT_S" in p for p in problems
+    )
