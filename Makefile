@@ -45,6 +45,7 @@ $(INFRA_DEPS): requirements-infra.txt
 	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
 	@touch $@
 
+.PHONY: clean-infra
 clean: clean-infra
 clean-infra:
 	rm -rf $(INFRA_VENV)
