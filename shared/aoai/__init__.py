@@ -4,9 +4,10 @@ See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy
 (openai, azure-identity, azure-data-tables) are imported only when a gateway is built.
 """
 
+from ._access_layer import AccessLayer
 from ._budget import request_tokens
 from ._clients import ClientProvider
-from ._clock import Clock, SystemClock
+from ._clock import Clock, ManualClock, SystemClock
 from ._exceptions import (
     AllThrottled,
     AuthFailed,
@@ -24,16 +25,22 @@ from ._exceptions import (
 )
 from ._gateway import Gateway
 from ._health import HealthRecord, HealthStore, InMemoryHealthStore, TableHealthStore
+from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 
 __all__ = [
+    "AccessLayer",
     "AllThrottled",
     "Attempt",
+    "AttemptEvent",
     "AuthFailed",
     "BadRequest",
     "CallContext",
+    "CallLog",
+    "CallObserver",
+    "CallOutcome",
     "CallResult",
     "Capacity",
     "ChatMessage",
@@ -52,6 +59,7 @@ __all__ = [
     "HealthRecord",
     "HealthStore",
     "InMemoryHealthStore",
+    "ManualClock",
     "RegionsUnavailable",
     "RequestRejected",
     "StreamInterrupted",

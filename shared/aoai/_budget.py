@@ -29,14 +29,8 @@ __all__ = [
     "DeploymentBudget",
     "SlidingWindow",
     "embeddings_tokens",
-    "estimate_tokens",
     "request_tokens",
 ]
-
-
-def estimate_tokens(prompt_chars: int, output_cap: int | None, default_max_tokens: int) -> int:
-    """Azure's admission estimate: ceil(chars / 4) plus the output cap (or the default)."""
-    return -(-prompt_chars // 4) + (output_cap if output_cap is not None else default_max_tokens)
 
 
 def embeddings_tokens(batch: list[Any]) -> int:

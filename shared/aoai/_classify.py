@@ -1,12 +1,12 @@
 """The one place where upstream failures are classified.
 
 ``classify(exc)`` turns whatever the openai SDK, httpx2, azure-identity or asyncio raised into
-a ``Mapped``: the attempt's ``FailureKind``, the HTTP status, a safe one-line detail (never
+a ``ClassifiedFailure``: the attempt's ``FailureKind``, the HTTP status, a safe one-line detail (never
 prompt text, keys or tokens), the response headers (for 429 cooldowns) and what the router
-does next. Callers write ``raise classify(exc) from exc``. ``Mapped.error(...)`` builds the
+does next. Callers write ``raise classify(exc) from exc``. ``ClassifiedFailure.error(...)`` builds the
 public exception (see ``_exceptions.py``) when the call ends on this failure.
 
-Routing consequence of each kind (the router reads ``Mapped.action``):
+Routing consequence of each kind (the router reads ``ClassifiedFailure.action``, a ``FailureAction``):
 
 ========================  ====================================================  ==========
 kind                      cause                                                 action
@@ -24,31 +24,35 @@ BAD_REQUEST               other 4xx                                             
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import Any
 
 from ._exceptions import BadRequest, ContentFiltered
-from ._types import FailureKind
+from ._types import Attempt, FailureKind
 
-__all__ = ["Mapped", "classify"]
+__all__ = ["ClassifiedFailure", "FailureAction", "classify"]
 
-COOLDOWN, CIRCUIT, SKIP_CREDENTIALS, SKIP_DEPLOYMENT, RAISE = (
-    "cooldown",
-    "circuit",
-    "skip_credentials",
-    "skip_deployment",
-    "raise",
-)
 
-_ACTIONS: dict[FailureKind, str] = {
-    FailureKind.THROTTLED: COOLDOWN,
-    FailureKind.CONNECTION: CIRCUIT,
-    FailureKind.SERVER_ERROR: CIRCUIT,
-    FailureKind.TIMEOUT: CIRCUIT,
-    FailureKind.AUTH: SKIP_CREDENTIALS,
-    FailureKind.NOT_FOUND: SKIP_DEPLOYMENT,
-    FailureKind.CONTENT_FILTER: RAISE,
-    FailureKind.BAD_REQUEST: RAISE,
+class FailureAction(enum.Enum):
+    """What the call does next after a classified failure (applied by ``_failure_policy``)."""
+
+    COOLDOWN = "cooldown"  # cool the deployment down, try the next one
+    CIRCUIT = "circuit"  # count toward the region's circuit, fail over to another region
+    SKIP_CREDENTIALS = "skip_credentials"  # skip every region with the same credentials
+    SKIP_DEPLOYMENT = "skip_deployment"  # mark the deployment missing, try the next one
+    RAISE = "raise"  # the request itself is wrong: end the call with the public error
+
+
+_ACTIONS: dict[FailureKind, FailureAction] = {
+    FailureKind.THROTTLED: FailureAction.COOLDOWN,
+    FailureKind.CONNECTION: FailureAction.CIRCUIT,
+    FailureKind.SERVER_ERROR: FailureAction.CIRCUIT,
+    FailureKind.TIMEOUT: FailureAction.CIRCUIT,
+    FailureKind.AUTH: FailureAction.SKIP_CREDENTIALS,
+    FailureKind.NOT_FOUND: FailureAction.SKIP_DEPLOYMENT,
+    FailureKind.CONTENT_FILTER: FailureAction.RAISE,
+    FailureKind.BAD_REQUEST: FailureAction.RAISE,
 }
 
 # HTTP status -> kind; 5xx and unknown 4xx are handled by range below.
@@ -68,7 +72,7 @@ _CODE_KINDS: dict[str, FailureKind] = {
 }
 
 
-class Mapped(Exception):
+class ClassifiedFailure(Exception):
     """One classified failure of one attempt."""
 
     def __init__(
@@ -92,11 +96,12 @@ class Mapped(Exception):
     def opens_circuit_at_once(self) -> bool:
         return self.kind is FailureKind.TIMEOUT
 
-    def error(self, attempts: tuple[Any, ...]) -> BadRequest | ContentFiltered:
+    def error(self, attempts: tuple[Attempt, ...]) -> BadRequest | ContentFiltered:
         """The public error for a RAISE outcome."""
         body = self.body
         if self.kind is FailureKind.CONTENT_FILTER:
-            inner = body.get("innererror") if isinstance(body.get("innererror"), Mapping) else {}
+            inner = body.get("innererror")
+            inner = inner if isinstance(inner, Mapping) else {}
             categories = (
                 inner.get("content_filter_result") or body.get("content_filter_result") or {}
             )
@@ -126,9 +131,9 @@ def _status_kind(status: int, body: Mapping[str, Any]) -> FailureKind:
     return _STATUS_KINDS.get(status, FailureKind.BAD_REQUEST)
 
 
-def classify(exc: BaseException) -> Mapped:
+def classify(exc: BaseException) -> ClassifiedFailure:
     """Map any exception raised while talking to a region (see the table above)."""
-    if isinstance(exc, Mapped):
+    if isinstance(exc, ClassifiedFailure):
         return exc
     import openai  # already imported by the client; cheap here
 
@@ -137,7 +142,7 @@ def classify(exc: BaseException) -> Mapped:
         body = exc.body if isinstance(exc.body, Mapping) else {}
         kind = _status_kind(status, body)
         message = body.get("message") if isinstance(body.get("message"), str) else ""
-        return Mapped(
+        return ClassifiedFailure(
             kind,
             status=status,
             detail=f"HTTP {status} {message}"[:300].strip(),
@@ -145,27 +150,29 @@ def classify(exc: BaseException) -> Mapped:
             body=body,
         )
     if isinstance(exc, openai.APITimeoutError):
-        return Mapped(FailureKind.TIMEOUT, detail="timed out")
+        return ClassifiedFailure(FailureKind.TIMEOUT, detail="timed out")
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
-        return Mapped(
+        return ClassifiedFailure(
             FailureKind.CONNECTION,
             detail=f"connection error ({type(cause).__name__ if cause else 'unknown'})",
         )
     if isinstance(exc, openai.APIError):
         # An error event inside an SSE stream: upstream broke off mid-answer.
-        return Mapped(FailureKind.SERVER_ERROR, detail=f"stream error: {str(exc)[:200]}")
+        return ClassifiedFailure(FailureKind.SERVER_ERROR, detail=f"stream error: {str(exc)[:200]}")
     if isinstance(exc, TimeoutError):
-        return Mapped(FailureKind.TIMEOUT, detail="timed out")
+        return ClassifiedFailure(FailureKind.TIMEOUT, detail="timed out")
     if _is_credential_error(exc):
-        return Mapped(
+        return ClassifiedFailure(
             FailureKind.AUTH,
             detail=f"no token from the identity endpoint ({type(exc).__name__}): {str(exc)[:200]}",
         )
     if isinstance(exc, (ConnectionError, OSError)):
-        return Mapped(FailureKind.CONNECTION, detail=f"connection error ({type(exc).__name__})")
+        return ClassifiedFailure(
+            FailureKind.CONNECTION, detail=f"connection error ({type(exc).__name__})"
+        )
     # Anything else is a broken response (bad JSON, truncated body): treat it as the server's fault.
-    return Mapped(FailureKind.SERVER_ERROR, detail=f"unexpected {type(exc).__name__}")
+    return ClassifiedFailure(FailureKind.SERVER_ERROR, detail=f"unexpected {type(exc).__name__}")
 
 
 def _is_credential_error(exc: BaseException) -> bool:

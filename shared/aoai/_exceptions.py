@@ -20,7 +20,6 @@ Each error carries the ``attempts`` made before it was raised.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -191,18 +190,17 @@ class AllThrottled(UpstreamUnavailable):
     code = "all_throttled"
     http_status = 429
 
-    def __init__(self, alias: str, *, retry_at: float, attempts: tuple[Attempt, ...] = ()) -> None:
-        wait = max(0.0, retry_at - time.time())
+    def __init__(
+        self, alias: str, *, retry_at: float, now: float, attempts: tuple[Attempt, ...] = ()
+    ) -> None:
+        wait = max(0.0, retry_at - now)
         super().__init__(
             f"Every deployment of '{alias}' is at its quota; the soonest accepts work in {wait:.1f}s.",
             attempts=attempts,
         )
         self.alias = alias
-        self.retry_at = retry_at  # epoch seconds
-
-    @property
-    def retry_after_s(self) -> float:
-        return max(0.0, self.retry_at - time.time())
+        self.retry_at = retry_at  # epoch seconds, on the gateway's clock
+        self.retry_after_s = wait  # seconds from when the error was raised (``now``)
 
     def details(self) -> dict[str, Any]:
         return {"retry_at": self.retry_at, "retry_after_s": round(self.retry_after_s, 3)}

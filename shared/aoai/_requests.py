@@ -48,10 +48,10 @@ class ChatRequest(BaseModel):
                 total += sum(len(str(part.get("text", ""))) for part in message.content)
         return total
 
-    def upstream_body(self, deployment: str) -> dict[str, Any]:
-        """The body to send upstream: the caller's, with the alias replaced by the deployment name."""
+    def upstream_body(self) -> dict[str, Any]:
+        """The caller's body without ``model`` (each attempt names its deployment there)."""
         body = self.model_dump(exclude_none=True, exclude_defaults=False)
-        body["model"] = deployment
+        del body["model"]
         if not self.stream:
             body.pop("stream", None)
             body.pop("stream_options", None)
@@ -82,12 +82,8 @@ class EmbeddingsRequest(BaseModel):
             return [self.input]
         return list(self.input)
 
-    def prompt_chars(self) -> int:
-        return sum(len(item) * (1 if isinstance(item, str) else 4) for item in self.inputs())
-
-    def upstream_body(self, deployment: str, batch: list[Any] | None = None) -> dict[str, Any]:
+    def upstream_body(self) -> dict[str, Any]:
+        """The caller's body without ``model`` (each attempt names its deployment there)."""
         body = self.model_dump(exclude_none=True)
-        body["model"] = deployment
-        if batch is not None:
-            body["input"] = batch
+        del body["model"]
         return body

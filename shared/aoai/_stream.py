@@ -11,12 +11,12 @@ stream that ends without any ``finish_reason`` — never a silent truncation.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ._classify import classify
+from ._classify import ClassifiedFailure, classify
 from ._exceptions import GatewayError, StreamInterrupted
+from ._results import call_result, usage_of
 from ._types import Attempt, CallResult, Usage
 
 __all__ = ["ChatStream"]
@@ -32,13 +32,14 @@ class ChatStream:
         region: str,
         deployment: str,
         attempts: tuple[Attempt, ...],
-        events: Any,
+        events: AsyncIterator[dict[str, Any]],
         response: Any,
         first: dict[str, Any],
         started: float,
+        monotonic: Callable[[], float],
         ttft_ms: float,
         loop_deadline: float,
-        on_transient_failure: Callable[[Any], None],
+        on_transient_failure: Callable[[ClassifiedFailure], None],
         on_end: Callable[[ChatStream, CallResult | None, GatewayError | None], None],
     ) -> None:
         self.alias = alias
@@ -49,6 +50,7 @@ class ChatStream:
         self._response = response
         self._first: dict[str, Any] | None = first
         self._started = started
+        self._monotonic = monotonic
         self._ttft_ms = ttft_ms
         self._loop_deadline = loop_deadline
         self._on_transient_failure = on_transient_failure
@@ -86,9 +88,9 @@ class ChatStream:
                 and asyncio.get_running_loop().time() >= self._loop_deadline
             ):
                 await self._fail("the call's deadline ran out mid-stream", exc)
-            mapped = classify(exc)
-            self._on_transient_failure(mapped)
-            await self._fail(f"{mapped.kind.value}: {mapped.detail}", exc)
+            failure = classify(exc)
+            self._on_transient_failure(failure)
+            await self._fail(f"{failure.kind.value}: {failure.detail}", exc)
         self._observe(chunk)
         return chunk
 
@@ -101,11 +103,7 @@ class ChatStream:
                     self._finish_reason = reason
         usage = chunk.get("usage")
         if usage:
-            self._usage = Usage(
-                prompt_tokens=usage.get("prompt_tokens", 0) or 0,
-                completion_tokens=usage.get("completion_tokens", 0) or 0,
-                total_tokens=usage.get("total_tokens", 0) or 0,
-            )
+            self._usage = usage_of(usage)
 
     async def _fail(self, why: str, exc: BaseException | None) -> None:
         error = StreamInterrupted(
@@ -121,15 +119,14 @@ class ChatStream:
             return
         self._done = True
         if error is None:
-            self._result = CallResult(
+            self._result = call_result(
                 alias=self.alias,
-                region=self.region,
-                deployment=self.deployment,
+                route=(self.region, self.deployment),
                 attempts=self.attempts,
-                latency_ms=(time.perf_counter() - self._started) * 1000.0,
+                latency_s=self._monotonic() - self._started,
                 usage=self._usage,
                 ttft_ms=self._ttft_ms,
-                finish_reason=self._finish_reason,
+                finish=self._finish_reason,
             )
         self._on_end(self, self._result, error)
 

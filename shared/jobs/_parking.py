@@ -20,9 +20,11 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from shared.settings import MAX_VISIBILITY_S
 
 from ._contract import JobMessage, parse_job_message
 
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["ParkedJob", "ParkingLot", "decode_envelope"]
 
 logger = logging.getLogger(__name__)
-MAX_VISIBILITY_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ class ParkingLot:
         inline_bytes: int = 40_000,
         max_park_s: float = MAX_VISIBILITY_S,
         min_park_s: float = 1.0,
-        clock: Any = time.time,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._queue = queue
         self._poison = poison

@@ -1,11 +1,12 @@
 """Settings, loaded once into frozen objects and validated at first use."""
 
-from ._backlog import BacklogSettings, load_backlog_settings
+from ._backlog import MAX_VISIBILITY_S, BacklogSettings, load_backlog_settings
 from ._errors import SettingsError
 from ._gateway import GatewaySettings, load_gateway_settings
 from ._regions import ApiStyle, AuthMode, DeploymentConfig, RegionConfig
 
 __all__ = [
+    "MAX_VISIBILITY_S",
     "ApiStyle",
     "AuthMode",
     "BacklogSettings",

@@ -1,10 +1,16 @@
-from shared.aoai._budget import DeploymentBudget, SlidingWindow, estimate_tokens
+from shared.aoai import ChatRequest, request_tokens
+from shared.aoai._budget import DeploymentBudget, SlidingWindow
 from shared.settings import DeploymentConfig
 
 
+def _chat(content: str, **caps: int) -> ChatRequest:
+    return ChatRequest(model="m", messages=[{"role": "user", "content": content}], **caps)
+
+
 def test_estimate_mirrors_azure():
-    assert estimate_tokens(9, 100, 4096) == 3 + 100
-    assert estimate_tokens(8, None, 4096) == 2 + 4096
+    """ceil(prompt chars / 4) plus the output cap, or the default when the caller sets none."""
+    assert request_tokens(_chat("x" * 9, max_tokens=100), 4096) == 3 + 100
+    assert request_tokens(_chat("x" * 8), 4096) == 2 + 4096
 
 
 def test_sliding_window_frees_as_entries_age_out():

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from shared.aoai import ChatRequest, EmbeddingsRequest, Gateway, request_tokens
+from shared.aoai import ChatRequest, EmbeddingsRequest, Gateway, ManualClock, request_tokens
 from shared.settings import DeploymentConfig, GatewaySettings, RegionConfig
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.t = 1_000.0
-
-    def now(self) -> float:
-        return self.t
-
-
-def _gateway(minute_s: float = 60.0, **extra: object) -> tuple[Gateway, _Clock]:
+def _gateway(minute_s: float = 60.0, **extra: object) -> tuple[Gateway, ManualClock]:
     regions = [
         RegionConfig(
             name=name,
@@ -27,7 +19,7 @@ def _gateway(minute_s: float = 60.0, **extra: object) -> tuple[Gateway, _Clock]:
         )
         for name, tpm, rpm in (("east", 60_000, None), ("west", 30_000, 120))
     ]
-    clock = _Clock()
+    clock = ManualClock(1_000.0)
     return Gateway(
         GatewaySettings(regions=regions, quota_minute_s=minute_s, **extra), clock=clock
     ), clock
@@ -55,12 +47,12 @@ def test_rates_honour_the_quota_minute():
 def test_a_full_window_still_replenishes_but_a_cooling_deployment_does_not_count():
     gateway, clock = _gateway()
     east = gateway._router.deployments["deployment/east/d-east"]
-    east.budget.charge(clock.t, 60_000)  # east's tokens are used up for this minute
+    east.budget.charge(clock.now(), 60_000)  # east's tokens are used up for this minute
     cap = gateway.capacity("gpt")
     assert (cap.tokens, cap.deployments) == (30_000, 1)
     assert cap.tokens_per_s == pytest.approx(90_000 / 60)  # east's window refills at its rate
     west = gateway._router.deployments["deployment/west/d-west"]
-    west.cooling_until = clock.t + 10
+    west.cooling_until = clock.now() + 10
     cap = gateway.capacity("gpt")
     assert (cap.requests, cap.tokens, cap.deployments) == (0, 0, 0)
     assert cap.tokens_per_s == pytest.approx(60_000 / 60) and cap.requests_per_s == pytest.approx(

@@ -3,14 +3,10 @@ import openai
 import pytest
 
 from shared.aoai import AuthFailed, BadRequest, ContentFiltered, FailureKind
-from shared.aoai._classify import (
-    CIRCUIT,
-    COOLDOWN,
-    RAISE,
-    SKIP_CREDENTIALS,
-    SKIP_DEPLOYMENT,
-    classify,
-)
+from shared.aoai._classify import FailureAction, classify
+
+COOLDOWN, CIRCUIT, RAISE = FailureAction.COOLDOWN, FailureAction.CIRCUIT, FailureAction.RAISE
+SKIP_CREDENTIALS, SKIP_DEPLOYMENT = FailureAction.SKIP_CREDENTIALS, FailureAction.SKIP_DEPLOYMENT
 
 _REQUEST = httpx2.Request("POST", "http://127.0.0.1/openai/v1/chat/completions")
 

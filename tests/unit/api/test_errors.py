@@ -53,7 +53,7 @@ ATTEMPT = Attempt("eastus2", "gpt-4o-prod", FailureKind.THROTTLED, 429, 3.0)
             "invalid_request_error",
         ),
         (
-            AllThrottled("gpt-4o", retry_at=time.time() + 5),
+            AllThrottled("gpt-4o", retry_at=time.time() + 5, now=time.time()),
             429,
             "all_throttled",
             "rate_limit_error",
@@ -125,7 +125,8 @@ def test_settings_error_does_not_leak_to_callers() -> None:
 
 @pytest.mark.parametrize(("wait", "header"), [(0.2, "1"), (4.01, "5"), (7.0, "7"), (0.0, "1")])
 def test_retry_after_is_the_ceiling_in_seconds(wait: float, header: str) -> None:
-    exc = AllThrottled("gpt-4o", retry_at=time.time() + wait, attempts=(ATTEMPT,))
+    now = time.time()
+    exc = AllThrottled("gpt-4o", retry_at=now + wait, now=now, attempts=(ATTEMPT,))
     response = error_response(exc, "c")
     assert response.status_code == 429
     assert response.headers["retry-after"] == header

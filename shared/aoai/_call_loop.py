@@ -1,0 +1,152 @@
+"""The routed call: a loop of attempts, each against the best eligible deployment.
+
+Until one succeeds, a failure says the request itself is wrong (content filter, bad request:
+raised at once, never retried), or nothing eligible is left (then the error says why: all
+throttled with the soonest time, regions unavailable, auth failed, deployment not found).
+The whole call is bounded by its deadline (``ctx.timeout_s`` or ``call_deadline_s``), measured
+on the injected clock: every attempt's timeouts shrink to what is left, and
+``DeadlineExceeded`` is raised when it runs out. What a failed attempt does to the routing
+state is ``FailurePolicy``'s business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from shared.settings import GatewaySettings
+
+from ._classify import ClassifiedFailure
+from ._clients import ClientProvider
+from ._clock import Clock
+from ._failure_policy import CallState, FailurePolicy
+from ._health import SharedHealth
+from ._results import deadline_exceeded, nothing_eligible
+from ._router import Route, Router
+from ._senders import Sender
+from ._types import Attempt, FailureKind
+
+__all__ = ["CallLoop"]
+
+T = TypeVar("T")
+
+
+class CallLoop:
+    """Runs one routed call (see the module docstring)."""
+
+    __slots__ = ("_clients", "_clock", "_health", "_policy", "_router", "_settings", "_timeout")
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        router: Router,
+        clients: ClientProvider,
+        health: SharedHealth,
+        policy: FailurePolicy,
+        clock: Clock,
+    ) -> None:
+        import httpx2
+
+        self._settings = settings
+        self._router = router
+        self._clients = clients
+        self._health = health
+        self._policy = policy
+        self._clock = clock
+        self._timeout = httpx2.Timeout
+
+    async def run(
+        self,
+        alias: str,
+        cost: int,
+        *,
+        started: float,
+        deadline_s: float,
+        path: str,
+        base: dict[str, Any],
+        send: Sender[T],
+        call: CallState,
+        on_attempt: Callable[[Attempt], None],
+    ) -> tuple[T, Route]:
+        """Attempts until one succeeds; ``call.attempts`` holds every attempt however it ends.
+        ``started`` is the call's start on ``clock.monotonic``."""
+        waiter = self._health.before_call()
+        if waiter is not None:
+            await self._health.first_read(waiter)
+        settings, router, clock, policy = self._settings, self._router, self._clock, self._policy
+        deadline = started + deadline_s
+
+        def record(attempt: Attempt) -> None:
+            call.attempts.append(attempt)
+            on_attempt(attempt)
+
+        while True:
+            now = clock.now()
+            route = router.pick(
+                alias, cost, now, call.tried, call.bad_regions, call.bad_credentials
+            )
+            if route is None:
+                skips = router.explain(alias, cost, now, call.bad_regions, call.bad_credentials)
+                raise nothing_eligible(alias, now, call.attempts, skips, call.auth, call.missing)
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                raise deadline_exceeded(alias, deadline_s, call.attempts)
+            region, dep = route.region, route.deployment
+            call.tried.add(id(route))
+            if not region.circuit.acquire(now):  # pick checked availability; cannot normally fail
+                continue
+            dep.budget.charge(now, cost)
+            timeout = None
+            if remaining < settings.read_timeout_s:
+                timeout = self._timeout(
+                    remaining, connect=min(settings.connect_timeout_s, remaining)
+                )
+            body = dict(base, model=dep.config.deployment)
+            client = self._clients.get(region.config)
+            sent_at = clock.monotonic()
+            try:
+                async with asyncio.timeout(remaining + 0.05):
+                    value, headers = await send(client, path, body, timeout)
+            except ClassifiedFailure as failure:
+                attempt = Attempt(
+                    *route.names,
+                    failure.kind,
+                    failure.status,
+                    (clock.monotonic() - sent_at) * 1000.0,
+                    failure.detail,
+                )
+                call.attempts.append(attempt)
+                try:  # observers hear of the attempt also when the policy ends the call
+                    source = policy.after_failure(route, failure, call)
+                    if source is not None:
+                        attempt = call.attempts[-1] = replace(attempt, cooldown_source=source)
+                finally:
+                    on_attempt(attempt)
+                continue
+            except TimeoutError:
+                region.circuit.release()
+                record(
+                    Attempt(
+                        *route.names,
+                        FailureKind.TIMEOUT,
+                        None,
+                        (clock.monotonic() - sent_at) * 1000.0,
+                        "call deadline",
+                    )
+                )
+                raise deadline_exceeded(alias, deadline_s, call.attempts) from None
+            except BaseException:
+                region.circuit.release()
+                raise
+            now = clock.now()
+            policy.region_answered(region, now)
+            dep.budget.correct(
+                now,
+                headers.get("x-ratelimit-remaining-requests"),
+                headers.get("x-ratelimit-remaining-tokens"),
+                headers.get("x-ratelimit-limit-requests"),
+            )
+            record(Attempt(*route.names, None, 200, (clock.monotonic() - sent_at) * 1000.0))
+            return value, route

@@ -1,0 +1,52 @@
+"""What one alias can absorb right now, and the rates its quotas replenish at (``Capacity``)."""
+
+from __future__ import annotations
+
+from ._router import Route
+from ._types import Capacity
+
+__all__ = ["alias_capacity"]
+
+
+def alias_capacity(alias: str, tiers: tuple[tuple[Route, ...], ...], now: float) -> Capacity:
+    """Requests and tokens free now over the alias's usable deployments (not missing, cooling,
+    exhausted or behind an open circuit), and their sustained rates; ``retry_at`` is the soonest
+    time a blocked one frees up when none is free."""
+    requests = tokens = count = 0
+    requests_per_s = tokens_per_s = 0.0
+    soonest: float | None = None
+
+    def later(at: float) -> None:
+        nonlocal soonest
+        soonest = at if soonest is None or at < soonest else soonest
+
+    for tier in tiers:
+        for route in tier:
+            dep, circuit = route.deployment, route.region.circuit
+            blocked = dep.blocked_until(now)
+            if dep.missing_until > now:
+                continue
+            if blocked or not circuit.available(now):
+                later(blocked or circuit.open_until)
+                continue
+            budget = dep.budget
+            rate_requests, rate_tokens = budget.rates()
+            requests_per_s += rate_requests
+            tokens_per_s += rate_tokens
+            free_requests = min(budget.requests.remaining(now), budget.burst.remaining(now))
+            free_tokens = budget.tokens.remaining(now)
+            if free_requests <= 0 or free_tokens <= 0:
+                later(budget.available_at(now, 1))
+                continue
+            requests += free_requests
+            tokens += free_tokens
+            count += 1
+    return Capacity(
+        alias=alias,
+        requests=requests,
+        tokens=tokens,
+        deployments=count,
+        retry_at=None if count else soonest,
+        requests_per_s=requests_per_s,
+        tokens_per_s=tokens_per_s,
+    )
