@@ -7,7 +7,6 @@ bindings in function_app.py, README.md's roles table, host.json, and the templat
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterator
@@ -71,14 +70,14 @@ def app_settings(infra: Path, identity_type: str) -> dict[str, Any]:
 
 
 # --- app settings ----------------------------------------------------------------------------------
-@functools.cache
 def _binding_settings() -> tuple[frozenset[str], frozenset[str]]:
-    """(%NAME% settings, connection names) the function app's bindings use, from function_app.py.
-    Cached: the FunctionApp refuses to index its functions twice."""
+    """(%NAME% settings, connection names) the function app's bindings use, from function_app.py,
+    indexed as the worker indexes it (devserver's repeatable get_functions)."""
     import function_app
+    from devserver.http import indexed_functions
 
     names, connections = set(), set()
-    for fn in function_app.app.get_functions():
+    for fn in indexed_functions(function_app.app):
         for raw in fn.get_raw_bindings():
             binding = json.loads(raw)
             for value in binding.values():
