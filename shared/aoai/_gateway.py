@@ -33,7 +33,7 @@ from ._clock import Clock, SystemClock
 from ._embeddings_batches import fan_out, merge_embeddings, split_inputs
 from ._exceptions import UnknownModel
 from ._failure_policy import CallState, FailurePolicy
-from ._health import HealthStore, TableHealthStore
+from ._health import HealthStore, TableHealthStore, health_store_from_settings
 from ._health_sync import HealthSync
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome, Observers
 from ._requests import ChatRequest, EmbeddingsRequest
@@ -68,8 +68,8 @@ class Gateway:
         self._clients = clients if clients is not None else ClientProvider(settings)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._router = Router.from_settings(settings)
-        if health is None and settings.storage_connection:
-            health = TableHealthStore(settings.storage_connection, settings.health_table)
+        if health is None:
+            health = health_store_from_settings(settings)
         self._sync = HealthSync(
             self._router,
             health,
@@ -286,6 +286,9 @@ class Gateway:
             "regions": regions,
             "shared_health": {
                 "store": type(shared.store).__name__ if shared.store is not None else None,
+                "backend": shared.store.describe()
+                if isinstance(shared.store, TableHealthStore)
+                else None,
                 "available": shared.available,
                 "last_read": shared.last_read,
             },

@@ -84,6 +84,26 @@ class GatewaySettings(AppSettings):
         ),
         description="Storage account name for identity-based access.",
     )
+    storage_client_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_CLIENT_ID", "AzureWebJobsStorage__clientId", "storage_client_id"
+        ),
+        description="User-assigned identity for identity-based storage.",
+    )
+    storage_table_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_TABLE_URI", "AzureWebJobsStorage__tableServiceUri", "storage_table_uri"
+        ),
+        description="Identity-based storage by service URI (table, or the queue's).",
+    )
+    storage_queue_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_QUEUE_URI", "AzureWebJobsStorage__queueServiceUri", "storage_queue_uri"
+        ),
+    )
     max_body_bytes: int = Field(
         default=4_000_000, gt=0, description="Larger HTTP request bodies get 413."
     )
