@@ -300,6 +300,7 @@ module gatewayRegions 'modules/gateway-regions.bicep' = {
 var identitySettings = userAssigned ? {
   AzureWebJobsStorage__clientId: clientId
   ServiceBusConnection__clientId: clientId
+  AZURE_CLIENT_ID: clientId // the app's default identity for every other credential (shared/credentials.py)
 } : {}
 
 var appSettings = union({
