@@ -2,6 +2,7 @@
 its input, calls ``shared/`` and maps the outcome. The logic lives in ``shared/``."""
 
 import logging
+import os
 
 import azure.functions as func
 
@@ -10,6 +11,15 @@ import azure.functions as func
 logging.getLogger("azure").setLevel(logging.WARNING)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+# Model routes: function keys (default), or anonymous to the host when App Service Authentication
+# (Easy Auth) validates Entra ID tokens in front of them (GATEWAY_HTTP_AUTH=easy_auth; the handlers
+# then refuse requests without x-ms-client-principal). Read at indexing: docs/configuration.md.
+_MODEL_AUTH = (
+    func.AuthLevel.ANONYMOUS
+    if os.environ.get("GATEWAY_HTTP_AUTH", "").strip() == "easy_auth"
+    else func.AuthLevel.FUNCTION
+)
 
 # --- HTTP API ------------------------------------------------------------------------------
 # (section owned by the HTTP API work)
@@ -21,7 +31,7 @@ from azurefunctions.extensions.http.fastapi import Request, Response  # noqa: E4
 http_api = func.Blueprint()
 
 
-@http_api.route(route="v1/chat/completions", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@http_api.route(route="v1/chat/completions", methods=["POST"], auth_level=_MODEL_AUTH)
 async def chat_completions(req: Request) -> Response:
     """OpenAI chat completions; SSE when the body says ``"stream": true``."""
     from shared import api, runtime
@@ -29,14 +39,14 @@ async def chat_completions(req: Request) -> Response:
     return await api.chat_completions(req, runtime)
 
 
-@http_api.route(route="v1/embeddings", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@http_api.route(route="v1/embeddings", methods=["POST"], auth_level=_MODEL_AUTH)
 async def embeddings(req: Request) -> Response:
     from shared import api, runtime
 
     return await api.embeddings(req, runtime)
 
 
-@http_api.route(route="v1/models", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@http_api.route(route="v1/models", methods=["GET"], auth_level=_MODEL_AUTH)
 async def list_models(req: Request) -> Response:
     from shared import api, runtime
 
@@ -51,6 +61,14 @@ async def health(req: Request) -> Response:
     return await api.health(req, runtime)
 
 
+@http_api.route(route="health/details", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def health_details(req: Request) -> Response:
+    """Circuits, cooldowns, budgets and degraded deployments: behind a function key."""
+    from shared import api, runtime
+
+    return await api.health_details(req, runtime)
+
+
 @http_api.route(route="v1/openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def openapi(req: Request) -> Response:
     """The API description: anonymous so tools can fetch it; it holds no configuration."""
@@ -60,6 +78,55 @@ async def openapi(req: Request) -> Response:
 
 
 app.register_blueprint(http_api)
+
+# --- Azure OpenAI-shaped routes --------------------------------------------------------------
+# (section owned by the Azure front door work) The same handlers behind the paths AzureOpenAI,
+# LangChain's and LlamaIndex's Azure classes and the v1 API build; errors in Azure's shape.
+azure_api = func.Blueprint()
+
+
+@azure_api.route(
+    route="openai/deployments/{deployment}/chat/completions",
+    methods=["POST"],
+    auth_level=_MODEL_AUTH,
+)
+async def azure_chat_completions(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.azure_chat_completions(req, runtime)
+
+
+@azure_api.route(
+    route="openai/deployments/{deployment}/embeddings", methods=["POST"], auth_level=_MODEL_AUTH
+)
+async def azure_embeddings(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.azure_embeddings(req, runtime)
+
+
+@azure_api.route(route="openai/v1/chat/completions", methods=["POST"], auth_level=_MODEL_AUTH)
+async def azure_v1_chat_completions(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.azure_v1_chat_completions(req, runtime)
+
+
+@azure_api.route(route="openai/v1/embeddings", methods=["POST"], auth_level=_MODEL_AUTH)
+async def azure_v1_embeddings(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.azure_v1_embeddings(req, runtime)
+
+
+@azure_api.route(route="openai/v1/models", methods=["GET"], auth_level=_MODEL_AUTH)
+async def azure_v1_models(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.azure_v1_models(req, runtime)
+
+
+app.register_blueprint(azure_api)
 
 # --- Backlog: Service Bus worker, timer, poison handlers -----------------------------------
 # (section owned by the backlog work)
@@ -133,3 +200,82 @@ async def parking_poison(msg: func.QueueMessage) -> None:
 
 
 app.register_blueprint(backlog_api)
+
+# --- Usage and operations -------------------------------------------------------------------
+# (section owned by the operations work) Usage per caller; ops routes take the host's master key
+# (auth level ADMIN) and live under ops/ (the host reserves routes starting with "admin").
+ops_api = func.Blueprint()
+
+
+@ops_api.route(route="v1/usage", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def usage(req: Request) -> Response:
+    """The calling identity's own token use and cost (JSON, or CSV with Accept: text/csv)."""
+    from shared import api, runtime
+
+    return await api.usage_report(req, runtime, everyone=False)
+
+
+@ops_api.route(route="ops/usage", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_usage(req: Request) -> Response:
+    """Every caller's token use and cost."""
+    from shared import api, runtime
+
+    return await api.usage_report(req, runtime, everyone=True)
+
+
+app.register_blueprint(ops_api)
+
+
+ops_routes = func.Blueprint()
+
+
+@ops_routes.route(route="ops/state", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_state(req: Request) -> Response:
+    """Every region, deployment, circuit, cooldown and exhaustion, across instances."""
+    from shared import ops, runtime
+
+    return await ops.ops_state(req, runtime)
+
+
+@ops_routes.route(route="ops/clear", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+async def ops_clear(req: Request) -> Response:
+    """Clear one region's or deployment's state on every instance (shared health table)."""
+    from shared import ops, runtime
+
+    return await ops.ops_clear(req, runtime)
+
+
+@ops_routes.route(route="ops/parked", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_parked(req: Request) -> Response:
+    from shared import ops, runtime
+
+    return await ops.ops_parked(req, runtime)
+
+
+@ops_routes.route(route="ops/deadletters", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_dead_letters(req: Request) -> Response:
+    """Peek at the backlog's dead-letter queue."""
+    from shared import ops, runtime
+
+    return await ops.ops_dead_letters(req, runtime)
+
+
+@ops_routes.route(
+    route="ops/deadletters/redrive", methods=["POST"], auth_level=func.AuthLevel.ADMIN
+)
+async def ops_redrive(req: Request) -> Response:
+    """Send chosen dead-lettered messages back to the backlog."""
+    from shared import ops, runtime
+
+    return await ops.ops_redrive(req, runtime)
+
+
+@ops_routes.route(route="ops/callers", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_callers(req: Request) -> Response:
+    """Caller limits in force and each caller's use against them."""
+    from shared import ops, runtime
+
+    return await ops.ops_callers(req, runtime)
+
+
+app.register_blueprint(ops_routes)

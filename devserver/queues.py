@@ -34,7 +34,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.jobs import TimerSchedule
+from shared.jobs import TimerSchedule, storage_queue_client
+from shared.storage import expand_dev_connection
 
 __all__ = ["QueueSide", "ServiceBusPump", "StorageQueuePump", "TimerPump", "TimerSchedule", "run"]
 
@@ -211,19 +212,9 @@ class StorageQueuePump:
     async def run(self, stop: asyncio.Event) -> None:
         from azure.core.exceptions import ResourceExistsError
         from azure.functions.queue import QueueMessage
-        from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
-        from azure.storage.queue.aio import QueueClient
 
-        codec = {
-            "message_encode_policy": TextBase64EncodePolicy(),
-            "message_decode_policy": TextBase64DecodePolicy(),
-        }
-        client = QueueClient.from_connection_string(
-            self._connection, queue_name=self._queue, **codec
-        )
-        poison = QueueClient.from_connection_string(
-            self._connection, queue_name=f"{self._queue}-poison", **codec
-        )
+        client = storage_queue_client(self._connection, self._queue)
+        poison = storage_queue_client(self._connection, f"{self._queue}-poison")
         async with client, poison:
             try:
                 await client.create_queue()
@@ -405,9 +396,7 @@ class QueueSide:
             elif kind == "queueTrigger":
                 self.pumps.append(
                     StorageQueuePump(
-                        _expand_dev(
-                            self._connection(trigger.get("connection", "AzureWebJobsStorage"))
-                        ),
+                        self._connection(trigger.get("connection", "AzureWebJobsStorage")),
                         resolve(trigger["queueName"], self._env),
                         handler,
                         name=name,
@@ -435,7 +424,7 @@ class QueueSide:
         from devserver.lease import TimerLease
 
         return TimerLease(
-            _expand_dev(storage),
+            expand_dev_connection(storage),
             host_id=self._env.get("AzureFunctionsWebHost__hostid", "devserver"),
             function_name=function_name,
             owner=self._env.get("WEBSITE_INSTANCE_ID"),
@@ -460,12 +449,6 @@ class QueueSide:
                 task.cancel()
             for client in self._clients:
                 await client.close()
-
-
-def _expand_dev(connection: str) -> str:
-    from shared.jobs._service import _expand_dev as expand
-
-    return expand(connection)
 
 
 def _host_json() -> dict[str, Any]:

@@ -4,6 +4,7 @@ See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy
 (openai, azure-identity, azure-data-tables) are imported only when a gateway is built.
 """
 
+from ._access_layer import AccessLayer
 from ._budget import request_tokens
 from ._clients import ClientProvider
 from ._clock import Clock, ManualClock, SystemClock
@@ -16,21 +17,32 @@ from ._exceptions import (
     DeadlineExceeded,
     DeploymentNotFound,
     GatewayError,
+    LocalFailure,
     RegionsUnavailable,
     RequestRejected,
+    RequestTooLarge,
     StreamInterrupted,
+    TooManyInputs,
     UnknownModel,
     UpstreamUnavailable,
 )
 from ._gateway import Gateway
-from ._health import HealthRecord, HealthStore, InMemoryHealthStore, TableHealthStore
+from ._health import (
+    HealthRecord,
+    HealthStore,
+    InMemoryHealthStore,
+    TableHealthStore,
+    health_status,
+)
 from ._ledger_store import InMemoryLedgerStore, LedgerStore, TableLedgerStore
+from ._logsafe import log_safe
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 
 __all__ = [
+    "AccessLayer",
     "AllThrottled",
     "Attempt",
     "AttemptEvent",
@@ -60,15 +72,20 @@ __all__ = [
     "InMemoryHealthStore",
     "InMemoryLedgerStore",
     "LedgerStore",
+    "LocalFailure",
     "ManualClock",
     "RegionsUnavailable",
     "RequestRejected",
+    "RequestTooLarge",
     "StreamInterrupted",
     "SystemClock",
     "TableHealthStore",
     "TableLedgerStore",
+    "TooManyInputs",
     "UnknownModel",
     "UpstreamUnavailable",
     "Usage",
+    "health_status",
+    "log_safe",
     "request_tokens",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.settings import GatewaySettings
@@ -37,6 +38,13 @@ _MAX_TOP_UPS = 16  # ledger leases one call may ask for before it counts as thro
 _OVER_BUDGET = "over client-side budget"
 
 T = TypeVar("T")
+
+# Failures Azure did not count against the quota: no answer reached us (connection, timeout,
+# our own deadline or cancellation), a 5xx, or nothing was sent (LOCAL). Their charge is
+# released; a 429 corrects the budget from its headers instead, other answers keep it.
+_NOT_COUNTED = frozenset(
+    {FailureKind.CONNECTION, FailureKind.TIMEOUT, FailureKind.SERVER_ERROR, FailureKind.LOCAL}
+)
 
 
 class CallLoop:
@@ -132,7 +140,8 @@ class CallLoop:
             if not region.circuit.acquire(now):  # pick checked availability; cannot normally fail
                 continue
             dep.budget.charge(now, cost, lane)
-            sent_epoch = now
+            charged_at = now
+            dep.path = path
             timeout = None
             if remaining < settings.read_timeout_s:
                 timeout = self._timeout(
@@ -145,19 +154,26 @@ class CallLoop:
                 async with asyncio.timeout(remaining + 0.05):
                     value, headers = await send(client, path, body, timeout)
             except ClassifiedFailure as failure:
-                record(
-                    Attempt(
-                        *route.names,
-                        failure.kind,
-                        failure.status,
-                        (clock.monotonic() - sent_at) * 1000.0,
-                        failure.detail,
-                    )
+                if failure.kind in _NOT_COUNTED:
+                    dep.budget.refund(charged_at, cost)
+                attempt = Attempt(
+                    *route.names,
+                    failure.kind,
+                    failure.status,
+                    (clock.monotonic() - sent_at) * 1000.0,
+                    failure.detail,
                 )
-                policy.after_failure(route, failure, call)
+                call.attempts.append(attempt)
+                try:  # observers hear of the attempt also when the policy ends the call
+                    source = policy.after_failure(route, failure, call, sent_at=charged_at)
+                    if source is not None:
+                        attempt = call.attempts[-1] = replace(attempt, cooldown_source=source)
+                finally:
+                    on_attempt(attempt)
                 continue
             except TimeoutError:
                 region.circuit.release()
+                dep.budget.refund(charged_at, cost)
                 record(
                     Attempt(
                         *route.names,
@@ -172,8 +188,8 @@ class CallLoop:
                 region.circuit.release()
                 raise
             now = clock.now()
-            policy.region_answered(region, now)
-            dep.budget.observe(sent_epoch, now, headers)
+            policy.region_answered(region, now, sent_at=charged_at)
+            dep.budget.observe(charged_at, now, headers)
             record(Attempt(*route.names, None, 200, (clock.monotonic() - sent_at) * 1000.0))
             return value, route
 

@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["Attempt", "CallContext", "CallResult", "Capacity", "FailureKind", "Usage"]
 
 
-class FailureKind(str, enum.Enum):
+class FailureKind(enum.StrEnum):
     """Why one attempt against one deployment did not succeed."""
 
     THROTTLED = "throttled"  # 429
@@ -20,6 +20,9 @@ class FailureKind(str, enum.Enum):
     NOT_FOUND = "not_found"  # 404 DeploymentNotFound
     CONTENT_FILTER = "content_filter"
     BAD_REQUEST = "bad_request"  # other 400s
+    LOCAL = (
+        "local"  # our process or the request itself (encoding, our bug): never the region's fault
+    )
     SKIPPED = "skipped"  # not sent: circuit open, cooling down or over budget
 
 
@@ -43,6 +46,7 @@ class Attempt:
     status: int | None
     elapsed_ms: float
     detail: str = ""
+    cooldown_source: str | None = None  # a 429: the header the cooldown came from, or "default"
 
     def as_dict(self) -> dict[str, Any]:
         return {

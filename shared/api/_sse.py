@@ -28,15 +28,23 @@ def sse_event(payload: Any) -> bytes:
 
 
 async def sse_events(
-    stream: Any, correlation_id: str, *, secrets: tuple[str, ...] = ()
+    stream: Any,
+    correlation_id: str,
+    *,
+    secrets: tuple[str, ...] = (),
+    hide_usage_chunk: bool = False,
 ) -> AsyncIterator[bytes]:
-    """Encode an opened chat stream as SSE; always closes it, also when the client goes away."""
+    """Encode an opened chat stream as SSE; always closes it, also when the client goes away.
+    ``hide_usage_chunk``: drop the final usage-only chunk (no choices) the gateway asked for
+    on the caller's behalf (usage accounting) when the caller did not ask for it."""
     chunks = 0
     try:
         async for chunk in stream:
+            if hide_usage_chunk and not chunk.get("choices") and chunk.get("usage"):
+                continue
             chunks += 1
             yield sse_event(chunk)
-    except Exception as exc:  # StreamInterrupted, or anything else: never a silent truncation
+    except Exception as exc:  # noqa: BLE001 - StreamInterrupted, or anything else: never a silent truncation
         _, body = error_body(exc, correlation_id, secrets=secrets)
         _log.warning(
             "[%s] stream ended by %s after %d chunks", correlation_id, body["error"]["code"], chunks
@@ -54,5 +62,5 @@ async def sse_events(
 async def _close(stream: Any, correlation_id: str) -> None:
     try:
         await stream.aclose()
-    except Exception:  # closing must not mask the outcome
+    except Exception:  # noqa: BLE001 - closing must not mask the outcome
         _log.warning("[%s] closing the upstream stream failed", correlation_id, exc_info=True)

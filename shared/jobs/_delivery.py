@@ -46,6 +46,7 @@ class Outcome:
     FAILED = "failed"  # terminal failure recorded (and replied)
     PARKED = "parked"  # throttled everywhere: parked until its retry time
     DUPLICATE = "duplicate"  # already terminal: nothing written, reply ensured
+    STALE = "stale"  # not the job's live copy (it is parked, or another delivery runs it): dropped
     REDRIVEN = "redriven"  # dead-lettered for a transient reason: sent back to the backlog
     IGNORED = "ignored"  # nothing identifies a job: alert logged only
     CONFLICT = (

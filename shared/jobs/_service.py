@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..storage import expand_dev_connection
+from ..telemetry import job_span, traced_job
 from ._bus import Bus, Outgoing, connect_service_bus
+from ._claim import JobTooLarge
 from ._contract import JobMessage
 from ._core import Checkpoint, JobServices, _no_checkpoint
 from ._delivery import PROP_PRIORITY, Delivery
 from ._parking import ParkingLot
 from ._payloads import PayloadStore
+from ._pending import TablePendingSchedule
 from ._poison import process_dead_letter, process_parking_poison
 from ._records import JobRecord
-from ._pending import TablePendingSchedule
 from ._redrive import TimerReport, run_timer
 from ._store import TableJobStore
 from ._worker import process_delivery
 
 if TYPE_CHECKING:
+    from shared.aoai import AccessLayer
+
     from ..settings import BacklogSettings
 
 __all__ = ["Backlog", "Submission", "build_backlog"]
@@ -44,15 +50,36 @@ class Backlog:
     async def submit(self, job: JobMessage) -> Submission:
         """Record the job as queued, then enqueue it (message_id = job id, so duplicate detection works).
         Re-submitting a known, unfinished job id with the same payload enqueues again: the worker runs
-        it once. A known job id with another payload raises ``JobIdConflict`` before anything is written."""
+        it once. Refused before anything is written: a known job id with another payload
+        (``JobIdConflict``), a body over ``max_job_bytes`` (``JobTooLarge``). A body over the
+        Service Bus message size goes by claim check. If the send fails, a row this call created
+        is removed again, so a failed submission leaves nothing behind."""
+        with job_span("submit", job.job_id, None):  # the trace the worker continues
+            return await self._submit(job)
+
+    async def _submit(self, job: JobMessage) -> Submission:
         svc = self.services
+        body = job.to_body()
+        if len(body) > svc.settings.max_job_bytes:
+            raise JobTooLarge(len(body), svc.settings.max_job_bytes)
+        message = await svc.outgoing_body(job.job_id, body, job.reply_to)
         record, created = await svc.store.ensure(job)
         if record.terminal:
             return Submission(record, created, enqueued=False)
+        try:
+            await self._enqueue(job, message)
+        except Exception:
+            if created:
+                await svc.store.discard(record)
+            raise
+        return Submission(record, created, enqueued=True)
+
+    async def _enqueue(self, job: JobMessage, message: bytes) -> None:
+        svc = self.services
         await svc.bus.send(
             svc.settings.queue,
             Outgoing(
-                body=job.to_body(),
+                body=message,
                 message_id=job.job_id,
                 correlation_id=job.job_id,
                 subject=job.kind,
@@ -63,7 +90,6 @@ class Backlog:
                 },
             ),
         )
-        return Submission(record, created, enqueued=True)
 
     async def status(self, job_id: str) -> dict[str, Any] | None:
         """The job as the status endpoint shows it, with its result once it succeeded."""
@@ -76,41 +102,48 @@ class Backlog:
         return out
 
     async def process(self, delivery: Delivery) -> str:
-        return await process_delivery(self.services, delivery)
+        work = process_delivery(self.services, delivery)
+        return await traced_job(
+            "process", delivery.message_id, delivery.application_properties, work
+        )
 
     async def process_dead_letter(self, delivery: Delivery) -> str:
-        return await process_dead_letter(self.services, delivery)
+        work = process_dead_letter(self.services, delivery)
+        return await traced_job(
+            "dead_letter", delivery.message_id, delivery.application_properties, work
+        )
 
     async def process_parking_poison(self, text: str, *, dequeue_count: int | None = None) -> str:
-        return await process_parking_poison(self.services, text, dequeue_count=dequeue_count)
+        work = process_parking_poison(self.services, text, dequeue_count=dequeue_count)
+        return await traced_job("parking_poison", None, None, work)
 
     async def run_timer(self, *, probe: bool = True) -> TimerReport:
         return await run_timer(self.services, probe=probe)
 
     async def aclose(self) -> None:
-        for closer in self._closers:
-            await closer()
+        """Close every client and credential, even when closing one of them fails."""
+        from ..credentials import close_all
+
+        await close_all(list(self._closers))
 
 
 def build_backlog(
     settings: BacklogSettings,
-    gateway: Any,
+    gateway: AccessLayer,
     *,
-    clock: Any = time.time,
+    clock: Callable[[], float] = time.time,
     checkpoint: Checkpoint | None = None,
 ) -> Backlog:
-    """Build the SDK clients from settings (connection strings locally, managed identity in Azure)."""
+    """Build the SDK clients from settings (connection strings locally; in Azure identity-based
+    connections under the app's one credential policy, ``shared.credentials``)."""
     from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 
-    credential = None
-    if not settings.storage_connection:
-        from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+    from ..credentials import CredentialPool
 
-        credential = (
-            ManagedIdentityCredential(client_id=settings.storage_client_id)
-            if settings.storage_client_id
-            else DefaultAzureCredential()
-        )
+    credentials = CredentialPool()
+    credential = (
+        None if settings.storage_connection else credentials.get(settings.storage_client_id)
+    )
     table = _table_client(settings, credential)
     container = _container_client(settings, credential)
     codec = {
@@ -136,7 +169,7 @@ def build_backlog(
         min_park_s=settings.min_park_s,
         clock=clock,
     )
-    bus = Bus(connect_service_bus(settings))
+    bus = Bus(connect_service_bus(settings, credentials))
     services = JobServices(
         settings=settings,
         gateway=gateway,
@@ -146,11 +179,20 @@ def build_backlog(
         clock=clock,
         checkpoint=checkpoint or _no_checkpoint,
         pending=TablePendingSchedule(table),
+        payloads=payloads,
     )
-    closers: list[Any] = [bus.aclose, parking.aclose, table.close, container.close]
-    if credential is not None:
-        closers.append(credential.close)
-    return Backlog(services, closers=tuple(closers))
+    closers = (bus.aclose, parking.aclose, table.close, container.close, credentials.aclose)
+    return Backlog(services, closers=closers)
+
+
+# Storage calls fail fast enough to answer 503 while the HTTP caller waits (the SDK default
+# retries for about a minute); the backlog's own redelivery is the retry for queue work.
+_STORAGE_CLIENT: dict[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.5,
+    "connection_timeout": 5,
+    "read_timeout": 30,
+}
 
 
 def _table_client(settings: BacklogSettings, credential: Any) -> Any:
@@ -158,12 +200,15 @@ def _table_client(settings: BacklogSettings, credential: Any) -> Any:
 
     if settings.storage_connection:
         return TableClient.from_connection_string(
-            _expand_dev(settings.storage_connection), table_name=settings.jobs_table
+            _expand_dev(settings.storage_connection),
+            table_name=settings.jobs_table,
+            **_STORAGE_CLIENT,
         )
     return TableClient(
-        f"https://{settings.storage_account}.table.core.windows.net",
+        settings.storage_endpoint("table"),
         table_name=settings.jobs_table,
         credential=credential,
+        **_STORAGE_CLIENT,
     )
 
 
@@ -172,12 +217,15 @@ def _container_client(settings: BacklogSettings, credential: Any) -> Any:
 
     if settings.storage_connection:
         return ContainerClient.from_connection_string(
-            _expand_dev(settings.storage_connection), container_name=settings.results_container
+            _expand_dev(settings.storage_connection),
+            container_name=settings.results_container,
+            **_STORAGE_CLIENT,
         )
     return ContainerClient(
-        f"https://{settings.storage_account}.blob.core.windows.net",
+        settings.storage_endpoint("blob"),
         container_name=settings.results_container,
         credential=credential,
+        **_STORAGE_CLIENT,
     )
 
 
@@ -187,29 +235,29 @@ def _queue_client(
     from azure.storage.queue.aio import QueueClient
 
     if settings.storage_connection:
-        return QueueClient.from_connection_string(
-            _expand_dev(settings.storage_connection), queue_name=name, **codec
-        )
+        return storage_queue_client(settings.storage_connection, name, **_STORAGE_CLIENT)
     return QueueClient(
-        f"https://{settings.storage_account}.queue.core.windows.net",
+        settings.storage_endpoint("queue"),
         queue_name=name,
         credential=credential,
         **codec,
+        **_STORAGE_CLIENT,
     )
 
 
-# The emulator's published well-known account and key (not a secret); what UseDevelopmentStorage=true means.
-_DEV = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
+_expand_dev = expand_dev_connection  # the dev server's queue side uses it too
 
 
-def _expand_dev(connection: str) -> str:
-    return (
-        _DEV
-        if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true"
-        else connection
+def storage_queue_client(connection: str, queue: str, **options: Any) -> Any:
+    """An async ``QueueClient`` for ``queue`` from a connection string (``UseDevelopmentStorage=true``
+    means Azurite's default ports), with the base64 text codec the host's queue trigger uses."""
+    from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+    from azure.storage.queue.aio import QueueClient
+
+    return QueueClient.from_connection_string(
+        expand_dev_connection(connection),
+        queue_name=queue,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+        **options,
     )

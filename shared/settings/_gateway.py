@@ -1,4 +1,9 @@
-"""The gateway's frozen settings, from app settings (the environment) or local.settings.json Values."""
+"""The gateway's frozen settings, from app settings (the environment) or local.settings.json Values.
+
+Loaded through pydantic-settings (``AppSettings``): ``GATEWAY_<FIELD>``, and for storage the
+host's own names (``AzureWebJobsStorage``, ``AzureWebJobsStorage__accountName``) as
+``AliasChoices``.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +11,33 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ._errors import SettingsError, settings_error_from
 from ._regions import RegionConfig
+from ._source import AppSettings, env_names, load_from
 
 __all__ = ["GatewaySettings", "load_gateway_settings"]
 
 _PREFIX = "GATEWAY_"
-# Fields that also answer to the Functions host's own setting names.
-_HOST_NAMES = {
-    "storage_connection": "AzureWebJobsStorage",
-    "storage_account": "AzureWebJobsStorage__accountName",
-}
 
 
-class GatewaySettings(BaseModel):
+class GatewaySettings(AppSettings):
     """Everything the access layer and the HTTP API need. App setting keys are ``GATEWAY_<FIELD>``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=_PREFIX,
+        case_sensitive=False,
+        populate_by_name=True,
+    )
 
-    regions: tuple[RegionConfig, ...] = Field(
+    # NoDecode: the JSON is parsed by ``_regions_from_json`` below, so a bad table names itself.
+    regions: Annotated[tuple[RegionConfig, ...], NoDecode] = Field(
         description="The region table, as JSON (GATEWAY_REGIONS) or a file (GATEWAY_REGIONS_FILE)."
     )
     connect_timeout_s: float = Field(default=3.0, gt=0)
@@ -35,6 +45,18 @@ class GatewaySettings(BaseModel):
         default=60.0,
         gt=0,
         description="Longest silence from upstream before an attempt is abandoned.",
+    )
+    first_byte_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for an attempt's first chunk (streams, and non-streaming chats sent as streams).",
+    )
+    idle_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest silence between two chunks of a stream."
+    )
+    stream_upstream: bool = Field(
+        default=True,
+        description="Send non-streaming chats upstream as streams and assemble the body, so the deadlines above apply.",
     )
     call_deadline_s: float = Field(
         default=200.0, gt=0, description="Total budget of one call, under the 230 s HTTP cap."
@@ -47,7 +69,14 @@ class GatewaySettings(BaseModel):
         default=10.0, gt=0, description="Cooldown after a 429 that carries no usable header."
     )
     absurd_retry_after_s: float = Field(
-        default=300.0, gt=0, description="A retry-after beyond this marks the deployment exhausted."
+        default=300.0,
+        gt=0,
+        description="A retry-after beyond this marks the deployment exhausted, for at most this long.",
+    )
+    exhaustion_probe_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often an exhausted deployment is verified with a minimal real call.",
     )
     default_max_tokens: int = Field(
         default=4096, gt=0, description="Charged to the budget when a request sends no max_tokens."
@@ -60,14 +89,49 @@ class GatewaySettings(BaseModel):
     missing_deployment_s: float = Field(
         default=300.0, gt=0, description="How long a deployment that answered 404 is skipped."
     )
+    health_degraded_after_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="GET /api/health says degraded while a deployment cools down longer than this (or is exhausted).",
+    )
+    max_embedding_inputs: int = Field(
+        default=2048,
+        ge=1,
+        description="Most inputs one embeddings request may carry (OpenAI's own cap); more get 400.",
+    )
     health_table: str = "gatewayhealth"
     health_cache_s: float = Field(default=2.0, ge=0)
     storage_connection: str | None = Field(
         default=None,
+        validation_alias=AliasChoices("GATEWAY_STORAGE_CONNECTION", "AzureWebJobsStorage"),
         description="Storage for shared region health; None keeps health per instance.",
     )
     storage_account: str | None = Field(
-        default=None, description="Storage account name for identity-based access."
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_ACCOUNT", "AzureWebJobsStorage__accountName"
+        ),
+        description="Storage account name for identity-based access.",
+    )
+    storage_client_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_CLIENT_ID", "AzureWebJobsStorage__clientId", "storage_client_id"
+        ),
+        description="User-assigned identity for identity-based storage.",
+    )
+    storage_table_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_TABLE_URI", "AzureWebJobsStorage__tableServiceUri", "storage_table_uri"
+        ),
+        description="Identity-based storage by service URI (table, or the queue's).",
+    )
+    storage_queue_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_QUEUE_URI", "AzureWebJobsStorage__queueServiceUri", "storage_queue_uri"
+        ),
     )
     ledger_enabled: bool = Field(
         default=True,
@@ -107,6 +171,12 @@ class GatewaySettings(BaseModel):
     max_body_bytes: int = Field(
         default=4_000_000, gt=0, description="Larger HTTP request bodies get 413."
     )
+    http_auth: Literal["function_key", "easy_auth"] = Field(
+        default="function_key",
+        description="How model-route callers authenticate: function keys (auth level function), or "
+        "Entra ID tokens validated by App Service Authentication (auth level anonymous; the "
+        "gateway then refuses requests without x-ms-client-principal). Read at indexing too.",
+    )
 
     @field_validator("regions", mode="before")
     @classmethod
@@ -138,19 +208,15 @@ class GatewaySettings(BaseModel):
 def load_gateway_settings(environ: Mapping[str, str] | None = None) -> GatewaySettings:
     """Validate settings from ``environ`` (default ``os.environ``); raise SettingsError naming the bad key."""
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    for name in GatewaySettings.model_fields:
-        key = f"{_PREFIX}{name.upper()}"
-        if key in env:
-            values[name] = env[key]
-        elif name in _HOST_NAMES and _HOST_NAMES[name] in env:
-            values[name] = env[_HOST_NAMES[name]]
-    if "regions" not in values:
-        values["regions"] = _regions_from_file(env)
+    init: dict[str, object] = {}
+    if not any(key.upper() == f"{_PREFIX}REGIONS" for key in env):
+        init["regions"] = _regions_from_file(env)
     try:
-        return GatewaySettings.model_validate(values)
+        return load_from(GatewaySettings, env, **init)
     except ValidationError as exc:
-        raise settings_error_from(exc, prefix=_PREFIX, source_names={}) from exc
+        raise settings_error_from(
+            exc, prefix=_PREFIX, source_names=env_names(GatewaySettings, _PREFIX)
+        ) from exc
 
 
 def _regions_from_file(env: Mapping[str, str]) -> object:

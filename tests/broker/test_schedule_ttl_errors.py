@@ -11,7 +11,6 @@ from azure.servicebus.exceptions import MessagingEntityNotFoundError, ServiceBus
 
 from .conftest import Side, body_of
 
-
 DUE_S = 3.0  # long enough for the checks before it on a busy machine
 
 

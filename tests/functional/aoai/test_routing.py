@@ -63,6 +63,7 @@ async def test_retry_after_ms_is_honoured_and_the_next_region_is_tried_in_the_sa
         ("swedencentral", None),
     ]
     assert result.region == "swedencentral"
+    assert [a.cooldown_source for a in result.attempts] == ["retry-after-ms", None]
     seen = chat_requests(east.stats(), "gpt-4o-prod")
     for _ in range(14):  # 1.4 s of the 1.5 s cooldown
         clock.advance(0.1)
@@ -139,12 +140,13 @@ async def test_absurd_retry_after_parks_the_deployment_without_sleeping(
     with pytest.raises(AllThrottled) as caught:
         async with asyncio.timeout(60):  # a gateway sleeping through the day would trip this
             await gateway.chat(chat(), ctx())
+    # Issue 10 finding 2: the lie is capped at absurd_retry_after_s (300 s by default).
     assert [a.outcome for a in caught.value.attempts] == [FailureKind.THROTTLED] * 2
-    assert caught.value.retry_at == pytest.approx(clock.now() + 86400)
+    assert caught.value.retry_at == pytest.approx(clock.now() + 300)
     report = gateway.health_report()["regions"]
     assert report["eastus2"]["deployments"]["gpt-4o-prod"]["state"] == "exhausted"
     assert gateway.capacity("gpt-4o").deployments == 0
-    assert gateway.capacity("gpt-4o").retry_at == pytest.approx(clock.now() + 86400)
+    assert gateway.capacity("gpt-4o").retry_at == pytest.approx(clock.now() + 300)
 
 
 async def test_streams_fail_over_before_the_first_chunk(
