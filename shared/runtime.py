@@ -60,11 +60,12 @@ def backlog() -> Backlog:
     """The backlog (job store, Service Bus sender, parking queues) on top of ``gateway()``."""
     current = backlog_settings()
     gw = gateway()
+    gateway_settings = settings()
     with _lock:
         if "backlog" not in _cache:
             from shared.jobs import build_backlog
 
-            _cache["backlog"] = build_backlog(current, gw)
+            _cache["backlog"] = build_backlog(current, gw, gateway_settings=gateway_settings)
         return _cache["backlog"]  # type: ignore[return-value]
 
 

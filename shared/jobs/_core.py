@@ -50,6 +50,7 @@ class JobServices:
     parking: ParkingLot
     clock: Callable[[], float] = time.time
     checkpoint: Checkpoint = field(default=_no_checkpoint)
+    batch_lane: Any = None  # shared.batchlane.BatchLane when a region has Global Batch deployments
 
 
 def reply_message_id(job_id: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 __all__ = ["TERMINAL", "JobRecord", "JobStatus", "ReplyState", "Terminal"]
 
-JobStatus = Literal["queued", "running", "parked", "succeeded", "failed"]
+JobStatus = Literal["queued", "running", "parked", "batched", "succeeded", "failed"]
 ReplyState = Literal["none", "pending", "sent", "undeliverable"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
 
@@ -69,6 +69,8 @@ class JobRecord:
     reply_state: ReplyState = "none"
     reply_owner: str | None = None
     reply_lease_until: float | None = None
+    lane: str | None = None  # the batch lane's hooks (shared/batchlane): "standard" | "batch"
+    batch_id: str | None = None  # the lane's batch this job went into
     etag: str | None = field(default=None, compare=False)
     inline_result: str | None = field(default=None, repr=False)
 
@@ -89,6 +91,7 @@ class JobRecord:
             "updated_at": self.updated_at,
             "deliveries": self.deliveries,
             "parks": self.parks,
+            "lane": self.lane or "standard",
         }
         if self.deadline:
             out["deadline"] = self.deadline

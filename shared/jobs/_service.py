@@ -19,7 +19,7 @@ from ._store import TableJobStore
 from ._worker import process_delivery
 
 if TYPE_CHECKING:
-    from ..settings import BacklogSettings
+    from ..settings import BacklogSettings, GatewaySettings
 
 __all__ = ["Backlog", "Submission", "build_backlog"]
 
@@ -70,6 +70,11 @@ class Backlog:
         if record is None:
             return None
         out = record.public()
+        lane = self.services.batch_lane
+        if record.batch_id and lane is not None:  # the batch lane's hook: the batch's progress
+            row = await lane.store.get_batch(record.batch_id)
+            if row is not None:
+                out["batch"] = row.public()
         if record.status == "succeeded":
             out["result"] = await self.services.store.load_result(record)
         return out
@@ -84,7 +89,10 @@ class Backlog:
         return await process_parking_poison(self.services, text, dequeue_count=dequeue_count)
 
     async def run_timer(self, *, probe: bool = True) -> TimerReport:
-        return await run_timer(self.services, probe=probe)
+        report = await run_timer(self.services, probe=probe)
+        if self.services.batch_lane is not None:  # the batch lane's hook: submit, poll, finish
+            await self.services.batch_lane.tick(self.services)
+        return report
 
     async def aclose(self) -> None:
         for closer in self._closers:
@@ -97,8 +105,11 @@ def build_backlog(
     *,
     clock: Any = time.time,
     checkpoint: Checkpoint | None = None,
+    gateway_settings: GatewaySettings | None = None,
+    lane_checkpoint: Checkpoint | None = None,
 ) -> Backlog:
-    """Build the SDK clients from settings (connection strings locally, managed identity in Azure)."""
+    """Build the SDK clients from settings (connection strings locally, managed identity in Azure).
+    With ``gateway_settings`` naming Global Batch deployments, the batch lane is built too."""
     from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 
     credential = None
@@ -136,6 +147,17 @@ def build_backlog(
         clock=clock,
     )
     bus = Bus(connect_service_bus(settings))
+    lane = None
+    if gateway_settings is not None:
+        from ..batchlane import build_batch_lane
+
+        lane = build_batch_lane(
+            settings,
+            gateway_settings,
+            _table_client(settings, credential, settings.batch_table),
+            payloads,
+            checkpoint=lane_checkpoint,
+        )
     services = JobServices(
         settings=settings,
         gateway=gateway,
@@ -144,23 +166,26 @@ def build_backlog(
         parking=parking,
         clock=clock,
         checkpoint=checkpoint or _no_checkpoint,
+        batch_lane=lane,
     )
     closers: list[Any] = [bus.aclose, parking.aclose, table.close, container.close]
+    if lane is not None:
+        closers.append(lane.aclose)
     if credential is not None:
         closers.append(credential.close)
     return Backlog(services, closers=tuple(closers))
 
 
-def _table_client(settings: BacklogSettings, credential: Any) -> Any:
+def _table_client(settings: BacklogSettings, credential: Any, name: str | None = None) -> Any:
     from azure.data.tables.aio import TableClient
 
     if settings.storage_connection:
         return TableClient.from_connection_string(
-            _expand_dev(settings.storage_connection), table_name=settings.jobs_table
+            _expand_dev(settings.storage_connection), table_name=name or settings.jobs_table
         )
     return TableClient(
         f"https://{settings.storage_account}.table.core.windows.net",
-        table_name=settings.jobs_table,
+        table_name=name or settings.jobs_table,
         credential=credential,
     )
 

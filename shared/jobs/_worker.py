@@ -59,7 +59,12 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
             svc, job.job_id, _deadline_failure(job), owner=owner, job=job, current=record
         )
         return Outcome.FAILED
-    running = await svc.store.progress(job.job_id, "running", current=record, deliveries=("+", 1))
+    if svc.batch_lane is not None and svc.batch_lane.wants(job, now):  # the batch lane's hook
+        await svc.batch_lane.accept(svc, job, record)
+        return Outcome.BATCHED
+    running = await svc.store.progress(
+        job.job_id, "running", current=record, deliveries=("+", 1), lane="standard"
+    )
     if running is not None and running.terminal:  # finished meanwhile by a duplicate
         await deliver_reply(svc, running, owner=owner)
         return Outcome.DUPLICATE
