@@ -79,7 +79,10 @@ async def test_failed_and_expired_batches_and_failed_lines_are_rerouted_to_stand
         unique_name,
         gateway_factory,
         gateway_settings_factory,
-        env={"BACKLOG_BATCH_MAX_REQUESTS": "4"},
+        env={
+            "BACKLOG_BATCH_MAX_REQUESTS": "4",
+            "BACKLOG_BATCH_MAX_WAIT_S": "600",
+        },  # full files only
     ).start()
     jobs = [h.job(f"job {i}", lane="batch") for i in range(12)]
     await h.submit(*jobs)
@@ -170,7 +173,10 @@ async def test_the_enqueued_token_quota_is_respected(
         unique_name,
         gateway_factory(settings),
         settings,
-        env={"BACKLOG_BATCH_MAX_REQUESTS": "4"},
+        env={
+            "BACKLOG_BATCH_MAX_REQUESTS": "4",
+            "BACKLOG_BATCH_MAX_WAIT_S": "600",
+        },  # full files only
     ).start()
     jobs = [h.job("w " * 100 + str(i), lane="batch") for i in range(12)]
     await h.submit(*jobs)
