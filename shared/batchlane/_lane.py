@@ -25,8 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..jobs import JobMessage, JobRecord, Outgoing, Terminal
-from ..jobs._core import JobServices, conclude
+from ..jobs import JobMessage, JobRecord, JobServices, Outgoing, Terminal, conclude
 from ._lines import enqueued_tokens, outcome_of, request_line
 from ._store import BatchRow, LaneStore, PendingJob
 
