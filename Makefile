@@ -1,13 +1,14 @@
 # make run   - set everything up and run the gateway locally (simulator, Azurite, broker, app)
 # make test  - set everything up and run the test suite
 # make bench - run the benchmarks and write docs/benchmarks.md
+# make lint  - ruff (lint and format check) and mypy (shared/ and function_app.py), as CI runs them
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-installed
 AZURITE := node_modules/.bin/azurite
 
-.PHONY: run test bench deps clean
+.PHONY: run test lint bench deps clean
 
 deps: $(DEPS) $(AZURITE)
 
@@ -22,6 +23,11 @@ $(AZURITE): package.json
 
 test: deps
 	$(PY) -m pytest
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 run: deps
 	$(PY) scripts/run_local.py

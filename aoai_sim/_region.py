@@ -379,8 +379,9 @@ class RegionApp:
         )
         first = True
         paced = bool(ttft or per_token)
-        sent = 0
-        for event, is_token in _ops.chat_events(plan):
+        for sent, (event, is_token) in enumerate(
+            _ops.chat_events(plan)
+        ):  # sent: events written so far
             if conn.closed:
                 return
             if cut is not None and (sent >= cut_after or event == _DONE):
@@ -391,7 +392,6 @@ class RegionApp:
                 await asyncio.sleep(ttft if first else per_token)
                 first = False
             conn.write_chunk(event)
-            sent += 1
             if paced:
                 await conn.flush()
         await conn.end_chunked()

@@ -204,7 +204,7 @@ async def run_chaos(
         text_from_queue_message,
     )
     from shared.settings import load_backlog_settings
-    from tests.fixtures.gateway import settings_for_sim
+    from testpeers.gateway import settings_for_sim
 
     rng = random.Random(seed)
     tag = uuid.uuid4().hex[:8]
@@ -377,8 +377,8 @@ async def run_chaos(
 
 
 def _start_azurite(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from tests.fixtures.azurite import ACCOUNT, ACCOUNT_KEY
-    from tests.fixtures.ports import free_port, wait_for_port
+    from testpeers.azurite import ACCOUNT, ACCOUNT_KEY
+    from testpeers.ports import free_port, wait_for_port
 
     binary = ROOT / "node_modules" / ".bin" / "azurite"
     exe = str(binary) if binary.exists() else shutil.which("azurite")
@@ -406,7 +406,7 @@ def run_standalone(
 ) -> ChaosReport:
     """Start Azurite, the simulator and the broker on free loopback ports, run, stop them all."""
     import sbbroker
-    from tests.fixtures.sim import start_sim
+    from testpeers.sim import start_sim
 
     workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
     (workdir / "sim").mkdir(parents=True, exist_ok=True)

@@ -214,7 +214,7 @@ async def _litellm_handler(sim: SimProcess) -> tuple[Handler, Callable[[], Await
 
 
 def _gateway(sim: SimProcess) -> Any:
-    from shared.aoai._gateway import Gateway
+    from shared.aoai import Gateway
     from shared.settings import GatewaySettings
 
     table = gateway_regions(

@@ -65,8 +65,7 @@ def _sim_regions() -> list[dict[str, Any]]:
 
 async def _contender(name: str, sim: SimProcess) -> tuple[Call, Callable[[], Awaitable[None]]]:
     if name == "gateway":
-        from shared.aoai import CallContext, ChatRequest
-        from shared.aoai._gateway import Gateway
+        from shared.aoai import CallContext, ChatRequest, Gateway
         from shared.settings import GatewaySettings
 
         table = gateway_regions(

@@ -85,8 +85,7 @@ async def _consume_sdk(client: Any, model: str) -> int:
 async def _child_gateway(endpoint: str) -> dict[str, Any]:
     import os
 
-    from shared.aoai import CallContext, ChatRequest
-    from shared.aoai._gateway import Gateway
+    from shared.aoai import CallContext, ChatRequest, Gateway
     from shared.settings import GatewaySettings
 
     table = [

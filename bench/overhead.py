@@ -82,8 +82,7 @@ async def _timed_rounds(
 async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
     import httpx2
 
-    from shared.aoai import CallContext, ChatRequest
-    from shared.aoai._gateway import Gateway
+    from shared.aoai import CallContext, ChatRequest, Gateway
     from shared.settings import GatewaySettings
 
     endpoint = sim.endpoint("solo")

@@ -94,7 +94,7 @@ def _endpoint(fn: HttpFunction) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         try:
             return await fn.handler(request)
-        except Exception:  # the host answers 500 with no body when a function raises
+        except Exception:  # noqa: BLE001 - the host answers 500 with no body when a function raises
             _log.exception("function %s raised", fn.name)
             return Response(status_code=500)
 

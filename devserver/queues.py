@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.jobs import TimerSchedule
+from shared.jobs import TimerSchedule, storage_queue_client
 
 __all__ = ["QueueSide", "ServiceBusPump", "StorageQueuePump", "TimerPump", "TimerSchedule", "run"]
 
@@ -210,19 +210,9 @@ class StorageQueuePump:
     async def run(self, stop: asyncio.Event) -> None:
         from azure.core.exceptions import ResourceExistsError
         from azure.functions.queue import QueueMessage
-        from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
-        from azure.storage.queue.aio import QueueClient
 
-        codec = {
-            "message_encode_policy": TextBase64EncodePolicy(),
-            "message_decode_policy": TextBase64DecodePolicy(),
-        }
-        client = QueueClient.from_connection_string(
-            self._connection, queue_name=self._queue, **codec
-        )
-        poison = QueueClient.from_connection_string(
-            self._connection, queue_name=f"{self._queue}-poison", **codec
-        )
+        client = storage_queue_client(self._connection, self._queue)
+        poison = storage_queue_client(self._connection, f"{self._queue}-poison")
         async with client, poison:
             try:
                 await client.create_queue()
@@ -385,9 +375,7 @@ class QueueSide:
             elif kind == "queueTrigger":
                 self.pumps.append(
                     StorageQueuePump(
-                        _expand_dev(
-                            self._connection(trigger.get("connection", "AzureWebJobsStorage"))
-                        ),
+                        self._connection(trigger.get("connection", "AzureWebJobsStorage")),
                         resolve(trigger["queueName"], self._env),
                         handler,
                         name=name,
@@ -425,12 +413,6 @@ class QueueSide:
                 task.cancel()
             for client in self._clients:
                 await client.close()
-
-
-def _expand_dev(connection: str) -> str:
-    from shared.jobs._service import _expand_dev as expand
-
-    return expand(connection)
 
 
 def _host_json() -> dict[str, Any]:

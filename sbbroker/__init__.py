@@ -1,9 +1,20 @@
 """A wire-level AMQP 1.0 Azure Service Bus test broker for the real azure-servicebus SDK (tests only)."""
 
-from ._broker import Broker, start_in_thread
-from ._entities import QueueConfig
-from ._message import BrokerMessage
+from ._sdk import SDK_VERSION, check_sdk_version
 
-__all__ = ["SDK_VERSION", "Broker", "BrokerMessage", "QueueConfig", "start_in_thread"]
+try:
+    from ._broker import Broker, start_in_thread
+    from ._entities import QueueConfig
+    from ._message import BrokerMessage
+except ImportError:  # the SDK's private codec moved: say which versions, not just what broke
+    check_sdk_version()
+    raise
 
-SDK_VERSION = "7.15.0"  # the azure-servicebus release whose private codec (_pyamqp) this relies on
+__all__ = [
+    "SDK_VERSION",
+    "Broker",
+    "BrokerMessage",
+    "QueueConfig",
+    "check_sdk_version",
+    "start_in_thread",
+]

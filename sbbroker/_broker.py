@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from . import _sdk
 from ._connection import Connection
 from ._entities import EntityNotFound, QueueConfig, Registry
 from ._message import STATE_ACTIVE, STATE_DEFERRED, STATE_SCHEDULED, BrokerMessage
@@ -78,6 +79,7 @@ class Broker:
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> Broker:
         """Listen on the configured port (0 picks a free one) inside the running loop."""
+        _sdk.check_sdk_version()  # refuses another azure-servicebus than the one checked against
         self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._on_client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -122,6 +124,7 @@ class Broker:
 
     def start_in_thread(self, timeout: float = 10.0) -> Broker:
         """Run the broker on its own event loop in a daemon thread; returns once listening."""
+        _sdk.check_sdk_version()
         ready: concurrent.futures.Future = concurrent.futures.Future()
 
         def run() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from azure.servicebus._pyamqp._encode import encode_payload
 from azure.servicebus._pyamqp.endpoints import Source, Target
@@ -49,7 +49,7 @@ _WINDOW = 0x7FFFFFFF
 _SESSION_FILTER = b"com.microsoft:session-filter"
 _SIZE_EXCEEDED = b"amqp:link:message-size-exceeded"
 
-Outcome = Union[Accepted, Rejected, Released, Modified]
+Outcome = Accepted | Rejected | Released | Modified
 
 
 def _text(value: Any) -> str | None:
@@ -321,9 +321,13 @@ class Connection:
 
     def _drop_link(self, link: IncomingLink | OutgoingLink) -> None:
         link.attached = False
-        if isinstance(link, OutgoingLink) and link.kind == "queue" and link.queue is not None:
-            if link in link.queue.consumers:
-                link.queue.consumers.remove(link)
+        if (
+            isinstance(link, OutgoingLink)
+            and link.kind == "queue"
+            and link.queue is not None
+            and link in link.queue.consumers
+        ):
+            link.queue.consumers.remove(link)
 
     def _on_attach(self, session: Session, fields: list[Any]) -> None:
         name, remote_handle, role = fields[0], fields[1], fields[2]
@@ -386,10 +390,7 @@ class Connection:
             )
         if error is not None or link is None:
             # Refusing a link (AMQP 1.0 2.6.3): attach with a null terminus on our side, then detach.
-            if client_receives:
-                reply = reply._replace(source=None)
-            else:
-                reply = reply._replace(target=None)
+            reply = reply._replace(source=None) if client_receives else reply._replace(target=None)
             session.send(reply)
             session.send(DetachFrame(handle=handle, closed=True, error=error))
             return
@@ -507,9 +508,11 @@ class Connection:
         encode_payload(out, response)
         target = next(
             (
-                l
-                for l in session.links.values()
-                if isinstance(l, OutgoingLink) and l.kind == link.kind and l.path == link.path
+                other
+                for other in session.links.values()
+                if isinstance(other, OutgoingLink)
+                and other.kind == link.kind
+                and other.path == link.path
             ),
             None,
         )
@@ -528,7 +531,7 @@ class Connection:
             entry = session.unsettled.get(delivery_id)
             if entry is None:
                 continue
-            link, queue, token = entry
+            _link, queue, token = entry
             if state is None or "received" in state:
                 if settled:
                     session.unsettled.pop(delivery_id, None)

@@ -12,7 +12,7 @@ Other pieces add their own lazily built services here, following the same patter
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from shared.aoai import Gateway
@@ -32,7 +32,7 @@ def settings() -> GatewaySettings:
             from shared.settings import load_gateway_settings
 
             _cache["settings"] = load_gateway_settings()
-        return _cache["settings"]  # type: ignore[return-value]
+        return cast("GatewaySettings", _cache["settings"])
 
 
 def gateway() -> Gateway:
@@ -43,7 +43,7 @@ def gateway() -> Gateway:
             from shared.aoai import Gateway
 
             _cache["gateway"] = Gateway(current)
-        return _cache["gateway"]  # type: ignore[return-value]
+        return cast("Gateway", _cache["gateway"])
 
 
 def backlog_settings() -> BacklogSettings:
@@ -53,7 +53,7 @@ def backlog_settings() -> BacklogSettings:
             from shared.settings import load_backlog_settings
 
             _cache["backlog_settings"] = load_backlog_settings()
-        return _cache["backlog_settings"]  # type: ignore[return-value]
+        return cast("BacklogSettings", _cache["backlog_settings"])
 
 
 def backlog() -> Backlog:
@@ -66,7 +66,7 @@ def backlog() -> Backlog:
             from shared.jobs import build_backlog
 
             _cache["backlog"] = build_backlog(current, gw, gateway_settings=gateway_settings)
-        return _cache["backlog"]  # type: ignore[return-value]
+        return cast("Backlog", _cache["backlog"])
 
 
 def reset() -> None:
@@ -82,7 +82,7 @@ async def aclose() -> None:
         _cache.clear()
     jobs = built.get("backlog")
     if jobs is not None:
-        await jobs.aclose()  # type: ignore[attr-defined]
+        await cast("Backlog", jobs).aclose()
     gw = built.get("gateway")
     if gw is not None:
-        await gw.aclose()  # type: ignore[attr-defined]
+        await cast("Gateway", gw).aclose()

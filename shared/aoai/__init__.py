@@ -4,6 +4,7 @@ See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy
 (openai, azure-identity, azure-data-tables) are imported only when a gateway is built.
 """
 
+from ._access_layer import AccessLayer
 from ._budget import request_tokens
 from ._clients import ClientProvider
 from ._clock import Clock, ManualClock, SystemClock
@@ -30,6 +31,7 @@ from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 
 __all__ = [
+    "AccessLayer",
     "AllThrottled",
     "Attempt",
     "AttemptEvent",

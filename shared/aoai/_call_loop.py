@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from shared.settings import GatewaySettings
@@ -109,16 +110,20 @@ class CallLoop:
                 async with asyncio.timeout(remaining + 0.05):
                     value, headers = await send(client, path, body, timeout)
             except ClassifiedFailure as failure:
-                record(
-                    Attempt(
-                        *route.names,
-                        failure.kind,
-                        failure.status,
-                        (clock.monotonic() - sent_at) * 1000.0,
-                        failure.detail,
-                    )
+                attempt = Attempt(
+                    *route.names,
+                    failure.kind,
+                    failure.status,
+                    (clock.monotonic() - sent_at) * 1000.0,
+                    failure.detail,
                 )
-                policy.after_failure(route, failure, call)
+                call.attempts.append(attempt)
+                try:  # observers hear of the attempt also when the policy ends the call
+                    source = policy.after_failure(route, failure, call)
+                    if source is not None:
+                        attempt = call.attempts[-1] = replace(attempt, cooldown_source=source)
+                finally:
+                    on_attempt(attempt)
                 continue
             except TimeoutError:
                 region.circuit.release()

@@ -100,7 +100,8 @@ class ClassifiedFailure(Exception):
         """The public error for a RAISE outcome."""
         body = self.body
         if self.kind is FailureKind.CONTENT_FILTER:
-            inner = body.get("innererror") if isinstance(body.get("innererror"), Mapping) else {}
+            inner = body.get("innererror")
+            inner = inner if isinstance(inner, Mapping) else {}
             categories = (
                 inner.get("content_filter_result") or body.get("content_filter_result") or {}
             )

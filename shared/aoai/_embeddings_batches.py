@@ -9,7 +9,7 @@ part's error, carrying the attempts of every part (also those cancelled on the w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from ._exceptions import GatewayError
@@ -26,7 +26,7 @@ def split_inputs(inputs: list[Any], size: int) -> list[list[Any]]:
 
 async def fan_out(
     batches: Sequence[list[Any]],
-    send: Callable[[list[Any], CallState], Awaitable[T]],
+    send: Callable[[list[Any], CallState], Coroutine[Any, Any, T]],
     calls: Sequence[CallState],
 ) -> list[T]:
     """Run ``send(batch, call)`` for every batch at once; the results in batch order.

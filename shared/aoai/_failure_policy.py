@@ -60,24 +60,26 @@ class FailurePolicy:
         self._health = health
         self._now = now
 
-    def after_failure(self, route: Route, failure: ClassifiedFailure, call: CallState) -> None:
+    def after_failure(
+        self, route: Route, failure: ClassifiedFailure, call: CallState
+    ) -> str | None:
         """Update the route's region and deployment and the call's state; raises the public
-        error for a RAISE outcome."""
+        error for a RAISE outcome. Returns where a 429's cooldown came from (else None)."""
         now = self._now()
         region, dep = route.region, route.deployment
         action = failure.action
         if action is FailureAction.CIRCUIT:
             call.bad_regions.add(region.config.name)
             self.region_failed(region, immediate=failure.opens_circuit_at_once)
-            return
+            return None
         # Any other HTTP answer proves the region is up; an identity-endpoint failure says nothing about it.
         if failure.status is not None:
             self.region_answered(region, now)
         else:
             region.circuit.release()
         if action is FailureAction.COOLDOWN:
-            self._throttle(route, failure, now)
-        elif action is FailureAction.SKIP_CREDENTIALS:
+            return self._throttle(route, failure, now)
+        if action is FailureAction.SKIP_CREDENTIALS:
             call.bad_credentials.add(region.credentials)
             if call.auth is None:
                 call.auth = (route, failure)
@@ -89,6 +91,7 @@ class FailurePolicy:
                 call.missing = route
         elif action is FailureAction.RAISE:
             raise failure.error(tuple(call.attempts)) from failure
+        return None
 
     def region_failed(self, region: RegionState, *, immediate: bool) -> None:
         """A transient failure of the region (also after a stream's first chunk, or a probe)."""
@@ -100,7 +103,7 @@ class FailurePolicy:
         if region.circuit.record_success(self._now() if now is None else now):
             self._health.publish_region(region)
 
-    def _throttle(self, route: Route, failure: ClassifiedFailure, now: float) -> None:
+    def _throttle(self, route: Route, failure: ClassifiedFailure, now: float) -> str:
         """A 429: cool the deployment down per its headers; absurd values mark it exhausted."""
         dep = route.deployment
         settings = self._settings
@@ -118,3 +121,4 @@ class FailurePolicy:
         # The 429's remaining-* headers (zero) are not applied: the cooldown above already says when it frees up.
         self._health.publish_deployment(dep, state, until)
         logger.debug("deployment %s %s for %.3fs (from %s)", dep.key, state, seconds, source)
+        return source

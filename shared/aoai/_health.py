@@ -6,7 +6,10 @@ cache, so a second instance does not rediscover an outage from scratch.
 
 * ``InMemoryHealthStore``: per process (or shared by several gateways in one test).
 * ``TableHealthStore``: Azure Table Storage (Azurite locally), via ``azure-data-tables``.
-  One partition, one row per region or deployment, last writer wins by ``updated``.
+  One partition, one row per region or deployment. A write replaces the row unconditionally
+  (the last write wins, whatever its ``updated``); readers apply a record only when its
+  ``updated`` is newer than what they already know, so a late write of an older verdict does
+  not undo a newer one on an instance that has seen the newer one.
 
 ``SharedHealth`` keeps the table off the hot path without background loops (nothing runs
 between invocations, which is what the Functions host expects):
@@ -210,8 +213,11 @@ class SharedHealth:
             pass
 
     async def _read(self) -> None:
+        store = self.store
+        if store is None:  # never started without a store (see before_call)
+            return
         try:
-            records = await asyncio.wait_for(self.store.read_all(), self._first_read_timeout_s * 2)  # type: ignore[union-attr]
+            records = await asyncio.wait_for(store.read_all(), self._first_read_timeout_s * 2)
         except Exception as exc:  # noqa: BLE001 - storage trouble never fails a call
             self._failed("read", exc)
         else:
@@ -231,6 +237,9 @@ class SharedHealth:
             self._writing = asyncio.ensure_future(self._write())
 
     async def _write(self) -> None:
+        store = self.store
+        if store is None:  # never started without a store (see publish)
+            return
         try:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
@@ -241,8 +250,8 @@ class SharedHealth:
                     latest[record.key] = record
                 try:
                     await asyncio.wait_for(
-                        self.store.write(list(latest.values())), self._first_read_timeout_s * 2
-                    )  # type: ignore[union-attr]
+                        store.write(list(latest.values())), self._first_read_timeout_s * 2
+                    )
                 except Exception as exc:  # noqa: BLE001
                     self._failed("write", exc)
                 else:

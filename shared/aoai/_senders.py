@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from ._classify import ClassifiedFailure, classify
 from ._types import FailureKind
@@ -35,7 +35,7 @@ class Sender(Protocol[T_co]):
 class OpenedStream:
     """A stream that has delivered its first chunk."""
 
-    events: AsyncIterator[Any]
+    events: AsyncIterator[dict[str, Any]]
     response: Any  # httpx2.Response, closed by ChatStream
     first: dict[str, Any]
 
@@ -84,7 +84,8 @@ class Senders:
                 stream=True,
             )
             events = self._stream_type(cast_to=object, response=response, client=client)
-            iterator = events.__aiter__()
+            # cast_to=object: each SSE event's JSON as decoded, a dict for every chat chunk.
+            iterator = cast("AsyncIterator[dict[str, Any]]", events.__aiter__())
             try:
                 first = await iterator.__anext__()
             except StopAsyncIteration:

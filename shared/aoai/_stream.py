@@ -11,7 +11,7 @@ stream that ends without any ``finish_reason`` — never a silent truncation.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ._classify import ClassifiedFailure, classify
@@ -32,7 +32,7 @@ class ChatStream:
         region: str,
         deployment: str,
         attempts: tuple[Attempt, ...],
-        events: Any,
+        events: AsyncIterator[dict[str, Any]],
         response: Any,
         first: dict[str, Any],
         started: float,

@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["Attempt", "CallContext", "CallResult", "Capacity", "FailureKind", "Usage"]
 
 
-class FailureKind(str, enum.Enum):
+class FailureKind(enum.StrEnum):
     """Why one attempt against one deployment did not succeed."""
 
     THROTTLED = "throttled"  # 429
@@ -42,6 +42,7 @@ class Attempt:
     status: int | None
     elapsed_ms: float
     detail: str = ""
+    cooldown_source: str | None = None  # a 429: the header the cooldown came from, or "default"
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -121,7 +121,7 @@ def _json(
     return out
 
 
-_KEY_SECURITY = [{"functionKey": []}, {"functionKeyQuery": []}]
+_KEY_SECURITY: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
 
 
 @functools.cache

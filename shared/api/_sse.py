@@ -36,7 +36,7 @@ async def sse_events(
         async for chunk in stream:
             chunks += 1
             yield sse_event(chunk)
-    except Exception as exc:  # StreamInterrupted, or anything else: never a silent truncation
+    except Exception as exc:  # noqa: BLE001 - StreamInterrupted, or anything else: never a silent truncation
         _, body = error_body(exc, correlation_id, secrets=secrets)
         _log.warning(
             "[%s] stream ended by %s after %d chunks", correlation_id, body["error"]["code"], chunks
@@ -54,5 +54,5 @@ async def sse_events(
 async def _close(stream: Any, correlation_id: str) -> None:
     try:
         await stream.aclose()
-    except Exception:  # closing must not mask the outcome
+    except Exception:  # noqa: BLE001 - closing must not mask the outcome
         _log.warning("[%s] closing the upstream stream failed", correlation_id, exc_info=True)

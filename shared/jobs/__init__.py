@@ -23,7 +23,7 @@ from ._payloads import PayloadStore
 from ._records import TERMINAL, JobRecord, Terminal
 from ._redrive import TimerReport
 from ._schedule import TimerSchedule, redrive_horizon_s
-from ._service import Backlog, Submission, build_backlog
+from ._service import Backlog, Submission, build_backlog, storage_queue_client
 from ._store import FinishResult, JobStore, TableJobStore
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "payload_hash",
     "redrive_horizon_s",
     "reply_message_id",
+    "storage_queue_client",
     "submit_job",
     "text_from_queue_message",
 ]

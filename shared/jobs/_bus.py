@@ -52,7 +52,7 @@ def connect_service_bus(settings: BacklogSettings) -> ServiceBusClient:
         else DefaultAzureCredential()
     )
     return ServiceBusClient(
-        fully_qualified_namespace=settings.servicebus_namespace, credential=credential
+        fully_qualified_namespace=str(settings.servicebus_namespace), credential=credential
     )
 
 
@@ -78,7 +78,7 @@ class Bus:
             correlation_id=message.correlation_id,
             subject=message.subject,
             content_type=message.content_type,
-            application_properties=dict(message.application_properties) or None,
+            application_properties=dict(message.application_properties) or None,  # type: ignore[arg-type]  # the SDK's value union is narrower than what it accepts at run time
         )
         if message.scheduled_at is not None:
             sb_message.scheduled_enqueue_time_utc = datetime.fromtimestamp(

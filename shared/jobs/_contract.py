@@ -33,7 +33,7 @@ __all__ = [
     "payload_hash",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _SB_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~-]{0,259}$")
 
@@ -200,7 +200,7 @@ class JobMessage(BaseModel):
                     {**err, "loc": ("request", *err.get("loc", ()))}
                     for err in exc.errors(include_url=False)
                 ]
-                raise ValidationError.from_exception_data(cls.__name__, errors) from None  # type: ignore[arg-type]
+                raise ValidationError.from_exception_data(cls.__name__, errors) from None  # type: ignore[arg-type]  # pydantic-core types the line errors as InitErrorDetails; plain dicts are what it takes
             data.setdefault("model", data["request"].model)
         return data
 

@@ -25,6 +25,8 @@ from ._records import JobRecord, Terminal
 from ._store import FinishResult, JobStore
 
 if TYPE_CHECKING:
+    from shared.aoai import AccessLayer
+
     from ..settings import BacklogSettings
     from ._parking import ParkingLot
 
@@ -44,7 +46,7 @@ class JobServices:
     """Passed to every step. ``checkpoint(stage, job_id)`` is a fault-injection seam for chaos tests."""
 
     settings: BacklogSettings
-    gateway: Any
+    gateway: AccessLayer
     store: JobStore
     bus: Bus
     parking: ParkingLot
@@ -73,7 +75,7 @@ async def conclude(
         job_id, outcome, owner=owner, job=job, reply_to=reply_to, current=current
     )
     if result.won:
-        extra = {"job_id": job_id, "status": outcome.status}
+        extra: dict[str, Any] = {"job_id": job_id, "status": outcome.status}
         if outcome.error:
             extra["error_code"] = outcome.error.get("code")
         logger.info(

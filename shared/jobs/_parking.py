@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -117,7 +117,7 @@ class ParkingLot:
         inline_bytes: int = 40_000,
         max_park_s: float = MAX_VISIBILITY_S,
         min_park_s: float = 1.0,
-        clock: Any = time.time,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._queue = queue
         self._poison = poison

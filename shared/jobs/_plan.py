@@ -46,7 +46,7 @@ def plan_redrive(
     out: list[float | None] = []
     requests = tokens = 0
     for k, cost in enumerate(costs):
-        requests += 1
+        requests = k + 1
         tokens += max(0, cost)
         wait_requests = _wait(requests, allowance.free_requests, allowance.requests_per_s)
         wait_tokens = _wait(tokens, allowance.free_tokens, allowance.tokens_per_s)

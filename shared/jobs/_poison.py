@@ -36,11 +36,11 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
     )
     owner = f"dlq:{delivery.message_id}"
     try:
-        job = parse_job_message(delivery.body, fallback_job_id=delivery.message_id)
+        parsed = parse_job_message(delivery.body, fallback_job_id=delivery.message_id)
     except InvalidJobMessage as exc:
         job, job_id, reply_to = None, exc.job_id, exc.reply_to
     else:
-        job_id, reply_to = job.job_id, job.reply_to
+        job, job_id, reply_to = parsed, parsed.job_id, parsed.reply_to
     alert = {
         "kind": "dead_lettered",
         "source": svc.settings.dead_letter_queue,

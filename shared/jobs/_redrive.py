@@ -116,11 +116,11 @@ async def run_timer(svc: JobServices, *, probe: bool = True) -> TimerReport:
     plan: dict[str, dict[str, Any]] = {}
     default_cost: int | None = None
     for alias, jobs in by_alias.items():
-        costs = []
+        costs: list[int] = []
         for parked in jobs:
             if parked.cost is None and default_cost is None:
                 default_cost = _default_cost(svc)
-            costs.append(parked.cost if parked.cost is not None else default_cost)
+            costs.append(parked.cost if parked.cost is not None else int(default_cost or 0))
         allowance = _allowance(svc, alias)
         planned = plan_redrive(costs, allowance, horizon)
         delays.update((id(parked), delay) for parked, delay in zip(jobs, planned))

@@ -9,6 +9,7 @@ must be ``*``. Anything else is refused with a clear error (ValueError).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -65,7 +66,7 @@ class TimerSchedule:
         fires = [
             h * 3600 + m * 60 + s for h in self.hours for m in self.minutes for s in self.seconds
         ]
-        gaps = {b - a for a, b in zip(fires, fires[1:])}
+        gaps = {b - a for a, b in itertools.pairwise(fires)}
         gaps.add(fires[0] + 24 * 3600 - fires[-1])  # across midnight
         return float(gaps.pop()) if len(gaps) == 1 else None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ from ._store import TableJobStore
 from ._worker import process_delivery
 
 if TYPE_CHECKING:
+    from shared.aoai import AccessLayer
+
     from ..settings import BacklogSettings, GatewaySettings
 
 __all__ = ["Backlog", "Submission", "build_backlog"]
@@ -101,9 +104,9 @@ class Backlog:
 
 def build_backlog(
     settings: BacklogSettings,
-    gateway: Any,
+    gateway: AccessLayer,
     *,
-    clock: Any = time.time,
+    clock: Callable[[], float] = time.time,
     checkpoint: Checkpoint | None = None,
     gateway_settings: GatewaySettings | None = None,
     lane_checkpoint: Checkpoint | None = None,
@@ -210,9 +213,7 @@ def _queue_client(
     from azure.storage.queue.aio import QueueClient
 
     if settings.storage_connection:
-        return QueueClient.from_connection_string(
-            _expand_dev(settings.storage_connection), queue_name=name, **codec
-        )
+        return storage_queue_client(settings.storage_connection, name)
     return QueueClient(
         f"https://{settings.storage_account}.queue.core.windows.net",
         queue_name=name,
@@ -228,6 +229,20 @@ _DEV = (
     "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
+
+
+def storage_queue_client(connection: str, queue: str) -> Any:
+    """An async ``QueueClient`` for ``queue`` from a connection string (``UseDevelopmentStorage=true``
+    means Azurite's default ports), with the base64 text codec the host's queue trigger uses."""
+    from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+    from azure.storage.queue.aio import QueueClient
+
+    return QueueClient.from_connection_string(
+        _expand_dev(connection),
+        queue_name=queue,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
 
 
 def _expand_dev(connection: str) -> str:

@@ -22,9 +22,10 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._contract import JobIdConflict, JobMessage
 from ._records import JobRecord, Terminal
@@ -41,7 +42,7 @@ _ROW = "job"
 _MAX_CONFLICT_RETRIES = 20
 
 
-class FinishResult(tuple):
+class FinishResult(tuple[Any, ...]):
     """``(record, won)``: the terminal record as stored, and whether this call wrote it."""
 
     __slots__ = ()
@@ -51,11 +52,11 @@ class FinishResult(tuple):
 
     @property
     def record(self) -> JobRecord:
-        return self[0]
+        return cast(JobRecord, self[0])
 
     @property
     def won(self) -> bool:
-        return self[1]
+        return bool(self[1])
 
 
 class JobStore(Protocol):
@@ -118,7 +119,7 @@ class TableJobStore:
         *,
         inline_result_chars: int = 30_000,
         reply_lease_s: float = 60.0,
-        clock: Any = time.time,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._table = table
         self._payloads = payloads
@@ -152,9 +153,9 @@ class TableJobStore:
 
     async def load_result(self, record: JobRecord) -> dict[str, Any] | None:
         if record.inline_result is not None:
-            return json.loads(record.inline_result)
+            return cast("dict[str, Any]", json.loads(record.inline_result))
         if record.result_blob:
-            return json.loads(await self._payloads.get(record.result_blob))
+            return cast("dict[str, Any]", json.loads(await self._payloads.get(record.result_blob)))
         return None
 
     # -- writing ------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Keys are ``BACKLOG_<FIELD>``; a few fields answer to the names the Functions host itself uses in
 binding expressions and identity-based connections (``%BACKLOG_QUEUE%``, ``%PARKING_QUEUE%``,
 ``%RETRY_TIMER_SCHEDULE%``, ``ServiceBusConnection__fullyQualifiedNamespace``, ...), so one value
-serves both the host and our code.
+serves both the host and our code. Loaded through pydantic-settings (``AppSettings``), the host's
+names given as each field's ``validation_alias``; an empty value counts as unset.
 """
 
 from __future__ import annotations
@@ -12,25 +13,22 @@ import os
 import re
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from ._errors import settings_error_from
+from ._source import AppSettings, env_names, load_from
 
 __all__ = ["BacklogSettings", "load_backlog_settings"]
 
 _PREFIX = "BACKLOG_"
-# Fields read from the host's own setting names instead of BACKLOG_<FIELD>.
-_HOST_NAMES = {
-    "queue": "BACKLOG_QUEUE",
-    "parking_queue": "PARKING_QUEUE",
-    "timer_schedule": "RETRY_TIMER_SCHEDULE",
-    "servicebus_connection": "ServiceBusConnection",
-    "servicebus_namespace": "ServiceBusConnection__fullyQualifiedNamespace",
-    "servicebus_client_id": "ServiceBusConnection__clientId",
-    "storage_connection": "AzureWebJobsStorage",
-    "storage_account": "AzureWebJobsStorage__accountName",
-    "storage_client_id": "AzureWebJobsStorage__clientId",
-}
+
+
+def _host(name: str) -> AliasChoices:
+    """A field read from the host's own setting name instead of BACKLOG_<FIELD>."""
+    return AliasChoices(name)
+
+
 _STORAGE_QUEUE = re.compile(
     r"^[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]$"
 )  # leaves room for "-poison"
@@ -40,19 +38,31 @@ _CONTAINER = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 MAX_VISIBILITY_S = 7 * 24 * 3600  # Storage queues refuse a longer visibility timeout
 
 
-class BacklogSettings(BaseModel):
+class BacklogSettings(AppSettings):
     """Everything the backlog needs. See docs/configuration.md ("Backlog settings") for each key."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=_PREFIX,
+        case_sensitive=False,
+        env_ignore_empty=True,
+        populate_by_name=True,
+    )
 
     queue: str = Field(
-        default="backlog", min_length=1, description="The Service Bus work queue (BACKLOG_QUEUE)."
+        validation_alias=_host("BACKLOG_QUEUE"),
+        default="backlog",
+        min_length=1,
+        description="The Service Bus work queue (BACKLOG_QUEUE).",
     )
     parking_queue: str = Field(
+        validation_alias=_host("PARKING_QUEUE"),
         default="parked",
         description="Storage queue of throttled jobs (PARKING_QUEUE); poison is '<name>-poison'.",
     )
     timer_schedule: str = Field(
+        validation_alias=_host("RETRY_TIMER_SCHEDULE"),
         default="*/30 * * * * *",
         description="NCRONTAB of the re-drive timer (RETRY_TIMER_SCHEDULE).",
     )
@@ -62,21 +72,33 @@ class BacklogSettings(BaseModel):
         description="Blob container for results and parked bodies too big for a table or queue.",
     )
     servicebus_connection: str | None = Field(
-        default=None, description="Connection string (local/test broker); else identity-based."
+        validation_alias=_host("ServiceBusConnection"),
+        default=None,
+        description="Connection string (local/test broker); else identity-based.",
     )
     servicebus_namespace: str | None = Field(
-        default=None, description="<ns>.servicebus.windows.net for managed identity."
+        validation_alias=_host("ServiceBusConnection__fullyQualifiedNamespace"),
+        default=None,
+        description="<ns>.servicebus.windows.net for managed identity.",
     )
     servicebus_client_id: str | None = Field(
-        default=None, description="User-assigned identity's client id; None = system-assigned."
+        validation_alias=_host("ServiceBusConnection__clientId"),
+        default=None,
+        description="User-assigned identity's client id; None = system-assigned.",
     )
     storage_connection: str | None = Field(
-        default=None, description="Storage connection string (Azurite locally)."
+        validation_alias=_host("AzureWebJobsStorage"),
+        default=None,
+        description="Storage connection string (Azurite locally).",
     )
     storage_account: str | None = Field(
-        default=None, description="Storage account name for managed identity."
+        validation_alias=_host("AzureWebJobsStorage__accountName"),
+        default=None,
+        description="Storage account name for managed identity.",
     )
-    storage_client_id: str | None = None
+    storage_client_id: str | None = Field(
+        default=None, validation_alias=_host("AzureWebJobsStorage__clientId")
+    )
     job_timeout_s: float = Field(
         default=180.0,
         gt=0,
@@ -228,14 +250,9 @@ class BacklogSettings(BaseModel):
 def load_backlog_settings(environ: Mapping[str, str] | None = None) -> BacklogSettings:
     """Validate settings from ``environ`` (default ``os.environ``); raise SettingsError naming the bad key."""
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    names: dict[str, str] = {}
-    for name in BacklogSettings.model_fields:
-        key = _HOST_NAMES.get(name, f"{_PREFIX}{name.upper()}")
-        names[name] = key
-        if key in env and env[key] != "":
-            values[name] = env[key]
     try:
-        return BacklogSettings.model_validate(values)
+        return load_from(BacklogSettings, env)
     except ValidationError as exc:
-        raise settings_error_from(exc, prefix=_PREFIX, source_names=names) from exc
+        raise settings_error_from(
+            exc, prefix=_PREFIX, source_names=env_names(BacklogSettings, _PREFIX)
+        ) from exc

@@ -1,4 +1,9 @@
-"""The gateway's frozen settings, from app settings (the environment) or local.settings.json Values."""
+"""The gateway's frozen settings, from app settings (the environment) or local.settings.json Values.
+
+Loaded through pydantic-settings (``AppSettings``): ``GATEWAY_<FIELD>``, and for storage the
+host's own names (``AzureWebJobsStorage``, ``AzureWebJobsStorage__accountName``) as
+``AliasChoices``.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +11,33 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ._errors import SettingsError, settings_error_from
 from ._regions import RegionConfig
+from ._source import AppSettings, env_names, load_from
 
 __all__ = ["GatewaySettings", "load_gateway_settings"]
 
 _PREFIX = "GATEWAY_"
-# Fields that also answer to the Functions host's own setting names.
-_HOST_NAMES = {
-    "storage_connection": "AzureWebJobsStorage",
-    "storage_account": "AzureWebJobsStorage__accountName",
-}
 
 
-class GatewaySettings(BaseModel):
+class GatewaySettings(AppSettings):
     """Everything the access layer and the HTTP API need. App setting keys are ``GATEWAY_<FIELD>``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=_PREFIX,
+        case_sensitive=False,
+        populate_by_name=True,
+    )
 
-    regions: tuple[RegionConfig, ...] = Field(
+    # NoDecode: the JSON is parsed by ``_regions_from_json`` below, so a bad table names itself.
+    regions: Annotated[tuple[RegionConfig, ...], NoDecode] = Field(
         description="The region table, as JSON (GATEWAY_REGIONS) or a file (GATEWAY_REGIONS_FILE)."
     )
     connect_timeout_s: float = Field(default=3.0, gt=0)
@@ -64,10 +74,15 @@ class GatewaySettings(BaseModel):
     health_cache_s: float = Field(default=2.0, ge=0)
     storage_connection: str | None = Field(
         default=None,
+        validation_alias=AliasChoices("GATEWAY_STORAGE_CONNECTION", "AzureWebJobsStorage"),
         description="Storage for shared region health; None keeps health per instance.",
     )
     storage_account: str | None = Field(
-        default=None, description="Storage account name for identity-based access."
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_ACCOUNT", "AzureWebJobsStorage__accountName"
+        ),
+        description="Storage account name for identity-based access.",
     )
     max_body_bytes: int = Field(
         default=4_000_000, gt=0, description="Larger HTTP request bodies get 413."
@@ -103,19 +118,15 @@ class GatewaySettings(BaseModel):
 def load_gateway_settings(environ: Mapping[str, str] | None = None) -> GatewaySettings:
     """Validate settings from ``environ`` (default ``os.environ``); raise SettingsError naming the bad key."""
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    for name in GatewaySettings.model_fields:
-        key = f"{_PREFIX}{name.upper()}"
-        if key in env:
-            values[name] = env[key]
-        elif name in _HOST_NAMES and _HOST_NAMES[name] in env:
-            values[name] = env[_HOST_NAMES[name]]
-    if "regions" not in values:
-        values["regions"] = _regions_from_file(env)
+    init: dict[str, object] = {}
+    if not any(key.upper() == f"{_PREFIX}REGIONS" for key in env):
+        init["regions"] = _regions_from_file(env)
     try:
-        return GatewaySettings.model_validate(values)
+        return load_from(GatewaySettings, env, **init)
     except ValidationError as exc:
-        raise settings_error_from(exc, prefix=_PREFIX, source_names={}) from exc
+        raise settings_error_from(
+            exc, prefix=_PREFIX, source_names=env_names(GatewaySettings, _PREFIX)
+        ) from exc
 
 
 def _regions_from_file(env: Mapping[str, str]) -> object:

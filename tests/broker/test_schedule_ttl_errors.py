@@ -11,6 +11,8 @@ from azure.servicebus.exceptions import MessagingEntityNotFoundError, ServiceBus
 
 from .conftest import Side, body_of
 
+DUE_S = 3.0  # long enough for the checks before it on a busy machine
+
 
 def _utc_in(seconds: float) -> dt.datetime:
     return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
@@ -19,11 +21,11 @@ def _utc_in(seconds: float) -> dt.datetime:
 async def test_scheduled_messages_stay_hidden_until_due_and_can_be_cancelled(sdk, sb_broker):
     async with sdk.pair("q") as (sender, receiver):
         [seq] = await sender.schedule_messages(
-            ServiceBusMessage("due", message_id="s1"), _utc_in(1.2)
+            ServiceBusMessage("due", message_id="s1"), _utc_in(DUE_S)
         )
-        [cancel_seq] = await sender.schedule_messages(ServiceBusMessage("never"), _utc_in(1.2))
+        [cancel_seq] = await sender.schedule_messages(ServiceBusMessage("never"), _utc_in(DUE_S))
         await sender.send_messages(
-            ServiceBusMessage("annotated", scheduled_enqueue_time_utc=_utc_in(1.2))
+            ServiceBusMessage("annotated", scheduled_enqueue_time_utc=_utc_in(DUE_S))
         )
         assert (seq, cancel_seq) == (1, 2)
         assert sb_broker.scheduled_count("q") == 3 and sb_broker.queue_count("q") == 0
@@ -34,12 +36,11 @@ async def test_scheduled_messages_stay_hidden_until_due_and_can_be_cancelled(sdk
         assert await receiver.receive_messages(max_message_count=1, max_wait_time=0.3) == []
         peeked = await receiver.peek_messages(max_message_count=5)
         assert [m.sequence_number for m in peeked] == [1, 3]
-        await asyncio.sleep(1.0)
         got = []
-        while len(got) < 2:
-            batch = await receiver.receive_messages(max_message_count=2, max_wait_time=2)
-            assert batch
-            got += batch
+        deadline = asyncio.get_running_loop().time() + DUE_S + 30
+        while len(got) < 2:  # they become visible when due
+            assert asyncio.get_running_loop().time() < deadline, got
+            got += await receiver.receive_messages(max_message_count=2, max_wait_time=2)
         assert sorted(body_of(m) for m in got) == [b"annotated", b"due"]
         due = next(m for m in got if body_of(m) == b"due")
         assert due.message_id == "s1" and due.sequence_number == seq and due.delivery_count == 0

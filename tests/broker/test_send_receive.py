@@ -77,7 +77,7 @@ async def test_single_message_round_trips_every_field(sdk, sb_broker):
         assert sb_broker.messages("q")[0].lock_token == got.lock_token
         started = time.monotonic()
         await receiver.complete_message(got)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0  # no wait for a timeout (generous: busy machines)
     assert sb_broker.queue_count("q") == 0
 
 

@@ -29,12 +29,12 @@ async def test_abandon_redelivers_with_incremented_delivery_count(sdk, sb_broker
         await sender.send_messages(ServiceBusMessage("retry-me", message_id="r1"))
         first = await _receive_one(receiver)
         assert first.delivery_count == 0
-        assert await _timed(receiver.abandon_message(first)) < 1.0
+        assert await _timed(receiver.abandon_message(first)) < 5.0
         second = await _receive_one(receiver)
         assert (second.message_id, second.delivery_count) == ("r1", 1)
         assert second.lock_token != first.lock_token
         assert sb_broker.messages("q")[0].delivery_count == 1
-        assert await _timed(receiver.complete_message(second)) < 1.0
+        assert await _timed(receiver.complete_message(second)) < 5.0
     assert sb_broker.queue_count("q") == 0
 
 
@@ -49,7 +49,7 @@ async def test_dead_letter_keeps_reason_and_description(sdk, sb_broker):
                 message, reason="BadInput", error_description="field x missing"
             )
         )
-        assert elapsed < 1.0
+        assert elapsed < 5.0
     assert sb_broker.queue_count("q") == 0 and sb_broker.dlq_count("q") == 1
     [stored] = sb_broker.dlq_messages("q")
     assert (stored.dead_letter_reason, stored.dead_letter_description) == (
@@ -66,7 +66,7 @@ async def test_dead_letter_keeps_reason_and_description(sdk, sb_broker):
         assert dead.application_properties[b"DeadLetterReason"] == b"BadInput"
         assert dead.application_properties[b"k"] == b"v"
         assert dead.raw_amqp_message.annotations[b"x-opt-deadletter-source"] == b"q"
-        assert await _timed(dlq.complete_message(dead)) < 1.0
+        assert await _timed(dlq.complete_message(dead)) < 5.0
     assert sb_broker.dlq_count("q") == 0
 
 
@@ -93,7 +93,7 @@ async def test_max_delivery_count_moves_message_to_dlq(sdk_kind, sb_broker_facto
 
 
 async def test_lock_expiry_redelivers_and_renew_lock_extends(sdk_kind, sb_broker_factory):
-    broker = sb_broker_factory(lock_duration_s=1.0)
+    broker = sb_broker_factory(lock_duration_s=2.0)
     side = Side(sdk_kind, broker.connection_string)
     try:
         async with side.pair("q") as (sender, receiver):
@@ -106,10 +106,10 @@ async def test_lock_expiry_redelivers_and_renew_lock_extends(sdk_kind, sb_broker
             expiring, renewed = got
             assert (body_of(expiring), body_of(renewed)) == (b"expire-me", b"renew-me")
             before = renewed.locked_until_utc
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(1.2)
             after = await receiver.renew_message_lock(renewed)
             assert after > before
-            await asyncio.sleep(0.6)  # past the first lock, inside the renewed one
+            await asyncio.sleep(1.2)  # past the first lock, inside the renewed one
             again = await _receive_one(receiver)
             assert body_of(again) == b"expire-me" and again.delivery_count == 1
             assert again.lock_token != expiring.lock_token
@@ -147,6 +147,6 @@ async def test_defer_then_settle_through_management(sdk, sb_broker):
         [deferred] = await receiver.receive_deferred_messages([seq])
         assert deferred.message_id == "d1"
         # Deferred messages settle over $management (com.microsoft:update-disposition).
-        assert await _timed(receiver.dead_letter_message(deferred, reason="Gave up")) < 1.0
+        assert await _timed(receiver.dead_letter_message(deferred, reason="Gave up")) < 5.0
     assert sb_broker.deferred_count("q") == 0
     assert sb_broker.dlq_messages("q")[0].dead_letter_reason == "Gave up"

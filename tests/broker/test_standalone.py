@@ -45,11 +45,13 @@ def test_cli_serves_sdk_and_admin_http():
         wait_for_port(port, proc=proc)
         wait_for_port(admin, proc=proc)
         conn = f"Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true"
-        with ServiceBusClient.from_connection_string(conn) as client:
-            with client.get_queue_sender("jobs", keep_alive=0) as sender:
-                sender.send_messages(
-                    ServiceBusMessage("job-1", message_id="j1", application_properties={"a": 1})
-                )
+        with (
+            ServiceBusClient.from_connection_string(conn) as client,
+            client.get_queue_sender("jobs", keep_alive=0) as sender,
+        ):
+            sender.send_messages(
+                ServiceBusMessage("job-1", message_id="j1", application_properties={"a": 1})
+            )
         assert _get(admin, "/queues")["jobs"]["active"] == 1
         [message] = _get(admin, "/queues/jobs")
         assert (message["body"], message["message_id"], message["application_properties"]) == (
@@ -75,9 +77,11 @@ def test_plain_python_starter_and_handle_admin():
     broker = start_in_thread(queues=("a",), lock_duration_s=5)
     try:
         assert broker.port > 0 and f":{broker.port};" in broker.connection_string
-        with ServiceBusClient.from_connection_string(broker.connection_string) as client:
-            with client.get_queue_sender("a", keep_alive=0) as sender:
-                sender.send_messages([ServiceBusMessage("x"), ServiceBusMessage("y")])
+        with (
+            ServiceBusClient.from_connection_string(broker.connection_string) as client,
+            client.get_queue_sender("a", keep_alive=0) as sender,
+        ):
+            sender.send_messages([ServiceBusMessage("x"), ServiceBusMessage("y")])
         assert broker.queue_count("a") == 2 and broker.stats()["a"]["active"] == 2
         broker.reset()
         assert broker.queue_count("a") == 0 and broker.queue_names() == ["a"]

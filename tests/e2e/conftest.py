@@ -98,6 +98,16 @@ class Harness:
         )
         return done
 
+    async def settled(self, queue: str | None = None, timeout: float = 30.0) -> None:
+        """Wait until every message of ``queue`` (the backlog queue by default) is settled:
+        none visible, locked (in a handler) or scheduled. The positive signal that no further
+        delivery can come, so counts read afterwards are final."""
+        name = queue or self.env["BACKLOG_QUEUE"]
+        deadline = time.monotonic() + timeout
+        while self.broker.queue_count(name) or self.broker.scheduled_count(name):
+            assert time.monotonic() < deadline, f"{name} not settled after {timeout}s"
+            await asyncio.sleep(0.05)
+
     def replies(self) -> list[dict[str, Any]]:
         out = []
         for message in self.broker.messages(self.reply_queue):

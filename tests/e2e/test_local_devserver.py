@@ -25,7 +25,7 @@ def test_job_over_http_through_the_real_function_app(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "BACKLOG_"))}
     env.update(settings_env(gateway_settings_factory(e2e_sim)))
     env.update(backlog_env(sb_broker, azurite, unique_name))
-    log = open(tmp_path / "devserver.log", "wb")
+    log = open(tmp_path / "devserver.log", "wb")  # noqa: SIM115 - the child process writes it; closed after it stops
     proc = subprocess.Popen(
         [sys.executable, "-m", "devserver", "--port", str(port), "--log-level", "warning"],
         env=env,

@@ -60,7 +60,7 @@ def test_hang_released_by_duration(fresh: SimHandle) -> None:
     started = time.monotonic()
     with pytest.raises(openai.APIConnectionError):
         _chat(region, timeout=5)  # connection closed without a response when the fault ends
-    assert 0.35 <= time.monotonic() - started < 3
+    assert 0.35 <= time.monotonic() - started < 4.5  # ended by the fault, not the 5 s timeout
 
 
 def test_error_burst(fresh: SimHandle) -> None:
@@ -117,9 +117,7 @@ def test_slow_fault_delays_first_byte(fresh: SimHandle) -> None:
     started = time.monotonic()
     _chat(region)
     assert time.monotonic() - started >= 0.4
-    started = time.monotonic()
-    _chat(region)
-    assert time.monotonic() - started < 0.3
+    _chat(region)  # not slowed: the count below says so (a time bound would fail on a busy machine)
     stats = region.stats()
     assert stats["slowed"] == 1 and stats["served"] == 2
 

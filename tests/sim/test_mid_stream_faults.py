@@ -31,7 +31,7 @@ def _drain(stream) -> tuple[list, BaseException | None]:
     chunks = []
     try:
         for chunk in stream:
-            chunks.append(chunk)
+            chunks.append(chunk)  # noqa: PERF402 - collects until the stream raises
     except Exception as exc:  # noqa: BLE001 - the test inspects it
         return chunks, exc
     return chunks, None
@@ -114,7 +114,7 @@ def test_hang_after_chunks_released_by_duration(fresh: SimHandle) -> None:
     # closed without the terminating chunk when the fault ends: a broken body, not a clean end
     assert len(chunks) == 2 and isinstance(error, openai.APIConnectionError)
     assert not isinstance(error, openai.APITimeoutError)
-    assert 0.4 <= time.monotonic() - started < 3
+    assert 0.4 <= time.monotonic() - started < 4.5  # ended by the fault, not the 5 s timeout
 
 
 def test_non_streaming_requests_pass_untouched_and_do_not_consume_the_fault(

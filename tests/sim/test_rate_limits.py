@@ -64,10 +64,10 @@ def test_token_limit_429(limited: SimHandle) -> None:
     region = limited.region("tight")
     client = azure_client(region)
     region.reset()  # windows start now, so both requests share them
-    started = time.monotonic()
     client.chat.completions.create(model="chat-2k", messages=PROMPT, max_tokens=1500)
     with pytest.raises(openai.RateLimitError) as err:
         client.chat.completions.create(model="chat-2k", messages=PROMPT, max_tokens=600)
+    refused_at = time.monotonic()  # retry-after counts from the refusal
     h = err.value.response.headers
     body = err.value.body
     assert body["code"] == "429"
@@ -91,7 +91,7 @@ def test_token_limit_429(limited: SimHandle) -> None:
     # a smaller request still fits
     client.chat.completions.create(model="chat-2k", messages=PROMPT, max_tokens=100)
     # after the scaled minute the window is fresh
-    time.sleep(max(0.0, retry_ms / 1000 - (time.monotonic() - started)) + 0.05)
+    time.sleep(max(0.0, retry_ms / 1000 - (time.monotonic() - refused_at)) + 0.05)
     client.chat.completions.create(model="chat-2k", messages=PROMPT, max_tokens=1500)
 
 

@@ -1,45 +1,92 @@
-"""Packages under ``shared/`` use each other only through their public ``__init__`` exports."""
+"""Import boundaries, checked on the source:
+
+* packages under ``shared/`` use each other only through their public ``__init__`` exports;
+* ``function_app.py``, ``devserver/``, ``bench/``, ``scripts/`` and ``testpeers/`` use only
+  public names of ``shared`` (no ``shared.<pkg>._module``, no ``_name`` imported from it);
+* ``bench/`` and ``tests/`` import nothing of each other; ``testpeers/`` (the peers both start)
+  imports neither.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import shared.api
 
 SHARED = Path(shared.api.__file__).resolve().parents[1]
+ROOT = SHARED.parent
 
 
 def _absolute(module: Path, node: ast.ImportFrom) -> str:
     if node.level == 0:
         return node.module or ""
-    package = list(module.relative_to(SHARED.parent).with_suffix("").parts[:-1])
+    package = list(module.relative_to(ROOT).with_suffix("").parts[:-1])
     base = package[: len(package) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _imports(path: Path) -> Iterator[tuple[int, str, list[str]]]:
+    """(line, module, names imported from it) for every import in ``path``."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            yield node.lineno, _absolute(path, node), [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, []
+
+
+def _files(*places: str) -> list[Path]:
+    out: list[Path] = []
+    for place in places:
+        target = ROOT / place
+        out.extend([target] if target.is_file() else sorted(target.rglob("*.py")))
+    return out
+
+
+def _where(path: Path, line: int) -> str:
+    return f"{path.relative_to(ROOT)}:{line}"
+
+
 def test_no_package_imports_another_packages_private_modules():
     offenders = []
-    for path in sorted(SHARED.rglob("*.py")):
+    for path in _files("shared"):
         own = path.relative_to(SHARED).parts[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom):
-                names = [_absolute(path, node)]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
+        for line, name, _ in _imports(path):
+            parts = name.split(".")
+            if (
+                len(parts) >= 3
+                and parts[0] == "shared"
+                and parts[1] != own
+                and any(p.startswith("_") for p in parts[2:])
+            ):
+                offenders.append(f"{_where(path, line)} imports {name}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_callers_outside_shared_use_only_its_public_names():
+    offenders = []
+    for path in _files("function_app.py", "devserver", "bench", "scripts", "testpeers"):
+        for line, name, names in _imports(path):
+            parts = name.split(".")
+            if parts[0] != "shared":
                 continue
-            for name in names:
-                parts = name.split(".")
-                if (
-                    len(parts) >= 3
-                    and parts[0] == "shared"
-                    and parts[1] != own
-                    and any(p.startswith("_") for p in parts[2:])
-                ):
-                    offenders.append(
-                        f"{path.relative_to(SHARED.parent)}:{node.lineno} imports {name}"
-                    )
+            private = [p for p in parts[1:] if p.startswith("_")]
+            private += [n for n in names if n.startswith("_")]
+            if private:
+                offenders.append(f"{_where(path, line)} imports {name} {names or ''}".strip())
+    assert not offenders, "\n".join(offenders)
+
+
+def test_bench_and_tests_do_not_import_each_other():
+    rules = {"bench": ("tests",), "tests": ("bench",), "testpeers": ("tests", "bench")}
+    offenders = []
+    for place, forbidden in rules.items():
+        for path in _files(place):
+            for line, name, _ in _imports(path):
+                if name.split(".")[0] in forbidden:
+                    offenders.append(f"{_where(path, line)} imports {name}")
     assert not offenders, "\n".join(offenders)
 
 

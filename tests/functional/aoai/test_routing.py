@@ -1,4 +1,8 @@
-"""Pacing, 429 headers, outages and AllThrottled against simulated regions (real openai SDK)."""
+"""Pacing, 429 headers, outages and AllThrottled against simulated regions (real openai SDK).
+
+Cooldowns, circuits and deadlines run on a ``ManualClock`` the test moves: what a test checks
+about time holds however slow the machine is.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import time
 
 import pytest
 
-from shared.aoai import AllThrottled, FailureKind
+from shared.aoai import AllThrottled, FailureKind, ManualClock
 
 from ._helpers import chat, chat_requests, ctx
 
@@ -49,22 +53,23 @@ async def test_retry_after_ms_is_honoured_and_the_next_region_is_tried_in_the_sa
     sim_factory, gateway_settings_factory, gateway_factory
 ):
     sim = sim_factory()
-    gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST))
+    clock = ManualClock(time.time())
+    gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST), clock=clock)
     east = sim.region("eastus2")
     east.fault("throttle", count=1, retry_after_ms=1500, deployment="gpt-4o-prod")
-    started = time.monotonic()
     result = await gateway.chat(chat(), ctx())
     assert [(a.region, a.outcome) for a in result.attempts] == [
         ("eastus2", FailureKind.THROTTLED),
         ("swedencentral", None),
     ]
     assert result.region == "swedencentral"
+    assert [a.cooldown_source for a in result.attempts] == ["retry-after-ms", None]
     seen = chat_requests(east.stats(), "gpt-4o-prod")
-    while time.monotonic() - started < 1.35:
+    for _ in range(14):  # 1.4 s of the 1.5 s cooldown
+        clock.advance(0.1)
         assert (await gateway.chat(chat(), ctx())).region == "swedencentral"
-        await asyncio.sleep(0.1)
     assert chat_requests(east.stats(), "gpt-4o-prod") == seen  # nothing reached it while cooling
-    await asyncio.sleep(max(0.0, 1.75 - (time.monotonic() - started)))
+    clock.advance(0.15)
     assert (
         await gateway.chat(chat(), ctx())
     ).region == "eastus2"  # fail-back once the 1.5 s are over
@@ -77,7 +82,8 @@ async def test_outage_reset_then_hang_no_caller_errors_and_fail_back(
     settings = gateway_settings_factory(
         sim, priorities=PREFER_EAST, read_timeout_s=0.5, circuit_cooloff_s=1.0
     )
-    gateway = gateway_factory(settings)
+    clock = ManualClock(time.time())
+    gateway = gateway_factory(settings, clock=clock)
     east = sim.region("eastus2")
     reset_id = east.fault("reset", count=1000)
     for _ in range(5):
@@ -86,18 +92,15 @@ async def test_outage_reset_then_hang_no_caller_errors_and_fail_back(
     assert resets == settings.circuit_failure_threshold  # then the circuit opened
     east.clear_fault(reset_id)
     east.fault("hang", count=1000)
-    started = time.monotonic()
-    calls = 0
-    while time.monotonic() - started < 2.6:
+    for _ in range(26):  # 2.6 s on the gateway's clock
+        clock.advance(0.1)
         assert (await gateway.chat(chat(), ctx())).region == "swedencentral"
-        calls += 1
-        await asyncio.sleep(0.05)
     hangs = east.stats()["failures"]["hang"]
-    # At most one probe per 1 s cool-off (each probe hangs 0.5 s before the circuit reopens).
-    assert 1 <= hangs <= 3, hangs
-    assert calls > 10
+    # One probe per 1 s cool-off (each probe hangs 0.5 s before the circuit reopens): the
+    # circuit opened at 0, is probed at 1.0 (reopens until 2.0) and at 2.0 (until 3.0).
+    assert hangs == 2, hangs
     east.reset()
-    await asyncio.sleep(settings.circuit_cooloff_s + 0.1)
+    clock.advance(settings.circuit_cooloff_s + 0.1)
     assert (await gateway.chat(chat(), ctx())).region == "eastus2"
     assert gateway.health_report()["regions"]["eastus2"]["circuit"]["state"] == "closed"
 
@@ -106,23 +109,23 @@ async def test_all_throttled_reports_the_soonest_time(
     sim_factory, gateway_settings_factory, gateway_factory
 ):
     sim = sim_factory()
-    gateway = gateway_factory(gateway_settings_factory(sim))
+    clock = ManualClock(time.time())
+    gateway = gateway_factory(gateway_settings_factory(sim), clock=clock)
     sim.region("eastus2").fault("throttle", count=1, retry_after_ms=3000, deployment="gpt-4o-prod")
     sim.region("swedencentral").fault(
         "throttle", count=1, retry_after_ms=800, deployment="gpt4o-sweden"
     )
-    before = time.time()
     with pytest.raises(AllThrottled) as caught:
         await gateway.chat(chat(), ctx())
-    after = time.time()
-    assert before + 0.8 <= caught.value.retry_at <= after + 0.8
+    assert caught.value.retry_at == pytest.approx(clock.now() + 0.8)
+    assert caught.value.retry_after_s == pytest.approx(0.8)
     assert caught.value.http_status == 429
     # Before the soonest time nothing is sent; AllThrottled comes straight from local state.
     requests = sim.region("swedencentral").stats()["requests"]
     with pytest.raises(AllThrottled):
         await gateway.chat(chat(), ctx())
     assert sim.region("swedencentral").stats()["requests"] == requests
-    await asyncio.sleep(max(0.0, caught.value.retry_at - time.time()) + 0.05)
+    clock.advance(0.85)
     assert (await gateway.chat(chat(), ctx())).region == "swedencentral"
 
 
@@ -130,18 +133,19 @@ async def test_absurd_retry_after_parks_the_deployment_without_sleeping(
     sim_factory, gateway_settings_factory, gateway_factory
 ):
     sim = sim_factory()
-    gateway = gateway_factory(gateway_settings_factory(sim))
+    clock = ManualClock(time.time())
+    gateway = gateway_factory(gateway_settings_factory(sim), clock=clock)
     for name, dep in (("eastus2", "gpt-4o-prod"), ("swedencentral", "gpt4o-sweden")):
         sim.region(name).fault("throttle", count=1, retry_after_s=86400, deployment=dep)
-    started = time.monotonic()
     with pytest.raises(AllThrottled) as caught:
-        await gateway.chat(chat(), ctx())
-    assert time.monotonic() - started < 1.0
-    assert caught.value.retry_at > time.time() + 86000
+        async with asyncio.timeout(60):  # a gateway sleeping through the day would trip this
+            await gateway.chat(chat(), ctx())
+    assert [a.outcome for a in caught.value.attempts] == [FailureKind.THROTTLED] * 2
+    assert caught.value.retry_at == pytest.approx(clock.now() + 86400)
     report = gateway.health_report()["regions"]
     assert report["eastus2"]["deployments"]["gpt-4o-prod"]["state"] == "exhausted"
     assert gateway.capacity("gpt-4o").deployments == 0
-    assert gateway.capacity("gpt-4o").retry_at > time.time() + 86000
+    assert gateway.capacity("gpt-4o").retry_at == pytest.approx(clock.now() + 86400)
 
 
 async def test_streams_fail_over_before_the_first_chunk(

@@ -53,7 +53,11 @@ async def test_storage_down_keeps_working_per_instance(
     sim.region("eastus2").fault("reset", count=1000)
     for _ in range(4):
         assert (await gateway.chat(chat(), ctx())).region == "swedencentral"
-    await asyncio.sleep(0.1)
+    # The failed table write (a task) marks the store unavailable: wait for that, not a fixed time.
+    deadline = asyncio.get_running_loop().time() + 30
+    while gateway.health_report()["shared_health"]["available"]:
+        assert asyncio.get_running_loop().time() < deadline, "the store never failed"
+        await asyncio.sleep(0.05)
     report = gateway.health_report()
     assert report["shared_health"]["available"] is False
     assert report["regions"]["eastus2"]["circuit"]["state"] == "open"

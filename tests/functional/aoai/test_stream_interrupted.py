@@ -77,7 +77,9 @@ async def test_hang_after_three_chunks_with_short_read_timeout(
     assert len(chunks) == 3
     assert isinstance(error, StreamInterrupted) and "timeout" in str(error)
     assert isinstance(error.__cause__, openai.APITimeoutError)
-    assert 0.5 <= elapsed < 5  # the read timeout, not the 15 s call deadline
+    assert (
+        0.5 <= elapsed < 12
+    )  # the 0.5 s read timeout (plus a busy machine), not the 15 s deadline
     assert _names(error.attempts) == [("eastus2", "gpt-4o-prod", None)]
     assert chat_requests(sweden.stats(), "gpt4o-sweden") == 0
     assert east.stats()["failures"]["hang_mid_stream"] == 1

@@ -32,7 +32,7 @@ def test_mid_stream_reset_ends_with_stream_interrupted_and_no_done(
         for chunk in client.chat.completions.create(
             model="gpt-4o", messages=PROMPT, max_tokens=20, stream=True
         ):
-            chunks.append(chunk)
+            chunks.append(chunk)  # noqa: PERF402 - collects until the stream raises
     assert len(chunks) == 3 and not any(c.choices and c.choices[0].finish_reason for c in chunks)
     assert not isinstance(
         caught.value, openai.APIConnectionError

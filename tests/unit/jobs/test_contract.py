@@ -143,7 +143,7 @@ def test_a_top_level_alias_that_disagrees_with_the_request_is_refused():
 
     from shared.jobs import JobMessage
 
-    with pytest.raises(ValidationError, match="model: must equal request.model"):
+    with pytest.raises(ValidationError, match=r"model: must equal request\.model"):
         JobMessage.model_validate(
             {
                 "model": "gpt-4o",

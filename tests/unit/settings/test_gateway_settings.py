@@ -47,7 +47,7 @@ def test_two_region_table_loads_with_defaults():
 def test_settings_are_frozen():
     settings = load_gateway_settings(env_with(region()))
     with pytest.raises(ValidationError):
-        settings.circuit_cooloff_s = 1  # type: ignore[misc]
+        settings.circuit_cooloff_s = 1  # type: ignore[misc]  # the point: a frozen model refuses it
 
 
 def test_scalar_settings_come_from_prefixed_keys():
@@ -109,3 +109,28 @@ def test_plain_openai_region_must_use_v1():
 def test_model_validate_accepts_the_table_as_objects():
     settings = GatewaySettings.model_validate({"regions": [region()]})
     assert settings.regions[0].models["gpt-4o"].deployment == "gpt-4o-prod"
+
+
+def test_the_prefixed_name_wins_over_the_host_name():
+    settings = load_gateway_settings(
+        env_with(
+            region(), AzureWebJobsStorage="host-storage", GATEWAY_STORAGE_CONNECTION="own-storage"
+        )
+    )
+    assert settings.storage_connection == "own-storage"
+
+
+def test_building_settings_by_hand_reads_no_environment(monkeypatch):
+    monkeypatch.setenv("GATEWAY_CALL_DEADLINE_S", "5")
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    by_hand = GatewaySettings(regions=[region()])
+    assert by_hand.call_deadline_s == 200.0 and by_hand.storage_connection is None
+    monkeypatch.setenv("GATEWAY_REGIONS", json.dumps([region()]))
+    loaded = load_gateway_settings()  # os.environ
+    assert loaded.call_deadline_s == 5.0
+    assert loaded.storage_connection == "UseDevelopmentStorage=true"
+
+
+def test_an_explicit_mapping_is_the_only_source(monkeypatch):
+    monkeypatch.setenv("GATEWAY_CALL_DEADLINE_S", "5")
+    assert load_gateway_settings(env_with(region())).call_deadline_s == 200.0

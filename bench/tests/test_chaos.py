@@ -9,12 +9,14 @@ from bench.chaos import run_chaos
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 
-async def test_chaos_every_job_ends_once_and_is_replied_once(e2e_sim, sb_broker, azurite):
+async def test_chaos_every_job_ends_once_and_is_replied_once(
+    chaos_sim, chaos_broker, chaos_storage
+):
     report = await run_chaos(
         jobs=200,
-        sim=e2e_sim,
-        broker=sb_broker,
-        storage_connection=azurite.connection_string,
+        sim=chaos_sim,
+        broker=chaos_broker,
+        storage_connection=chaos_storage.connection_string,
         deadline_s=25.0,
         timeout_s=35.0,
     )
