@@ -182,7 +182,8 @@ class BatchLane:
         settings = self._settings
         waiting = await self.store.pending(alias)
         while waiting:
-            take, size = [], 0
+            take: list[PendingJob] = []
+            size = 0
             for job in waiting:
                 if take and (
                     len(take) >= settings.batch_max_requests
@@ -285,7 +286,7 @@ class BatchLane:
                 return row
             existing = await client.batches.create(
                 input_file_id=row.file_id or "",
-                endpoint="/chat/completions",
+                endpoint="/chat/completions",  # type: ignore[arg-type]  # Azure's form (also /v1/...)
                 completion_window="24h",
                 metadata={"lane_batch": row.batch_ref},
             )

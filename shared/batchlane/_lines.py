@@ -69,7 +69,8 @@ def outcome_of(line: dict[str, Any], *, region: str, deployment: str) -> LineOut
         return LineOutcome(job_id, None, rerun=True)
     meta: dict[str, Any] = {"region": region, "deployment": deployment}
     status = response.get("status_code")
-    body = response.get("body") if isinstance(response.get("body"), dict) else {}
+    raw_body = response.get("body")
+    body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
     if status == 200:
         choices = body.get("choices") or [{}]
         finish = choices[0].get("finish_reason")
@@ -90,7 +91,10 @@ def outcome_of(line: dict[str, Any], *, region: str, deployment: str) -> LineOut
         return LineOutcome(job_id, Terminal.success(body, **meta))
     if (isinstance(status, int) and status >= 500) or status == 429:
         return LineOutcome(job_id, None, rerun=True)  # transient upstream trouble: run it again
-    detail = body.get("error") if isinstance(body.get("error"), dict) else error or {}
+    raw_detail = body.get("error")
+    detail: dict[str, Any] = (
+        raw_detail if isinstance(raw_detail, dict) else error if isinstance(error, dict) else {}
+    )
     code = str(detail.get("code") or "batch_line_failed")
     message = str(detail.get("message") or "The batch line failed.")
     details = {"status_code": status, "lane": "batch"}
