@@ -142,7 +142,7 @@ class BatchLane:
             svc.clock(),
         )
         await self.store.add_pending(pending)
-        await svc.store.progress(job.job_id, BATCHED, current=record, lane="batch")
+        await _move(svc, job.job_id, BATCHED, current=record, lane="batch")
 
     # -- the timer's pass ----------------------------------------------------------------------
     async def tick(self, svc: JobServices) -> LaneReport:
@@ -241,7 +241,7 @@ class BatchLane:
 
         async def mark(job: JobMessage) -> None:
             async with sem:
-                await svc.store.progress(job.job_id, BATCHED, lane="batch", batch_id=row.batch_ref)
+                await _move(svc, job.job_id, BATCHED, lane="batch", batch_id=row.batch_ref)
 
         await asyncio.gather(*(mark(j) for j in members))
         await self.store.drop_pending(row.alias, [j.job_id for j in members])
@@ -439,8 +439,13 @@ class BatchLane:
                 application_properties={"priority": job.priority, "model": job.model},
             ),
         )
-        await svc.store.progress(job.job_id, "queued", current=record, lane="standard")
+        await _move(svc, job.job_id, "queued", current=record, lane="standard")
         report.rerouted += 1
+
+
+async def _move(svc: JobServices, job_id: str, status: str, **changes: Any) -> Any:
+    """The lane's one job-status write (a non-terminal move; never touches a finished job)."""
+    return await svc.store.progress(job_id, status, **changes)
 
 
 def _error_code(batch: Any) -> str | None:
