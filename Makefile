@@ -6,15 +6,24 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-installed
+LI_VENV := .venv-llamaindex
+LI_DEPS := $(LI_VENV)/.deps-installed
 AZURITE := node_modules/.bin/azurite
 
 .PHONY: run test lint bench deps clean
 
-deps: $(DEPS) $(AZURITE)
+deps: $(DEPS) $(LI_DEPS) $(AZURITE)
 
 $(DEPS): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+# LlamaIndex's OpenAI integration pins openai<3 while the app runs on openai 3.x, so its test
+# clients get their own virtualenv (tests/frontdoor/test_llamaindex.py runs them in a subprocess).
+$(LI_DEPS): requirements-llamaindex.txt
+	@test -x $(LI_VENV)/bin/python || $(PYTHON) -m venv $(LI_VENV)
+	$(LI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-llamaindex.txt
 	@touch $@
 
 $(AZURITE): package.json
@@ -37,4 +46,4 @@ bench: deps
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .azurite .run .pytest_cache
+	rm -rf $(VENV) $(LI_VENV) node_modules .azurite .run .pytest_cache

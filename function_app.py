@@ -2,6 +2,7 @@
 its input, calls ``shared/`` and maps the outcome. The logic lives in ``shared/``."""
 
 import logging
+import os
 
 import azure.functions as func
 
@@ -10,6 +11,15 @@ import azure.functions as func
 logging.getLogger("azure").setLevel(logging.WARNING)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+# Model routes: function keys (default), or anonymous to the host when App Service Authentication
+# (Easy Auth) validates Entra ID tokens in front of them (GATEWAY_HTTP_AUTH=easy_auth; the handlers
+# then refuse requests without x-ms-client-principal). Read at indexing: docs/configuration.md.
+_MODEL_AUTH = (
+    func.AuthLevel.ANONYMOUS
+    if os.environ.get("GATEWAY_HTTP_AUTH", "").strip() == "easy_auth"
+    else func.AuthLevel.FUNCTION
+)
 
 # --- HTTP API ------------------------------------------------------------------------------
 # (section owned by the HTTP API work)
@@ -21,7 +31,7 @@ from azurefunctions.extensions.http.fastapi import Request, Response  # noqa: E4
 http_api = func.Blueprint()
 
 
-@http_api.route(route="v1/chat/completions", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@http_api.route(route="v1/chat/completions", methods=["POST"], auth_level=_MODEL_AUTH)
 async def chat_completions(req: Request) -> Response:
     """OpenAI chat completions; SSE when the body says ``"stream": true``."""
     from shared import api, runtime
@@ -29,14 +39,14 @@ async def chat_completions(req: Request) -> Response:
     return await api.chat_completions(req, runtime)
 
 
-@http_api.route(route="v1/embeddings", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@http_api.route(route="v1/embeddings", methods=["POST"], auth_level=_MODEL_AUTH)
 async def embeddings(req: Request) -> Response:
     from shared import api, runtime
 
     return await api.embeddings(req, runtime)
 
 
-@http_api.route(route="v1/models", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@http_api.route(route="v1/models", methods=["GET"], auth_level=_MODEL_AUTH)
 async def list_models(req: Request) -> Response:
     from shared import api, runtime
 
@@ -60,6 +70,55 @@ async def openapi(req: Request) -> Response:
 
 
 app.register_blueprint(http_api)
+
+# --- Azure OpenAI-shaped routes --------------------------------------------------------------
+# (section owned by the Azure front door work) The same handlers behind the paths AzureOpenAI,
+# LangChain's and LlamaIndex's Azure classes and the v1 API build; errors in Azure's shape.
+azure_api = func.Blueprint()
+
+
+@azure_api.route(
+    route="openai/deployments/{deployment}/chat/completions",
+    methods=["POST"],
+    auth_level=_MODEL_AUTH,
+)
+async def azure_chat_completions(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.azure_chat_completions(req, runtime)
+
+
+@azure_api.route(
+    route="openai/deployments/{deployment}/embeddings", methods=["POST"], auth_level=_MODEL_AUTH
+)
+async def azure_embeddings(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.azure_embeddings(req, runtime)
+
+
+@azure_api.route(route="openai/v1/chat/completions", methods=["POST"], auth_level=_MODEL_AUTH)
+async def azure_v1_chat_completions(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.azure_v1_chat_completions(req, runtime)
+
+
+@azure_api.route(route="openai/v1/embeddings", methods=["POST"], auth_level=_MODEL_AUTH)
+async def azure_v1_embeddings(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.azure_v1_embeddings(req, runtime)
+
+
+@azure_api.route(route="openai/v1/models", methods=["GET"], auth_level=_MODEL_AUTH)
+async def azure_v1_models(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.azure_v1_models(req, runtime)
+
+
+app.register_blueprint(azure_api)
 
 # --- Backlog: Service Bus worker, timer, poison handlers -----------------------------------
 # (section owned by the backlog work)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _embed, _filter, _text
+from . import _embed, _filter, _schema, _text, _tools
 from ._errors import ErrorReply, bad_request
 from .config import ContentFilterConfig, DeploymentConfig
 
@@ -25,10 +25,24 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class _ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class _Choice:
     tokens: list[str]
     finish_reason: str
     filtered: str | None
+    tool_calls: tuple[_ToolCall, ...] = ()
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.tokens) + sum(
+            _text.estimate_tokens(len(c.name) + len(c.arguments)) + 3 for c in self.tool_calls
+        )
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,7 @@ class ChatPlan:
     @property
     def completion_tokens(self) -> int:
         """Sum of generated tokens over all choices."""
-        return sum(len(c.tokens) for c in self.choices)
+        return sum(c.completion_tokens for c in self.choices)
 
     def usage(self) -> dict[str, Any]:
         """The usage object."""
@@ -114,15 +128,29 @@ def plan_chat(dep: DeploymentConfig, body: Any, cf: ContentFilterConfig) -> Chat
     all_text = " ".join(_text.message_text(m.get("content")) for m in messages)
     blocked = _filter.scan(all_text, cf.prompt_triggers)
     completion_hit = _filter.scan(all_text, cf.completion_triggers)
+    output = _tools.plan_output(body)
+    if isinstance(output, tuple):
+        return output
     choices = []
-    for index in range(n):
-        tokens, natural = _text.generate(_text.seed_for(dep.name, messages, index), max_tokens)
-        if completion_hit:
-            choices.append(
-                _Choice(tokens[: max(1, len(tokens) // 2)], "content_filter", completion_hit)
-            )
-        else:
-            choices.append(_Choice(tokens, "stop" if natural else "length", None))
+    try:
+        for index in range(n):
+            seed = _text.seed_for(dep.name, messages, index)
+            if output.kind == "tools":
+                choices.append(_tool_choice(output, seed))
+                continue
+            if output.kind == "json":
+                value = _schema.instance(output.schema, int.from_bytes(seed[:8], "big"))
+                tokens, natural = _pieces(json.dumps(value, ensure_ascii=False), max_tokens)
+            else:
+                tokens, natural = _text.generate(seed, max_tokens)
+            if completion_hit:
+                choices.append(
+                    _Choice(tokens[: max(1, len(tokens) // 2)], "content_filter", completion_hit)
+                )
+            else:
+                choices.append(_Choice(tokens, "stop" if natural else "length", None))
+    except _schema.SchemaError as exc:
+        return bad_request(f"Invalid schema: {exc}.", "response_format")
     return ChatPlan(
         id=f"chatcmpl-{secrets.token_hex(14)}",
         created=int(time.time()),
@@ -137,6 +165,44 @@ def plan_chat(dep: DeploymentConfig, body: Any, cf: ContentFilterConfig) -> Chat
     )
 
 
+def _pieces(text: str, max_tokens: int | None) -> tuple[list[str], bool]:
+    """``text`` as token-sized pieces (about four characters each), cut at ``max_tokens``."""
+    pieces = [text[i : i + 4] for i in range(0, len(text), 4)] or [""]
+    if max_tokens is not None and len(pieces) > max_tokens:
+        return pieces[:max_tokens], False
+    return pieces, True
+
+
+def _tool_choice(output: _tools.Output, seed: bytes) -> _Choice:
+    calls = tuple(
+        _ToolCall(
+            id="call_" + _text.seed_for(seed.hex(), i).hex()[:24],
+            name=spec.name,
+            arguments=_tools.tool_arguments(spec, _text.seed_for(seed.hex(), spec.name)),
+        )
+        for i, spec in enumerate(output.calls)
+    )
+    return _Choice([], "tool_calls", None, calls)
+
+
+def _message(choice: _Choice) -> dict[str, Any]:
+    if not choice.tool_calls:
+        return {"role": "assistant", "content": "".join(choice.tokens), "refusal": None}
+    return {
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        "tool_calls": [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
+            for c in choice.tool_calls
+        ],
+    }
+
+
 def chat_body(plan: ChatPlan) -> dict[str, Any]:
     """The non-streaming chat.completion object."""
     return {
@@ -149,7 +215,7 @@ def chat_body(plan: ChatPlan) -> dict[str, Any]:
         "choices": [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": "".join(c.tokens), "refusal": None},
+                "message": _message(c),
                 "finish_reason": c.finish_reason,
                 "logprobs": None,
                 "content_filter_results": _filter.choice_results(c.filtered, plan.severity),
@@ -197,6 +263,9 @@ def chat_events(plan: ChatPlan) -> Iterator[tuple[bytes, bool]]:
         False,
     )
     for i, choice in enumerate(plan.choices):
+        if choice.tool_calls:
+            yield from _tool_call_events(choice, i, base)
+            continue
         yield (
             _sse(
                 {
@@ -245,6 +314,48 @@ def chat_events(plan: ChatPlan) -> Iterator[tuple[bytes, bool]]:
     if plan.include_usage:
         yield _sse({"choices": [], **base, "usage": plan.usage()}), False
     yield b"data: [DONE]\n\n", False
+
+
+def _tool_call_events(
+    choice: _Choice, index: int, base: dict[str, Any]
+) -> Iterator[tuple[bytes, bool]]:
+    """A choice's tool calls as Azure streams them: the first chunk carries the role and the first
+    call's id and name with empty arguments; the arguments follow in pieces, each naming only its
+    call's ``index``; every further call opens with its id and name; the last chunk has an empty
+    delta and ``finish_reason: "tool_calls"``."""
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return _sse(
+            {
+                "choices": [
+                    {
+                        "content_filter_results": {},
+                        "delta": delta,
+                        "finish_reason": finish,
+                        "index": index,
+                        "logprobs": None,
+                    }
+                ],
+                **base,
+            }
+        )
+
+    for n, call in enumerate(choice.tool_calls):
+        opening = {
+            "index": n,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        delta: dict[str, Any] = {"tool_calls": [opening]}
+        if n == 0:
+            delta = {"role": "assistant", "content": None, "refusal": None, **delta}
+        yield event(delta), False
+        args = call.arguments
+        for start in range(0, len(args), 8):
+            piece = {"index": n, "function": {"arguments": args[start : start + 8]}}
+            yield event({"tool_calls": [piece]}), True
+    yield event({}, choice.finish_reason), False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import re
 import uuid
 from typing import Any
 
-from . import _errors, _ops
+from . import _errors, _openai, _ops
 from ._auth import OPENAI_USER_ROLE, TokenError, verify_token
 from ._batch_api import BatchApi, is_batch_path
 from ._batches import BatchEngine
@@ -64,13 +64,22 @@ _OPS = {
 
 
 class _Route:
-    __slots__ = ("api_version", "deployment", "op", "v1")
+    __slots__ = ("api_version", "deployment", "op", "openai", "v1")
 
-    def __init__(self, op: str, v1: bool, deployment: str | None, api_version: str | None) -> None:
+    def __init__(
+        self,
+        op: str,
+        v1: bool,
+        deployment: str | None,
+        api_version: str | None,
+        *,
+        openai: bool = False,
+    ) -> None:
         self.op = op
         self.v1 = v1
         self.deployment = deployment
         self.api_version = api_version
+        self.openai = openai  # the plain OpenAI surface (/v1/...), not Azure's
 
 
 class RegionApp:
@@ -113,6 +122,14 @@ class RegionApp:
         finally:
             stats.in_flight -= 1
 
+    def _headers(
+        self, route: _Route | None, headers: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        """A success's headers on the route's surface (Azure's, or OpenAI's)."""
+        if route is not None and route.openai:
+            return _openai.headers(headers)
+        return self._common_headers() + headers
+
     def _common_headers(self) -> list[tuple[str, str]]:
         rid = str(uuid.uuid4())
         return [("apim-request-id", rid), ("x-request-id", rid), ("x-ms-region", self.region.name)]
@@ -123,9 +140,15 @@ class RegionApp:
         dep: str | None,
         reply: _errors.ErrorReply,
         headers: list[tuple[str, str]],
+        route: _Route | None,
     ) -> None:
         status, body = reply
         self.stats.status(dep, status)
+        if route is not None and route.openai:
+            await conn.send_json(
+                status, _openai.error_body(status, body, dep), _openai.headers(headers)
+            )
+            return
         await conn.send_json(status, body, self._common_headers() + headers)
 
     # ---------------------------------------------------------------- serving
@@ -136,12 +159,15 @@ class RegionApp:
             op = "chat" if match.group(2) == "chat/completions" else "embeddings"
             return _Route(op, False, match.group(1), api_version)
         path = req.path.rstrip("/")
+        openai = path.startswith("/v1/")
+        if openai:
+            path = "/openai" + path
         if path in ("/openai/v1/chat/completions", "/openai/v1/embeddings"):
             model = body.get("model") if isinstance(body, dict) else None
             op = "chat" if path.endswith("completions") else "embeddings"
-            return _Route(op, True, str(model) if model else None, api_version)
+            return _Route(op, True, str(model) if model else None, api_version, openai=openai)
         if path == "/openai/v1/models":
-            return _Route("models", True, None, api_version)
+            return _Route("models", True, None, api_version, openai=openai)
         return None
 
     async def _serve(self, req: Request, conn: HttpConnection) -> None:
@@ -171,16 +197,19 @@ class RegionApp:
             or req.method not in ("GET", "POST")
         ):
             stats.fail(dep_name, "not_found")
-            await self._reply(conn, dep_name, _errors.resource_not_found(), [])
+            await self._reply(conn, dep_name, _errors.resource_not_found(), [], route)
             return
-        if route.v1:
+        if route.openai:
+            pass  # OpenAI ignores the query string
+        elif route.v1:
             if route.api_version is not None and route.api_version not in _V1_API_VERSIONS:
                 stats.fail(dep_name, "bad_request")
-                await self._reply(conn, dep_name, _errors.v1_api_version_not_allowed(), [])
+                await self._reply(conn, dep_name, _errors.v1_api_version_not_allowed(), [], route)
                 return
-        elif route.api_version not in self._api_versions:
+        elif route.api_version not in self._api_versions and route.api_version != "v1":
+            # api-version=v1 on a deployment route is what AzureOpenAI(api_version="v1") sends
             stats.fail(dep_name, "not_found")
-            await self._reply(conn, dep_name, _errors.resource_not_found(), [])
+            await self._reply(conn, dep_name, _errors.resource_not_found(), [], route)
             return
 
         dep = self.region.deployment(dep_name) if dep_name else None
@@ -188,10 +217,10 @@ class RegionApp:
         denied = self._authorize(req, route, dep_name)
         if denied is not None:
             stats.fail(dep_name, "auth")
-            await self._reply(conn, dep_name, denied, peek)
+            await self._reply(conn, dep_name, denied, peek, route)
             return
         if route.op == "models":
-            await self._models(conn)
+            await self._models(conn, route)
             return
         if body_error or (route.v1 and dep_name is None):
             stats.fail(dep_name, "bad_request")
@@ -201,17 +230,21 @@ class RegionApp:
                 else "'model' is a required property."
             )
             await self._reply(
-                conn, dep_name, _errors.bad_request(msg, None if body_error else "model"), []
+                conn, dep_name, _errors.bad_request(msg, None if body_error else "model"), [], route
             )
             return
         if dep is None:
             stats.fail(dep_name, "not_found")
-            await self._reply(conn, dep_name, _errors.deployment_not_found(), [])
+            await self._reply(conn, dep_name, _errors.deployment_not_found(), [], route)
             return
         if dep.kind != route.op or dep.batch:
             stats.fail(dep.name, "bad_request")
             await self._reply(
-                conn, dep.name, _errors.operation_not_supported(_OPS[route.op][2], dep.model), peek
+                conn,
+                dep.name,
+                _errors.operation_not_supported(_OPS[route.op][2], dep.model),
+                peek,
+                route,
             )
             return
         if route.op == "chat":
@@ -223,6 +256,10 @@ class RegionApp:
         self, req: Request, route: _Route, dep_name: str | None
     ) -> _errors.ErrorReply | None:
         keys = self.region.api_keys
+        if route.openai:  # OpenAI takes only "Authorization: Bearer <key>"
+            auth = req.headers.get("authorization", "")
+            ok = auth[:7].lower() == "bearer " and auth[7:].strip() in keys
+            return None if ok else _openai.invalid_key()
         key = req.headers.get("api-key")
         if key is not None:
             return None if key in keys else _errors.invalid_key()
@@ -285,6 +322,10 @@ class RegionApp:
                 *retry_after_headers(fault.retry_after_s, fault.retry_after_ms),
             ]
             stats.status(dep, status)
+            if route is not None and route.openai:
+                body = _openai.error_body(status, body, dep)
+                await conn.send_json(status, body, _openai.headers(headers))
+                return
             await conn.send_json(status, body, self._common_headers() + headers)
 
     async def _admit_plan(
@@ -294,7 +335,7 @@ class RegionApp:
         invalid (``plan`` is an error reply) or over the limit; else returns the limiter's decision."""
         if isinstance(plan, tuple):
             self.stats.fail(dep.name, "bad_request")
-            await self._reply(conn, dep.name, plan, self.limiters[dep.name].peek().headers())
+            await self._reply(conn, dep.name, plan, self.limiters[dep.name].peek().headers(), route)
             return None
         decision = self._admit(dep, plan.charge)
         if not decision.allowed:
@@ -317,10 +358,10 @@ class RegionApp:
         reply = _errors.rate_limited(
             _OPS[route.op][0], version, retry, calls=decision.calls_exceeded
         )
-        await self._reply(conn, dep.name, reply, decision.headers())
+        await self._reply(conn, dep.name, reply, decision.headers(), route)
 
     # ------------------------------------------------------------- operations
-    async def _models(self, conn: HttpConnection) -> None:
+    async def _models(self, conn: HttpConnection, route: _Route) -> None:
         data = [
             {
                 "id": d.name,
@@ -332,7 +373,7 @@ class RegionApp:
             for d in self.region.deployments
         ]
         self.stats.status(None, 200)
-        await conn.send_json(200, {"object": "list", "data": data}, self._common_headers())
+        await conn.send_json(200, {"object": "list", "data": data}, self._headers(route, []))
 
     async def _chat(
         self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, body: Any
@@ -348,7 +389,9 @@ class RegionApp:
                 **filter_result(plan.blocked_category, plan.severity),
                 "jailbreak": {"filtered": False, "detected": False},
             }
-            await self._reply(conn, dep.name, _errors.content_filter_blocked(result), headers)
+            await self._reply(
+                conn, dep.name, _errors.content_filter_blocked(result), headers, route
+            )
             return
         stats = self.stats
         stats.add(dep.name, "prompt_tokens", plan.prompt_tokens)
@@ -362,7 +405,7 @@ class RegionApp:
             if delay:
                 await asyncio.sleep(delay)
             stats.status(dep.name, 200)
-            await conn.send_json(200, _ops.chat_body(plan), self._common_headers() + headers)
+            await conn.send_json(200, _ops.chat_body(plan), self._headers(route, headers))
             return
         cut = self.faults.take_mid_stream(dep.name)
         cut_after = cut.after_chunks if cut is not None and cut.after_chunks is not None else 0
@@ -373,8 +416,7 @@ class RegionApp:
             [
                 ("content-type", "text/event-stream; charset=utf-8"),
                 ("cache-control", "no-cache"),
-                *self._common_headers(),
-                *headers,
+                *self._headers(route, headers),
             ],
         )
         first = True
@@ -423,11 +465,7 @@ class RegionApp:
             await asyncio.sleep(self._latency.ttft_ms / 1000)
         self.stats.add(dep.name, "prompt_tokens", plan.prompt_tokens)
         self.stats.status(dep.name, 200)
-        headers = [
-            ("content-type", "application/json"),
-            *self._common_headers(),
-            *decision.headers(),
-        ]
+        headers = [("content-type", "application/json"), *self._headers(route, decision.headers())]
         await conn.send(200, headers, _ops.embeddings_body(dep, plan))
 
     # ------------------------------------------------------------ control API

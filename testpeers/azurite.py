@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .ports import free_port, wait_for_port
+from .ports import STARTUP_TIMEOUT_S, free_port, wait_for_port
 
 __all__ = ["ACCOUNT", "ACCOUNT_KEY", "AzuriteHandle", "start_azurite"]
 
@@ -95,7 +95,7 @@ def start_azurite(location: Path) -> AzuriteHandle:
     handle = AzuriteHandle(ports["blob"], ports["queue"], ports["table"], location, proc, log)
     try:
         for port in ports.values():
-            wait_for_port(port, timeout=30, proc=proc)
+            wait_for_port(port, timeout=STARTUP_TIMEOUT_S, proc=proc)
     except BaseException:
         handle.stop()
         raise

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from .ports import free_port, wait_for_port
+from .ports import STARTUP_TIMEOUT_S, free_port, wait_for_port
 
 __all__ = ["DevServer", "settings_env", "start_devserver"]
 
@@ -87,6 +87,6 @@ def start_devserver(function_app: Any = None, *, port: int | None = None) -> Dev
         target=asyncio.run, args=(serve(),), name=f"devserver-{port}", daemon=True
     )
     handle._thread.start()
-    started.wait(10)
-    wait_for_port(port, timeout=10)
+    started.wait(STARTUP_TIMEOUT_S)
+    wait_for_port(port, timeout=STARTUP_TIMEOUT_S)
     return handle

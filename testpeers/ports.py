@@ -6,7 +6,10 @@ import socket
 import subprocess
 import time
 
-__all__ = ["free_port", "wait_for_port"]
+__all__ = ["STARTUP_TIMEOUT_S", "free_port", "wait_for_port"]
+
+# How long a peer may take to listen: generous, because a busy CI machine starts node and Python slowly.
+STARTUP_TIMEOUT_S = 120.0
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 from aoai_sim.control import IdentityControl, RegionControl
 
-from .ports import free_port, wait_for_port
+from .ports import STARTUP_TIMEOUT_S, free_port, wait_for_port
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -241,7 +241,7 @@ def start_sim(
     handle = SimHandle(handles, id_handle, config_path, log_path, proc)
     try:
         for port in [h.port for h in handles.values()] + ([id_handle.port] if id_handle else []):
-            wait_for_port(port, timeout=15, proc=proc)
+            wait_for_port(port, timeout=STARTUP_TIMEOUT_S, proc=proc)
     except Exception as exc:
         handle.stop()
         raise RuntimeError(f"aoai_sim did not start: {exc}\n{handle.log()}") from exc

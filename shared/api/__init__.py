@@ -4,7 +4,14 @@ Handlers take a Starlette/FastAPI ``Request`` plus the services (``shared.runtim
 ``Response``; ``function_app.py`` only wires routes to them. Never imports ``azure.functions``.
 """
 
-from ._context import RequestInfo, request_info
+from ._azure import (
+    azure_chat_completions,
+    azure_embeddings,
+    azure_v1_chat_completions,
+    azure_v1_embeddings,
+    azure_v1_models,
+)
+from ._context import Principal, RequestInfo, easy_auth_principal, request_info
 from ._errors import ApiError, error_body, error_response
 from ._handlers import Services, chat_completions, embeddings, health, list_models, openapi
 from ._openapi import openapi_document
@@ -12,9 +19,16 @@ from ._parse import parse_body, read_body
 
 __all__ = [
     "ApiError",
+    "Principal",
     "RequestInfo",
     "Services",
+    "azure_chat_completions",
+    "azure_embeddings",
+    "azure_v1_chat_completions",
+    "azure_v1_embeddings",
+    "azure_v1_models",
     "chat_completions",
+    "easy_auth_principal",
     "embeddings",
     "error_body",
     "error_response",

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest
 
-from ._context import RequestInfo, request_info
+from ._context import RequestInfo, request_info, require_caller
 from ._errors import error_response
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
@@ -62,6 +62,7 @@ async def _guarded(
 ) -> Response:
     info = request_info(request)
     try:
+        require_caller(request, services)  # Easy Auth mode: no principal, no service
         return await body(info)
     except Exception as exc:  # noqa: BLE001 - the one error mapping answers every failure
         return error_response(

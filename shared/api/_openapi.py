@@ -141,6 +141,11 @@ def openapi_document() -> dict[str, Any]:
             "text/event-stream": {"schema": {"type": "string"}},
         },
     }
+    embeddings_ok = _json(
+        _PASS_THROUGH, "An OpenAI embeddings list, in input order.", _GATEWAY_HEADERS
+    )
+    from ._openapi_azure import AZURE_SCHEMAS, azure_paths  # the Azure-shaped routes
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -209,9 +214,10 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}, "This document.")},
                 }
             },
+            **azure_paths(chat_ok, embeddings_ok),
         },
         "components": {
-            "schemas": schemas["$defs"],
+            "schemas": {**schemas["$defs"], **AZURE_SCHEMAS},
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},

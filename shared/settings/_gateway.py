@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -86,6 +86,12 @@ class GatewaySettings(AppSettings):
     )
     max_body_bytes: int = Field(
         default=4_000_000, gt=0, description="Larger HTTP request bodies get 413."
+    )
+    http_auth: Literal["function_key", "easy_auth"] = Field(
+        default="function_key",
+        description="How model-route callers authenticate: function keys (auth level function), or "
+        "Entra ID tokens validated by App Service Authentication (auth level anonymous; the "
+        "gateway then refuses requests without x-ms-client-principal). Read at indexing too.",
     )
 
     @field_validator("regions", mode="before")

@@ -99,6 +99,11 @@ def test_openapi_document_is_generated_from_the_request_models() -> None:
         "/v1/models",
         "/health",
         "/v1/openapi.json",
+        "/openai/deployments/{deployment}/chat/completions",
+        "/openai/deployments/{deployment}/embeddings",
+        "/openai/v1/chat/completions",
+        "/openai/v1/embeddings",
+        "/openai/v1/models",
     }
     assert doc["paths"]["/health"]["get"]["security"] == []
     assert "429" in doc["paths"]["/v1/chat/completions"]["post"]["responses"]
