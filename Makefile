@@ -16,6 +16,9 @@ deps: $(DEPS) $(LI_DEPS) $(AZURITE)
 
 $(DEPS): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# The pip that venv bundles (23.x) trips over its own backtracking on this dependency set
+	@# (InconsistentCandidate on opentelemetry-sdk); a current pip resolves it.
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=25'
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 

@@ -192,3 +192,82 @@ async def parking_poison(msg: func.QueueMessage) -> None:
 
 
 app.register_blueprint(backlog_api)
+
+# --- Usage and operations -------------------------------------------------------------------
+# (section owned by the operations work) Usage per caller; ops routes take the host's master key
+# (auth level ADMIN) and live under ops/ (the host reserves routes starting with "admin").
+ops_api = func.Blueprint()
+
+
+@ops_api.route(route="v1/usage", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def usage(req: Request) -> Response:
+    """The calling identity's own token use and cost (JSON, or CSV with Accept: text/csv)."""
+    from shared import api, runtime
+
+    return await api.usage_report(req, runtime, everyone=False)
+
+
+@ops_api.route(route="ops/usage", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_usage(req: Request) -> Response:
+    """Every caller's token use and cost."""
+    from shared import api, runtime
+
+    return await api.usage_report(req, runtime, everyone=True)
+
+
+app.register_blueprint(ops_api)
+
+
+ops_routes = func.Blueprint()
+
+
+@ops_routes.route(route="ops/state", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_state(req: Request) -> Response:
+    """Every region, deployment, circuit, cooldown and exhaustion, across instances."""
+    from shared import ops, runtime
+
+    return await ops.ops_state(req, runtime)
+
+
+@ops_routes.route(route="ops/clear", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+async def ops_clear(req: Request) -> Response:
+    """Clear one region's or deployment's state on every instance (shared health table)."""
+    from shared import ops, runtime
+
+    return await ops.ops_clear(req, runtime)
+
+
+@ops_routes.route(route="ops/parked", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_parked(req: Request) -> Response:
+    from shared import ops, runtime
+
+    return await ops.ops_parked(req, runtime)
+
+
+@ops_routes.route(route="ops/deadletters", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_dead_letters(req: Request) -> Response:
+    """Peek at the backlog's dead-letter queue."""
+    from shared import ops, runtime
+
+    return await ops.ops_dead_letters(req, runtime)
+
+
+@ops_routes.route(
+    route="ops/deadletters/redrive", methods=["POST"], auth_level=func.AuthLevel.ADMIN
+)
+async def ops_redrive(req: Request) -> Response:
+    """Send chosen dead-lettered messages back to the backlog."""
+    from shared import ops, runtime
+
+    return await ops.ops_redrive(req, runtime)
+
+
+@ops_routes.route(route="ops/callers", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_callers(req: Request) -> Response:
+    """Caller limits in force and each caller's use against them."""
+    from shared import ops, runtime
+
+    return await ops.ops_callers(req, runtime)
+
+
+app.register_blueprint(ops_routes)

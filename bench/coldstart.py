@@ -39,6 +39,11 @@ HEAVY = (
     "shared.aoai",
     "shared.api",
     "shared.jobs",
+    "shared.telemetry",
+    "shared.usage",
+    "opentelemetry.sdk",
+    "opentelemetry.exporter",
+    "azure.monitor",
 )
 
 _CHILD = """

@@ -15,11 +15,25 @@ import threading
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
-    from shared.aoai import Gateway
+    from shared.aoai import CallObserver, Gateway
     from shared.jobs import Backlog
+    from shared.quotas import CallerQuotas
     from shared.settings import BacklogSettings, GatewaySettings
+    from shared.telemetry import Providers, TelemetrySettings
+    from shared.usage import UsageRecorder, UsageSettings
 
-__all__ = ["aclose", "backlog", "backlog_settings", "gateway", "reset", "settings"]
+__all__ = [
+    "aclose",
+    "backlog",
+    "backlog_settings",
+    "caller_quotas",
+    "gateway",
+    "reset",
+    "settings",
+    "telemetry",
+    "usage",
+    "usage_settings",
+]
 
 _lock = threading.Lock()
 _cache: dict[str, object] = {}
@@ -39,11 +53,113 @@ def gateway() -> Gateway:
     """The process-wide access layer, built from ``settings()`` on first use."""
     current = settings()
     with _lock:
+        built = _cache.get("gateway")
+    if built is not None:
+        return cast("Gateway", built)
+    observers = _observers(current)  # outside the lock: they take it themselves
+    quotas = caller_quotas()
+    if quotas is not None:
+        observers.append(quotas)  # counts each caller's monthly tokens
+    with _lock:
         if "gateway" not in _cache:
             from shared.aoai import Gateway
 
-            _cache["gateway"] = Gateway(current)
+            built = Gateway(current, observers=observers)
+            if quotas is not None:
+                from shared.quotas import QuotaGateway
+
+                # per-caller limits before any upstream call; everything else passes through
+                built = cast("Gateway", QuotaGateway(built, quotas))
+            _cache["gateway"] = built
         return cast("Gateway", _cache["gateway"])
+
+
+def telemetry() -> Providers | None:
+    """The OpenTelemetry providers when an exporter is configured (built once), else None."""
+    with _lock:
+        if "telemetry" not in _cache:
+            from shared.telemetry import configure, load_telemetry_settings
+
+            _cache["telemetry_settings"] = found = load_telemetry_settings()
+            _cache["telemetry"] = configure(found)
+        return cast("Providers | None", _cache["telemetry"])
+
+
+def usage_settings() -> UsageSettings:
+    """Usage accounting settings (table, flush interval, price table)."""
+    with _lock:
+        if "usage_settings" not in _cache:
+            from shared.usage import load_usage_settings
+
+            _cache["usage_settings"] = load_usage_settings()
+        return cast("UsageSettings", _cache["usage_settings"])
+
+
+def usage() -> UsageRecorder:
+    """The usage recorder (an observer of the gateway), on the gateway's storage."""
+    found, current = usage_settings(), settings()
+    with _lock:
+        if "usage" not in _cache:
+            from shared.usage import UsageRecorder, table_store
+
+            store = table_store(
+                current.storage_connection, current.storage_account, found.usage_table
+            )
+            _cache["usage"] = UsageRecorder(store, flush_s=found.usage_flush_s)
+        return cast("UsageRecorder", _cache["usage"])
+
+
+def caller_quotas() -> CallerQuotas | None:
+    """Per-caller limits (GATEWAY_CALLER_LIMITS) shared through the gateway's storage; None
+    when no limits are set."""
+    current = settings()
+    with _lock:
+        if "caller_quotas" not in _cache:
+            from shared.quotas import (
+                CallerQuotas,
+                InMemoryWindowStore,
+                TableWindowStore,
+                load_caller_limits,
+            )
+            from shared.usage import table_client
+
+            limits = load_caller_limits()
+            quotas = None
+            if limits is not None:
+                client = table_client(
+                    current.storage_connection, current.storage_account, limits.table
+                )
+                store = TableWindowStore(client) if client is not None else InMemoryWindowStore()
+                quotas = CallerQuotas(limits, store)
+            _cache["caller_quotas"] = quotas
+        return cast("CallerQuotas | None", _cache["caller_quotas"])
+
+
+def _observers(current: GatewaySettings) -> list[CallObserver]:
+    """The gateway's observers: the log record, telemetry when configured, usage when enabled."""
+    from urllib.parse import urlsplit
+
+    from shared.aoai import CallLog
+
+    observers: list[CallObserver] = [CallLog()]
+    providers = telemetry()
+    if providers is not None:
+        from shared.telemetry import TelemetryObserver
+
+        observers.append(
+            TelemetryObserver(
+                tracer_provider=providers.tracer_provider,
+                meter_provider=providers.meter_provider,
+                servers={r.name: urlsplit(str(r.endpoint)).hostname or "" for r in current.regions},
+                capture_content=cast(
+                    "TelemetrySettings", _cache["telemetry_settings"]
+                ).capture_content,
+                health=lambda: cast("Gateway", _cache["gateway"]).health_report(),
+            )
+        )
+    if usage_settings().enabled:
+        observers.append(usage())
+    return observers
 
 
 def backlog_settings() -> BacklogSettings:
@@ -86,3 +202,12 @@ async def aclose() -> None:
     gw = built.get("gateway")
     if gw is not None:
         await cast("Gateway", gw).aclose()
+    quotas = built.get("caller_quotas")
+    if quotas is not None:
+        await cast("CallerQuotas", quotas).aclose()
+    recorder = built.get("usage")
+    if recorder is not None:
+        await cast("UsageRecorder", recorder).aclose()
+    providers = built.get("telemetry")
+    if providers is not None:
+        cast("Providers", providers).flush()

@@ -6,7 +6,7 @@ import pytest
 
 from bench.chaos import run_chaos
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 async def test_chaos_every_job_ends_once_and_is_replied_once(
@@ -17,8 +17,8 @@ async def test_chaos_every_job_ends_once_and_is_replied_once(
         sim=chaos_sim,
         broker=chaos_broker,
         storage_connection=chaos_storage.connection_string,
-        deadline_s=25.0,
-        timeout_s=35.0,
+        deadline_s=25.0,  # a job's own deadline: past it, the next delivery ends it
+        timeout_s=180.0,  # waiting for every job to be terminal: polled, generous for busy machines
     )
     print(report.summary())
     assert report.not_terminal == 0, report.summary()

@@ -73,7 +73,13 @@ class HealthSync:
                     region.circuit.force(0.0, record.updated)
                 continue
             dep = router.deployments.get(record.key)
-            if dep is None or record.until <= now or record.updated <= dep.changed_at:
+            if dep is None or record.updated <= dep.changed_at:
+                continue
+            if record.state == "ok":  # cleared by an operator (ops surface): drop every verdict
+                dep.cooling_until = dep.exhausted_until = dep.missing_until = 0.0
+                dep.changed_at = record.updated
+                continue
+            if record.until <= now:
                 continue
             field = _DEPLOYMENT_FIELDS.get(record.state)
             if field is not None:

@@ -55,7 +55,14 @@ class ChatRequest(BaseModel):
         if not self.stream:
             body.pop("stream", None)
             body.pop("stream_options", None)
+        else:  # usage accounting needs the final usage chunk; the API hides it if not asked for
+            body["stream_options"] = {**(self.stream_options or {}), "include_usage": True}
         return body
+
+    @property
+    def wants_usage_chunk(self) -> bool:
+        """Whether the caller itself asked for the stream's final usage chunk."""
+        return bool((self.stream_options or {}).get("include_usage"))
 
 
 class EmbeddingsRequest(BaseModel):

@@ -16,12 +16,14 @@ from ._errors import ApiError, error_body, error_response
 from ._handlers import Services, chat_completions, embeddings, health, list_models, openapi
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
+from ._usage import UsageServices, usage_report
 
 __all__ = [
     "ApiError",
     "Principal",
     "RequestInfo",
     "Services",
+    "UsageServices",
     "azure_chat_completions",
     "azure_embeddings",
     "azure_v1_chat_completions",
@@ -39,4 +41,5 @@ __all__ = [
     "parse_body",
     "read_body",
     "request_info",
+    "usage_report",
 ]

@@ -142,6 +142,9 @@ def error_response(
         out["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
     if isinstance(exc, GatewayError):
         out.setdefault("x-gateway-attempts", str(len(exc.attempts)))
+        extra = getattr(exc, "response_headers", None)  # e.g. a caller's own x-ratelimit-*
+        if extra is not None:
+            out.update(extra())
     code = body["error"]["code"]
     if isinstance(exc, SettingsError):
         _log.error(

@@ -90,7 +90,12 @@ async def chat_completions(request: Request, services: Services) -> Response:
             "cache-control": "no-cache",
             "x-accel-buffering": "no",
         }
-        events = sse_events(stream, info.correlation_id, secrets=_secrets(services))
+        events = sse_events(
+            stream,
+            info.correlation_id,
+            secrets=_secrets(services),
+            hide_usage_chunk=not chat.wants_usage_chunk,
+        )
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
     return await _guarded(request, services, run)

@@ -28,12 +28,20 @@ def sse_event(payload: Any) -> bytes:
 
 
 async def sse_events(
-    stream: Any, correlation_id: str, *, secrets: tuple[str, ...] = ()
+    stream: Any,
+    correlation_id: str,
+    *,
+    secrets: tuple[str, ...] = (),
+    hide_usage_chunk: bool = False,
 ) -> AsyncIterator[bytes]:
-    """Encode an opened chat stream as SSE; always closes it, also when the client goes away."""
+    """Encode an opened chat stream as SSE; always closes it, also when the client goes away.
+    ``hide_usage_chunk``: drop the final usage-only chunk (no choices) the gateway asked for
+    on the caller's behalf (usage accounting) when the caller did not ask for it."""
     chunks = 0
     try:
         async for chunk in stream:
+            if hide_usage_chunk and not chunk.get("choices") and chunk.get("usage"):
+                continue
             chunks += 1
             yield sse_event(chunk)
     except Exception as exc:  # noqa: BLE001 - StreamInterrupted, or anything else: never a silent truncation

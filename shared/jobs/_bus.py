@@ -70,20 +70,28 @@ class Bus:
 
     async def send(self, queue: str, message: Outgoing) -> None:
         from azure.servicebus import ServiceBusMessage
+
+        from ..telemetry import send_span
+
+        properties = dict(message.application_properties)
+        with send_span(queue, message.message_id, properties):  # traceparent -> properties
+            sb_message = ServiceBusMessage(
+                message.body,
+                message_id=message.message_id,
+                correlation_id=message.correlation_id,
+                subject=message.subject,
+                content_type=message.content_type,
+                application_properties=properties or None,  # type: ignore[arg-type]  # the SDK's value union is narrower than what it accepts at run time
+            )
+            if message.scheduled_at is not None:
+                sb_message.scheduled_enqueue_time_utc = datetime.fromtimestamp(
+                    message.scheduled_at, UTC
+                )
+            await self._send(queue, sb_message)
+
+    async def _send(self, queue: str, sb_message: Any) -> None:
         from azure.servicebus.exceptions import MessagingEntityNotFoundError
 
-        sb_message = ServiceBusMessage(
-            message.body,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            subject=message.subject,
-            content_type=message.content_type,
-            application_properties=dict(message.application_properties) or None,  # type: ignore[arg-type]  # the SDK's value union is narrower than what it accepts at run time
-        )
-        if message.scheduled_at is not None:
-            sb_message.scheduled_enqueue_time_utc = datetime.fromtimestamp(
-                message.scheduled_at, UTC
-            )
         sender, lock = self._sender(queue)
         try:
             async with lock:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..telemetry import job_span, traced_job
 from ._bus import Bus, Outgoing, connect_service_bus
 from ._contract import JobMessage
 from ._core import Checkpoint, JobServices, _no_checkpoint
@@ -47,6 +48,10 @@ class Backlog:
         """Record the job as queued, then enqueue it (message_id = job id, so duplicate detection works).
         Re-submitting a known, unfinished job id with the same payload enqueues again: the worker runs
         it once. A known job id with another payload raises ``JobIdConflict`` before anything is written."""
+        with job_span("submit", job.job_id, None):  # the trace the worker continues
+            return await self._submit(job)
+
+    async def _submit(self, job: JobMessage) -> Submission:
         svc = self.services
         record, created = await svc.store.ensure(job)
         if record.terminal:
@@ -83,13 +88,20 @@ class Backlog:
         return out
 
     async def process(self, delivery: Delivery) -> str:
-        return await process_delivery(self.services, delivery)
+        work = process_delivery(self.services, delivery)
+        return await traced_job(
+            "process", delivery.message_id, delivery.application_properties, work
+        )
 
     async def process_dead_letter(self, delivery: Delivery) -> str:
-        return await process_dead_letter(self.services, delivery)
+        work = process_dead_letter(self.services, delivery)
+        return await traced_job(
+            "dead_letter", delivery.message_id, delivery.application_properties, work
+        )
 
     async def process_parking_poison(self, text: str, *, dequeue_count: int | None = None) -> str:
-        return await process_parking_poison(self.services, text, dequeue_count=dequeue_count)
+        work = process_parking_poison(self.services, text, dequeue_count=dequeue_count)
+        return await traced_job("parking_poison", None, None, work)
 
     async def run_timer(self, *, probe: bool = True) -> TimerReport:
         report = await run_timer(self.services, probe=probe)

@@ -1,9 +1,12 @@
 """Settings, loaded once into frozen objects and validated at first use."""
 
 from ._backlog import MAX_VISIBILITY_S, BacklogSettings, load_backlog_settings
+from ._callers import CallerLimit, CallerLimits, load_caller_limits
 from ._errors import SettingsError
 from ._gateway import GatewaySettings, load_gateway_settings
 from ._regions import ApiStyle, AuthMode, BatchDeploymentConfig, DeploymentConfig, RegionConfig
+from ._telemetry import TelemetrySettings, load_telemetry_settings
+from ._usage import Price, PriceTable, UsageSettings, load_usage_settings
 
 __all__ = [
     "MAX_VISIBILITY_S",
@@ -11,10 +14,19 @@ __all__ = [
     "AuthMode",
     "BacklogSettings",
     "BatchDeploymentConfig",
+    "CallerLimit",
+    "CallerLimits",
     "DeploymentConfig",
     "GatewaySettings",
+    "Price",
+    "PriceTable",
     "RegionConfig",
     "SettingsError",
+    "TelemetrySettings",
+    "UsageSettings",
     "load_backlog_settings",
+    "load_caller_limits",
     "load_gateway_settings",
+    "load_telemetry_settings",
+    "load_usage_settings",
 ]

@@ -1,0 +1,203 @@
+"""The command line: one sub-command per ops route, tables by default, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from ._client import Client, OpsError
+from ._tables import table
+
+__all__ = ["main"]
+
+DESCRIPTION = """\
+Operate an Azure OpenAI gateway: region and deployment state across instances, clearing a
+stuck region or deployment, parked jobs, the backlog's dead letters, caller limits and usage.
+
+Point it at the app with --url (the API base, e.g. https://<app>.azurewebsites.net/api) and
+--key (the host's master key; the ops routes take nothing less), or set GATEWAY_URL and
+GATEWAY_MASTER_KEY. Locally: --url http://127.0.0.1:7071/api (keys are not checked).
+"""
+
+
+def _when(epoch: Any) -> str | None:
+    if not epoch:
+        return None
+    return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _state(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    data = client.request("GET", "ops/state")
+    rows = []
+    for name, region in data["instance"]["regions"].items():
+        circuit = region["circuit"]["state"]
+        for dep, info in region["deployments"].items():
+            until = (
+                info.get("exhausted_until")
+                or info.get("cooling_until")
+                or info.get("missing_until")
+            )
+            rows.append(
+                {
+                    "region": name,
+                    "circuit": circuit,
+                    "deployment": dep,
+                    "state": info.get("state"),
+                    "until": _when(until),
+                }
+            )
+    shared = [
+        dict(r, until=_when(r.get("until")), updated=_when(r.get("updated")))
+        for r in data["shared"]
+    ]
+    text = (
+        f"This instance ({data['instance'].get('instance', '?')}):\n"
+        + table(rows, ["region", "circuit", "deployment", "state", "until"])
+        + "\n\nShared health table (every instance's latest verdicts):\n"
+        + table(shared, ["key", "state", "in_force", "until", "seconds_left", "writer", "updated"])
+    )
+    return data, text
+
+
+def _clear(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    body = {"region": args.region} if args.region else {"deployment": args.deployment}
+    data = client.request("POST", "ops/clear", body=body)
+    return (
+        data,
+        f"cleared {', '.join(data['cleared'])}; every instance adopts it within {data['effective_within_s']}s",
+    )
+
+
+def _parked(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    data = client.request("GET", "ops/parked")
+    rows = [dict(j, retry_at=_when(j.get("retry_at"))) for j in data["data"]]
+    return data, table(
+        rows, ["job_id", "caller", "model", "priority", "parks", "retry_at", "deadline"]
+    )
+
+
+def _dead(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    data = client.request("GET", "ops/deadletters", query={"limit": args.limit})
+    return data, table(
+        data["data"],
+        ["sequence_number", "message_id", "reason", "delivery_count", "enqueued_at", "description"],
+    )
+
+
+def _redrive(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    data = client.request(
+        "POST", "ops/deadletters/redrive", body={"sequence_numbers": args.sequence_numbers}
+    )
+    text = f"re-driven: {data['redriven'] or 'none'}"
+    if data["missing"]:
+        text += f"\nnot found in the dead-letter queue: {data['missing']}"
+    return data, text
+
+
+def _callers(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    data = client.request("GET", "ops/callers")
+    if data["limits"] is None:
+        return data, "no caller limits configured (GATEWAY_CALLER_LIMITS)"
+    head = f"default: {data['limits']['default']}  window: {data['limits']['window_s']}s\n"
+    return data, head + table(
+        data["data"],
+        [
+            "caller",
+            "configured",
+            "tpm",
+            "window_tokens",
+            "monthly_tokens",
+            "month_tokens",
+            "priority",
+        ],
+    )
+
+
+def _usage(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    query = {"from": args.start, "to": args.end, "group_by": args.group_by}
+    if args.csv:
+        text = client.request("GET", "ops/usage", query=query, accept="text/csv")
+        return text, text.rstrip("\n")
+    data = client.request("GET", "ops/usage", query=query)
+    groups = data["group_by"]
+    columns = [*groups, "requests", "input_tokens", "cached_input_tokens", "output_tokens", "cost"]
+    total = {groups[0]: "TOTAL", **data["total"]}
+    return data, (
+        f"{data['from']} .. {data['to']} ({data['currency']})\n"
+        + table([*data["data"], total], columns)
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gatewayctl",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:7071/api"),
+        help="the app's API base URL (env GATEWAY_URL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("GATEWAY_MASTER_KEY"),
+        help="the host's master key (env GATEWAY_MASTER_KEY)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    sub.add_parser(
+        "state", help="regions, circuits, deployments; every instance's shared verdicts"
+    ).set_defaults(run=_state)
+    clear = sub.add_parser(
+        "clear", help="clear a region's or a deployment's state on every instance"
+    )
+    target = clear.add_mutually_exclusive_group(required=True)
+    target.add_argument("--region", help="a region name: its circuit and all its deployments")
+    target.add_argument("--deployment", help="<region>/<deployment>")
+    clear.set_defaults(run=_clear)
+    sub.add_parser("parked", help="parked jobs and when they are due").set_defaults(run=_parked)
+    dead = sub.add_parser("deadletters", help="peek at the backlog's dead-letter queue")
+    dead.add_argument("--limit", type=int, default=50)
+    dead.set_defaults(run=_dead)
+    redrive = sub.add_parser("redrive", help="send dead-lettered messages back to the backlog")
+    redrive.add_argument(
+        "sequence_numbers",
+        type=int,
+        nargs="+",
+        metavar="SEQ",
+        help="sequence numbers from 'deadletters'",
+    )
+    redrive.set_defaults(run=_redrive)
+    sub.add_parser("callers", help="caller limits in force and each caller's use").set_defaults(
+        run=_callers
+    )
+    usage = sub.add_parser("usage", help="token use and cost, every caller")
+    usage.add_argument(
+        "--from", dest="start", help="ISO date or date-time (default: start of this month)"
+    )
+    usage.add_argument("--to", dest="end", help="ISO date or date-time (default: now)")
+    usage.add_argument(
+        "--group-by",
+        default="caller",
+        help="caller, alias, deployment, hour, lane (comma-separated)",
+    )
+    usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    usage.set_defaults(run=_usage)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    client = Client(args.url, args.key)
+    try:
+        data, text = args.run(client, args)
+    except OpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=2) if args.json and not isinstance(data, str) else text)
+    return 0

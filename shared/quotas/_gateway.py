@@ -1,0 +1,43 @@
+"""``QuotaGateway``: the gateway with per-caller limits checked before any upstream call.
+
+It wraps a ``Gateway`` (everything else is passed through), so plain calls, streams and the
+backlog's calls are all admitted the same way: over the caller's TPM the call raises
+``CallerRateLimited`` (HTTP 429; a job is parked until the window frees), over its monthly
+tokens ``CallerBudgetExhausted`` (HTTP 429; a job fails with that code).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._quotas import CallerQuotas
+
+__all__ = ["QuotaGateway"]
+
+
+class QuotaGateway:
+    def __init__(self, gateway: Any, quotas: CallerQuotas) -> None:
+        self.inner = gateway
+        self.quotas = quotas
+
+    async def _admit(self, request: Any, ctx: Any) -> None:
+        if request.model in self.inner.aliases:  # an unknown model is refused by the gateway, free
+            await self.quotas.admit(ctx.caller, self.inner.estimate_cost(request), request.model)
+
+    async def chat(self, request: Any, ctx: Any) -> Any:
+        await self._admit(request, ctx)
+        return await self.inner.chat(request, ctx)
+
+    async def open_chat_stream(self, request: Any, ctx: Any) -> Any:
+        await self._admit(request, ctx)
+        return await self.inner.open_chat_stream(request, ctx)
+
+    async def embeddings(self, request: Any, ctx: Any) -> Any:
+        await self._admit(request, ctx)
+        return await self.inner.embeddings(request, ctx)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

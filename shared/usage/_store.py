@@ -1,0 +1,184 @@
+"""Where usage rows live: ``UsageStore`` and its Table Storage and in-memory implementations.
+
+Each instance owns its rows (the instance id is part of the row), and writes its running
+totals for them as absolute values (upsert, replace). So instances never contend for a row and
+never need a read-modify-write, and a retried write cannot count twice. Reading sums the
+instances' rows.
+
+Table layout: PartitionKey ``h<YYYYMMDDHH>`` (UTC hour, so a time range is a PartitionKey range),
+RowKey a hash of caller, alias, deployment, lane and instance (callers may hold characters a
+RowKey may not), with each of them also stored as a property.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from ._types import Counts, UsageKey
+
+__all__ = ["InMemoryUsageStore", "TableUsageStore", "UsageStore", "table_client", "table_store"]
+
+
+class UsageStore(Protocol):
+    async def write(self, instance: str, rows: Mapping[UsageKey, Counts]) -> None: ...
+
+    async def read(
+        self, first_hour: str, last_hour: str, *, caller: str | None = None
+    ) -> list[tuple[UsageKey, Counts]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class InMemoryUsageStore:
+    """Rows in a dict; share one between recorders to stand for one table."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[UsageKey, str], Counts] = {}
+
+    async def write(self, instance: str, rows: Mapping[UsageKey, Counts]) -> None:
+        for key, counts in rows.items():
+            self.rows[(key, instance)] = counts.copy()
+
+    async def read(
+        self, first_hour: str, last_hour: str, *, caller: str | None = None
+    ) -> list[tuple[UsageKey, Counts]]:
+        return [
+            (key, counts.copy())
+            for (key, _), counts in self.rows.items()
+            if first_hour <= key.hour <= last_hour and (caller is None or key.caller == caller)
+        ]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _row_key(key: UsageKey, instance: str) -> str:
+    raw = "\x1f".join((key.caller, key.alias, key.deployment, key.lane, instance))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+class TableUsageStore:
+    """Usage rows in an Azure Storage table (created on first use). ``client`` is an async
+    ``azure.data.tables.aio.TableClient``, built by the caller (connection string or identity)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._ready = False
+
+    async def _table(self) -> Any:
+        if not self._ready:
+            from azure.core.exceptions import ResourceExistsError
+
+            try:
+                await self._client.create_table()
+            except ResourceExistsError:
+                pass
+            self._ready = True
+        return self._client
+
+    async def write(self, instance: str, rows: Mapping[UsageKey, Counts]) -> None:
+        from azure.data.tables import UpdateMode
+
+        table = await self._table()
+        by_hour: dict[str, list[dict[str, Any]]] = {}
+        for key, counts in rows.items():
+            by_hour.setdefault(key.hour, []).append(
+                {
+                    "PartitionKey": f"h{key.hour}",
+                    "RowKey": _row_key(key, instance),
+                    "hour": key.hour,
+                    "caller": key.caller,
+                    "alias": key.alias,
+                    "deployment": key.deployment,
+                    "lane": key.lane,
+                    "instance": instance,
+                    "requests": counts.requests,
+                    "input_tokens": counts.input_tokens,
+                    "cached_input_tokens": counts.cached_input_tokens,
+                    "output_tokens": counts.output_tokens,
+                }
+            )
+        for entities in by_hour.values():
+            # One transaction per partition, at most 100 operations each.
+            for start in range(0, len(entities), 100):
+                await table.submit_transaction(
+                    [
+                        ("upsert", e, {"mode": UpdateMode.REPLACE})
+                        for e in entities[start : start + 100]
+                    ]
+                )
+
+    async def read(
+        self, first_hour: str, last_hour: str, *, caller: str | None = None
+    ) -> list[tuple[UsageKey, Counts]]:
+        table = await self._table()
+        query = (
+            f"PartitionKey ge 'h{_quote(first_hour)}' and PartitionKey le 'h{_quote(last_hour)}'"
+        )
+        if caller is not None:
+            query += f" and caller eq '{_quote(caller)}'"
+        out: list[tuple[UsageKey, Counts]] = []
+        async for e in table.query_entities(query):
+            key = UsageKey(
+                str(e["hour"]),
+                str(e["caller"]),
+                str(e["alias"]),
+                str(e["deployment"]),
+                str(e.get("lane", "online")),
+            )
+            out.append(
+                (
+                    key,
+                    Counts(
+                        int(e.get("requests", 0)),
+                        int(e.get("input_tokens", 0)),
+                        int(e.get("cached_input_tokens", 0)),
+                        int(e.get("output_tokens", 0)),
+                    ),
+                )
+            )
+        return out
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+# The emulator's published well-known account (not a secret): what UseDevelopmentStorage=true means.
+_DEV_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+
+def table_client(connection: str | None, account: str | None, table: str) -> Any | None:
+    """An async ``TableClient`` on the gateway's storage: a connection string (``UseDevelopment
+    Storage=true`` understood), else the account name with the app's identity
+    (DefaultAzureCredential); None without either."""
+    if not connection and not account:
+        return None
+    from azure.data.tables.aio import TableClient
+
+    if connection:
+        if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true":
+            connection = _DEV_STORAGE
+        return TableClient.from_connection_string(connection, table_name=table)
+    from azure.identity.aio import DefaultAzureCredential
+
+    return TableClient(
+        f"https://{account}.table.core.windows.net",
+        table_name=table,
+        credential=DefaultAzureCredential(),
+    )
+
+
+def table_store(connection: str | None, account: str | None, table: str) -> TableUsageStore | None:
+    """A ``TableUsageStore`` on the gateway's storage (see ``table_client``); None without one."""
+    client = table_client(connection, account, table)
+    return TableUsageStore(client) if client is not None else None

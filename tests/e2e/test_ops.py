@@ -1,0 +1,177 @@
+"""The operations routes, through the real function_app handlers: state across instances and
+clearing it (two gateways sharing the health table in Azurite), parked jobs, the dead-letter
+queue (broker) peeked and re-driven, and the caller limits in force."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import function_app
+from shared import runtime
+from shared.aoai import CallContext, ChatRequest, Gateway, TableHealthStore
+from tests.fixtures.devserver import settings_env
+from tests.fixtures.gateway import settings_for_sim
+from tests.functional.api._asgi import body_of, make_request
+
+from .conftest import REGIONS, backlog_env
+
+
+def _chat() -> ChatRequest:
+    return ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "ops"}], max_tokens=8)
+
+
+async def _json(response: Any) -> Any:
+    return json.loads(await body_of(response))
+
+
+def _dep_state(gateway: Any, region: str, deployment: str) -> str:
+    return gateway.health_report()["regions"][region]["deployments"][deployment]["state"]
+
+
+async def _until(condition, limit_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if await condition():
+            return True
+        await asyncio.sleep(0.2)
+    return await condition()
+
+
+async def test_state_across_instances_and_clearing_a_deployment_everywhere(
+    app_env, e2e_sim, azurite, unique_name
+):
+    table = unique_name("health").replace("-", "")
+    settings = settings_for_sim(
+        e2e_sim,
+        regions=list(REGIONS),
+        priorities={"eastus2": 0, "swedencentral": 1},
+        storage_connection=azurite.connection_string,
+        health_table=table,
+    )
+    app_env({**settings_env(settings), "GATEWAY_USAGE": "off"})
+    first = runtime.gateway()
+    second = Gateway(settings, health=TableHealthStore(azurite.connection_string, table))
+    east = e2e_sim.region("eastus2")
+    dep = "gpt-4o-prod"
+    try:
+        east.fault("throttle", retry_after_s=86400, count=1)  # a lying retry-after: a day
+        result = await first.chat(_chat(), CallContext("ops-1", caller="tests"))
+        assert result.region == "swedencentral"
+        assert _dep_state(first, "eastus2", dep) == "exhausted"
+
+        async def second_sees(state: str) -> bool:
+            await second.chat(_chat(), CallContext("ops-2", caller="tests"))
+            return _dep_state(second, "eastus2", dep) == state
+
+        assert await _until(lambda: second_sees("exhausted")), "the other instance never heard"
+
+        state = await _json(await function_app.ops_state(make_request("GET", "/api/ops/state")))
+        shared = {r["key"]: r for r in state["shared"]}
+        record = shared[f"deployment/eastus2/{dep}"]
+        assert (
+            record["state"] == "exhausted" and record["in_force"] and record["seconds_left"] > 80000
+        )
+        assert state["instance"]["regions"]["eastus2"]["deployments"][dep]["state"] == "exhausted"
+
+        bad = await function_app.ops_clear(
+            make_request("POST", "/api/ops/clear", {"deployment": "eastus2/nope"})
+        )
+        assert bad.status_code == 404 and (await _json(bad))["error"]["code"] == "unknown_target"
+        cleared = await function_app.ops_clear(
+            make_request("POST", "/api/ops/clear", {"deployment": f"eastus2/{dep}"})
+        )
+        assert cleared.status_code == 200
+        assert (await _json(cleared))["cleared"] == [f"deployment/eastus2/{dep}"]
+
+        async def first_sees_ok() -> bool:
+            await first.chat(_chat(), CallContext("ops-3", caller="tests"))
+            return _dep_state(first, "eastus2", dep) == "ok"
+
+        assert await _until(first_sees_ok), "the clearing instance kept the exhaustion"
+        assert await _until(lambda: second_sees("ok")), "the other instance kept the exhaustion"
+        routed = await second.chat(_chat(), CallContext("ops-4", caller="tests"))
+        assert routed.region == "eastus2"  # back in use
+    finally:
+        await second.aclose()
+
+
+async def test_dead_letters_peeked_and_redriven_parked_jobs_listed_and_caller_limits_shown(
+    app_env, e2e_sim, azurite, unique_name, sb_broker, harness_factory
+):
+    from azure.servicebus.aio import ServiceBusClient
+
+    backlog = backlog_env(sb_broker, azurite, unique_name)
+    settings = settings_for_sim(
+        e2e_sim, regions=list(REGIONS), storage_connection=azurite.connection_string
+    )
+    limits = {"callers": {"principal:parked-caller": {"tpm": 10, "monthly_tokens": 100000}}}
+    app_env(
+        {
+            **settings_env(settings),
+            **backlog,
+            "GATEWAY_USAGE": "off",
+            "GATEWAY_CALLER_LIMITS": json.dumps(limits),
+            "GATEWAY_CALLER_TABLE": unique_name("callers").replace("-", ""),
+        }
+    )
+    harness = await harness_factory(sb_broker, runtime.gateway(), **backlog).start(timer=False)
+
+    # A caller over its TPM: its second job is parked (the window lasts a minute).
+    jobs = [
+        harness.job(f"p{i}").model_copy(update={"caller": "principal:parked-caller"})
+        for i in range(2)
+    ]
+    await harness.submit(jobs[0])
+    await harness.wait_terminal([jobs[0].job_id])
+    await harness.submit(jobs[1])
+
+    async def listed() -> Any:
+        body = await _json(await function_app.ops_parked(make_request("GET", "/api/ops/parked")))
+        return [j for j in body["data"] if j["job_id"] == jobs[1].job_id]
+
+    assert await _until(listed), "the parked job is not listed"
+    (parked,) = await listed()
+    assert parked["caller"] == "principal:parked-caller" and parked["parks"] >= 1
+    assert parked["retry_at"] > time.time() - 1
+
+    callers = await _json(await function_app.ops_callers(make_request("GET", "/api/ops/callers")))
+    row = next(r for r in callers["data"] if r["caller"] == "principal:parked-caller")
+    assert row["tpm"] == 10 and row["window_tokens"] > 0 and row["configured"]
+    assert row["monthly_tokens"] == 100000 and row["month_tokens"] > 0
+
+    # Dead-letter one message by hand, peek at it, re-drive it.
+    queue = backlog["BACKLOG_QUEUE"]
+    await harness.aclose()  # stop the pumps: the message must stay where we put it
+    from azure.servicebus import ServiceBusMessage
+
+    async with ServiceBusClient.from_connection_string(sb_broker.connection_string) as client:
+        async with client.get_queue_sender(queue) as sender:
+            await sender.send_messages(
+                ServiceBusMessage(
+                    b'{"not": "a job"}', message_id="dlq-me", application_properties={"x": "1"}
+                )
+            )
+        async with client.get_queue_receiver(queue, max_wait_time=5) as receiver:
+            for message in await receiver.receive_messages(max_message_count=1, max_wait_time=5):
+                await receiver.dead_letter_message(
+                    message, reason="Poked", error_description="by the test"
+                )
+    peek = await _json(
+        await function_app.ops_dead_letters(make_request("GET", "/api/ops/deadletters"))
+    )
+    (dead,) = [m for m in peek["data"] if m["message_id"] == "dlq-me"]
+    assert dead["reason"] == "Poked" and "by the test" in dead["description"]
+    redrive = await function_app.ops_redrive(
+        make_request(
+            "POST", "/api/ops/deadletters/redrive", {"sequence_numbers": [dead["sequence_number"]]}
+        )
+    )
+    assert (await _json(redrive))["redriven"] == [dead["sequence_number"]]
+    assert [m.message_id for m in sb_broker.messages(queue)] == ["dlq-me"]
+    again = await _json(
+        await function_app.ops_dead_letters(make_request("GET", "/api/ops/deadletters"))
+    )
+    assert not [m for m in again["data"] if m["message_id"] == "dlq-me"]
