@@ -42,6 +42,7 @@ def build_batch_lane(
     payloads: Any,
     *,
     checkpoint: Any = None,
+    usage: Any = None,
 ) -> BatchLane | None:
     """The lane, or None when no region names a Global Batch deployment."""
     targets = batch_targets(gateway_settings)
@@ -51,7 +52,13 @@ def build_batch_lane(
 
     clients = ClientProvider(gateway_settings)
     lane = BatchLane(
-        settings, targets, LaneStore(table), payloads, clients.get, checkpoint=checkpoint
+        settings,
+        targets,
+        LaneStore(table),
+        payloads,
+        clients.get,
+        checkpoint=checkpoint,
+        usage=usage,
     )
     lane.closers = (clients.aclose, table.close)
     return lane

@@ -99,6 +99,7 @@ class BatchLane:
         clients: Callable[[RegionConfig], AsyncOpenAI],
         *,
         checkpoint: Checkpoint | None = None,
+        usage: Any = None,
     ) -> None:
         self._settings = settings
         self.targets = targets
@@ -106,6 +107,7 @@ class BatchLane:
         self._payloads = payloads
         self._clients = clients
         self._checkpoint = checkpoint or _no_checkpoint
+        self._usage = usage  # shared.usage.UsageRecorder: batch lines counted at the batch price
         self._lock = asyncio.Lock()
         self.closers: tuple[Callable[[], Awaitable[Any]], ...] = ()
 
@@ -388,6 +390,8 @@ class BatchLane:
                 if outcome is not None and outcome.terminal is not None:
                     result = await conclude(svc, job.job_id, outcome.terminal, owner=owner, job=job)
                     report.finished += int(result.won)
+                    if result.won:
+                        self._count_usage(svc, job, outcome.terminal)
                 else:
                     await self._reroute(svc, job, row, report)
 
@@ -400,6 +404,28 @@ class BatchLane:
             row.batch_ref,
             row.aoai_status,
             len(outcomes),
+        )
+
+    def _count_usage(self, svc: JobServices, job: JobMessage, terminal: Terminal) -> None:
+        """Count a finished line's tokens in the usage store, on lane ``batch`` (batch price)."""
+        if self._usage is None or not terminal.usage or not terminal.deployment:
+            return
+        from ..usage import Counts, UsageKey, hour_of
+
+        self._usage.add(
+            UsageKey(
+                hour_of(svc.clock()),
+                job.caller or "anonymous",
+                job.model,
+                terminal.deployment,
+                "batch",
+            ),
+            Counts(
+                1,
+                int(terminal.usage.get("prompt_tokens") or 0),
+                0,
+                int(terminal.usage.get("completion_tokens") or 0),
+            ),
         )
 
     async def _reroute(

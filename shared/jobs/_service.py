@@ -122,6 +122,7 @@ def build_backlog(
     checkpoint: Checkpoint | None = None,
     gateway_settings: GatewaySettings | None = None,
     lane_checkpoint: Checkpoint | None = None,
+    usage: Any = None,
 ) -> Backlog:
     """Build the SDK clients from settings (connection strings locally, managed identity in Azure).
     With ``gateway_settings`` naming Global Batch deployments, the batch lane is built too."""
@@ -172,6 +173,7 @@ def build_backlog(
             _table_client(settings, credential, settings.batch_table),
             payloads,
             checkpoint=lane_checkpoint,
+            usage=usage,
         )
     services = JobServices(
         settings=settings,

@@ -61,12 +61,17 @@ def lane_harness(
     lane_checkpoint: Any = None,
     env: dict[str, str] | None = None,
     reply_queue: str | None = None,
+    usage: Any = None,
 ) -> Harness:
     values = backlog_env(broker, azurite, unique_name, **{**LANE_ENV, **(env or {})})
     values.setdefault("BACKLOG_BATCH_TABLE", unique_name("lane"))
     settings = load_backlog_settings(values)
     backlog = build_backlog(
-        settings, gateway, gateway_settings=gateway_settings, lane_checkpoint=lane_checkpoint
+        settings,
+        gateway,
+        gateway_settings=gateway_settings,
+        lane_checkpoint=lane_checkpoint,
+        usage=usage,
     )
     assert backlog.services.batch_lane is not None
     harness = Harness(backlog, broker, values, reply_queue=reply_queue or unique_name("replies"))

@@ -32,8 +32,17 @@ def _harness(sim, sb_broker, azurite, unique_name, gateway_factory, gateway_sett
 async def test_a_batch_completes_and_each_job_finishes_once_with_its_line(
     lane_sim, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory
 ):
+    from shared.usage import UsageRecorder
+
+    recorder = UsageRecorder(None)  # counts in memory
     h = await _harness(
-        lane_sim, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory
+        lane_sim,
+        sb_broker,
+        azurite,
+        unique_name,
+        gateway_factory,
+        gateway_settings_factory,
+        usage=recorder,
     ).start()
     jobs = [h.job(f"batch job {i}", lane="batch") for i in range(6)]
     filtered = h.job("please SIM_FILTER_PROMPT", lane="batch")
@@ -58,6 +67,14 @@ async def test_a_batch_completes_and_each_job_finishes_once_with_its_line(
     assert done[standard.job_id].deployment == "gpt-4o-prod"
 
     assert replies_per_job(h) == Counter({j.job_id: 1 for j in [*jobs, filtered, standard]})
+    # usage of the batch lines is counted on lane "batch" (priced with the batch discount)
+    rows = await recorder.read("0000000000", "9999999999")
+    batch_rows = [(k, c) for k, c in rows if k.lane == "batch"]
+    assert {k.deployment for k, _ in batch_rows} == {BATCH_DEP}
+    assert sum(c.requests for _, c in batch_rows) == len(jobs)
+    assert sum(c.output_tokens for _, c in batch_rows) == sum(
+        done[j.job_id].usage["completion_tokens"] for j in jobs
+    )
     batches = sim_batches(lane_sim)
     assert len(batches) == 1 and batches[0]["request_counts"]["total"] == 7
     # the batch lane used none of the standard deployment's quota: one online call, the standard job
