@@ -50,3 +50,20 @@ bench: deps
 
 clean:
 	rm -rf $(VENV) $(LI_VENV) node_modules .azurite .run .pytest_cache
+
+# --- infra checks (tests/infra, issue 17): checkov lives in its own virtualenv, apart from the
+# app's (.venv), because it pins many packages of its own. `make deps`/`make test` build it.
+INFRA_VENV := .venv-infra
+INFRA_DEPS := $(INFRA_VENV)/.deps-installed
+
+deps: $(INFRA_DEPS)
+
+$(INFRA_DEPS): requirements-infra.txt
+	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	@touch $@
+
+.PHONY: clean-infra
+clean: clean-infra
+clean-infra:
+	rm -rf $(INFRA_VENV)

@@ -61,6 +61,14 @@ async def health(req: Request) -> Response:
     return await api.health(req, runtime)
 
 
+@http_api.route(route="health/details", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def health_details(req: Request) -> Response:
+    """Circuits, cooldowns, budgets and degraded deployments: behind a function key."""
+    from shared import api, runtime
+
+    return await api.health_details(req, runtime)
+
+
 @http_api.route(route="v1/openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def openapi(req: Request) -> Response:
     """The API description: anonymous so tools can fetch it; it holds no configuration."""

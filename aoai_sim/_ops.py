@@ -237,8 +237,10 @@ def _dumps(obj: Any) -> str:
 _SAFE_CHOICE_JSON = _dumps(_filter.choice_results())
 
 
-def chat_events(plan: ChatPlan) -> Iterator[tuple[bytes, bool]]:
-    """SSE events in Azure's order; the flag marks events that carry a generated token."""
+def chat_events(plan: ChatPlan, *, finish_in_delta: bool = False) -> Iterator[tuple[bytes, bool]]:
+    """SSE events in Azure's order; the flag marks events that carry a generated token.
+    ``finish_in_delta``: put each choice's ``finish_reason`` inside its final ``delta`` (and
+    null at the choice level), as Microsoft's own simulator and some proxies do."""
     base: dict[str, Any] = {
         "created": plan.created,
         "id": plan.id,
@@ -300,8 +302,10 @@ def chat_events(plan: ChatPlan) -> Iterator[tuple[bytes, bool]]:
                     "choices": [
                         {
                             "content_filter_results": final_results,
-                            "delta": {},
-                            "finish_reason": choice.finish_reason,
+                            "delta": {"finish_reason": choice.finish_reason}
+                            if finish_in_delta
+                            else {},
+                            "finish_reason": None if finish_in_delta else choice.finish_reason,
                             "index": i,
                             "logprobs": None,
                         }

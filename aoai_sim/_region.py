@@ -422,7 +422,7 @@ class RegionApp:
         first = True
         paced = bool(ttft or per_token)
         for sent, (event, is_token) in enumerate(
-            _ops.chat_events(plan)
+            _ops.chat_events(plan, finish_in_delta=self.region.finish_in_delta)
         ):  # sent: events written so far
             if conn.closed:
                 return

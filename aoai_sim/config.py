@@ -113,6 +113,7 @@ class RegionConfig:
     content_filter: ContentFilterConfig = field(default_factory=ContentFilterConfig)
     latency: LatencyConfig | None = None
     extra_api_versions: tuple[str, ...] = ()
+    finish_in_delta: bool = False  # streams carry finish_reason inside the final delta
 
     def deployment(self, name: str) -> DeploymentConfig | None:
         """The deployment called ``name``, or None."""
@@ -381,6 +382,7 @@ def _region(raw: Mapping[str, Any], default_keys: tuple[str, ...]) -> RegionConf
         content_filter=_content_filter(raw.get("content_filter")),
         latency=_latency(raw.get("latency") or {}, f"region {name}.latency"),
         extra_api_versions=tuple(raw.get("api_versions") or ()),
+        finish_in_delta=bool(raw.get("finish_in_delta", False)),
     )
 
 

@@ -12,7 +12,8 @@ Checks: every job reaches exactly one terminal state (one winning terminal write
 the store's log), none is lost, and no job gets more than one reply. The counts are printed.
 
 ``python -m bench.chaos --jobs 2000`` (plain script; starts Azurite, the simulator and the broker
-on free loopback ports and stops them). ``tests/e2e/test_chaos.py`` runs it with a few hundred.
+on free loopback ports and stops them). ``bench/tests/test_chaos.py`` runs it with a few hundred.
+``run_kill_chaos`` (below) kills the app process for real: ``bench/tests/test_kill_chaos.py``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ REGIONS = ("eastus2", "swedencentral")
 CRASH_STAGES = ("before_call", "after_call", "after_finish")
 CYCLE_S = 12.0
 
-__all__ = ["ChaosReport", "main", "run", "run_chaos"]
+__all__ = ["ChaosReport", "KillReport", "main", "run", "run_chaos", "run_kill_chaos"]
 
 
 @dataclass
@@ -330,8 +331,10 @@ async def run_chaos(
         store = backlog.services.store
         pending = set(ids)
         records: dict[str, Any] = {}
-        last_note = time.monotonic()
-        while pending and time.monotonic() - started < timeout_s:
+        last_note = waiting = time.monotonic()
+        # The wait is counted from the last submission: on a loaded machine submitting alone can
+        # take most of the budget, and the jobs' deadlines already bound the work itself.
+        while pending and time.monotonic() - waiting < timeout_s:
             for job_id in list(pending):
                 record = await store.get(job_id)
                 if record is not None and record.terminal and record.reply_state != "pending":
@@ -370,6 +373,214 @@ async def run_chaos(
     report.sim_requests = sum(sim.region(r).stats()["requests"] for r in REGIONS)
     await backlog.aclose()
     await gateway.aclose()
+    return report
+
+
+# -- real crashes: the app as a process, killed with SIGKILL ----------------------------------
+
+
+@dataclass
+class KillReport:
+    """Counts from the job store's rows and the reply queue (not from logs)."""
+
+    jobs: int
+    kills: int = 0
+    restarts: int = 0
+    elapsed_s: float = 0.0
+    succeeded: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    lost: int = 0  # not terminal (or reply still pending) when the run ended
+    terminal_writes: int = 0  # audit rows written with each winning terminal write
+    duplicated_terminal_writes: int = 0  # jobs with more than one
+    replies_sent: int = 0  # accepted by the reply queue, before duplicate detection
+    duplicate_replies_before_detection: int = 0
+    duplicate_replies_after_detection: int = 0  # what consumers see
+    jobs_without_reply: int = 0
+    parks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.lost == 0
+            and self.duplicated_terminal_writes == 0
+            and self.terminal_writes == self.jobs
+            and self.duplicate_replies_after_detection == 0
+            and self.jobs_without_reply == 0
+            and self.kills > 0
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["failed"] = dict(self.failed)
+        out["elapsed_s"] = round(self.elapsed_s, 1)
+        out["ok"] = self.ok
+        return out
+
+    def summary(self) -> str:
+        failed = ", ".join(f"{code} {n}" for code, n in sorted(self.failed.items())) or "none"
+        return (
+            f"kill -9 chaos: {self.jobs} jobs, app killed {self.kills}x (SIGKILL) and restarted, "
+            f"{self.elapsed_s:.1f}s: {self.succeeded} succeeded, failed: {failed}; lost {self.lost}; "
+            f"terminal writes {self.terminal_writes} (duplicated {self.duplicated_terminal_writes}); "
+            f"replies sent {self.replies_sent}, duplicate replies before duplicate detection "
+            f"{self.duplicate_replies_before_detection}, after {self.duplicate_replies_after_detection}, "
+            f"missing {self.jobs_without_reply}; parks {self.parks} -> {'OK' if self.ok else 'FAILED'}"
+        )
+
+
+def _start_app(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "devserver", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        log.close()
+
+
+async def run_kill_chaos(
+    *,
+    jobs: int,
+    sim: Any,
+    broker: Any,
+    storage_connection: str,
+    kills: int = 3,
+    seed: int = 11,
+    submit_over_s: float = 8.0,
+    timeout_s: float = 60.0,
+    workdir: Path | None = None,
+    log: Any = print,
+) -> KillReport:
+    """``python -m devserver`` (HTTP, Service Bus pumps, timer, poison queue) as a separate process
+    against ``broker``, Azurite and ``sim``; jobs flow in over ``submit_over_s`` while the process
+    is killed with SIGKILL ``kills`` times at random points and restarted. The broker should use
+    short locks (a killed worker's messages come back when their lock expires)."""
+    import os
+
+    from shared.jobs import JobMessage, build_backlog
+    from shared.settings import load_backlog_settings
+    from testpeers.devserver import settings_env
+    from testpeers.gateway import settings_for_sim
+    from testpeers.ports import free_port, wait_for_port
+
+    rng = random.Random(seed)
+    tag = uuid.uuid4().hex[:8]
+    reply_queue = f"killreplies{tag}"
+    broker.create_queue(reply_queue, duplicate_detection_window_s=600)
+    backlog_env = {
+        "BACKLOG_QUEUE": f"kill{tag}",
+        "PARKING_QUEUE": f"killparked{tag}",
+        "RETRY_TIMER_SCHEDULE": "*/1 * * * * *",
+        "BACKLOG_JOBS_TABLE": f"killjobs{tag}",
+        "BACKLOG_RESULTS_CONTAINER": f"killresults{tag}",
+        "ServiceBusConnection": broker.connection_string,
+        "AzureWebJobsStorage": storage_connection,
+        "BACKLOG_JOB_TIMEOUT_S": "10",
+        "BACKLOG_DLQ_REDRIVE_DELAY_S": "1",
+        "BACKLOG_DEFER_S": "1",
+        "BACKLOG_REDRIVE_CLAIM_S": "3",
+        "BACKLOG_PROBE_TIMEOUT_S": "1",
+        "BACKLOG_REPLY_LEASE_S": "5",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "BACKLOG_"))}
+    env.update(settings_env(settings_for_sim(sim)))
+    env.update(backlog_env)
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="killchaos-"))
+    app_log = workdir / "devserver.log"
+    port = free_port()
+    report = KillReport(jobs=jobs)
+    backlog = build_backlog(load_backlog_settings(backlog_env), gateway=None)
+    store = backlog.services.store
+    started = time.monotonic()
+    proc = _start_app(env, port, app_log)
+    await asyncio.to_thread(wait_for_port, port, timeout=60, proc=proc)
+    flow = time.monotonic()  # jobs, kills and storms are timed from here
+
+    async def killer() -> None:
+        nonlocal proc
+        moments = sorted(rng.uniform(0.8, submit_over_s + 2.0) for _ in range(kills))
+        for at in moments:
+            await asyncio.sleep(max(0.0, at - (time.monotonic() - flow)))
+            proc.kill()  # SIGKILL: no shutdown, no settlement, no cleanup
+            await asyncio.to_thread(proc.wait)
+            report.kills += 1
+            proc = _start_app(env, port, app_log)
+            report.restarts += 1
+            await asyncio.to_thread(wait_for_port, port, timeout=60, proc=proc)
+
+    async def storms() -> None:
+        # all regions throttled for a while, twice: jobs park and are re-driven by the timer
+        for at in (1.0, submit_over_s * 0.6):
+            await asyncio.sleep(max(0.0, at - (time.monotonic() - flow)))
+            for region in REGIONS:
+                sim.region(region).fault("throttle", duration_s=2.0, retry_after_s=1)
+
+    ids: list[str] = []
+    killing = asyncio.create_task(killer())
+    storming = asyncio.create_task(storms())
+    try:
+        for i in range(jobs):
+            await asyncio.sleep(max(0.0, i * submit_over_s / jobs - (time.monotonic() - flow)))
+            job = JobMessage(
+                request={
+                    "model": "gpt-4o",
+                    "messages": [{"role": "user", "content": f"kill chaos job {i}"}],
+                    "max_tokens": 8,
+                },
+                reply_to=reply_queue,
+                priority=rng.randint(0, 9),
+            )
+            await backlog.submit(job)
+            ids.append(job.job_id)
+        await killing
+        await storming
+        pending = set(ids)
+        last_note = time.monotonic()
+        while pending and time.monotonic() - started < timeout_s:
+            for job_id in list(pending):
+                record = await store.get(job_id)
+                if record is not None and record.terminal and record.reply_state != "pending":
+                    pending.discard(job_id)
+            if pending:
+                if time.monotonic() - last_note > 5:
+                    log(
+                        f"kill chaos: {len(pending)} jobs not done after {time.monotonic() - started:.0f}s"
+                    )
+                    last_note = time.monotonic()
+                await asyncio.sleep(0.25)
+        report.elapsed_s = time.monotonic() - started
+    finally:
+        killing.cancel()
+        storming.cancel()
+        proc.terminate()
+        try:
+            await asyncio.wait_for(asyncio.to_thread(proc.wait), 15)
+        except TimeoutError:
+            proc.kill()
+    for job_id in ids:
+        record = await store.get(job_id)
+        if record is None or not record.terminal or record.reply_state == "pending":
+            report.lost += 1
+            continue
+        if record.status == "succeeded":
+            report.succeeded += 1
+        else:
+            report.failed[(record.error or {}).get("code", "unknown")] += 1
+        report.parks += record.parks
+        writes = await store.terminal_writes(job_id)
+        report.terminal_writes += writes
+        report.duplicated_terminal_writes += writes > 1
+    per_job: Counter[str] = Counter(str(m.correlation_id) for m in broker.messages(reply_queue))
+    dropped = broker.duplicates_dropped(reply_queue)
+    report.duplicate_replies_after_detection = sum(n - 1 for n in per_job.values() if n > 1)
+    report.duplicate_replies_before_detection = report.duplicate_replies_after_detection + dropped
+    report.replies_sent = sum(per_job.values()) + dropped
+    report.jobs_without_reply = sum(1 for j in ids if per_job[j] == 0)
+    await backlog.aclose()
     return report
 
 
@@ -442,10 +653,54 @@ def run_standalone(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def run_kill_standalone(jobs: int, *, kills: int = 4, seed: int = 11) -> KillReport:
+    """The SIGKILL chaos with its own Azurite, simulator and broker (short locks)."""
+    import sbbroker
+    from testpeers.sim import start_sim
+
+    workdir = Path(tempfile.mkdtemp(prefix="killchaos-"))
+    (workdir / "sim").mkdir(parents=True, exist_ok=True)
+    azurite = sim = broker = None
+    try:
+        azurite, connection = _start_azurite(workdir / "azurite")
+        sim = start_sim(workdir=workdir / "sim")
+        broker = sbbroker.Broker(port=0, lock_duration_s=3).start_in_thread()
+        return asyncio.run(
+            run_kill_chaos(
+                jobs=jobs,
+                sim=sim,
+                broker=broker,
+                storage_connection=connection,
+                kills=kills,
+                seed=seed,
+                timeout_s=max(90.0, jobs / 2),
+                workdir=workdir,
+            )
+        )
+    finally:
+        if broker is not None:
+            broker.stop()
+        if sim is not None:
+            sim.stop()
+        if azurite is not None:
+            azurite.terminate()
+            try:
+                azurite.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                azurite.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def run(quick: bool = False) -> dict[str, Any]:
-    """``python -m bench`` hook."""
+    """``python -m bench`` hook: the in-process chaos, then the SIGKILL chaos."""
     report = run_standalone(300 if quick else 2000)
-    return {"name": "chaos", **report.as_dict(), "summary": report.summary()}
+    kill = run_kill_standalone(60 if quick else 200, kills=3 if quick else 5)
+    return {
+        "name": "chaos",
+        **report.as_dict(),
+        "kill": kill.as_dict(),
+        "summary": f"{report.summary()} | {kill.summary()}",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,13 +7,20 @@ never answered) -> recovered. The secondary stays healthy throughout.
 
 Contenders, one after another against the same simulator (reset between them):
 
-* ``gateway``   the access layer, primary priority 0, secondary priority 1; read/connect timeout
-  ``TIMEOUT_S``, circuit threshold 3 (the default), cool-off ``COOLOFF_S`` (shortened from the
-  30 s default so several cool-offs fit in the hang phase).
+* ``gateway``   the access layer, primary priority 0, secondary priority 1, with the **default
+  timeouts** (connect 3 s, read 60 s, first byte 10 s, idle 30 s: what a deployment runs with),
+  circuit threshold 3 (the default), cool-off ``COOLOFF_S`` (shortened from the 30 s default so
+  several cool-offs fit in the hang phase).
 * ``fallback``  (b) the seeds' crude loop: primary with the SDK's default 2 retries, on any error
-  the secondary; SDK timeout ``TIMEOUT_S`` (the default 600 s would stall the run).
+  the secondary; SDK timeout ``PEER_TIMEOUT_S`` (the gateway's read timeout; the SDK's default
+  600 s would stall the run).
 * ``litellm``   (c) LiteLLM's Router, primary ``order=1``, secondary ``order=2``, documented
-  defaults ``num_retries=2``, ``allowed_fails=3``, ``cooldown_time=5`` s, timeout ``TIMEOUT_S``.
+  defaults ``num_retries=2``, ``allowed_fails=3``, ``cooldown_time=5`` s, timeout ``PEER_TIMEOUT_S``.
+
+The reset and hang phases are reported separately (``phases``): a hang is what long read
+timeouts make expensive, and a 1 s timeout for every contender (as this benchmark once used)
+hides it. ``long_generation`` checks that the gateway's first-byte and idle deadlines do not cut
+off a long generation (about 60 s in the full run: ~70 tokens at 0.9 s each).
 
 Requests sent to the dead region are the primary's reset + hang counts from ``/_sim/stats``;
 time to fail back is from the faults' end to the primary's next served request (``/_sim/stats``
@@ -38,7 +45,7 @@ ALIAS = "gpt-4o"
 DEPLOYMENT = "bench-chat"
 CALLERS = 4
 THINK_S = 0.02
-TIMEOUT_S = 1.0
+PEER_TIMEOUT_S = 60.0  # the gateway's default read timeout, for the peers
 COOLOFF_S = 2.0
 THRESHOLD = 3
 SAMPLE_S = 0.1
@@ -52,9 +59,9 @@ Call = Callable[[], Awaitable[Any]]
 def _phases(quick: bool) -> dict[str, float]:
     """Seconds of each phase: healthy, reset, hang, recovered (observation window)."""
     return (
-        {"healthy": 1.5, "reset": 2.0, "hang": 4.0, "recovered": 6.0}
+        {"healthy": 1.5, "reset": 2.0, "hang": 14.0, "recovered": 6.0}
         if quick
-        else {"healthy": 3.0, "reset": 4.0, "hang": 8.0, "recovered": 8.0}
+        else {"healthy": 3.0, "reset": 4.0, "hang": 25.0, "recovered": 8.0}
     )
 
 
@@ -71,12 +78,8 @@ async def _contender(name: str, sim: SimProcess) -> tuple[Call, Callable[[], Awa
         table = gateway_regions(
             sim, [("primary", 0, DEPLOYMENT, 10**9), ("secondary", 1, DEPLOYMENT, 10**9)], ALIAS
         )
-        settings = GatewaySettings(
-            regions=table,
-            connect_timeout_s=TIMEOUT_S,
-            read_timeout_s=TIMEOUT_S,
-            circuit_failure_threshold=THRESHOLD,
-            circuit_cooloff_s=COOLOFF_S,
+        settings = GatewaySettings(  # default timeouts
+            regions=table, circuit_failure_threshold=THRESHOLD, circuit_cooloff_s=COOLOFF_S
         )
         gateway = Gateway(settings)
 
@@ -86,8 +89,8 @@ async def _contender(name: str, sim: SimProcess) -> tuple[Call, Callable[[], Awa
 
         return call, gateway.aclose
     if name == "fallback":
-        primary = v1_sdk(sim.endpoint("primary"), timeout=TIMEOUT_S)
-        secondary = v1_sdk(sim.endpoint("secondary"), timeout=TIMEOUT_S)
+        primary = v1_sdk(sim.endpoint("primary"), timeout=PEER_TIMEOUT_S)
+        secondary = v1_sdk(sim.endpoint("secondary"), timeout=PEER_TIMEOUT_S)
 
         async def call() -> Any:
             try:
@@ -112,7 +115,7 @@ async def _contender(name: str, sim: SimProcess) -> tuple[Call, Callable[[], Awa
         num_retries=2,
         allowed_fails=3,
         cooldown_time=5,
-        timeout=TIMEOUT_S,
+        timeout=PEER_TIMEOUT_S,
         order=True,
     )
 
@@ -156,7 +159,7 @@ class _PrimaryWatch:
 async def _run_contender(name: str, sim: SimProcess, phases: dict[str, float]) -> dict[str, Any]:
     call, close = await _contender(name, sim)
     total = sum(phases.values())
-    budget = Budget(total + 30)
+    budget = Budget(total + 2 * PEER_TIMEOUT_S)
     await asyncio.to_thread(sim.reset)
     t0 = time.monotonic()
     fault_at = phases["healthy"]
@@ -189,7 +192,29 @@ async def _run_contender(name: str, sim: SimProcess, phases: dict[str, float]) -
         await asyncio.to_thread(watch.stop)
         await close()
     stats = {r: await asyncio.to_thread(sim.stats, r) for r in ("primary", "secondary")}
-    return _metrics(name, records, watch.samples, stats, fault_at, recover_at, end_at)
+    out = _metrics(name, records, watch.samples, stats, fault_at, recover_at, end_at)
+    out["phases"] = {
+        phase: _phase(records, out["healthy_p50_ms"] / 1000.0, start, end)
+        for phase, start, end in (("reset", fault_at, hang_at), ("hang", hang_at, recover_at))
+    }
+    return out
+
+
+def _phase(
+    records: list[tuple[float, float, str | None]], base_s: float, start: float, end: float
+) -> dict[str, Any]:
+    """Calls started in [start, end): count, errors, p50/p99 and worst added latency."""
+    lat = [latency for t, latency, _ in records if start <= t < end]
+    errors = sum(1 for t, _, err in records if start <= t < end and err)
+    if not lat:
+        return {"calls": 0, "errors": errors}
+    return {
+        "calls": len(lat),
+        "errors": errors,
+        "p50_ms": round(percentile(lat, 50) * 1000, 1),
+        "p99_ms": round(percentile(lat, 99) * 1000, 1),
+        "worst_added_latency_ms": round((max(lat) - base_s) * 1000, 1),
+    }
 
 
 def _metrics(
@@ -271,37 +296,78 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
             except Exception as exc:  # noqa: BLE001 - recorded; the others still run
                 contenders[name] = {"contender": name, "error": f"{type(exc).__name__}: {exc}"}
             print(f"  failover {name}: {_line(contenders[name])}", flush=True)
+    long_generation = _long_generation(quick)
+    print(f"  failover long generation: {long_generation}", flush=True)
     result: dict[str, Any] = {
         "name": "failover",
         "quick": quick,
         "setup": {
             "callers": CALLERS,
             "think_s": THINK_S,
-            "timeout_s": TIMEOUT_S,
+            "gateway_timeouts": "defaults (connect 3 s, read 60 s, first byte 10 s, idle 30 s)",
+            "peer_timeout_s": PEER_TIMEOUT_S,
             "cooloff_s": COOLOFF_S,
             "threshold": THRESHOLD,
             "phases_s": phases,
             "sim_ttft_ms": latency["ttft_ms"],
         },
         "contenders": contenders,
+        "long_generation": long_generation,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
-    result["targets"] = _targets(contenders.get("gateway", {}))
+    result["targets"] = _targets(contenders.get("gateway", {}), long_generation)
     result["summary"] = "failover: " + "; ".join(f"{n} {_line(c)}" for n, c in contenders.items())
     return result
+
+
+def _long_generation(quick: bool) -> dict[str, Any]:
+    """One non-streaming chat whose generation takes ~60 s (~12 s quick), default settings."""
+    from shared.aoai import CallContext, ChatRequest, Gateway
+    from shared.settings import GatewaySettings
+
+    # The simulator stops a story after ~70 tokens: 0.9 s per token makes the full run's ~60 s.
+    tokens = 40 if quick else 200
+    latency = {"ttft_ms": 5.0, "per_token_ms": 300.0 if quick else 900.0}
+    with SimProcess(_sim_regions()[:1], latency=latency, log_name="failover-long") as sim:
+        table = gateway_regions(sim, [("primary", 0, DEPLOYMENT, 10**9)], ALIAS)
+
+        async def once() -> dict[str, Any]:
+            async with Gateway(GatewaySettings(regions=table)) as gateway:
+                started = time.monotonic()
+                try:
+                    result = await gateway.chat(
+                        ChatRequest(
+                            model=ALIAS,
+                            messages=[{"role": "user", "content": "Tell a long story."}],
+                            max_tokens=tokens,
+                        ),
+                        CallContext(correlation_id="long-generation"),
+                    )
+                except Exception as exc:  # noqa: BLE001 - reported
+                    return {"completed": False, "error": type(exc).__name__}
+                return {
+                    "completed": True,
+                    "seconds": round(time.monotonic() - started, 1),
+                    "completion_tokens": result.usage.completion_tokens if result.usage else None,
+                    "attempts": len(result.attempts),
+                }
+
+        return asyncio.run(once())
 
 
 def _line(c: dict[str, Any]) -> str:
     if "error" in c:
         return f"FAILED ({c['error'][:80]})"
+    hang = c.get("phases", {}).get("hang", {})
     return (
+        f"hang phase: {hang.get('errors')}/{hang.get('calls')} errors, worst +{hang.get('worst_added_latency_ms')} ms; "
         f"{c['caller_errors_during_faults']}/{c['calls_during_faults']} caller errors, worst +{c['worst_added_latency_ms']:.0f} ms, "
         f"{c['dead_region_requests']} requests to the dead region "
         f"({c['dead_region_requests_per_later_cooloff']}/cool-off after the first), fail-back {c['failback_s']} s"
     )
 
 
-def _targets(g: dict[str, Any]) -> list[dict[str, Any]]:
+def _targets(g: dict[str, Any], long_generation: dict[str, Any]) -> list[dict[str, Any]]:
     if not g or "error" in g:
         return [
             {
@@ -326,5 +392,20 @@ def _targets(g: dict[str, Any]) -> list[dict[str, Any]]:
             "measured": g["dead_region_requests_per_later_cooloff"],
             "unit": "requests",
             "met": g["dead_region_requests_per_later_cooloff"] <= 1.0,
+        },
+        {
+            "what": "hang phase, default timeouts: worst added latency",
+            "target": "< first-byte deadline (10 s) + one normal call",
+            "measured": g["phases"]["hang"].get("worst_added_latency_ms"),
+            "unit": "ms",
+            "met": (g["phases"]["hang"].get("worst_added_latency_ms") or 0)
+            < 10_000 + 2 * g["healthy_p50_ms"],
+        },
+        {
+            "what": "a long non-streaming generation completes under the deadlines",
+            "target": "completes",
+            "measured": long_generation.get("seconds", long_generation.get("error")),
+            "unit": "s",
+            "met": bool(long_generation.get("completed")),
         },
     ]

@@ -391,7 +391,10 @@ def _chaos(r: dict[str, Any]) -> list[str]:
         "## 6. Chaos (`bench/chaos.py`, written with the backlog)",
         "",
         "The backlog's own chaos run (crashes, 429 storms, outages through the real path); its checks and counts "
-        "are its own, reported here as it prints them.",
+        "are its own, reported here as it prints them. Then the app as a separate process (`python -m devserver`) "
+        "killed with SIGKILL several times while jobs flow, counted from the job store's rows and the reply queue: "
+        "lost jobs, duplicated terminal writes, and duplicate replies before and after the reply queue's duplicate "
+        "detection.",
         "",
         f"`{r.get('summary', '')}`",
         "",

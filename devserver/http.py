@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 __all__ = [
@@ -113,17 +114,20 @@ def build_asgi_app(function_app: Any, *, prefix: str | None = None) -> Starlette
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return JSONResponse(
-            {
-                "error": {
-                    "message": "No function serves this route.",
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": "not_found",
-                }
-            },
-            status_code=404,
+        return _error(request, 404, "not_found", "No function serves this route.")
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        allowed = sorted(
+            {m for fn in functions if f"{base}/{fn.route}" == request.url.path for m in fn.methods}
         )
+        response = _error(
+            request,
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed here; use {', '.join(allowed) or 'another route'}.",
+        )
+        response.headers["allow"] = ", ".join(allowed)
+        return response
 
     for fn in functions:
         _log.info(
@@ -133,7 +137,32 @@ def build_asgi_app(function_app: Any, *, prefix: str | None = None) -> Starlette
             fn.route,
             fn.auth_level,
         )
-    return Starlette(routes=routes, exception_handlers={404: not_found})
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+
+
+def _error(request: Request, status: int, code: str, message: str) -> Response:
+    """The API's own error shape (OpenAI's, with a correlation id) for the router's answers."""
+    from shared.api import ApiError, error_response, request_info
+
+    info = request_info(request)
+    return error_response(
+        ApiError(status, code, message), info.correlation_id, headers=info.headers()
+    )
+
+
+class _RedactKeys(logging.Filter):
+    """uvicorn's access log records the full path: hide function keys sent as ``?code=``."""
+
+    _KEY = re.compile(r"((?:^|[?&])code=)[^&\s]*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], self._KEY.sub(r"\1[redacted]", args[2]), *args[3:])
+        return True
+
+
+_ACCESS_FILTER = _RedactKeys()
 
 
 def serve_config(
@@ -144,6 +173,9 @@ def serve_config(
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"the dev server binds to loopback only, not {host}")
+    access = logging.getLogger("uvicorn.access")
+    if _ACCESS_FILTER not in access.filters:
+        access.addFilter(_ACCESS_FILTER)
     return uvicorn.Config(
         build_asgi_app(function_app), host=host, port=port, log_level=log_level, lifespan="off"
     )

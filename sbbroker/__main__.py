@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--default-ttl-s", type=float, default=None, help="TTL for messages that set none"
     )
+    p.add_argument(
+        "--duplicate-detection-window-s",
+        type=float,
+        default=None,
+        help="RequiresDuplicateDetection on every queue, with this history window",
+    )
     p.add_argument("--max-frame-size", type=int, default=65536)
     p.add_argument("--max-message-size", type=int, default=256 * 1024)
     p.add_argument(
@@ -55,6 +61,7 @@ async def _run(args: argparse.Namespace) -> None:
         default_ttl_s=args.default_ttl_s,
         max_frame_size=args.max_frame_size,
         max_message_size=args.max_message_size,
+        duplicate_detection_window_s=args.duplicate_detection_window_s,
     )
     await broker.start()
     admin = (

@@ -43,6 +43,7 @@ class Broker:
         default_ttl_s: float | None = None,
         max_frame_size: int = 65536,
         max_message_size: int = 256 * 1024,
+        duplicate_detection_window_s: float | None = None,
     ) -> None:
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"sbbroker only listens on loopback, not {host!r}")
@@ -55,6 +56,7 @@ class Broker:
             lock_duration_s=lock_duration_s,
             dead_lettering_on_expiration=dead_lettering_on_expiration,
             default_ttl_s=default_ttl_s,
+            duplicate_detection_window_s=duplicate_detection_window_s,
         )
         self.registry = Registry(self.config, auto_create=auto_create, queues=queues)
         self.connections: set[Connection] = set()
@@ -231,9 +233,29 @@ class Broker:
     def queue_names(self) -> list[str]:
         return self._call(lambda: sorted(q.name for q in self.registry.queues.values()))
 
-    def create_queue(self, name: str) -> None:
-        """Declare a queue (useful when auto-create is off)."""
-        self._call(lambda: self.registry.create(name))
+    def create_queue(self, name: str, *, duplicate_detection_window_s: float | None = None) -> None:
+        """Declare a queue (useful when auto-create is off). ``duplicate_detection_window_s``
+        turns on RequiresDuplicateDetection with that history window (also on an existing queue)."""
+        config = None
+        if duplicate_detection_window_s is not None:
+            config = QueueConfig(
+                **{
+                    **vars(self.config),
+                    "duplicate_detection_window_s": duplicate_detection_window_s,
+                }
+            )
+        self._call(lambda: self.registry.create(name, config))
+
+    def duplicates_dropped(self, queue: str) -> int:
+        """Messages ``queue`` accepted and dropped as duplicates (same MessageId inside the window)."""
+
+        def run() -> int:
+            try:
+                return self.registry.get(queue, create=False).duplicates_dropped
+            except EntityNotFound:
+                return 0
+
+        return self._call(run)
 
     def reset(self) -> None:
         """Drop all messages and locks, and forget auto-created queues without receivers."""
@@ -253,6 +275,7 @@ class Broker:
                     "scheduled": sum(m.state == STATE_SCHEDULED for m in msgs),
                     "deferred": sum(m.state == STATE_DEFERRED for m in msgs),
                     "dead_lettered": len(queue.dlq.messages) if queue.dlq else 0,
+                    "duplicates_dropped": queue.duplicates_dropped,
                 }
             return result
 

@@ -51,6 +51,9 @@ class QueueConfig:
     lock_duration_s: float = 30.0
     dead_lettering_on_expiration: bool = False
     default_ttl_s: float | None = None
+    # RequiresDuplicateDetection: a second message with a MessageId seen within the window is
+    # accepted by the sender and silently dropped (None: detection off, as by default in Azure).
+    duplicate_detection_window_s: float | None = None
 
 
 class Queue:
@@ -67,6 +70,8 @@ class Queue:
         self._available: list[int] = []  # heap of sequence numbers (lazy deletion)
         self._next_seq = 1
         self._rr = 0
+        self._seen_ids: dict[str, int] = {}  # message id -> when its detection window ends (ms)
+        self.duplicates_dropped = 0
 
     @property
     def is_dlq(self) -> bool:
@@ -97,10 +102,29 @@ class Queue:
         root._next_seq += 1
         return seq
 
-    def enqueue(self, payload: bytes, *, schedule_ms: int | None = None) -> StoredMessage:
-        """Store a message sent by a client; scheduled ones stay hidden until their time."""
+    def is_duplicate(self, message_id: object, now: int) -> bool:
+        """Duplicate detection: True when ``message_id`` was enqueued within the window (then the
+        message must be dropped); otherwise the id is remembered for one window."""
+        window = self.config.duplicate_detection_window_s
+        if window is None or self.is_dlq or message_id is None:
+            return False
+        key = message_id.decode() if isinstance(message_id, bytes) else str(message_id)
+        if len(self._seen_ids) > 4096:
+            self._seen_ids = {k: until for k, until in self._seen_ids.items() if until > now}
+        if self._seen_ids.get(key, 0) > now:
+            self.duplicates_dropped += 1
+            return True
+        self._seen_ids[key] = now + int(window * 1000)
+        return False
+
+    def enqueue(self, payload: bytes, *, schedule_ms: int | None = None) -> StoredMessage | None:
+        """Store a message sent by a client; scheduled ones stay hidden until their time.
+        None: duplicate detection dropped it (the sender was told it was accepted)."""
         now = now_ms()
-        message = StoredMessage(payload, sequence_number=self._take_seq(), enqueued_ms=now)
+        message = StoredMessage(payload, sequence_number=0, enqueued_ms=now)
+        if self.is_duplicate(message.properties.get("message_id"), now):
+            return None
+        message.sequence_number = self._take_seq()
         if schedule_ms is not None:
             message.scheduled_ms = schedule_ms
         if message.ttl_ms is None and self.config.default_ttl_s:
@@ -343,6 +367,10 @@ class Registry:
         key = name.lower()
         if key not in self.queues:
             self.queues[key] = Queue(name, config or QueueConfig(**vars(self.config)))
+        elif config is not None:
+            self.queues[key].config = config
+            if self.queues[key].dlq is not None:
+                self.queues[key].dlq.config = config
         return self.queues[key]
 
     def get(self, name: str, *, create: bool | None = None) -> Queue:

@@ -93,6 +93,9 @@ def _schedule(registry: Registry, queue: Queue, body: dict) -> MgmtResponse:
     for item in body.get(b"messages") or []:
         payload = bytes(item[b"message"])
         message = queue.enqueue(payload)
+        if message is None:  # dropped by duplicate detection: accepted, never delivered
+            numbers.append(queue._take_seq())
+            continue
         if message.scheduled_ms is None:  # the SDK always sets it; default to now
             message.scheduled_ms = now_ms()
         numbers.append(message.sequence_number)

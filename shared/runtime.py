@@ -199,18 +199,23 @@ async def aclose() -> None:
     with _lock:
         built = dict(_cache)
         _cache.clear()
-    jobs = built.get("backlog")
+    from shared.credentials import close_all
+
+    # Every service is closed, even when closing another fails.
+    closers = []
+    jobs, gw = built.get("backlog"), built.get("gateway")
+    quotas, recorder = built.get("caller_quotas"), built.get("usage")
     if jobs is not None:
-        await cast("Backlog", jobs).aclose()
-    gw = built.get("gateway")
+        closers.append(cast("Backlog", jobs).aclose)
     if gw is not None:
-        await cast("Gateway", gw).aclose()
-    quotas = built.get("caller_quotas")
+        closers.append(cast("Gateway", gw).aclose)
     if quotas is not None:
-        await cast("CallerQuotas", quotas).aclose()
-    recorder = built.get("usage")
+        closers.append(cast("CallerQuotas", quotas).aclose)
     if recorder is not None:
-        await cast("UsageRecorder", recorder).aclose()
-    providers = built.get("telemetry")
-    if providers is not None:
-        cast("Providers", providers).flush()
+        closers.append(cast("UsageRecorder", recorder).aclose)
+    try:
+        await close_all(closers, what="service")
+    finally:
+        providers = built.get("telemetry")
+        if providers is not None:
+            cast("Providers", providers).flush()

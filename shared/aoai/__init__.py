@@ -17,14 +17,24 @@ from ._exceptions import (
     DeadlineExceeded,
     DeploymentNotFound,
     GatewayError,
+    LocalFailure,
     RegionsUnavailable,
     RequestRejected,
+    RequestTooLarge,
     StreamInterrupted,
+    TooManyInputs,
     UnknownModel,
     UpstreamUnavailable,
 )
 from ._gateway import Gateway
-from ._health import HealthRecord, HealthStore, InMemoryHealthStore, TableHealthStore
+from ._health import (
+    HealthRecord,
+    HealthStore,
+    InMemoryHealthStore,
+    TableHealthStore,
+    health_status,
+)
+from ._logsafe import log_safe
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
@@ -59,14 +69,19 @@ __all__ = [
     "HealthRecord",
     "HealthStore",
     "InMemoryHealthStore",
+    "LocalFailure",
     "ManualClock",
     "RegionsUnavailable",
     "RequestRejected",
+    "RequestTooLarge",
     "StreamInterrupted",
     "SystemClock",
     "TableHealthStore",
+    "TooManyInputs",
     "UnknownModel",
     "UpstreamUnavailable",
     "Usage",
+    "health_status",
+    "log_safe",
     "request_tokens",
 ]

@@ -76,6 +76,19 @@ class SlidingWindow:
             self._log.append((now, amount))
             self._used += amount
 
+    def release(self, charged_at: float, amount: int) -> bool:
+        """Undo one ``charge(charged_at, amount)`` still in the window; False if it has left."""
+        log = self._log
+        for index in range(len(log) - 1, -1, -1):
+            stamp, value = log[index]
+            if stamp < charged_at:
+                break
+            if stamp == charged_at and value == amount:
+                del log[index]
+                self._used -= amount
+                return True
+        return False
+
     def free_at(self, now: float, need: int) -> float:
         """The earliest time at which ``need`` fits (``now`` if it fits already).
 
@@ -121,6 +134,13 @@ class DeploymentBudget:
         self.tokens.charge(now, tokens)
         self.requests.charge(now, 1)
         self.burst.charge(now, 1)
+
+    def refund(self, charged_at: float, tokens: int) -> None:
+        """Release a charge Azure did not count (no response reached us, or a 5xx): the
+        request's tokens and its request slots are free again."""
+        self.tokens.release(charged_at, tokens)
+        self.requests.release(charged_at, 1)
+        self.burst.release(charged_at, 1)
 
     def rates(self) -> tuple[float, float]:
         """Sustained (requests, tokens) per second: each window's limit over its span, the

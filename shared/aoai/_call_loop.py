@@ -32,6 +32,13 @@ __all__ = ["CallLoop"]
 
 T = TypeVar("T")
 
+# Failures Azure did not count against the quota: no answer reached us (connection, timeout,
+# our own deadline or cancellation), a 5xx, or nothing was sent (LOCAL). Their charge is
+# released; a 429 corrects the budget from its headers instead, other answers keep it.
+_NOT_COUNTED = frozenset(
+    {FailureKind.CONNECTION, FailureKind.TIMEOUT, FailureKind.SERVER_ERROR, FailureKind.LOCAL}
+)
+
 
 class CallLoop:
     """Runs one routed call (see the module docstring)."""
@@ -98,6 +105,8 @@ class CallLoop:
             if not region.circuit.acquire(now):  # pick checked availability; cannot normally fail
                 continue
             dep.budget.charge(now, cost)
+            charged_at = now
+            dep.path = path
             timeout = None
             if remaining < settings.read_timeout_s:
                 timeout = self._timeout(
@@ -110,6 +119,8 @@ class CallLoop:
                 async with asyncio.timeout(remaining + 0.05):
                     value, headers = await send(client, path, body, timeout)
             except ClassifiedFailure as failure:
+                if failure.kind in _NOT_COUNTED:
+                    dep.budget.refund(charged_at, cost)
                 attempt = Attempt(
                     *route.names,
                     failure.kind,
@@ -119,7 +130,7 @@ class CallLoop:
                 )
                 call.attempts.append(attempt)
                 try:  # observers hear of the attempt also when the policy ends the call
-                    source = policy.after_failure(route, failure, call)
+                    source = policy.after_failure(route, failure, call, sent_at=charged_at)
                     if source is not None:
                         attempt = call.attempts[-1] = replace(attempt, cooldown_source=source)
                 finally:
@@ -127,6 +138,7 @@ class CallLoop:
                 continue
             except TimeoutError:
                 region.circuit.release()
+                dep.budget.refund(charged_at, cost)
                 record(
                     Attempt(
                         *route.names,
@@ -141,7 +153,7 @@ class CallLoop:
                 region.circuit.release()
                 raise
             now = clock.now()
-            policy.region_answered(region, now)
+            policy.region_answered(region, now, sent_at=charged_at)
             dep.budget.correct(
                 now,
                 headers.get("x-ratelimit-remaining-requests"),

@@ -14,7 +14,11 @@
   reopens it for another cool-off. A probe that ends without a verdict (cancelled, or an
   outcome that says nothing about the region) releases the slot.
 
-Any HTTP answer other than a 5xx proves the region is reachable and counts as a success here.
+Any HTTP answer other than a 5xx proves the region is reachable and counts as a success here,
+with one rule about time: **only an answer to a request sent after the circuit opened (the
+half-open probe) closes it**, and a late failure of a request sent before it opened neither
+extends ``open_until`` nor counts. Callers pass ``sent_at`` (the clock's ``now`` when the
+attempt was sent); a slow 429 from before the outage says nothing about the region now.
 """
 
 from __future__ import annotations
@@ -57,8 +61,14 @@ class Circuit:
         """A probe ended without a verdict: let the next request probe."""
         self.probing = False
 
-    def record_success(self, now: float) -> bool:
+    def _stale(self, sent_at: float | None) -> bool:
+        """A verdict on a request sent before the circuit (re)opened."""
+        return bool(self.open_until) and sent_at is not None and sent_at < self.changed_at
+
+    def record_success(self, now: float, *, sent_at: float | None = None) -> bool:
         """Returns True when this closed an open circuit."""
+        if self._stale(sent_at):
+            return False
         self.failures = 0
         self.probing = False
         if self.open_until:
@@ -67,8 +77,12 @@ class Circuit:
             return True
         return False
 
-    def record_failure(self, now: float, *, immediate: bool = False) -> bool:
+    def record_failure(
+        self, now: float, *, immediate: bool = False, sent_at: float | None = None
+    ) -> bool:
         """Count a transient failure; returns True when this opened (or reopened) the circuit."""
+        if self._stale(sent_at):
+            return False
         self.failures += 1
         was_probe, self.probing = self.probing, False
         if was_probe or self.open_until or immediate or self.failures >= self.threshold:

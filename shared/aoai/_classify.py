@@ -19,16 +19,26 @@ AUTH                      401/403, or no token from the identity endpoint      s
 NOT_FOUND                 404 (DeploymentNotFound)                              skip deployment
 CONTENT_FILTER            400 with code content_filter                          raise
 BAD_REQUEST               other 4xx                                             raise
+LOCAL                     our process or the request: body not encodable        raise
+                          (lone surrogate), serialization, our own bugs
 ========================  ====================================================  ==========
+
+Only what comes from the network or from an upstream answer is the region's fault. An
+exception that is neither an SDK/transport error nor a decoding error of an upstream body
+(``UnicodeEncodeError``, ``TypeError``, ``KeyError``, an unexpected ``ValueError``...)
+originates in our process or in the request itself: it is ``LOCAL``, carries no status, and
+never touches circuits, cooldowns or budgets. An unencodable body raises ``BadRequest``
+(400); anything else ``LocalFailure`` (500).
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from ._exceptions import BadRequest, ContentFiltered
+from ._exceptions import BadRequest, ContentFiltered, LocalFailure
 from ._types import Attempt, FailureKind
 
 __all__ = ["ClassifiedFailure", "FailureAction", "classify"]
@@ -53,7 +63,11 @@ _ACTIONS: dict[FailureKind, FailureAction] = {
     FailureKind.NOT_FOUND: FailureAction.SKIP_DEPLOYMENT,
     FailureKind.CONTENT_FILTER: FailureAction.RAISE,
     FailureKind.BAD_REQUEST: FailureAction.RAISE,
+    FailureKind.LOCAL: FailureAction.RAISE,
 }
+
+# Transport libraries whose exceptions mean "the network or the peer failed".
+_TRANSPORT_MODULES = ("httpx", "httpcore", "h11", "h2", "anyio", "ssl", "socket")
 
 # HTTP status -> kind; 5xx and unknown 4xx are handled by range below.
 _STATUS_KINDS: dict[int, FailureKind] = {
@@ -91,14 +105,27 @@ class ClassifiedFailure(Exception):
         self.headers = headers
         self.body = body or {}
         self.action = _ACTIONS[kind]
+        self.encoding = False  # LOCAL only: the request body could not be encoded
 
     @property
     def opens_circuit_at_once(self) -> bool:
         return self.kind is FailureKind.TIMEOUT
 
-    def error(self, attempts: tuple[Attempt, ...]) -> BadRequest | ContentFiltered:
+    def error(self, attempts: tuple[Attempt, ...]) -> BadRequest | ContentFiltered | LocalFailure:
         """The public error for a RAISE outcome."""
         body = self.body
+        if self.kind is FailureKind.LOCAL:
+            if self.encoding:
+                return BadRequest(
+                    "The request contains text that cannot be encoded as UTF-8 (a lone UTF-16 "
+                    "surrogate, e.g. a string cut inside an emoji); fix the text and retry.",
+                    attempts=attempts,
+                )
+            return LocalFailure(
+                f"The gateway failed to process this request ({self.detail}); no region was "
+                "charged or marked unhealthy.",
+                attempts=attempts,
+            )
         if self.kind is FailureKind.CONTENT_FILTER:
             inner = body.get("innererror")
             inner = inner if isinstance(inner, Mapping) else {}
@@ -167,12 +194,24 @@ def classify(exc: BaseException) -> ClassifiedFailure:
             FailureKind.AUTH,
             detail=f"no token from the identity endpoint ({type(exc).__name__}): {str(exc)[:200]}",
         )
-    if isinstance(exc, (ConnectionError, OSError)):
+    if isinstance(exc, (ConnectionError, OSError)) or _is_transport_error(exc):
         return ClassifiedFailure(
             FailureKind.CONNECTION, detail=f"connection error ({type(exc).__name__})"
         )
-    # Anything else is a broken response (bad JSON, truncated body): treat it as the server's fault.
-    return ClassifiedFailure(FailureKind.SERVER_ERROR, detail=f"unexpected {type(exc).__name__}")
+    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+        # Decoding an upstream body failed: a broken response, the server's fault.
+        return ClassifiedFailure(
+            FailureKind.SERVER_ERROR, detail=f"unreadable response ({type(exc).__name__})"
+        )
+    # Anything else originates in our process or in the request (see the module docstring).
+    failure = ClassifiedFailure(FailureKind.LOCAL, detail=f"{type(exc).__name__} in the gateway")
+    failure.encoding = isinstance(exc, UnicodeEncodeError)
+    return failure
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    root = type(exc).__module__.split(".")[0]
+    return root in _TRANSPORT_MODULES or root.startswith(("httpx", "httpcore"))  # httpx2 too
 
 
 def _is_credential_error(exc: BaseException) -> bool:

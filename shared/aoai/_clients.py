@@ -12,8 +12,9 @@ api_style dated        ``AsyncAzureOpenAI(azure_endpoint=endpoint, api_version=.
 auth openai            ``AsyncOpenAI(base_url=endpoint, api_key=...)`` (plain OpenAI)
 =====================  ===========================================================================
 
-Managed identity: one ``azure.identity.aio.ManagedIdentityCredential(client_id=...)`` per
-identity (shared by every region using it) wrapped by ``get_bearer_token_provider(cred,
+Entra ID: one credential per identity from the app's one credential policy
+(``shared.credentials``: managed identity with the region's ``client_id`` or ``AZURE_CLIENT_ID``;
+``AZURE_CREDENTIAL_MODE=developer`` for local runs), shared by every region using it, wrapped by ``get_bearer_token_provider(cred,
 "https://cognitiveservices.azure.com/.default")``. In openai 3.54 the v1 client takes it as a
 callable ``api_key`` (awaited per request, sent as ``Authorization: Bearer``), and
 ``AsyncAzureOpenAI`` takes it as ``azure_ad_token_provider`` (awaited when it returns an
@@ -60,7 +61,7 @@ class ClientProvider:
         self._http_client_factory = http_client_factory
         self._credential_factory = credential_factory
         self._clients: dict[str, AsyncOpenAI] = {}
-        self._credentials: dict[str | None, Any] = {}
+        self._credentials: Any = None  # shared.credentials.CredentialPool, built on first use
         self._token_providers: dict[str | None, Callable[[], Any]] = {}
 
     def get(self, region: RegionConfig) -> AsyncOpenAI:
@@ -100,28 +101,27 @@ class ClientProvider:
         if provider is None:
             from azure.identity.aio import get_bearer_token_provider
 
-            credential = self._credentials[client_id] = self._make_credential(client_id)
+            credential = self._pool().get(client_id)
             provider = self._token_providers[client_id] = get_bearer_token_provider(
                 credential, COGNITIVE_SCOPE
             )
         return provider
 
-    def _make_credential(self, client_id: str | None) -> Any:
-        if self._credential_factory is not None:
-            return self._credential_factory(client_id)
-        from azure.identity.aio import ManagedIdentityCredential
+    def _pool(self) -> Any:
+        if self._credentials is None:
+            from shared.credentials import CredentialPool
 
-        return (
-            ManagedIdentityCredential(client_id=client_id)
-            if client_id
-            else ManagedIdentityCredential()
-        )
+            self._credentials = CredentialPool(factory=self._credential_factory)
+        return self._credentials
 
     async def aclose(self) -> None:
+        """Close every client and credential, even when closing one of them fails."""
+        from shared.credentials import close_all
+
         clients, self._clients = self._clients, {}
-        credentials, self._credentials = self._credentials, {}
+        pool, self._credentials = self._credentials, None
         self._token_providers = {}
-        for client in clients.values():
-            await client.close()
-        for credential in credentials.values():
-            await credential.close()
+        closers = [client.close for client in clients.values()]
+        if pool is not None:
+            closers.append(pool.aclose)
+        await close_all(closers)

@@ -4,8 +4,11 @@ place (``_classify.py``), so callers branch on types, never on status codes or S
     GatewayError                     .code (stable, for HTTP bodies and job records) .http_status
     ├── RequestRejected              the request itself is wrong: same answer everywhere, never retried
     │   ├── UnknownModel             the alias is not in the region table            404 model_not_found
+    │   ├── TooManyInputs            embeddings inputs over max_embedding_inputs        400 too_many_inputs
+    │   ├── RequestTooLarge          cost above every deployment's whole quota         400 request_too_large
     │   ├── BadRequest               upstream 400 (context length, bad parameter)    400 bad_request
     │   └── ContentFiltered          the prompt tripped the content filter           400 content_filter
+    ├── LocalFailure                 our own process failed (a bug); nothing was charged  500 internal_error
     ├── ConfigurationError           the gateway's own setup is wrong: an operator must act
     │   ├── AuthFailed               401/403 from every region tried                 502 upstream_auth_failed
     │   └── DeploymentNotFound       404 DeploymentNotFound for every deployment     502 deployment_not_found
@@ -34,9 +37,12 @@ __all__ = [
     "DeadlineExceeded",
     "DeploymentNotFound",
     "GatewayError",
+    "LocalFailure",
     "RegionsUnavailable",
     "RequestRejected",
+    "RequestTooLarge",
     "StreamInterrupted",
+    "TooManyInputs",
     "UnknownModel",
     "UpstreamUnavailable",
 ]
@@ -100,6 +106,45 @@ class BadRequest(RequestRejected):
         return {"param": self.param, "upstream_code": self.upstream_code}
 
 
+class TooManyInputs(RequestRejected):
+    """An embeddings request over ``max_embedding_inputs`` (OpenAI's own cap is 2,048)."""
+
+    code = "too_many_inputs"
+    http_status = 400
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"The embeddings request has {count} inputs; the limit is {limit} per request. "
+            "Split it into several requests."
+        )
+        self.count = count
+        self.limit = limit
+
+    def details(self) -> dict[str, Any]:
+        return {"param": "input", "limit": self.limit, "count": self.count}
+
+
+class RequestTooLarge(RequestRejected):
+    """A request whose own cost can never fit: above every eligible deployment's whole
+    per-minute token quota. Retrying cannot help, so it is a 400, not an endless 429."""
+
+    code = "request_too_large"
+    http_status = 400
+
+    def __init__(self, alias: str, *, estimate: int, limit: int, param: str | None) -> None:
+        super().__init__(
+            f"The request for '{alias}' is estimated at {estimate} tokens (prompt plus "
+            f"max_tokens x n); the largest quota of any deployment serving it is {limit} tokens "
+            "per minute, so it can never be admitted. Lower max_tokens or n, or shorten the prompt."
+        )
+        self.estimate = estimate
+        self.limit = limit
+        self.param = param
+
+    def details(self) -> dict[str, Any]:
+        return {"param": self.param, "limit": self.limit, "estimate": self.estimate}
+
+
 class ContentFiltered(RequestRejected):
     code = "content_filter"
     http_status = 400
@@ -122,12 +167,25 @@ class ContentFiltered(RequestRejected):
         return {"param": "prompt", "content_filter_result": self.categories}
 
 
+class LocalFailure(GatewayError):
+    """The gateway's own process failed on this request (not the region, not the caller's
+    content). It never counts against a region's circuit, cooldown or budget."""
+
+    code = "internal_error"
+    http_status = 500
+
+
 class ConfigurationError(GatewayError):
     code = "gateway_misconfigured"
     http_status = 502
 
 
 class AuthFailed(ConfigurationError):
+    """401/403 from every region tried. The advice fits the region's ``auth`` mode: a key that
+    was rejected (wrong or rotated) or refused (the resource disallows keys, network rules), or
+    an identity lacking the role (new assignments take minutes to propagate). The upstream's
+    own message is always kept."""
+
     code = "upstream_auth_failed"
     http_status = 502
 
@@ -138,25 +196,41 @@ class AuthFailed(ConfigurationError):
         identity: str,
         status: int,
         upstream_message: str,
+        auth: str = "managed_identity",
         attempts: tuple[Attempt, ...] = (),
     ) -> None:
         verb = "rejected the credentials of" if status == 401 else "denied access to"
+        if auth == "managed_identity":
+            advice = (
+                f"The identity needs the '{ROLE_NEEDED}' role on the Azure OpenAI resource; new "
+                "role assignments take 5-15 minutes to propagate."
+            )
+        elif status == 401:
+            advice = (
+                "The key was rejected: it is wrong or was rotated. Update the region's api_key "
+                "(or its Key Vault secret) from the resource's Keys and Endpoint page."
+            )
+        else:
+            advice = (
+                "The key was accepted but access is denied: the resource may disallow key "
+                "authentication (disableLocalAuth) or its network rules block the gateway."
+            )
         super().__init__(
-            f"Region '{region}' {verb} the gateway's {identity} (HTTP {status}). The identity needs the "
-            f"'{ROLE_NEEDED}' role on the Azure OpenAI resource; new role assignments take 5-15 minutes "
-            f"to propagate. Upstream said: {upstream_message}",
+            f"Region '{region}' {verb} the gateway's {identity} (HTTP {status}). {advice} "
+            f"Upstream said: {upstream_message}",
             attempts=attempts,
         )
         self.region = region
         self.identity = identity
         self.status = status
+        self.auth = auth
 
     def details(self) -> dict[str, Any]:
         return {
             "region": self.region,
             "identity": self.identity,
             "upstream_status": self.status,
-            "role_needed": ROLE_NEEDED,
+            "role_needed": ROLE_NEEDED if self.auth == "managed_identity" else None,
         }
 
 

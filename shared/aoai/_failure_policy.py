@@ -27,7 +27,7 @@ from shared.settings import GatewaySettings
 from ._classify import ClassifiedFailure, FailureAction
 from ._cooldown import cooldown_from_headers
 from ._health_sync import HealthSync
-from ._router import RegionState, Route
+from ._router import DeploymentState, RegionState, Route
 from ._types import Attempt
 
 __all__ = ["CallState", "FailurePolicy"]
@@ -61,20 +61,27 @@ class FailurePolicy:
         self._now = now
 
     def after_failure(
-        self, route: Route, failure: ClassifiedFailure, call: CallState
+        self,
+        route: Route,
+        failure: ClassifiedFailure,
+        call: CallState,
+        *,
+        sent_at: float | None = None,
     ) -> str | None:
         """Update the route's region and deployment and the call's state; raises the public
-        error for a RAISE outcome. Returns where a 429's cooldown came from (else None)."""
+        error for a RAISE outcome. Returns where a 429's cooldown came from (else None).
+        ``sent_at`` (clock.now when the attempt was sent) lets the circuit ignore late verdicts
+        on requests sent before it opened."""
         now = self._now()
         region, dep = route.region, route.deployment
         action = failure.action
         if action is FailureAction.CIRCUIT:
             call.bad_regions.add(region.config.name)
-            self.region_failed(region, immediate=failure.opens_circuit_at_once)
+            self.region_failed(region, immediate=failure.opens_circuit_at_once, sent_at=sent_at)
             return None
         # Any other HTTP answer proves the region is up; an identity-endpoint failure says nothing about it.
         if failure.status is not None:
-            self.region_answered(region, now)
+            self.region_answered(region, now, sent_at=sent_at)
         else:
             region.circuit.release()
         if action is FailureAction.COOLDOWN:
@@ -93,14 +100,26 @@ class FailurePolicy:
             raise failure.error(tuple(call.attempts)) from failure
         return None
 
-    def region_failed(self, region: RegionState, *, immediate: bool) -> None:
+    def deployment_verified(self, dep: DeploymentState) -> None:
+        """A minimal real call succeeded on an exhausted deployment: it is back."""
+        now = self._now()
+        dep.exhausted_until = dep.cooling_until = 0.0
+        dep.probe_at = 0.0
+        dep.changed_at = now
+        self._health.publish_deployment(dep, "available", now)
+
+    def region_failed(
+        self, region: RegionState, *, immediate: bool, sent_at: float | None = None
+    ) -> None:
         """A transient failure of the region (also after a stream's first chunk, or a probe)."""
-        if region.circuit.record_failure(self._now(), immediate=immediate):
+        if region.circuit.record_failure(self._now(), immediate=immediate, sent_at=sent_at):
             self._health.publish_region(region)
 
-    def region_answered(self, region: RegionState, now: float | None = None) -> None:
+    def region_answered(
+        self, region: RegionState, now: float | None = None, *, sent_at: float | None = None
+    ) -> None:
         """The region answered (a success, or an HTTP answer that proves it is up)."""
-        if region.circuit.record_success(self._now() if now is None else now):
+        if region.circuit.record_success(self._now() if now is None else now, sent_at=sent_at):
             self._health.publish_region(region)
 
     def _throttle(self, route: Route, failure: ClassifiedFailure, now: float) -> str:
@@ -112,7 +131,11 @@ class FailurePolicy:
         )
         until = now + seconds
         if seconds > settings.absurd_retry_after_s:
-            dep.exhausted_until = max(dep.exhausted_until, until)
+            # Azure's retry-after can lie (86,400 s once): cap it, and let a minimal real call
+            # verify the deployment every exhaustion_probe_interval_s (Gateway.probe_exhausted).
+            until = now + settings.absurd_retry_after_s
+            dep.exhausted_until = until
+            dep.probe_at = now + settings.exhaustion_probe_interval_s
             state = "exhausted"
         else:
             dep.cooling_until = max(dep.cooling_until, until)

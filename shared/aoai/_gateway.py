@@ -18,6 +18,7 @@ respect quotas, classify failures, and report what happened.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,17 +32,17 @@ from ._classify import ClassifiedFailure, FailureAction, classify
 from ._clients import ClientProvider
 from ._clock import Clock, SystemClock
 from ._embeddings_batches import fan_out, merge_embeddings, split_inputs
-from ._exceptions import UnknownModel
+from ._exceptions import RequestTooLarge, TooManyInputs, UnknownModel
 from ._failure_policy import CallState, FailurePolicy
-from ._health import HealthStore, TableHealthStore
+from ._health import HealthStore, TableHealthStore, health_store_from_settings
 from ._health_sync import HealthSync
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome, Observers
 from ._requests import ChatRequest, EmbeddingsRequest
 from ._results import call_result, finish_reason, usage_of
-from ._router import RegionState, Route, Router
+from ._router import DeploymentState, RegionState, Route, Router
 from ._senders import OpenedStream, Senders
 from ._stream import ChatStream
-from ._types import Attempt, CallContext, CallResult, Capacity
+from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind
 
 __all__ = ["Gateway"]
 
@@ -68,8 +69,8 @@ class Gateway:
         self._clients = clients if clients is not None else ClientProvider(settings)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._router = Router.from_settings(settings)
-        if health is None and settings.storage_connection:
-            health = TableHealthStore(settings.storage_connection, settings.health_table)
+        if health is None:
+            health = health_store_from_settings(settings)
         self._sync = HealthSync(
             self._router,
             health,
@@ -78,7 +79,9 @@ class Gateway:
             cache_s=settings.health_cache_s,
         )
         self._policy = FailurePolicy(settings, self._sync, self._clock.now)
-        self._senders = Senders()
+        self._senders = Senders(
+            first_byte_s=settings.first_byte_timeout_s, idle_s=settings.idle_timeout_s
+        )
         self._loop = CallLoop(
             settings, self._router, self._clients, self._sync.shared, self._policy, self._clock
         )
@@ -88,6 +91,13 @@ class Gateway:
             for alias, tiers in self._router.tiers.items()
         }
         self._aliases = tuple(sorted(self._router.tiers))
+        self._probing: asyncio.Task[Any] | None = None
+        # The largest whole per-minute token quota of any deployment of each alias: a request
+        # estimated above it can never be admitted anywhere (RequestTooLarge, not a 429 loop).
+        self._max_tpm = {
+            alias: max(route.deployment.config.tpm for tier in tiers for route in tier)
+            for alias, tiers in self._router.tiers.items()
+        }
 
     # ------------------------------------------------------------------ calls
 
@@ -102,17 +112,20 @@ class Gateway:
         call = CallState()
         try:
             self._known(alias)
+            self._probe_exhausted_in_background()
             base = request.upstream_body()
             base.pop("stream", None)
             base.pop("stream_options", None)
             data, route = await self._loop.run(
                 alias,
-                self._chat_cost(request),
+                self._fitting_cost(alias, request),
                 started=started,
                 deadline_s=self._deadline_s(ctx),
                 path=_CHAT,
                 base=base,
-                send=self._senders.json,
+                send=self._senders.assembled
+                if self._settings.stream_upstream
+                else self._senders.json,
                 call=call,
                 on_attempt=self._attempt_observer("chat", ctx, alias),
             )
@@ -140,11 +153,12 @@ class Gateway:
         deadline_s = self._deadline_s(ctx)
         try:
             self._known(alias)
+            self._probe_exhausted_in_background()
             base = request.upstream_body()
             base["stream"] = True
             opened, route = await self._loop.run(
                 alias,
-                self._chat_cost(request),
+                self._fitting_cost(alias, request),
                 started=started,
                 deadline_s=deadline_s,
                 path=_CHAT,
@@ -207,6 +221,7 @@ class Gateway:
             monotonic=clock.monotonic,
             ttft_ms=ttft_ms,
             loop_deadline=loop_deadline,
+            idle_s=self._settings.idle_timeout_s,
             on_transient_failure=on_transient,
             on_end=on_end,
         )
@@ -219,8 +234,14 @@ class Gateway:
         calls = [CallState()]
         try:
             self._known(alias)
+            self._probe_exhausted_in_background()
+            inputs = request.inputs()
+            if len(inputs) > self._settings.max_embedding_inputs:
+                raise TooManyInputs(len(inputs), self._settings.max_embedding_inputs)
             size = self._batch_size[alias]
-            batches = split_inputs(request.inputs(), size)
+            batches = split_inputs(inputs, size)
+            for batch in batches:
+                self._fits(alias, embeddings_tokens(batch), "input")
             base = request.upstream_body()
             calls = [CallState() for _ in batches]
             on_attempt = self._attempt_observer("embeddings", ctx, alias)
@@ -243,7 +264,12 @@ class Gateway:
             else:
                 parts = await fan_out(batches, one, calls)
             bodies = [body for body, _ in parts]
-            data = bodies[0] if len(parts) == 1 else merge_embeddings(bodies, size)
+            # Merging thousands of vectors takes long enough to stall every other call: off the loop.
+            data = (
+                bodies[0]
+                if len(parts) == 1
+                else await asyncio.to_thread(merge_embeddings, bodies, size)
+            )
             result = call_result(
                 alias=alias,
                 route=parts[0][1],
@@ -286,16 +312,25 @@ class Gateway:
             "regions": regions,
             "shared_health": {
                 "store": type(shared.store).__name__ if shared.store is not None else None,
+                "backend": shared.store.describe()
+                if isinstance(shared.store, TableHealthStore)
+                else None,
                 "available": shared.available,
                 "last_read": shared.last_read,
             },
         }
 
     async def probe_regions(self) -> dict[str, bool]:
-        """Probe every region with ``GET /models`` (costs no quota) and update circuits and the
-        shared health. True: the region answered with its model list (or, for the dated API,
-        any non-5xx, non-auth HTTP answer — the listing may not exist there, but the region is
-        up); False: connection error, timeout, 5xx, or our credentials were refused."""
+        """Probe every region and update circuits and the shared health; also verify exhausted
+        deployments (``probe_exhausted``). Per region (``probe``): ``models`` sends ``GET
+        /models`` (costs no quota), ``deployment`` a minimal call on its first deployment (for
+        proxies that do not serve /models). True: the region answered (any HTTP answer other
+        than a 5xx, credentials accepted).
+
+        A probe never opens a circuit on its own authority: a connection failure or timeout
+        counts toward the normal threshold, like a real call's, and so does a 5xx from a real
+        (``deployment``) call; a 5xx or any other answer from ``/models`` says nothing about the
+        deployments and is not counted. Only a clean answer closes a circuit (as its probe)."""
         shared = self._sync.shared
         await shared.refresh()
         policy = self._policy
@@ -303,22 +338,91 @@ class Gateway:
         async def probe(name: str) -> tuple[str, bool]:
             state = self._router.regions[name]
             client = self._clients.get(state.config)
+            real = state.config.probe == "deployment"
+            sent_at = self._clock.now()
             try:
-                await client.get("/models", cast_to=self._senders.response_type)
+                if real:
+                    dep = self._region_deployments(name)[0]
+                    await self._senders.json(client, *self._probe_call(dep), None)
+                else:
+                    await client.get("/models", cast_to=self._senders.response_type)
             except Exception as exc:  # noqa: BLE001 - classified below
                 failure = classify(exc)
-                if failure.action is FailureAction.CIRCUIT:
-                    policy.region_failed(state, immediate=True)
+                network = failure.status is None and failure.action is FailureAction.CIRCUIT
+                if network or (real and failure.kind is FailureKind.SERVER_ERROR):
+                    policy.region_failed(state, immediate=False, sent_at=sent_at)
                     return name, False
-                policy.region_answered(state)
+                if failure.action is FailureAction.CIRCUIT:  # a 5xx from /models: no verdict
+                    return name, False
                 refused = failure.action is FailureAction.SKIP_CREDENTIALS
+                if not refused and failure.status is not None and failure.status < 500:
+                    policy.region_answered(state, sent_at=sent_at)
                 return name, not refused and failure.status is not None
-            policy.region_answered(state)
+            policy.region_answered(state, sent_at=sent_at)
             return name, True
 
         results = dict(await asyncio.gather(*(probe(name) for name in self._router.regions)))
+        await self.probe_exhausted()
         await shared.drain()
         return results
+
+    async def probe_exhausted(self) -> dict[str, bool]:
+        """Verify every exhausted deployment whose probe is due with a minimal real call on it
+        (``max_tokens: 1`` chat, or a one-word embedding). Answered: it is back at once (also
+        for the other instances, through the shared health). Another absurd 429: it stays
+        exhausted, never longer than ``absurd_retry_after_s`` and never past the next probe
+        that succeeds. Called by ``probe_regions`` and, in the background, by calls that find
+        a probe due; ``exhaustion_probe_interval_s`` bounds how often."""
+        now = self._clock.now()
+        due = [
+            dep
+            for dep in self._router.deployments.values()
+            if dep.exhausted_until > now and dep.probe_at <= now
+        ]
+        results = await asyncio.gather(*(self._verify(dep, now) for dep in due))
+        return {dep.key: ok for dep, ok in zip(due, results, strict=True)}
+
+    async def _verify(self, dep: DeploymentState, now: float) -> bool:
+        dep.probe_at = now + self._settings.exhaustion_probe_interval_s
+        route = next(
+            r for tier in self._router.tiers[dep.alias] for r in tier if r.deployment is dep
+        )
+        client = self._clients.get(route.region.config)
+        try:
+            await self._senders.json(client, *self._probe_call(dep), None)
+        except ClassifiedFailure as failure:
+            if failure.action is FailureAction.COOLDOWN:
+                try:
+                    self._policy.after_failure(route, failure, CallState())
+                except Exception:  # noqa: BLE001 - a probe raises nothing to anyone
+                    pass
+            return False
+        self._policy.deployment_verified(dep)
+        return True
+
+    def _probe_call(self, dep: DeploymentState) -> tuple[str, dict[str, Any]]:
+        """The cheapest real call on ``dep``: the path it serves, and a minimal body."""
+        if dep.path == _EMBEDDINGS:
+            return _EMBEDDINGS, {"model": dep.config.deployment, "input": "ping"}
+        return _CHAT, {
+            "model": dep.config.deployment,
+            "messages": [{"role": "user", "content": "ping"}],
+            "max_tokens": 1,
+        }
+
+    def _region_deployments(self, region: str) -> list[DeploymentState]:
+        prefix = f"deployment/{region}/"
+        return [d for d in self._router.deployments.values() if d.key.startswith(prefix)]
+
+    def _probe_exhausted_in_background(self) -> None:
+        """Start ``probe_exhausted`` when a probe is due (cheap check; at most one at a time)."""
+        if self._probing is not None and not self._probing.done():
+            return
+        now = self._clock.now()
+        if any(
+            d.exhausted_until > now and d.probe_at <= now for d in self._router.deployments.values()
+        ):
+            self._probing = asyncio.get_running_loop().create_task(self.probe_exhausted())
 
     def estimate_cost(self, request: ChatRequest | EmbeddingsRequest | None) -> int:
         """The tokens a call with ``request`` is charged against TPM (Azure's admission estimate,
@@ -335,6 +439,10 @@ class Gateway:
         return alias_capacity(alias, self._router.tiers[alias], self._clock.now())
 
     async def aclose(self) -> None:
+        if self._probing is not None and not self._probing.done():
+            self._probing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._probing
         await self._sync.shared.aclose()
         await self._clients.aclose()
 
@@ -355,6 +463,18 @@ class Gateway:
 
     def _chat_cost(self, request: ChatRequest) -> int:
         return request_tokens(request, self._settings.default_max_tokens)
+
+    def _fitting_cost(self, alias: str, request: ChatRequest) -> int:
+        cost = self._chat_cost(request)
+        output = cost - -(-request.prompt_chars() // 4)
+        self._fits(alias, cost, "max_tokens" if output * 2 >= cost else "messages")
+        return cost
+
+    def _fits(self, alias: str, cost: int, param: str) -> None:
+        """Raise RequestTooLarge when ``cost`` exceeds every deployment's whole quota."""
+        limit = self._max_tpm[alias]
+        if cost > limit:
+            raise RequestTooLarge(alias, estimate=cost, limit=limit, param=param)
 
     def _attempt_observer(
         self, operation: str, ctx: CallContext, alias: str

@@ -32,7 +32,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["HealthRecord", "HealthStore", "InMemoryHealthStore", "SharedHealth", "TableHealthStore"]
+__all__ = [
+    "HealthRecord",
+    "HealthStore",
+    "InMemoryHealthStore",
+    "SharedHealth",
+    "TableHealthStore",
+    "health_status",
+    "health_store_from_settings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,27 +93,62 @@ def _row_key(key: str) -> str:
 
 
 class TableHealthStore:
-    """Health records in an Azure Storage table (created on first use)."""
+    """Health records in an Azure Storage table (created on first use): by connection string, or
+    identity-based (``endpoint`` + a credential from the app's policy, ``shared.credentials``)."""
 
-    def __init__(self, connection_string: str, table_name: str, *, timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        connection_string: str | None,
+        table_name: str,
+        *,
+        timeout_s: float = 2.0,
+        endpoint: str | None = None,
+        credentials: Any = None,
+        client_id: str | None = None,
+    ) -> None:
+        if not connection_string and not endpoint:
+            raise ValueError("TableHealthStore needs a connection string or an endpoint")
         self._connection_string = connection_string
+        self._endpoint = endpoint
+        self._credentials = credentials  # a CredentialPool for the identity-based form
+        self._client_id = client_id
         self._table_name = table_name
         self._timeout_s = timeout_s
         self._client: Any = None
         self._ready = False
+
+    def describe(self) -> dict[str, Any]:
+        """What the health report shows about the store (never a key)."""
+        if self._connection_string:
+            return {"kind": "table", "table": self._table_name, "auth": "connection_string"}
+        return {
+            "kind": "table",
+            "table": self._table_name,
+            "endpoint": self._endpoint,
+            "auth": self._credentials.policy.describe(self._client_id),
+        }
 
     def _table(self) -> Any:
         if self._client is None:
             from azure.data.tables.aio import TableClient
 
             # No SDK retries: the gateway treats a failing table as absent and tries again later.
-            self._client = TableClient.from_connection_string(
-                self._connection_string,
-                table_name=self._table_name,
-                retry_total=0,
-                connection_timeout=self._timeout_s,
-                read_timeout=self._timeout_s,
-            )
+            options: dict[str, Any] = {
+                "table_name": self._table_name,
+                "retry_total": 0,
+                "connection_timeout": self._timeout_s,
+                "read_timeout": self._timeout_s,
+            }
+            if self._connection_string:
+                self._client = TableClient.from_connection_string(
+                    self._connection_string, **options
+                )
+            else:
+                self._client = TableClient(
+                    str(self._endpoint),
+                    credential=self._credentials.get(self._client_id),
+                    **options,
+                )
         return self._client
 
     async def _ensure(self) -> Any:
@@ -154,9 +197,45 @@ class TableHealthStore:
             )
 
     async def aclose(self) -> None:
+        from shared.credentials import close_all
+
+        closers = []
         if self._client is not None:
             client, self._client = self._client, None
-            await client.close()
+            closers.append(client.close)
+        if self._credentials is not None:
+            closers.append(self._credentials.aclose)
+        await close_all(closers)
+
+
+def health_store_from_settings(settings: Any) -> TableHealthStore | None:
+    """The shared health store the settings name: a connection string, or identity-based storage
+    (``AzureWebJobsStorage__accountName`` / ``__tableServiceUri`` / ``__queueServiceUri``) under the
+    app's credential policy; None (health per instance) when no storage is configured."""
+    if settings.storage_connection:
+        return TableHealthStore(_expand_dev(settings.storage_connection), settings.health_table)
+    uris = {
+        "table": getattr(settings, "storage_table_uri", None),
+        "queue": getattr(settings, "storage_queue_uri", None),
+    }
+    if not (settings.storage_account or any(uris.values())):
+        return None
+    from shared.credentials import CredentialPool
+    from shared.storage import storage_endpoint
+
+    return TableHealthStore(
+        None,
+        settings.health_table,
+        endpoint=storage_endpoint("table", account=settings.storage_account, uris=uris),
+        credentials=CredentialPool(),
+        client_id=getattr(settings, "storage_client_id", None),
+    )
+
+
+def _expand_dev(connection: str) -> str:
+    from shared.storage import expand_dev_connection
+
+    return expand_dev_connection(connection)
 
 
 class SharedHealth:
@@ -301,3 +380,30 @@ class SharedHealth:
                 await self.store.aclose()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def health_status(report: dict[str, Any], *, degraded_after_s: float) -> dict[str, Any]:
+    """The verdict on a ``Gateway.health_report()``: ``status`` (``ok`` or ``degraded``),
+    ``regions_down`` (circuit not closed) and ``deployments_degraded`` (``region/deployment``
+    exhausted, missing, or cooling down for more than ``degraded_after_s`` from now).
+
+    Traffic still flows while degraded (to the other regions and deployments); the status
+    exists so that an operator sees a region or deployment that is out, e.g. after a lying
+    ``retry-after``, instead of ``ok``."""
+    now = float(report.get("now") or 0.0)
+    down: list[str] = []
+    degraded: list[str] = []
+    for name, region in sorted(report.get("regions", {}).items()):
+        if region["circuit"]["state"] != "closed":
+            down.append(name)
+        for deployment, dep in sorted(region.get("deployments", {}).items()):
+            cooling = dep.get("cooling_until")
+            if dep.get("state") in ("exhausted", "missing") or (
+                cooling is not None and cooling - now > degraded_after_s
+            ):
+                degraded.append(f"{name}/{deployment}")
+    return {
+        "status": "degraded" if down or degraded else "ok",
+        "regions_down": down,
+        "deployments_degraded": degraded,
+    }

@@ -79,6 +79,10 @@ class HealthSync:
                 dep.cooling_until = dep.exhausted_until = dep.missing_until = 0.0
                 dep.changed_at = record.updated
                 continue
+            if record.state == "available":  # another instance verified it with a real call
+                dep.exhausted_until = dep.cooling_until = 0.0
+                dep.changed_at = record.updated
+                continue
             if record.until <= now:
                 continue
             field = _DEPLOYMENT_FIELDS.get(record.state)

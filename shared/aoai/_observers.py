@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ._logsafe import log_safe
 from ._types import Attempt, CallContext, CallResult
 
 __all__ = ["AttemptEvent", "CallLog", "CallObserver", "CallOutcome", "Observers"]
@@ -89,12 +90,14 @@ class CallLog:
             "event": "aoai_call",
             "operation": outcome.operation,
             "correlation_id": outcome.ctx.correlation_id,
-            "caller": outcome.ctx.caller,
-            "alias": outcome.alias,
+            "caller": log_safe(outcome.ctx.caller),
+            "alias": log_safe(outcome.alias),
             "region": result.region if result is not None else outcome.region,
             "deployment": result.deployment if result is not None else outcome.deployment,
             "outcome": outcome.outcome,
-            "attempts": [a.as_dict() for a in outcome.attempts],
+            "attempts": [
+                dict(a.as_dict(), detail=log_safe(a.detail, 300)) for a in outcome.attempts
+            ],
             "usage": None
             if usage is None
             else {
@@ -110,7 +113,7 @@ class CallLog:
             level,
             "aoai %s %s -> %s",
             outcome.operation,
-            outcome.alias,
+            fields["alias"],
             outcome.outcome,
             extra=fields,
         )

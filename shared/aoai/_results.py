@@ -114,6 +114,7 @@ def nothing_eligible(
             identity=route.region.config.identity_label,
             status=failure.status or 401,
             upstream_message=message,
+            auth=route.region.config.auth,
             attempts=final,
         )
     missing = missing or next((s.route for s in skips if s.reason == MISSING), None)

@@ -43,6 +43,8 @@ class DeploymentState:
     exhausted_until: float = 0.0
     missing_until: float = 0.0
     changed_at: float = 0.0
+    probe_at: float = 0.0  # exhausted: when the next minimal real call may verify it
+    path: str = ""  # the API path it was last called on (the probe uses the same)
 
     def blocked_until(self, now: float) -> float:
         """When a cooldown or exhaustion ends; 0 if it is not blocked now."""

@@ -7,20 +7,33 @@ is decoded once with ``json`` into the dict callers get (no pydantic model per c
 the same path with ``stream=True`` and the SDK's SSE decoder (``AsyncStream`` of plain dicts).
 
 Every failure leaves a sender as a ``ClassifiedFailure`` (``raise classify(exc) from exc``).
+
+A hung region (accepts the connection, never answers) must not hold callers for the whole
+read timeout, which has to be long for non-streamed generations. Streams therefore have a
+**first-byte deadline** (headers and first chunk, ``first_byte_timeout_s``) and an **idle
+deadline** between chunks (``idle_timeout_s``); both end the attempt as a TIMEOUT, which
+fails over and opens the region's circuit. ``assembled`` sends a non-streaming chat as a
+stream under the same deadlines and assembles the ``chat.completion`` body (``_assemble``),
+so a 60-second generation completes while a silent region is left within seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
+from ._assemble import ChatAssembler
 from ._classify import ClassifiedFailure, classify
 from ._types import FailureKind
 
 __all__ = ["OpenedStream", "Sender", "Senders"]
 
 T_co = TypeVar("T_co", covariant=True)
+
+_OFF_LOOP_BYTES = 256 * 1024
 
 
 class Sender(Protocol[T_co]):
@@ -44,14 +57,20 @@ class Senders:
     """The JSON and stream senders, bound to the SDK's response and stream types (imported when
     the gateway is built, not when ``shared.aoai`` is imported)."""
 
-    __slots__ = ("_response_type", "_stream_type")
+    __slots__ = ("_first_byte_s", "_idle_s", "_response_type", "_stream_type")
 
-    def __init__(self) -> None:
+    def __init__(self, *, first_byte_s: float | None = None, idle_s: float | None = None) -> None:
         import httpx2
         from openai import AsyncStream
 
         self._response_type = httpx2.Response
         self._stream_type = AsyncStream
+        self._first_byte_s = first_byte_s
+        self._idle_s = idle_s
+
+    @property
+    def idle_s(self) -> float | None:
+        return self._idle_s
 
     @property
     def response_type(self) -> type[Any]:
@@ -67,7 +86,12 @@ class Senders:
                 cast_to=self._response_type,
                 options={"timeout": request_timeout} if request_timeout else {},
             )
-            return response.json(), response.headers
+            content = response.content
+            if len(content) > _OFF_LOOP_BYTES:
+                # A large body (thousands of embeddings) would stall every other call while it
+                # is decoded: decode it in a worker thread.
+                return await asyncio.to_thread(json.loads, content), response.headers
+            return json.loads(content), response.headers
         except Exception as exc:
             raise classify(exc) from exc
 
@@ -76,23 +100,29 @@ class Senders:
     ) -> tuple[OpenedStream, Mapping[str, str]]:
         response = None
         try:
-            response = await client.post(
-                path,
-                body=body,
-                cast_to=self._response_type,
-                options={"timeout": request_timeout} if request_timeout else {},
-                stream=True,
-            )
-            events = self._stream_type(cast_to=object, response=response, client=client)
-            # cast_to=object: each SSE event's JSON as decoded, a dict for every chat chunk.
-            iterator = cast("AsyncIterator[dict[str, Any]]", events.__aiter__())
             try:
-                first = await iterator.__anext__()
+                async with asyncio.timeout(self._first_byte_s):
+                    response = await client.post(
+                        path,
+                        body=body,
+                        cast_to=self._response_type,
+                        options={"timeout": request_timeout} if request_timeout else {},
+                        stream=True,
+                    )
+                    events = self._stream_type(cast_to=object, response=response, client=client)
+                    # cast_to=object: each SSE event's JSON as decoded, a dict for every chat chunk.
+                    iterator = cast("AsyncIterator[dict[str, Any]]", events.__aiter__())
+                    first = await iterator.__anext__()
             except StopAsyncIteration:
                 raise ClassifiedFailure(
                     FailureKind.SERVER_ERROR,
-                    status=response.status_code,
+                    status=response.status_code if response is not None else None,
                     detail="the stream ended before its first chunk",
+                ) from None
+            except TimeoutError:
+                raise ClassifiedFailure(
+                    FailureKind.TIMEOUT,
+                    detail=f"no first byte within {self._first_byte_s:g}s (first_byte_timeout_s)",
                 ) from None
             return OpenedStream(iterator, response, first), response.headers
         except BaseException as exc:
@@ -101,6 +131,42 @@ class Senders:
             if isinstance(exc, Exception):
                 raise classify(exc) from exc
             raise
+
+    async def assembled(
+        self, client: Any, path: str, body: dict[str, Any], request_timeout: Any | None
+    ) -> tuple[dict[str, Any], Mapping[str, str]]:
+        """A non-streaming chat sent as a stream (usage included), assembled into the
+        ``chat.completion`` body. Before the body is complete nothing has reached the caller,
+        so every failure (silence, a broken stream, no finish) is an ordinary failed attempt."""
+        streamed = dict(body, stream=True, stream_options={"include_usage": True})
+        opened, headers = await self.stream(client, path, streamed, request_timeout)
+        assembler = ChatAssembler()
+        assembler.add(opened.first)
+        events = opened.events
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self._idle_s):
+                        chunk = await events.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise ClassifiedFailure(
+                        FailureKind.TIMEOUT,
+                        detail=f"silent for {self._idle_s:g}s mid-answer (idle_timeout_s)",
+                    ) from None
+                assembler.add(chunk)
+        except ClassifiedFailure:
+            raise
+        except Exception as exc:
+            raise classify(exc) from exc
+        finally:
+            await quiet_close(opened.response)
+        if not assembler.finished:
+            raise ClassifiedFailure(
+                FailureKind.SERVER_ERROR, detail="the stream ended without a finish_reason"
+            )
+        return assembler.body(), headers
 
 
 async def quiet_close(response: Any) -> None:

@@ -6,6 +6,10 @@ before the caller writes its first byte and every failure up to that point raise
 instead. After the first chunk a failure cannot be retried elsewhere (the caller has already
 seen part of an answer), so it ends the stream with ``StreamInterrupted`` — as does an upstream
 stream that ends without any ``finish_reason`` — never a silent truncation.
+
+Some peers (Microsoft's own simulator, some proxies) put ``finish_reason`` inside the choice's
+``delta`` instead of on the choice. That ends the choice too: the value is lifted onto the
+choice (the shape the openai SDK and every client read) before the chunk is handed out.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class ChatStream:
         monotonic: Callable[[], float],
         ttft_ms: float,
         loop_deadline: float,
+        idle_s: float | None = None,
         on_transient_failure: Callable[[ClassifiedFailure], None],
         on_end: Callable[[ChatStream, CallResult | None, GatewayError | None], None],
     ) -> None:
@@ -53,6 +58,7 @@ class ChatStream:
         self._monotonic = monotonic
         self._ttft_ms = ttft_ms
         self._loop_deadline = loop_deadline
+        self._idle_s = idle_s
         self._on_transient_failure = on_transient_failure
         self._on_end = on_end
         self._finish_reason: str | None = None
@@ -72,7 +78,10 @@ class ChatStream:
         if self._done:
             raise StopAsyncIteration
         try:
-            async with asyncio.timeout_at(self._loop_deadline):
+            when = self._loop_deadline
+            if self._idle_s is not None:  # a silent upstream mid-stream: idle_timeout_s
+                when = min(when, asyncio.get_running_loop().time() + self._idle_s)
+            async with asyncio.timeout_at(when):
                 chunk = await self._events.__anext__()
         except StopAsyncIteration:
             if self._finish_reason is None:
@@ -99,6 +108,11 @@ class ChatStream:
         if choices:
             for choice in choices:
                 reason = choice.get("finish_reason")
+                if not reason:
+                    delta = choice.get("delta")
+                    reason = delta.get("finish_reason") if isinstance(delta, dict) else None
+                    if reason:
+                        choice["finish_reason"] = reason
                 if reason:
                     self._finish_reason = reason
         usage = chunk.get("usage")

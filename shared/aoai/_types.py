@@ -20,6 +20,9 @@ class FailureKind(enum.StrEnum):
     NOT_FOUND = "not_found"  # 404 DeploymentNotFound
     CONTENT_FILTER = "content_filter"
     BAD_REQUEST = "bad_request"  # other 400s
+    LOCAL = (
+        "local"  # our process or the request itself (encoding, our bug): never the region's fault
+    )
     SKIPPED = "skipped"  # not sent: circuit open, cooling down or over budget
 
 

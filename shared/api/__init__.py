@@ -13,7 +13,15 @@ from ._azure import (
 )
 from ._context import Principal, RequestInfo, easy_auth_principal, request_info
 from ._errors import ApiError, error_body, error_response
-from ._handlers import Services, chat_completions, embeddings, health, list_models, openapi
+from ._handlers import (
+    Services,
+    chat_completions,
+    embeddings,
+    health,
+    health_details,
+    list_models,
+    openapi,
+)
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
 from ._usage import UsageServices, usage_report
@@ -35,6 +43,7 @@ __all__ = [
     "error_body",
     "error_response",
     "health",
+    "health_details",
     "list_models",
     "openapi",
     "openapi_document",

@@ -3,6 +3,8 @@ returns a ``Response``. Every exception is answered through ``_errors.error_resp
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest
+from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest, health_status
 
 from ._context import RequestInfo, request_info, require_caller
 from ._errors import error_response
@@ -23,7 +25,15 @@ if TYPE_CHECKING:
     from shared.aoai import Gateway
     from shared.settings import GatewaySettings
 
-__all__ = ["Services", "chat_completions", "embeddings", "health", "list_models", "openapi"]
+__all__ = [
+    "Services",
+    "chat_completions",
+    "embeddings",
+    "health",
+    "health_details",
+    "list_models",
+    "openapi",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -112,12 +122,22 @@ async def embeddings(request: Request, services: Services) -> Response:
         result = await gateway.embeddings(
             req, CallContext(correlation_id=info.correlation_id, caller=info.caller)
         )
-        return JSONResponse(
-            result.response,
+        # Thousands of vectors take long to serialize: off the event loop, so other calls go on.
+        content = await asyncio.to_thread(_json_bytes, result.response)
+        return Response(
+            content,
+            media_type="application/json",
             headers=_routing_headers(info, result.region, result.deployment, result.attempts),
         )
 
     return await _guarded(request, services, run)
+
+
+def _json_bytes(body: Any) -> bytes:
+    """What JSONResponse would send (compact, UTF-8)."""
+    return json.dumps(
+        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
 
 
 async def list_models(request: Request, services: Services) -> Response:
@@ -133,43 +153,53 @@ async def list_models(request: Request, services: Services) -> Response:
     return await _guarded(request, services, run)
 
 
-async def health(request: Request, services: Services) -> Response:
-    """GET health: liveness and each region's circuit/cooldown state. 200 when the gateway is
-    configured (status ``degraded``, naming ``regions_down``, while a region's circuit is not closed:
-    traffic still flows to the others), 503 (with the settings error, which names keys, never
-    values) when it is not."""
+async def _health_answer(request: Request, services: Services, *, details: bool) -> Response:
     info = request_info(request)
     now = time.time()
+    headers = {**info.headers(), "cache-control": "no-store"}
     try:
         report = services.gateway().health_report()
+        verdict = health_status(
+            report, degraded_after_s=services.settings().health_degraded_after_s
+        )
     except Exception as exc:  # noqa: BLE001 - the health route reports what broke
         from shared.settings import SettingsError
 
         if isinstance(exc, SettingsError):
-            problem = {"code": "gateway_misconfigured", "message": str(exc)}
+            problem = {"code": "gateway_misconfigured", "message": str(exc)}  # keys, never values
         else:
             _log.error("[%s] health report failed", info.correlation_id, exc_info=exc)
             problem = {
                 "code": "internal_error",
                 "message": f"health report failed; correlation id {info.correlation_id}",
             }
-        body = {"status": "unavailable", "alive": True, "time": now, "error": problem}
-        return JSONResponse(
-            body, status_code=503, headers={**info.headers(), "cache-control": "no-store"}
-        )
-    down = sorted(
-        name
-        for name, region in report.get("regions", {}).items()
-        if region["circuit"]["state"] != "closed"
-    )
-    body = {
-        "status": "degraded" if down else "ok",
+        failed = {"status": "unavailable", "alive": True, "time": now, "error": problem}
+        return JSONResponse(failed, status_code=503, headers=headers)
+    body: dict[str, Any] = {
+        "status": verdict["status"],
         "alive": True,
         "time": now,
-        "regions_down": down,
-        "gateway": report,
+        "regions_down": verdict["regions_down"],
     }
-    return JSONResponse(body, headers={**info.headers(), "cache-control": "no-store"})
+    if details:
+        body["deployments_degraded"] = verdict["deployments_degraded"]
+        body["gateway"] = report
+    return JSONResponse(body, headers=headers)
+
+
+async def health(request: Request, services: Services) -> Response:
+    """GET health (anonymous): liveness, ``status`` and ``regions_down`` only. 200 when the gateway
+    is configured (``degraded`` while a region's circuit is not closed or a deployment is out:
+    traffic still flows to the others), 503 when it is not. Nothing about deployments, quotas,
+    live budgets or circuits: that is ``health_details``, behind a function key."""
+    return await _health_answer(request, services, details=False)
+
+
+async def health_details(request: Request, services: Services) -> Response:
+    """GET health/details (function key): the same verdict plus ``deployments_degraded`` (which
+    deployments are exhausted, missing or cooling long) and the full report (circuits,
+    cooldowns, budgets) of every region and deployment; a misconfiguration names the bad key."""
+    return await _health_answer(request, services, details=True)
 
 
 async def openapi(request: Request, services: Services) -> Response:

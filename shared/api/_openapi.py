@@ -12,9 +12,11 @@ from pydantic.json_schema import models_json_schema
 from shared.aoai import ChatRequest, EmbeddingsRequest
 
 __all__ = [
+    "ChatCompletionChunk",
     "ErrorObject",
     "ErrorResponse",
     "HealthResponse",
+    "JobAccepted",
     "ModelCard",
     "ModelList",
     "openapi_document",
@@ -58,15 +60,60 @@ class ModelList(BaseModel):
 class HealthResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"] = Field(
+        description="degraded: a region's circuit is not closed, or a deployment is exhausted, "
+        "missing or cooling down long; traffic still flows to the others."
+    )
     alive: bool
     time: float
+    regions_down: list[str] | None = Field(
+        default=None, description="Regions whose circuit is not closed."
+    )
+    deployments_degraded: list[str] | None = Field(
+        default=None, description="health/details only: region/deployment pairs that are out."
+    )
     gateway: dict[str, Any] | None = Field(
-        default=None, description="Each region's circuit and cooldown state."
+        default=None,
+        description="health/details only: each region's circuit, cooldowns and budgets.",
     )
     error: dict[str, Any] | None = Field(
         default=None, description="Why the gateway cannot serve (e.g. invalid app settings)."
     )
+
+
+class ChunkChoice(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    index: int
+    delta: dict[str, Any] = Field(description="role, content, refusal, tool_calls (partial).")
+    finish_reason: str | None = Field(
+        default=None,
+        description="Set on the choice's last chunk (stop, length, content_filter...).",
+    )
+
+
+class ChatCompletionChunk(BaseModel):
+    """One Server-Sent Event of a streamed chat: ``data: {chunk}``. The stream ends with
+    ``data: [DONE]``, or, when upstream broke off after it started, with one
+    ``data: {"error": {...}}`` event (an ErrorResponse) and no [DONE]."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: Literal["chat.completion.chunk", ""]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: dict[str, Any] | None = Field(
+        default=None, description="On the last chunk when stream_options.include_usage is true."
+    )
+
+
+class JobAccepted(BaseModel):
+    id: str
+    object: Literal["job"] = "job"
+    status: str
+    status_url: str
 
 
 _PASS_THROUGH = {"type": "object", "additionalProperties": True}
@@ -127,7 +174,18 @@ _KEY_SECURITY: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQ
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The document (built once per process; treat it as read-only)."""
-    models = (ChatRequest, EmbeddingsRequest, ErrorResponse, ModelList, HealthResponse)
+    from shared.jobs import JobMessage  # shared.jobs builds on shared.api: imported late
+
+    models = (
+        ChatRequest,
+        EmbeddingsRequest,
+        ErrorResponse,
+        ModelList,
+        HealthResponse,
+        ChatCompletionChunk,
+        JobAccepted,
+        JobMessage,
+    )
     _, schemas = models_json_schema(
         [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
     )
@@ -138,7 +196,14 @@ def openapi_document() -> dict[str, Any]:
         "headers": _GATEWAY_HEADERS,
         "content": {
             "application/json": {"schema": _PASS_THROUGH},
-            "text/event-stream": {"schema": {"type": "string"}},
+            "text/event-stream": {
+                "schema": {
+                    "type": "string",
+                    "description": "`data: <ChatCompletionChunk JSON>` events, then `data: [DONE]` "
+                    "(or one `data: <ErrorResponse JSON>` event if upstream broke off).",
+                },
+                "x-event-schema": _ref("ChatCompletionChunk"),
+            },
         },
     }
     embeddings_ok = _json(
@@ -204,6 +269,79 @@ def openapi_document() -> dict[str, Any]:
                         "503": _json(
                             _ref("HealthResponse"), "Alive, but cannot serve (the error says why)."
                         ),
+                    },
+                }
+            },
+            "/health/details": {
+                "get": {
+                    "operationId": "healthDetails",
+                    "security": _KEY_SECURITY,
+                    "responses": {
+                        "200": _json(
+                            _ref("HealthResponse"),
+                            "Alive and configured, with every region's and deployment's state.",
+                        ),
+                        "503": _json(
+                            _ref("HealthResponse"), "Alive, but cannot serve (the error says why)."
+                        ),
+                    },
+                }
+            },
+            "/v1/jobs": {
+                "post": {
+                    "operationId": "submitJob",
+                    "security": _KEY_SECURITY,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("JobMessage")}},
+                    },
+                    "responses": {
+                        "202": _json(_ref("JobAccepted"), "Recorded and queued; poll status_url."),
+                        **_errors(400, 404, 409, 413, 500, 503),
+                    },
+                }
+            },
+            "/v1/jobs/{job_id}": {
+                "get": {
+                    "operationId": "getJob",
+                    "security": _KEY_SECURITY,
+                    "parameters": [
+                        {
+                            "name": "job_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(_PASS_THROUGH, "The job's status, then result or failure."),
+                        **_errors(404, 500, 503),
+                    },
+                }
+            },
+            "/v1/usage": {
+                "get": {
+                    "operationId": "getUsage",
+                    "security": _KEY_SECURITY,
+                    "parameters": [
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                        for name in ("from", "to", "group_by")
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The calling identity's token use and cost "
+                            "(CSV with Accept: text/csv); see docs/operations.md.",
+                            "content": {
+                                "application/json": {"schema": _PASS_THROUGH},
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_errors(400, 500, 503),
                     },
                 }
             },

@@ -1,9 +1,12 @@
-"""Request bodies: size limit (413), JSON (400 ``invalid_json``), then the pydantic model (400
-``invalid_request`` naming the offending field in ``param`` and in the message)."""
+"""Request bodies: size limit (413), JSON (400 ``invalid_json``), text that cannot be encoded
+as UTF-8 (400 ``invalid_request``: a lone surrogate such as ``"\\ud800"``, naming the field),
+then the pydantic model (400 ``invalid_request`` naming the offending field in ``param`` and in
+the message)."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -19,6 +22,32 @@ M = TypeVar("M", bound=BaseModel)
 _TYPE_TAGS = frozenset(
     {"str", "int", "float", "bool", "none", "dict", "list", "bytes", "tuple", "set"}
 )
+
+
+# A JSON \\u escape of a UTF-16 surrogate (paired or not); only then is the decoded body walked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _unencodable_path(value: Any, loc: tuple[int | str, ...] = ()) -> tuple[int | str, ...] | None:
+    """The location of the first string (or key) holding a lone surrogate, else None."""
+    stack: list[tuple[Any, tuple[int | str, ...]]] = [(value, loc)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                try:
+                    key.encode("utf-8")
+                except UnicodeEncodeError:
+                    return where
+                stack.append((child, (*where, key)))
+        elif isinstance(item, list):
+            stack.extend((child, (*where, i)) for i, child in reversed(list(enumerate(item))))
+    return None
 
 
 def _too_large(limit: int) -> ApiError:
@@ -63,7 +92,7 @@ def field_path(loc: tuple[int | str, ...]) -> str | None:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in _TYPE_TAGS or "[" in part:
+        elif part in _TYPE_TAGS or "[" in part or part.startswith("constrained-"):
             continue
         else:
             out += f".{part}" if out else part
@@ -90,6 +119,17 @@ def parse_body(raw: bytes, model: type[M]) -> M:
             "invalid_request",
             f"The request body must be a JSON object, not {type(data).__name__}.",
         )
+    if _SURROGATE_ESCAPE.search(raw):
+        where = _unencodable_path(data)
+        if where is not None:
+            param = field_path(where)
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"Invalid value for '{param or 'body'}': the text contains a lone UTF-16 surrogate "
+                "(e.g. a string cut inside an emoji) and cannot be encoded as UTF-8.",
+                param=param,
+            )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -433,8 +433,8 @@ class BatchLane:
     ) -> None:
         """Send an unfinished job to the standard lane, or fail it when its deadline passed."""
         record = await svc.store.get(job.job_id)
-        if record is None or record.terminal or record.lane == "standard":
-            return
+        if record is None or record.terminal or record.status not in (BATCHED, "queued"):
+            return  # finished, or the standard lane runs it already
         owner = f"batch:{row.batch_ref}"
         if job.deadline_passed(svc.clock()):
             await conclude(
@@ -454,24 +454,27 @@ class BatchLane:
             )
             report.expired_jobs += 1
             return
+        if record.status == BATCHED:  # queued first: the worker runs only a queued job
+            await _move(svc, job.job_id, "queued", current=record, lane="standard")
         standard = job.model_copy(update={"lane": "standard"})
+        body = await svc.outgoing_body(job.job_id, standard.to_body(), job.reply_to)
         await svc.bus.send(
             self._settings.queue,
             Outgoing(
-                body=standard.to_body(),
+                body=body,
                 message_id=f"{job.job_id}:standard",
                 correlation_id=job.job_id,
                 subject=job.kind,
                 application_properties={"priority": job.priority, "model": job.model},
             ),
         )
-        await _move(svc, job.job_id, "queued", current=record, lane="standard")
         report.rerouted += 1
 
 
 async def _move(svc: JobServices, job_id: str, status: str, **changes: Any) -> Any:
-    """The lane's one job-status write (a non-terminal move; never touches a finished job)."""
-    return await svc.store.progress(job_id, status, **changes)
+    """The lane's one job-status write (a non-terminal move along the job store's TRANSITIONS;
+    never touches a finished job)."""
+    return await svc.store.advance(job_id, status, **changes)
 
 
 def _error_code(batch: Any) -> str | None:

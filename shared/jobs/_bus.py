@@ -1,8 +1,9 @@
 """Sending to Service Bus queues (the backlog, reply queues, re-drives) through one client.
 
 The client is built by ``connect_service_bus``: a connection string locally (the test broker),
-otherwise the namespace with a managed identity — the same settings the Functions host reads for
-``connection="ServiceBusConnection"``.
+otherwise the namespace with the app's credential policy (``shared.credentials``) — the same
+settings the Functions host reads for ``connection="ServiceBusConnection"``. The credential
+belongs to the caller's ``CredentialPool``, closed with it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
 
+    from ..credentials import CredentialPool
     from ..settings import BacklogSettings
 
 __all__ = ["Bus", "Outgoing", "QueueNotFound", "connect_service_bus"]
@@ -38,21 +40,16 @@ class Outgoing:
     content_type: str = "application/json"
 
 
-def connect_service_bus(settings: BacklogSettings) -> ServiceBusClient:
-    """A ServiceBusClient from the connection string, or from the namespace with managed identity."""
+def connect_service_bus(settings: BacklogSettings, credentials: CredentialPool) -> ServiceBusClient:
+    """A ServiceBusClient from the connection string, or from the namespace with the credential
+    ``credentials`` holds for ``ServiceBusConnection__clientId`` (closed with the pool)."""
     from azure.servicebus.aio import ServiceBusClient
 
     if settings.servicebus_connection:
         return ServiceBusClient.from_connection_string(settings.servicebus_connection)
-    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
-
-    credential = (
-        ManagedIdentityCredential(client_id=settings.servicebus_client_id)
-        if settings.servicebus_client_id
-        else DefaultAzureCredential()
-    )
     return ServiceBusClient(
-        fully_qualified_namespace=str(settings.servicebus_namespace), credential=credential
+        fully_qualified_namespace=str(settings.servicebus_namespace),
+        credential=credentials.get(settings.servicebus_client_id),
     )
 
 

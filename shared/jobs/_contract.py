@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
+# Deeper JSON than this in a job is refused (400 naming the place): the canonical form
+# (``payload_hash``, the queue body) must serialize, and pydantic stops at about 255 levels.
+MAX_JSON_DEPTH = 128
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _SB_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~-]{0,259}$")
 
@@ -113,6 +116,35 @@ def payload_hash(job: JobMessage) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def unsafe_json(value: Any) -> tuple[tuple[str | int, ...], str] | None:
+    """Where ``value`` cannot be stored and hashed as JSON, and why: nesting deeper than
+    ``MAX_JSON_DEPTH``, or a string holding a lone surrogate (not valid Unicode; a client that cut
+    a text inside an emoji). The path is cut to its first segments."""
+    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(value, (), 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, (dict, list)) and depth >= MAX_JSON_DEPTH:
+            return path[:8], f"nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return path[:8], (
+                    "contains a lone surrogate (a \\ud800-\\udfff escape without its pair), which "
+                    "is not valid Unicode; the text was probably cut inside an emoji"
+                )
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and unsafe_json(key) is not None:
+                    return (*path, "<key>")[
+                        :8
+                    ], "has a key with a lone surrogate (not valid Unicode)"
+                stack.append((child, (*path, key), depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, (*path, i), depth + 1) for i, child in enumerate(item))
+    return None
+
+
 class JobMessage(BaseModel):
     """One unit of backlog work. Frozen; ``request`` is a ChatRequest or an EmbeddingsRequest per ``kind``."""
 
@@ -190,6 +222,20 @@ class JobMessage(BaseModel):
                 "model": data["model"],
             }  # the alias may be given once, at the top
         if isinstance(request, dict):
+            problem = unsafe_json(request)
+            if problem is not None:
+                path, reason = problem
+                raise ValidationError.from_exception_data(
+                    cls.__name__,
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": ("request", *path),
+                            "input": None,
+                            "ctx": {"error": ValueError(reason)},
+                        }
+                    ],
+                )
             model = EmbeddingsRequest if kind == "embeddings" else ChatRequest
             try:
                 data["request"] = model.model_validate(request)

@@ -1,13 +1,15 @@
 """The collaborators every backlog step shares, and the one way a job ends: finish, then reply.
 
 Crash windows, and why each is safe:
-- result stored, reply not sent: the redelivered message finds the job terminal with the reply
-  ``pending`` and this delivery's lease (same message, same owner) and sends it;
+- result stored, reply not sent: the redelivered message (or, once Service Bus dead-letters it,
+  the same message from the dead-letter queue: same ``Delivery.owner``) finds the job terminal
+  with the reply ``pending`` under its own lease and sends it; nobody else can take a live lease;
 - reply sent, ``sent`` mark lost: the redelivery sends the reply again with the same
   message_id (``<job>:reply``), which Service Bus duplicate detection on the reply queue
-  drops, and which consumers can dedupe on (at-least-once is the best any broker offers);
+  drops, and which consumers can dedupe on. This is the one remaining window (and a lease
+  holder stalled longer than ``reply_lease_s``, whose lease another owner may then take);
 - two deliveries of the same job at once: ``finish`` is a conditional write, one wins; the
-  loser sees the winner's lease and stays quiet.
+  loser sees the winner's lease and stays quiet; ``mark_replied`` writes only under the lease.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
     from ..settings import BacklogSettings
     from ._parking import ParkingLot
+    from ._payloads import PayloadStore
 
 __all__ = ["Checkpoint", "JobServices", "conclude", "deliver_reply", "reply_message_id"]
 
@@ -53,6 +56,24 @@ class JobServices:
     clock: Callable[[], float] = time.time
     checkpoint: Checkpoint = field(default=_no_checkpoint)
     batch_lane: Any = None  # shared.batchlane.BatchLane when a region has Global Batch deployments
+    payloads: PayloadStore | None = None  # claim-checked job bodies
+
+    async def outgoing_body(self, job_id: str, body: bytes, reply_to: str | None = None) -> bytes:
+        """What goes on the backlog queue for ``body``: itself, or a claim check when too large."""
+        from ._claim import pack
+
+        return await pack(
+            self.payloads,
+            job_id,
+            body,
+            max_message_bytes=self.settings.max_message_bytes,
+            reply_to=reply_to,
+        )
+
+    async def incoming_body(self, body: bytes) -> bytes:
+        from ._claim import unpack
+
+        return await unpack(self.payloads, body)
 
 
 def reply_message_id(job_id: str) -> str:
@@ -67,12 +88,13 @@ async def conclude(
     owner: str,
     job: JobMessage | None = None,
     reply_to: str | None = None,
-    force_reply: bool = False,
     current: JobRecord | None = None,
+    allow: Callable[[JobRecord], bool] | None = None,
 ) -> FinishResult:
-    """Write the terminal outcome (once) and make sure its reply goes out (once)."""
+    """Write the terminal outcome (once) and make sure its reply goes out (once). ``allow``: the
+    row as it must be for this step to end the job (else nothing is written, ``won`` False)."""
     result = await svc.store.finish(
-        job_id, outcome, owner=owner, job=job, reply_to=reply_to, current=current
+        job_id, outcome, owner=owner, job=job, reply_to=reply_to, current=current, allow=allow
     )
     if result.won:
         extra: dict[str, Any] = {"job_id": job_id, "status": outcome.status}
@@ -83,19 +105,19 @@ async def conclude(
         )
     await svc.checkpoint("after_finish", job_id)
     # The winner's terminal write also took the reply lease: no separate claim needed.
-    await deliver_reply(svc, result.record, owner=owner, force=force_reply, claimed=result.won)
+    if result.won or result.record.terminal:
+        await deliver_reply(svc, result.record, owner=owner, claimed=result.won)
     return result
 
 
 async def deliver_reply(
-    svc: JobServices, record: JobRecord, *, owner: str, force: bool = False, claimed: bool = False
+    svc: JobServices, record: JobRecord, *, owner: str, claimed: bool = False
 ) -> bool:
-    """Send the pending reply if this delivery may (``claimed``: it holds the lease already); True when sent now."""
+    """Send the pending reply if this delivery holds, or may take, the lease (``claimed``: it
+    holds it already). A live lease of another owner is never taken. True when sent now."""
     if record.reply_state != "pending" or not record.reply_to:
         return False
-    lease = (
-        record if claimed else await svc.store.claim_reply(record.job_id, owner=owner, force=force)
-    )
+    lease = record if claimed else await svc.store.claim_reply(record.job_id, owner=owner)
     if lease is None:
         return False
     reply = await _reply_of(svc, lease)
@@ -125,10 +147,10 @@ async def deliver_reply(
                 },
             },
         )
-        await svc.store.mark_replied(lease.job_id, state="undeliverable")
+        await svc.store.mark_replied(lease, state="undeliverable")
         return False
     await svc.checkpoint("after_reply", lease.job_id)
-    await svc.store.mark_replied(lease.job_id)
+    await svc.store.mark_replied(lease)
     return True
 
 

@@ -47,6 +47,7 @@ class Outcome:
     PARKED = "parked"  # throttled everywhere: parked until its retry time
     BATCHED = "batched"  # handed to the batch lane (shared/batchlane), which finishes it
     DUPLICATE = "duplicate"  # already terminal: nothing written, reply ensured
+    STALE = "stale"  # not the job's live copy (it is parked, or another delivery runs it): dropped
     REDRIVEN = "redriven"  # dead-lettered for a transient reason: sent back to the backlog
     IGNORED = "ignored"  # nothing identifies a job: alert logged only
     CONFLICT = (

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..aoai import UnknownModel
 from ..api import ApiError, error_response, parse_body, read_body, request_info
+from ._claim import JobTooLarge
 from ._contract import JobIdConflict, JobMessage
 
 if TYPE_CHECKING:
@@ -54,8 +55,10 @@ async def submit_job(request: Request, services: JobEndpointServices) -> Respons
             submission = await backlog.submit(job)
         except JobIdConflict as exc:
             raise ApiError(409, exc.code, exc.message, param="job_id") from None
+        except JobTooLarge as exc:
+            raise ApiError(413, exc.code, str(exc), param="request") from None
     except Exception as exc:  # noqa: BLE001 - every failure becomes OpenAI's error shape
-        return error_response(exc, info.correlation_id, headers=info.headers())
+        return _error(exc, info, services)
     url = f"{backlog.settings.status_route.rstrip('/')}/{job.job_id}"
     record = submission.record
     logger.info(
@@ -87,5 +90,58 @@ async def job_status(request: Request, services: JobEndpointServices) -> Respons
         if status is None:
             raise ApiError(404, "job_not_found", f"No job with id '{job_id[:100]}'.", param="id")
     except Exception as exc:  # noqa: BLE001
-        return error_response(exc, info.correlation_id, headers=info.headers())
+        return _error(exc, info, services)
     return JSONResponse(status, status_code=200, headers=info.headers())
+
+
+def _error(exc: Exception, info: Any, services: JobEndpointServices) -> Response:
+    """The one error mapping of the job endpoints: storage or Service Bus out of reach is a 503
+    with a stable code and Retry-After (a submission then left nothing behind); the rest as
+    every route maps it."""
+    code = _unavailable(exc)
+    if code is None:
+        return error_response(exc, info.correlation_id, headers=info.headers())
+    try:
+        retry_s = services.backlog().settings.storage_unavailable_retry_s
+    except Exception:  # noqa: BLE001 - settings are valid here, or the first error says so
+        retry_s = 10
+    what = "job store (Azure Storage)" if code == "job_store_unavailable" else "backlog queue"
+    logger.warning(
+        "jobs endpoint: the %s is unreachable: %s",
+        what,
+        exc.__class__.__name__,
+        extra={"correlation_id": info.correlation_id},
+    )
+    api = ApiError(
+        503,
+        code,
+        f"The {what} is unreachable right now; nothing was recorded. Retry in {retry_s} s.",
+        type_="service_unavailable",
+    )
+    return error_response(
+        api, info.correlation_id, headers={**info.headers(), "retry-after": str(retry_s)}
+    )
+
+
+def _unavailable(exc: BaseException) -> str | None:
+    """``job_store_unavailable`` / ``queue_unavailable`` when ``exc`` says a peer is out of reach."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return "job_store_unavailable"
+    if isinstance(exc, HttpResponseError) and not isinstance(exc, ClientAuthenticationError):
+        status = exc.status_code or 0
+        if status >= 500 or status in (408, 429):
+            return "job_store_unavailable"
+    try:
+        from azure.servicebus.exceptions import ServiceBusError
+    except ImportError:  # pragma: no cover - the SDK is a dependency of the app
+        return None
+    if isinstance(exc, ServiceBusError):
+        return "queue_unavailable"
+    return None

@@ -4,7 +4,10 @@ A parked message is an envelope (JSON, base64-encoded on the wire like the Funct
 trigger expects by default, ``extensions.queues.messageEncoding = base64``)::
 
     {"v": 1, "job_id", "model", "priority", "parks", "redrives", "retry_at", "deadline",
-     "cost", "job": {...the job message...}}  or  "job_blob": "<blob name>" when the job is too big
+     "cost", "park_id", "job": {...the job message...}}  or  "job_blob": "<blob name>" when the job is too big
+
+``park_id`` names this parked copy; the job row records the one live copy's id, so a copy the
+row does not name (parked twice after a lost record, or the job moved on) is dropped, never run.
 
 ``cost`` is the tokens the access layer charges the job (``Gateway.estimate_cost``), so the timer
 can plan re-drives in tokens without reading the job; envelopes parked before it existed lack
@@ -54,6 +57,7 @@ class ParkedJob:
     reason: str | None = None
     handle: Any = None
     cost: int | None = None  # estimated tokens; None in envelopes from before the field existed
+    park_id: str | None = None  # this copy's id (the job row names the live one)
 
     def envelope(self, **changes: Any) -> dict[str, Any]:
         out = {
@@ -68,6 +72,8 @@ class ParkedJob:
         }
         if self.cost is not None:
             out["cost"] = self.cost
+        if self.park_id is not None:
+            out["park_id"] = self.park_id
         if self.job is not None:
             out["job"] = self.job
         if self.job_blob is not None:
@@ -96,6 +102,7 @@ def decode_envelope(text: str, handle: Any = None) -> ParkedJob:
         reason=raw.get("reason"),
         handle=handle,
         cost=_cost(raw.get("cost")),
+        park_id=raw["park_id"] if isinstance(raw.get("park_id"), str) else None,
     )
 
 
@@ -155,6 +162,7 @@ class ParkingLot:
         parks: int,
         redrives: int,
         cost: int | None = None,
+        park_id: str | None = None,
     ) -> int:
         """Park ``job`` until ``retry_at``; returns the visibility timeout used (seconds).
         ``cost``: its estimated tokens, kept in the envelope for the timer's plan."""
@@ -173,6 +181,7 @@ class ParkingLot:
             if len(body) <= self._inline
             else f"parked/{job.job_id}/{uuid.uuid4().hex}.json",
             cost=cost,
+            park_id=park_id,
         )
         if parked.job_blob:
             await self._payloads.put(parked.job_blob, body)

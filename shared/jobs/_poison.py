@@ -16,7 +16,8 @@ from ._core import JobServices, conclude, deliver_reply
 from ._delivery import PROP_PARKS, PROP_PRIORITY, PROP_REDRIVES, Delivery, Outcome
 from ._parking import decode_envelope
 from ._records import Terminal
-from ._worker import reject_conflict
+from ._redrive import is_live_copy
+from ._worker import may_start, reject_conflict
 
 __all__ = ["TRANSIENT_DEAD_LETTER_REASONS", "process_dead_letter", "process_parking_poison"]
 
@@ -34,9 +35,14 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
     description = delivery.dead_letter_description or str(
         props.get("DeadLetterErrorDescription") or ""
     )
-    owner = f"dlq:{delivery.message_id}"
+    # The same owner as the worker's deliveries of this message (message id and sequence number
+    # survive dead-lettering): a dead-lettered message has no live delivery left, so its reply
+    # lease and its ``running`` row are this handler's to continue, and nobody else's.
+    owner = delivery.owner
     try:
-        parsed = parse_job_message(delivery.body, fallback_job_id=delivery.message_id)
+        parsed = parse_job_message(
+            await svc.incoming_body(delivery.body), fallback_job_id=delivery.message_id
+        )
     except InvalidJobMessage as exc:
         job, job_id, reply_to = None, exc.job_id, exc.reply_to
     else:
@@ -69,9 +75,18 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
             svc, job, conflict, owner=owner, source=svc.settings.dead_letter_queue
         )
     if record is not None and record.terminal:
-        await deliver_reply(svc, record, owner=owner, force=True)
+        await deliver_reply(svc, record, owner=owner)
         logger.info("dead-lettered job %s was already %s", job_id, record.status, extra=log)
         return Outcome.DUPLICATE
+    if record is not None and not may_start(owner)(record):
+        # The job is parked, or another delivery runs it: this copy is not the live one.
+        logger.info(
+            "dead-lettered copy of job %s dropped: the job is %s elsewhere",
+            job_id,
+            record.status,
+            extra=log,
+        )
+        return Outcome.STALE
 
     redrives = delivery.int_property(PROP_REDRIVES)
     now = svc.clock()
@@ -82,10 +97,25 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
         and not job.deadline_passed(now)
     ):
         delay = svc.settings.dlq_redrive_delay_s * (2**redrives)
+        # Recorded first (conditional, only while this copy may run the job), sent second, so a
+        # worker that already took the re-driven message is never set back to queued.
+        step = await svc.store.advance(
+            job_id,
+            "queued",
+            current=record,
+            allow=may_start(owner),
+            runner="",
+            redrives=("+", 1),
+        )
+        if not step.moved and step.record is not None:
+            if step.record.terminal:
+                await deliver_reply(svc, step.record, owner=owner)
+                return Outcome.DUPLICATE
+            return Outcome.STALE
         await svc.bus.send(
             svc.settings.queue,
             Outgoing(
-                body=job.to_body(),
+                body=await svc.outgoing_body(job_id, job.to_body(), job.reply_to),
                 message_id=f"{job_id}.d{redrives + 1}",
                 correlation_id=job_id,
                 subject=job.kind,
@@ -97,7 +127,6 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
                 scheduled_at=now + delay if delay > 0 else None,
             ),
         )
-        await svc.store.progress(job_id, "queued", redrives=("+", 1))
         logger.warning(
             "job %s dead-lettered (%s); re-driven %d/%d in %.0fs",
             job_id,
@@ -124,7 +153,7 @@ async def process_dead_letter(svc: JobServices, delivery: Delivery) -> str:
         owner=owner,
         job=job,
         reply_to=reply_to,
-        force_reply=True,
+        allow=may_start(owner),
     )
     logger.error(
         "job %s dead-lettered: %s",
@@ -171,10 +200,22 @@ async def process_parking_poison(
     }
     record = await svc.store.get(parked.job_id)
     if record is not None and record.terminal:
-        await deliver_reply(svc, record, owner=owner, force=True)
+        await deliver_reply(svc, record, owner=owner)
         await svc.parking.forget_blob(parked)
         return Outcome.DUPLICATE
-    await conclude(
+    live = is_live_copy(parked)
+    if record is not None and not live(record):
+        # The job moved on (re-driven from another copy, running, parked again): not ours to end.
+        await svc.parking.forget_blob(parked)
+        logger.info(
+            "parking poison: copy %s of job %s is not the live one (%s); dropped",
+            parked.park_id,
+            parked.job_id,
+            record.status,
+            extra={"correlation_id": parked.job_id},
+        )
+        return Outcome.STALE
+    ended = await conclude(
         svc,
         parked.job_id,
         Terminal.failure(
@@ -184,9 +225,12 @@ async def process_parking_poison(
         ),
         owner=owner,
         job=job,
-        force_reply=True,
+        current=record,
+        allow=live,
     )
     await svc.parking.forget_blob(parked)
+    if not ended.won:
+        return Outcome.DUPLICATE if ended.record.terminal else Outcome.STALE
     logger.error(
         "job %s moved to %s: %s",
         parked.job_id,

@@ -5,11 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["TERMINAL", "JobRecord", "JobStatus", "ReplyState", "Terminal"]
+__all__ = ["TERMINAL", "TRANSITIONS", "JobRecord", "JobStatus", "ReplyState", "Terminal"]
 
 JobStatus = Literal["queued", "running", "parked", "batched", "succeeded", "failed"]
 ReplyState = Literal["none", "pending", "sent", "undeliverable"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
+
+# The state machine: queued -> running -> parked -> queued ... -> one terminal state. Every
+# non-terminal state may end (``finish``); a terminal state never changes. running -> running is a
+# redelivery of the message that runs the job (same runner); queued -> queued and running -> queued
+# are re-sends (a re-drive whose send must be repeated, a dead-lettered job re-driven).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"queued", "running", "batched"}),
+    "batched": frozenset({"batched", "queued"}),  # the batch lane: in a batch, or re-routed
+    "running": frozenset({"running", "parked", "queued"}),
+    "parked": frozenset({"queued"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,8 @@ class JobRecord:
     reply_state: ReplyState = "none"
     reply_owner: str | None = None
     reply_lease_until: float | None = None
+    runner: str | None = None  # the delivery (``Delivery.owner``) that set ``running``; "" = none
+    park_id: str | None = None  # the one live parked copy (its envelope carries the same id)
     lane: str | None = None  # the batch lane's hooks (shared/batchlane): "standard" | "batch"
     batch_id: str | None = None  # the lane's batch this job went into
     etag: str | None = field(default=None, compare=False)

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..aoai import UnknownModel
 from ._bus import Outgoing
 from ._core import JobServices
 from ._delivery import PROP_PARKS, PROP_PRIORITY, PROP_REDRIVES
 from ._parking import ParkedJob
 from ._plan import Allowance, plan_redrive
+from ._records import JobRecord
 from ._schedule import redrive_horizon_s
 
 __all__ = ["TimerReport", "run_timer"]
@@ -181,17 +184,26 @@ async def _one(
         await svc.parking.defer(parked.handle, svc.settings.defer_s)
         return "deferred"
     record = await svc.store.get(parked.job_id)
-    if record is not None and record.terminal:
-        await svc.parking.remove(parked)
-        await svc.parking.forget_blob(parked)
+    live = is_live_copy(parked)
+    if record is None or record.terminal or not live(record):
+        await _drop(svc, parked, record)
         return "dropped"
-    body = await svc.parking.job_body(parked)
+    # Recorded first (conditional on the ETag, only from this parked copy), sent second: a worker
+    # that takes the sent message and sets ``running`` is never overwritten. A crash after the
+    # record and before the send leaves the row ``queued`` from this copy, which reappears after
+    # its claim and is sent then; a second send after a lost ``remove`` is dropped by the worker.
+    step = await svc.store.advance(parked.job_id, "queued", current=record, allow=live)
+    if not step.moved:
+        await _drop(svc, parked, step.record)
+        return "dropped"
+    body = await svc.outgoing_body(parked.job_id, await svc.parking.job_body(parked))
     scheduled = delay >= _MIN_SCHEDULE_S
+    copy = parked.park_id or f"p{parked.parks}"
     await svc.bus.send(
         svc.settings.queue,
         Outgoing(
             body=body,
-            message_id=f"{parked.job_id}.p{parked.parks}",  # not the job id: duplicate detection saw that one
+            message_id=f"{parked.job_id}.{copy}",  # not the job id: duplicate detection saw that one
             correlation_id=parked.job_id,
             application_properties={
                 PROP_PRIORITY: parked.priority,
@@ -201,17 +213,42 @@ async def _one(
             scheduled_at=now + delay if scheduled else None,
         ),
     )
+    await svc.checkpoint("after_redrive_send", parked.job_id)
     await svc.parking.remove(parked)
     await svc.parking.forget_blob(parked)
-    await svc.store.progress(parked.job_id, "queued")
     return "scheduled" if scheduled else "moved"
+
+
+def is_live_copy(parked: ParkedJob) -> Callable[[JobRecord], bool]:
+    """The row names this parked copy as the job's live one: ``parked`` from it, or ``queued``
+    from it with no worker yet (a re-drive whose send did not happen or must be repeated)."""
+
+    def check(record: JobRecord) -> bool:
+        if record.park_id != parked.park_id:
+            return False
+        return record.status == "parked" or (record.status == "queued" and not record.runner)
+
+    return check
+
+
+async def _drop(svc: JobServices, parked: ParkedJob, record: JobRecord | None) -> None:
+    """A parked copy that is not the job's live one (finished, moved on, or parked twice)."""
+    if record is None or not record.terminal:
+        logger.info(
+            "timer: parked copy %s of job %s is not the live one (row %s); dropped",
+            parked.park_id,
+            parked.job_id,
+            record.status if record else "missing",
+            extra={"correlation_id": parked.job_id},
+        )
+    await svc.parking.remove(parked)
+    await svc.parking.forget_blob(parked)
 
 
 async def _poison_unless_done(svc: JobServices, parked: ParkedJob, reason: str) -> None:
     record = await svc.store.get(parked.job_id)
-    if record is not None and record.terminal:
-        await svc.parking.remove(parked)
-        await svc.parking.forget_blob(parked)
+    if record is None or record.terminal or not is_live_copy(parked)(record):
+        await _drop(svc, parked, record)
         return
     await svc.parking.to_poison(parked, reason)
 
@@ -219,8 +256,17 @@ async def _poison_unless_done(svc: JobServices, parked: ParkedJob, reason: str) 
 def _allowance(svc: JobServices, alias: str) -> Allowance:
     try:
         capacity = svc.gateway.capacity(alias)
-    except Exception:  # noqa: BLE001 - an unknown alias is the worker's to fail, permanently: send a batch now
+    except UnknownModel:  # the worker fails the job permanently, at no quota cost: send a batch now
         return Allowance(free_requests=svc.settings.redrive_batch, free_tokens=_UNLIMITED)
+    except Exception as exc:  # never fail open: the most conservative plan
+        logger.error(
+            "timer: capacity(%s) failed (%s); nothing re-driven for it this run",
+            alias,
+            exc.__class__.__name__,
+            exc_info=exc,
+            extra={"alert": {"kind": "redrive_capacity_failed", "alias": alias}},
+        )
+        return Allowance(free_requests=0, free_tokens=0)
     return Allowance(
         free_requests=max(0, int(capacity.requests)),
         free_tokens=max(0, int(capacity.tokens)),

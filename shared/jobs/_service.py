@@ -7,8 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..storage import expand_dev_connection
 from ..telemetry import job_span, traced_job
 from ._bus import Bus, Outgoing, connect_service_bus
+from ._claim import JobTooLarge
 from ._contract import JobMessage
 from ._core import Checkpoint, JobServices, _no_checkpoint
 from ._delivery import PROP_PRIORITY, Delivery
@@ -47,19 +49,36 @@ class Backlog:
     async def submit(self, job: JobMessage) -> Submission:
         """Record the job as queued, then enqueue it (message_id = job id, so duplicate detection works).
         Re-submitting a known, unfinished job id with the same payload enqueues again: the worker runs
-        it once. A known job id with another payload raises ``JobIdConflict`` before anything is written."""
+        it once. Refused before anything is written: a known job id with another payload
+        (``JobIdConflict``), a body over ``max_job_bytes`` (``JobTooLarge``). A body over the
+        Service Bus message size goes by claim check. If the send fails, a row this call created
+        is removed again, so a failed submission leaves nothing behind."""
         with job_span("submit", job.job_id, None):  # the trace the worker continues
             return await self._submit(job)
 
     async def _submit(self, job: JobMessage) -> Submission:
         svc = self.services
+        body = job.to_body()
+        if len(body) > svc.settings.max_job_bytes:
+            raise JobTooLarge(len(body), svc.settings.max_job_bytes)
+        message = await svc.outgoing_body(job.job_id, body, job.reply_to)
         record, created = await svc.store.ensure(job)
         if record.terminal:
             return Submission(record, created, enqueued=False)
+        try:
+            await self._enqueue(job, message)
+        except Exception:
+            if created:
+                await svc.store.discard(record)
+            raise
+        return Submission(record, created, enqueued=True)
+
+    async def _enqueue(self, job: JobMessage, message: bytes) -> None:
+        svc = self.services
         await svc.bus.send(
             svc.settings.queue,
             Outgoing(
-                body=job.to_body(),
+                body=message,
                 message_id=job.job_id,
                 correlation_id=job.job_id,
                 subject=job.kind,
@@ -70,7 +89,6 @@ class Backlog:
                 },
             ),
         )
-        return Submission(record, created, enqueued=True)
 
     async def status(self, job_id: str) -> dict[str, Any] | None:
         """The job as the status endpoint shows it, with its result once it succeeded."""
@@ -110,8 +128,10 @@ class Backlog:
         return report
 
     async def aclose(self) -> None:
-        for closer in self._closers:
-            await closer()
+        """Close every client and credential, even when closing one of them fails."""
+        from ..credentials import close_all
+
+        await close_all(list(self._closers))
 
 
 def build_backlog(
@@ -124,19 +144,17 @@ def build_backlog(
     lane_checkpoint: Checkpoint | None = None,
     usage: Any = None,
 ) -> Backlog:
-    """Build the SDK clients from settings (connection strings locally, managed identity in Azure).
-    With ``gateway_settings`` naming Global Batch deployments, the batch lane is built too."""
+    """Build the SDK clients from settings (connection strings locally; in Azure identity-based
+    connections under the app's one credential policy, ``shared.credentials``). With
+    ``gateway_settings`` naming Global Batch deployments, the batch lane is built too."""
     from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 
-    credential = None
-    if not settings.storage_connection:
-        from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+    from ..credentials import CredentialPool
 
-        credential = (
-            ManagedIdentityCredential(client_id=settings.storage_client_id)
-            if settings.storage_client_id
-            else DefaultAzureCredential()
-        )
+    credentials = CredentialPool()
+    credential = (
+        None if settings.storage_connection else credentials.get(settings.storage_client_id)
+    )
     table = _table_client(settings, credential)
     container = _container_client(settings, credential)
     codec = {
@@ -162,7 +180,7 @@ def build_backlog(
         min_park_s=settings.min_park_s,
         clock=clock,
     )
-    bus = Bus(connect_service_bus(settings))
+    bus = Bus(connect_service_bus(settings, credentials))
     lane = None
     if gateway_settings is not None:
         from ..batchlane import build_batch_lane
@@ -183,14 +201,24 @@ def build_backlog(
         parking=parking,
         clock=clock,
         checkpoint=checkpoint or _no_checkpoint,
+        payloads=payloads,
         batch_lane=lane,
     )
     closers: list[Any] = [bus.aclose, parking.aclose, table.close, container.close]
     if lane is not None:
         closers.append(lane.aclose)
-    if credential is not None:
-        closers.append(credential.close)
+    closers.append(credentials.aclose)
     return Backlog(services, closers=tuple(closers))
+
+
+# Storage calls fail fast enough to answer 503 while the HTTP caller waits (the SDK default
+# retries for about a minute); the backlog's own redelivery is the retry for queue work.
+_STORAGE_CLIENT: dict[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.5,
+    "connection_timeout": 5,
+    "read_timeout": 30,
+}
 
 
 def _table_client(settings: BacklogSettings, credential: Any, name: str | None = None) -> Any:
@@ -198,12 +226,15 @@ def _table_client(settings: BacklogSettings, credential: Any, name: str | None =
 
     if settings.storage_connection:
         return TableClient.from_connection_string(
-            _expand_dev(settings.storage_connection), table_name=name or settings.jobs_table
+            _expand_dev(settings.storage_connection),
+            table_name=name or settings.jobs_table,
+            **_STORAGE_CLIENT,
         )
     return TableClient(
-        f"https://{settings.storage_account}.table.core.windows.net",
+        settings.storage_endpoint("table"),
         table_name=name or settings.jobs_table,
         credential=credential,
+        **_STORAGE_CLIENT,
     )
 
 
@@ -212,12 +243,15 @@ def _container_client(settings: BacklogSettings, credential: Any) -> Any:
 
     if settings.storage_connection:
         return ContainerClient.from_connection_string(
-            _expand_dev(settings.storage_connection), container_name=settings.results_container
+            _expand_dev(settings.storage_connection),
+            container_name=settings.results_container,
+            **_STORAGE_CLIENT,
         )
     return ContainerClient(
-        f"https://{settings.storage_account}.blob.core.windows.net",
+        settings.storage_endpoint("blob"),
         container_name=settings.results_container,
         credential=credential,
+        **_STORAGE_CLIENT,
     )
 
 
@@ -227,41 +261,29 @@ def _queue_client(
     from azure.storage.queue.aio import QueueClient
 
     if settings.storage_connection:
-        return storage_queue_client(settings.storage_connection, name)
+        return storage_queue_client(settings.storage_connection, name, **_STORAGE_CLIENT)
     return QueueClient(
-        f"https://{settings.storage_account}.queue.core.windows.net",
+        settings.storage_endpoint("queue"),
         queue_name=name,
         credential=credential,
         **codec,
+        **_STORAGE_CLIENT,
     )
 
 
-# The emulator's published well-known account and key (not a secret); what UseDevelopmentStorage=true means.
-_DEV = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
+_expand_dev = expand_dev_connection  # the dev server's queue side uses it too
 
 
-def storage_queue_client(connection: str, queue: str) -> Any:
+def storage_queue_client(connection: str, queue: str, **options: Any) -> Any:
     """An async ``QueueClient`` for ``queue`` from a connection string (``UseDevelopmentStorage=true``
     means Azurite's default ports), with the base64 text codec the host's queue trigger uses."""
     from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
     from azure.storage.queue.aio import QueueClient
 
     return QueueClient.from_connection_string(
-        _expand_dev(connection),
+        expand_dev_connection(connection),
         queue_name=queue,
         message_encode_policy=TextBase64EncodePolicy(),
         message_decode_policy=TextBase64DecodePolicy(),
-    )
-
-
-def _expand_dev(connection: str) -> str:
-    return (
-        _DEV
-        if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true"
-        else connection
+        **options,
     )

@@ -25,21 +25,41 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 from ._contract import JobIdConflict, JobMessage
-from ._records import JobRecord, Terminal
+from ._records import TRANSITIONS, JobRecord, Terminal
 
 if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient
 
     from ._payloads import PayloadStore
 
-__all__ = ["FinishResult", "JobStore", "TableJobStore", "conflict_row_key"]
+__all__ = [
+    "TERMINAL_ROW_PREFIX",
+    "FinishResult",
+    "JobStore",
+    "TableJobStore",
+    "Transition",
+    "conflict_row_key",
+]
 
 logger = logging.getLogger(__name__)
 _ROW = "job"
 _MAX_CONFLICT_RETRIES = 20
+# One audit row per winning terminal write, in the job's partition, written in the same
+# transaction as the terminal state: the chaos tests count terminal writes from these rows.
+TERMINAL_ROW_PREFIX = "terminal-"
+_CONFLICT_STATUS = (404, 409, 412)
+
+Guard = Callable[[JobRecord], bool]
+
+
+class Transition(NamedTuple):
+    """What ``advance`` did: the record as stored now, and whether this call moved it."""
+
+    record: JobRecord | None
+    moved: bool
 
 
 class FinishResult(tuple[Any, ...]):
@@ -75,10 +95,18 @@ class JobStore(Protocol):
         True when this call created the record (False: a redelivery of the same message)."""
         ...
 
-    async def progress(
-        self, job_id: str, status: str, *, current: JobRecord | None = None, **changes: Any
-    ) -> JobRecord | None:
-        """Move a non-terminal job to ``status`` (running/parked/queued); never touches a terminal job."""
+    async def advance(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        current: JobRecord | None = None,
+        allow: Guard | None = None,
+        **changes: Any,
+    ) -> Transition:
+        """Move a non-terminal job to ``status`` along ``TRANSITIONS``, conditional on the ETag of
+        the version that was checked (``allow(record)`` too, when given); on a conflict re-read and
+        check again. Never touches a terminal job; ``moved`` False when the move is not allowed."""
         ...
 
     async def finish(
@@ -90,19 +118,27 @@ class JobStore(Protocol):
         job: JobMessage | None = None,
         reply_to: str | None = None,
         current: JobRecord | None = None,
+        allow: Guard | None = None,
     ) -> FinishResult:
-        """Write the terminal outcome unless one exists; the winner holds the reply lease."""
+        """Write the terminal outcome unless one exists (or ``allow`` refuses the row as it is:
+        then ``won`` is False and nothing is written); the winner holds the reply lease."""
         ...
 
-    async def claim_reply(
-        self, job_id: str, *, owner: str, force: bool = False
-    ) -> JobRecord | None:
-        """Take the reply lease when the reply is pending and the lease is ours, expired, or forced."""
+    async def claim_reply(self, job_id: str, *, owner: str) -> JobRecord | None:
+        """Take the reply lease when the reply is pending and the lease is ours or expired."""
         ...
 
-    async def mark_replied(self, job_id: str, *, state: str = "sent") -> None: ...
+    async def mark_replied(self, lease: JobRecord, *, state: str = "sent") -> bool:
+        """Record the reply as sent, only while ``lease`` (the record from ``claim_reply`` or
+        ``finish``) still holds the lease: never over another owner's lease."""
+        ...
 
     async def load_result(self, record: JobRecord) -> dict[str, Any] | None: ...
+
+    async def discard(self, record: JobRecord) -> bool:
+        """Delete a row just created by ``ensure`` whose message could not be sent, unless it
+        changed since (conditional on its ETag); True when deleted."""
+        ...
 
 
 def _now_iso() -> str:
@@ -188,6 +224,34 @@ class TableJobStore:
             return _same_payload(raced, job), False
         return _merge(JobRecord(job_id=job.job_id, status="queued"), entity, meta.get("etag")), True
 
+    async def terminal_writes(self, job_id: str) -> int:
+        """How many terminal writes won for ``job_id`` (its audit rows): 1 for a finished job."""
+        query = (
+            f"PartitionKey eq '{job_id.replace(chr(39), chr(39) * 2)}' and "
+            f"RowKey ge '{TERMINAL_ROW_PREFIX}' and RowKey lt 'terminal.'"
+        )
+        return len([e async for e in self._table.query_entities(query)])
+
+    async def discard(self, record: JobRecord) -> bool:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+
+        try:
+            await self._table.delete_entity(
+                partition_key=record.job_id,
+                row_key=_ROW,
+                etag=record.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except AzureError:
+            logger.warning(
+                "job %s: the row of a failed submission could not be removed",
+                record.job_id,
+                extra={"correlation_id": record.job_id},
+            )
+            return False
+        return True
+
     async def record_conflict(self, job: JobMessage, error: dict[str, Any], *, owner: str) -> bool:
         from azure.core.exceptions import ResourceExistsError
 
@@ -208,19 +272,36 @@ class TableJobStore:
             return False
         return True
 
-    async def progress(
-        self, job_id: str, status: str, *, current: JobRecord | None = None, **changes: Any
-    ) -> JobRecord | None:
+    async def advance(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        current: JobRecord | None = None,
+        allow: Guard | None = None,
+        **changes: Any,
+    ) -> Transition:
         """``changes`` hold absolute values or ``("+", N)`` increments. ``current``, if given, saves a read."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
+        fresh = current is None
         for _ in range(_MAX_CONFLICT_RETRIES):
             if current is None:
-                current = await self.get(job_id)
+                current, fresh = await self.get(job_id), True
             if current is None or current.terminal:
-                return current
+                if fresh:
+                    return Transition(current, False)
+                current = None  # a caller's copy may be old: decide on the row as it is
+                continue
+            if status not in TRANSITIONS.get(current.status, ()) or (
+                allow is not None and not allow(current)
+            ):
+                if fresh:
+                    return Transition(current, False)
+                current = None
+                continue
             patch: dict[str, Any] = {
                 "PartitionKey": job_id,
                 "RowKey": _ROW,
@@ -242,8 +323,8 @@ class TableJobStore:
             except (ResourceModifiedError, ResourceNotFoundError):
                 current = None
                 continue
-            return _merge(current, patch, meta.get("etag"))
-        raise RuntimeError(f"job {job_id}: too much write contention on progress")
+            return Transition(_merge(current, patch, meta.get("etag")), True)
+        raise RuntimeError(f"job {job_id}: too much write contention on advance")
 
     async def finish(
         self,
@@ -254,23 +335,26 @@ class TableJobStore:
         job: JobMessage | None = None,
         reply_to: str | None = None,
         current: JobRecord | None = None,
+        allow: Guard | None = None,
     ) -> FinishResult:
         from azure.core import MatchConditions
-        from azure.core.exceptions import (
-            ResourceExistsError,
-            ResourceModifiedError,
-            ResourceNotFoundError,
-        )
-        from azure.data.tables import UpdateMode
+        from azure.data.tables import TableTransactionError, UpdateMode
 
         await self._ensure_table()
         fields = await self._terminal_fields(job_id, outcome)
         blob = fields.get("result_blob")
         known = current
         for _ in range(_MAX_CONFLICT_RETRIES):
+            fresh = known is None
             current = known if known is not None else await self.get(job_id)
             known = None
             if current is not None and current.terminal:
+                if blob:
+                    await self._payloads.delete(blob)
+                return FinishResult(current, False)
+            if current is not None and allow is not None and not allow(current):
+                if not fresh:
+                    continue  # the caller's copy may be old: decide on the row as it is
                 if blob:
                     await self._payloads.delete(blob)
                 return FinishResult(current, False)
@@ -292,31 +376,50 @@ class TableJobStore:
                 }
             )
             patch = {k: v for k, v in patch.items() if v is not None}
+            audit = {
+                "PartitionKey": job_id,
+                "RowKey": f"{TERMINAL_ROW_PREFIX}{uuid.uuid4().hex}",
+                "status": outcome.status,
+                "owner": owner,
+                "written_at": _now_iso(),
+            }
             try:
                 if current is None:
                     base = _base_fields(job, job_id)
                     base.update(patch)
                     base = {k: v for k, v in base.items() if v is not None}
-                    meta = await self._table.create_entity(base)
+                    results = await self._table.submit_transaction(
+                        [("create", base), ("create", audit)]
+                    )
                     stored = _merge(
-                        JobRecord(job_id=job_id, status=outcome.status), base, meta.get("etag")
+                        JobRecord(job_id=job_id, status=outcome.status),
+                        base,
+                        _etag_of(results[0]),
                     )
                 else:
-                    meta = await self._table.update_entity(
-                        patch,
-                        mode=UpdateMode.MERGE,
-                        etag=current.etag,
-                        match_condition=MatchConditions.IfNotModified,
+                    results = await self._table.submit_transaction(
+                        [
+                            (
+                                "update",
+                                patch,
+                                {
+                                    "mode": UpdateMode.MERGE,
+                                    "etag": current.etag,
+                                    "match_condition": MatchConditions.IfNotModified,
+                                },
+                            ),
+                            ("create", audit),
+                        ]
                     )
-                    stored = _merge(current, patch, meta.get("etag"))
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-                continue
+                    stored = _merge(current, patch, _etag_of(results[0]))
+            except TableTransactionError as exc:
+                if exc.status_code in _CONFLICT_STATUS:
+                    continue
+                raise
             return FinishResult(stored, True)
         raise RuntimeError(f"job {job_id}: too much write contention on finish")
 
-    async def claim_reply(
-        self, job_id: str, *, owner: str, force: bool = False
-    ) -> JobRecord | None:
+    async def claim_reply(self, job_id: str, *, owner: str) -> JobRecord | None:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError
         from azure.data.tables import UpdateMode
@@ -328,7 +431,7 @@ class TableJobStore:
             now = self._clock()
             mine = current.reply_owner == owner
             expired = (current.reply_lease_until or 0.0) <= now
-            if not (mine or expired or force):
+            if not (mine or expired):
                 return None
             patch = {
                 "PartitionKey": job_id,
@@ -348,18 +451,36 @@ class TableJobStore:
             return _merge(current, patch, meta.get("etag"))
         return None
 
-    async def mark_replied(self, job_id: str, *, state: str = "sent") -> None:
+    async def mark_replied(self, lease: JobRecord, *, state: str = "sent") -> bool:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
         from azure.data.tables import UpdateMode
 
-        await self._table.update_entity(
-            {
-                "PartitionKey": job_id,
-                "RowKey": _ROW,
-                "reply_state": state,
-                "replied_at": _now_iso(),
-            },
-            mode=UpdateMode.MERGE,
-        )
+        current: JobRecord | None = lease
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            if (
+                current is None
+                or current.reply_state != "pending"
+                or current.reply_owner != lease.reply_owner
+            ):
+                return False  # sent already, or the lease expired and another owner took it
+            try:
+                await self._table.update_entity(
+                    {
+                        "PartitionKey": lease.job_id,
+                        "RowKey": _ROW,
+                        "reply_state": state,
+                        "replied_at": _now_iso(),
+                    },
+                    mode=UpdateMode.MERGE,
+                    etag=current.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except ResourceModifiedError:
+                current = await self.get(lease.job_id)
+                continue
+            return True
+        return False
 
     async def _terminal_fields(self, job_id: str, outcome: Terminal) -> dict[str, Any]:
         now = _now_iso()
@@ -383,6 +504,13 @@ class TableJobStore:
                 await self._payloads.put(name, text.encode("utf-8"))
                 fields["result_blob"] = name
         return {k: v for k, v in fields.items() if v is not None}
+
+
+def _etag_of(result: Any) -> str | None:
+    """The ETag from one operation's answer in a transaction result."""
+    if isinstance(result, dict):
+        return result.get("etag")
+    return None
 
 
 def _base_fields(job: JobMessage | None, job_id: str) -> dict[str, Any]:

@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from ..aoai import AllThrottled, CallContext, ChatRequest, DeadlineExceeded, RequestRejected
@@ -23,9 +25,15 @@ from ._bus import Outgoing, QueueNotFound
 from ._contract import InvalidJobMessage, JobIdConflict, JobMessage, JobReply, parse_job_message
 from ._core import JobServices, conclude, deliver_reply
 from ._delivery import PROP_REDRIVES, Delivery, Outcome
-from ._records import Terminal
+from ._records import JobRecord, Terminal
 
-__all__ = ["conflict_reply_message_id", "process_delivery", "reject_conflict", "run_job"]
+__all__ = [
+    "conflict_reply_message_id",
+    "may_start",
+    "process_delivery",
+    "reject_conflict",
+    "run_job",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +41,9 @@ logger = logging.getLogger(__name__)
 async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
     """Handle one delivery from the backlog queue; returns an Outcome, or raises to get redelivered."""
     owner = delivery.owner
+    body = await svc.incoming_body(delivery.body)
     try:
-        job = parse_job_message(delivery.body, fallback_job_id=delivery.message_id)
+        job = parse_job_message(body, fallback_job_id=delivery.message_id)
     except InvalidJobMessage as exc:
         return await reject_invalid(svc, exc, owner=owner, source="backlog")
     log = {"correlation_id": job.job_id}
@@ -55,33 +64,67 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
         return Outcome.DUPLICATE
     now = svc.clock()
     if job.deadline_passed(now):
-        await conclude(
-            svc, job.job_id, _deadline_failure(job), owner=owner, job=job, current=record
+        ended = await conclude(
+            svc,
+            job.job_id,
+            _deadline_failure(job),
+            owner=owner,
+            job=job,
+            current=record,
+            allow=may_start(owner),
         )
-        return Outcome.FAILED
+        return Outcome.FAILED if ended.won else _not_ours(job.job_id, ended.record, delivery)
     if svc.batch_lane is not None and svc.batch_lane.wants(job, now):  # the batch lane's hook
         await svc.batch_lane.accept(svc, job, record)
         return Outcome.BATCHED
-    running = await svc.store.progress(
-        job.job_id, "running", current=record, deliveries=("+", 1), lane="standard"
+    step = await svc.store.advance(
+        job.job_id,
+        "running",
+        current=record,
+        allow=may_start(owner),
+        runner=owner,
+        deliveries=("+", 1),
+        lane="standard",
     )
-    if running is not None and running.terminal:  # finished meanwhile by a duplicate
-        await deliver_reply(svc, running, owner=owner)
-        return Outcome.DUPLICATE
-    record = running or record
+    if not step.moved:  # finished meanwhile, or another copy is the live one: no model call
+        if step.record is not None and step.record.terminal:
+            await deliver_reply(svc, step.record, owner=owner)
+            return Outcome.DUPLICATE
+        return _not_ours(job.job_id, step.record, delivery)
+    assert step.record is not None  # moved: the row as written
+    record = step.record
+    ours = _runs(owner)
     await svc.checkpoint("before_call", job.job_id)
     try:
         outcome = await run_job(svc, job)
     except AllThrottled as exc:
         parks = record.parks + 1
+        park_id = uuid.uuid4().hex[:16]
         redrives = delivery.int_property(PROP_REDRIVES)
         cost = svc.gateway.estimate_cost(job.request)
         visibility = await svc.parking.park(
-            job, retry_at=exc.retry_at, parks=parks, redrives=redrives, cost=cost
+            job,
+            retry_at=exc.retry_at,
+            parks=parks,
+            redrives=redrives,
+            cost=cost,
+            park_id=park_id,
         )
-        await svc.store.progress(
-            job.job_id, "parked", current=record, parks=("+", 1), retry_at=exc.retry_at
+        await svc.checkpoint("after_park", job.job_id)
+        # Parked first, recorded second: a copy whose record is lost is not named by the row,
+        # and the timer drops it (the redelivered message runs the job instead).
+        parked = await svc.store.advance(
+            job.job_id,
+            "parked",
+            current=record,
+            allow=ours,
+            parks=("+", 1),
+            retry_at=exc.retry_at,
+            park_id=park_id,
+            runner="",
         )
+        if not parked.moved:
+            return _not_ours(job.job_id, parked.record, delivery)
         logger.info(
             "job %s throttled everywhere: parked for %ds (park %d)",
             job.job_id,
@@ -98,11 +141,14 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
             owner=owner,
             job=job,
             current=record,
+            allow=ours,
         )
         return Outcome.FAILED
     except DeadlineExceeded:
         if job.deadline_passed(svc.clock()):
-            await conclude(svc, job.job_id, _deadline_failure(job), owner=owner, job=job)
+            await conclude(
+                svc, job.job_id, _deadline_failure(job), owner=owner, job=job, allow=ours
+            )
             return Outcome.FAILED
         logger.warning(
             "job %s: call deadline exceeded (delivery %d); redelivery",
@@ -121,8 +167,41 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
         )
         raise
     await svc.checkpoint("after_call", job.job_id)
-    result = await conclude(svc, job.job_id, outcome, owner=owner, job=job, current=record)
+    result = await conclude(
+        svc, job.job_id, outcome, owner=owner, job=job, current=record, allow=ours
+    )
     return Outcome.SUCCEEDED if result.record.status == "succeeded" else Outcome.FAILED
+
+
+def may_start(owner: str) -> Callable[[JobRecord], bool]:
+    """A delivery may run (or end) the job when the row is ``queued``, or ``running`` by this same
+    delivery (a redelivery after a crash). Any other copy is a duplicate and never calls the model."""
+
+    def check(record: JobRecord) -> bool:
+        return record.status == "queued" or (
+            record.status == "running" and (record.runner or owner) == owner
+        )
+
+    return check
+
+
+def _runs(owner: str) -> Callable[[JobRecord], bool]:
+    def check(record: JobRecord) -> bool:
+        return record.status == "running" and (record.runner or owner) == owner
+
+    return check
+
+
+def _not_ours(job_id: str, record: JobRecord | None, delivery: Delivery) -> str:
+    logger.info(
+        "job %s: delivery %s is not the job's live copy (row %s, runner %s); dropped",
+        job_id,
+        delivery.owner,
+        record.status if record else None,
+        record.runner if record else None,
+        extra={"correlation_id": job_id},
+    )
+    return Outcome.DUPLICATE if record is not None and record.terminal else Outcome.STALE
 
 
 async def run_job(svc: JobServices, job: JobMessage) -> Terminal:

@@ -144,14 +144,16 @@ async def ops_parked(request: Request, services: Any) -> Response:
 
 
 async def _with_bus(services: Any, work: Callable[[Any, str], Awaitable[Any]]) -> Any:
+    from shared.credentials import CredentialPool, close_all
     from shared.jobs import connect_service_bus
 
     settings = services.backlog_settings()
-    client = connect_service_bus(settings)
+    credentials = CredentialPool()  # the app's one credential policy; closed with the client
+    client = connect_service_bus(settings, credentials)
     try:
         return await work(client, settings.queue)
     finally:
-        await client.close()
+        await close_all([client.close, credentials.aclose])
 
 
 async def ops_dead_letters(request: Request, services: Any) -> Response:

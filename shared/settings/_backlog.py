@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from ..storage import storage_endpoint
 from ._errors import settings_error_from
 from ._source import AppSettings, env_names, load_from
 
@@ -99,6 +100,17 @@ class BacklogSettings(AppSettings):
     storage_client_id: str | None = Field(
         default=None, validation_alias=_host("AzureWebJobsStorage__clientId")
     )
+    storage_queue_uri: str | None = Field(
+        default=None,
+        validation_alias=_host("AzureWebJobsStorage__queueServiceUri"),
+        description="Identity-based storage by service URI (instead of the account name).",
+    )
+    storage_table_uri: str | None = Field(
+        default=None, validation_alias=_host("AzureWebJobsStorage__tableServiceUri")
+    )
+    storage_blob_uri: str | None = Field(
+        default=None, validation_alias=_host("AzureWebJobsStorage__blobServiceUri")
+    )
     job_timeout_s: float = Field(
         default=180.0,
         gt=0,
@@ -167,6 +179,22 @@ class BacklogSettings(AppSettings):
         ge=0,
         description="Results up to this size travel in the reply; larger ones by reference.",
     )
+    max_message_bytes: int = Field(
+        default=256 * 1024,
+        ge=16 * 1024,
+        description="Service Bus message size limit: 262144 on Standard, up to 104857600 on Premium. "
+        "Job bodies that do not fit travel by claim check (body in blob, reference on the queue).",
+    )
+    max_job_bytes: int = Field(
+        default=4_000_000,
+        ge=1,
+        description="Largest job body accepted (POST /api/v1/jobs answers 413 above it).",
+    )
+    storage_unavailable_retry_s: int = Field(
+        default=10,
+        ge=1,
+        description="Retry-After of the 503 answered while storage is unreachable.",
+    )
     reply_lease_s: float = Field(
         default=60.0, gt=0, description="How long one delivery owns sending a job's reply."
     )
@@ -232,11 +260,25 @@ class BacklogSettings(AppSettings):
                 "servicebus_connection: set ServiceBusConnection (a connection string) or "
                 "ServiceBusConnection__fullyQualifiedNamespace (managed identity)"
             )
-        if not (self.storage_connection or self.storage_account):
+        if not (self.storage_connection or self.storage_account or self.storage_queue_uri):
             raise ValueError(
-                "storage_connection: set AzureWebJobsStorage or AzureWebJobsStorage__accountName (managed identity)"
+                "storage_connection: set AzureWebJobsStorage, or AzureWebJobsStorage__accountName "
+                "(or __queueServiceUri) for an identity-based connection"
             )
         return self
+
+    def storage_endpoint(self, kind: str) -> str:
+        """``https://<account>.<kind>.core.windows.net`` of identity-based storage, or the
+        ``AzureWebJobsStorage__<kind>ServiceUri`` given (the others derived from the queue's)."""
+        return storage_endpoint(
+            kind,
+            account=self.storage_account,
+            uris={
+                "queue": self.storage_queue_uri,
+                "table": self.storage_table_uri,
+                "blob": self.storage_blob_uri,
+            },
+        )
 
     @property
     def parking_poison_queue(self) -> str:

@@ -46,6 +46,18 @@ class GatewaySettings(AppSettings):
         gt=0,
         description="Longest silence from upstream before an attempt is abandoned.",
     )
+    first_byte_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for an attempt's first chunk (streams, and non-streaming chats sent as streams).",
+    )
+    idle_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest silence between two chunks of a stream."
+    )
+    stream_upstream: bool = Field(
+        default=True,
+        description="Send non-streaming chats upstream as streams and assemble the body, so the deadlines above apply.",
+    )
     call_deadline_s: float = Field(
         default=200.0, gt=0, description="Total budget of one call, under the 230 s HTTP cap."
     )
@@ -57,7 +69,14 @@ class GatewaySettings(AppSettings):
         default=10.0, gt=0, description="Cooldown after a 429 that carries no usable header."
     )
     absurd_retry_after_s: float = Field(
-        default=300.0, gt=0, description="A retry-after beyond this marks the deployment exhausted."
+        default=300.0,
+        gt=0,
+        description="A retry-after beyond this marks the deployment exhausted, for at most this long.",
+    )
+    exhaustion_probe_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often an exhausted deployment is verified with a minimal real call.",
     )
     default_max_tokens: int = Field(
         default=4096, gt=0, description="Charged to the budget when a request sends no max_tokens."
@@ -69,6 +88,16 @@ class GatewaySettings(AppSettings):
     )
     missing_deployment_s: float = Field(
         default=300.0, gt=0, description="How long a deployment that answered 404 is skipped."
+    )
+    health_degraded_after_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="GET /api/health says degraded while a deployment cools down longer than this (or is exhausted).",
+    )
+    max_embedding_inputs: int = Field(
+        default=2048,
+        ge=1,
+        description="Most inputs one embeddings request may carry (OpenAI's own cap); more get 400.",
     )
     health_table: str = "gatewayhealth"
     health_cache_s: float = Field(default=2.0, ge=0)
@@ -83,6 +112,26 @@ class GatewaySettings(AppSettings):
             "GATEWAY_STORAGE_ACCOUNT", "AzureWebJobsStorage__accountName"
         ),
         description="Storage account name for identity-based access.",
+    )
+    storage_client_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_CLIENT_ID", "AzureWebJobsStorage__clientId", "storage_client_id"
+        ),
+        description="User-assigned identity for identity-based storage.",
+    )
+    storage_table_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_TABLE_URI", "AzureWebJobsStorage__tableServiceUri", "storage_table_uri"
+        ),
+        description="Identity-based storage by service URI (table, or the queue's).",
+    )
+    storage_queue_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_STORAGE_QUEUE_URI", "AzureWebJobsStorage__queueServiceUri", "storage_queue_uri"
+        ),
     )
     max_body_bytes: int = Field(
         default=4_000_000, gt=0, description="Larger HTTP request bodies get 413."

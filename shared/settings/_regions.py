@@ -71,6 +71,11 @@ class RegionConfig(BaseModel):
     api_key: SecretStr | None = None
     api_style: ApiStyle = "v1"
     api_version: str = "2024-10-21"
+    probe: Literal["models", "deployment"] = Field(
+        default="models",
+        description="Region probe: GET /models (free), or a minimal call on the region's first "
+        "deployment (for proxies such as API Management that do not serve /models).",
+    )
     models: dict[str, DeploymentConfig] = Field(
         min_length=1, description="Logical alias -> deployment."
     )

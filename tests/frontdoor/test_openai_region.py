@@ -67,5 +67,6 @@ async def test_openai_429_reset_header_cools_the_deployment_and_fails_over(
     dep = report["regions"]["eastus2"]["deployments"]["gpt-4o-prod"]
     until = dep["cooling_until"] or dep["exhausted_until"]
     assert until is not None
-    # from "x-ratelimit-reset-tokens: 6m0s" (there is no retry-after), not the 1 s default
-    assert 350 <= until - report["now"] <= 361, dep
+    # from "x-ratelimit-reset-tokens: 6m0s" (there is no retry-after), not the 1 s default;
+    # 360 s is beyond absurd_retry_after_s, so the exhaustion is capped there (issue 10 finding 2)
+    assert 290 <= until - report["now"] <= 361, dep

@@ -32,7 +32,14 @@ async def test_other_400_passes_through_unretried(
     sim_factory, gateway_settings_factory, gateway_factory
 ):
     sim = sim_factory()
-    gateway = gateway_factory(gateway_settings_factory(sim, priorities=PREFER_EAST))
+    big = {"tpm": 20_000_000}  # the gateway's own request_too_large check must not fire first
+    gateway = gateway_factory(
+        gateway_settings_factory(
+            sim,
+            priorities=PREFER_EAST,
+            deployment_overrides={"gpt-4o-prod": big, "gpt4o-sweden": big},
+        )
+    )
     with pytest.raises(BadRequest) as caught:
         await gateway.chat(chat(max_tokens=5_000_000), ctx())
     assert caught.value.message and not isinstance(caught.value, ContentFiltered)
@@ -51,7 +58,8 @@ async def test_401_with_shared_credentials_is_not_retried_elsewhere(
         await gateway.chat(chat(), ctx())
     message = str(caught.value)
     assert "eastus2" in message and "api key" in message
-    assert "Cognitive Services OpenAI User" in message and "5-15 minutes" in message
+    # Issue 10 finding 11: key auth gets key advice (rejected or rotated), not the RBAC role.
+    assert "rotated" in message and "Cognitive Services OpenAI User" not in message
     assert sim.region("swedencentral").stats()["requests"] == 0
 
 

@@ -140,12 +140,13 @@ async def test_absurd_retry_after_parks_the_deployment_without_sleeping(
     with pytest.raises(AllThrottled) as caught:
         async with asyncio.timeout(60):  # a gateway sleeping through the day would trip this
             await gateway.chat(chat(), ctx())
+    # Issue 10 finding 2: the lie is capped at absurd_retry_after_s (300 s by default).
     assert [a.outcome for a in caught.value.attempts] == [FailureKind.THROTTLED] * 2
-    assert caught.value.retry_at == pytest.approx(clock.now() + 86400)
+    assert caught.value.retry_at == pytest.approx(clock.now() + 300)
     report = gateway.health_report()["regions"]
     assert report["eastus2"]["deployments"]["gpt-4o-prod"]["state"] == "exhausted"
     assert gateway.capacity("gpt-4o").deployments == 0
-    assert gateway.capacity("gpt-4o").retry_at == pytest.approx(clock.now() + 86400)
+    assert gateway.capacity("gpt-4o").retry_at == pytest.approx(clock.now() + 300)
 
 
 async def test_streams_fail_over_before_the_first_chunk(

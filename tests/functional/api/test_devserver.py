@@ -99,3 +99,49 @@ def test_route_prefix_comes_from_host_json(tmp_path: Path) -> None:
     host = tmp_path / "host.json"
     host.write_text(json.dumps({"version": "2.0", "extensions": {"http": {"routePrefix": ""}}}))
     assert route_prefix(host) == ""
+
+
+def test_router_errors_use_the_json_error_shape_and_keys_never_reach_the_access_log(
+    sim, app_env, devserver
+) -> None:
+    """Issue 10 finding 12: 404 and 405 from the dev server's router are JSON errors with a
+    correlation id; a function key sent as ?code= is redacted in uvicorn's access log."""
+    import logging
+    import time
+
+    app_env(settings_for_sim(sim))
+    base = devserver.base_url
+    missing = httpx.get(f"{base}/nope", headers={"x-correlation-id": "corr-404"}, timeout=10)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    assert (
+        missing.json()["error"]["correlation_id"]
+        == "corr-404"
+        == missing.headers["x-correlation-id"]
+    )
+    wrong = httpx.post(f"{base}/v1/models", timeout=10)
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
+    error = wrong.json()["error"]
+    assert error["code"] == "method_not_allowed" and error["correlation_id"]
+    access = logging.getLogger("uvicorn.access")
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler, level = Collect(), access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        ok = httpx.get(f"{base}/v1/models?code=super-secret-function-key&x=1", timeout=10)
+        assert ok.status_code == 200
+        deadline = time.monotonic() + 10
+        while not any("/v1/models" in line for line in lines):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    assert not any("super-secret-function-key" in line for line in lines)
+    assert any("code=[redacted]" in line for line in lines)

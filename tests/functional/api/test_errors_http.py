@@ -115,7 +115,7 @@ def test_upstream_auth_failure_is_502_with_the_diagnostic_never_the_key(
     assert response.status_code == 502
     assert (error["code"], error["type"]) == ("upstream_auth_failed", "gateway_error")
     assert error["region"] in wrong and error["upstream_status"] == 401
-    assert "Cognitive Services OpenAI User" in error["message"]
+    assert "rotated" in error["message"] and error["role_needed"] is None
     for key in (*wrong.values(), "local-dev-key"):
         assert key not in response.text
 
@@ -210,12 +210,19 @@ def test_misconfigured_gateway(app_env, devserver) -> None:
     assert models.status_code == 500 and error_of(models)["code"] == "gateway_misconfigured"
 
 
-def test_health_reports_regions_anonymously(sim, configure, devserver) -> None:
+def test_health_tells_anonymous_callers_only_the_status(sim, configure, devserver) -> None:
+    """Issue 10 finding 10: anonymous callers get status and regions_down only; deployment
+    names, quotas, live budgets and circuits need a function key (health/details)."""
     configure(sim)
     for region in sim.regions.values():
         region.fault("error", status=500, count=50)
     post(devserver, "/v1/chat/completions")
     health = httpx.get(f"{devserver.base_url}/health", timeout=10)  # no key
+    assert health.status_code == 200 and health.headers["cache-control"] == "no-store"
+    assert set(health.json()) == {"status", "alive", "time", "regions_down"}
+    for name in ("gpt-4o-prod", "embed-eastus2", "tpm", "remaining", "circuit"):
+        assert name not in health.text
+    health = httpx.get(f"{devserver.base_url}/health/details", headers=HEADERS, timeout=10)
     assert health.status_code == 200 and health.headers["cache-control"] == "no-store"
     regions = health.json()["gateway"]["regions"]
     assert set(regions) == {"eastus2", "swedencentral"}
@@ -230,5 +237,17 @@ def test_health_is_degraded_while_a_region_is_down(sim, configure, devserver) ->
         assert post(devserver, "/v1/chat/completions").status_code == 200
     health = httpx.get(f"{devserver.base_url}/health", timeout=10).json()
     assert health["status"] == "degraded" and health["regions_down"] == ["eastus2"]
-    assert health["gateway"]["regions"]["eastus2"]["circuit"]["state"] == "open"
+    health = httpx.get(f"{devserver.base_url}/health/details", headers=HEADERS, timeout=10).json()
+    assert health["gateway"]["regions"]["eastus2"]["circuit"]["state"] != "closed"
     sim.region("eastus2").reset()
+
+
+def test_health_is_degraded_naming_an_exhausted_deployment(sim, configure, devserver) -> None:
+    """Issue 10 finding 2: a deployment out after a huge retry-after is not "ok"."""
+    configure(sim, priorities={"eastus2": 0, "swedencentral": 1})
+    sim.region("eastus2").fault("throttle", retry_after_s=86400, count=1)
+    assert post(devserver, "/v1/chat/completions").status_code == 200  # served by swedencentral
+    health = httpx.get(f"{devserver.base_url}/health", timeout=10).json()
+    assert health["status"] == "degraded" and health["regions_down"] == []
+    details = httpx.get(f"{devserver.base_url}/health/details", headers=HEADERS, timeout=10).json()
+    assert details["deployments_degraded"] == ["eastus2/gpt-4o-prod"]

@@ -55,25 +55,79 @@ async def test_concurrent_finishers_produce_exactly_one_terminal_state(store):
     stored = await store.get(j.job_id)
     assert all(r.record.status == stored.status for r in results)
     assert stored.reply_state == "pending" and stored.reply_owner == winners[0].record.reply_owner
-    # progress never touches a terminal job
-    after = await store.progress(j.job_id, "running", deliveries=("+", 1))
-    assert after.status == stored.status and after.deliveries == stored.deliveries
+    # advance never touches a terminal job
+    after = await store.advance(j.job_id, "running", deliveries=("+", 1))
+    assert not after.moved
+    assert after.record.status == stored.status and after.record.deliveries == stored.deliveries
+    # one audit row per winning terminal write, written with it in one transaction
+    audit = [
+        e
+        async for e in store._table.query_entities(
+            f"PartitionKey eq '{j.job_id}' and RowKey ge 'terminal-' and RowKey lt 'terminal.'"
+        )
+    ]
+    assert len(audit) == 1 and audit[0]["owner"] == winners[0].record.reply_owner
+    # the winner holds the lease with the ETag its transaction returned
+    assert winners[0].record.etag == stored.etag
+    assert await store.mark_replied(winners[0].record) is True
 
 
-async def test_reply_lease_belongs_to_the_winner_until_it_expires_or_is_forced(store):
+async def test_reply_lease_belongs_to_the_winner_until_it_expires(store):
     store, _ = store
     j = job()
     await store.ensure(j)
     won = await store.finish(j.job_id, Terminal.success({"ok": True}), owner="sb:m:1", job=j)
     assert won.won
     assert await store.claim_reply(j.job_id, owner="sb:other:2") is None  # a duplicate stays quiet
-    assert (
-        await store.claim_reply(j.job_id, owner="sb:m:1")
-    ) is not None  # the same message, redelivered
-    assert (await store.claim_reply(j.job_id, owner="dlq:m", force=True)) is not None
-    await store.mark_replied(j.job_id)
+    lease = await store.claim_reply(j.job_id, owner="sb:m:1")  # the same message, redelivered
+    assert lease is not None
+    assert await store.mark_replied(lease) is True
     assert (await store.get(j.job_id)).reply_state == "sent"
     assert await store.claim_reply(j.job_id, owner="sb:m:1") is None
+
+
+async def test_an_expired_lease_moves_on_and_the_old_holder_cannot_mark_over_it(
+    azurite, unique_name
+):
+    now = [1000.0]
+    table = TableClient.from_connection_string(
+        azurite.connection_string, table_name=unique_name("jobs")
+    )
+    container = ContainerClient.from_connection_string(
+        azurite.connection_string, container_name=unique_name("results")
+    )
+    store = TableJobStore(table, PayloadStore(container), reply_lease_s=30, clock=lambda: now[0])
+    try:
+        j = job()
+        await store.ensure(j)
+        first = (await store.finish(j.job_id, Terminal.success({}), owner="sb:a:1", job=j)).record
+        assert await store.claim_reply(j.job_id, owner="sb:b:2") is None  # live lease: not taken
+        now[0] += 31  # the holder stalled past its lease
+        second = await store.claim_reply(j.job_id, owner="sb:b:2")
+        assert second is not None and second.reply_owner == "sb:b:2"
+        assert await store.mark_replied(first) is False  # the stale holder never writes
+        assert (await store.get(j.job_id)).reply_state == "pending"
+        assert await store.mark_replied(second) is True
+        assert (await store.get(j.job_id)).reply_state == "sent"
+    finally:
+        await table.close()
+        await container.close()
+
+
+async def test_transitions_follow_the_state_machine_only(store):
+    store, _ = store
+    j = job()
+    record, _ = await store.ensure(j)
+    assert not (await store.advance(j.job_id, "parked")).moved  # queued -> parked: no
+    running = await store.advance(j.job_id, "running", runner="sb:m:1")
+    assert running.moved and running.record.runner == "sb:m:1"
+    # a stale ETag is re-read and checked again, never written blindly
+    parked = await store.advance(j.job_id, "parked", current=record, park_id="p1", runner="")
+    assert parked.moved and parked.record.status == "parked" and parked.record.park_id == "p1"
+    assert not (await store.advance(j.job_id, "running")).moved  # parked -> running: no
+    guarded = await store.advance(j.job_id, "queued", allow=lambda r: r.park_id == "p2")
+    assert not guarded.moved and guarded.record.status == "parked"
+    assert (await store.advance(j.job_id, "queued", allow=lambda r: r.park_id == "p1")).moved
 
 
 async def test_finish_without_a_record_creates_it_terminal(store):

@@ -1,8 +1,10 @@
+import json
+
 import httpx2
 import openai
 import pytest
 
-from shared.aoai import AuthFailed, BadRequest, ContentFiltered, FailureKind
+from shared.aoai import AuthFailed, BadRequest, ContentFiltered, FailureKind, LocalFailure
 from shared.aoai._classify import FailureAction, classify
 
 COOLDOWN, CIRCUIT, RAISE = FailureAction.COOLDOWN, FailureAction.CIRCUIT, FailureAction.RAISE
@@ -45,7 +47,30 @@ def test_transport_errors():
     assert classify(openai.APITimeoutError(request=_REQUEST)).opens_circuit_at_once
     assert classify(openai.APIConnectionError(request=_REQUEST)).kind is FailureKind.CONNECTION
     assert classify(TimeoutError()).kind is FailureKind.TIMEOUT
-    assert classify(ValueError("bad json")).kind is FailureKind.SERVER_ERROR
+    assert classify(json.JSONDecodeError("bad json", "{", 0)).kind is FailureKind.SERVER_ERROR
+    assert classify(httpx2.RemoteProtocolError("peer closed")).kind is FailureKind.CONNECTION
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
+        TypeError("Object of type set is not JSON serializable"),
+        ValueError("our own bug"),
+        KeyError("choices"),
+        RuntimeError("anything else"),
+    ],
+)
+def test_errors_from_our_process_or_the_request_are_local(exc):
+    """Issue 10 finding 1: nothing that originates here may touch circuits, cooldowns or budgets."""
+    mapped = classify(exc)
+    assert (mapped.kind, mapped.action, mapped.status) == (FailureKind.LOCAL, RAISE, None)
+    error = mapped.error(())
+    if isinstance(exc, UnicodeEncodeError):
+        assert isinstance(error, BadRequest) and error.http_status == 400
+    else:
+        assert isinstance(error, LocalFailure) and error.http_status == 500
+        assert error.code == "internal_error"
 
 
 def test_identity_endpoint_errors_are_auth():
@@ -95,3 +120,29 @@ def test_auth_failed_message():
         upstream_message="no",
     )
     assert "Cognitive Services OpenAI User" in str(error) and "5-15 minutes" in str(error)
+
+
+def test_auth_failed_advice_fits_the_auth_mode():
+    """Issue 10 finding 11: key auth is told about keys, identity auth about the role."""
+    key = AuthFailed(
+        region="eastus2",
+        identity="api key",
+        status=401,
+        upstream_message="Access denied due to invalid subscription key.",
+        auth="api_key",
+    )
+    assert "rotated" in str(key) and "Cognitive Services OpenAI User" not in str(key)
+    assert "invalid subscription key" in str(key) and key.details()["role_needed"] is None
+    refused = AuthFailed(
+        region="eastus2", identity="api key", status=403, upstream_message="x", auth="api_key"
+    )
+    assert "disableLocalAuth" in str(refused) and "role" not in str(refused)
+    identity = AuthFailed(
+        region="eastus2",
+        identity="system-assigned managed identity",
+        status=403,
+        upstream_message="PermissionDenied",
+        auth="managed_identity",
+    )
+    assert "Cognitive Services OpenAI User" in str(identity) and "5-15 minutes" in str(identity)
+    assert "PermissionDenied" in str(identity)

@@ -16,6 +16,7 @@ EXPECTED = {
     "embeddings": ("v1/embeddings", ["POST"], "function"),
     "list_models": ("v1/models", ["GET"], "function"),
     "health": ("health", ["GET"], "anonymous"),
+    "health_details": ("health/details", ["GET"], "function"),
     "openapi": ("v1/openapi.json", ["GET"], "anonymous"),
 }
 

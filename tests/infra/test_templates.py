@@ -1,0 +1,206 @@
+"""infra/ checked offline: every template parses, and the cross-checks between the templates and
+the code (app settings, GATEWAY_REGIONS, roles, queues, azure.yaml) hold, and fail when the
+template loses a setting, a role or a queue."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from . import checks
+from .bicep_eval import parse
+
+REPO = checks.REPO
+INFRA = REPO / "infra"
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.parametrize("path", sorted(INFRA.rglob("*.bicep")), ids=lambda p: p.name)
+def test_every_bicep_file_parses_with_pycep(path: Path) -> None:
+    tree = parse(path)
+    assert tree.get("resources") or tree.get("modules") or tree.get("outputs")
+
+
+def test_every_module_is_used_and_exists() -> None:
+    used = {p.resolve() for p in checks._reachable(INFRA)}
+    assert used == {p.resolve() for p in INFRA.rglob("*.bicep")}
+
+
+def test_app_settings_cover_the_code_and_are_identity_based() -> None:
+    assert checks.check_app_settings(INFRA) == []
+
+
+def test_gateway_regions_built_by_the_template_validate_against_the_settings_model() -> None:
+    assert checks.check_gateway_regions(INFRA) == []
+    regions = checks.app_settings(INFRA, "UserAssigned")["GATEWAY_REGIONS"]
+    assert '"client_id":"' + checks.CLIENT_ID in regions and "gpt-4o-batch" not in regions
+
+
+def test_every_role_in_the_readme_is_assigned_on_the_narrowest_scope() -> None:
+    rows = checks.readme_roles(REPO / "README.md")
+    assert len(rows) >= 6
+    assert checks.check_roles(INFRA, REPO / "README.md") == []
+
+
+def test_queues_and_host_json_agree_with_the_template() -> None:
+    assert checks.check_queues(INFRA, REPO / "host.json") == []
+
+
+def test_azure_yaml_names_the_python_function_service() -> None:
+    assert checks.check_azure_yaml(REPO) == []
+
+
+@pytest.mark.parametrize(
+    ("private", "sku", "refused"),
+    [(True, "Standard", True), (True, "Premium", False), (False, "Standard", False)],
+)
+def test_private_networking_refuses_service_bus_standard(
+    private: bool, sku: str, refused: bool
+) -> None:
+    template = checks.evaluate(INFRA, privateNetworking=private, serviceBusSku=sku)
+    refuse = template.module("refuseStandardServiceBusWithPrivateNetworking")
+    assert refuse.condition is refused
+    # The refusal module accepts no value the template can pass: its one parameter's allowed list.
+    allowed = refuse.template.tree["parameters"]["reason"]["decorators"]
+    reason = refuse.template.param("reason")
+    assert any(d["type"] == "allowed" and reason not in d["argument"] for d in allowed)
+    network = template.module("network")
+    assert network.condition is private
+
+
+# --- the checks fail when the template loses something ------------------------------------------
+@pytest.fixture
+def infra_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "infra"
+    shutil.copytree(INFRA, copy)
+    return copy
+
+
+def _edit(path: Path, pattern: str, replacement: str = "", count: int = 1) -> None:
+    text = path.read_text()
+    new, n = re.subn(pattern, replacement, text, count=count, flags=re.S | re.M)
+    assert n == count, f"pattern not found in {path.name}: {pattern}"
+    path.write_text(new)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (r"^  BACKLOG_QUEUE: .*?\n", "%BACKLOG_QUEUE% has no app setting"),
+        (r"^  ServiceBusConnection__fullyQualifiedNamespace: .*?\n", "ServiceBusConnection"),
+        (r"^  AzureWebJobsStorage__credential: .*?\n", "AzureWebJobsStorage__credential"),
+        (r"^  GATEWAY_REGIONS: .*?\n", "GATEWAY_REGIONS"),
+        (r"^  ServiceBusConnection__clientId: .*?\n", "ServiceBusConnection__clientId"),
+    ],
+)
+def test_removing_an_app_setting_fails_the_check(
+    infra_copy: Path, line: str, expected: str
+) -> None:
+    _edit(infra_copy / "main.bicep", line)
+    problems = checks.check_app_settings(infra_copy)
+    assert problems and any(expected in p for p in problems), problems
+
+
+def test_a_broken_region_table_fails_the_check(infra_copy: Path) -> None:
+    _edit(
+        infra_copy / "modules/gateway-regions.bicep",
+        r"  auth: 'managed_identity'\n",
+        "  auth: 'api_key'\n",
+    )
+    problems = checks.check_gateway_regions(infra_copy)
+    assert any("GATEWAY_REGIONS does not validate" in p and "api_key" in p for p in problems), (
+        problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("file", "resource", "role"),
+    [
+        ("storage-roles.bicep", "tableContributor", "Storage Table Data Contributor"),
+        ("openai-wiring.bicep", "openAiUser", "Cognitive Services OpenAI User"),
+        ("servicebus-roles.bicep", "backlogReceiver", "Azure Service Bus Data Receiver"),
+        ("servicebus-roles.bicep", "replySenders", "Azure Service Bus Data Sender"),
+    ],
+)
+def test_removing_a_role_assignment_fails_the_check(
+    infra_copy: Path, file: str, resource: str, role: str
+) -> None:
+    _edit(infra_copy / "modules" / file, rf"^resource {resource} .*?^}}\]?\n")
+    problems = checks.check_roles(infra_copy, REPO / "README.md")
+    assert any(role in p for p in problems), problems
+
+
+def test_a_role_on_a_wider_scope_than_the_readme_says_fails_the_check(infra_copy: Path) -> None:
+    # Receiver on the whole namespace instead of the backlog queue.
+    _edit(
+        infra_copy / "modules/servicebus-roles.bicep",
+        r"(resource backlogReceiver .*?)scope: backlogQueue",
+        r"\1scope: namespace",
+    )
+    problems = checks.check_roles(infra_copy, REPO / "README.md")
+    assert any("Azure Service Bus Data Receiver" in p and "namespaces'" in p for p in problems), (
+        problems
+    )
+
+
+def test_a_role_added_to_the_readme_must_be_assigned(infra_copy: Path, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    text = (REPO / "README.md").read_text()
+    row = "| Azure Service Bus Data Owner | the namespace | nothing |\n"
+    readme.write_text(
+        text.replace("| Storage Blob Data Owner |", row + "| Storage Blob Data Owner |", 1)
+    )
+    problems = checks.check_roles(infra_copy, readme)
+    assert any("Azure Service Bus Data Owner" in p and "not assigned" in p for p in problems), (
+        problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("file", "pattern", "expected"),
+    [
+        ("servicebus.bicep", r"^resource backlogQueue .*?^}\n", "backlog queue 'backlog'"),
+        (
+            "servicebus.bicep",
+            r"^resource replyQueues .*?^}\]\n",
+            "reply queue 'replies' is not created",
+        ),
+        ("servicebus.bicep", r"^    maxDeliveryCount: maxDeliveryCount\n", "maxDeliveryCount"),
+        (
+            "servicebus.bicep",
+            r"^    requiresDuplicateDetection: true\n",
+            "requiresDuplicateDetection",
+        ),
+    ],
+)
+def test_removing_a_queue_or_its_properties_fails_the_check(
+    infra_copy: Path, file: str, pattern: str, expected: str
+) -> None:
+    path = infra_copy / "modules" / file
+    if "backlogQueue" in pattern:  # the output reads the queue's name; keep the file consistent
+        _edit(
+            path,
+            r"^output backlogQueueName string = backlogQueue.name",
+            "output backlogQueueName string = backlogQueueName",
+        )
+    _edit(path, pattern)
+    problems = checks.check_queues(infra_copy, REPO / "host.json")
+    assert any(expected in p for p in problems), problems
+
+
+def test_host_json_lock_renewal_shorter_than_the_lock_fails_the_check(tmp_path: Path) -> None:
+    host = tmp_path / "host.json"
+    host.write_text(
+        (REPO / "host.json")
+        .read_text()
+        .replace(
+            '"maxAutoLockRenewalDuration": "00:05:00"', '"maxAutoLockRenewalDuration": "00:00:30"'
+        )
+    )
+    problems = checks.check_queues(INFRA, host)
+    assert any("lockDuration exceeds" in p for p in problems) and any(
+        "BACKLOG_JOB_TIMEOUT_S" in p for p in problems
+    )
