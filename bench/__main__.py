@@ -24,7 +24,7 @@ from ._harness import ROOT, machine_info
 __all__ = ["BENCHMARKS", "main"]
 
 # Order matters: cheap and quiet first, the long throughput runs last.
-BENCHMARKS = ("coldstart", "overhead", "memory", "failover", "drain", "chaos")
+BENCHMARKS = ("coldstart", "overhead", "memory", "failover", "drain", "chaos", "batchlane")
 RESULTS = ROOT / "bench" / "results"
 
 
