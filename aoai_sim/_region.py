@@ -11,7 +11,10 @@ from typing import Any
 
 from . import _errors, _openai, _ops
 from ._auth import OPENAI_USER_ROLE, TokenError, verify_token
+from ._batch_api import BatchApi, is_batch_path
+from ._batches import BatchEngine
 from ._faults import Fault, FaultError, FaultRegistry
+from ._files import FileStore
 from ._filter import filter_result
 from ._http import HttpConnection, Request
 from ._limits import Decision, DeploymentLimiter, retry_after_headers
@@ -93,11 +96,23 @@ class RegionApp:
             d.name: DeploymentLimiter(d.tpm, d.effective_rpm, sim.minute_seconds)
             for d in region.deployments
         }
+        files = FileStore()
+        self.batches = BatchEngine(region.deployments, region.content_filter, sim.batch, files)
+        self._batch_api = BatchApi(self.batches, files, frozenset(self._api_versions), region.name)
 
     # ------------------------------------------------------------------ entry
     async def __call__(self, req: Request, conn: HttpConnection) -> None:
         if req.path.startswith("/_sim/"):
             await self._control(req, conn)
+            return
+        if is_batch_path(req.path):
+            await self._batch_api.handle(
+                req,
+                conn,
+                lambda r, v1: self._authorize(
+                    r, _Route("batches", v1, None, r.query.get("api-version")), None
+                ),
+            )
             return
         stats = self.stats
         stats.in_flight += 1
@@ -222,7 +237,7 @@ class RegionApp:
             stats.fail(dep_name, "not_found")
             await self._reply(conn, dep_name, _errors.deployment_not_found(), [], route)
             return
-        if dep.kind != route.op:
+        if dep.kind != route.op or dep.batch:
             stats.fail(dep.name, "bad_request")
             await self._reply(
                 conn,
@@ -266,6 +281,9 @@ class RegionApp:
                 "Microsoft.CognitiveServices/accounts/OpenAI/models/read",
                 "GET /openai/v1/models",
             )
+        elif route.op == "batches":
+            action = "Microsoft.CognitiveServices/accounts/OpenAI/batches/write"
+            operation = "POST /openai/v1/batches" if route.v1 else "POST /openai/batches"
         else:
             suffix = _OPS[route.op][1]
             action = f"Microsoft.CognitiveServices/accounts/OpenAI/deployments/{suffix}/action"
@@ -457,6 +475,7 @@ class RegionApp:
         for limiter in self.limiters.values():
             limiter.reset()
         self.stats.reset()
+        self.batches.clear()
 
     async def _control(self, req: Request, conn: HttpConnection) -> None:
         path = req.path.rstrip("/")
@@ -473,6 +492,27 @@ class RegionApp:
         elif path.startswith("/_sim/faults/") and req.method == "DELETE":
             found = self.faults.remove(path.rsplit("/", 1)[1])
             await conn.send_json(200 if found else 404, {"removed": found})
+        elif path == "/_sim/batch_faults" and req.method == "POST":
+            try:
+                batch_fault = self.batches.faults.add(req.json())
+            except ValueError as exc:
+                await conn.send_json(400, {"error": {"code": "BadRequest", "message": str(exc)}})
+                return
+            await conn.send_json(200, batch_fault.describe())
+        elif path == "/_sim/batches" and req.method == "GET":
+            engine = self.batches
+            await conn.send_json(
+                200,
+                {
+                    "batches": [engine.describe(b) for b in engine.all()],
+                    "enqueued_tokens": {
+                        d.name: engine.enqueued_tokens(d.name)
+                        for d in self.region.deployments
+                        if d.batch
+                    },
+                    "faults": engine.faults.describe(),
+                },
+            )
         elif path == "/_sim/reset" and req.method == "POST":
             self.reset()
             await conn.send_json(200, {"reset": True})

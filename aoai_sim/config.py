@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "AUDIENCE",
     "DEFAULT_CONFIG_PATH",
+    "BatchConfig",
     "ConfigError",
     "ContentFilterConfig",
     "DeploymentConfig",
@@ -57,8 +58,25 @@ class ContentFilterConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    """The Batch API's clock, in real seconds: how long each phase lasts and what stands for "24h"."""
+
+    validating_s: float = 1.0
+    in_progress_s: float = 3.0
+    per_line_ms: float = 0.0
+    finalizing_s: float = 1.0
+    cancelling_s: float = 0.5
+    window_s: float = 120.0  # the completion window ("24h") on the scaled clock
+
+    @property
+    def hour_seconds(self) -> float:
+        """Real seconds standing for one hour of the batch clock."""
+        return self.window_s / 24
+
+
+@dataclass(frozen=True)
 class DeploymentConfig:
-    """One deployment: a chat or embeddings model with its quota."""
+    """One deployment: a chat or embeddings model with its quota (a Global Batch one: its enqueued tokens)."""
 
     name: str
     model: str
@@ -68,6 +86,13 @@ class DeploymentConfig:
     dimensions: int = 1536
     default_max_tokens: int = 4096
     model_version: str | None = None
+    sku: str = "standard"  # "standard" | "global_batch"
+    enqueued_tokens: int = 0  # Global Batch: the enqueued-token quota
+
+    @property
+    def batch(self) -> bool:
+        """A Global Batch deployment: reachable only through the Batch API."""
+        return self.sku == "global_batch"
 
     @property
     def effective_rpm(self) -> int:
@@ -126,6 +151,7 @@ class SimConfig:
     minute_seconds: float = 60.0
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     token_secret: str = _DEFAULT_SECRET
+    batch: BatchConfig = field(default_factory=BatchConfig)
 
     def latency_for(self, region: RegionConfig) -> LatencyConfig:
         """The region's latency, else the global one."""
@@ -164,7 +190,22 @@ def parse_config(raw: Mapping[str, Any]) -> SimConfig:
         minute_seconds=minute_seconds,
         latency=latency,
         token_secret=str(raw.get("token_secret") or _DEFAULT_SECRET),
+        batch=_batch(raw.get("batch") or {}),
     )
+
+
+def _batch(raw: Mapping[str, Any]) -> BatchConfig:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("'batch' must be an object")
+    defaults = BatchConfig()
+    values = {}
+    for name in ("validating_s", "in_progress_s", "per_line_ms", "finalizing_s", "cancelling_s"):
+        value = float(raw.get(name, getattr(defaults, name)))
+        if value < 0:
+            raise ConfigError(f"batch.{name} must not be negative")
+        values[name] = value
+    values["window_s"] = _positive(raw.get("window_s", defaults.window_s), "batch.window_s")
+    return BatchConfig(**values)
 
 
 def apply_env(config: SimConfig, env: Mapping[str, str]) -> SimConfig:
@@ -300,6 +341,11 @@ def _deployment(raw: Mapping[str, Any], where: str) -> DeploymentConfig:
         raise ConfigError(f"{where}/{name}: kind must be 'chat' or 'embeddings'")
     default_tpm = 350_000 if kind == "embeddings" else 450_000
     rpm = raw.get("rpm")
+    sku = str(raw.get("sku", "standard"))
+    if sku not in ("standard", "global_batch"):
+        raise ConfigError(f"{where}/{name}: sku must be 'standard' or 'global_batch'")
+    if sku == "global_batch" and kind != "chat":
+        raise ConfigError(f"{where}/{name}: a global_batch deployment must be a chat model")
     return DeploymentConfig(
         name=name,
         model=model,
@@ -309,6 +355,8 @@ def _deployment(raw: Mapping[str, Any], where: str) -> DeploymentConfig:
         dimensions=int(raw.get("dimensions", 1536)),
         default_max_tokens=int(raw.get("default_max_tokens", 4096)),
         model_version=raw.get("model_version"),
+        sku=sku,
+        enqueued_tokens=int(raw.get("enqueued_tokens", 5_000_000 if sku == "global_batch" else 0)),
     )
 
 

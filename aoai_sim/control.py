@@ -58,8 +58,17 @@ class RegionControl:
         except ControlError:
             return False
 
+    def batch_fault(self, kind: str, **params: Any) -> str:
+        """Make the next batch(es) fail, expire or partly fail (see docs/simulator.md); returns its id."""
+        body = {"kind": kind, **params}
+        return str(_call("POST", f"{self.endpoint}/_sim/batch_faults", body, self._timeout)["id"])
+
+    def batches(self) -> dict[str, Any]:
+        """Every batch as of now, the enqueued tokens per Global Batch deployment, pending batch faults."""
+        return dict(_call("GET", f"{self.endpoint}/_sim/batches", None, self._timeout))
+
     def reset(self) -> None:
-        """Clear faults, rate-limit windows and stats."""
+        """Clear faults, rate-limit windows, stats, batches and files."""
         _call("POST", f"{self.endpoint}/_sim/reset", {}, self._timeout)
 
     def stats(self) -> dict[str, Any]:

@@ -24,7 +24,16 @@ from ._harness import ROOT, machine_info
 __all__ = ["BENCHMARKS", "main"]
 
 # Order matters: cheap and quiet first, the long throughput runs last.
-BENCHMARKS = ("coldstart", "overhead", "memory", "failover", "drain", "scaleout", "chaos")
+BENCHMARKS = (
+    "coldstart",
+    "overhead",
+    "memory",
+    "failover",
+    "drain",
+    "scaleout",
+    "chaos",
+    "batchlane",
+)
 RESULTS = ROOT / "bench" / "results"
 
 

@@ -139,6 +139,8 @@ async def drain_via_backlog(
     storage_connection: str,
     on_start: Callable[[], float | None] | None = None,
     settings: Mapping[str, str] | None = None,
+    gateway_settings: Any = None,
+    lane: str = "standard",
 ) -> dict[str, Any]:
     """Submit ``jobs`` jobs and wait (at most ``cap_s``) until each reaches a terminal state."""
     import function_app
@@ -163,7 +165,7 @@ async def drain_via_backlog(
     }
     broker = sbbroker.Broker(port=0).start_in_thread()
     env = {**env, "ServiceBusConnection": broker.connection_string}
-    backlog = build_backlog(load_backlog_settings(env), gateway)
+    backlog = build_backlog(load_backlog_settings(env), gateway, gateway_settings=gateway_settings)
     t0 = [time.monotonic()]
     terminals = _Terminals(lambda: t0[0])
     core_log = logging.getLogger("shared.jobs._core")
@@ -209,7 +211,7 @@ async def drain_via_backlog(
     try:
         # Fill the backlog first (not timed), then start the worker side: the drain starts full.
         submit_started = time.monotonic()
-        messages = [JobMessage(request=request_for(i)) for i in range(jobs)]
+        messages = [JobMessage(request=request_for(i), lane=lane) for i in range(jobs)]
         ids.extend(m.job_id for m in messages)
         gate = asyncio.Semaphore(16)
 
@@ -230,10 +232,16 @@ async def drain_via_backlog(
         wall = time.monotonic() - t0[0]
         await asyncio.sleep(0.5)  # stragglers: a duplicate being processed would show up here
         final: Counter[str] = Counter()
+        lanes: Counter[str] = Counter()
+        usage: Counter[str] = Counter()
         store = backlog.services.store
         for job_id in ids:
             record = await store.get(job_id)
             final[record.status if record is not None else "missing"] += 1
+            if record is not None:
+                lanes[record.lane or "standard"] += 1
+                for key, value in (record.usage or {}).items():
+                    usage[f"{record.lane or 'standard'}:{key}"] += int(value)
     finally:
         stop.set()
         if pumps is not None:
@@ -253,6 +261,8 @@ async def drain_via_backlog(
         "not_terminal": len(ids) - len(done),
         "double_terminal_writes": sum(1 for j in ids if terminals.writes[j] > 1),
         "final_states": dict(final),
+        "lanes": dict(lanes),
+        "usage": dict(usage),
         "hit_time_cap": budget.expired(),
         **dict(stats),
     }

@@ -146,6 +146,7 @@ class SimProcess:
         minute_seconds: float = 60.0,
         latency: Mapping[str, float] | None = None,
         log_name: str = "sim",
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         ports = free_ports(len(regions))
         self.ports = {str(r["name"]): p for r, p in zip(regions, ports)}
@@ -156,6 +157,7 @@ class SimProcess:
             "regions": [
                 {**dict(r), "host": HOST, "port": self.ports[str(r["name"])]} for r in regions
             ],
+            **dict(extra or {}),
         }
         self._log_name = log_name
         self._dir: tempfile.TemporaryDirectory[str] | None = None

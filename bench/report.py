@@ -465,6 +465,68 @@ def _chaos(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _batchlane(r: dict[str, Any]) -> list[str]:
+    setup = r["setup"]
+    clock = setup["batch_clock"]
+    lines = [
+        "## 7. Batch lane (`bench/batchlane.py`)",
+        "",
+        f"The same {setup['jobs']:,} jobs (the drain benchmark's size: `max_tokens` {setup['max_tokens']}) "
+        "through the standard lane and through the batch lane on the real backlog path (broker, worker and "
+        f"timer pumps, Azurite, the simulator's Batch API), files of {setup['file_lines']:,} lines; then "
+        f"{setup['fault_jobs']:,} batch-lane jobs while the simulator fails the first batch and expires the "
+        "second with half its lines done. Cost from each job's recorded usage at "
+        f"${setup['prices_per_1m']['input']}/${setup['prices_per_1m']['output']} per 1M input/output tokens, "
+        f"batch at {setup['prices_per_1m']['batch_discount']:.0%}. The batch clock is scaled: 24 h = "
+        f"{clock['window_s']:g} s (validating {clock['validating_s']:g} s, in progress "
+        f"{clock['in_progress_s']:g} s + {clock['per_line_ms']:g} ms/line, finalizing {clock['finalizing_s']:g} s).",
+        "",
+        f"`{r['summary']}`",
+        "",
+    ]
+    rows = []
+    for name, run in r["runs"].items():
+        rows.append(
+            [
+                name,
+                run["jobs"],
+                run["wall_s"],
+                run["wall_batch_clock_h"],
+                run["cost_per_1000_usd"],
+                run["lanes"],
+                run["standard_requests"],
+                run["standard_quota_free"],
+                run["lost"],
+                run["dup"],
+                ", ".join(f"{b['status']}({b['lines']})" for b in run["sim_batches"]) or "-",
+            ]
+        )
+    lines += _table(
+        [
+            "run",
+            "jobs",
+            "wall s",
+            "batch-clock h",
+            "$ per 1,000 jobs",
+            "finished in lane",
+            "standard requests",
+            "standard quota free",
+            "lost",
+            "dup",
+            "batches (lines)",
+        ],
+        rows,
+    )
+    lines += [
+        "",
+        "\"Standard quota free\": the share of the standard deployment's TPM over the run's wall time that the run "
+        "did not charge: what is left for interactive callers while the lane works. Lost: jobs not terminal "
+        "or failed; dup: jobs with more than one terminal write.",
+        "",
+    ]
+    return lines
+
+
 def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: str) -> str:
     b = run["benchmarks"]
     lines = [
@@ -512,6 +574,8 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
         lines += _memory(b["memory"])
     if "chaos" in b and "skipped" not in b["chaos"]:
         lines += _chaos(b["chaos"])
+    if "batchlane" in b and "error" not in b["batchlane"] and "skipped" not in b["batchlane"]:
+        lines += _batchlane(b["batchlane"])
     failed = [(n, r) for n, r in b.items() if "error" in r or "skipped" in r]
     if failed:
         lines += ["## Not measured in this run", ""]

@@ -183,11 +183,15 @@ def backlog() -> Backlog:
     """The backlog (job store, Service Bus sender, parking queues) on top of ``gateway()``."""
     current = backlog_settings()
     gw = gateway()
+    gateway_settings = settings()
+    recorder = usage() if usage_settings().enabled else None  # batch-lane lines are counted too
     with _lock:
         if "backlog" not in _cache:
             from shared.jobs import build_backlog
 
-            _cache["backlog"] = build_backlog(current, gw)
+            _cache["backlog"] = build_backlog(
+                current, gw, gateway_settings=gateway_settings, usage=recorder
+            )
         return cast("Backlog", _cache["backlog"])
 
 

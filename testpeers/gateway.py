@@ -56,7 +56,14 @@ def settings_for_sim(
         raw = sim_regions[name]
         handle = sim.region(name)
         models: dict[str, Any] = {}
+        batch: dict[str, Any] = {}
         for dep in raw["deployments"]:
+            if dep.get("sku") == "global_batch":  # the batch lane's deployments
+                batch[dep["model"]] = {
+                    "deployment": dep["name"],
+                    "enqueued_tokens": dep.get("enqueued_tokens", 5_000_000),
+                }
+                continue
             entry: dict[str, Any] = {"deployment": dep["name"], "tpm": dep.get("tpm", 450000)}
             if dep.get("rpm") is not None:
                 entry["rpm"] = dep["rpm"]
@@ -69,6 +76,8 @@ def settings_for_sim(
             "api_style": api_style,
             "models": models,
         }
+        if batch:
+            region["batch"] = batch
         if auth == "openai":
             region["endpoint"] = handle.v1_base_url.rstrip("/")
         else:

@@ -91,6 +91,14 @@ class RegionHandle:
         """DELETE /_sim/faults/{id}."""
         return self._control.clear_fault(fault_id)
 
+    def batch_fault(self, kind: str, **params: Any) -> str:
+        """POST /_sim/batch_faults; returns the fault id."""
+        return self._control.batch_fault(kind, **params)
+
+    def batches(self) -> dict[str, Any]:
+        """GET /_sim/batches."""
+        return self._control.batches()
+
     def reset(self) -> None:
         """POST /_sim/reset."""
         self._control.reset()

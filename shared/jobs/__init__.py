@@ -14,7 +14,7 @@ from ._contract import (
     parse_job_message,
     payload_hash,
 )
-from ._core import JobServices, reply_message_id
+from ._core import JobServices, conclude, reply_message_id
 from ._delivery import Delivery, Outcome
 from ._functions_adapter import delivery_from_servicebus, text_from_queue_message
 from ._http import job_status, submit_job
@@ -52,6 +52,7 @@ __all__ = [
     "TimerReport",
     "TimerSchedule",
     "build_backlog",
+    "conclude",
     "connect_service_bus",
     "decode_envelope",
     "delivery_from_servicebus",

@@ -172,6 +172,11 @@ class JobMessage(BaseModel):
         default=None, description="After this instant the job fails with deadline_exceeded."
     )
     submitted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    lane: Literal["standard", "batch", "auto"] = Field(
+        default="standard",
+        description="standard: run now; batch: Global Batch at half price (chat only); auto: batch when "
+        "the alias has a batch deployment and the deadline leaves time. Not part of payload_hash.",
+    )
 
     @field_validator("job_id")
     @classmethod

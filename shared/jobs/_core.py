@@ -57,6 +57,7 @@ class JobServices:
     clock: Callable[[], float] = time.time
     checkpoint: Checkpoint = field(default=_no_checkpoint)
     pending: PendingSchedule = field(default_factory=InMemoryPendingSchedule)
+    batch_lane: Any = None  # shared.batchlane.BatchLane when a region has Global Batch deployments
     payloads: PayloadStore | None = None  # claim-checked job bodies
 
     async def outgoing_body(self, job_id: str, body: bytes, reply_to: str | None = None) -> bytes:

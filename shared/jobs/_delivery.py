@@ -45,6 +45,7 @@ class Outcome:
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # terminal failure recorded (and replied)
     PARKED = "parked"  # throttled everywhere: parked until its retry time
+    BATCHED = "batched"  # handed to the batch lane (shared/batchlane), which finishes it
     DUPLICATE = "duplicate"  # already terminal: nothing written, reply ensured
     STALE = "stale"  # not the job's live copy (it is parked, or another delivery runs it): dropped
     REDRIVEN = "redriven"  # dead-lettered for a transient reason: sent back to the backlog

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 __all__ = ["TERMINAL", "TRANSITIONS", "JobRecord", "JobStatus", "ReplyState", "Terminal"]
 
-JobStatus = Literal["queued", "running", "parked", "succeeded", "failed"]
+JobStatus = Literal["queued", "running", "parked", "batched", "succeeded", "failed"]
 ReplyState = Literal["none", "pending", "sent", "undeliverable"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
 
@@ -16,7 +16,8 @@ TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
 # redelivery of the message that runs the job (same runner); queued -> queued and running -> queued
 # are re-sends (a re-drive whose send must be repeated, a dead-lettered job re-driven).
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"queued", "running"}),
+    "queued": frozenset({"queued", "running", "batched"}),
+    "batched": frozenset({"batched", "queued"}),  # the batch lane: in a batch, or re-routed
     "running": frozenset({"running", "parked", "queued"}),
     "parked": frozenset({"queued"}),
 }
@@ -81,6 +82,8 @@ class JobRecord:
     reply_lease_until: float | None = None
     runner: str | None = None  # the delivery (``Delivery.owner``) that set ``running``; "" = none
     park_id: str | None = None  # the one live parked copy (its envelope carries the same id)
+    lane: str | None = None  # the batch lane's hooks (shared/batchlane): "standard" | "batch"
+    batch_id: str | None = None  # the lane's batch this job went into
     etag: str | None = field(default=None, compare=False)
     inline_result: str | None = field(default=None, repr=False)
 
@@ -101,6 +104,7 @@ class JobRecord:
             "updated_at": self.updated_at,
             "deliveries": self.deliveries,
             "parks": self.parks,
+            "lane": self.lane or "standard",
         }
         if self.deadline:
             out["deadline"] = self.deadline

@@ -26,7 +26,7 @@ from ._worker import process_delivery
 if TYPE_CHECKING:
     from shared.aoai import AccessLayer
 
-    from ..settings import BacklogSettings
+    from ..settings import BacklogSettings, GatewaySettings
 
 __all__ = ["Backlog", "Submission", "build_backlog"]
 
@@ -97,6 +97,11 @@ class Backlog:
         if record is None:
             return None
         out = record.public()
+        lane = self.services.batch_lane
+        if record.batch_id and lane is not None:  # the batch lane's hook: the batch's progress
+            row = await lane.store.get_batch(record.batch_id)
+            if row is not None:
+                out["batch"] = row.public()
         if record.status == "succeeded":
             out["result"] = await self.services.store.load_result(record)
         return out
@@ -118,7 +123,10 @@ class Backlog:
         return await traced_job("parking_poison", None, None, work)
 
     async def run_timer(self, *, probe: bool = True) -> TimerReport:
-        return await run_timer(self.services, probe=probe)
+        report = await run_timer(self.services, probe=probe)
+        if self.services.batch_lane is not None:  # the batch lane's hook: submit, poll, finish
+            await self.services.batch_lane.tick(self.services)
+        return report
 
     async def aclose(self) -> None:
         """Close every client and credential, even when closing one of them fails."""
@@ -133,9 +141,13 @@ def build_backlog(
     *,
     clock: Callable[[], float] = time.time,
     checkpoint: Checkpoint | None = None,
+    gateway_settings: GatewaySettings | None = None,
+    lane_checkpoint: Checkpoint | None = None,
+    usage: Any = None,
 ) -> Backlog:
     """Build the SDK clients from settings (connection strings locally; in Azure identity-based
-    connections under the app's one credential policy, ``shared.credentials``)."""
+    connections under the app's one credential policy, ``shared.credentials``). With
+    ``gateway_settings`` naming Global Batch deployments, the batch lane is built too."""
     from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 
     from ..credentials import CredentialPool
@@ -170,6 +182,18 @@ def build_backlog(
         clock=clock,
     )
     bus = Bus(connect_service_bus(settings, credentials))
+    lane = None
+    if gateway_settings is not None:
+        from ..batchlane import build_batch_lane
+
+        lane = build_batch_lane(
+            settings,
+            gateway_settings,
+            _table_client(settings, credential, settings.batch_table),
+            payloads,
+            checkpoint=lane_checkpoint,
+            usage=usage,
+        )
     services = JobServices(
         settings=settings,
         gateway=gateway,
@@ -180,9 +204,13 @@ def build_backlog(
         checkpoint=checkpoint or _no_checkpoint,
         pending=TablePendingSchedule(table),
         payloads=payloads,
+        batch_lane=lane,
     )
-    closers = (bus.aclose, parking.aclose, table.close, container.close, credentials.aclose)
-    return Backlog(services, closers=closers)
+    closers: list[Any] = [bus.aclose, parking.aclose, table.close, container.close]
+    if lane is not None:
+        closers.append(lane.aclose)
+    closers.append(credentials.aclose)
+    return Backlog(services, closers=tuple(closers))
 
 
 # Storage calls fail fast enough to answer 503 while the HTTP caller waits (the SDK default
@@ -195,18 +223,18 @@ _STORAGE_CLIENT: dict[str, Any] = {
 }
 
 
-def _table_client(settings: BacklogSettings, credential: Any) -> Any:
+def _table_client(settings: BacklogSettings, credential: Any, name: str | None = None) -> Any:
     from azure.data.tables.aio import TableClient
 
     if settings.storage_connection:
         return TableClient.from_connection_string(
             _expand_dev(settings.storage_connection),
-            table_name=settings.jobs_table,
+            table_name=name or settings.jobs_table,
             **_STORAGE_CLIENT,
         )
     return TableClient(
         settings.storage_endpoint("table"),
-        table_name=settings.jobs_table,
+        table_name=name or settings.jobs_table,
         credential=credential,
         **_STORAGE_CLIENT,
     )

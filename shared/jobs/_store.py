@@ -531,6 +531,7 @@ def _job_fields(job: JobMessage) -> dict[str, Any]:
         "priority": job.priority,
         "deadline": job.deadline.isoformat() if job.deadline else None,
         "payload_hash": job.payload_hash(),
+        "lane": job.lane,
     }
 
 

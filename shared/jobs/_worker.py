@@ -74,6 +74,9 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
             allow=may_start(owner),
         )
         return Outcome.FAILED if ended.won else _not_ours(job.job_id, ended.record, delivery)
+    if svc.batch_lane is not None and svc.batch_lane.wants(job, now):  # the batch lane's hook
+        await svc.batch_lane.accept(svc, job, record)
+        return Outcome.BATCHED
     step = await svc.store.advance(
         job.job_id,
         "running",
@@ -81,6 +84,7 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
         allow=may_start(owner),
         runner=owner,
         deliveries=("+", 1),
+        lane="standard",
     )
     if not step.moved:  # finished meanwhile, or another copy is the live one: no model call
         if step.record is not None and step.record.terminal:

@@ -4,7 +4,7 @@ from ._backlog import MAX_VISIBILITY_S, BacklogSettings, load_backlog_settings
 from ._callers import CallerLimit, CallerLimits, load_caller_limits
 from ._errors import SettingsError
 from ._gateway import GatewaySettings, load_gateway_settings
-from ._regions import ApiStyle, AuthMode, DeploymentConfig, RegionConfig
+from ._regions import ApiStyle, AuthMode, BatchDeploymentConfig, DeploymentConfig, RegionConfig
 from ._telemetry import TelemetrySettings, load_telemetry_settings
 from ._usage import Price, PriceTable, UsageSettings, load_usage_settings
 
@@ -13,6 +13,7 @@ __all__ = [
     "ApiStyle",
     "AuthMode",
     "BacklogSettings",
+    "BatchDeploymentConfig",
     "CallerLimit",
     "CallerLimits",
     "DeploymentConfig",

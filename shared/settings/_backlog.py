@@ -201,6 +201,34 @@ class BacklogSettings(AppSettings):
     status_route: str = Field(
         default="/api/v1/jobs", description="Base of the status URL returned by POST /api/v1/jobs."
     )
+    # -- the batch lane (docs/configuration.md, "Batch lane") --------------------------------------
+    batch_table: str = Field(default="batchlane", description="Table of batch-lane rows.")
+    batch_max_requests: int = Field(
+        default=100_000, ge=1, le=100_000, description="Lines per batch file (Azure: 100,000)."
+    )
+    batch_max_bytes: int = Field(
+        default=200_000_000,
+        ge=1_000,
+        le=200_000_000,
+        description="Bytes per batch file (Azure: 200 MB).",
+    )
+    batch_max_wait_s: float = Field(
+        default=300.0, ge=0, description="A file is flushed when its oldest job waited this long."
+    )
+    batch_window_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="Time a batch may take (the 24h completion window, or the simulator's scaled one).",
+    )
+    batch_margin_s: float = Field(
+        default=3_600.0,
+        ge=0,
+        description="'auto' picks batch only when the deadline is further than window + margin; a "
+        "batched job whose deadline comes within this margin is re-routed to the standard lane.",
+    )
+    batch_retry_s: float = Field(
+        default=60.0, gt=0, description="First back-off after token_limit_exceeded (doubles)."
+    )
 
     @field_validator("parking_queue")
     @classmethod
@@ -211,7 +239,7 @@ class BacklogSettings(AppSettings):
             )
         return value
 
-    @field_validator("jobs_table")
+    @field_validator("jobs_table", "batch_table")
     @classmethod
     def _table_name(cls, value: str) -> str:
         if not _TABLE.match(value):

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["ApiStyle", "AuthMode", "DeploymentConfig", "RegionConfig"]
+__all__ = ["ApiStyle", "AuthMode", "BatchDeploymentConfig", "DeploymentConfig", "RegionConfig"]
 
 AuthMode = Literal["managed_identity", "api_key", "openai"]
 ApiStyle = Literal["v1", "dated"]
@@ -42,6 +42,17 @@ class DeploymentConfig(BaseModel):
         return self.rpm if self.rpm is not None else max(1, self.tpm * 6 // 1000)
 
 
+class BatchDeploymentConfig(BaseModel):
+    """A Global Batch deployment serving one alias in one region (the backlog's batch lane)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deployment: str = Field(description="The Global Batch deployment name (the lines' model).")
+    enqueued_tokens: int = Field(
+        gt=0, description="Enqueued-token quota: tokens of unfinished batches at most."
+    )
+
+
 class RegionConfig(BaseModel):
     """One endpoint (an Azure OpenAI resource, or OpenAI itself) and what it serves."""
 
@@ -67,6 +78,9 @@ class RegionConfig(BaseModel):
     )
     models: dict[str, DeploymentConfig] = Field(
         min_length=1, description="Logical alias -> deployment."
+    )
+    batch: dict[str, BatchDeploymentConfig] = Field(
+        default_factory=dict, description="Logical alias -> Global Batch deployment (batch lane)."
     )
 
     @field_validator("name")

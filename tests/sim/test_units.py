@@ -42,7 +42,12 @@ def test_limiter_windows_scale_with_the_minute() -> None:
 def test_local_config_matches_make_run() -> None:
     cfg = load_config(DEFAULT_CONFIG_PATH)
     assert [(r.name, r.port) for r in cfg.regions] == [("eastus2", 8081), ("swedencentral", 8082)]
-    assert [d.name for d in cfg.regions[0].deployments] == ["gpt-4o-prod", "embed-eastus2"]
+    assert [d.name for d in cfg.regions[0].deployments] == [
+        "gpt-4o-prod",
+        "embed-eastus2",
+        "gpt-4o-batch",
+    ]
+    assert cfg.regions[0].deployments[2].batch and cfg.batch.window_s <= 900  # minutes locally
     assert [d.name for d in cfg.regions[1].deployments] == ["gpt4o-sweden", "embed-sweden"]
     assert cfg.regions[0].deployments[1].dimensions == 1536
     assert all(r.api_keys == ("local-dev-key",) for r in cfg.regions)

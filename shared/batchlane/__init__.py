@@ -1,0 +1,64 @@
+"""The backlog's batch lane: jobs with ``lane: batch`` (or ``auto`` with time to spare) go through
+Azure OpenAI's Global Batch at half the price. See docs/architecture.md ("The batch lane").
+
+The lane lives here; the backlog reaches it through a few delimited hooks: ``JobMessage.lane``,
+``JobServices.batch_lane``, the worker's hand-over (``Outcome.BATCHED``), the timer's ``tick`` and
+the status endpoint's ``batch`` object.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._lane import BATCHED, BatchLane, BatchTarget, LaneReport, batch_targets
+from ._lines import LineOutcome, enqueued_tokens, outcome_of, request_line
+from ._store import OPEN_STATES, BatchRow, LaneStore, PendingJob
+
+if TYPE_CHECKING:
+    from ..settings import BacklogSettings, GatewaySettings
+
+__all__ = [
+    "BATCHED",
+    "OPEN_STATES",
+    "BatchLane",
+    "BatchRow",
+    "BatchTarget",
+    "LaneReport",
+    "LaneStore",
+    "LineOutcome",
+    "PendingJob",
+    "batch_targets",
+    "build_batch_lane",
+    "enqueued_tokens",
+    "outcome_of",
+    "request_line",
+]
+
+
+def build_batch_lane(
+    settings: BacklogSettings,
+    gateway_settings: GatewaySettings,
+    table: Any,
+    payloads: Any,
+    *,
+    checkpoint: Any = None,
+    usage: Any = None,
+) -> BatchLane | None:
+    """The lane, or None when no region names a Global Batch deployment."""
+    targets = batch_targets(gateway_settings)
+    if not targets:
+        return None
+    from ..aoai import ClientProvider
+
+    clients = ClientProvider(gateway_settings)
+    lane = BatchLane(
+        settings,
+        targets,
+        LaneStore(table),
+        payloads,
+        clients.get,
+        checkpoint=checkpoint,
+        usage=usage,
+    )
+    lane.closers = (clients.aclose, table.close)
+    return lane

@@ -1,0 +1,115 @@
+"""The batch lane's pure parts: JSONL lines, line outcomes, the token estimate and the lane choice."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from aoai_sim import _text
+from shared.batchlane import BatchLane, batch_targets, enqueued_tokens, outcome_of, request_line
+from shared.jobs import JobMessage
+from shared.settings import GatewaySettings, load_backlog_settings
+
+REGIONS = [
+    {
+        "name": "eastus2",
+        "endpoint": "http://127.0.0.1:1",
+        "auth": "api_key",
+        "api_key": "k",
+        "priority": 2,
+        "models": {"gpt-4o": {"deployment": "gpt-4o-prod", "tpm": 1000}},
+        "batch": {"gpt-4o": {"deployment": "batch-east", "enqueued_tokens": 1000}},
+    },
+    {
+        "name": "sweden",
+        "endpoint": "http://127.0.0.1:2",
+        "auth": "api_key",
+        "api_key": "k",
+        "priority": 1,
+        "models": {"gpt-4o": {"deployment": "gpt-4o-swe", "tpm": 1000}},
+        "batch": {"gpt-4o": {"deployment": "batch-swe", "enqueued_tokens": 2000}},
+    },
+]
+ENV = {
+    "ServiceBusConnection": "Endpoint=sb://127.0.0.1/;SharedAccessKeyName=a;SharedAccessKey=b",
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "BACKLOG_BATCH_WINDOW_S": "100",
+    "BACKLOG_BATCH_MARGIN_S": "10",
+}
+
+
+def job(**fields) -> JobMessage:
+    request = fields.pop("request", None) or {
+        "model": "gpt-4o",
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi!"}],
+        "max_tokens": 7,
+    }
+    return JobMessage(request=request, **fields)
+
+
+def lane() -> BatchLane:
+    targets = batch_targets(GatewaySettings.model_validate({"regions": REGIONS}))
+    return BatchLane(load_backlog_settings(ENV), targets, None, None, lambda region: None)
+
+
+def test_targets_take_the_first_region_by_priority():
+    target = batch_targets(GatewaySettings.model_validate({"regions": REGIONS}))["gpt-4o"]
+    assert (target.region.name, target.deployment, target.enqueued_tokens) == (
+        "sweden",
+        "batch-swe",
+        2000,
+    )
+
+
+def test_request_line_names_the_job_and_the_batch_deployment():
+    j = job(lane="batch")
+    line = json.loads(request_line(j, "batch-swe"))
+    assert line["custom_id"] == j.job_id
+    assert (line["method"], line["url"]) == ("POST", "/chat/completions")
+    assert line["body"]["model"] == "batch-swe" and line["body"]["max_tokens"] == 7
+    assert "stream" not in line["body"]
+
+
+def test_token_estimate_matches_what_the_simulator_enqueues():
+    j = job()
+    messages = [m.model_dump(exclude_none=True) for m in j.request.messages]
+    assert enqueued_tokens(j.request) == _text.prompt_tokens(messages)
+
+
+def test_lane_choice():
+    chooser, now = lane(), datetime.now(UTC)
+    ts = now.timestamp()
+    assert not chooser.wants(job(), ts)  # standard by default
+    assert chooser.wants(job(lane="batch"), ts)
+    assert chooser.wants(job(lane="auto"), ts)  # no deadline
+    assert chooser.wants(job(lane="auto", deadline=now + timedelta(seconds=111)), ts)
+    assert not chooser.wants(job(lane="auto", deadline=now + timedelta(seconds=109)), ts)
+    embeddings = job(request={"model": "gpt-4o", "input": ["x"]}, kind="embeddings", lane="batch")
+    assert not chooser.wants(embeddings, ts)  # chat only
+    other = job(request={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+    assert not chooser.wants(other.model_copy(update={"lane": "batch"}), ts)  # no batch deployment
+
+
+def _line(status, body=None, error=None):
+    response = None if status is None else {"status_code": status, "body": body or {}}
+    return {"custom_id": "job-1", "response": response, "error": error}
+
+
+def test_line_outcomes():
+    meta = {"region": "sweden", "deployment": "batch-swe"}
+    ok = {
+        "choices": [{"finish_reason": "stop", "message": {"content": "hi"}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }
+    success = outcome_of(_line(200, ok), **meta)
+    assert success.terminal.status == "succeeded" and success.terminal.usage["total_tokens"] == 5
+    assert success.terminal.deployment == "batch-swe"
+    cut = {**ok, "choices": [{"finish_reason": "content_filter"}]}
+    assert outcome_of(_line(200, cut), **meta).terminal.error["code"] == "content_filter"
+    refused = {"error": {"code": "content_filter", "message": "no", "innererror": {}}}
+    assert outcome_of(_line(400, refused), **meta).terminal.error["code"] == "content_filter"
+    assert outcome_of(_line(500, {"error": {"code": "server_error"}}), **meta).rerun
+    assert outcome_of(_line(429), **meta).rerun
+    assert outcome_of(_line(None, error={"code": "batch_expired"}), **meta).rerun
+    assert outcome_of(_line(None, error={"code": "batch_cancelled"}), **meta).rerun
+    assert outcome_of({"custom_id": None, "error": {"code": "invalid_json"}}, **meta) is None
