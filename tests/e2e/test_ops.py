@@ -57,7 +57,8 @@ async def test_state_across_instances_and_clearing_a_deployment_everywhere(
     east = e2e_sim.region("eastus2")
     dep = "gpt-4o-prod"
     try:
-        east.fault("throttle", retry_after_s=86400, count=1)  # a lying retry-after: a day
+        # A lying retry-after (a day): exhausted for GATEWAY_ABSURD_RETRY_AFTER_S (300 s) at most.
+        east.fault("throttle", retry_after_s=86400, count=1)
         result = await first.chat(_chat(), CallContext("ops-1", caller="tests"))
         assert result.region == "swedencentral"
         assert _dep_state(first, "eastus2", dep) == "exhausted"
@@ -72,7 +73,7 @@ async def test_state_across_instances_and_clearing_a_deployment_everywhere(
         shared = {r["key"]: r for r in state["shared"]}
         record = shared[f"deployment/eastus2/{dep}"]
         assert (
-            record["state"] == "exhausted" and record["in_force"] and record["seconds_left"] > 80000
+            record["state"] == "exhausted" and record["in_force"] and record["seconds_left"] > 200
         )
         assert state["instance"]["regions"]["eastus2"]["deployments"][dep]["state"] == "exhausted"
 
