@@ -207,11 +207,13 @@ async def _requeue(
     # that takes the sent message and sets ``running`` is never overwritten. A crash after the
     # record and before the send leaves the row ``queued`` from this copy, which reappears after
     # its claim and is sent then; a second send after a lost ``remove`` is dropped by the worker.
+    # The body is read before the record: a copy whose body cannot be read leaves the row as it was.
+    job_body = await svc.parking.job_body(parked)
     live = is_live_copy(parked)
     step = await svc.store.advance(parked.job_id, "queued", current=record, allow=live)
     if not step.moved:
         return step
-    body = await svc.outgoing_body(parked.job_id, await svc.parking.job_body(parked))
+    body = await svc.outgoing_body(parked.job_id, job_body)
     copy = parked.park_id or f"p{parked.parks}"
     await svc.bus.send(
         svc.settings.queue,
