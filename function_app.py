@@ -252,6 +252,14 @@ async def ops_parked(req: Request) -> Response:
     return await ops.ops_parked(req, runtime)
 
 
+@ops_routes.route(route="ops/parked/redrive", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+async def ops_parked_redrive(req: Request) -> Response:
+    """Re-drive parked jobs to the backlog now: ``{"job_ids": [...]}`` or ``{"all": true}``."""
+    from shared import ops, runtime
+
+    return await ops.ops_parked_redrive(req, runtime)
+
+
 @ops_routes.route(route="ops/deadletters", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def ops_dead_letters(req: Request) -> Response:
     """Peek at the backlog's dead-letter queue."""

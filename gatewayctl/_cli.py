@@ -80,6 +80,16 @@ def _parked(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
     )
 
 
+def _unpark(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    body: dict[str, Any] = (
+        {"all": True, "limit": args.limit} if args.all else {"job_ids": args.job_ids}
+    )
+    data = client.request("POST", "ops/parked/redrive", body=body)
+    return data, f"re-driven now: {data['redriven']}\n" + table(
+        data["data"], ["job_id", "redriven", "status", "error"]
+    )
+
+
 def _dead(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
     data = client.request("GET", "ops/deadletters", query={"limit": args.limit})
     return data, table(
@@ -161,6 +171,14 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--deployment", help="<region>/<deployment>")
     clear.set_defaults(run=_clear)
     sub.add_parser("parked", help="parked jobs and when they are due").set_defaults(run=_parked)
+    unpark = sub.add_parser(
+        "unpark", help="send parked jobs to the backlog now, before their retry time"
+    )
+    which = unpark.add_mutually_exclusive_group(required=True)
+    which.add_argument("job_ids", nargs="*", default=[], metavar="JOB_ID", help="from 'parked'")
+    which.add_argument("--all", action="store_true", help="every parked job (up to --limit)")
+    unpark.add_argument("--limit", type=int, default=200, help="with --all (default %(default)s)")
+    unpark.set_defaults(run=_unpark)
     dead = sub.add_parser("deadletters", help="peek at the backlog's dead-letter queue")
     dead.add_argument("--limit", type=int, default=50)
     dead.set_defaults(run=_dead)

@@ -4,7 +4,12 @@ A parked message is an envelope (JSON, base64-encoded on the wire like the Funct
 trigger expects by default, ``extensions.queues.messageEncoding = base64``)::
 
     {"v": 1, "job_id", "model", "priority", "parks", "redrives", "retry_at", "deadline",
-     "cost", "park_id", "job": {...the job message...}}  or  "job_blob": "<blob name>" when the job is too big
+     "cost", "park_id", "job_blob": "parked/<job>/<park_id>.json"}
+
+The job message itself is always in the blob (``ParkingLot.body_blob``), never only in the
+message: a parked message is invisible until its retry time, and the operations re-drive
+(``ops/parked/redrive``) must reach the body now, from the job row's ``park_id``. Envelopes
+parked before that carry the job inline (``"job": {...}``); they are still read.
 
 ``park_id`` names this parked copy; the job row records the one live copy's id, so a copy the
 row does not name (parked twice after a lost record, or the job moved on) is dropped, never run.
@@ -121,7 +126,6 @@ class ParkingLot:
         poison: QueueClient,
         payloads: PayloadStore,
         *,
-        inline_bytes: int = 40_000,
         max_park_s: float = MAX_VISIBILITY_S,
         min_park_s: float = 1.0,
         clock: Callable[[], float] = time.time,
@@ -129,7 +133,6 @@ class ParkingLot:
         self._queue = queue
         self._poison = poison
         self._payloads = payloads
-        self._inline = inline_bytes
         self._max_park_s = min(max_park_s, MAX_VISIBILITY_S)
         self._min_park_s = min_park_s
         self._clock = clock
@@ -176,21 +179,23 @@ class ParkingLot:
             redrives=redrives,
             retry_at=retry_at,
             deadline=deadline,
-            job=json.loads(body) if len(body) <= self._inline else None,
-            job_blob=None
-            if len(body) <= self._inline
-            else f"parked/{job.job_id}/{uuid.uuid4().hex}.json",
+            job=None,
+            job_blob=self.body_blob(job.job_id, park_id or uuid.uuid4().hex),
             cost=cost,
             park_id=park_id,
         )
-        if parked.job_blob:
-            await self._payloads.put(parked.job_blob, body)
+        await self._payloads.put(parked.job_blob or "", body)
         visibility = self.visibility_for(retry_at, deadline)
         await self._create(self._queue)
         await self._queue.send_message(
             json.dumps(parked.envelope()), visibility_timeout=visibility, time_to_live=-1
         )
         return visibility
+
+    @staticmethod
+    def body_blob(job_id: str, park_id: str) -> str:
+        """Where ``park`` keeps the body of the parked copy ``park_id`` of ``job_id``."""
+        return f"parked/{job_id}/{park_id}.json"
 
     async def due(
         self, *, max_messages: int, claim_s: float, batch: int = 32

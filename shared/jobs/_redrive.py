@@ -31,8 +31,9 @@ from ._parking import ParkedJob
 from ._plan import Allowance, plan_redrive
 from ._records import JobRecord
 from ._schedule import redrive_horizon_s
+from ._store import Transition
 
-__all__ = ["TimerReport", "run_timer"]
+__all__ = ["TimerReport", "redrive_parked_now", "run_timer"]
 
 logger = logging.getLogger(__name__)
 
@@ -202,16 +203,31 @@ async def _one(
     if record is None or record.terminal or not live(record):
         await _drop(svc, parked, record)
         return "dropped"
+    step = await _requeue(svc, parked, record, delay=delay, now=now)
+    if not step.moved:
+        await _drop(svc, parked, step.record)
+        return "dropped"
+    await svc.parking.remove(parked)
+    await svc.parking.forget_blob(parked)
+    return "scheduled" if delay >= _MIN_SCHEDULE_S else "moved"
+
+
+async def _requeue(
+    svc: JobServices, parked: ParkedJob, record: JobRecord, *, delay: float, now: float
+) -> Transition:
+    """Move the job to ``queued`` from the live parked copy ``parked`` and send it to the backlog
+    (the timer's re-drive and the operations' re-drive now). ``moved`` False: not the live copy."""
     # Recorded first (conditional on the ETag, only from this parked copy), sent second: a worker
     # that takes the sent message and sets ``running`` is never overwritten. A crash after the
     # record and before the send leaves the row ``queued`` from this copy, which reappears after
     # its claim and is sent then; a second send after a lost ``remove`` is dropped by the worker.
+    # The body is read before the record: a copy whose body cannot be read leaves the row as it was.
+    job_body = await svc.parking.job_body(parked)
+    live = is_live_copy(parked)
     step = await svc.store.advance(parked.job_id, "queued", current=record, allow=live)
     if not step.moved:
-        await _drop(svc, parked, step.record)
-        return "dropped"
-    body = await svc.outgoing_body(parked.job_id, await svc.parking.job_body(parked))
-    scheduled = delay >= _MIN_SCHEDULE_S
+        return step
+    body = await svc.outgoing_body(parked.job_id, job_body)
     copy = parked.park_id or f"p{parked.parks}"
     await svc.bus.send(
         svc.settings.queue,
@@ -224,13 +240,64 @@ async def _one(
                 PROP_PARKS: parked.parks,
                 PROP_REDRIVES: parked.redrives,
             },
-            scheduled_at=now + delay if scheduled else None,
+            scheduled_at=now + delay if delay >= _MIN_SCHEDULE_S else None,
         ),
     )
     await svc.checkpoint("after_redrive_send", parked.job_id)
-    await svc.parking.remove(parked)
-    await svc.parking.forget_blob(parked)
-    return "scheduled" if scheduled else "moved"
+    return step
+
+
+async def redrive_parked_now(svc: JobServices, job_ids: list[str]) -> list[dict[str, Any]]:
+    """The operations' re-drive: send each parked job to the backlog now, before its retry time.
+    The body is read from the parked copy's blob (named by the row's ``park_id``), the row moves
+    ``parked -> queued`` from that copy exactly as the timer moves it, and the invisible parked
+    message is left where it is: when it surfaces the timer drops it (the row has moved on) or,
+    after a crash between the record and the send, sends the job then. Per job:
+    ``{"job_id", "redriven", "status"}`` (plus ``"error"`` when a step failed)."""
+    out: list[dict[str, Any]] = []
+    for job_id in job_ids:
+        entry: dict[str, Any] = {"job_id": job_id, "redriven": False}
+        try:
+            record = await svc.store.get(job_id)
+            entry["status"] = record.status if record is not None else "unknown"
+            if record is not None and record.status == "parked" and record.park_id:
+                step = await _requeue(
+                    svc, _parked_copy(svc, record), record, delay=0.0, now=svc.clock()
+                )
+                entry["redriven"] = step.moved
+                entry["status"] = step.record.status if step.record is not None else "unknown"
+        except Exception as exc:  # noqa: BLE001 - reported per job; the parked copy stays as it was
+            entry["error"] = exc.__class__.__name__
+            logger.warning(
+                "ops: parked job %s not re-driven: %s",
+                job_id,
+                exc.__class__.__name__,
+                extra={"correlation_id": job_id},
+            )
+        else:
+            if entry["redriven"]:
+                logger.warning(
+                    "ops: parked job %s re-driven now", job_id, extra={"correlation_id": job_id}
+                )
+        out.append(entry)
+    return out
+
+
+def _parked_copy(svc: JobServices, record: JobRecord) -> ParkedJob:
+    """The live parked copy as the row names it (its message is invisible; its body is in blob)."""
+    park_id = record.park_id or ""
+    return ParkedJob(
+        job_id=record.job_id,
+        model=record.model or "",
+        priority=record.priority,
+        parks=record.parks,
+        redrives=record.redrives,
+        retry_at=record.retry_at or 0.0,
+        deadline=None,
+        job=None,
+        job_blob=svc.parking.body_blob(record.job_id, park_id),
+        park_id=park_id,
+    )
 
 
 def is_live_copy(parked: ParkedJob) -> Callable[[JobRecord], bool]:

@@ -19,7 +19,7 @@ from ._payloads import PayloadStore
 from ._pending import TablePendingSchedule
 from ._poison import process_dead_letter, process_parking_poison
 from ._records import JobRecord
-from ._redrive import TimerReport, run_timer
+from ._redrive import TimerReport, redrive_parked_now, run_timer
 from ._store import TableJobStore
 from ._worker import process_delivery
 
@@ -128,6 +128,10 @@ class Backlog:
             await self.services.batch_lane.tick(self.services)
         return report
 
+    async def redrive_parked(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        """Send these parked jobs to the backlog now (the operations' re-drive); per job results."""
+        return await redrive_parked_now(self.services, job_ids)
+
     async def aclose(self) -> None:
         """Close every client and credential, even when closing one of them fails."""
         from ..credentials import close_all
@@ -176,7 +180,6 @@ def build_backlog(
         parking_q,
         poison_q,
         payloads,
-        inline_bytes=settings.inline_park_bytes,
         max_park_s=settings.max_park_s,
         min_park_s=settings.min_park_s,
         clock=clock,

@@ -5,7 +5,15 @@ both sit on these."""
 
 from ._deadletters import peek_dead_letters, redrive_dead_letters
 from ._health import UnknownTarget, clear, shared_state
-from ._http import ops_callers, ops_clear, ops_dead_letters, ops_parked, ops_redrive, ops_state
+from ._http import (
+    ops_callers,
+    ops_clear,
+    ops_dead_letters,
+    ops_parked,
+    ops_parked_redrive,
+    ops_redrive,
+    ops_state,
+)
 from ._parked import parked_jobs
 
 __all__ = [
@@ -15,6 +23,7 @@ __all__ = [
     "ops_clear",
     "ops_dead_letters",
     "ops_parked",
+    "ops_parked_redrive",
     "ops_redrive",
     "ops_state",
     "parked_jobs",

@@ -4,6 +4,8 @@
 * ``GET  ops/state``          this instance's view plus every instance's shared health records
 * ``POST ops/clear``          ``{"region": "eastus2"}`` or ``{"deployment": "eastus2/gpt-4o-prod"}``
 * ``GET  ops/parked``         parked jobs (from the job store)
+* ``POST ops/parked/redrive`` ``{"job_ids": [...]}`` or ``{"all": true, "limit": N}``: send parked
+  jobs to the backlog now, before their retry time (per job: re-driven or why not)
 * ``GET  ops/deadletters``    peek the backlog's dead-letter queue (``?limit=``)
 * ``POST ops/deadletters/redrive`` ``{"sequence_numbers": [...]}``: send those back to the backlog
 * ``GET  ops/callers``        caller limits in force and each caller's use against them
@@ -21,7 +23,15 @@ from starlette.responses import JSONResponse, Response
 
 from shared.api import ApiError, error_response, request_info
 
-__all__ = ["ops_callers", "ops_clear", "ops_dead_letters", "ops_parked", "ops_redrive", "ops_state"]
+__all__ = [
+    "ops_callers",
+    "ops_clear",
+    "ops_dead_letters",
+    "ops_parked",
+    "ops_parked_redrive",
+    "ops_redrive",
+    "ops_state",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +149,67 @@ async def ops_parked(request: Request, services: Any) -> Response:
         finally:
             await table.close()
         return {"object": "list", "data": jobs}
+
+    return await _answer(request, body)
+
+
+_MAX_PARKED_REDRIVE = 500
+
+
+async def ops_parked_redrive(request: Request, services: Any) -> Response:
+    """Re-drive parked jobs now: ``{"job_ids": [...]}``, or ``{"all": true, "limit": N}`` (the
+    ``N`` parked jobs due soonest, at most 500, 200 by default)."""
+
+    async def body() -> dict[str, Any]:
+        from shared.usage import table_client
+
+        from ._parked import parked_jobs
+
+        wanted = await _json(request)
+        job_ids = wanted.get("job_ids")
+        if wanted.get("all") is True and job_ids is None:
+            limit = wanted.get("limit", 200)
+            if (
+                isinstance(limit, bool)
+                or not isinstance(limit, int)
+                or not 1 <= limit <= _MAX_PARKED_REDRIVE
+            ):
+                raise ApiError(
+                    400,
+                    "invalid_parameter",
+                    f"'limit' must be an integer from 1 to {_MAX_PARKED_REDRIVE}.",
+                    param="limit",
+                )
+            settings = services.backlog_settings()
+            table = table_client(
+                settings.storage_connection, settings.storage_account, settings.jobs_table
+            )
+            if table is None:
+                raise ApiError(409, "no_job_store", "No job store is configured.")
+            try:
+                job_ids = [j["job_id"] for j in await parked_jobs(table, limit=limit)]
+            finally:
+                await table.close()
+        elif (
+            not isinstance(job_ids, list)
+            or not job_ids
+            or len(job_ids) > _MAX_PARKED_REDRIVE
+            or not all(isinstance(j, str) and j for j in job_ids)
+            or "all" in wanted
+        ):
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                "Give 'job_ids' (a non-empty list of up to "
+                f"{_MAX_PARKED_REDRIVE} job ids) or 'all': true.",
+                param="job_ids",
+            )
+        results = await services.backlog().redrive_parked(list(dict.fromkeys(job_ids)))
+        return {
+            "object": "list",
+            "redriven": sum(1 for r in results if r["redriven"]),
+            "data": results,
+        }
 
     return await _answer(request, body)
 

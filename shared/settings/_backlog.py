@@ -168,12 +168,6 @@ class BacklogSettings(AppSettings):
         le=30_000,
         description="Larger results spill to blob (a table property holds 64 KiB of UTF-16).",
     )
-    inline_park_bytes: int = Field(
-        default=40_000,
-        ge=1,
-        le=45_000,
-        description="Larger job bodies are parked via blob (queue messages hold 64 KiB base64).",
-    )
     inline_reply_bytes: int = Field(
         default=192_000,
         ge=0,

@@ -11,7 +11,7 @@ from typing import Any
 
 import function_app
 from shared import runtime
-from shared.aoai import CallContext, ChatRequest, Gateway, TableHealthStore
+from shared.aoai import AllThrottled, CallContext, ChatRequest, Gateway, TableHealthStore
 from tests.fixtures.devserver import settings_env
 from tests.fixtures.gateway import settings_for_sim
 from tests.functional.api._asgi import body_of, make_request
@@ -57,7 +57,8 @@ async def test_state_across_instances_and_clearing_a_deployment_everywhere(
     east = e2e_sim.region("eastus2")
     dep = "gpt-4o-prod"
     try:
-        east.fault("throttle", retry_after_s=86400, count=1)  # a lying retry-after: a day
+        # A lying retry-after (a day): exhausted for GATEWAY_ABSURD_RETRY_AFTER_S (300 s) at most.
+        east.fault("throttle", retry_after_s=86400, count=1)
         result = await first.chat(_chat(), CallContext("ops-1", caller="tests"))
         assert result.region == "swedencentral"
         assert _dep_state(first, "eastus2", dep) == "exhausted"
@@ -186,3 +187,98 @@ async def test_dead_letters_peeked_and_redriven_parked_jobs_listed_and_caller_li
         await function_app.ops_dead_letters(make_request("GET", "/api/ops/deadletters"))
     )
     assert not [m for m in again["data"] if m["message_id"] == "dlq-me"]
+
+
+async def test_parked_job_redriven_now_and_its_stale_parked_copy_dropped(
+    app_env, e2e_sim, azurite, unique_name, sb_broker, harness_factory
+):
+    """A job parked for minutes (both regions throttled with a long retry-after) is re-driven now
+    through ``POST ops/parked/redrive``: it succeeds long before its retry time, with one reply.
+    Its parked copy (visible after a short park) is then dropped by the timer, no model call."""
+    backlog = backlog_env(sb_broker, azurite, unique_name, BACKLOG_MAX_PARK_S="4")
+    settings = settings_for_sim(
+        e2e_sim,
+        regions=list(REGIONS),
+        priorities={"eastus2": 0, "swedencentral": 1},
+        storage_connection=azurite.connection_string,
+        health_table=unique_name("health").replace("-", ""),
+    )
+    app_env({**settings_env(settings), **backlog, "GATEWAY_USAGE": "off"})
+    gateway = runtime.gateway()
+    h = await harness_factory(sb_broker, gateway, **backlog).start(timer=False)
+    for region, deployment in (("eastus2", "gpt-4o-prod"), ("swedencentral", "gpt4o-sweden")):
+        e2e_sim.region(region).fault("throttle", count=1, retry_after_s=3600, deployment=deployment)
+    job = h.job("park me")
+    await h.submit(job)
+
+    async def parked() -> bool:
+        record = await h.store.get(job.job_id)
+        return record is not None and record.status == "parked"
+
+    assert await _until(parked), "the job was not parked"
+    record = await h.store.get(job.job_id)
+    assert record.retry_at > time.time() + 120  # parked for minutes (the gateway caps the wait)
+
+    # Bad asks answer 400; jobs that are not parked are reported per job.
+    bad = await function_app.ops_parked_redrive(
+        make_request("POST", "/api/ops/parked/redrive", {"job_ids": []})
+    )
+    assert bad.status_code == 400 and (await _json(bad))["error"]["code"] == "invalid_parameter"
+
+    # Let eastus2 serve again (the throttle's cooldown cleared everywhere), then re-drive now.
+    cleared = await function_app.ops_clear(
+        make_request("POST", "/api/ops/clear", {"deployment": "eastus2/gpt-4o-prod"})
+    )
+    assert cleared.status_code == 200
+
+    async def serves() -> bool:
+        try:
+            await gateway.chat(_chat(), CallContext("ops-unpark", caller="tests"))
+        except AllThrottled:  # the clear is not read yet (within GATEWAY_HEALTH_CACHE_S)
+            return False
+        return _dep_state(gateway, "eastus2", "gpt-4o-prod") == "ok"
+
+    assert await _until(serves), "the cleared deployment stayed exhausted"
+    answer = await function_app.ops_parked_redrive(
+        make_request("POST", "/api/ops/parked/redrive", {"job_ids": [job.job_id, "job-nope"]})
+    )
+    assert answer.status_code == 200, await body_of(answer)
+    result = await _json(answer)
+    by_id = {r["job_id"]: r for r in result["data"]}
+    assert result["redriven"] == 1
+    assert by_id[job.job_id]["redriven"] and by_id[job.job_id]["status"] == "queued"
+    assert by_id["job-nope"] == {"job_id": "job-nope", "redriven": False, "status": "unknown"}
+
+    done = (await h.wait_terminal([job.job_id], timeout=30))[job.job_id]
+    assert done.status == "succeeded" and done.parks == 1
+    assert time.time() < record.retry_at - 120  # well before its retry time
+    await h.settled()
+    assert h.calls["backlog_worker"] == 2  # the delivery that parked it, the re-driven one
+    assert [r["job_id"] for r in h.replies()] == [job.job_id]
+
+    # Re-driving it again: not parked any more, reported, nothing sent.
+    again = await _json(
+        await function_app.ops_parked_redrive(
+            make_request("POST", "/api/ops/parked/redrive", {"job_ids": [job.job_id]})
+        )
+    )
+    assert again["data"] == [{"job_id": job.job_id, "redriven": False, "status": "succeeded"}]
+
+    # The stale parked copy surfaces (a 4 s park): the timer drops it without a model call.
+    calls_before = sum(e2e_sim.region(r).stats()["requests"] for r in REGIONS)
+    dropped = 0
+
+    async def stale_copy_gone() -> bool:
+        nonlocal dropped
+        report = await h.backlog.run_timer(probe=False)
+        dropped += report.dropped
+        return dropped >= 1
+
+    assert await _until(stale_copy_gone, limit_s=30), "the stale parked copy never surfaced"
+    after = await h.backlog.run_timer(probe=False)
+    assert after.ok and after.moved == 0 and after.dropped == 0  # nothing left parked
+    await h.settled()
+    assert sum(e2e_sim.region(r).stats()["requests"] for r in REGIONS) == calls_before
+    assert h.calls["backlog_worker"] == 2
+    assert [r["job_id"] for r in h.replies()] == [job.job_id]
+    assert (await h.store.get(job.job_id)).status == "succeeded"

@@ -92,3 +92,30 @@ async def test_cli_state_clear_callers_usage(app_env, devserver, sim, azurite, u
     assert "principal:cli" in usage.stdout and "TOTAL" in usage.stdout
     as_csv = await _cli(devserver.base_url, "usage", "--csv")
     assert as_csv.stdout.splitlines()[0].startswith("caller,requests,input_tokens")
+
+
+async def test_cli_unpark_reports_per_job(app_env, devserver, sim, azurite, unique_name, sb_broker):
+    """``unpark`` through the dev server: a job that is not parked is reported, not an error;
+    ``--all`` with nothing parked re-drives nothing; no job given is a usage error.
+    (Re-driving a really parked job: tests/e2e/test_ops.py.)"""
+    backlog = {
+        "BACKLOG_QUEUE": unique_name("backlog"),
+        "PARKING_QUEUE": unique_name("parked"),
+        "BACKLOG_JOBS_TABLE": unique_name("jobs"),
+        "BACKLOG_RESULTS_CONTAINER": unique_name("results"),
+        "ServiceBusConnection": sb_broker.connection_string,
+        "AzureWebJobsStorage": azurite.connection_string,
+    }
+    sb_broker.create_queue(backlog["BACKLOG_QUEUE"])
+    app_env({**settings_env(settings_for_sim(sim)), **backlog, "GATEWAY_USAGE": "off"})
+
+    one = await _cli(devserver.base_url, "unpark", "job-nope")
+    assert one.returncode == 0, one.stderr
+    assert "re-driven now: 0" in one.stdout and "unknown" in one.stdout
+    every = await _cli(devserver.base_url, "--json", "unpark", "--all", "--limit", "10")
+    assert every.returncode == 0, every.stderr
+    assert json.loads(every.stdout) == {"object": "list", "redriven": 0, "data": []}
+    bad = await _cli(devserver.base_url, "unpark", "--all", "--limit", "0")
+    assert bad.returncode == 1 and "invalid_parameter" in bad.stderr
+    none = await _cli(devserver.base_url, "unpark")
+    assert none.returncode == 2 and "--all" in none.stderr
