@@ -212,7 +212,15 @@ async def test_parked_job_redriven_now_and_its_stale_parked_copy_dropped(
         storage_connection=azurite.connection_string,
         health_table=unique_name("health").replace("-", ""),
     )
-    app_env({**settings_env(settings), **backlog, "GATEWAY_USAGE": "off"})
+    # No background exhaustion probe (a real 1-token call) while the test counts model calls.
+    app_env(
+        {
+            **settings_env(settings),
+            **backlog,
+            "GATEWAY_USAGE": "off",
+            "GATEWAY_EXHAUSTION_PROBE_INTERVAL_S": "3600",
+        }
+    )
     gateway = runtime.gateway()
     h = await harness_factory(sb_broker, gateway, **backlog).start(timer=False)
     for region, deployment in (("eastus2", "gpt-4o-prod"), ("swedencentral", "gpt4o-sweden")):
@@ -258,11 +266,21 @@ async def test_parked_job_redriven_now_and_its_stale_parked_copy_dropped(
     assert by_id[job.job_id]["redriven"] and by_id[job.job_id]["status"] == "queued"
     assert by_id["job-nope"] == {"job_id": "job-nope", "redriven": False, "status": "unknown"}
 
-    done = (await h.wait_terminal([job.job_id], timeout=30))[job.job_id]
-    assert done.status == "succeeded" and done.parks == 1
+    async def finished() -> bool:
+        # The backlog keeps a reserve for interactive callers: if the polling above used up
+        # eastus2's request window, the re-driven job parks for seconds; the timer re-drives it.
+        current = await h.store.get(job.job_id)
+        if current is not None and current.status == "parked":
+            await h.backlog.run_timer(probe=False)
+        return current is not None and current.status == "succeeded"
+
+    assert await _until(finished, limit_s=90), "the re-driven job did not succeed"
+    done = await h.store.get(job.job_id)
+    assert done is not None and done.status == "succeeded" and done.parks >= 1
     assert time.time() < record.retry_at - 120  # well before its retry time
     await h.settled()
-    assert h.calls["backlog_worker"] == 2  # the delivery that parked it, the re-driven one
+    deliveries = h.calls["backlog_worker"]
+    assert deliveries >= 2  # the delivery that parked it, the re-driven one (and any re-park)
     assert [r["job_id"] for r in h.replies()] == [job.job_id]
 
     # Re-driving it again: not parked any more, reported, nothing sent.
@@ -288,6 +306,6 @@ async def test_parked_job_redriven_now_and_its_stale_parked_copy_dropped(
     assert after.ok and after.moved == 0 and after.dropped == 0  # nothing left parked
     await h.settled()
     assert sum(e2e_sim.region(r).stats()["requests"] for r in REGIONS) == calls_before
-    assert h.calls["backlog_worker"] == 2
+    assert h.calls["backlog_worker"] == deliveries
     assert [r["job_id"] for r in h.replies()] == [job.job_id]
     assert (await h.store.get(job.job_id)).status == "succeeded"
