@@ -107,6 +107,11 @@ class Gateway:
             for alias, tiers in self._router.tiers.items()
         }
 
+    @property
+    def clock(self) -> Clock:
+        """The clock every deadline, cooldown and timestamp of this gateway is read from."""
+        return self._clock
+
     # ------------------------------------------------------------------ calls
 
     @property

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest, health_status
+from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest, SystemClock, health_status
 
 from ._context import RequestInfo, request_info, require_caller
 from ._errors import error_response
@@ -155,10 +154,11 @@ async def list_models(request: Request, services: Services) -> Response:
 
 async def _health_answer(request: Request, services: Services, *, details: bool) -> Response:
     info = request_info(request)
-    now = time.time()
     headers = {**info.headers(), "cache-control": "no-store"}
     try:
-        report = services.gateway().health_report()
+        gateway = services.gateway()
+        now = gateway.clock.now()  # the gateway's injected clock, as its cooldowns use
+        report = gateway.health_report()
         verdict = health_status(
             report, degraded_after_s=services.settings().health_degraded_after_s
         )
@@ -173,7 +173,13 @@ async def _health_answer(request: Request, services: Services, *, details: bool)
                 "code": "internal_error",
                 "message": f"health report failed; correlation id {info.correlation_id}",
             }
-        failed = {"status": "unavailable", "alive": True, "time": now, "error": problem}
+        # No gateway to ask (bad settings): the process's clock.
+        failed = {
+            "status": "unavailable",
+            "alive": True,
+            "time": SystemClock.now(),
+            "error": problem,
+        }
         return JSONResponse(failed, status_code=503, headers=headers)
     body: dict[str, Any] = {
         "status": verdict["status"],

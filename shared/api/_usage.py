@@ -48,7 +48,7 @@ async def usage_report(request: Request, services: UsageServices, *, everyone: b
 
     info = request_info(request)
     try:
-        now = datetime.now(UTC)
+        now = datetime.now(UTC)  # only the default report range (this month so far)
         start = _when(
             request, "from", now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         )

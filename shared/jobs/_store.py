@@ -142,6 +142,8 @@ class JobStore(Protocol):
 
 
 def _now_iso() -> str:
+    # Wall-clock stamps for people (created_at/updated_at/terminal_at); no decision reads them
+    # (leases and re-drive claims use the injected ``clock``).
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
