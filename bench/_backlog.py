@@ -12,23 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from ._harness import ROOT, Budget, child_env, free_ports, wait_http
+from testpeers.azurite import AzuriteHandle, start_azurite
+
+from ._harness import ROOT, Budget
 
 __all__ = ["Azurite", "backlog_available", "drain_via_backlog"]
-
-_ACCOUNT = "devstoreaccount1"
-# The emulator's published, well-known development key (not a secret).
-_ACCOUNT_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
 
 
 def _azurite_binary() -> str | None:
@@ -51,61 +47,31 @@ def backlog_available() -> str | None:
 
 
 class Azurite:
-    """Azurite (blob, queue, table) in memory on free loopback ports."""
+    """Azurite (blob, queue, table) in memory on free loopback ports, started by
+    ``testpeers.azurite`` (the test suite's starter) and stopped on exit."""
 
     def __init__(self) -> None:
-        self.ports = dict(zip(("blob", "queue", "table"), free_ports(3)))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._handle: AzuriteHandle | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def connection_string(self) -> str:
-        host = "http://127.0.0.1"
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={_ACCOUNT};AccountKey={_ACCOUNT_KEY};"
-            f"BlobEndpoint={host}:{self.ports['blob']}/{_ACCOUNT};QueueEndpoint={host}:{self.ports['queue']}/{_ACCOUNT};"
-            f"TableEndpoint={host}:{self.ports['table']}/{_ACCOUNT};"
-        )
+        assert self._handle is not None, "Azurite is not running"
+        return self._handle.connection_string
 
     def __enter__(self) -> Azurite:
-        exe = _azurite_binary()
-        if exe is None:
-            raise RuntimeError("azurite is not installed")
-        self._dir = tempfile.TemporaryDirectory(
-            prefix="bench-azurite-"
-        )  # its debug/extent files, if any
-        cmd = [
-            exe,
-            "--silent",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--inMemoryPersistence",
-        ]
-        for kind, port in self.ports.items():
-            cmd += [f"--{kind}Host", "127.0.0.1", f"--{kind}Port", str(port)]
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=self._dir.name,
-            env=child_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self._dir = tempfile.TemporaryDirectory(prefix="bench-azurite-")  # its log
         try:
-            for port in self.ports.values():
-                wait_http(f"http://127.0.0.1:{port}/", 30, self.proc)
+            self._handle = start_azurite(Path(self._dir.name))
         except BaseException:
             self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self._handle is not None:
+            self._handle.stop()
+            self._handle = None
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None

@@ -1,31 +1,39 @@
-"""Processes the benchmarks run against: the simulator and the dev server, on free loopback ports.
-
-Every process started here is stopped by the context manager that started it (terminate, then
-kill after a grace period). Nothing binds anything but 127.0.0.1.
+"""What the benchmarks share: the peers they run against (the simulator and the dev server as
+child processes on free loopback ports, started by ``testpeers.processes``, the package the test
+suite uses too, re-exported here under the names bench modules import), wall-clock budgets,
+quiet gateway logs, the statistics helpers and what the machine was.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import platform
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from testpeers.processes import (
+    HOST,
+    LOOPBACK_API_KEY,
+    PY,
+    ROOT,
+    SimProcess,
+    child_env,
+    free_ports,
+    gateway_regions,
+    stop_process,
+    wait_http,
+)
+from testpeers.processes import DevServerProcess as DevServer
 
 from ._stats import added_latency, interleaved_rounds, percentile, summarize
 
 __all__ = [
     "API_KEY",
+    "HOST",
     "PY",
     "ROOT",
     "Budget",
@@ -39,14 +47,13 @@ __all__ = [
     "machine_info",
     "percentile",
     "quiet_gateway_logs",
+    "stop_process",
     "summarize",
     "wait_http",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-API_KEY = "bench-key"
-HOST = "127.0.0.1"
+API_KEY = LOOPBACK_API_KEY
+_stop = stop_process  # the name bench/scaleout.py imports
 
 
 @contextlib.contextmanager
@@ -73,231 +80,6 @@ class Budget:
 
     def expired(self) -> bool:
         return time.monotonic() >= self._end
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1 (held together while choosing, then released)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll ``url`` until it answers (any HTTP status), the process dies, or the timeout passes."""
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                resp.read()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError as exc:
-            last = exc
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout_s}s: {last}")
-
-
-def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for child processes: ours minus simulator/gateway overrides, plus ``extra``.
-
-    No proxies (everything is loopback) and LiteLLM kept offline."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AOAI_SIM_", "GATEWAY_"))}
-    for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        env.pop(key, None)
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra or {})
-    return env
-
-
-def _stop(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=grace_s)
-
-
-class SimProcess:
-    """``python -m aoai_sim --config FILE`` with the given regions on free ports.
-
-    ``regions``: [{"name", "deployments": [{"name", "model", "tpm", "rpm"?}], "latency"?: {...}}].
-    """
-
-    def __init__(
-        self,
-        regions: Sequence[Mapping[str, Any]],
-        *,
-        minute_seconds: float = 60.0,
-        latency: Mapping[str, float] | None = None,
-        log_name: str = "sim",
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        ports = free_ports(len(regions))
-        self.ports = {str(r["name"]): p for r, p in zip(regions, ports)}
-        self.config = {
-            "minute_seconds": minute_seconds,
-            "api_key": API_KEY,
-            "latency": dict(latency or {"ttft_ms": 0, "per_token_ms": 0}),
-            "regions": [
-                {**dict(r), "host": HOST, "port": self.ports[str(r["name"])]} for r in regions
-            ],
-            **dict(extra or {}),
-        }
-        self._log_name = log_name
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def endpoint(self, region: str) -> str:
-        return f"http://{HOST}:{self.ports[region]}"
-
-    def __enter__(self) -> SimProcess:
-        self._dir = tempfile.TemporaryDirectory(prefix="bench-sim-")
-        path = Path(self._dir.name) / "sim.json"
-        path.write_text(json.dumps(self.config), encoding="utf-8")
-        log = open(Path(self._dir.name) / f"{self._log_name}.log", "wb")
-        self._log = log
-        self.proc = subprocess.Popen(
-            [PY, "-m", "aoai_sim", "--config", str(path), "--log-level", "WARNING"],
-            cwd=ROOT,
-            env=child_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            for region in self.ports:
-                wait_http(f"{self.endpoint(region)}/_sim/health", 30, self.proc)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-        if self._dir is not None:
-            self._dir.cleanup()
-            self._dir = None
-
-    # -- control API (aoai_sim.control) --
-    def control(self, region: str) -> Any:
-        from aoai_sim.control import RegionControl
-
-        return RegionControl(self.endpoint(region))
-
-    def reset(self) -> None:
-        for region in self.ports:
-            self.control(region).reset()
-
-    def stats(self, region: str) -> dict[str, Any]:
-        return self.control(region).stats()
-
-    def fault(self, region: str, kind: str, **params: Any) -> str:
-        return self.control(region).fault(kind, **params)
-
-
-def gateway_regions(
-    sim: SimProcess,
-    regions: Sequence[tuple[str, int, str, int]],
-    alias: str,
-    *,
-    rpm: Mapping[str, int] | None = None,
-    api_style: str = "v1",
-) -> list[dict[str, Any]]:
-    """The gateway's region table for ``(region, priority, deployment, tpm)`` rows of ``sim``."""
-    table = []
-    for name, priority, deployment, tpm in regions:
-        model: dict[str, Any] = {"deployment": deployment, "tpm": tpm}
-        if rpm and name in rpm:
-            model["rpm"] = rpm[name]
-        table.append(
-            {
-                "name": name,
-                "endpoint": sim.endpoint(name),
-                "priority": priority,
-                "auth": "api_key",
-                "api_key": API_KEY,
-                "api_style": api_style,
-                "models": {alias: model},
-            }
-        )
-    return table
-
-
-class DevServer:
-    """``python -m devserver --http-only --port P`` with ``GATEWAY_*`` settings in its environment."""
-
-    def __init__(self, settings_env: Mapping[str, str]) -> None:
-        self.port = free_ports(1)[0]
-        self._env = dict(settings_env)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}/api/v1"
-
-    def __enter__(self) -> DevServer:
-        self._dir = tempfile.TemporaryDirectory(prefix="bench-dev-")
-        self._log = open(Path(self._dir.name) / "devserver.log", "wb")
-        self.proc = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "devserver",
-                "--http-only",
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=child_env(self._env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_http(f"http://{HOST}:{self.port}/api/health", 60, self.proc)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def log_tail(self, chars: int = 2000) -> str:
-        if self._dir is None:
-            return ""
-        try:
-            return (Path(self._dir.name) / "devserver.log").read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-        if self._dir is not None:
-            self._dir.cleanup()
-            self._dir = None
 
 
 def _meminfo_gib() -> float | None:

@@ -587,29 +587,12 @@ async def run_kill_chaos(
 # -- plain-script entry point -------------------------------------------------------------------
 
 
-def _start_azurite(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from testpeers.azurite import ACCOUNT, ACCOUNT_KEY
-    from testpeers.ports import free_port, wait_for_port
+def _start_azurite(workdir: Path) -> Any:
+    """Azurite through the test suite's starter (``testpeers.azurite``); ``.stop()`` ends it."""
+    from testpeers.azurite import start_azurite
 
-    binary = ROOT / "node_modules" / ".bin" / "azurite"
-    exe = str(binary) if binary.exists() else shutil.which("azurite")
-    if not exe:
-        raise SystemExit("azurite is not installed: run `npm install` in the repo root")
-    ports = {"blob": free_port(), "queue": free_port(), "table": free_port()}
-    cmd = [exe, "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--inMemoryPersistence"]
-    for kind, port in ports.items():
-        cmd += [f"--{kind}Host", "127.0.0.1", f"--{kind}Port", str(port)]
     workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    for port in ports.values():
-        wait_for_port(port, timeout=30, proc=proc)
-    host = "http://127.0.0.1"
-    connection = (
-        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-        f"BlobEndpoint={host}:{ports['blob']}/{ACCOUNT};QueueEndpoint={host}:{ports['queue']}/{ACCOUNT};"
-        f"TableEndpoint={host}:{ports['table']}/{ACCOUNT};"
-    )
-    return proc, connection
+    return start_azurite(workdir)
 
 
 def run_standalone(
@@ -624,7 +607,8 @@ def run_standalone(
     budget = timeout_s if timeout_s is not None else max(60.0, jobs / 10)
     azurite = sim = broker = None
     try:
-        azurite, connection = _start_azurite(workdir / "azurite")
+        azurite = _start_azurite(workdir / "azurite")
+        connection = azurite.connection_string
         sim = start_sim(workdir=workdir / "sim")
         broker = sbbroker.Broker(port=0).start_in_thread()
         return asyncio.run(
@@ -645,11 +629,7 @@ def run_standalone(
         if sim is not None:
             sim.stop()
         if azurite is not None:
-            azurite.terminate()
-            try:
-                azurite.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                azurite.kill()
+            azurite.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -662,7 +642,8 @@ def run_kill_standalone(jobs: int, *, kills: int = 4, seed: int = 11) -> KillRep
     (workdir / "sim").mkdir(parents=True, exist_ok=True)
     azurite = sim = broker = None
     try:
-        azurite, connection = _start_azurite(workdir / "azurite")
+        azurite = _start_azurite(workdir / "azurite")
+        connection = azurite.connection_string
         sim = start_sim(workdir=workdir / "sim")
         broker = sbbroker.Broker(port=0, lock_duration_s=3).start_in_thread()
         return asyncio.run(
@@ -683,11 +664,7 @@ def run_kill_standalone(jobs: int, *, kills: int = 4, seed: int = 11) -> KillRep
         if sim is not None:
             sim.stop()
         if azurite is not None:
-            azurite.terminate()
-            try:
-                azurite.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                azurite.kill()
+            azurite.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -7,5 +7,7 @@ neither imports the other. Never deployed (``.funcignore``).
 * ``testpeers.azurite``: Azurite (blob, queue, table);
 * ``testpeers.devserver``: the dev server serving ``function_app`` (uvicorn in a thread);
 * ``testpeers.gateway``: ``GatewaySettings`` for a running simulator;
-* ``testpeers.ports``: free ports, waiting for a port to listen.
+* ``testpeers.ports``: free ports, waiting for a port to listen;
+* ``testpeers.processes``: the simulator and the dev server as child processes (context
+  managers) for whole-process measurements; ``bench._harness`` re-exports them.
 """

@@ -4,12 +4,15 @@
 * ``function_app.py``, ``devserver/``, ``bench/``, ``scripts/`` and ``testpeers/`` use only
   public names of ``shared`` (no ``shared.<pkg>._module``, no ``_name`` imported from it);
 * ``bench/`` and ``tests/`` import nothing of each other; ``testpeers/`` (the peers both start)
-  imports neither.
+  imports neither;
+* only ``testpeers/`` starts the simulator or Azurite (a command line running ``-m aoai_sim``
+  or Azurite's ``--inMemoryPersistence``): ``bench/`` and ``tests/`` go through it.
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +91,30 @@ def test_bench_and_tests_do_not_import_each_other():
                 if name.split(".")[0] in forbidden:
                     offenders.append(f"{_where(path, line)} imports {name}")
     assert not offenders, "\n".join(offenders)
+
+
+_AZURITE = "--inMemoryPersistence"
+
+
+def _peer_command_lines(path: Path) -> Iterator[int]:
+    """Lines of ``path`` with a literal command line that starts the simulator or Azurite."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.List | ast.Tuple):
+            words = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+            pairs = itertools.pairwise(words)
+            if any(a == "-m" and b == "aoai_sim" for a, b in pairs) or _AZURITE in words:
+                yield node.lineno
+
+
+def test_only_testpeers_starts_the_simulator_and_azurite():
+    offenders = [
+        f"{_where(path, line)} starts a peer itself (use testpeers)"
+        for path in _files("bench", "tests")
+        for line in _peer_command_lines(path)
+    ]
+    assert not offenders, "\n".join(offenders)
+    assert list(_peer_command_lines(ROOT / "testpeers" / "processes.py"))  # the check sees them
+    assert list(_peer_command_lines(ROOT / "testpeers" / "azurite.py"))
 
 
 def test_body_helpers_are_public():
