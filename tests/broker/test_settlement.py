@@ -93,7 +93,8 @@ async def test_max_delivery_count_moves_message_to_dlq(sdk_kind, sb_broker_facto
 
 
 async def test_lock_expiry_redelivers_and_renew_lock_extends(sdk_kind, sb_broker_factory):
-    broker = sb_broker_factory(lock_duration_s=2.0)
+    # Locks of 6 s, sleeps of 3.5 s: 2.5 s of slack either side, for a busy machine.
+    broker = sb_broker_factory(lock_duration_s=6.0)
     side = Side(sdk_kind, broker.connection_string)
     try:
         async with side.pair("q") as (sender, receiver):
@@ -106,10 +107,10 @@ async def test_lock_expiry_redelivers_and_renew_lock_extends(sdk_kind, sb_broker
             expiring, renewed = got
             assert (body_of(expiring), body_of(renewed)) == (b"expire-me", b"renew-me")
             before = renewed.locked_until_utc
-            await asyncio.sleep(1.2)
+            await asyncio.sleep(3.5)
             after = await receiver.renew_message_lock(renewed)
             assert after > before
-            await asyncio.sleep(1.2)  # past the first lock, inside the renewed one
+            await asyncio.sleep(3.5)  # past the first lock, inside the renewed one
             again = await _receive_one(receiver)
             assert body_of(again) == b"expire-me" and again.delivery_count == 1
             assert again.lock_token != expiring.lock_token

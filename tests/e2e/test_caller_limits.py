@@ -18,6 +18,7 @@ from tests.fixtures.gateway import settings_for_sim
 from tests.functional.api._asgi import body_of, make_request
 
 from .conftest import REGIONS
+from .quota_clock import pin_caller_windows
 
 LIMITED, OTHER, THRIFTY = "limited-key", "other-key", "thrifty-key"
 
@@ -59,7 +60,7 @@ def _requests(sim) -> int:
 
 
 async def test_two_callers_the_limited_one_gets_429_with_its_headers_the_other_is_unaffected(
-    app_env, e2e_sim, azurite, unique_name
+    app_env, e2e_sim, azurite, unique_name, monkeypatch
 ):
     table = _configure(
         app_env,
@@ -68,6 +69,8 @@ async def test_two_callers_the_limited_one_gets_429_with_its_headers_the_other_i
         unique_name,
         {"default": {"tpm": 100000}, "callers": {_fp(LIMITED): {"tpm": 200}}},
     )
+    # One window for the whole test, however slow the machine (both instances read this clock).
+    clock = pin_caller_windows(monkeypatch)
     refused = None
     for _ in range(8):  # ~83 tokens each against 200 per minute: the third is refused
         response = await _call(LIMITED)
@@ -84,7 +87,7 @@ async def test_two_callers_the_limited_one_gets_429_with_its_headers_the_other_i
     assert headers["x-ratelimit-limit-tokens"] == "200"
     assert 0 <= int(headers["x-ratelimit-remaining-tokens"]) < 83
     assert headers["x-ratelimit-reset-tokens"].endswith("s")
-    assert 1 <= int(headers["retry-after"]) <= 60
+    assert int(headers["retry-after"]) == 59  # the window's end, on the pinned clock
 
     # Refused before any upstream call; still refused on its next try.
     again = await _call(LIMITED)
@@ -99,7 +102,9 @@ async def test_two_callers_the_limited_one_gets_429_with_its_headers_the_other_i
     # A second instance, sharing only the table, refuses the limited caller too.
     limits = load_caller_limits()
     other_instance = CallerQuotas(
-        limits, TableWindowStore(table_client(azurite.connection_string, None, table))
+        limits,
+        TableWindowStore(table_client(azurite.connection_string, None, table)),
+        now=clock.now,
     )
     try:
         try:
@@ -143,11 +148,11 @@ async def test_monthly_budget_refuses_http_and_fails_jobs_naming_the_reset_date(
     harness = await harness_factory(sb_broker, runtime.gateway()).start(timer=False)
     first = harness.job("spend it").model_copy(update={"caller": "principal:thrifty-jobs"})
     await harness.submit(first)
-    await harness.wait_terminal([first.job_id])
+    await harness.wait_terminal([first.job_id], timeout=60)
     await runtime.caller_quotas().flush()
     second = harness.job("over budget").model_copy(update={"caller": "principal:thrifty-jobs"})
     await harness.submit(second)
-    done = await harness.wait_terminal([second.job_id])
+    done = await harness.wait_terminal([second.job_id], timeout=60)
     record = done[second.job_id]
     assert record.status == "failed"
     status = await harness.backlog.status(second.job_id)
@@ -163,15 +168,18 @@ async def test_jobs_over_their_callers_tpm_are_parked_until_the_window_frees_not
         azurite,
         unique_name,
         {"callers": {"principal:busy-jobs": {"tpm": 20}}},
-        GATEWAY_CALLER_WINDOW_S="3",
+        # Fixed windows aligned to the wall clock: long enough that the three jobs' first
+        # attempts (a burst) cross at most one window boundary however slow the machine, so
+        # at least two share a window and one is parked.
+        GATEWAY_CALLER_WINDOW_S="10",
     )
     harness = await harness_factory(sb_broker, runtime.gateway()).start(timer=True)
     jobs = [
         harness.job(f"job {i}").model_copy(update={"caller": "principal:busy-jobs"})
         for i in range(3)
-    ]  # 16 output + a few prompt tokens each: one per 3 s window
+    ]  # 16 output + a few prompt tokens each: one per 10 s window
     await harness.submit(*jobs)
-    done = await harness.wait_terminal([j.job_id for j in jobs], timeout=60)
+    done = await harness.wait_terminal([j.job_id for j in jobs], timeout=120)
     assert all(r.status == "succeeded" for r in done.values()), {
         k: r.status for k, r in done.items()
     }

@@ -17,6 +17,7 @@ from tests.fixtures.gateway import settings_for_sim
 from tests.functional.api._asgi import body_of, make_request
 
 from .conftest import REGIONS, backlog_env
+from .quota_clock import pin_caller_windows
 
 
 def _chat() -> ChatRequest:
@@ -41,7 +42,7 @@ async def _call(gateway: Gateway, call_id: str) -> str | None:
     return result.region
 
 
-async def _until(condition, limit_s: float = 20.0) -> bool:
+async def _until(condition, limit_s: float = 60.0) -> bool:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if await condition():
@@ -120,7 +121,7 @@ async def test_state_across_instances_and_clearing_a_deployment_everywhere(
 
 
 async def test_dead_letters_peeked_and_redriven_parked_jobs_listed_and_caller_limits_shown(
-    app_env, e2e_sim, azurite, unique_name, sb_broker, harness_factory
+    app_env, e2e_sim, azurite, unique_name, sb_broker, harness_factory, monkeypatch
 ):
     from azure.servicebus.aio import ServiceBusClient
 
@@ -138,6 +139,9 @@ async def test_dead_letters_peeked_and_redriven_parked_jobs_listed_and_caller_li
             "GATEWAY_CALLER_TABLE": unique_name("callers").replace("-", ""),
         }
     )
+    # One TPM window for the whole test: a minute boundary between the two jobs would let the
+    # second one through (the windows are aligned to the wall clock).
+    pin_caller_windows(monkeypatch)
     harness = await harness_factory(sb_broker, runtime.gateway(), **backlog).start(timer=False)
 
     # A caller over its TPM: its second job is parked (the window lasts a minute).
@@ -146,7 +150,7 @@ async def test_dead_letters_peeked_and_redriven_parked_jobs_listed_and_caller_li
         for i in range(2)
     ]
     await harness.submit(jobs[0])
-    await harness.wait_terminal([jobs[0].job_id])
+    await harness.wait_terminal([jobs[0].job_id], timeout=60)
     await harness.submit(jobs[1])
 
     async def listed() -> Any:
