@@ -1,10 +1,15 @@
-"""``python -m bench [--only NAME ...] [--quick]``: run the benchmarks, write JSON and the report.
+"""``python -m bench [--only NAME ...] [--quick] [--merge]``: run the benchmarks, write JSON and the report.
 
 Each benchmark runs in turn (a failure is recorded and the others still run) and prints one
 summary line. Results go to ``bench/results/latest.json`` (``--quick`` and ``--only`` runs go to
 ``bench/results/quick.tmp`` / ``partial.tmp``, git-ignored, and leave the committed report alone
 unless ``--report`` is given),
 then ``bench.report`` renders ``docs/benchmarks.md`` and ``docs/bench-*.png`` from that JSON.
+
+``--only X --merge`` runs X and merges its results into ``bench/results/latest.json`` (replacing
+X's entry, keeping the others) and re-renders the report: the suite can be run in pieces on the
+final code. Every result records its own start time, git commit and machine load before/after
+(``provenance``), which the report shows where the pieces differ.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._harness import ROOT, machine_info
+from ._merge import git_commit, merge_runs
 
 __all__ = ["BENCHMARKS", "main"]
 
@@ -48,7 +54,20 @@ def _dumps(value: Any, depth: int = 0) -> str:
     return json.dumps(value, separators=(", ", ": "))
 
 
-def _run_one(name: str, quick: bool) -> dict[str, Any]:
+def _run_one(name: str, quick: bool, commit: str | None, command: str) -> dict[str, Any]:
+    """``name``'s result, with its provenance (start, commit, command, load before/after)."""
+    provenance = {
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit,
+        "command": command,
+        "load_before": machine_info()["loadavg"],
+    }
+    result = _run_module(name, quick)
+    result["provenance"] = {**provenance, "load_after": machine_info()["loadavg"]}
+    return result
+
+
+def _run_module(name: str, quick: bool) -> dict[str, Any]:
     started = time.monotonic()
     try:
         module = importlib.import_module(f"bench.{name}")
@@ -97,16 +116,27 @@ def main(argv: list[str] | None = None) -> int:
         help="results JSON path (default bench/results/latest.json; quick.tmp / partial.tmp)",
     )
     parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: merge these results into bench/results/latest.json (replacing their "
+        "entries, keeping the others) and re-render docs/benchmarks.md",
+    )
+    parser.add_argument(
         "--note",
         help="free text about the conditions (e.g. 'quiet machine'), printed in the report",
     )
     args = parser.parse_args(argv)
+    if args.merge and (not args.only or args.quick):
+        parser.error("--merge needs --only and full samples (no --quick)")
 
     names = tuple(args.only) if args.only else BENCHMARKS
     started = time.monotonic()
+    command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
+    commit = git_commit(ROOT)
     run: dict[str, Any] = {
         "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command,
+        "commit": commit,
         "quick": args.quick,
         "note": args.note,
         "machine_before": machine_info(),
@@ -115,17 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     summaries = []
     for name in names:
         print(f"bench: {name} ...", flush=True)
-        result = _run_one(name, args.quick)
+        result = _run_one(name, args.quick, commit, command)
         run["benchmarks"][name] = result
         summaries.append(result.get("summary", name))
         print(result.get("summary", name), flush=True)
     run["machine_after"] = machine_info()
     run["total_s"] = round(time.monotonic() - started, 1)
 
-    partial = args.quick or bool(args.only)
+    partial = (args.quick or bool(args.only)) and not args.merge
     out = Path(args.out) if args.out else RESULTS / ("quick.tmp" if args.quick else "latest.json")
-    if args.only and not args.out and not args.quick:
+    if args.only and not args.out and not args.quick and not args.merge:
         out = RESULTS / "partial.tmp"
+    if args.merge:
+        base = json.loads(out.read_text(encoding="utf-8")) if out.exists() else None
+        run = merge_runs(base, run, order=BENCHMARKS)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_dumps(run) + "\n", encoding="utf-8")
     print(
@@ -138,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = write_report(run, results_path=out)
         print("bench: report " + ", ".join(str(p.relative_to(ROOT)) for p in paths), flush=True)
     print("\n".join(["", "summary:", *summaries]), flush=True)
-    failed = [n for n, r in run["benchmarks"].items() if "error" in r]
+    failed = [n for n in names if "error" in run["benchmarks"].get(n, {})]
     return 1 if failed else 0
 
 

@@ -232,13 +232,21 @@ async def test_parked_job_redriven_now_and_its_stale_parked_copy_dropped(
     job = h.job("park me")
     await h.submit(job)
 
-    async def parked() -> bool:
+    async def parked_for_minutes() -> bool:
+        # On a busy machine an attempt can also end in a transient failure (a timeout: a short
+        # cooldown) before both throttles are seen; the job then parks for seconds. The timer
+        # re-drives it when due, until both deployments are exhausted and it parks for minutes
+        # (the gateway caps the day-long retry-after).
         record = await h.store.get(job.job_id)
-        return record is not None and record.status == "parked"
+        if record is None or record.status != "parked":
+            return False
+        if record.retry_at > time.time() + 120:
+            return True
+        await h.backlog.run_timer(probe=False)
+        return False
 
-    assert await _until(parked), "the job was not parked"
+    assert await _until(parked_for_minutes), "the job was not parked for minutes"
     record = await h.store.get(job.job_id)
-    assert record.retry_at > time.time() + 120  # parked for minutes (the gateway caps the wait)
 
     # Bad asks answer 400; jobs that are not parked are reported per job.
     bad = await function_app.ops_parked_redrive(
