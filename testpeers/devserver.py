@@ -46,7 +46,7 @@ class DevServer:
     _thread: threading.Thread
     _loop: asyncio.AbstractEventLoop | None = None
 
-    def run(self, coro: Any, timeout: float = 10.0) -> Any:
+    def run(self, coro: Any, timeout: float = 60.0) -> Any:
         """Run a coroutine on the server's event loop (where the app's services live)."""
         assert self._loop is not None
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)

@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .ports import STARTUP_TIMEOUT_S
+
 __all__ = [
     "HOST",
     "LOOPBACK_API_KEY",
@@ -151,7 +153,7 @@ class SimProcess:
         )
         try:
             for region in self.ports:
-                wait_http(f"{self.endpoint(region)}/_sim/health", 30, self.proc)
+                wait_http(f"{self.endpoint(region)}/_sim/health", STARTUP_TIMEOUT_S, self.proc)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -247,7 +249,7 @@ class DevServerProcess:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_http(f"http://{HOST}:{self.port}/api/health", 60, self.proc)
+            wait_http(f"http://{HOST}:{self.port}/api/health", STARTUP_TIMEOUT_S, self.proc)
         except BaseException:
             self.__exit__(None, None, None)
             raise

@@ -81,7 +81,7 @@ class Harness:
             await self.backlog.submit(job)
         return [j.job_id for j in jobs]
 
-    async def wait_terminal(self, job_ids: list[str], timeout: float = 20.0) -> dict[str, Any]:
+    async def wait_terminal(self, job_ids: list[str], timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         pending = set(job_ids)
         done: dict[str, Any] = {}
