@@ -140,12 +140,14 @@ def test_forged_and_wrong_audience_tokens_are_401(identity_env: SimHandle) -> No
 
 def test_expired_token_is_401(identity_env: SimHandle) -> None:
     region = identity_env.region("eastus2")
-    identity_env.identity.set_mode(ttl_s=1)
+    # 3 s tokens: the first call must land inside the token's life, even on a busy machine.
+    identity_env.identity.set_mode(ttl_s=3)
     token = ManagedIdentityCredential().get_token(SCOPE).token
+    issued = time.monotonic()
     assert v1_client(region, api_key=token).chat.completions.create(
         model="gpt-4o-prod", messages=MESSAGES, max_tokens=1
     )
-    time.sleep(1.1)
+    time.sleep(max(0.0, 3.1 - (time.monotonic() - issued)))
     with pytest.raises(openai.AuthenticationError):
         v1_client(region, api_key=token).chat.completions.create(
             model="gpt-4o-prod", messages=MESSAGES

@@ -11,7 +11,9 @@ import pytest
 from tests.fixtures.sim import SimHandle
 from tests.sim.helpers import azure_client, v1_client
 
-MINUTE = 3.0  # scaled minute: the RPM window is 0.5 s, the TPM window 3 s
+# Scaled minute: the RPM window is 1 s, the TPM window 6 s (wide enough that two back-to-back
+# calls share a window on a busy machine).
+MINUTE = 6.0
 PROMPT = [{"role": "user", "content": "x" * 40}]  # 40 chars -> 10 estimated tokens
 
 
@@ -83,7 +85,7 @@ def test_token_limit_429(limited: SimHandle) -> None:
     assert h["x-ratelimit-remaining-requests"] in (
         "9",
         "10",
-    )  # "10" if the 0.5 s RPM window rolled over
+    )  # "10" if the 1 s RPM window rolled over
     assert "x-ratelimit-reset-tokens" in h and "x-ratelimit-reset-requests" in h
     stats = region.stats()
     assert stats["throttled"] == 1 and stats["failures"]["rate_limit"] == 1
@@ -98,9 +100,9 @@ def test_token_limit_429(limited: SimHandle) -> None:
 def test_request_limit_429_uses_ten_second_window_scaled(limited: SimHandle) -> None:
     region = limited.region("tight")
     client = v1_client(region)
-    region.reset()  # the 0.5 s RPM window starts now
+    region.reset()  # the 1 s RPM window starts now
     client.chat.completions.create(model="chat-1k", messages=PROMPT, max_tokens=1)
-    # One request per 0.5 s window: the next one in the same window is refused. A busy machine
+    # One request per 1 s window: the next one in the same window is refused. A busy machine
     # may let the window roll over between two calls; then a later call is the refused one.
     refused: openai.RateLimitError | None = None
     for _ in range(20):
