@@ -412,7 +412,7 @@ async def _instances_scenario(
 
 def _ledger_stats(health: list[dict[str, Any]]) -> dict[str, Any] | None:
     reports = [(h.get("gateway") or h).get("ledger") for h in health if isinstance(h, dict)]
-    reports = [r for r in reports if r]
+    reports = [r for r in reports if r and "stats" in r]
     if not reports:
         return None
     total = {

@@ -11,8 +11,10 @@ __all__ = ["alias_capacity"]
 def alias_capacity(alias: str, tiers: tuple[tuple[Route, ...], ...], now: float) -> Capacity:
     """Requests and tokens free now over the alias's usable deployments (not missing, cooling,
     exhausted or behind an open circuit), and their sustained rates; ``retry_at`` is the soonest
-    time a blocked one frees up when none is free."""
+    time a blocked one frees up when none is free. With the ledger, a deployment's free figures
+    are also bounded by the row's view of the current windows (``SharedQuota.window_view``)."""
     requests = tokens = count = 0
+    sources: set[str] = set()
     requests_per_s = tokens_per_s = 0.0
     soonest: float | None = None
 
@@ -35,6 +37,11 @@ def alias_capacity(alias: str, tiers: tuple[tuple[Route, ...], ...], now: float)
             tokens_per_s += rate_tokens
             free_requests = min(budget.requests.remaining(now), budget.burst.remaining(now))
             free_tokens = budget.tokens.remaining(now)
+            view = budget.shared.window_view(now) if budget.shared is not None else None
+            sources.add("local" if view is None else "ledger")
+            if view is not None:
+                free_requests = min(free_requests, view["free_requests"])
+                free_tokens = min(free_tokens, view["free_tokens"])
             if free_requests <= 0 or free_tokens <= 0:
                 later(budget.available_at(now, 1))
                 continue
@@ -49,4 +56,5 @@ def alias_capacity(alias: str, tiers: tuple[tuple[Route, ...], ...], now: float)
         retry_at=None if count else soonest,
         requests_per_s=requests_per_s,
         tokens_per_s=tokens_per_s,
+        source=sources.pop() if len(sources) == 1 else ("mixed" if sources else "local"),
     )

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from shared.settings import GatewaySettings
+from shared.storage import table_target
 
 from ._budget import embeddings_tokens, request_tokens
 from ._call_loop import CallLoop
@@ -47,6 +49,8 @@ from ._router import DeploymentState, RegionState, Route, Router
 from ._senders import OpenedStream, Senders
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Gateway"]
 
@@ -75,7 +79,7 @@ class Gateway:
         self._clients = clients if clients is not None else ClientProvider(settings)
         self._clock: Clock = clock if clock is not None else SystemClock()
         instance = instance or uuid.uuid4().hex[:12]
-        self._ledger = _quota_ledger(settings, ledger, instance, self._clock)
+        self._ledger, self._ledger_off = _quota_ledger(settings, ledger, instance, self._clock)
         self._router = Router.from_settings(settings, self._ledger)
         if health is None:
             health = health_store_from_settings(settings)
@@ -329,7 +333,9 @@ class Gateway:
                 "available": shared.available,
                 "last_read": shared.last_read,
             },
-            "ledger": self._ledger.report() if self._ledger is not None else None,
+            "ledger": self._ledger.report()
+            if self._ledger is not None
+            else {"mode": "off", "reason": self._ledger_off},
         }
 
     async def probe_regions(self) -> dict[str, bool]:
@@ -376,6 +382,8 @@ class Gateway:
         results = dict(await asyncio.gather(*(probe(name) for name in self._router.regions)))
         await self.probe_exhausted()
         await shared.drain()
+        if self._ledger is not None:  # the shared view of the windows, for capacity() next
+            await self._ledger.refresh()
         return results
 
     async def probe_exhausted(self) -> dict[str, bool]:
@@ -446,7 +454,9 @@ class Gateway:
 
     def capacity(self, alias: str) -> Capacity:
         """Requests and tokens absorbable right now across the alias's usable deployments, and the
-        rates at which their quotas replenish (see ``Capacity``)."""
+        rates at which their quotas replenish (see ``Capacity``). With the ledger, what is free
+        is also bounded by what every instance has leased of the current windows, as last read
+        (``probe_regions`` reads the rows); ``Capacity.source`` says which view counted."""
         self._known(alias)
         return alias_capacity(alias, self._router.tiers[alias], self._clock.now())
 
@@ -533,17 +543,23 @@ class Gateway:
 
 def _quota_ledger(
     settings: GatewaySettings, store: LedgerStore | None, instance: str, clock: Clock
-) -> QuotaLedger | None:
-    """The shared quota ledger (None: per-instance pacing, when it is off or has no storage)."""
+) -> tuple[QuotaLedger | None, str | None]:
+    """The shared quota ledger, or None and why (per-instance pacing): ``disabled`` by the
+    setting, or ``no_storage``. Its table is found as the shared health's is
+    (``shared.storage.table_target``)."""
     if not settings.ledger_enabled:
-        return None
+        return None, "disabled"
     if store is None:
-        if not settings.storage_connection:
-            return None
-        store = TableLedgerStore(
-            settings.storage_connection, settings.ledger_table, timeout_s=settings.ledger_timeout_s
-        )
-    return QuotaLedger(
+        target = table_target(settings, settings.ledger_table, timeout_s=settings.ledger_timeout_s)
+        if target is None:
+            logger.warning(
+                "quota ledger off: no storage configured (AzureWebJobsStorage or "
+                "AzureWebJobsStorage__accountName / __tableServiceUri); each instance paces "
+                "its deployments alone, as if it had the whole quota"
+            )
+            return None, "no_storage"
+        store = TableLedgerStore(None, settings.ledger_table, target=target)
+    ledger = QuotaLedger(
         store,
         instance=instance,
         now=clock.now,
@@ -555,3 +571,4 @@ def _quota_ledger(
             retry_s=settings.ledger_retry_s,
         ),
     )
+    return ledger, None
