@@ -687,8 +687,16 @@ class SharedQuota:
             "row": self.last_row,
             "members": {k: round(now - v, 3) for k, v in sorted(self._members.items())},
             "fallback_share": round(self.fallback_share, 4),
-            "window": self.window_view(now),
+            "window": self._window_report(now),
         }
+
+    def _window_report(self, now: float) -> dict[str, Any]:
+        view = self.window_view(now)
+        if view is not None:
+            return {"source": "ledger", **view}
+        # the instance's own windows count (shown with the deployment's budget in the report)
+        why = "ledger_unreachable" if not self._ledger.usable(now) else "no_current_row_read"
+        return {"source": "local", "reason": why}
 
 
 def _guard(span: float) -> float:

@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+import pytest
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.identity.aio import ManagedIdentityCredential
 
@@ -21,6 +22,7 @@ from shared.aoai import TableLedgerStore
 from shared.credentials import CredentialPool, load_credential_policy
 from shared.storage import TableTarget
 from testpeers.azurite import ACCOUNT, ACCOUNT_KEY
+from tests.fixtures.ports import free_port
 
 from ..aoai._helpers import chat, ctx
 from .test_ledger import COST, FIT, ONE_REGION, _burst
@@ -188,14 +190,16 @@ async def test_capacity_reports_what_every_instance_leased_then_falls_back_to_lo
     await _burst(busy, 8)
     before = timer.capacity("gpt-4o")
     assert before.source == "local" and before.tokens == 2000  # it has spent nothing itself
+    window = timer.health_report()["ledger"]["deployments"][KEY]["window"]
+    assert window == {"source": "local", "reason": "no_current_row_read"}
     await timer.probe_regions()  # reads the ledger's rows (the timer does this before planning)
     shared = timer.capacity("gpt-4o")
     view = timer.health_report()["ledger"]["deployments"][KEY]["window"]
-    if view is None:  # the minute rolled over between the read and here: read again
+    if view["source"] != "ledger":  # the minute rolled over between the read and here: again
         await timer.probe_regions()
         shared = timer.capacity("gpt-4o")
         view = timer.health_report()["ledger"]["deployments"][KEY]["window"]
-    assert view is not None and shared.source == "ledger"
+    assert view["source"] == "ledger" and shared.source == "ledger"
     assert view["free_tokens"] == 2000 - view["tokens_leased"]  # the timer holds no lease
     assert shared.tokens == view["free_tokens"]  # bounded by the shared view, not its own
     busy_row = busy.health_report()["ledger"]["deployments"][KEY]["row"]
@@ -203,3 +207,27 @@ async def test_capacity_reports_what_every_instance_leased_then_falls_back_to_lo
     if busy_row["token_window"] == timer_row["token_window"]:  # no new minute in between
         assert view["tokens_leased"] == busy_row["tokens"] >= 9 * COST
         assert shared.tokens <= 2000 - 9 * COST
+
+
+async def test_capacity_says_local_while_the_ledger_table_is_unreachable(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    sim = sim_factory(ONE_REGION)
+    dead = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        f"TableEndpoint=http://127.0.0.1:{free_port()}/devstoreaccount1;"
+    )
+    settings = gateway_settings_factory(sim, ledger_timeout_s=2.0, ledger_retry_s=600.0)
+    timer = gateway_factory(settings, ledger=TableLedgerStore(dead, "ledger", timeout_s=0.5))
+    await timer.probe_regions()  # one failed read: a slow moment, not yet the fallback
+    await timer.probe_regions()  # the second in a row: the ledger is down
+    report = timer.health_report()["ledger"]
+    assert report["mode"] == "fallback" and report["stats"]["failures"] >= 2
+    window = report["deployments"][KEY]["window"]
+    assert window == {"source": "local", "reason": "ledger_unreachable"}
+    capacity = timer.capacity("gpt-4o")
+    assert capacity.source == "local" and capacity.deployments == 1
+    # what this instance may use on its own: the conservative share, never the whole quota
+    assert capacity.tokens == int(2000 * 0.1) and capacity.tokens_per_s == pytest.approx(
+        2000 * 0.1 / 60
+    )
