@@ -141,7 +141,8 @@ class EtagTable:
         try:
             entity = await table.get_entity(partition, row_key)
         except ResourceNotFoundError as exc:
-            if "TableNotFound" in str(getattr(exc, "error_code", "") or exc):
+            # error_code is a str enum (its str() is the member's name): compare, then the text
+            if getattr(exc, "error_code", None) == "TableNotFound" or "TableNotFound" in str(exc):
                 self._ready = False
                 raise
             return None, None
