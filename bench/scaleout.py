@@ -266,9 +266,11 @@ async def _direct_latency(sim: SimProcess) -> float:
 
 
 async def _count_terminal(table: Any) -> tuple[int, int]:
+    """Jobs succeeded and failed: the job rows only (RowKey ``job``); each terminal write also
+    leaves an audit row (``terminal-...``) with a status, which must not count twice."""
     succeeded = failed = 0
     async for entity in table.query_entities(
-        "status eq 'succeeded' or status eq 'failed'", select=["status"]
+        "RowKey eq 'job' and (status eq 'succeeded' or status eq 'failed')", select=["status"]
     ):
         if entity.get("status") == "succeeded":
             succeeded += 1
