@@ -103,8 +103,9 @@ def drain_s(jobs: int) -> float:
 
 
 def time_cap_s(jobs: int) -> float:
-    """A scenario's cap, submission included: twice the shortest drain (a run with 429 storms,
-    parking and re-drives, as the baselines have, may take that long) plus 30 s of start-up."""
+    """A scenario's cap from when its instances answer, submission included: twice the shortest
+    drain (a run with 429 storms, parking and re-drives, as the baselines have, may take that
+    long) plus 30 s for submitting the jobs through the instances."""
     return round(2.0 * drain_s(jobs) + 30.0)
 
 
@@ -318,8 +319,8 @@ async def _instances_scenario(
         "BACKLOG_RESULTS_CONTAINER": f"sores{tag}",
         **BACKLOG_SETTINGS,
     }
-    budget = Budget(cap_s)
     with _Instances(k, env) as instances:
+        budget = Budget(cap_s)  # from when the instances answer: start-up is not in the cap
         urls = instances.urls()
         rng = random.Random(11)
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as http:
