@@ -21,6 +21,11 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
 * Ground truth: each response's ``x-ratelimit-remaining-*`` says how much the window really has
   left. A lower figure than the ledger's (another client of the deployment) raises the row's
   count at the next lease and shrinks this instance's lease at once.
+* Uncounted failures (no answer, 5xx: ``DeploymentBudget.refund``) put their charge back into
+  the lease and return the lease's unused part to the row (``give_back``, in a task), so an
+  outage burst does not hold the window leased away from the other instances.
+* ``window_view``: the row's view of the current windows (what all instances leased), which
+  bounds ``Gateway.capacity``; ``refresh`` (from ``probe_regions``) reads it without a lease.
 * Storage unreachable (timeout, connection, any error): for ``retry_s`` the deployment falls back
   to the instance's own sliding-window budget at a *conservative share* of the quota:
   ``min(fallback_share, 1 / members)`` (members: instances seen in the row in the last minutes),
