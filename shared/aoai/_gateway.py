@@ -200,9 +200,15 @@ class Gateway:
         ttft_ms = elapsed * 1000.0
         loop_deadline = asyncio.get_running_loop().time() + max(0.0, deadline_s - elapsed)
 
+        sent_at = call.sent_at  # when the stream's request was sent (clock.now)
+
         def on_transient(failure: ClassifiedFailure) -> None:
+            # After the first chunk: an upstream break or stall counts toward the circuit's
+            # threshold, never opens it at once, and is judged by when the request was sent
+            # (a stream sent before the circuit opened says nothing about the region now).
+            # A caller going away never gets here (ChatStream.aclose records nothing).
             if failure.action is FailureAction.CIRCUIT:
-                self._policy.region_failed(region, immediate=failure.opens_circuit_at_once)
+                self._policy.region_failed(region, immediate=False, sent_at=sent_at)
 
         def on_end(
             stream: ChatStream, result: CallResult | None, error: BaseException | None
