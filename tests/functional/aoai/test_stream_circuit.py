@@ -11,9 +11,13 @@ Time for the circuits runs on a ``ManualClock``; the simulator cuts and stalls r
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
+import httpx
+
 from shared.aoai import FailureKind, ManualClock, StreamInterrupted
+from testpeers.gateway import settings_for_sim
 
 from ._helpers import chat, ctx
 
@@ -168,3 +172,49 @@ async def test_a_caller_going_away_mid_stream_is_not_a_region_failure(
     assert circuit["state"] == "closed" and circuit["consecutive_failures"] == 0
     nxt = await gateway.chat(chat(max_tokens=5), ctx())
     assert [(a.region, a.outcome) for a in nxt.attempts] == [("eastus2", None)]
+
+
+def test_a_caller_disconnecting_from_the_dev_server_mid_stream_is_not_a_region_failure(
+    sim_factory, app_env, devserver, caplog
+):
+    sim = sim_factory()
+    east = sim.region("eastus2")
+    app_env(
+        settings_for_sim(
+            sim,
+            priorities=PREFER_EAST,
+            circuit_failure_threshold=1,  # a single counted failure would open the circuit
+            idle_timeout_s=120.0,
+            read_timeout_s=120.0,
+            call_deadline_s=180.0,
+        )
+    )
+    east.fault("hang", after_chunks=3, count=1, deployment="gpt-4o-prod")
+    caplog.set_level(logging.INFO, logger="shared.aoai._observers")
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+    with httpx.Client(base_url=devserver.base_url, timeout=60) as client:
+        with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            correlation_id = response.headers["x-correlation-id"]
+            data = 0
+            for line in response.iter_lines():
+                data += line.startswith("data: ")
+                if data == 3:  # every chunk before the stall: now the caller goes away
+                    break
+        # The positive signal: the gateway logged the call as cancelled by the caller.
+        deadline = time.monotonic() + 60
+        finished = []
+        while not finished and time.monotonic() < deadline:
+            finished = [
+                r
+                for r in caplog.records
+                if getattr(r, "correlation_id", None) == correlation_id
+                and getattr(r, "event", None) == "aoai_call"
+            ]
+            time.sleep(0.05)
+        assert [r.outcome for r in finished] == ["cancelled"]
+        circuit = client.get("/health/details").json()["gateway"]["regions"]["eastus2"]["circuit"]
+        assert circuit["state"] == "closed" and circuit["consecutive_failures"] == 0
+        nxt = client.post("/v1/chat/completions", json=dict(body, stream=False, max_tokens=5))
+        assert nxt.status_code == 200 and nxt.headers["x-gateway-region"] == "eastus2"
