@@ -28,6 +28,7 @@ BENCHMARKS = (
     "coldstart",
     "overhead",
     "memory",
+    "embeddings_load",
     "failover",
     "drain",
     "scaleout",

@@ -140,7 +140,7 @@ class CallLoop:
             if not region.circuit.acquire(now):  # pick checked availability; cannot normally fail
                 continue
             dep.budget.charge(now, cost, lane)
-            charged_at = now
+            charged_at = call.sent_at = now  # a stream's later failure is judged by this time
             dep.path = path
             timeout = None
             if remaining < settings.read_timeout_s:

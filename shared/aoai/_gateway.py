@@ -49,6 +49,7 @@ from ._router import DeploymentState, RegionState, Route, Router
 from ._senders import OpenedStream, Senders
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind
+from ._vectors import vectors_as
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ __all__ = ["Gateway"]
 
 _CHAT = "/chat/completions"
 _EMBEDDINGS = "/embeddings"
+_ON_LOOP_VECTORS = 16  # more vectors than this are converted in a worker thread
 
 
 class Gateway:
@@ -204,9 +206,15 @@ class Gateway:
         ttft_ms = elapsed * 1000.0
         loop_deadline = asyncio.get_running_loop().time() + max(0.0, deadline_s - elapsed)
 
+        sent_at = call.sent_at  # when the stream's request was sent (clock.now)
+
         def on_transient(failure: ClassifiedFailure) -> None:
+            # After the first chunk: an upstream break or stall counts toward the circuit's
+            # threshold, never opens it at once, and is judged by when the request was sent
+            # (a stream sent before the circuit opened says nothing about the region now).
+            # A caller going away never gets here (ChatStream.aclose records nothing).
             if failure.action is FailureAction.CIRCUIT:
-                self._policy.region_failed(region, immediate=failure.opens_circuit_at_once)
+                self._policy.region_failed(region, immediate=False, sent_at=sent_at)
 
         def on_end(
             stream: ChatStream, result: CallResult | None, error: BaseException | None
@@ -242,7 +250,9 @@ class Gateway:
 
     async def embeddings(self, request: EmbeddingsRequest, ctx: CallContext) -> CallResult:
         """Embeddings; a batch over the smallest ``max_inputs`` of the alias's deployments is split,
-        the parts are sent concurrently, and the answer is reassembled in order."""
+        the parts are sent concurrently, and the answer is reassembled in order. Upstream always
+        answers in base64; the vectors come back in ``request.encoding_format`` (float when
+        omitted, as OpenAI does). The HTTP API asks for base64 and writes floats itself."""
         started = self._clock.monotonic()
         alias = request.model
         calls = [CallState()]
@@ -256,7 +266,8 @@ class Gateway:
             batches = split_inputs(inputs, size)
             for batch in batches:
                 self._fits(alias, embeddings_tokens(batch), "input")
-            base = request.upstream_body()
+            # Always base64 upstream: vectors stay strings until a caller wants floats (_vectors).
+            base = dict(request.upstream_body(), encoding_format="base64")
             calls = [CallState() for _ in batches]
             on_attempt = self._attempt_observer("embeddings", ctx, alias)
 
@@ -284,6 +295,13 @@ class Gateway:
                 bodies[0]
                 if len(parts) == 1
                 else await asyncio.to_thread(merge_embeddings, bodies, size)
+            )
+            # The caller's encoding (OpenAI's default is float); decoding is off the loop too.
+            encoding = request.encoding_format or "float"
+            data = (
+                await asyncio.to_thread(vectors_as, data, encoding)
+                if len(inputs) > _ON_LOOP_VECTORS
+                else vectors_as(data, encoding)
             )
             result = call_result(
                 alias=alias,
