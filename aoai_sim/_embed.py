@@ -47,6 +47,7 @@ def encode_base64(vec: list[float]) -> str:
 def embedding_json(
     model: str, text: str, model_dims: int, dims: int | None, as_base64: bool
 ) -> str:
-    """The vector serialized for a response body: a JSON array, or a JSON string of base64."""
+    """The vector serialized for a response body: a JSON string of base64, or a JSON array of
+    the same float32 values (as Azure's float answer is), so both encodings decode alike."""
     vec = embedding(model, text, model_dims, dims)
-    return json.dumps(encode_base64(vec)) if as_base64 else json.dumps(vec)
+    return json.dumps(encode_base64(vec)) if as_base64 else json.dumps(array("f", vec).tolist())

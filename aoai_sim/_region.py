@@ -464,6 +464,8 @@ class RegionApp:
         if self._latency.ttft_ms:
             await asyncio.sleep(self._latency.ttft_ms / 1000)
         self.stats.add(dep.name, "prompt_tokens", plan.prompt_tokens)
+        if plan.base64:
+            self.stats.add(dep.name, "embeddings_base64")
         self.stats.status(dep.name, 200)
         headers = [("content-type", "application/json"), *self._headers(route, decision.headers())]
         await conn.send(200, headers, _ops.embeddings_body(dep, plan))

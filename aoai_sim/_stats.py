@@ -30,6 +30,7 @@ _FIELDS = (
     "streamed",
     "slowed",
     "completions_filtered",
+    "embeddings_base64",  # embeddings answers sent as base64 (the rest as float arrays)
 )
 
 

@@ -34,6 +34,7 @@ BENCHMARKS = (
     "coldstart",
     "overhead",
     "memory",
+    "embeddings_load",
     "failover",
     "drain",
     "scaleout",

@@ -479,6 +479,52 @@ def _memory(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _embeddings_load(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Embeddings load (`bench/embeddings_load.py`)",
+        "",
+        f"`{r['summary']}`",
+        "",
+        f"One {r['inputs']}-input embeddings call ({r['parts']} upstream parts) through the dev server while "
+        "small chats run back to back; once asking for floats, once for base64. RSS is the dev server's "
+        f"process RSS: before the call, its peak, 0.5 s after, and settled {r['settle_s']} s later.",
+        "",
+    ]
+    rows = []
+    for encoding, m in r["encodings"].items():
+        rss = m["rss_mib"]
+        rows.append(
+            [
+                encoding,
+                m["response_mb"],
+                m["call_s"],
+                m["chat_p99_ms"]["baseline"],
+                m["chat_p99_ms"]["during"],
+                m["p99_added_ms"],
+                rss["before"],
+                rss["peak"],
+                rss["after"],
+                rss["settled"],
+            ]
+        )
+    lines += _table(
+        [
+            "encoding",
+            "answer MB",
+            "call s",
+            "chat p99 before ms",
+            "chat p99 during ms",
+            "p99 added ms",
+            "RSS before MiB",
+            "peak",
+            "after",
+            "settled",
+        ],
+        rows,
+    )
+    return lines
+
+
 def _chaos(r: dict[str, Any]) -> list[str]:
     lines = [
         "## 6. Chaos (`bench/chaos.py`, written with the backlog)",
@@ -609,6 +655,8 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
         lines += _coldstart(b["coldstart"])
     if "memory" in b and "error" not in b["memory"]:
         lines += _memory(b["memory"])
+    if "embeddings_load" in b and "error" not in b["embeddings_load"]:
+        lines += _embeddings_load(b["embeddings_load"])
     if "chaos" in b and "skipped" not in b["chaos"]:
         lines += _chaos(b["chaos"])
     if "batchlane" in b and "error" not in b["batchlane"] and "skipped" not in b["batchlane"]:

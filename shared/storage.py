@@ -1,11 +1,19 @@
 """Where storage lives: the endpoints of identity-based storage and the emulator's shorthand.
-Shared by the backlog's clients and the gateway's shared health table."""
+Shared by the backlog's clients and the gateway's tables. The tables' one helper (where a table
+is, create on first use, ETag-guarded writes) is ``shared._tables``, re-exported here."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["expand_dev_connection", "storage_endpoint"]
+__all__ = [
+    "EtagTable",
+    "RowConflict",
+    "TableTarget",
+    "expand_dev_connection",
+    "storage_endpoint",
+    "table_target",
+]
 
 
 def storage_endpoint(kind: str, *, account: str | None, uris: Mapping[str, str | None]) -> str:
@@ -36,3 +44,6 @@ def expand_dev_connection(connection: str) -> str:
         if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true"
         else connection
     )
+
+
+from ._tables import EtagTable, RowConflict, TableTarget, table_target  # noqa: E402

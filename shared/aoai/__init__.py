@@ -40,6 +40,7 @@ from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
+from ._vectors import float32_array
 
 __all__ = [
     "AccessLayer",
@@ -85,6 +86,7 @@ __all__ = [
     "UnknownModel",
     "UpstreamUnavailable",
     "Usage",
+    "float32_array",
     "health_status",
     "log_safe",
     "request_tokens",

@@ -179,12 +179,15 @@ class DeploymentBudget:
         if self.shared is not None:
             self.shared.observe(sent_at, now, headers)
 
-    def refund(self, charged_at: float, tokens: int) -> None:
+    def refund(self, charged_at: float, tokens: int, lane: str = INTERACTIVE) -> None:
         """Release a charge Azure did not count (no response reached us, or a 5xx): the
-        request's tokens and its request slots are free again."""
+        request's tokens and its request slots are free again; with a ledger, the lease's
+        unused part goes back to the shared row (``SharedQuota.refund``)."""
         self.tokens.release(charged_at, tokens)
         self.requests.release(charged_at, 1)
         self.burst.release(charged_at, 1)
+        if self.shared is not None:
+            self.shared.refund(charged_at, tokens, lane)
 
     def rates(self) -> tuple[float, float]:
         """Sustained (requests, tokens) per second: each window's limit over its span, the

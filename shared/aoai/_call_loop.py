@@ -140,7 +140,7 @@ class CallLoop:
             if not region.circuit.acquire(now):  # pick checked availability; cannot normally fail
                 continue
             dep.budget.charge(now, cost, lane)
-            charged_at = now
+            charged_at = call.sent_at = now  # a stream's later failure is judged by this time
             dep.path = path
             timeout = None
             if remaining < settings.read_timeout_s:
@@ -155,7 +155,7 @@ class CallLoop:
                     value, headers = await send(client, path, body, timeout)
             except ClassifiedFailure as failure:
                 if failure.kind in _NOT_COUNTED:
-                    dep.budget.refund(charged_at, cost)
+                    dep.budget.refund(charged_at, cost, lane)
                 attempt = Attempt(
                     *route.names,
                     failure.kind,
@@ -173,7 +173,7 @@ class CallLoop:
                 continue
             except TimeoutError:
                 region.circuit.release()
-                dep.budget.refund(charged_at, cost)
+                dep.budget.refund(charged_at, cost, lane)
                 record(
                     Attempt(
                         *route.names,

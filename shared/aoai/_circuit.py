@@ -17,8 +17,11 @@
 Any HTTP answer other than a 5xx proves the region is reachable and counts as a success here,
 with one rule about time: **only an answer to a request sent after the circuit opened (the
 half-open probe) closes it**, and a late failure of a request sent before it opened neither
-extends ``open_until`` nor counts. Callers pass ``sent_at`` (the clock's ``now`` when the
-attempt was sent); a slow 429 from before the outage says nothing about the region now.
+extends ``open_until`` nor counts; nor does it count once a probe has closed the circuit again
+(a stream sent before the outage that breaks after the recovery). Callers pass ``sent_at``
+(the clock's ``now`` when the attempt was sent; for a failure after a stream's first chunk,
+when the stream's request was sent); a slow 429 from before the outage says nothing about the
+region now.
 """
 
 from __future__ import annotations
@@ -62,8 +65,9 @@ class Circuit:
         self.probing = False
 
     def _stale(self, sent_at: float | None) -> bool:
-        """A verdict on a request sent before the circuit (re)opened."""
-        return bool(self.open_until) and sent_at is not None and sent_at < self.changed_at
+        """A verdict on a request sent before the circuit last changed state (opened, reopened,
+        or closed by a probe): it says nothing about the region since."""
+        return sent_at is not None and sent_at < self.changed_at
 
     def record_success(self, now: float, *, sent_at: float | None = None) -> bool:
         """Returns True when this closed an open circuit."""

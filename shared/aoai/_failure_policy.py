@@ -46,6 +46,7 @@ class CallState:
     attempts: list[Attempt] = field(default_factory=list)
     auth: tuple[Route, ClassifiedFailure] | None = None
     missing: Route | None = None
+    sent_at: float | None = None  # clock.now() when the latest attempt was sent
 
 
 class FailurePolicy:
@@ -111,7 +112,9 @@ class FailurePolicy:
     def region_failed(
         self, region: RegionState, *, immediate: bool, sent_at: float | None = None
     ) -> None:
-        """A transient failure of the region (also after a stream's first chunk, or a probe)."""
+        """A transient failure of the region (also after a stream's first chunk, or a probe).
+        ``sent_at`` is when the failed request was sent: a verdict on a request sent before the
+        circuit (re)opened neither extends nor reopens it (``Circuit.record_failure``)."""
         if region.circuit.record_failure(self._now(), immediate=immediate, sent_at=sent_at):
             self._health.publish_region(region)
 

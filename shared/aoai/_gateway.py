@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from shared.settings import GatewaySettings
+from shared.storage import table_target
 
 from ._budget import embeddings_tokens, request_tokens
 from ._call_loop import CallLoop
@@ -47,11 +49,15 @@ from ._router import DeploymentState, RegionState, Route, Router
 from ._senders import OpenedStream, Senders
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind
+from ._vectors import vectors_as
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Gateway"]
 
 _CHAT = "/chat/completions"
 _EMBEDDINGS = "/embeddings"
+_ON_LOOP_VECTORS = 16  # more vectors than this are converted in a worker thread
 
 
 class Gateway:
@@ -75,7 +81,7 @@ class Gateway:
         self._clients = clients if clients is not None else ClientProvider(settings)
         self._clock: Clock = clock if clock is not None else SystemClock()
         instance = instance or uuid.uuid4().hex[:12]
-        self._ledger = _quota_ledger(settings, ledger, instance, self._clock)
+        self._ledger, self._ledger_off = _quota_ledger(settings, ledger, instance, self._clock)
         self._router = Router.from_settings(settings, self._ledger)
         if health is None:
             health = health_store_from_settings(settings)
@@ -205,9 +211,15 @@ class Gateway:
         ttft_ms = elapsed * 1000.0
         loop_deadline = asyncio.get_running_loop().time() + max(0.0, deadline_s - elapsed)
 
+        sent_at = call.sent_at  # when the stream's request was sent (clock.now)
+
         def on_transient(failure: ClassifiedFailure) -> None:
+            # After the first chunk: an upstream break or stall counts toward the circuit's
+            # threshold, never opens it at once, and is judged by when the request was sent
+            # (a stream sent before the circuit opened says nothing about the region now).
+            # A caller going away never gets here (ChatStream.aclose records nothing).
             if failure.action is FailureAction.CIRCUIT:
-                self._policy.region_failed(region, immediate=failure.opens_circuit_at_once)
+                self._policy.region_failed(region, immediate=False, sent_at=sent_at)
 
         def on_end(
             stream: ChatStream, result: CallResult | None, error: BaseException | None
@@ -243,7 +255,9 @@ class Gateway:
 
     async def embeddings(self, request: EmbeddingsRequest, ctx: CallContext) -> CallResult:
         """Embeddings; a batch over the smallest ``max_inputs`` of the alias's deployments is split,
-        the parts are sent concurrently, and the answer is reassembled in order."""
+        the parts are sent concurrently, and the answer is reassembled in order. Upstream always
+        answers in base64; the vectors come back in ``request.encoding_format`` (float when
+        omitted, as OpenAI does). The HTTP API asks for base64 and writes floats itself."""
         started = self._clock.monotonic()
         alias = request.model
         calls = [CallState()]
@@ -257,7 +271,8 @@ class Gateway:
             batches = split_inputs(inputs, size)
             for batch in batches:
                 self._fits(alias, embeddings_tokens(batch), "input")
-            base = request.upstream_body()
+            # Always base64 upstream: vectors stay strings until a caller wants floats (_vectors).
+            base = dict(request.upstream_body(), encoding_format="base64")
             calls = [CallState() for _ in batches]
             on_attempt = self._attempt_observer("embeddings", ctx, alias)
 
@@ -285,6 +300,13 @@ class Gateway:
                 bodies[0]
                 if len(parts) == 1
                 else await asyncio.to_thread(merge_embeddings, bodies, size)
+            )
+            # The caller's encoding (OpenAI's default is float); decoding is off the loop too.
+            encoding = request.encoding_format or "float"
+            data = (
+                await asyncio.to_thread(vectors_as, data, encoding)
+                if len(inputs) > _ON_LOOP_VECTORS
+                else vectors_as(data, encoding)
             )
             result = call_result(
                 alias=alias,
@@ -334,7 +356,9 @@ class Gateway:
                 "available": shared.available,
                 "last_read": shared.last_read,
             },
-            "ledger": self._ledger.report() if self._ledger is not None else None,
+            "ledger": self._ledger.report()
+            if self._ledger is not None
+            else {"mode": "off", "reason": self._ledger_off},
         }
 
     async def probe_regions(self) -> dict[str, bool]:
@@ -381,6 +405,8 @@ class Gateway:
         results = dict(await asyncio.gather(*(probe(name) for name in self._router.regions)))
         await self.probe_exhausted()
         await shared.drain()
+        if self._ledger is not None:  # the shared view of the windows, for capacity() next
+            await self._ledger.refresh()
         return results
 
     async def probe_exhausted(self) -> dict[str, bool]:
@@ -451,7 +477,9 @@ class Gateway:
 
     def capacity(self, alias: str) -> Capacity:
         """Requests and tokens absorbable right now across the alias's usable deployments, and the
-        rates at which their quotas replenish (see ``Capacity``)."""
+        rates at which their quotas replenish (see ``Capacity``). With the ledger, what is free
+        is also bounded by what every instance has leased of the current windows, as last read
+        (``probe_regions`` reads the rows); ``Capacity.source`` says which view counted."""
         self._known(alias)
         return alias_capacity(alias, self._router.tiers[alias], self._clock.now())
 
@@ -538,17 +566,23 @@ class Gateway:
 
 def _quota_ledger(
     settings: GatewaySettings, store: LedgerStore | None, instance: str, clock: Clock
-) -> QuotaLedger | None:
-    """The shared quota ledger (None: per-instance pacing, when it is off or has no storage)."""
+) -> tuple[QuotaLedger | None, str | None]:
+    """The shared quota ledger, or None and why (per-instance pacing): ``disabled`` by the
+    setting, or ``no_storage``. Its table is found as the shared health's is
+    (``shared.storage.table_target``)."""
     if not settings.ledger_enabled:
-        return None
+        return None, "disabled"
     if store is None:
-        if not settings.storage_connection:
-            return None
-        store = TableLedgerStore(
-            settings.storage_connection, settings.ledger_table, timeout_s=settings.ledger_timeout_s
-        )
-    return QuotaLedger(
+        target = table_target(settings, settings.ledger_table, timeout_s=settings.ledger_timeout_s)
+        if target is None:
+            logger.warning(
+                "quota ledger off: no storage configured (AzureWebJobsStorage or "
+                "AzureWebJobsStorage__accountName / __tableServiceUri); each instance paces "
+                "its deployments alone, as if it had the whole quota"
+            )
+            return None, "no_storage"
+        store = TableLedgerStore(None, settings.ledger_table, target=target)
+    ledger = QuotaLedger(
         store,
         instance=instance,
         now=clock.now,
@@ -560,3 +594,4 @@ def _quota_ledger(
             retry_s=settings.ledger_retry_s,
         ),
     )
+    return ledger, None

@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shared.storage import EtagTable, TableTarget, table_target
+
 __all__ = [
     "HealthRecord",
     "HealthStore",
@@ -94,7 +96,8 @@ def _row_key(key: str) -> str:
 
 class TableHealthStore:
     """Health records in an Azure Storage table (created on first use): by connection string, or
-    identity-based (``endpoint`` + a credential from the app's policy, ``shared.credentials``)."""
+    identity-based (``endpoint`` + a credential from the app's policy, ``shared.credentials``).
+    Where the table is and how it is reached: ``shared.storage.TableTarget``."""
 
     def __init__(
         self,
@@ -105,68 +108,38 @@ class TableHealthStore:
         endpoint: str | None = None,
         credentials: Any = None,
         client_id: str | None = None,
+        target: TableTarget | None = None,
     ) -> None:
-        if not connection_string and not endpoint:
-            raise ValueError("TableHealthStore needs a connection string or an endpoint")
-        self._connection_string = connection_string
-        self._endpoint = endpoint
-        self._credentials = credentials  # a CredentialPool for the identity-based form
-        self._client_id = client_id
-        self._table_name = table_name
-        self._timeout_s = timeout_s
-        self._client: Any = None
-        self._ready = False
+        if target is None:
+            if not connection_string and not endpoint:
+                raise ValueError("TableHealthStore needs a connection string or an endpoint")
+            target = TableTarget(
+                table_name,
+                connection=connection_string,
+                endpoint=endpoint,
+                credentials=credentials,
+                client_id=client_id,
+                timeout_s=timeout_s,
+            )
+        self.target = target
+        self._rows: EtagTable | None = None
 
     def describe(self) -> dict[str, Any]:
         """What the health report shows about the store (never a key)."""
-        if self._connection_string:
-            return {"kind": "table", "table": self._table_name, "auth": "connection_string"}
-        return {
-            "kind": "table",
-            "table": self._table_name,
-            "endpoint": self._endpoint,
-            "auth": self._credentials.policy.describe(self._client_id),
-        }
+        return self.target.describe()
+
+    def _store(self) -> EtagTable:
+        # No SDK retries: the gateway treats a failing table as absent and tries again later.
+        if self._rows is None:
+            self._rows = EtagTable(self.target.client())
+        return self._rows
 
     def _table(self) -> Any:
-        if self._client is None:
-            from azure.data.tables.aio import TableClient
-
-            # No SDK retries: the gateway treats a failing table as absent and tries again later.
-            options: dict[str, Any] = {
-                "table_name": self._table_name,
-                "retry_total": 0,
-                "connection_timeout": self._timeout_s,
-                "read_timeout": self._timeout_s,
-            }
-            if self._connection_string:
-                self._client = TableClient.from_connection_string(
-                    self._connection_string, **options
-                )
-            else:
-                self._client = TableClient(
-                    str(self._endpoint),
-                    credential=self._credentials.get(self._client_id),
-                    **options,
-                )
-        return self._client
-
-    async def _ensure(self) -> Any:
-        table = self._table()
-        if not self._ready:
-            from azure.core.exceptions import ResourceExistsError
-
-            try:
-                await table.create_table()
-            except ResourceExistsError:
-                pass
-            self._ready = True
-        return table
+        return self._store().client
 
     async def read_all(self) -> list[HealthRecord]:
-        table = await self._ensure()
         records = []
-        async for entity in table.query_entities(f"PartitionKey eq '{_PARTITION}'"):
+        async for entity in self._store().query(f"PartitionKey eq '{_PARTITION}'"):
             records.append(
                 HealthRecord(
                     key=str(entity.get("key") or entity["RowKey"].replace("|", "/")),
@@ -179,63 +152,32 @@ class TableHealthStore:
         return records
 
     async def write(self, records: Sequence[HealthRecord]) -> None:
-        from azure.data.tables import UpdateMode
-
-        table = await self._ensure()
-        for record in records:
-            await table.upsert_entity(
-                {
-                    "PartitionKey": _PARTITION,
-                    "RowKey": _row_key(record.key),
-                    "key": record.key,
-                    "state": record.state,
-                    "until": float(record.until),
-                    "updated": float(record.updated),
-                    "writer": record.writer,
-                },
-                mode=UpdateMode.REPLACE,
-            )
+        await self._store().replace(
+            {
+                "PartitionKey": _PARTITION,
+                "RowKey": _row_key(record.key),
+                "key": record.key,
+                "state": record.state,
+                "until": float(record.until),
+                "updated": float(record.updated),
+                "writer": record.writer,
+            }
+            for record in records
+        )
 
     async def aclose(self) -> None:
         from shared.credentials import close_all
 
-        closers = []
-        if self._client is not None:
-            client, self._client = self._client, None
-            closers.append(client.close)
-        if self._credentials is not None:
-            closers.append(self._credentials.aclose)
-        await close_all(closers)
+        rows, self._rows = self._rows, None
+        await close_all(([rows.aclose] if rows is not None else []) + [self.target.aclose])
 
 
 def health_store_from_settings(settings: Any) -> TableHealthStore | None:
-    """The shared health store the settings name: a connection string, or identity-based storage
-    (``AzureWebJobsStorage__accountName`` / ``__tableServiceUri`` / ``__queueServiceUri``) under the
-    app's credential policy; None (health per instance) when no storage is configured."""
-    if settings.storage_connection:
-        return TableHealthStore(_expand_dev(settings.storage_connection), settings.health_table)
-    uris = {
-        "table": getattr(settings, "storage_table_uri", None),
-        "queue": getattr(settings, "storage_queue_uri", None),
-    }
-    if not (settings.storage_account or any(uris.values())):
-        return None
-    from shared.credentials import CredentialPool
-    from shared.storage import storage_endpoint
-
-    return TableHealthStore(
-        None,
-        settings.health_table,
-        endpoint=storage_endpoint("table", account=settings.storage_account, uris=uris),
-        credentials=CredentialPool(),
-        client_id=getattr(settings, "storage_client_id", None),
-    )
-
-
-def _expand_dev(connection: str) -> str:
-    from shared.storage import expand_dev_connection
-
-    return expand_dev_connection(connection)
+    """The shared health store the settings name (``shared.storage.table_target``: a connection
+    string, or identity-based storage under the app's credential policy); None (health per
+    instance) when no storage is configured."""
+    target = table_target(settings, settings.health_table, timeout_s=2.0)
+    return TableHealthStore(None, settings.health_table, target=target) if target else None
 
 
 class SharedHealth:

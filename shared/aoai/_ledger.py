@@ -21,6 +21,11 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
 * Ground truth: each response's ``x-ratelimit-remaining-*`` says how much the window really has
   left. A lower figure than the ledger's (another client of the deployment) raises the row's
   count at the next lease and shrinks this instance's lease at once.
+* Uncounted failures (no answer, 5xx: ``DeploymentBudget.refund``) put their charge back into
+  the lease and return the lease's unused part to the row (``give_back``, in a task), so an
+  outage burst does not hold the window leased away from the other instances.
+* ``window_view``: the row's view of the current windows (what all instances leased), which
+  bounds ``Gateway.capacity``; ``refresh`` (from ``probe_regions``) reads it without a lease.
 * Storage unreachable (timeout, connection, any error): for ``retry_s`` the deployment falls back
   to the instance's own sliding-window budget at a *conservative share* of the quota:
   ``min(fallback_share, 1 / members)`` (members: instances seen in the row in the last minutes),
@@ -110,7 +115,11 @@ class QuotaLedger:
             "leases": 0,
             "refusals": 0,
             "charges": 0,
+            "returns": 0,
+            "returned_tokens": 0,
+            "returned_requests": 0,
         }
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def attach(self, key: str, *, tpm: int, rpm: int, minute_s: float) -> SharedQuota:
         quota = SharedQuota(self, key, tpm=tpm, rpm=rpm, minute_s=minute_s)
@@ -145,12 +154,34 @@ class QuotaLedger:
             logger.info("quota ledger available again")
         self._down_until = 0.0
 
+    def spawn(self, work: Any) -> None:
+        """Run ``work`` (a give-back) in a task the ledger keeps until it ends; ``drain`` awaits."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Await the give-backs under way (they log their own failures)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def refresh(self) -> None:
+        """Read every deployment's row (no write): the shared view of the current windows that
+        ``SharedQuota.window_view`` and ``Gateway.capacity`` report."""
+        await self.drain()
+        for quota in self.quotas.values():
+            if not self.usable(self._now()):
+                return
+            await quota.refresh()
+
     def report(self) -> dict[str, Any]:
         now = self._now()
         calls = max(1, self.stats["charges"])
+        describe = getattr(self.store, "describe", None)
         return {
             "instance": self.instance,
             "store": type(self.store).__name__,
+            "backend": describe() if callable(describe) else None,
             "mode": "shared" if self.usable(now) else "fallback",
             "down_until": self._down_until if self._down_until > now else None,
             "reserve": self.config.reserve,
@@ -164,6 +195,7 @@ class QuotaLedger:
 
     async def aclose(self) -> None:
         try:
+            await self.drain()
             await self.store.aclose()
         except Exception:  # noqa: BLE001
             pass
@@ -243,6 +275,134 @@ class SharedQuota:
                 return
         lease.tokens = max(0, lease.tokens - min(cost, self.token_limit))
         lease.requests = max(0, lease.requests - 1)
+
+    def refund(self, charged_at: float, cost: int, lane: str) -> None:
+        """A charge Azure did not count (no response, a 5xx): put it back into the lane's lease
+        and return the lease's unused part to the row (``give_back``, in a task), so that an
+        outage burst does not keep the window leased away from the other instances."""
+        now = self._ledger._now()
+        if not self._ledger.usable(now):
+            return
+        slot = self._slot(now)
+        charged = self._slot(charged_at)
+        if (charged.token_window, charged.request_window) != (
+            slot.token_window,
+            slot.request_window,
+        ):
+            return  # charged in a window that is over: nothing left to give back
+        # Into the lane's lease, or a new one when a give-back has just taken it.
+        lease = self._valid(self._leases[lane], slot)
+        if lease is None:
+            lease = self._leases[lane] = _Lease(slot.token_window, slot.request_window, 0, 0)
+        lease.tokens += min(cost, self.token_limit)
+        lease.requests += 1
+        self._ledger.spawn(self.give_back(lane))
+
+    async def give_back(self, lane: str) -> None:
+        """Return the lane's unused lease to the row (ETag-guarded, like a lease). The lease is
+        taken first, so nothing is spent from it while it goes back; kept when storage fails."""
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        async with lock:
+            now = self._ledger._now()
+            if not self._ledger.usable(now):
+                return
+            lease = self._valid(self._leases[lane], self._slot(now))
+            if lease is None or (lease.tokens <= 0 and lease.requests <= 0):
+                return
+            self._leases[lane] = None
+            try:
+                await asyncio.wait_for(
+                    self._return(lease, lane, now), self._ledger.config.timeout_s
+                )
+            except Exception as exc:  # noqa: BLE001 - storage trouble: keep the lease
+                self._ledger.failed(exc)
+                current = self._leases[lane]
+                if current is None:
+                    self._leases[lane] = lease
+                elif (current.token_window, current.request_window) == (
+                    lease.token_window,
+                    lease.request_window,
+                ):
+                    current.tokens += lease.tokens
+                    current.requests += lease.requests
+
+    async def _return(self, lease: _Lease, lane: str, now: float) -> None:
+        ledger = self._ledger
+        stats = ledger.stats
+        for _ in range(ledger.config.max_conflicts):
+            stats["reads"] += 1
+            row, etag = await ledger.store.read(self.key)
+            if row is None:
+                return
+            tokens = requests = 0
+            if row.token_window == lease.token_window:
+                tokens = min(max(0, lease.tokens), row.tokens)
+                row.tokens -= tokens
+                if lane == BACKLOG:
+                    row.backlog_tokens -= min(tokens, row.backlog_tokens)
+            if row.request_window == lease.request_window:
+                requests = min(max(0, lease.requests), row.requests)
+                row.requests -= requests
+            if not tokens and not requests:
+                return
+            stats["writes"] += 1
+            try:
+                await ledger.store.write(self.key, row, etag)
+            except LedgerConflict:
+                stats["conflicts"] += 1
+                continue
+            ledger.recovered()
+            stats["returns"] += 1
+            stats["returned_tokens"] += tokens
+            stats["returned_requests"] += requests
+            self._remember(row, now)
+            return
+
+    async def refresh(self) -> None:
+        """Read the row (no write) into ``last_row``: what every instance has leased."""
+        ledger = self._ledger
+        now = ledger._now()
+        try:
+            ledger.stats["reads"] += 1
+            row, _ = await asyncio.wait_for(ledger.store.read(self.key), ledger.config.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - storage trouble: capacity says "local"
+            ledger.failed(exc)
+            return
+        ledger.recovered()
+        row = row if row is not None else LedgerRow()
+        self._merge_phase(row)
+        slot = self._slot(now)
+        if row.token_window < slot.token_window:  # nothing leased in this window yet
+            row.token_window, row.tokens, row.backlog_tokens = slot.token_window, 0, 0
+        if row.request_window < slot.request_window:
+            row.request_window, row.requests = slot.request_window, 0
+        self._remember(row, now)
+
+    def window_view(self, now: float) -> dict[str, Any] | None:
+        """The ledger's view of the current windows: what all instances have leased, and what
+        this instance may still use (the window's rest plus its own unspent leases). None when
+        the ledger is unreachable or no row of the current windows has been read."""
+        row = self.last_row
+        if row is None or not self._ledger.usable(now):
+            return None
+        slot = self._slot(now)
+        if row["token_window"] != slot.token_window or row["request_window"] != slot.request_window:
+            return None
+        own_tokens = own_requests = 0
+        for lease in self._leases.values():
+            if lease is not None and lease.token_window == slot.token_window:
+                own_tokens += lease.tokens
+            if lease is not None and lease.request_window == slot.request_window:
+                own_requests += lease.requests
+        return {
+            "tokens_leased": row["tokens"],
+            "requests_leased": row["requests"],
+            "free_tokens": max(0, self.token_limit - row["tokens"]) + own_tokens,
+            "free_requests": max(0, self.request_limit - row["requests"]) + own_requests,
+            "read_s_ago": round(now - row["read_at"], 3),
+        }
 
     def _valid(self, lease: _Lease | None, slot: _Slot) -> _Lease | None:
         """The lease rolled to ``slot``: tokens last their token window, requests their
@@ -532,7 +692,16 @@ class SharedQuota:
             "row": self.last_row,
             "members": {k: round(now - v, 3) for k, v in sorted(self._members.items())},
             "fallback_share": round(self.fallback_share, 4),
+            "window": self._window_report(now),
         }
+
+    def _window_report(self, now: float) -> dict[str, Any]:
+        view = self.window_view(now)
+        if view is not None:
+            return {"source": "ledger", **view}
+        # the instance's own windows count (shown with the deployment's budget in the report)
+        why = "ledger_unreachable" if not self._ledger.usable(now) else "no_current_row_read"
+        return {"source": "local", "reason": why}
 
 
 def _guard(span: float) -> float:

@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from shared.storage import EtagTable, RowConflict, TableTarget
+
 __all__ = [
     "InMemoryLedgerStore",
     "LedgerConflict",
@@ -96,74 +98,45 @@ class InMemoryLedgerStore:
 
 
 class TableLedgerStore:
-    """Ledger rows in an Azure Storage table (created on first use); no SDK retries."""
+    """Ledger rows in an Azure Storage table (created on first use); no SDK retries. By
+    connection string, or at a ``TableTarget`` (identity-based storage, ``shared.storage``)."""
 
-    def __init__(self, connection_string: str, table_name: str, *, timeout_s: float = 2.0) -> None:
-        self._connection_string = connection_string
-        self._table_name = table_name
-        self._timeout_s = timeout_s
-        self._client: Any = None
-        self._ready = False
+    def __init__(
+        self,
+        connection_string: str | None,
+        table_name: str,
+        *,
+        timeout_s: float = 2.0,
+        target: TableTarget | None = None,
+    ) -> None:
+        self.target = target or TableTarget(
+            table_name, connection=connection_string, timeout_s=timeout_s
+        )
+        self._table: EtagTable | None = None
 
-    async def _table(self) -> Any:
-        if self._client is None:
-            from azure.data.tables.aio import TableClient
+    def describe(self) -> dict[str, Any]:
+        return self.target.describe()
 
-            self._client = TableClient.from_connection_string(
-                self._connection_string,
-                table_name=self._table_name,
-                retry_total=0,
-                connection_timeout=self._timeout_s,
-                read_timeout=self._timeout_s,
-            )
-        if not self._ready:
-            from azure.core.exceptions import ResourceExistsError
-
-            try:
-                await self._client.create_table()
-            except ResourceExistsError:
-                pass
-            self._ready = True
-        return self._client
+    def _rows(self) -> EtagTable:
+        if self._table is None:
+            self._table = EtagTable(self.target.client())
+        return self._table
 
     async def read(self, key: str) -> tuple[LedgerRow | None, str | None]:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        table = await self._table()
-        try:
-            entity = await table.get_entity(_PARTITION, _row_key(key))
-        except ResourceNotFoundError as exc:
-            if "TableNotFound" in str(getattr(exc, "error_code", "") or exc):
-                self._ready = False  # the table was deleted: create it again next time
-                raise
-            return None, None
-        return _from_entity(entity), entity.metadata["etag"]
+        entity, etag = await self._rows().get(_PARTITION, _row_key(key))
+        return (None, None) if entity is None else (_from_entity(entity), etag)
 
     async def write(self, key: str, row: LedgerRow, etag: str | None) -> str:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-        from azure.data.tables import UpdateMode
-
-        table = await self._table()
-        entity = _to_entity(key, row)
         try:
-            if etag is None:
-                meta = await table.create_entity(entity)
-            else:
-                meta = await table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError) as exc:
+            return await self._rows().put(_to_entity(key, row), etag)
+        except RowConflict as exc:
             raise LedgerConflict(key) from exc
-        return str(meta.get("etag", ""))
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.close()
+        from shared.credentials import close_all
+
+        table, self._table = self._table, None
+        await close_all(([table.aclose] if table is not None else []) + [self.target.aclose])
 
 
 def _row_key(key: str) -> str:

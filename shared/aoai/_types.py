@@ -107,3 +107,7 @@ class Capacity:
     retry_at: float | None = None
     requests_per_s: float = 0.0
     tokens_per_s: float = 0.0
+    # "ledger": the shared row's view of the current windows bounded every usable deployment;
+    # "local": this instance's own windows (no ledger, unreachable, or no current row read);
+    # "mixed": some of each.
+    source: str = "local"

@@ -3,8 +3,6 @@ returns a ``Response``. Every exception is answered through ``_errors.error_resp
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,6 +13,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest, SystemClock, health_status
 
 from ._context import RequestInfo, request_info, require_caller
+from ._embeddings_body import SLICE, embeddings_chunks
 from ._errors import error_response
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
@@ -118,25 +117,23 @@ async def embeddings(request: Request, services: Services) -> Response:
         req = parse_body(
             await read_body(request, services.settings().max_body_bytes), EmbeddingsRequest
         )
+        # The gateway keeps vectors as base64 (no float objects); floats are written here, a
+        # slice at a time off the loop, for a caller who asked for them or did not say.
+        as_float = (req.encoding_format or "float") == "float"
         result = await gateway.embeddings(
-            req, CallContext(correlation_id=info.correlation_id, caller=info.caller)
+            req.model_copy(update={"encoding_format": "base64"}),
+            CallContext(correlation_id=info.correlation_id, caller=info.caller),
         )
-        # Thousands of vectors take long to serialize: off the event loop, so other calls go on.
-        content = await asyncio.to_thread(_json_bytes, result.response)
-        return Response(
-            content,
-            media_type="application/json",
-            headers=_routing_headers(info, result.region, result.deployment, result.attempts),
+        headers = _routing_headers(info, result.region, result.deployment, result.attempts)
+        body = result.response or {}
+        if len(body.get("data") or ()) <= SLICE:
+            content = b"".join([chunk async for chunk in embeddings_chunks(body, as_float)])
+            return Response(content, media_type="application/json", headers=headers)
+        return StreamingResponse(
+            embeddings_chunks(body, as_float), media_type="application/json", headers=headers
         )
 
     return await _guarded(request, services, run)
-
-
-def _json_bytes(body: Any) -> bytes:
-    """What JSONResponse would send (compact, UTF-8)."""
-    return json.dumps(
-        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
 
 
 async def list_models(request: Request, services: Services) -> Response:

@@ -12,6 +12,8 @@ import hashlib
 import itertools
 from typing import Any, Protocol
 
+from shared.storage import EtagTable, RowConflict
+
 __all__ = ["InMemoryWindowStore", "TableWindowStore", "WindowConflict", "WindowStore"]
 
 _PARTITION = "callers"
@@ -63,60 +65,27 @@ class TableWindowStore:
     """Rows in an Azure Storage table (created on first use). ``client``: an async TableClient."""
 
     def __init__(self, client: Any) -> None:
-        self._client = client
-        self._ready = False
-
-    async def _table(self) -> Any:
-        if not self._ready:
-            from azure.core.exceptions import ResourceExistsError
-
-            try:
-                await self._client.create_table()
-            except ResourceExistsError:
-                pass
-            self._ready = True
-        return self._client
+        self._rows = EtagTable(client)
 
     async def read(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        table = await self._table()
-        try:
-            entity = await table.get_entity(_PARTITION, _row_key(key))
-        except ResourceNotFoundError:
-            return None, None
-        return _fields(entity), entity.metadata["etag"]
+        entity, etag = await self._rows.get(_PARTITION, _row_key(key))
+        return (None, None) if entity is None else (_fields(entity), etag)
 
     async def write(self, key: str, row: dict[str, Any], etag: str | None) -> str:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-        from azure.data.tables import UpdateMode
-
-        table = await self._table()
         entity = {"PartitionKey": _PARTITION, "RowKey": _row_key(key), "key": key, **row}
         try:
-            if etag is None:
-                meta = await table.create_entity(entity)
-            else:
-                meta = await table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError) as exc:
+            return await self._rows.put(entity, etag)
+        except RowConflict as exc:
             raise WindowConflict(key) from exc
-        return str(meta.get("etag", ""))
 
     async def read_all(self) -> dict[str, dict[str, Any]]:
-        table = await self._table()
         out = {}
-        async for entity in table.query_entities(f"PartitionKey eq '{_PARTITION}'"):
+        async for entity in self._rows.query(f"PartitionKey eq '{_PARTITION}'"):
             out[str(entity["key"])] = _fields(entity)
         return out
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._rows.aclose()
 
 
 def _fields(entity: Any) -> dict[str, Any]:

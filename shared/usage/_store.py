@@ -16,6 +16,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from shared.storage import EtagTable, expand_dev_connection
+
 from ._types import Counts, UsageKey
 
 __all__ = ["InMemoryUsageStore", "TableUsageStore", "UsageStore", "table_client", "table_store"]
@@ -68,24 +70,12 @@ class TableUsageStore:
     ``azure.data.tables.aio.TableClient``, built by the caller (connection string or identity)."""
 
     def __init__(self, client: Any) -> None:
-        self._client = client
-        self._ready = False
-
-    async def _table(self) -> Any:
-        if not self._ready:
-            from azure.core.exceptions import ResourceExistsError
-
-            try:
-                await self._client.create_table()
-            except ResourceExistsError:
-                pass
-            self._ready = True
-        return self._client
+        self._rows = EtagTable(client)
 
     async def write(self, instance: str, rows: Mapping[UsageKey, Counts]) -> None:
         from azure.data.tables import UpdateMode
 
-        table = await self._table()
+        table = await self._rows.ready()
         by_hour: dict[str, list[dict[str, Any]]] = {}
         for key, counts in rows.items():
             by_hour.setdefault(key.hour, []).append(
@@ -117,14 +107,13 @@ class TableUsageStore:
     async def read(
         self, first_hour: str, last_hour: str, *, caller: str | None = None
     ) -> list[tuple[UsageKey, Counts]]:
-        table = await self._table()
         query = (
             f"PartitionKey ge 'h{_quote(first_hour)}' and PartitionKey le 'h{_quote(last_hour)}'"
         )
         if caller is not None:
             query += f" and caller eq '{_quote(caller)}'"
         out: list[tuple[UsageKey, Counts]] = []
-        async for e in table.query_entities(query):
+        async for e in self._rows.query(query):
             key = UsageKey(
                 str(e["hour"]),
                 str(e["caller"]),
@@ -146,15 +135,7 @@ class TableUsageStore:
         return out
 
     async def aclose(self) -> None:
-        await self._client.close()
-
-
-# The emulator's published well-known account (not a secret): what UseDevelopmentStorage=true means.
-_DEV_STORAGE = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
+        await self._rows.aclose()
 
 
 def table_client(connection: str | None, account: str | None, table: str) -> Any | None:
@@ -166,9 +147,9 @@ def table_client(connection: str | None, account: str | None, table: str) -> Any
     from azure.data.tables.aio import TableClient
 
     if connection:
-        if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true":
-            connection = _DEV_STORAGE
-        return TableClient.from_connection_string(connection, table_name=table)
+        return TableClient.from_connection_string(
+            expand_dev_connection(connection), table_name=table
+        )
     from azure.identity.aio import DefaultAzureCredential
 
     return TableClient(
