@@ -40,9 +40,9 @@ from ._harness import (
     HOST,
     PY,
     ROOT,
+    BrokerProcess,
     Budget,
     SimProcess,
-    _stop,
     child_env,
     free_ports,
     gateway_regions,
@@ -122,43 +122,7 @@ def _sim_regions() -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------ processes
 
 
-class _Broker:
-    """``python -m sbbroker`` on a free port (its own process: 8 instances talk to it)."""
-
-    def __init__(self) -> None:
-        self.port = free_ports(1)[0]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def connection_string(self) -> str:
-        return (
-            f"Endpoint=sb://{HOST}:{self.port};SharedAccessKeyName=k;SharedAccessKey=v;"
-            "UseDevelopmentEmulator=true"
-        )
-
-    def __enter__(self) -> _Broker:
-        self.proc = subprocess.Popen(
-            [PY, "-m", "sbbroker", "--port", str(self.port)],
-            cwd=ROOT,
-            env=child_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        import socket
-
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection((HOST, self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError("sbbroker did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
+_Broker = BrokerProcess  # python -m sbbroker in its own process (8 instances talk to it)
 
 
 class _Instances:

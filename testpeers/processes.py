@@ -23,13 +23,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .ports import STARTUP_TIMEOUT_S
+from .ports import STARTUP_TIMEOUT_S, wait_for_port
 
 __all__ = [
     "HOST",
     "LOOPBACK_API_KEY",
     "PY",
     "ROOT",
+    "BrokerProcess",
     "DevServerProcess",
     "SimProcess",
     "child_env",
@@ -271,3 +272,38 @@ class DevServerProcess:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
+
+
+class BrokerProcess:
+    """``python -m sbbroker`` on a free port, in its own process (for several app processes to
+    share; tests use the in-process ``testpeers.broker``)."""
+
+    def __init__(self) -> None:
+        self.port = free_ports(1)[0]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"Endpoint=sb://{HOST}:{self.port};SharedAccessKeyName=k;SharedAccessKey=v;"
+            "UseDevelopmentEmulator=true"
+        )
+
+    def __enter__(self) -> BrokerProcess:
+        self.proc = subprocess.Popen(
+            [PY, "-m", "sbbroker", "--port", str(self.port)],
+            cwd=ROOT,
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(self.port, timeout=STARTUP_TIMEOUT_S, proc=self.proc)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)

@@ -5,8 +5,9 @@
   public names of ``shared`` (no ``shared.<pkg>._module``, no ``_name`` imported from it);
 * ``bench/`` and ``tests/`` import nothing of each other; ``testpeers/`` (the peers both start)
   imports neither;
-* only ``testpeers/`` starts the simulator or Azurite (a command line running ``-m aoai_sim``
-  or Azurite's ``--inMemoryPersistence``): ``bench/`` and ``tests/`` go through it.
+* only ``testpeers/`` starts the simulator, the broker or Azurite (a command line running
+  ``-m aoai_sim``, ``-m sbbroker`` or Azurite's ``--inMemoryPersistence``): ``bench/`` and
+  ``tests/`` go through it (``tests/broker/`` tests the broker's own command line).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def test_bench_and_tests_do_not_import_each_other():
 
 
 _AZURITE = "--inMemoryPersistence"
+_PEERS = {"aoai_sim", "sbbroker"}
 
 
 def _peer_command_lines(path: Path) -> Iterator[int]:
@@ -102,14 +104,15 @@ def _peer_command_lines(path: Path) -> Iterator[int]:
         if isinstance(node, ast.List | ast.Tuple):
             words = [e.value for e in node.elts if isinstance(e, ast.Constant)]
             pairs = itertools.pairwise(words)
-            if any(a == "-m" and b == "aoai_sim" for a, b in pairs) or _AZURITE in words:
+            if any(a == "-m" and b in _PEERS for a, b in pairs) or _AZURITE in words:
                 yield node.lineno
 
 
-def test_only_testpeers_starts_the_simulator_and_azurite():
+def test_only_testpeers_starts_the_simulator_the_broker_and_azurite():
     offenders = [
         f"{_where(path, line)} starts a peer itself (use testpeers)"
         for path in _files("bench", "tests")
+        if "broker" not in path.relative_to(ROOT).parts[1:2]  # the broker's own CLI tests
         for line in _peer_command_lines(path)
     ]
     assert not offenders, "\n".join(offenders)
