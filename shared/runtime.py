@@ -109,9 +109,7 @@ def usage() -> UsageRecorder:
         if "usage" not in _cache:
             from shared.usage import UsageRecorder, table_store
 
-            store = table_store(
-                current.storage_connection, current.storage_account, found.usage_table
-            )
+            store = table_store(current, found.usage_table)
             _cache["usage"] = UsageRecorder(store, flush_s=found.usage_flush_s)
         return cast("UsageRecorder", _cache["usage"])
 
@@ -133,9 +131,7 @@ def caller_quotas() -> CallerQuotas | None:
             limits = load_caller_limits()
             quotas = None
             if limits is not None:
-                client = table_client(
-                    current.storage_connection, current.storage_account, limits.table
-                )
+                client = table_client(current, limits.table)
                 store = TableWindowStore(client) if client is not None else InMemoryWindowStore()
                 quotas = CallerQuotas(limits, store)
             _cache["caller_quotas"] = quotas

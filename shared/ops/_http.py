@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.requests import Request
@@ -134,20 +135,10 @@ async def ops_clear(request: Request, services: Any) -> Response:
 
 async def ops_parked(request: Request, services: Any) -> Response:
     async def body() -> dict[str, Any]:
-        from shared.usage import table_client
-
         from ._parked import parked_jobs
 
-        settings = services.backlog_settings()
-        table = table_client(
-            settings.storage_connection, settings.storage_account, settings.jobs_table
-        )
-        if table is None:
-            raise ApiError(409, "no_job_store", "No job store is configured.")
-        try:
+        async with _jobs_table(services) as table:
             jobs = await parked_jobs(table)
-        finally:
-            await table.close()
         return {"object": "list", "data": jobs}
 
     return await _answer(request, body)
@@ -156,13 +147,29 @@ async def ops_parked(request: Request, services: Any) -> Response:
 _MAX_PARKED_REDRIVE = 500
 
 
+@asynccontextmanager
+async def _jobs_table(services: Any) -> AsyncIterator[Any]:
+    """The job store's table for one request, reached as the job store reaches it; its client
+    and credentials closed after. 409 ``no_job_store`` without storage."""
+    from shared.storage import table_target
+
+    settings = services.backlog_settings()
+    target = table_target(settings, settings.jobs_table)
+    if target is None:
+        raise ApiError(409, "no_job_store", "No job store is configured.")
+    table = target.client()
+    try:
+        yield table
+    finally:
+        await table.close()
+        await target.aclose()
+
+
 async def ops_parked_redrive(request: Request, services: Any) -> Response:
     """Re-drive parked jobs now: ``{"job_ids": [...]}``, or ``{"all": true, "limit": N}`` (the
     ``N`` parked jobs due soonest, at most 500, 200 by default)."""
 
     async def body() -> dict[str, Any]:
-        from shared.usage import table_client
-
         from ._parked import parked_jobs
 
         wanted = await _json(request)
@@ -180,16 +187,8 @@ async def ops_parked_redrive(request: Request, services: Any) -> Response:
                     f"'limit' must be an integer from 1 to {_MAX_PARKED_REDRIVE}.",
                     param="limit",
                 )
-            settings = services.backlog_settings()
-            table = table_client(
-                settings.storage_connection, settings.storage_account, settings.jobs_table
-            )
-            if table is None:
-                raise ApiError(409, "no_job_store", "No job store is configured.")
-            try:
+            async with _jobs_table(services) as table:
                 job_ids = [j["job_id"] for j in await parked_jobs(table, limit=limit)]
-            finally:
-                await table.close()
         elif (
             not isinstance(job_ids, list)
             or not job_ids

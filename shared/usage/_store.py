@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from shared.storage import EtagTable, expand_dev_connection
+from shared.storage import EtagTable, table_target
 
 from ._types import Counts, UsageKey
 
@@ -138,28 +138,16 @@ class TableUsageStore:
         await self._rows.aclose()
 
 
-def table_client(connection: str | None, account: str | None, table: str) -> Any | None:
-    """An async ``TableClient`` on the gateway's storage: a connection string (``UseDevelopment
-    Storage=true`` understood), else the account name with the app's identity
-    (DefaultAzureCredential); None without either."""
-    if not connection and not account:
-        return None
-    from azure.data.tables.aio import TableClient
-
-    if connection:
-        return TableClient.from_connection_string(
-            expand_dev_connection(connection), table_name=table
-        )
-    from azure.identity.aio import DefaultAzureCredential
-
-    return TableClient(
-        f"https://{account}.table.core.windows.net",
-        table_name=table,
-        credential=DefaultAzureCredential(),
-    )
+def table_client(settings: Any, table: str) -> Any | None:
+    """An async ``TableClient`` on the gateway's storage, reached as every other store reaches it
+    (``shared.storage.table_target``): the connection string (``UseDevelopmentStorage=true``
+    understood), else identity-based storage (account name or service URIs, ``__clientId``) under
+    the app's credential policy; None without either. ``settings``: gateway or backlog settings."""
+    target = table_target(settings, table)
+    return target.client() if target is not None else None
 
 
-def table_store(connection: str | None, account: str | None, table: str) -> TableUsageStore | None:
+def table_store(settings: Any, table: str) -> TableUsageStore | None:
     """A ``TableUsageStore`` on the gateway's storage (see ``table_client``); None without one."""
-    client = table_client(connection, account, table)
+    client = table_client(settings, table)
     return TableUsageStore(client) if client is not None else None

@@ -12,7 +12,7 @@ from typing import Any
 import function_app
 from shared import runtime
 from shared.quotas import CallerQuotas, CallerRateLimited, TableWindowStore, load_caller_limits
-from shared.usage import table_client
+from shared.storage import TableTarget
 from tests.fixtures.devserver import settings_env
 from tests.fixtures.gateway import settings_for_sim
 from tests.functional.api._asgi import body_of, make_request
@@ -103,7 +103,7 @@ async def test_two_callers_the_limited_one_gets_429_with_its_headers_the_other_i
     limits = load_caller_limits()
     other_instance = CallerQuotas(
         limits,
-        TableWindowStore(table_client(azurite.connection_string, None, table)),
+        TableWindowStore(TableTarget(table, connection=azurite.connection_string).client()),
         now=clock.now,
     )
     try:
