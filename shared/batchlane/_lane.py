@@ -4,7 +4,7 @@ Every step is recorded in the batch's row after it happened and can run again (s
 
 | step     | does                                                      | if we crash after it, before the record   |
 |----------|-----------------------------------------------------------|-------------------------------------------|
-| accept   | pending row, job ``batched``                              | redelivery writes the same row again      |
+| accept   | job ``batched``, pending row (with the job row's ETag)    | redelivery writes both again              |
 | assemble | blobs, then the batch row (``assembled``)                 | no row: the jobs are still pending        |
 | prepare  | jobs point at the batch, pending rows dropped             | done again (idempotent writes)            |
 | upload   | file uploaded, ``file_id`` recorded (``uploaded``)         | uploaded again (an orphan file, no batch) |
