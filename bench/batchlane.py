@@ -49,9 +49,10 @@ BATCH_CLOCK = {
     "window_s": WINDOW_S,
 }
 # Per-run time caps (s). Measured on the 2-core machine (shared, niced), --quick, 1,000 jobs: the
-# standard lane ~17 jobs/s, the batch lane ~12 jobs/s after the lane's round-trip cuts (it was ~5),
-# plus ~25 ms per job of submission and read-back outside the timed wall. A full run (10k + 10k +
-# 2k faults) is then ~33 min; the caps leave room for a slower machine (8 jobs/s) and stop a stuck
+# standard lane ~18 jobs/s, the batch lane ~17 jobs/s after the lane's round-trip cuts and the
+# bus's several sender links (it was ~5), plus ~30 ms per job of submission and read-back outside
+# the timed wall. A full run (10k + 10k + 2k faults) is then ~33 min; the caps leave room for a
+# slower machine (8 jobs/s) and stop a stuck
 # run instead of letting it take the whole benchmark (a capped run reports hit_time_cap, and its
 # unfinished jobs count as lost).
 CAP_S = {"standard": 1_200.0, "batch": 1_200.0, "faults": WINDOW_S + 300.0}
