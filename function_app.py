@@ -152,6 +152,16 @@ async def job_status(req: Request) -> Response:
     return await jobs.job_status(req, runtime)
 
 
+@backlog_api.route(
+    route="v1/jobs/{job_id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
+async def cancel_job(req: Request) -> Response:
+    """Cancel a waiting job (queued, parked, in the batch lane); 409 while it runs or once done."""
+    from shared import jobs, runtime
+
+    return await jobs.cancel_job(req, runtime)
+
+
 @backlog_api.service_bus_queue_trigger(
     arg_name="msg", queue_name="%BACKLOG_QUEUE%", connection="ServiceBusConnection"
 )

@@ -48,6 +48,14 @@ BATCH_CLOCK = {
     "cancelling_s": 1.0,
     "window_s": WINDOW_S,
 }
+# Per-run time caps (s). Measured on the 2-core machine (shared, niced), --quick, 1,000 jobs: the
+# standard lane ~18 jobs/s, the batch lane ~17 jobs/s after the lane's round-trip cuts and the
+# bus's several sender links (it was ~5), plus ~30 ms per job of submission and read-back outside
+# the timed wall. A full run (10k + 10k + 2k faults) is then ~33 min; the caps leave room for a
+# slower machine (8 jobs/s) and stop a stuck
+# run instead of letting it take the whole benchmark (a capped run reports hit_time_cap, and its
+# unfinished jobs count as lost).
+CAP_S = {"standard": 1_200.0, "batch": 1_200.0, "faults": WINDOW_S + 300.0}
 BACKLOG_SETTINGS = {
     "RETRY_TIMER_SCHEDULE": "*/1 * * * * *",
     "BACKLOG_BATCH_MAX_WAIT_S": "2",
@@ -208,12 +216,16 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
         Azurite() as azurite,
     ):
         storage = azurite.connection_string
-        runs["standard"] = asyncio.run(_lane_run(sim, storage, jobs, "standard", 900, file_lines))
+        runs["standard"] = asyncio.run(
+            _lane_run(sim, storage, jobs, "standard", CAP_S["standard"], file_lines)
+        )
         print(f"  batchlane standard: {_line(runs['standard'])}", flush=True)
-        runs["batch"] = asyncio.run(_lane_run(sim, storage, jobs, "batch", 900, file_lines))
+        runs["batch"] = asyncio.run(
+            _lane_run(sim, storage, jobs, "batch", CAP_S["batch"], file_lines)
+        )
         print(f"  batchlane batch: {_line(runs['batch'])}", flush=True)
         runs["faults"] = asyncio.run(
-            _lane_run(sim, storage, fault_jobs, "batch", WINDOW_S + 300, fault_lines, faults=True)
+            _lane_run(sim, storage, fault_jobs, "batch", CAP_S["faults"], fault_lines, faults=True)
         )
         print(f"  batchlane faults: {_line(runs['faults'])}", flush=True)
     std, bat, flt = runs["standard"], runs["batch"], runs["faults"]
@@ -237,6 +249,7 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
             "prices_per_1m": PRICES,
             "backlog_settings": BACKLOG_SETTINGS,
             "concurrency": CONCURRENCY,
+            "cap_s": CAP_S,
         },
         "runs": runs,
         "cost_ratio": round(ratio, 3),
@@ -250,4 +263,5 @@ def _line(r: dict[str, Any]) -> str:
         f"{r['jobs']} jobs, {r['wall_s']} s ({r['wall_batch_clock_h']} batch-clock h), "
         f"${r['cost_per_1000_usd']}/1000, lost {r['lost']}, dup {r['dup']}, lanes {r['lanes']}, "
         f"standard quota free {r['standard_quota_free']}"
+        + (" (TIME CAP HIT)" if r["hit_time_cap"] else "")
     )

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,8 @@ __all__ = ["main"]
 
 DESCRIPTION = """\
 Operate an Azure OpenAI gateway: region and deployment state across instances, clearing a
-stuck region or deployment, parked jobs, the backlog's dead letters, caller limits and usage.
+stuck region or deployment, parked jobs, cancelling waiting jobs, the backlog's dead letters,
+caller limits and usage.
 
 Point it at the app with --url (the API base, e.g. https://<app>.azurewebsites.net/api) and
 --key (the host's master key; the ops routes take nothing less), or set GATEWAY_URL and
@@ -88,6 +90,18 @@ def _unpark(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
     return data, f"re-driven now: {data['redriven']}\n" + table(
         data["data"], ["job_id", "redriven", "status", "error"]
     )
+
+
+def _cancel(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    rows: list[dict[str, Any]] = []
+    for job_id in args.job_ids:
+        path = f"v1/jobs/{urllib.parse.quote(job_id, safe='')}/cancel"
+        try:
+            job = client.request("POST", path)
+            rows.append({"job_id": job_id, "status": job["status"], "error": None})
+        except OpsError as exc:  # one job's refusal (409 running/finished, 404) is a row
+            rows.append({"job_id": job_id, "status": None, "error": str(exc)})
+    return {"object": "list", "data": rows}, table(rows, ["job_id", "status", "error"])
 
 
 def _dead(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
@@ -179,6 +193,11 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every parked job (up to --limit)")
     unpark.add_argument("--limit", type=int, default=200, help="with --all (default %(default)s)")
     unpark.set_defaults(run=_unpark)
+    cancel = sub.add_parser(
+        "cancel", help="cancel waiting jobs (queued, parked, in the batch lane)"
+    )
+    cancel.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    cancel.set_defaults(run=_cancel)
     dead = sub.add_parser("deadletters", help="peek at the backlog's dead-letter queue")
     dead.add_argument("--limit", type=int, default=50)
     dead.set_defaults(run=_dead)

@@ -39,7 +39,7 @@ param instanceMemoryMB int = 2048
 @minLength(2)
 param openAiAccounts array
 
-@description('Deployments made on every account: [{alias: logical model callers name, name: deployment name, model, version, sku: GlobalStandard | Standard | DataZoneStandard | GlobalBatch, capacity: units of 1,000 TPM}]. Global Batch deployments are for the Batch API and stay out of GATEWAY_REGIONS.')
+@description('Deployments made on every account: [{alias: logical model callers name, name: deployment name, model, version, sku: GlobalStandard | Standard | DataZoneStandard | GlobalBatch, capacity: units of 1,000 TPM}]. A GlobalBatch entry is the batch lane\'s target for its alias (a served alias): GATEWAY_REGIONS gets it in each region\'s batch map, with enqueuedTokens (optional, default capacity * 1,000) as its enqueued-token quota.')
 param modelDeployments array
 
 @description('The backlog\'s Service Bus work queue (BACKLOG_QUEUE).')

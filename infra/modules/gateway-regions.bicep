@@ -4,9 +4,11 @@
 //
 // accounts:    [{name, location, priority, existingResourceId}]   (main.bicep, openAiAccounts)
 // endpoints:   endpoints[i] is the endpoint of accounts[i]
-// deployments: [{alias, name, model, version, sku, capacity}]     (main.bicep, modelDeployments)
+// deployments: [{alias, name, model, version, sku, capacity, enqueuedTokens?}]  (main.bicep, modelDeployments)
 // Every deployment but the Global Batch ones serves its alias on every account; capacity is in
-// units of 1,000 TPM, which is the region table's tpm.
+// units of 1,000 TPM, which is the region table's tpm. A GlobalBatch deployment is its alias's
+// batch-lane target on every account (the region's `batch` map: alias -> {deployment,
+// enqueued_tokens}); enqueuedTokens is its enqueued-token quota (default capacity * 1,000).
 param accounts array
 param endpoints array
 param deployments array
@@ -17,6 +19,14 @@ var served = filter(deployments, d => d.sku != 'GlobalBatch')
 // alias -> {deployment, tpm}, written as JSON text: aliases and deployment names are plain names.
 var modelEntries = [for d in served: '"${d.alias}": {"deployment": "${d.name}", "tpm": ${d.capacity * 1000}}']
 var models = json('{${join(modelEntries, ', ')}}')
+var batchDeployments = filter(deployments, d => d.sku == 'GlobalBatch')
+var batchTargets = [for d in batchDeployments: {
+  alias: d.alias
+  name: d.name
+  tokens: contains(d, 'enqueuedTokens') ? d.enqueuedTokens : d.capacity * 1000
+}]
+var batchEntries = [for t in batchTargets: '"${t.alias}": {"deployment": "${t.name}", "enqueued_tokens": ${t.tokens}}']
+var batch = json('{${join(batchEntries, ', ')}}')
 var regions = [for (account, i) in accounts: {
   name: account.name
   endpoint: endpoints[i]
@@ -25,6 +35,7 @@ var regions = [for (account, i) in accounts: {
   client_id: empty(clientId) ? null : clientId
   api_style: 'v1'
   models: models
+  batch: batch
 }]
 
 output json string = string(regions)

@@ -319,6 +319,26 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/jobs/{job_id}/cancel": {
+                "post": {
+                    "operationId": "cancelJob",
+                    "security": _KEY_SECURITY,
+                    "parameters": [
+                        {
+                            "name": "job_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(
+                            _PASS_THROUGH, "Cancelled (or cancelled already): its status."
+                        ),
+                        **_errors(404, 409, 500, 503),
+                    },
+                }
+            },
             "/v1/usage": {
                 "get": {
                     "operationId": "getUsage",

@@ -4,7 +4,7 @@ Every step is recorded in the batch's row after it happened and can run again (s
 
 | step     | does                                                      | if we crash after it, before the record   |
 |----------|-----------------------------------------------------------|-------------------------------------------|
-| accept   | pending row, job ``batched``                              | redelivery writes the same row again      |
+| accept   | job ``batched``, pending row (with the job row's ETag)    | redelivery writes both again              |
 | assemble | blobs, then the batch row (``assembled``)                 | no row: the jobs are still pending        |
 | prepare  | jobs point at the batch, pending rows dropped             | done again (idempotent writes)            |
 | upload   | file uploaded, ``file_id`` recorded (``uploaded``)         | uploaded again (an orphan file, no batch) |
@@ -135,6 +135,11 @@ class BatchLane:
         assert job.kind == "chat"
         target = self.targets[job.model]
         line = request_line(job, target.deployment)
+        # batched first, then the pending row with the row's ETag (a hint for ``_prepare``). A crash
+        # between the two leaves the message unsettled: its redelivery comes here again.
+        step = await _move(svc, job.job_id, BATCHED, current=record, lane="batch")
+        if step.record is None or step.record.terminal:
+            return  # cancelled (or finished) meanwhile: nothing to put into a file
         pending = PendingJob(
             job.job_id,
             job.model,
@@ -142,9 +147,9 @@ class BatchLane:
             enqueued_tokens(job.request),  # type: ignore[arg-type]
             len(line),
             svc.clock(),
+            step.record.etag if step.moved else None,
         )
         await self.store.add_pending(pending)
-        await _move(svc, job.job_id, BATCHED, current=record, lane="batch")
 
     # -- the timer's pass ----------------------------------------------------------------------
     async def tick(self, svc: JobServices) -> LaneReport:
@@ -230,22 +235,38 @@ class BatchLane:
         report.accepted_files += 1
         logger.info("batch lane: %s assembled with %d jobs for %s", ref, len(take), alias)
         await self._checkpoint("after_assemble", ref)
-        await self._prepare(svc, row)
+        await self._prepare(svc, row, {p.job_id: p.etag for p in take if p.etag})
 
     async def _members(self, row: BatchRow) -> list[JobMessage]:
         data = await self._payloads.get(row.members_blob)
         return [JobMessage.model_validate_json(x) for x in data.decode("utf-8").splitlines() if x]
 
-    async def _prepare(self, svc: JobServices, row: BatchRow) -> BatchRow:
-        """Each member points at the batch; its pending row goes."""
+    async def _prepare(
+        self, svc: JobServices, row: BatchRow, hints: dict[str, str] | None = None
+    ) -> BatchRow:
+        """Each member points at the batch; its pending row goes. ``hints``: job id -> the row's
+        ETag as ``accept`` left it, so the write needs no read (a stale one costs a re-read).
+        The ETags written here are kept beside the batch for ``_apply``, the same way."""
         members = await self._members(row)
         sem = asyncio.Semaphore(_CONCURRENCY)
+        known = hints or {}
+        etags: dict[str, str] = {}
 
         async def mark(job: JobMessage) -> None:
             async with sem:
-                await _move(svc, job.job_id, BATCHED, lane="batch", batch_id=row.batch_ref)
+                step = await _move(
+                    svc,
+                    job.job_id,
+                    BATCHED,
+                    current=_hint(job, known.get(job.job_id)),
+                    lane="batch",
+                    batch_id=row.batch_ref,
+                )
+                if step.moved and step.record is not None and step.record.etag:
+                    etags[job.job_id] = step.record.etag
 
         await asyncio.gather(*(mark(j) for j in members))
+        await self._payloads.put(_etags_blob(row), json.dumps(etags).encode("utf-8"))
         await self.store.drop_pending(row.alias, [j.job_id for j in members])
         row = await self.store.update_batch(row, state="prepared")
         await self._checkpoint("after_prepare", row.batch_ref)
@@ -383,12 +404,20 @@ class BatchLane:
         await self._checkpoint("after_download", row.batch_ref)
         sem = asyncio.Semaphore(_CONCURRENCY)
         owner = f"batch:{row.batch_ref}"
+        etags = await self._etags(row)
 
         async def settle(job: JobMessage) -> None:
             async with sem:
                 outcome = outcomes.get(job.job_id)
                 if outcome is not None and outcome.terminal is not None:
-                    result = await conclude(svc, job.job_id, outcome.terminal, owner=owner, job=job)
+                    result = await conclude(
+                        svc,
+                        job.job_id,
+                        outcome.terminal,
+                        owner=owner,
+                        job=job,
+                        current=_hint(job, etags.get(job.job_id), row.batch_ref),
+                    )
                     report.finished += int(result.won)
                     if result.won:
                         self._count_usage(svc, job, outcome.terminal)
@@ -405,6 +434,16 @@ class BatchLane:
             row.aoai_status,
             len(outcomes),
         )
+
+    async def _etags(self, row: BatchRow) -> dict[str, str]:
+        """The members' ETags ``_prepare`` wrote (hints only: none when the blob is missing)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            data = await self._payloads.get(_etags_blob(row))
+        except ResourceNotFoundError:
+            return {}
+        return dict(json.loads(data))
 
     def _count_usage(self, svc: JobServices, job: JobMessage, terminal: Terminal) -> None:
         """Count a finished line's tokens in the usage store, on lane ``batch`` (batch price)."""
@@ -469,6 +508,30 @@ class BatchLane:
             ),
         )
         report.rerouted += 1
+
+
+def _etags_blob(row: BatchRow) -> str:
+    return f"batchlane/{row.batch_ref}/etags.json"
+
+
+def _hint(job: JobMessage, etag: str | None, batch_ref: str | None = None) -> JobRecord | None:
+    """The job's row as the lane last wrote it (``batched``, with that write's ETag), so the next
+    conditional write needs no read. Only a hint: the job store writes nothing unless the ETag
+    still matches, and on a mismatch reads the row and decides on it as it is."""
+    if etag is None:
+        return None
+    return JobRecord(
+        job_id=job.job_id,
+        status="batched",
+        kind=job.kind,
+        model=job.model,
+        caller=job.caller,
+        reply_to=job.reply_to,
+        priority=job.priority,
+        lane="batch",
+        batch_id=batch_ref,
+        etag=etag,
+    )
 
 
 async def _move(svc: JobServices, job_id: str, status: str, **changes: Any) -> Any:

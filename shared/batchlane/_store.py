@@ -32,6 +32,7 @@ class PendingJob:
     tokens: int
     line_bytes: int
     since: float
+    etag: str | None = None  # the job row's ETag after ``accept``: a hint that saves a read
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,7 @@ class LaneStore:
                 "tokens": job.tokens,
                 "line_bytes": job.line_bytes,
                 "since": job.since,
+                **({"job_etag": job.etag} if job.etag else {}),
             },
             mode=UpdateMode.REPLACE,
         )
@@ -143,6 +145,7 @@ class LaneStore:
                     int(e["tokens"]),
                     int(e["line_bytes"]),
                     e["since"],
+                    e.get("job_etag"),
                 )
             )
         rows.sort(key=lambda p: (p.since, p.job_id))
@@ -198,11 +201,12 @@ class LaneStore:
             return None
 
     async def batches(self, *, open_only: bool = True) -> list[BatchRow]:
-        """Batch rows, oldest first."""
+        """Batch rows, oldest first (open ones only: finished rows are not read at all)."""
         await self._ensure()
         rows = []
+        query = "PartitionKey eq @pk" + (" and state ne @done" if open_only else "")
         async for e in self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": _BATCH_PK}
+            query, parameters={"pk": _BATCH_PK, "done": "done"}
         ):
             row = _row(e)
             if not open_only or row.state in OPEN_STATES:

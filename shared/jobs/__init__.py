@@ -4,6 +4,7 @@ poison handlers. ``function_app.py`` reaches all of it through ``Backlog`` (see 
 """
 
 from ._bus import Bus, Outgoing, QueueNotFound, connect_service_bus
+from ._cancel import JobNotCancellable
 from ._contract import (
     SCHEMA_VERSION,
     InvalidJobMessage,
@@ -17,7 +18,7 @@ from ._contract import (
 from ._core import JobServices, conclude, reply_message_id
 from ._delivery import Delivery, Outcome
 from ._functions_adapter import delivery_from_servicebus, text_from_queue_message
-from ._http import job_status, submit_job
+from ._http import cancel_job, job_status, submit_job
 from ._parking import ParkedJob, ParkingLot, decode_envelope
 from ._payloads import PayloadStore
 from ._records import TERMINAL, JobRecord, Terminal
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidJobMessage",
     "JobIdConflict",
     "JobMessage",
+    "JobNotCancellable",
     "JobRecord",
     "JobReply",
     "JobServices",
@@ -52,6 +54,7 @@ __all__ = [
     "TimerReport",
     "TimerSchedule",
     "build_backlog",
+    "cancel_job",
     "conclude",
     "connect_service_bus",
     "decode_envelope",

@@ -53,17 +53,31 @@ def connect_service_bus(settings: BacklogSettings, credentials: CredentialPool) 
     )
 
 
+_LINKS_PER_QUEUE = 4  # senders per queue: sends on one sender are serialized, so several links
+
+
 class Bus:
-    """One sender per queue, opened on first use; sends on one sender are serialized."""
+    """Up to ``_LINKS_PER_QUEUE`` senders per queue, opened on first use; a send takes a free one
+    (sends on one sender are serialized), so concurrent sends (submissions, replies) overlap."""
 
-    def __init__(self, client: ServiceBusClient) -> None:
+    def __init__(self, client: ServiceBusClient, *, links: int = _LINKS_PER_QUEUE) -> None:
         self._client = client
+        self._links = max(1, links)
         self._senders: dict[str, tuple[ServiceBusSender, asyncio.Lock]] = {}
+        self._turn = 0
 
-    def _sender(self, queue: str) -> tuple[ServiceBusSender, asyncio.Lock]:
-        if queue not in self._senders:
-            self._senders[queue] = (self._client.get_queue_sender(queue_name=queue), asyncio.Lock())
-        return self._senders[queue]
+    def _sender(self, queue: str) -> tuple[str, tuple[ServiceBusSender, asyncio.Lock]]:
+        keys = [f"{queue}#{i}" for i in range(self._links)]
+        free = [k for k in keys if k in self._senders and not self._senders[k][1].locked()]
+        if free:
+            key = free[0]
+        else:
+            missing = [k for k in keys if k not in self._senders]
+            self._turn += 1
+            key = missing[0] if missing else keys[self._turn % len(keys)]
+        if key not in self._senders:
+            self._senders[key] = (self._client.get_queue_sender(queue_name=queue), asyncio.Lock())
+        return key, self._senders[key]
 
     async def send(self, queue: str, message: Outgoing) -> None:
         from azure.servicebus import ServiceBusMessage
@@ -89,15 +103,15 @@ class Bus:
     async def _send(self, queue: str, sb_message: Any) -> None:
         from azure.servicebus.exceptions import MessagingEntityNotFoundError
 
-        sender, lock = self._sender(queue)
+        key, (sender, lock) = self._sender(queue)
         try:
             async with lock:
                 await sender.send_messages(sb_message)
         except MessagingEntityNotFoundError as exc:
-            await self._drop(queue)
+            await self._drop(key)
             raise QueueNotFound(f"Service Bus queue '{queue}' does not exist") from exc
         except Exception:
-            await self._drop(queue)  # a broken link is rebuilt on the next send
+            await self._drop(key)  # a broken link is rebuilt on the next send
             raise
 
     async def _drop(self, queue: str) -> None:

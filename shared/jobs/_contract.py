@@ -322,7 +322,7 @@ class JobReply(BaseModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     job_id: str
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "cancelled"]
     result: dict[str, Any] | None = None
     result_url: str | None = Field(
         default=None,

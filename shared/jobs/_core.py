@@ -158,11 +158,11 @@ async def deliver_reply(
 
 async def _reply_of(svc: JobServices, record: JobRecord) -> JobReply:
     status_url = f"{svc.settings.status_route.rstrip('/')}/{record.job_id}"
-    if record.status == "failed":
+    if record.status in ("failed", "cancelled"):
         return JobReply(
             job_id=record.job_id,
-            status="failed",
-            error=record.error or {"code": "failed", "message": ""},
+            status="cancelled" if record.status == "cancelled" else "failed",
+            error=record.error or {"code": record.status, "message": ""},
         )
     if record.result_chars and record.result_chars > svc.settings.inline_reply_bytes:
         return JobReply(job_id=record.job_id, status="succeeded", result_url=status_url)

@@ -1,5 +1,7 @@
 """The job endpoints: ``POST /api/v1/jobs`` (validate, record, enqueue; 202 + status URL) and
-``GET /api/v1/jobs/{id}`` (status, then result or failure). Parsing and errors reuse ``shared.api``.
+``GET /api/v1/jobs/{id}`` (status, then result or failure) and ``POST /api/v1/jobs/{id}/cancel``
+(a waiting job ends ``cancelled``: 200 with its status; 409 ``job_not_cancellable`` while it runs,
+``job_already_finished`` once it succeeded or failed; OpenAI's ``POST /batches/{id}/cancel`` style). Parsing and errors reuse ``shared.api``.
 
 POST body: the job contract's fields (``request`` required; ``job_id``, ``kind``, ``reply_to``,
 ``priority``, ``deadline`` optional). ``caller`` and ``submitted_at`` are set by the gateway.
@@ -19,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..aoai import UnknownModel
 from ..api import ApiError, error_response, parse_body, read_body, request_info
+from ._cancel import JobNotCancellable
 from ._claim import JobTooLarge
 from ._contract import JobIdConflict, JobMessage
 
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from ..settings import GatewaySettings
     from ._service import Backlog
 
-__all__ = ["JobEndpointServices", "job_status", "submit_job"]
+__all__ = ["JobEndpointServices", "cancel_job", "job_status", "submit_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +94,31 @@ async def job_status(request: Request, services: JobEndpointServices) -> Respons
             raise ApiError(404, "job_not_found", f"No job with id '{job_id[:100]}'.", param="id")
     except Exception as exc:  # noqa: BLE001
         return _error(exc, info, services)
+    return JSONResponse(status, status_code=200, headers=info.headers())
+
+
+async def cancel_job(request: Request, services: JobEndpointServices) -> Response:
+    info = request_info(request)
+    job_id = str(
+        request.path_params.get("job_id")
+        or request.url.path.rstrip("/").removesuffix("/cancel").rsplit("/", 1)[-1]
+    )
+    try:
+        try:
+            status = await services.backlog().cancel(job_id, by=info.caller) if job_id else None
+        except JobNotCancellable as exc:
+            raise ApiError(409, exc.code, str(exc), param="id") from None
+        if status is None:
+            raise ApiError(404, "job_not_found", f"No job with id '{job_id[:100]}'.", param="id")
+    except Exception as exc:  # noqa: BLE001
+        return _error(exc, info, services)
+    logger.info(
+        "job %s cancel by %s: %s",
+        job_id,
+        info.caller,
+        status["status"],
+        extra={"correlation_id": job_id},
+    )
     return JSONResponse(status, status_code=200, headers=info.headers())
 
 

@@ -7,12 +7,20 @@ from typing import Any, Literal
 
 __all__ = ["TERMINAL", "TRANSITIONS", "JobRecord", "JobStatus", "ReplyState", "Terminal"]
 
-JobStatus = Literal["queued", "running", "parked", "batched", "succeeded", "failed"]
+__all__ += ["CANCELLABLE"]
+
+JobStatus = Literal["queued", "running", "parked", "batched", "succeeded", "failed", "cancelled"]
 ReplyState = Literal["none", "pending", "sent", "undeliverable"]
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+# The states a caller's cancel may end (``POST /api/v1/jobs/{id}/cancel``): the job waits (queued,
+# parked) or sits in the batch lane (batched: waiting for a file, or in a submitted batch, whose
+# line for it is then dropped: ``finish`` never overwrites a terminal state). A running job is not
+# cancellable: its model call is in flight, and its one terminal state is the call's outcome.
+CANCELLABLE: frozenset[str] = frozenset({"queued", "parked", "batched"})
 
 # The state machine: queued -> running -> parked -> queued ... -> one terminal state. Every
-# non-terminal state may end (``finish``); a terminal state never changes. running -> running is a
+# non-terminal state may end (``finish``: succeeded, failed; cancelled only from ``CANCELLABLE``);
+# a terminal state never changes. running -> running is a
 # redelivery of the message that runs the job (same runner); queued -> queued and running -> queued
 # are re-sends (a re-drive whose send must be repeated, a dead-lettered job re-driven).
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -27,7 +35,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 class Terminal:
     """The one terminal outcome of a job: a result, or an error with a stable code."""
 
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "cancelled"]
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None  # {"code", "message", "details"}
     finish_reason: str | None = None
@@ -38,6 +46,18 @@ class Terminal:
     @classmethod
     def success(cls, result: dict[str, Any], **meta: Any) -> Terminal:
         return cls(status="succeeded", result=result, **meta)
+
+    @classmethod
+    def cancelled(cls, by: str | None) -> Terminal:
+        """The caller's cancel: an error with the stable code ``job_cancelled``."""
+        return cls(
+            status="cancelled",
+            error={
+                "code": "job_cancelled",
+                "message": "The job was cancelled before it ran.",
+                "details": {"cancelled_by": by} if by else {},
+            },
+        )
 
     @classmethod
     def failure(

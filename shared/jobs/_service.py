@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..storage import expand_dev_connection
 from ..telemetry import job_span, traced_job
 from ._bus import Bus, Outgoing, connect_service_bus
+from ._cancel import cancel_job
 from ._claim import JobTooLarge
 from ._contract import JobMessage
 from ._core import Checkpoint, JobServices, _no_checkpoint
@@ -105,6 +106,12 @@ class Backlog:
         if record.status == "succeeded":
             out["result"] = await self.services.store.load_result(record)
         return out
+
+    async def cancel(self, job_id: str, *, by: str | None = None) -> dict[str, Any] | None:
+        """Cancel a waiting job (see ``_cancel``); its status as ``status`` shows it, None when
+        unknown. Raises ``JobNotCancellable`` for a running or otherwise finished job."""
+        record = await cancel_job(self.services, job_id, by=by)
+        return None if record is None else await self.status(job_id)
 
     async def process(self, delivery: Delivery) -> str:
         work = process_delivery(self.services, delivery)

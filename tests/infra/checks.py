@@ -192,6 +192,21 @@ def check_gateway_regions(infra: Path) -> list[str]:
                     or dep.tpm != served[alias]["capacity"] * 1000
                 ):
                     problems.append(f"[{mode}] {region.name}/{alias}: {dep} != {served[alias]}")
+            # the batch lane's targets: every GlobalBatch deployment, for an alias that is served
+            batch = {d["alias"]: d for d in deployments if d["sku"] == "GlobalBatch"}
+            if set(region.batch) != set(batch):
+                problems.append(
+                    f"[{mode}] {region.name}: batch {sorted(region.batch)} != {sorted(batch)}"
+                )
+            for alias, bdep in region.batch.items():
+                if alias not in region.models:
+                    problems.append(f"[{mode}] {region.name}: batch alias {alias} is not served")
+                want = batch.get(alias)
+                if want is not None and (
+                    bdep.deployment != want["name"]
+                    or bdep.enqueued_tokens != want.get("enqueuedTokens", want["capacity"] * 1000)
+                ):
+                    problems.append(f"[{mode}] {region.name}/{alias}: batch {bdep} != {want}")
     return problems
 
 

@@ -36,7 +36,24 @@ def test_app_settings_cover_the_code_and_are_identity_based() -> None:
 def test_gateway_regions_built_by_the_template_validate_against_the_settings_model() -> None:
     assert checks.check_gateway_regions(INFRA) == []
     regions = checks.app_settings(INFRA, "UserAssigned")["GATEWAY_REGIONS"]
-    assert '"client_id":"' + checks.CLIENT_ID in regions and "gpt-4o-batch" not in regions
+    assert '"client_id":"' + checks.CLIENT_ID in regions
+    from shared.settings import load_gateway_settings
+
+    gateway = load_gateway_settings({"GATEWAY_REGIONS": regions})
+    for region in gateway.regions:  # the GlobalBatch deployment: a batch target, never served
+        assert "gpt-4o-batch" not in {d.deployment for d in region.models.values()}
+        assert region.batch["gpt-4o"].deployment == "gpt-4o-batch"
+        assert region.batch["gpt-4o"].enqueued_tokens == 5_000_000
+
+
+def test_a_wrong_batch_map_fails_the_check(infra_copy: Path) -> None:
+    _edit(
+        infra_copy / "modules/gateway-regions.bicep",
+        r"  batch: batch\n",
+        "  batch: {}\n",
+    )
+    problems = checks.check_gateway_regions(infra_copy)
+    assert any("batch [] != ['gpt-4o']" in p for p in problems), problems
 
 
 def test_every_role_in_the_readme_is_assigned_on_the_narrowest_scope() -> None:

@@ -56,6 +56,12 @@ def test_backlog_bindings_as_the_host_sees_them():
         ["GET"],
         "FUNCTION",
     )
+    cancel = b["cancel_job"][0]
+    assert (cancel["route"], cancel["methods"], cancel["authLevel"]) == (
+        "v1/jobs/{job_id}/cancel",
+        ["POST"],
+        "FUNCTION",
+    )
 
 
 def test_importing_function_app_does_not_load_the_storage_or_bus_sdks():
