@@ -105,7 +105,24 @@ def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
         proc.wait(timeout=grace_s)
 
 
-class SimProcess:
+class _ChildProcess:
+    """A peer in a child process with a scratch directory (its log inside): stopped and cleaned
+    up on exit."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    _dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+class SimProcess(_ChildProcess):
     """``python -m aoai_sim --config FILE`` with the given regions on free ports.
 
     ``regions``: [{"name", "deployments": [{"name", "model", "tpm", "rpm"?}], "latency"?: {...}}].
@@ -160,15 +177,6 @@ class SimProcess:
             raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-        if self._dir is not None:
-            self._dir.cleanup()
-            self._dir = None
-
     # -- control API (aoai_sim.control) --
     def control(self, region: str) -> Any:
         from aoai_sim.control import RegionControl
@@ -215,7 +223,7 @@ def gateway_regions(
     return table
 
 
-class DevServerProcess:
+class DevServerProcess(_ChildProcess):
     """``python -m devserver --http-only --port P`` with ``GATEWAY_*`` settings in its environment."""
 
     def __init__(self, settings_env: Mapping[str, str]) -> None:
@@ -263,15 +271,6 @@ class DevServerProcess:
             return (Path(self._dir.name) / "devserver.log").read_text(errors="replace")[-chars:]
         except OSError:
             return ""
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-        if self._dir is not None:
-            self._dir.cleanup()
-            self._dir = None
 
 
 class BrokerProcess:

@@ -347,13 +347,8 @@ class SharedQuota:
                 row.requests -= requests
             if not tokens and not requests:
                 return
-            stats["writes"] += 1
-            try:
-                await ledger.store.write(self.key, row, etag)
-            except LedgerConflict:
-                stats["conflicts"] += 1
+            if not await self._write(row, etag):
                 continue
-            ledger.recovered()
             stats["returns"] += 1
             stats["returned_tokens"] += tokens
             stats["returned_requests"] += requests
@@ -587,13 +582,8 @@ class SharedQuota:
             horizon = now - _MEMBER_TTL_MINUTES * self.token_span
             row.members = {k: v for k, v in row.members.items() if v >= horizon}
             row.members[ledger.instance] = now
-            stats["writes"] += 1
-            try:
-                await ledger.store.write(self.key, row, etag)
-            except LedgerConflict:
-                stats["conflicts"] += 1
+            if not await self._write(row, etag):
                 continue
-            ledger.recovered()
             stats["leases"] += 1
             self._remember(row, now)
             self.last_lease_at = now
@@ -610,6 +600,18 @@ class SharedQuota:
         # Lost every race: others are leasing this very window; try again shortly.
         self._full_until[lane] = now + self.request_span / 20
         return False
+
+    async def _write(self, row: LedgerRow, etag: str | None) -> bool:
+        """Write the row under its ETag; False when another instance changed it (read again)."""
+        ledger = self._ledger
+        ledger.stats["writes"] += 1
+        try:
+            await ledger.store.write(self.key, row, etag)
+        except LedgerConflict:
+            ledger.stats["conflicts"] += 1
+            return False
+        ledger.recovered()
+        return True
 
     def _caps(self, lane: str, slot: _Slot, at: float) -> tuple[int, int]:
         if lane != BACKLOG:
