@@ -9,11 +9,13 @@ __all__ = ["plot_drain", "plot_failover", "plot_overhead"]
 
 _COLORS = {
     "gateway": "#1f77b4",
+    "gateway_json": "#17becf",
     "just_retry": "#d62728",
     "fallback": "#ff7f0e",
     "litellm": "#2ca02c",
     "sdk": "#7f7f7f",
     "sdk_raw": "#bcbd22",
+    "sdk_raw_stream": "#8c564b",
     "sdk_dated": "#9467bd",
 }
 

@@ -129,8 +129,11 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         "",
         f"Core, in-process, zero-latency simulator, {core['rounds']} interleaved rounds (every arm once per round, "
         "order rotated each round). Arms: `sdk` = `AsyncOpenAI.chat.completions.create` (v1, typed response); "
-        "`sdk_raw` = the same client's raw `post` + `json()`, the transport the access layer itself uses; "
-        "`gateway` = `Gateway.chat` incl. building the `ChatRequest`; `sdk_dated` = `AsyncAzureOpenAI` (dated API); "
+        "`sdk_raw` = the same client's raw `post` + `json()`; `sdk_raw_stream` = the same `post` with `stream=True` "
+        "and every SSE event decoded, the transport the access layer uses by default (it asks upstream for a stream "
+        "even for a non-streaming caller, so a hung region is caught by the first-byte and idle deadlines); "
+        "`gateway` = `Gateway.chat` with default settings, incl. building the `ChatRequest`; `gateway_json` = the same "
+        "with `GATEWAY_STREAM_UPSTREAM=false`; `sdk_dated` = `AsyncAzureOpenAI` (dated API); "
         f"`litellm` = LiteLLM {core.get('litellm_version')} `Router.acompletion`, same deployment, dated API. "
         "Logging at Python's default level (the gateway's per-call INFO record is not emitted).",
         "",
@@ -138,7 +141,15 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
     rows = [[arm, s["p50"], s["p90"], s["p99"], s["mean"]] for arm, s in core["latency_ms"].items()]
     lines += _table(["arm", "p50 ms", "p90 ms", "p99 ms", "mean ms"], rows)
     added = [
-        ["gateway vs sdk_raw (the layer's own work)", core["gateway_vs_sdk_raw"]],
+        [
+            "gateway vs sdk_raw_stream (the layer's own work, default path)",
+            core["gateway_vs_sdk_raw_stream"],
+        ],
+        [
+            "gateway_json vs sdk_raw (the layer's own work, stream_upstream off)",
+            core["gateway_json_vs_sdk_raw"],
+        ],
+        ["gateway vs gateway_json (what streaming upstream costs)", core["stream_upstream_cost"]],
         ["gateway vs sdk (what a user would otherwise write)", core["gateway_vs_sdk"]],
         ["litellm vs sdk_dated (same API style)", core["litellm_vs_sdk_dated"]],
         ["litellm vs sdk", core["litellm_vs_sdk"]],
@@ -147,7 +158,7 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         ["added latency", "p50 ms", "p99 ms", "median of paired differences ms"],
         [[name, a["p50"], a["p99"], a["paired_median"]] for name, a in added],
     )
-    own = core["gateway_vs_sdk_raw"]
+    own = core["gateway_vs_sdk_raw_stream"]
     if own["p50"] < 0 or own["p99"] < 0:
         lines += [
             f"A negative figure means the difference is below this run's noise: the layer cannot be faster than "
