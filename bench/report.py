@@ -370,8 +370,8 @@ def _scaleout(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         f"{setup['rpm_per_region']} RPM per quota minute of {setup['minute_s']} s (time scale "
         f"{setup['time_scale']:g} of Azure's: the backlog's timer, defer and claim settings are scaled alike: "
         f"{setup['backlog_settings']}); {setup['job_charge']} tokens per job; simulator latency "
-        f"{setup['sim_ttft_ms']} ms (direct call {setup['direct_latency_ms']} ms). Scaled down from 2,000 jobs "
-        "to fit a few minutes on 2 cores. *share*: backlog tokens / (combined quota - interactive tokens) "
+        f"{setup['sim_ttft_ms']} ms (direct call {setup['direct_latency_ms']} ms); {setup['jobs']} jobs per "
+        f"scenario, each capped at {setup.get('time_cap_s', '-')} s. *share*: backlog tokens / (combined quota - interactive tokens) "
         "over the complete quota minutes after the first (the ramp) while the backlog drained.",
         "",
     ]
@@ -633,7 +633,7 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
         "## How to run",
         "",
         "```",
-        "make bench                                # installs requirements-bench.txt, runs everything (< 15 min)",
+        "make bench                                # installs requirements-bench.txt, runs everything (about 75 min on 2 cores: scaleout ~15, batchlane ~35)",
         ".venv/bin/python -m bench --quick         # smoke run, small samples (bench/results/quick.tmp, report untouched)",
         ".venv/bin/python -m bench --only drain     # one benchmark (bench/results/partial.tmp)",
         ".venv/bin/python -m bench --only drain --merge  # one benchmark into latest.json and this page",
