@@ -296,6 +296,15 @@ def _drain(r: dict[str, Any], images: dict[str, str]) -> list[str]:
     return lines
 
 
+def _failover_timeouts(setup: dict[str, Any]) -> str:
+    if "timeout_s" in setup:  # runs before the first-byte and idle deadlines
+        return f"Timeouts {setup['timeout_s']} s for every contender"
+    return (
+        f"Timeouts: the gateway's {setup['gateway_timeouts']}; the baselines' "
+        f"{setup['peer_timeout_s']:g} s (their SDK read timeout)"
+    )
+
+
 def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
     setup = r["setup"]
     ph = setup["phases_s"]
@@ -306,7 +315,7 @@ def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         "",
         f"{setup['callers']} callers send requests back to back. The primary is healthy for {ph['healthy']} s, then "
         f"resets every connection for {ph['reset']} s, then hangs every request for {ph['hang']} s, then recovers "
-        f"(watched for {ph['recovered']} s). Timeouts {setup['timeout_s']} s for every contender; the gateway's "
+        f"(watched for {ph['recovered']} s). {_failover_timeouts(setup)}; the gateway's "
         f"circuit opens after {setup['threshold']} failures (at once on a timeout) and cools off for "
         f"{setup['cooloff_s']} s. Baselines: (b) the crude loop (SDK default 2 retries on the primary, then the "
         "secondary); (c) LiteLLM Router with the primary at `order=1`, secondary `order=2`, "
