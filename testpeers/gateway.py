@@ -8,6 +8,7 @@ test-sized timeouts (``TEST_TIMINGS``) and the simulator's scaled minute.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -93,4 +94,8 @@ def settings_for_sim(
         "quota_minute_s": float(config.get("minute_seconds", 60)),
         **overrides,
     }
+    if overrides.get("storage_connection") and "ledger_table" not in overrides:
+        # Each settings object is its own app: tests share one Azurite, and a ledger row that
+        # another test's gateways leased would pace this one's calls.
+        values["ledger_table"] = f"ledger{uuid.uuid4().hex[:12]}"
     return GatewaySettings.model_validate({"regions": table, **values})

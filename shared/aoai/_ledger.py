@@ -194,7 +194,12 @@ class QuotaLedger:
         }
 
     async def aclose(self) -> None:
+        """Return every unused lease (an instance scaled in leaves its slices to the others
+        rather than holding them to the windows' end), then close the store."""
         try:
+            for quota in self.quotas.values():
+                for lane in (INTERACTIVE, BACKLOG):
+                    self.spawn(quota.give_back(lane))
             await self.drain()
             await self.store.aclose()
         except Exception:  # noqa: BLE001

@@ -46,6 +46,7 @@ def backlog_env(
         "BACKLOG_RESULTS_CONTAINER": unique_name("results"),
         "ServiceBusConnection": broker.connection_string,
         "AzureWebJobsStorage": azurite.connection_string,
+        "GATEWAY_LEDGER_TABLE": unique_name("ledger"),
         "BACKLOG_DLQ_REDRIVE_DELAY_S": "0",
         "BACKLOG_DEFER_S": "1",
         "BACKLOG_REDRIVE_CLAIM_S": "5",

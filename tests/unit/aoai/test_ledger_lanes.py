@@ -67,3 +67,25 @@ async def test_two_instances_never_lease_more_than_the_window_together():
     assert 58 <= total <= 60  # less what each lease holds below one call's cost
     row, _ = await store.read("deployment/r/d")
     assert row.tokens <= 6000 and set(row.members) == {"a", "b"}
+
+
+async def test_closing_an_instance_returns_its_unused_leases_to_the_row():
+    """Scale-in: an instance that closes leaves what it leased but did not spend to the others,
+    rather than holding it to the window's end."""
+    clock = ManualClock(start=600_000.0 + 1.0)
+    store = InMemoryLedgerStore()
+    ledger = QuotaLedger(store, instance="a", now=clock.now, config=LedgerConfig())
+    quota = ledger.attach("deployment/r/d", tpm=6000, rpm=6000, minute_s=60.0)
+    for _ in range(3):  # a steady rate, so the next lease is sized beyond one call
+        assert await quota.top_up(clock.now(), COST, INTERACTIVE) or not quota.needs_lease(
+            clock.now(), COST, INTERACTIVE
+        )
+        quota.charge(clock.now(), COST, INTERACTIVE)
+    assert await quota.top_up(clock.now(), COST, BACKLOG)  # a backlog lease, never spent
+    row, _ = await store.read("deployment/r/d")
+    assert row.tokens > 3 * COST and row.backlog_tokens > 0  # leased beyond what was spent
+    await ledger.aclose()
+    row, _ = await store.read("deployment/r/d")
+    assert row.tokens == 3 * COST and row.backlog_tokens == 0  # only what was spent stays
+    assert row.requests == 3
+    assert ledger.stats["returns"] >= 1
