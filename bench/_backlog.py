@@ -201,8 +201,13 @@ async def drain_via_backlog(
         lanes: Counter[str] = Counter()
         usage: Counter[str] = Counter()
         store = backlog.services.store
-        for job_id in ids:
-            record = await store.get(job_id)
+        reading = asyncio.Semaphore(32)  # read the rows back concurrently (after the timing)
+
+        async def read(job_id: str) -> Any:
+            async with reading:
+                return await store.get(job_id)
+
+        for record in await asyncio.gather(*(read(job_id) for job_id in ids)):
             final[record.status if record is not None else "missing"] += 1
             if record is not None:
                 lanes[record.lane or "standard"] += 1

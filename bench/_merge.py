@@ -18,9 +18,13 @@ from typing import Any
 __all__ = ["git_commit", "merge_runs", "provenances"]
 
 
+OUTPUTS = (":(exclude)bench/results", ":(exclude)docs/benchmarks.md", ":(exclude)docs/bench-*.png")
+
+
 def git_commit(root: Path) -> str | None:
     """``git rev-parse --short HEAD`` of ``root``, plus ``-dirty`` when tracked files changed;
-    None outside a git checkout."""
+    None outside a git checkout. The benchmarks' own outputs (``OUTPUTS``: results JSON, the
+    report and its plots) do not count: a run after a run is not a run of changed code."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -30,7 +34,7 @@ def git_commit(root: Path) -> str | None:
             check=True,
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUTS],
             cwd=root,
             capture_output=True,
             text=True,

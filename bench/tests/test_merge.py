@@ -108,5 +108,16 @@ def test_git_commit_names_head_and_a_dirty_tree(tmp_path: Path):
     git("-c", "user.email=b@example.com", "-c", "user.name=b", "commit", "-qm", "one")
     head = git("rev-parse", "--short", "HEAD")
     assert git_commit(tmp_path) == head
+    # The benchmarks' own outputs changing is not changed code.
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    (tmp_path / "bench" / "results" / "latest.json").write_text("{}")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "benchmarks.md").write_text("# one")
+    git("add", "bench", "docs")
+    git("-c", "user.email=b@example.com", "-c", "user.name=b", "commit", "-qm", "outputs")
+    head = git("rev-parse", "--short", "HEAD")
+    (tmp_path / "bench" / "results" / "latest.json").write_text('{"run": 2}')
+    (tmp_path / "docs" / "benchmarks.md").write_text("# two")
+    assert git_commit(tmp_path) == head
     (tmp_path / "f.txt").write_text("two")
     assert git_commit(tmp_path) == f"{head}-dirty"
