@@ -40,8 +40,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,11 @@ class LedgerConfig:
     fallback_share: float = 0.1
     timeout_s: float = 2.0
     retry_s: float = 10.0
-    max_conflicts: int = 8
+    max_conflicts: int = 12  # an interactive lease (and a give-back): attempts before it holds
+    backlog_conflicts: int = 4  # a backlog lease gives up sooner, and holds longer
+    backoff_fraction: float = 0.005  # the first wait after a lost race, x the request window
+    backoff_cap_fraction: float = 0.05  # the longest wait, x the request window
+    backlog_backoff_factor: float = 4.0  # a backlog lease waits this much longer
 
 
 @dataclass(slots=True)
@@ -98,11 +103,15 @@ class QuotaLedger:
         instance: str,
         now: Callable[[], float],
         config: LedgerConfig | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.instance = instance
         self.config = config or LedgerConfig()
         self._now = now
+        self._sleep = sleep  # the back-off's waits: a seam, so tests record them, never sleep
+        self._rand = rand if rand is not None else random.Random().random  # jitter only
         self._down_until = 0.0
         self._failures_in_a_row = 0
         self._warned = False
@@ -111,6 +120,8 @@ class QuotaLedger:
             "reads": 0,
             "writes": 0,
             "conflicts": 0,
+            "backoffs": 0,
+            "backoff_s": 0.0,
             "failures": 0,
             "leases": 0,
             "refusals": 0,
@@ -223,7 +234,7 @@ class SharedQuota:
         self.phase_known = False
         self._leases: dict[str, _Lease | None] = {INTERACTIVE: None, BACKLOG: None}
         self._full_until: dict[str, float] = {INTERACTIVE: 0.0, BACKLOG: 0.0}
-        self._lock: asyncio.Lock | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {INTERACTIVE: 0, BACKLOG: 0}
         self._recent: dict[str, deque[tuple[float, int]]] = {
             INTERACTIVE: deque(),
@@ -263,8 +274,11 @@ class SharedQuota:
         return slot.start <= now and self._covering(slot, cost, lane) is None
 
     def hold(self, now: float, lane: str) -> None:
-        """Treat the lane as full for a moment (a call that kept losing its lease to others)."""
-        self._full_until[lane] = max(self._full_until[lane], now + self.request_span / 20)
+        """Treat the lane as full for a moment (a call that kept losing its lease to others):
+        a twentieth of the request window, a tenth for the backlog, which leaves the row to
+        interactive leases rather than keep hammering it."""
+        span = self.request_span / (10 if lane == BACKLOG else 20)
+        self._full_until[lane] = max(self._full_until[lane], now + span)
 
     def charge(self, now: float, cost: int, lane: str) -> None:
         self._ledger.stats["charges"] += 1
@@ -306,9 +320,7 @@ class SharedQuota:
     async def give_back(self, lane: str) -> None:
         """Return the lane's unused lease to the row (ETag-guarded, like a lease). The lease is
         taken first, so nothing is spent from it while it goes back; kept when storage fails."""
-        lock = self._lock
-        if lock is None:
-            lock = self._lock = asyncio.Lock()
+        lock = self._lane_lock(lane)
         async with lock:
             now = self._ledger._now()
             if not self._ledger.usable(now):
@@ -336,7 +348,10 @@ class SharedQuota:
     async def _return(self, lease: _Lease, lane: str, now: float) -> None:
         ledger = self._ledger
         stats = ledger.stats
-        for _ in range(ledger.config.max_conflicts):
+        budget = ledger.config.timeout_s / 2
+        for attempt in range(ledger.config.max_conflicts):
+            if attempt:  # lost the race: wait (as an interactive lease would), then re-read
+                budget -= await self._back_off(INTERACTIVE, attempt, budget)
             stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
             if row is None:
@@ -496,10 +511,8 @@ class SharedQuota:
     async def top_up(self, now: float, cost: int, lane: str) -> bool:
         """Lease enough for ``cost`` (and the lane's recent rate) from the row; False when the
         window (for this lane) has no room: ``available_at`` then says until when."""
-        # One lock per deployment: this instance's own leases never race each other for the row.
-        lock = self._lock
-        if lock is None:
-            lock = self._lock = asyncio.Lock()
+        # One lock per lane (``_lane_lock``): an interactive lease never queues behind the backlog's.
+        lock = self._lane_lock(lane)
         self._waiting[lane] += 1
         try:
             async with lock:
@@ -544,7 +557,13 @@ class SharedQuota:
         want_requests = (
             max(waiting - have_requests, math.ceil(rate_requests * slice_s)) if need_requests else 0
         )
-        for _ in range(config.max_conflicts):
+        attempts = config.max_conflicts
+        if lane == BACKLOG:
+            attempts = min(attempts, config.backlog_conflicts)
+        budget = config.timeout_s / 2  # the back-off never takes the lease to its timeout
+        for attempt in range(attempts):
+            if attempt:  # lost the race: wait a little (the backlog longer), then re-read
+                budget -= await self._back_off(lane, attempt, budget)
             stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
             row = row if row is not None else LedgerRow()
@@ -603,8 +622,33 @@ class SharedQuota:
             self._full_until[lane] = 0.0
             return True
         # Lost every race: others are leasing this very window; try again shortly.
-        self._full_until[lane] = now + self.request_span / 20
+        self.hold(ledger._now(), lane)
         return False
+
+    async def _back_off(self, lane: str, lost: int, budget: float) -> float:
+        """Wait after the ``lost``-th lost race in a row before reading the row again: a random
+        half to whole of a ceiling that doubles per lost race, from ``backoff_fraction`` up to
+        ``backoff_cap_fraction`` of the request window, ``backlog_backoff_factor`` times longer
+        for a backlog lease (so interactive leases win the row); at most ``budget``. The wait."""
+        ledger = self._ledger
+        config = ledger.config
+        factor = config.backlog_backoff_factor if lane == BACKLOG else 1.0
+        step = min(config.backoff_cap_fraction, config.backoff_fraction * 2 ** (lost - 1))
+        wait = min(budget, factor * step * self.request_span * (0.5 + 0.5 * ledger._rand()))
+        if wait <= 0:
+            return 0.0
+        ledger.stats["backoffs"] += 1
+        ledger.stats["backoff_s"] += wait
+        await ledger._sleep(wait)
+        return wait
+
+    def _lane_lock(self, lane: str) -> asyncio.Lock:
+        """One lock per lane: this instance's leases of a lane never race each other for the
+        row, and an interactive lease never waits behind a backlog lease backing off."""
+        lock = self._locks.get(lane)
+        if lock is None:
+            lock = self._locks[lane] = asyncio.Lock()
+        return lock
 
     async def _write(self, row: LedgerRow, etag: str | None) -> bool:
         """Write the row under its ETag; False when another instance changed it (read again)."""
