@@ -542,20 +542,28 @@ class SharedQuota:
         need = min(cost, self.token_limit)
         rate_tokens = sum(c for _, c in self._recent[lane]) / self.request_span
         rate_requests = len(self._recent[lane]) / self.request_span
-        slice_s = config.slice_fraction * self.token_span
+        # Sized for the rest of the request window (at least a slice of tokens): both parts
+        # then last until the requests run out at the window's end, so a steady lane leases
+        # about once per request window rather than once per slice.
+        left_s = max(0.0, slot.until - max(now, slot.start))
+        token_s = max(config.slice_fraction * self.token_span, left_s)
         held = self._valid(self._leases[lane], slot)
         have_tokens = held.tokens if held is not None else 0
         have_requests = held.requests if held is not None else 0
-        # Only what is missing: tokens and requests live in different windows.
+        # What is missing must be free (tokens and requests live in different windows); the
+        # part not missing is topped up to the lane's rate (never beyond), so both run out
+        # together and the next lease is one, not one per part.
         need_tokens = max(0, need - have_tokens)
         need_requests = max(0, 1 - have_requests)
         want_tokens = (
-            max(need * waiting - have_tokens, math.ceil(rate_tokens * slice_s))
+            max(need * waiting - have_tokens, math.ceil(rate_tokens * token_s))
             if need_tokens
-            else 0
+            else max(0, math.ceil(rate_tokens * token_s) - have_tokens)
         )
         want_requests = (
-            max(waiting - have_requests, math.ceil(rate_requests * slice_s)) if need_requests else 0
+            max(waiting - have_requests, math.ceil(rate_requests * left_s))
+            if need_requests
+            else max(0, math.ceil(rate_requests * left_s) - have_requests)
         )
         attempts = config.max_conflicts
         if lane == BACKLOG:
@@ -597,8 +605,8 @@ class SharedQuota:
                 stats["refusals"] += 1
                 self._remember(row, now)
                 return False
-            tokens = min(want_tokens, free_tokens)
-            requests = min(want_requests, free_requests)
+            tokens = max(0, min(want_tokens, free_tokens))  # a part not missing may have none
+            requests = max(0, min(want_requests, free_requests))
             row.tokens += tokens
             if lane == BACKLOG:
                 row.backlog_tokens += tokens

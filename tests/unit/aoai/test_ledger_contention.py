@@ -188,3 +188,29 @@ async def test_an_interactive_lease_does_not_queue_behind_a_backlog_lease_backin
     assert not quota.needs_lease(clock.now(), COST, BACKLOG)
     row, _ = await store.read(KEY)
     assert row.backlog_tokens >= COST and row.tokens >= 2 * COST
+
+
+async def test_a_steady_lane_leases_about_once_per_request_window():
+    """A lease is sized for the lane's rate over the rest of the request window (tokens at least
+    a slice), so a steady lane goes to the row about once per request window, not per slice
+    (a slice is 3 s of a 60 s minute: three or four leases per 10 s request window)."""
+    clock = ManualClock(start=START - 1.0)  # a window boundary (phase 0)
+    store = InMemoryLedgerStore()
+    ledger = QuotaLedger(store, instance="a", now=clock.now, config=LedgerConfig())
+    quota = ledger.attach(KEY, tpm=60_000, rpm=6_000, minute_s=60.0)  # 1,000 requests a window
+    leases_by_window = []
+    for window in range(4):
+        before = ledger.stats["leases"]
+        for call in range(20):  # a call every 0.4 s from 1 s into the window to 8.6 s
+            at = START - 1.0 + window * SPAN + 1.0 + 0.4 * call
+            clock.advance(at - clock.now())
+            assert await quota.top_up(clock.now(), COST, BACKLOG)
+            assert not quota.needs_lease(clock.now(), COST, BACKLOG)
+            quota.charge(clock.now(), COST, BACKLOG)
+        leases_by_window.append(ledger.stats["leases"] - before)
+        row, _ = await store.read(KEY)
+        assert row.requests <= 1000 and row.tokens <= 60_000
+        assert row.backlog_tokens <= 60_000 - int(0.2 * 60_000 * 0.1)  # the reserve's floor
+    # The first window ramps up from no rate; afterwards the rate covers the window.
+    assert all(n <= 2 for n in leases_by_window[1:]), leases_by_window
+    assert ledger.stats["leases"] <= leases_by_window[0] + 6
