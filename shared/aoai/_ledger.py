@@ -11,8 +11,16 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
 * A lease is (tokens, requests) for one token window and one request window; it is spent
   locally with no I/O and is valid from ``start + guard`` to ``end - guard`` of both windows
   (the guard covers the send-to-arrival delay). A new window needs a new lease; a lease is
-  sized to the instance's recent rate over ``slice_fraction`` of a minute plus the calls
-  waiting, so the storage cost is a couple of transactions per slice, not per call.
+  sized to the lane's recent rate over the rest of the request window (tokens: at least
+  ``slice_fraction`` of a minute) plus the calls waiting, and tops up the part not missing to
+  the same, so a steady lane leases about once per request window, not per call.
+* Contention: a write that loses the ETag race backs off before re-reading, a random half to
+  whole of a wait that doubles per lost race (``backoff_fraction`` to ``backoff_cap_fraction``
+  of the request window, all the waits within half the lease's timeout; ``sleep`` and the
+  jitter's source are injected). A backlog lease waits ``backlog_backoff_factor`` times longer,
+  gives up after ``backlog_conflicts`` attempts (interactive: ``max_conflicts``) and then holds
+  its lane for a tenth of the request window, so interactive leases win a contended row. Each
+  lane has its own lock: an interactive lease never queues behind a backlog lease's back-off.
 * Lanes: an interactive (HTTP) lease may take the deployment's whole window. A backlog lease
   leaves a reserve for interactive callers: ``reserve x limit x`` the share of the window still
   to run (at least ``TAIL`` of it). The reserve is a rate: it keeps ``reserve`` of the quota per
@@ -197,7 +205,7 @@ class QuotaLedger:
             "down_until": self._down_until if self._down_until > now else None,
             "reserve": self.config.reserve,
             "fallback_share": self.config.fallback_share,
-            "stats": dict(self.stats),
+            "stats": {**self.stats, "backoff_s": round(self.stats["backoff_s"], 3)},
             "transactions_per_1000_calls": round(
                 1000.0 * (self.stats["reads"] + self.stats["writes"]) / calls, 1
             ),
@@ -641,7 +649,7 @@ class SharedQuota:
         ledger = self._ledger
         config = ledger.config
         factor = config.backlog_backoff_factor if lane == BACKLOG else 1.0
-        step = min(config.backoff_cap_fraction, config.backoff_fraction * 2 ** (lost - 1))
+        step = min(config.backoff_cap_fraction, config.backoff_fraction * 2.0 ** (lost - 1))
         wait = min(budget, factor * step * self.request_span * (0.5 + 0.5 * ledger._rand()))
         if wait <= 0:
             return 0.0
