@@ -410,8 +410,19 @@ def _ledger_stats(health: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     total = {
         key: sum(r["stats"].get(key, 0) for r in reports)
-        for key in ("reads", "writes", "conflicts", "failures", "leases", "refusals", "charges")
+        for key in (
+            "reads",
+            "writes",
+            "conflicts",
+            "backoffs",
+            "backoff_s",
+            "failures",
+            "leases",
+            "refusals",
+            "charges",
+        )
     }
+    total["backoff_s"] = round(total["backoff_s"], 2)
     calls = max(1, total["charges"])
     total["transactions_per_1000_calls"] = round(
         1000.0 * (total["reads"] + total["writes"]) / calls, 1
