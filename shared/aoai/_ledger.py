@@ -16,8 +16,8 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
   the same, so a steady lane leases about once per request window, not per call.
 * Contention: a write that loses the ETag race backs off before re-reading, a random half to
   whole of a wait that doubles per lost race (``backoff_fraction`` to ``backoff_cap_fraction``
-  of the request window, all the waits within half the lease's timeout; ``sleep`` and the
-  jitter's source are injected). A backlog lease waits ``backlog_backoff_factor`` times longer,
+  of the request window; the retries stop at half the lease's timeout, so contention is never
+  taken for a storage failure; ``sleep`` and the jitter's source are injected). A backlog lease waits ``backlog_backoff_factor`` times longer,
   gives up after ``backlog_conflicts`` attempts (interactive: ``max_conflicts``) and then holds
   its lane for a tenth of the request window, so interactive leases win a contended row. Each
   lane has its own lock: an interactive lease never queues behind a backlog lease's back-off.
@@ -338,11 +338,13 @@ class SharedQuota:
                 return
             self._leases[lane] = None
             try:
-                await asyncio.wait_for(
+                returned = await asyncio.wait_for(
                     self._return(lease, lane, now), self._ledger.config.timeout_s
                 )
             except Exception as exc:  # noqa: BLE001 - storage trouble: keep the lease
                 self._ledger.failed(exc)
+                returned = False
+            if not returned:  # storage trouble, or lost every race: the lease is still ours
                 current = self._leases[lane]
                 if current is None:
                     self._leases[lane] = lease
@@ -353,17 +355,19 @@ class SharedQuota:
                     current.tokens += lease.tokens
                     current.requests += lease.requests
 
-    async def _return(self, lease: _Lease, lane: str, now: float) -> None:
+    async def _return(self, lease: _Lease, lane: str, now: float) -> bool:
+        """Take the lease's unused part off the row; False when every race was lost."""
         ledger = self._ledger
         stats = ledger.stats
-        budget = ledger.config.timeout_s / 2
+        give_up_at = ledger._now() + ledger.config.timeout_s / 2
         for attempt in range(ledger.config.max_conflicts):
-            if attempt:  # lost the race: wait (as an interactive lease would), then re-read
-                budget -= await self._back_off(INTERACTIVE, attempt, budget)
+            # Lost the race: wait (as an interactive lease would), then re-read.
+            if attempt and not await self._back_off(INTERACTIVE, attempt, give_up_at):
+                return False
             stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
             if row is None:
-                return
+                return True
             tokens = requests = 0
             if row.token_window == lease.token_window:
                 tokens = min(max(0, lease.tokens), row.tokens)
@@ -374,14 +378,15 @@ class SharedQuota:
                 requests = min(max(0, lease.requests), row.requests)
                 row.requests -= requests
             if not tokens and not requests:
-                return
+                return True
             if not await self._write(row, etag):
                 continue
             stats["returns"] += 1
             stats["returned_tokens"] += tokens
             stats["returned_requests"] += requests
             self._remember(row, now)
-            return
+            return True
+        return False
 
     async def refresh(self) -> None:
         """Read the row (no write) into ``last_row``: what every instance has leased."""
@@ -576,10 +581,12 @@ class SharedQuota:
         attempts = config.max_conflicts
         if lane == BACKLOG:
             attempts = min(attempts, config.backlog_conflicts)
-        budget = config.timeout_s / 2  # the back-off never takes the lease to its timeout
+        # Contention never looks like a storage failure: the retries stop at half the timeout.
+        give_up_at = ledger._now() + config.timeout_s / 2
         for attempt in range(attempts):
-            if attempt:  # lost the race: wait a little (the backlog longer), then re-read
-                budget -= await self._back_off(lane, attempt, budget)
+            # Lost the race: wait a little (the backlog longer), then re-read.
+            if attempt and not await self._back_off(lane, attempt, give_up_at):
+                break
             stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
             row = row if row is not None else LedgerRow()
@@ -641,22 +648,23 @@ class SharedQuota:
         self.hold(ledger._now(), lane)
         return False
 
-    async def _back_off(self, lane: str, lost: int, budget: float) -> float:
+    async def _back_off(self, lane: str, lost: int, give_up_at: float) -> bool:
         """Wait after the ``lost``-th lost race in a row before reading the row again: a random
         half to whole of a ceiling that doubles per lost race, from ``backoff_fraction`` up to
         ``backoff_cap_fraction`` of the request window, ``backlog_backoff_factor`` times longer
-        for a backlog lease (so interactive leases win the row); at most ``budget``. The wait."""
+        for a backlog lease (so interactive leases win the row); never past ``give_up_at``
+        (half the lease's timeout, storage round trips included). False: time to give up."""
         ledger = self._ledger
         config = ledger.config
         factor = config.backlog_backoff_factor if lane == BACKLOG else 1.0
         step = min(config.backoff_cap_fraction, config.backoff_fraction * 2.0 ** (lost - 1))
-        wait = min(budget, factor * step * self.request_span * (0.5 + 0.5 * ledger._rand()))
-        if wait <= 0:
-            return 0.0
-        ledger.stats["backoffs"] += 1
-        ledger.stats["backoff_s"] += wait
-        await ledger._sleep(wait)
-        return wait
+        wait = factor * step * self.request_span * (0.5 + 0.5 * ledger._rand())
+        wait = min(wait, give_up_at - ledger._now())
+        if wait > 0:
+            ledger.stats["backoffs"] += 1
+            ledger.stats["backoff_s"] += wait
+            await ledger._sleep(wait)
+        return ledger._now() < give_up_at
 
     def _lane_lock(self, lane: str) -> asyncio.Lock:
         """One lock per lane: this instance's leases of a lane never race each other for the

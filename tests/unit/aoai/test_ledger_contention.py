@@ -97,31 +97,28 @@ async def test_a_lost_race_backs_off_with_growing_jittered_waits():
 
 
 async def test_the_backlog_backs_off_longer_gives_up_sooner_and_holds():
-    config = LedgerConfig()
+    config = LedgerConfig(timeout_s=10.0)  # the attempts bind before the time does
     lost = config.backlog_conflicts + 1  # one more than the backlog tries, fewer than interactive
     assert lost < config.max_conflicts
 
     clock = ManualClock(start=START)
     interactive_sleeps = RecordedSleeps(clock)
-    _, interactive = _quota(RivalStore(lost), clock, interactive_sleeps)
+    _, interactive = _quota(RivalStore(lost), clock, interactive_sleeps, config=config)
     assert await interactive.top_up(clock.now(), COST, INTERACTIVE)  # outlasts the rival
     assert not interactive.needs_lease(clock.now(), COST, INTERACTIVE)
 
     clock = ManualClock(start=START)
     backlog_sleeps = RecordedSleeps(clock)
     store = RivalStore(lost)
-    ledger, backlog = _quota(store, clock, backlog_sleeps)
+    ledger, backlog = _quota(store, clock, backlog_sleeps, config=config)
     assert not await backlog.top_up(clock.now(), COST, BACKLOG)  # gave up
     assert ledger.stats["reads"] == config.backlog_conflicts
     assert ledger.stats["leases"] == 0
     # Its waits are longer, race for race, than the interactive lease's (within the budget).
     waits = backlog_sleeps.waits
     assert len(waits) == config.backlog_conflicts - 1
-    budget = config.timeout_s / 2
     for mine, theirs in zip(waits, interactive_sleeps.waits, strict=False):
-        assert mine > theirs
-        assert mine == pytest.approx(min(theirs * config.backlog_backoff_factor, budget))
-        budget -= mine
+        assert mine == pytest.approx(theirs * config.backlog_backoff_factor)
     # It holds: no new attempt (no storage call) until a tenth of the request window has passed.
     held_until = backlog.available_at(clock.now(), COST, BACKLOG)
     assert held_until == pytest.approx(clock.now() + SPAN / 10)
@@ -136,30 +133,34 @@ async def test_the_backlog_backs_off_longer_gives_up_sooner_and_holds():
 async def test_interactive_outlasts_the_backlog_on_a_row_that_keeps_changing():
     """A row others write on every attempt: a backlog lease stops after its few attempts, an
     interactive one keeps trying up to ``max_conflicts``."""
-    config = LedgerConfig()
+    config = LedgerConfig(timeout_s=10.0)
     attempts = {}
     for lane in (BACKLOG, INTERACTIVE):
         clock = ManualClock(start=START)
-        ledger, quota = _quota(RivalStore(10_000), clock, RecordedSleeps(clock))
+        ledger, quota = _quota(RivalStore(10_000), clock, RecordedSleeps(clock), config=config)
         assert not await quota.top_up(clock.now(), COST, lane)
         attempts[lane] = ledger.stats["writes"]
         assert ledger.stats["conflicts"] == attempts[lane]
     assert attempts == {BACKLOG: config.backlog_conflicts, INTERACTIVE: config.max_conflicts}
 
 
-async def test_the_waits_never_take_a_lease_to_its_timeout():
-    """However many races are lost, the back-off adds up to at most half the lease's timeout
-    (a timeout counts as a storage failure; two in a row would send the deployment to the
-    fallback share)."""
+async def test_the_retries_stop_at_half_the_timeout():
+    """However many races are lost, a lease stops retrying at half its timeout (a timeout counts
+    as a storage failure; two in a row would send the deployment to the fallback share): it
+    holds its lane instead, as when it loses every attempt."""
     config = LedgerConfig(timeout_s=2.0)
     clock = ManualClock(start=START)
     sleeps = RecordedSleeps(clock)
     ledger, quota = _quota(RivalStore(10_000), clock, sleeps, jitter=(1.0,), config=config)
+    started = clock.now()
     assert not await quota.top_up(clock.now(), COST, INTERACTIVE)
+    assert clock.now() - started == pytest.approx(config.timeout_s / 2)
     assert sum(sleeps.waits) == pytest.approx(config.timeout_s / 2)
-    assert all(w > 0 for w in sleeps.waits)
-    assert ledger.stats["reads"] == config.max_conflicts  # it still tries, without waiting
+    assert sleeps.waits[:4] == pytest.approx([_ceiling(n) for n in (1, 2, 3, 4)])
+    assert sleeps.waits[-1] < _ceiling(5)  # cut short at the give-up time
+    assert ledger.stats["reads"] == len(sleeps.waits) < config.max_conflicts
     assert ledger.stats["failures"] == 0 and ledger.usable(clock.now())
+    assert quota.available_at(clock.now(), COST, INTERACTIVE) > clock.now()  # holds
 
 
 async def test_an_interactive_lease_does_not_queue_behind_a_backlog_lease_backing_off():
@@ -214,3 +215,25 @@ async def test_a_steady_lane_leases_about_once_per_request_window():
     # The first window ramps up from no rate; afterwards the rate covers the window.
     assert all(n <= 2 for n in leases_by_window[1:]), leases_by_window
     assert ledger.stats["leases"] <= leases_by_window[0] + 6
+
+
+async def test_a_give_back_that_loses_every_race_keeps_the_lease():
+    """Returning a lease backs off like an interactive lease; when it still loses (the row
+    keeps changing until half the timeout), the lease stays this instance's, to spend."""
+    clock = ManualClock(start=START)
+    store = RivalStore(conflicts=0)
+    sleeps = RecordedSleeps(clock)
+    ledger, quota = _quota(store, clock, sleeps)
+    assert await quota.top_up(clock.now(), COST, INTERACTIVE)
+    row, _ = await store.read(KEY)
+    leased = row.tokens
+    store.conflicts = 10_000
+    await quota.give_back(INTERACTIVE)
+    assert sleeps.waits and ledger.stats["returns"] == 0 and ledger.stats["failures"] == 0
+    assert not quota.needs_lease(clock.now(), COST, INTERACTIVE)  # still covered
+    row, _ = await store.read(KEY)
+    assert row.tokens == leased  # the row still counts it as leased: nothing double-granted
+    store.conflicts = 0
+    await quota.give_back(INTERACTIVE)  # the row calm again: it goes back
+    row, _ = await store.read(KEY)
+    assert ledger.stats["returns"] == 1 and row.tokens == 0
