@@ -642,7 +642,7 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
         "## How to run",
         "",
         "```",
-        "make bench                                # installs requirements-bench.txt, runs everything (about 75 min on 2 cores: scaleout ~15, batchlane ~35)",
+        "make bench                                # installs requirements-bench.txt, runs everything (about 90 min on 2 cores: scaleout ~30, batchlane ~35)",
         ".venv/bin/python -m bench --quick         # smoke run, small samples (bench/results/quick.tmp, report untouched)",
         ".venv/bin/python -m bench --only drain     # one benchmark (bench/results/partial.tmp)",
         ".venv/bin/python -m bench --only drain --merge  # one benchmark into latest.json and this page",

@@ -11,8 +11,16 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
 * A lease is (tokens, requests) for one token window and one request window; it is spent
   locally with no I/O and is valid from ``start + guard`` to ``end - guard`` of both windows
   (the guard covers the send-to-arrival delay). A new window needs a new lease; a lease is
-  sized to the instance's recent rate over ``slice_fraction`` of a minute plus the calls
-  waiting, so the storage cost is a couple of transactions per slice, not per call.
+  sized to the lane's recent rate over the rest of the request window (tokens: at least
+  ``slice_fraction`` of a minute) plus the calls waiting, and tops up the part not missing to
+  the same, so a steady lane leases about once per request window, not per call.
+* Contention: a write that loses the ETag race backs off before re-reading, a random half to
+  whole of a wait that doubles per lost race (``backoff_fraction`` to ``backoff_cap_fraction``
+  of the request window; the retries stop at half the lease's timeout, so contention is never
+  taken for a storage failure; ``sleep`` and the jitter's source are injected). A backlog lease waits ``backlog_backoff_factor`` times longer,
+  gives up after ``backlog_conflicts`` attempts (interactive: ``max_conflicts``) and then holds
+  its lane for a tenth of the request window, so interactive leases win a contended row. Each
+  lane has its own lock: an interactive lease never queues behind a backlog lease's back-off.
 * Lanes: an interactive (HTTP) lease may take the deployment's whole window. A backlog lease
   leaves a reserve for interactive callers: ``reserve x limit x`` the share of the window still
   to run (at least ``TAIL`` of it). The reserve is a rate: it keeps ``reserve`` of the quota per
@@ -40,8 +48,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +74,11 @@ class LedgerConfig:
     fallback_share: float = 0.1
     timeout_s: float = 2.0
     retry_s: float = 10.0
-    max_conflicts: int = 8
+    max_conflicts: int = 12  # an interactive lease (and a give-back): attempts before it holds
+    backlog_conflicts: int = 4  # a backlog lease gives up sooner, and holds longer
+    backoff_fraction: float = 0.005  # the first wait after a lost race, x the request window
+    backoff_cap_fraction: float = 0.05  # the longest wait, x the request window
+    backlog_backoff_factor: float = 4.0  # a backlog lease waits this much longer
 
 
 @dataclass(slots=True)
@@ -98,11 +111,15 @@ class QuotaLedger:
         instance: str,
         now: Callable[[], float],
         config: LedgerConfig | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.instance = instance
         self.config = config or LedgerConfig()
         self._now = now
+        self._sleep = sleep  # the back-off's waits: a seam, so tests record them, never sleep
+        self._rand = rand if rand is not None else random.Random().random  # jitter only
         self._down_until = 0.0
         self._failures_in_a_row = 0
         self._warned = False
@@ -111,6 +128,8 @@ class QuotaLedger:
             "reads": 0,
             "writes": 0,
             "conflicts": 0,
+            "backoffs": 0,
+            "backoff_s": 0.0,
             "failures": 0,
             "leases": 0,
             "refusals": 0,
@@ -186,7 +205,7 @@ class QuotaLedger:
             "down_until": self._down_until if self._down_until > now else None,
             "reserve": self.config.reserve,
             "fallback_share": self.config.fallback_share,
-            "stats": dict(self.stats),
+            "stats": {**self.stats, "backoff_s": round(self.stats["backoff_s"], 3)},
             "transactions_per_1000_calls": round(
                 1000.0 * (self.stats["reads"] + self.stats["writes"]) / calls, 1
             ),
@@ -223,7 +242,7 @@ class SharedQuota:
         self.phase_known = False
         self._leases: dict[str, _Lease | None] = {INTERACTIVE: None, BACKLOG: None}
         self._full_until: dict[str, float] = {INTERACTIVE: 0.0, BACKLOG: 0.0}
-        self._lock: asyncio.Lock | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {INTERACTIVE: 0, BACKLOG: 0}
         self._recent: dict[str, deque[tuple[float, int]]] = {
             INTERACTIVE: deque(),
@@ -263,8 +282,11 @@ class SharedQuota:
         return slot.start <= now and self._covering(slot, cost, lane) is None
 
     def hold(self, now: float, lane: str) -> None:
-        """Treat the lane as full for a moment (a call that kept losing its lease to others)."""
-        self._full_until[lane] = max(self._full_until[lane], now + self.request_span / 20)
+        """Treat the lane as full for a moment (a call that kept losing its lease to others):
+        a twentieth of the request window, a tenth for the backlog, which leaves the row to
+        interactive leases rather than keep hammering it."""
+        span = self.request_span / (10 if lane == BACKLOG else 20)
+        self._full_until[lane] = max(self._full_until[lane], now + span)
 
     def charge(self, now: float, cost: int, lane: str) -> None:
         self._ledger.stats["charges"] += 1
@@ -306,9 +328,7 @@ class SharedQuota:
     async def give_back(self, lane: str) -> None:
         """Return the lane's unused lease to the row (ETag-guarded, like a lease). The lease is
         taken first, so nothing is spent from it while it goes back; kept when storage fails."""
-        lock = self._lock
-        if lock is None:
-            lock = self._lock = asyncio.Lock()
+        lock = self._lane_lock(lane)
         async with lock:
             now = self._ledger._now()
             if not self._ledger.usable(now):
@@ -318,11 +338,13 @@ class SharedQuota:
                 return
             self._leases[lane] = None
             try:
-                await asyncio.wait_for(
+                returned = await asyncio.wait_for(
                     self._return(lease, lane, now), self._ledger.config.timeout_s
                 )
             except Exception as exc:  # noqa: BLE001 - storage trouble: keep the lease
                 self._ledger.failed(exc)
+                returned = False
+            if not returned:  # storage trouble, or lost every race: the lease is still ours
                 current = self._leases[lane]
                 if current is None:
                     self._leases[lane] = lease
@@ -333,14 +355,19 @@ class SharedQuota:
                     current.tokens += lease.tokens
                     current.requests += lease.requests
 
-    async def _return(self, lease: _Lease, lane: str, now: float) -> None:
+    async def _return(self, lease: _Lease, lane: str, now: float) -> bool:
+        """Take the lease's unused part off the row; False when every race was lost."""
         ledger = self._ledger
         stats = ledger.stats
-        for _ in range(ledger.config.max_conflicts):
+        give_up_at = ledger._now() + ledger.config.timeout_s / 2
+        for attempt in range(ledger.config.max_conflicts):
+            # Lost the race: wait (as an interactive lease would), then re-read.
+            if attempt and not await self._back_off(INTERACTIVE, attempt, give_up_at):
+                return False
             stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
             if row is None:
-                return
+                return True
             tokens = requests = 0
             if row.token_window == lease.token_window:
                 tokens = min(max(0, lease.tokens), row.tokens)
@@ -351,14 +378,15 @@ class SharedQuota:
                 requests = min(max(0, lease.requests), row.requests)
                 row.requests -= requests
             if not tokens and not requests:
-                return
+                return True
             if not await self._write(row, etag):
                 continue
             stats["returns"] += 1
             stats["returned_tokens"] += tokens
             stats["returned_requests"] += requests
             self._remember(row, now)
-            return
+            return True
+        return False
 
     async def refresh(self) -> None:
         """Read the row (no write) into ``last_row``: what every instance has leased."""
@@ -496,10 +524,8 @@ class SharedQuota:
     async def top_up(self, now: float, cost: int, lane: str) -> bool:
         """Lease enough for ``cost`` (and the lane's recent rate) from the row; False when the
         window (for this lane) has no room: ``available_at`` then says until when."""
-        # One lock per deployment: this instance's own leases never race each other for the row.
-        lock = self._lock
-        if lock is None:
-            lock = self._lock = asyncio.Lock()
+        # One lock per lane (``_lane_lock``): an interactive lease never queues behind the backlog's.
+        lock = self._lane_lock(lane)
         self._waiting[lane] += 1
         try:
             async with lock:
@@ -529,22 +555,38 @@ class SharedQuota:
         need = min(cost, self.token_limit)
         rate_tokens = sum(c for _, c in self._recent[lane]) / self.request_span
         rate_requests = len(self._recent[lane]) / self.request_span
-        slice_s = config.slice_fraction * self.token_span
+        # Sized for the rest of the request window (at least a slice of tokens): both parts
+        # then last until the requests run out at the window's end, so a steady lane leases
+        # about once per request window rather than once per slice.
+        left_s = max(0.0, slot.until - max(now, slot.start))
+        token_s = max(config.slice_fraction * self.token_span, left_s)
         held = self._valid(self._leases[lane], slot)
         have_tokens = held.tokens if held is not None else 0
         have_requests = held.requests if held is not None else 0
-        # Only what is missing: tokens and requests live in different windows.
+        # What is missing must be free (tokens and requests live in different windows); the
+        # part not missing is topped up to the lane's rate (never beyond), so both run out
+        # together and the next lease is one, not one per part.
         need_tokens = max(0, need - have_tokens)
         need_requests = max(0, 1 - have_requests)
         want_tokens = (
-            max(need * waiting - have_tokens, math.ceil(rate_tokens * slice_s))
+            max(need * waiting - have_tokens, math.ceil(rate_tokens * token_s))
             if need_tokens
-            else 0
+            else max(0, math.ceil(rate_tokens * token_s) - have_tokens)
         )
         want_requests = (
-            max(waiting - have_requests, math.ceil(rate_requests * slice_s)) if need_requests else 0
+            max(waiting - have_requests, math.ceil(rate_requests * left_s))
+            if need_requests
+            else max(0, math.ceil(rate_requests * left_s) - have_requests)
         )
-        for _ in range(config.max_conflicts):
+        attempts = config.max_conflicts
+        if lane == BACKLOG:
+            attempts = min(attempts, config.backlog_conflicts)
+        # Contention never looks like a storage failure: the retries stop at half the timeout.
+        give_up_at = ledger._now() + config.timeout_s / 2
+        for attempt in range(attempts):
+            # Lost the race: wait a little (the backlog longer), then re-read.
+            if attempt and not await self._back_off(lane, attempt, give_up_at):
+                break
             stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
             row = row if row is not None else LedgerRow()
@@ -578,8 +620,8 @@ class SharedQuota:
                 stats["refusals"] += 1
                 self._remember(row, now)
                 return False
-            tokens = min(want_tokens, free_tokens)
-            requests = min(want_requests, free_requests)
+            tokens = max(0, min(want_tokens, free_tokens))  # a part not missing may have none
+            requests = max(0, min(want_requests, free_requests))
             row.tokens += tokens
             if lane == BACKLOG:
                 row.backlog_tokens += tokens
@@ -603,8 +645,34 @@ class SharedQuota:
             self._full_until[lane] = 0.0
             return True
         # Lost every race: others are leasing this very window; try again shortly.
-        self._full_until[lane] = now + self.request_span / 20
+        self.hold(ledger._now(), lane)
         return False
+
+    async def _back_off(self, lane: str, lost: int, give_up_at: float) -> bool:
+        """Wait after the ``lost``-th lost race in a row before reading the row again: a random
+        half to whole of a ceiling that doubles per lost race, from ``backoff_fraction`` up to
+        ``backoff_cap_fraction`` of the request window, ``backlog_backoff_factor`` times longer
+        for a backlog lease (so interactive leases win the row); never past ``give_up_at``
+        (half the lease's timeout, storage round trips included). False: time to give up."""
+        ledger = self._ledger
+        config = ledger.config
+        factor = config.backlog_backoff_factor if lane == BACKLOG else 1.0
+        step = min(config.backoff_cap_fraction, config.backoff_fraction * 2.0 ** (lost - 1))
+        wait = factor * step * self.request_span * (0.5 + 0.5 * ledger._rand())
+        wait = min(wait, give_up_at - ledger._now())
+        if wait > 0:
+            ledger.stats["backoffs"] += 1
+            ledger.stats["backoff_s"] += wait
+            await ledger._sleep(wait)
+        return ledger._now() < give_up_at
+
+    def _lane_lock(self, lane: str) -> asyncio.Lock:
+        """One lock per lane: this instance's leases of a lane never race each other for the
+        row, and an interactive lease never waits behind a backlog lease backing off."""
+        lock = self._locks.get(lane)
+        if lock is None:
+            lock = self._locks[lane] = asyncio.Lock()
+        return lock
 
     async def _write(self, row: LedgerRow, etag: str | None) -> bool:
         """Write the row under its ETag; False when another instance changed it (read again)."""
