@@ -17,10 +17,11 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
 * Contention: a write that loses the ETag race backs off before re-reading, a random half to
   whole of a wait that doubles per lost race (``backoff_fraction`` to ``backoff_cap_fraction``
   of the request window; the retries stop at half the lease's timeout, so contention is never
-  taken for a storage failure; ``sleep`` and the jitter's source are injected). A backlog lease waits ``backlog_backoff_factor`` times longer,
-  gives up after ``backlog_conflicts`` attempts (interactive: ``max_conflicts``) and then holds
-  its lane for a tenth of the request window, so interactive leases win a contended row. Each
-  lane has its own lock: an interactive lease never queues behind a backlog lease's back-off.
+  taken for a storage failure; ``sleep`` and the jitter's source are injected). A backlog
+  lease waits ``backlog_backoff_factor`` times longer, gives up after ``backlog_conflicts``
+  attempts (interactive: ``max_conflicts``) and then holds its lane for a tenth of the request
+  window, so interactive leases win a contended row. Each lane has its own lock: an
+  interactive lease never queues behind a backlog lease's back-off.
 * Lanes: an interactive (HTTP) lease may take the deployment's whole window. A backlog lease
   leaves a reserve for interactive callers: ``reserve x limit x`` the share of the window still
   to run (at least ``TAIL`` of it). The reserve is a rate: it keeps ``reserve`` of the quota per
@@ -524,7 +525,7 @@ class SharedQuota:
     async def top_up(self, now: float, cost: int, lane: str) -> bool:
         """Lease enough for ``cost`` (and the lane's recent rate) from the row; False when the
         window (for this lane) has no room: ``available_at`` then says until when."""
-        # One lock per lane (``_lane_lock``): an interactive lease never queues behind the backlog's.
+        # One lock per lane (``_lane_lock``): interactive never queues behind the backlog's lease.
         lock = self._lane_lock(lane)
         self._waiting[lane] += 1
         try:
