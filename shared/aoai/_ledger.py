@@ -52,7 +52,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._cooldown import parse_duration
@@ -80,14 +80,23 @@ class LedgerConfig:
     backoff_fraction: float = 0.005  # the first wait after a lost race, x the request window
     backoff_cap_fraction: float = 0.05  # the longest wait, x the request window
     backlog_backoff_factor: float = 4.0  # a backlog lease waits this much longer
+    request_horizon: int = 6  # request windows a lease's requests may cover (1: the current)
 
 
 @dataclass(slots=True)
 class _Lease:
+    """Tokens of one token window; requests of the current request window (``requests``) and
+    of the next ones (``ahead``: window index -> requests), which become ``requests`` as the
+    clock moves into their window (``SharedQuota._valid``)."""
+
     token_window: int
     request_window: int
     tokens: int
     requests: int
+    ahead: dict[int, int] = field(default_factory=dict)
+
+    def unspent(self) -> bool:
+        return self.tokens > 0 or self.requests > 0 or any(n > 0 for n in self.ahead.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +344,7 @@ class SharedQuota:
             if not self._ledger.usable(now):
                 return
             lease = self._valid(self._leases[lane], self._slot(now))
-            if lease is None or (lease.tokens <= 0 and lease.requests <= 0):
+            if lease is None or not lease.unspent():
                 return
             self._leases[lane] = None
             try:
@@ -355,6 +364,8 @@ class SharedQuota:
                 ):
                     current.tokens += lease.tokens
                     current.requests += lease.requests
+                    for w, n in lease.ahead.items():
+                        current.ahead[w] = current.ahead.get(w, 0) + n
 
     async def _return(self, lease: _Lease, lane: str, now: float) -> bool:
         """Take the lease's unused part off the row; False when every race was lost."""
@@ -375,9 +386,14 @@ class SharedQuota:
                 row.tokens -= tokens
                 if lane == BACKLOG:
                     row.backlog_tokens -= min(tokens, row.backlog_tokens)
-            if row.request_window == lease.request_window:
-                requests = min(max(0, lease.requests), row.requests)
-                row.requests -= requests
+            # Every unspent window count goes back: the current window's and the later ones'.
+            counts = _row_counts(row)
+            for window, held in ((lease.request_window, lease.requests), *lease.ahead.items()):
+                back = min(max(0, held), counts.get(window, 0))
+                if back:
+                    counts[window] -= back
+                    requests += back
+            _set_counts(row, counts, row.request_window)
             if not tokens and not requests:
                 return True
             if not await self._write(row, etag):
@@ -406,7 +422,7 @@ class SharedQuota:
         if row.token_window < slot.token_window:  # nothing leased in this window yet
             row.token_window, row.tokens, row.backlog_tokens = slot.token_window, 0, 0
         if row.request_window < slot.request_window:
-            row.request_window, row.requests = slot.request_window, 0
+            _set_counts(row, _row_counts(row), slot.request_window)
         self._remember(row, now)
 
     def window_view(self, now: float) -> dict[str, Any] | None:
@@ -441,7 +457,9 @@ class SharedQuota:
         if lease.token_window != slot.token_window:
             lease.token_window, lease.tokens = slot.token_window, 0
         if lease.request_window != slot.request_window:
-            lease.request_window, lease.requests = slot.request_window, 0
+            window = slot.request_window
+            lease.request_window, lease.requests = window, lease.ahead.pop(window, 0)
+            lease.ahead = {w: n for w, n in lease.ahead.items() if w > window}
         return lease
 
     def _covering(self, slot: _Slot, cost: int, lane: str) -> _Lease | None:
@@ -518,6 +536,7 @@ class SharedQuota:
             self.token_phase = phase
         else:
             self.request_phase = phase
+            self._forget_ahead()
         return True
 
     # -------------------------------------------------------------- leasing (async)
@@ -556,14 +575,18 @@ class SharedQuota:
         need = min(cost, self.token_limit)
         rate_tokens = sum(c for _, c in self._recent[lane]) / self.request_span
         rate_requests = len(self._recent[lane]) / self.request_span
-        # Sized for the rest of the request window (at least a slice of tokens): both parts
-        # then last until the requests run out at the window's end, so a steady lane leases
-        # about once per request window rather than once per slice.
+        # Requests for the current request window (the time left) and the next ones that start
+        # before the token window's slot ends (at most ``request_horizon``): a steady lane then
+        # leases about once per token window. Tokens are sized over the same span (at least a
+        # slice of a minute).
         left_s = max(0.0, slot.until - max(now, slot.start))
-        token_s = max(config.slice_fraction * self.token_span, left_s)
+        ahead = self._ahead(slot)
+        covered_until = ahead[-1][1] if ahead else slot.until
+        token_s = max(config.slice_fraction * self.token_span, covered_until - max(now, slot.start))
         held = self._valid(self._leases[lane], slot)
         have_tokens = held.tokens if held is not None else 0
         have_requests = held.requests if held is not None else 0
+        have_ahead = dict(held.ahead) if held is not None else {}
         # What is missing must be free (tokens and requests live in different windows); the
         # part not missing is topped up to the lane's rate (never beyond), so both run out
         # together and the next lease is one, not one per part.
@@ -579,6 +602,10 @@ class SharedQuota:
             if need_requests
             else max(0, math.ceil(rate_requests * left_s) - have_requests)
         )
+        want_ahead = {
+            window: max(0, math.ceil(rate_requests * span) - have_ahead.get(window, 0))
+            for window, span in ((w, until - start) for w, start, until in ahead)
+        }
         attempts = config.max_conflicts
         if lane == BACKLOG:
             attempts = min(attempts, config.backlog_conflicts)
@@ -591,12 +618,16 @@ class SharedQuota:
             stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
             row = row if row is not None else LedgerRow()
+            counts = _row_counts(row)
             rephased = self._merge_phase(row)
             slot = self._slot(max(now, ledger._now()))
             if rephased:  # the row's windows were counted under the old phase: carry the counts
                 if abs(row.token_window - slot.token_window) <= 1:
                     row.token_window = slot.token_window
-                if abs(row.request_window - slot.request_window) <= 1:
+                shift = slot.request_window - row.request_window
+                if abs(shift) <= 1:
+                    # every window moves by the same step (a count carried, never dropped)
+                    counts = {w + shift: n for w, n in counts.items()}
                     row.request_window = slot.request_window
             if row.token_window > slot.token_window or row.request_window > slot.request_window:
                 # Written under a later window (a clock ahead, or a phase not yet adopted).
@@ -605,14 +636,15 @@ class SharedQuota:
                 return False
             if row.token_window < slot.token_window:
                 row.token_window, row.tokens, row.backlog_tokens = slot.token_window, 0, 0
-            if row.request_window < slot.request_window:
-                row.request_window, row.requests = slot.request_window, 0
+            current = slot.request_window
+            counts = {w: n for w, n in counts.items() if w >= current}  # windows gone: pruned
             window, floor = self._token_floor
             if window == slot.token_window and floor > row.tokens:
                 row.tokens = floor
             window, floor = self._request_floor
-            if window == slot.request_window and floor > row.requests:
-                row.requests = floor
+            if window == current and floor > counts.get(current, 0):
+                counts[current] = floor
+            _set_counts(row, counts, current)
             token_cap, request_cap = self._caps(lane, slot, max(now, slot.start))
             free_tokens = token_cap - row.tokens
             free_requests = request_cap - row.requests
@@ -626,7 +658,18 @@ class SharedQuota:
             row.tokens += tokens
             if lane == BACKLOG:
                 row.backlog_tokens += tokens
-            row.requests += requests
+            counts[current] = counts.get(current, 0) + requests
+            # A later window: its whole span is to run, so the backlog leaves the whole reserve.
+            future_cap = self._request_cap(lane, 1.0)
+            granted_ahead = {}
+            for w, want in want_ahead.items():
+                if w <= current:  # the slot moved on while racing: that window is the current
+                    continue
+                grant = max(0, min(want, future_cap - counts.get(w, 0)))
+                if grant:
+                    granted_ahead[w] = grant
+                    counts[w] = counts.get(w, 0) + grant
+            _set_counts(row, counts, current)
             horizon = now - _MEMBER_TTL_MINUTES * self.token_span
             row.members = {k: v for k, v in row.members.items() if v >= horizon}
             row.members[ledger.instance] = now
@@ -635,14 +678,14 @@ class SharedQuota:
             stats["leases"] += 1
             self._remember(row, now)
             self.last_lease_at = now
-            current = self._valid(self._leases[lane], slot)
-            if current is not None and current.token_window == slot.token_window:
-                current.tokens += tokens
-                current.requests += requests
-            else:
-                self._leases[lane] = _Lease(
-                    slot.token_window, slot.request_window, tokens, requests
-                )
+            lease = self._valid(self._leases[lane], slot)
+            if lease is None:
+                lease = self._leases[lane] = _Lease(slot.token_window, current, 0, 0)
+            if lease.token_window == slot.token_window:
+                lease.tokens += tokens
+            lease.requests += requests
+            for w, grant in granted_ahead.items():
+                lease.ahead[w] = lease.ahead.get(w, 0) + grant
             self._full_until[lane] = 0.0
             return True
         # Lost every race: others are leasing this very window; try again shortly.
@@ -692,11 +735,45 @@ class SharedQuota:
             return self.token_limit, self.request_limit
         reserve = self._ledger.config.reserve
         token_left = max(TAIL, min(1.0, (slot.token_end - at) / self.token_span))
-        request_left = max(TAIL, min(1.0, (slot.request_end - at) / self.request_span))
+        request_left = (slot.request_end - at) / self.request_span
         return (
             self.token_limit - int(reserve * self.token_limit * token_left),
-            self.request_limit - int(reserve * self.request_limit * request_left),
+            self._request_cap(lane, request_left),
         )
+
+    def _request_cap(self, lane: str, left: float) -> int:
+        """What a request window may grant the lane with ``left`` of it still to run: all of it
+        for interactive leases, less the reserve's share for the backlog (a later window: the
+        whole reserve, as at a window's start)."""
+        if lane != BACKLOG:
+            return self.request_limit
+        left = max(TAIL, min(1.0, left))
+        return self.request_limit - int(self._ledger.config.reserve * self.request_limit * left)
+
+    def _ahead(self, slot: _Slot) -> list[tuple[int, float, float]]:
+        """The request windows after the slot's a lease may cover: (index, spendable from,
+        spendable until) for those starting (guard included) before the token window's slot
+        ends, at most ``request_horizon - 1`` of them."""
+        token_until = slot.token_end - self._token_guard
+        windows = []
+        start = slot.request_end
+        for step in range(1, max(1, self._ledger.config.request_horizon)):
+            if start + self._request_guard >= token_until:
+                break
+            end = start + self.request_span
+            windows.append(
+                (slot.request_window + step, start + self._request_guard, end - self._request_guard)
+            )
+            start = end
+        return windows
+
+    def _forget_ahead(self) -> None:
+        """The request phase moved: the leases' later windows were counted under the old one
+        and may be mis-aligned now; they are forgotten, never spent. The row still counts them
+        until their windows pass, so this can only under-use the quota, never over-use it."""
+        for lease in self._leases.values():
+            if lease is not None:
+                lease.ahead.clear()
 
     def _free_at(self, lane: str, slot: _Slot, row: LedgerRow, need: int) -> float:
         """When a refused lease may succeed: when the reserve has shrunk enough, else at the
@@ -724,6 +801,8 @@ class SharedQuota:
         """Adopt the row's phase or give it ours; True when the row's phase changes here."""
         before = (row.phase_known, row.token_phase, row.request_phase)
         if row.phase_known and not self.phase_known:
+            if row.request_phase != self.request_phase:
+                self._forget_ahead()
             self.token_phase, self.request_phase, self.phase_known = (
                 row.token_phase,
                 row.request_phase,
@@ -757,7 +836,13 @@ class SharedQuota:
         for lane, lease in self._leases.items():
             lease = self._valid(lease, slot)
             leases[lane] = (
-                None if lease is None else {"tokens": lease.tokens, "requests": lease.requests}
+                None
+                if lease is None
+                else {
+                    "tokens": lease.tokens,
+                    "requests": lease.requests,
+                    "requests_ahead": sum(lease.ahead.values()),
+                }
             )
         return {
             "tpm": self.token_limit,
@@ -778,6 +863,22 @@ class SharedQuota:
         # the instance's own windows count (shown with the deployment's budget in the report)
         why = "ledger_unreachable" if not self._ledger.usable(now) else "no_current_row_read"
         return {"source": "local", "reason": why}
+
+
+def _row_counts(row: LedgerRow) -> dict[int, int]:
+    """The row's requests per request window, from its ``request_window`` on. Its
+    ``request_window``/``requests`` count too: a row older code wrote has only those."""
+    counts = {w: n for w, n in row.request_counts.items() if w >= row.request_window}
+    counts[row.request_window] = max(counts.get(row.request_window, 0), row.requests)
+    return counts
+
+
+def _set_counts(row: LedgerRow, counts: dict[int, int], current: int) -> None:
+    """Store ``counts`` in the row from window ``current`` on (earlier ones pruned), with the
+    current window's count in ``request_window``/``requests`` as well."""
+    row.request_window = current
+    row.request_counts = {w: n for w, n in sorted(counts.items()) if w >= current and n > 0}
+    row.requests = counts.get(current, 0)
 
 
 def _guard(span: float) -> float:

@@ -9,6 +9,10 @@
 A row holds the current token window (index, tokens granted) and request window (index,
 requests granted), the windows' phase as learned from Azure's ``x-ratelimit-reset-*`` headers,
 and each member instance's last lease time (per-instance freshness, shown in health).
+``request_counts`` (JSON in the entity, like ``members``) holds the requests granted per request
+window for the current window and the next ones (leases cover several request windows); the
+current window's count is also in ``request_window``/``requests``, which a row written by older
+code (no ``request_counts``) still has.
 """
 
 from __future__ import annotations
@@ -50,9 +54,11 @@ class LedgerRow:
     request_phase: float = 0.0
     phase_known: bool = False
     members: dict[str, float] = field(default_factory=dict)
+    # requests granted per request window index: the current one and later ones
+    request_counts: dict[int, int] = field(default_factory=dict)
 
     def copy(self) -> LedgerRow:
-        return replace(self, members=dict(self.members))
+        return replace(self, members=dict(self.members), request_counts=dict(self.request_counts))
 
 
 class LedgerStore(Protocol):
@@ -157,6 +163,9 @@ def _to_entity(key: str, row: LedgerRow) -> dict[str, Any]:
         "request_phase": float(row.request_phase),
         "phase_known": row.phase_known,
         "members": json.dumps(row.members, separators=(",", ":")),
+        "request_counts": json.dumps(
+            {str(k): v for k, v in sorted(row.request_counts.items())}, separators=(",", ":")
+        ),
     }
 
 
@@ -165,6 +174,11 @@ def _from_entity(entity: Any) -> LedgerRow:
         members = {str(k): float(v) for k, v in json.loads(entity.get("members") or "{}").items()}
     except (ValueError, AttributeError):
         members = {}
+    try:
+        counts = json.loads(entity.get("request_counts") or "{}")
+        request_counts = {int(k): int(v) for k, v in counts.items()}
+    except (ValueError, TypeError, AttributeError):
+        request_counts = {}  # older code's row: request_window/requests say the current count
     return LedgerRow(
         token_window=int(float(entity.get("token_window", -1))),
         tokens=int(entity.get("tokens", 0)),
@@ -175,4 +189,5 @@ def _from_entity(entity: Any) -> LedgerRow:
         request_phase=float(entity.get("request_phase", 0.0)),
         phase_known=bool(entity.get("phase_known", False)),
         members=members,
+        request_counts=request_counts,
     )
