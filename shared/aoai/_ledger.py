@@ -581,7 +581,7 @@ class SharedQuota:
         # slice of a minute).
         left_s = max(0.0, slot.until - max(now, slot.start))
         ahead = self._ahead(slot)
-        covered_until = ahead[-1][1] if ahead else slot.until
+        covered_until = min(slot.token_end, ahead[-1][2]) if ahead else slot.until
         token_s = max(config.slice_fraction * self.token_span, covered_until - max(now, slot.start))
         held = self._valid(self._leases[lane], slot)
         have_tokens = held.tokens if held is not None else 0
@@ -602,9 +602,11 @@ class SharedQuota:
             if need_requests
             else max(0, math.ceil(rate_requests * left_s) - have_requests)
         )
+        # A later window is sized to the rate over its whole span: calls that arrive in its
+        # guards wait for its spendable part and are served there.
         want_ahead = {
-            window: max(0, math.ceil(rate_requests * span) - have_ahead.get(window, 0))
-            for window, span in ((w, until - start) for w, start, until in ahead)
+            window: max(0, math.ceil(rate_requests * self.request_span) - have_ahead.get(window, 0))
+            for window, _, _ in ahead
         }
         attempts = config.max_conflicts
         if lane == BACKLOG:
@@ -751,9 +753,9 @@ class SharedQuota:
         return self.request_limit - int(self._ledger.config.reserve * self.request_limit * left)
 
     def _ahead(self, slot: _Slot) -> list[tuple[int, float, float]]:
-        """The request windows after the slot's a lease may cover: (index, spendable from,
-        spendable until) for those starting (guard included) before the token window's slot
-        ends, at most ``request_horizon - 1`` of them."""
+        """The request windows after the slot's a lease may cover: (index, start, end) of those
+        whose spendable part starts before the token window's slot ends, at most
+        ``request_horizon - 1`` of them."""
         token_until = slot.token_end - self._token_guard
         windows = []
         start = slot.request_end
@@ -761,9 +763,7 @@ class SharedQuota:
             if start + self._request_guard >= token_until:
                 break
             end = start + self.request_span
-            windows.append(
-                (slot.request_window + step, start + self._request_guard, end - self._request_guard)
-            )
+            windows.append((slot.request_window + step, start, end))
             start = end
         return windows
 
