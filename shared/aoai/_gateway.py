@@ -589,6 +589,7 @@ def _quota_ledger(
         config=LedgerConfig(
             reserve=settings.backlog_reserve,
             slice_fraction=settings.ledger_slice_fraction,
+            request_horizon=settings.ledger_request_horizon,
             fallback_share=settings.ledger_fallback_share,
             timeout_s=settings.ledger_timeout_s,
             retry_s=settings.ledger_retry_s,

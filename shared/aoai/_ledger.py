@@ -8,12 +8,18 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
   fixed windows whose boundaries (the *phase*) are learned from every response's
   ``x-ratelimit-reset-tokens`` / ``-requests`` (send time + reset = the window's end; the latest
   such end is kept, since the request reaches Azure after we send it) and shared in the row.
-* A lease is (tokens, requests) for one token window and one request window; it is spent
-  locally with no I/O and is valid from ``start + guard`` to ``end - guard`` of both windows
-  (the guard covers the send-to-arrival delay). A new window needs a new lease; a lease is
-  sized to the lane's recent rate over the rest of the request window (tokens: at least
-  ``slice_fraction`` of a minute) plus the calls waiting, and tops up the part not missing to
-  the same, so a steady lane leases about once per request window, not per call.
+* A lease is tokens for one token window and requests for the current request window and the
+  next ones that start before the token window's slot ends (at most ``request_horizon``
+  windows; the row keeps the count per window, ``request_counts``, earlier ones pruned). It is
+  spent locally with no I/O; each window's part only from ``start + guard`` to ``end - guard``
+  of that window (the guard covers the send-to-arrival delay). A lease is sized to the lane's
+  recent rate: the current window's requests over its rest, plus the calls waiting; each later
+  window's over its whole span (each capped by what that window has free for the lane); tokens
+  over the same span (at least ``slice_fraction`` of a minute). It tops up the part not missing
+  to the same, so a steady lane leases about once per token window: moving into a request
+  window the lease holds requests for needs no new lease (no herd at each window's start).
+  When the request phase moves, the requests held for later windows are forgotten (the row
+  still counts them: under-use only).
 * Contention: a write that loses the ETag race backs off before re-reading, a random half to
   whole of a wait that doubles per lost race (``backoff_fraction`` to ``backoff_cap_fraction``
   of the request window; the retries stop at half the lease's timeout, so contention is never
@@ -24,15 +30,16 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
   interactive lease never queues behind a backlog lease's back-off.
 * Lanes: an interactive (HTTP) lease may take the deployment's whole window. A backlog lease
   leaves a reserve for interactive callers: ``reserve x limit x`` the share of the window still
-  to run (at least ``TAIL`` of it). The reserve is a rate: it keeps ``reserve`` of the quota per
+  to run (at least ``TAIL`` of it; a later request window leased ahead: the whole reserve,
+  as at its start). The reserve is a rate: it keeps ``reserve`` of the quota per
   minute for interactive calls arriving later in the window and is released to the backlog as
   the window runs out, so a backlog alone still fills the window.
 * Ground truth: each response's ``x-ratelimit-remaining-*`` says how much the window really has
   left. A lower figure than the ledger's (another client of the deployment) raises the row's
   count at the next lease and shrinks this instance's lease at once.
 * Uncounted failures (no answer, 5xx: ``DeploymentBudget.refund``) put their charge back into
-  the lease and return the lease's unused part to the row (``give_back``, in a task), so an
-  outage burst does not hold the window leased away from the other instances.
+  the lease and return the lease's unused part, every window's, to the row (``give_back``, in a
+  task), so an outage burst does not hold the windows leased away from the other instances.
 * ``window_view``: the row's view of the current windows (what all instances leased), which
   bounds ``Gateway.capacity``; ``refresh`` (from ``probe_regions``) reads it without a lease.
 * Storage unreachable (timeout, connection, any error): for ``retry_s`` the deployment falls back
@@ -663,7 +670,7 @@ class SharedQuota:
             counts[current] = counts.get(current, 0) + requests
             # A later window: its whole span is to run, so the backlog leaves the whole reserve.
             future_cap = self._request_cap(lane, 1.0)
-            granted_ahead = {}
+            granted_ahead: dict[int, int] = {}
             for w, want in want_ahead.items():
                 if w <= current:  # the slot moved on while racing: that window is the current
                     continue

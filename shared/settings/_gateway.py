@@ -152,6 +152,13 @@ class GatewaySettings(AppSettings):
         le=1,
         description="A lease is sized to the instance's rate over this fraction of a quota minute.",
     )
+    ledger_request_horizon: int = Field(
+        default=6,
+        ge=1,
+        le=12,
+        description="Request windows (a sixth of a minute each) a lease's requests may cover: the "
+        "current one and the next ones before the token window ends; 1: the current only.",
+    )
     ledger_fallback_share: float = Field(
         default=0.1,
         gt=0,
