@@ -7,12 +7,20 @@ The whole call is bounded by its deadline (``ctx.timeout_s`` or ``call_deadline_
 on the injected clock: every attempt's timeouts shrink to what is left, and
 ``DeadlineExceeded`` is raised when it runs out. What a failed attempt does to the routing
 state is ``FailurePolicy``'s business.
+
+When nothing is eligible, the call waits for the gateway's own pacing: the soonest route not
+yet tried in this call that only the client-side budget or the quota ledger's lease holds back
+(a window boundary, a lease's edge guard), before the first attempt or after any. Routes cooling
+down or exhausted after Azure's 429 are never waited for: when only those are left, the call
+answers ``AllThrottled`` at once with the soonest time. The waits of one call add up to
+``throttle_wait_s`` at most (``GATEWAY_THROTTLE_WAIT_S``, both lanes: the backlog's worker
+parks a job that is still throttled) and end before the call's deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,7 +58,16 @@ _NOT_COUNTED = frozenset(
 class CallLoop:
     """Runs one routed call (see the module docstring)."""
 
-    __slots__ = ("_clients", "_clock", "_health", "_policy", "_router", "_settings", "_timeout")
+    __slots__ = (
+        "_clients",
+        "_clock",
+        "_health",
+        "_policy",
+        "_router",
+        "_settings",
+        "_sleep",
+        "_timeout",
+    )
 
     def __init__(
         self,
@@ -60,6 +77,7 @@ class CallLoop:
         health: SharedHealth,
         policy: FailurePolicy,
         clock: Clock,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         import httpx2
 
@@ -69,6 +87,7 @@ class CallLoop:
         self._health = health
         self._policy = policy
         self._clock = clock
+        self._sleep = sleep  # the waits for our own pacing: a seam, so tests move a ManualClock
         self._timeout = httpx2.Timeout
 
     async def run(
@@ -109,9 +128,10 @@ class CallLoop:
                 skips = router.explain(
                     alias, cost, now, call.bad_regions, call.bad_credentials, lane
                 )
-                # Our own pacing (budget, ledger) frees up soon: wait for it within the limits.
-                # Only before any attempt, and not for cooldowns: Azure's 429s answer at once.
-                wait = None if call.attempts else _paced_wait(skips, now)
+                # A route not yet tried that only our own pacing (budget, ledger) holds back
+                # frees up soon: wait for it within the limits, before or after attempts.
+                # Azure's cooldowns are never waited for (only those left: answer at once).
+                wait = _paced_wait(skips, now, call.tried)
                 if (
                     wait is not None
                     and waited + wait <= wait_limit
@@ -119,7 +139,7 @@ class CallLoop:
                 ):
                     waited += wait
                     before = clock.now()
-                    await asyncio.sleep(wait)
+                    await self._sleep(wait)
                     if clock.now() - before >= wait / 2:  # a clock moved by hand does not wait
                         continue
                 raise nothing_eligible(alias, now, call.attempts, skips, call.auth, call.missing)
@@ -194,10 +214,13 @@ class CallLoop:
             return value, route
 
 
-def _paced_wait(skips: list[Skip], now: float) -> float | None:
-    """Seconds until a route frees up when only the client-side budget holds every usable route
-    back (no cooldown, circuit or other reason); else None."""
-    paced = [s for s in skips if s.reason == THROTTLED and s.detail == _OVER_BUDGET]
-    if not paced or any(s.reason == THROTTLED and s.detail != _OVER_BUDGET for s in skips):
-        return None
-    return max(0.001, min(s.available_at for s in paced) - now)
+def _paced_wait(skips: list[Skip], now: float, tried: set[int]) -> float | None:
+    """Seconds until the soonest route not yet tried in this call frees up, among those only
+    the gateway's own pacing (client-side budget, ledger lease) holds back; None if there is
+    none. Other skips (cooldowns, exhaustion, circuits, tried routes) do not count."""
+    free_at = [
+        s.available_at
+        for s in skips
+        if s.reason == THROTTLED and s.detail == _OVER_BUDGET and id(s.route) not in tried
+    ]
+    return max(0.001, min(free_at) - now) if free_at else None

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from shared.settings import GatewaySettings
@@ -64,7 +64,9 @@ class Gateway:
     """Routes chat, streaming chat and embeddings calls over the region table.
 
     ``observers`` hear about every attempt and every finished call; the default is the
-    structured log record alone (``CallLog``). ``clock`` is the only source of time."""
+    structured log record alone (``CallLog``). ``clock`` is the only source of time; ``sleep``
+    (default ``asyncio.sleep``) is how a call waits for the gateway's own pacing, so a test
+    can move a ``ManualClock`` instead."""
 
     def __init__(
         self,
@@ -76,6 +78,7 @@ class Gateway:
         observers: Iterable[CallObserver] | None = None,
         ledger: LedgerStore | None = None,
         instance: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._clients = clients if clients is not None else ClientProvider(settings)
@@ -97,7 +100,13 @@ class Gateway:
             first_byte_s=settings.first_byte_timeout_s, idle_s=settings.idle_timeout_s
         )
         self._loop = CallLoop(
-            settings, self._router, self._clients, self._sync.shared, self._policy, self._clock
+            settings,
+            self._router,
+            self._clients,
+            self._sync.shared,
+            self._policy,
+            self._clock,
+            sleep if sleep is not None else asyncio.sleep,
         )
         self._observers = Observers(observers if observers is not None else (CallLog(),))
         self._batch_size = {

@@ -173,7 +173,8 @@ class GatewaySettings(AppSettings):
     throttle_wait_s: float = Field(
         default=2.0,
         ge=0,
-        description="Longest an interactive call waits for quota before answering 429.",
+        description="Longest one call (either lane) waits in total for the gateway's own "
+        "pacing (budget, ledger lease) before answering 429; never for Azure's 429s.",
     )
     max_body_bytes: int = Field(
         default=4_000_000, gt=0, description="Larger HTTP request bodies get 413."

@@ -1,0 +1,169 @@
+"""A call waits for the gateway's own pacing, also after an attempt, never for Azure's 429s.
+
+Two simulated regions (real openai SDK). The gateway believes each deployment takes one request
+per 10-second window (``rpm`` 6; the simulator takes far more), so a region it has just used is
+held back by its own pacing until the window slides. Time is a ``ManualClock``; the call loop's
+waits go through the ``sleep`` seam, which moves that clock instead of sleeping, so what a test
+checks about time holds however slow the machine is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from shared.aoai import AllThrottled, CallContext, FailureKind, ManualClock
+
+from ._helpers import chat, chat_requests
+
+REGIONS = [
+    {
+        "name": "eastus2",
+        "deployments": [
+            {"name": "gpt-4o-prod", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}
+        ],
+    },
+    {
+        "name": "swedencentral",
+        "deployments": [
+            {"name": "gpt4o-sweden", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}
+        ],
+    },
+]
+EAST, SWEDEN = "gpt-4o-prod", "gpt4o-sweden"
+WINDOW_S = 10.0  # the gateway's request window (a sixth of the 60-second quota minute)
+
+
+class Waits:
+    """The call loop's waits: each is recorded and moves the clock by as much."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        self.clock.advance(seconds)
+        await asyncio.sleep(0)
+
+
+def _ctx(lane: str = "interactive", timeout_s: float | None = None) -> CallContext:
+    return CallContext(uuid.uuid4().hex, caller="tests", timeout_s=timeout_s, lane=lane)
+
+
+def _outcomes(attempts) -> list[tuple[str, FailureKind | None]]:
+    return [(a.region, a.outcome) for a in attempts]
+
+
+@pytest.fixture
+def paced(sim_factory, gateway_settings_factory, gateway_factory):
+    """``paced(first, **settings) -> (sim, gateway, clock, waits)``: region ``first`` is tried
+    first (priority 0), each deployment takes one request per window on the gateway's side."""
+
+    def build(first: str, **options):
+        sim = sim_factory(REGIONS, minute_seconds=60)
+        clock = ManualClock(float(int(time.time())))  # whole seconds: exact sums
+        waits = Waits(clock)
+        settings = gateway_settings_factory(
+            sim,
+            priorities={first: 0},
+            deployment_overrides={EAST: {"rpm": 6}, SWEDEN: {"rpm": 6}},
+            **options,
+        )
+        return sim, gateway_factory(settings, clock=clock, sleep=waits), clock, waits
+
+    return build
+
+
+@pytest.mark.parametrize("lane", ["interactive", "backlog"])
+async def test_after_a_429_the_call_waits_for_the_other_regions_pacing_edge(paced, lane):
+    sim, gateway, clock, waits = paced("swedencentral", throttle_wait_s=5.0)
+    assert (await gateway.chat(chat(), _ctx(lane))).region == "swedencentral"
+    clock.advance(6.0)  # swedencentral's window frees in 4 s
+    sim.region("eastus2").fault("throttle", count=1, retry_after_s=30, deployment=EAST)
+    result = await gateway.chat(chat(), _ctx(lane))
+    assert _outcomes(result.attempts) == [
+        ("eastus2", FailureKind.THROTTLED),
+        ("swedencentral", None),
+    ]
+    assert waits.seconds == [pytest.approx(WINDOW_S - 6.0)]
+    assert chat_requests(sim.region("swedencentral").stats(), SWEDEN) == 2
+
+
+async def test_a_tried_region_held_back_by_its_pacing_is_not_waited_for(paced):
+    # The limit would allow waiting for swedencentral's window too: not why it is not waited for.
+    sim, gateway, clock, waits = paced("eastus2", throttle_wait_s=20.0)
+    assert (await gateway.chat(chat(), _ctx())).region == "eastus2"  # eastus2: full for 10 s
+    clock.advance(5.0)
+    sweden = sim.region("swedencentral")
+    sweden.fault("throttle", count=1, retry_after_ms=200, deployment=SWEDEN)
+    sim.region("eastus2").fault("throttle", count=1, retry_after_s=30, deployment=EAST)
+    with pytest.raises(AllThrottled) as caught:
+        await gateway.chat(chat(), _ctx())
+    # swedencentral answers 429 (cools for 0.2 s, its window is full for 10 s); the call waits
+    # 5 s for eastus2's window, which answers 429 too. swedencentral's cooldown is over by
+    # then and only its pacing holds it back, but it was tried: no wait, no second request.
+    assert _outcomes(caught.value.attempts) == [
+        ("swedencentral", FailureKind.THROTTLED),
+        ("eastus2", FailureKind.THROTTLED),
+    ]
+    assert waits.seconds == [pytest.approx(5.0)]
+    assert chat_requests(sweden.stats(), SWEDEN) == 1
+    assert caught.value.retry_after_s == pytest.approx(WINDOW_S - 5.0)  # swedencentral's window
+
+
+async def test_only_cooling_regions_left_answers_at_once_with_the_soonest_cooldown(paced):
+    sim, gateway, clock, waits = paced("eastus2", throttle_wait_s=5.0)
+    assert (await gateway.chat(chat(), _ctx())).region == "eastus2"
+    clock.advance(5.0)
+    sim.region("swedencentral").fault("throttle", count=1, retry_after_s=30, deployment=SWEDEN)
+    sim.region("eastus2").fault("throttle", count=1, retry_after_ms=800, deployment=EAST)
+    with pytest.raises(AllThrottled) as caught:
+        await gateway.chat(chat(), _ctx())
+    # Waited for eastus2's own pacing after swedencentral's 429, then both cool down after
+    # Azure's 429s: answered at once, with the sooner cooldown (eastus2's 0.8 s).
+    assert _outcomes(caught.value.attempts) == [
+        ("swedencentral", FailureKind.THROTTLED),
+        ("eastus2", FailureKind.THROTTLED),
+    ]
+    assert waits.seconds == [pytest.approx(5.0)]
+    assert caught.value.retry_after_s == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize(
+    ("wait_limit_s", "timeout_s", "served"),
+    [
+        (6.0, None, True),  # 2 s + 3 s of waits fit the call's 6 s
+        (4.0, None, False),  # the second wait would make 5 s of the call's 4 s
+        (6.0, 4.5, False),  # the second wait would end after the call's deadline
+    ],
+)
+async def test_the_waits_of_one_call_stay_within_the_limit_and_the_deadline(
+    paced, wait_limit_s, timeout_s, served
+):
+    sim, gateway, clock, waits = paced("eastus2", throttle_wait_s=wait_limit_s)
+    assert (await gateway.chat(chat(), _ctx())).region == "eastus2"  # eastus2 frees at 10
+    clock.advance(3.0)
+    assert (await gateway.chat(chat(), _ctx())).region == "swedencentral"  # frees at 13
+    clock.advance(5.0)
+    sim.region("eastus2").fault("throttle", count=1, retry_after_s=30, deployment=EAST)
+    call = gateway.chat(chat(), _ctx(timeout_s=timeout_s))
+    if served:
+        result = await call
+        assert _outcomes(result.attempts) == [
+            ("eastus2", FailureKind.THROTTLED),
+            ("swedencentral", None),
+        ]
+        assert waits.seconds == [pytest.approx(2.0), pytest.approx(3.0)]
+        return
+    with pytest.raises(AllThrottled) as caught:
+        await call
+    assert _outcomes(caught.value.attempts) == [
+        ("eastus2", FailureKind.THROTTLED),
+        ("swedencentral", FailureKind.SKIPPED),
+    ]
+    assert waits.seconds == [pytest.approx(2.0)]
+    assert caught.value.retry_after_s == pytest.approx(3.0)  # swedencentral's window
