@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.settings import GatewaySettings
 
-__all__ = ["TEST_TIMINGS", "settings_for_sim"]
+__all__ = ["TEST_TIMINGS", "settings_for_sim", "unique_ledger_table"]
 
 # Small enough to keep the suite fast, large enough for a loaded CI machine.
 TEST_TIMINGS: dict[str, Any] = {
@@ -26,6 +26,12 @@ TEST_TIMINGS: dict[str, Any] = {
     "default_throttle_cooldown_s": 1.0,
     "health_cache_s": 0.2,
 }
+
+
+def unique_ledger_table() -> str:
+    """A quota ledger table of its own for one test's app: tests share one Azurite, and a
+    ledger row that another test's gateways leased would pace this one's calls."""
+    return f"ledger{uuid.uuid4().hex[:12]}"
 
 
 def settings_for_sim(
@@ -95,7 +101,5 @@ def settings_for_sim(
         **overrides,
     }
     if overrides.get("storage_connection") and "ledger_table" not in overrides:
-        # Each settings object is its own app: tests share one Azurite, and a ledger row that
-        # another test's gateways leased would pace this one's calls.
-        values["ledger_table"] = f"ledger{uuid.uuid4().hex[:12]}"
+        values["ledger_table"] = unique_ledger_table()  # each settings object is its own app
     return GatewaySettings.model_validate({"regions": table, **values})

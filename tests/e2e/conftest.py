@@ -28,6 +28,7 @@ from shared.jobs import (
     text_from_queue_message,
 )
 from shared.settings import load_backlog_settings
+from testpeers.gateway import unique_ledger_table
 from tests.fixtures.sim import start_sim
 
 __all__ = ["REGIONS", "Harness", "backlog_env", "e2e_sim", "harness_factory", "module_sim"]
@@ -46,7 +47,7 @@ def backlog_env(
         "BACKLOG_RESULTS_CONTAINER": unique_name("results"),
         "ServiceBusConnection": broker.connection_string,
         "AzureWebJobsStorage": azurite.connection_string,
-        "GATEWAY_LEDGER_TABLE": unique_name("ledger"),
+        "GATEWAY_LEDGER_TABLE": unique_ledger_table(),
         "BACKLOG_DLQ_REDRIVE_DELAY_S": "0",
         "BACKLOG_DEFER_S": "1",
         "BACKLOG_REDRIVE_CLAIM_S": "5",
