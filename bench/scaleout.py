@@ -75,6 +75,7 @@ BACKLOG_SETTINGS = {
     "BACKLOG_DEFER_S": f"{15 * TIME_SCALE:g}",
     "BACKLOG_REDRIVE_CLAIM_S": f"{60 * TIME_SCALE:g}",
     "BACKLOG_JOB_TIMEOUT_S": f"{180 * TIME_SCALE:g}",
+    "GATEWAY_BACKLOG_THROTTLE_WAIT_S": f"{60 * TIME_SCALE:g}",  # a quota minute, as by default
 }
 TARGET_SHARE = {8: 0.90, 1: 0.95}
 TARGET_429 = 0.01
@@ -420,6 +421,11 @@ def _ledger_stats(health: list[dict[str, Any]]) -> dict[str, Any] | None:
             "leases",
             "refusals",
             "charges",
+            "leased_tokens",
+            "leased_requests",
+            "expired_tokens",
+            "expired_requests",
+            "forgotten_requests",
         )
     }
     total["backoff_s"] = round(total["backoff_s"], 2)

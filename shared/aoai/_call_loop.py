@@ -13,8 +13,11 @@ yet tried in this call that only the client-side budget or the quota ledger's le
 (a window boundary, a lease's edge guard), before the first attempt or after any. Routes cooling
 down or exhausted after Azure's 429 are never waited for: when only those are left, the call
 answers ``AllThrottled`` at once with the soonest time. The waits of one call add up to
-``throttle_wait_s`` at most (``GATEWAY_THROTTLE_WAIT_S``, both lanes: the backlog's worker
-parks a job that is still throttled) and end before the call's deadline.
+``throttle_wait_s`` at most (``GATEWAY_THROTTLE_WAIT_S``); a backlog job's to
+``backlog_throttle_wait_s`` (``GATEWAY_BACKLOG_THROTTLE_WAIT_S``, a quota minute by default:
+back-pressure, as the waiting job holds its message and a concurrency slot, where parking it
+would cost storage round trips and a re-drive; the worker parks a job still throttled then).
+Every wait ends before the call's deadline.
 """
 
 from __future__ import annotations
@@ -116,7 +119,9 @@ class CallLoop:
             call.attempts.append(attempt)
             on_attempt(attempt)
 
-        wait_limit = settings.throttle_wait_s
+        wait_limit = (
+            settings.throttle_wait_s if lane == INTERACTIVE else settings.backlog_throttle_wait_s
+        )
         waited = 0.0
         top_ups = 0
         while True:

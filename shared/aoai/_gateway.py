@@ -599,6 +599,7 @@ def _quota_ledger(
             reserve=settings.backlog_reserve,
             slice_fraction=settings.ledger_slice_fraction,
             request_horizon=settings.ledger_request_horizon,
+            fair_share=settings.ledger_fair_share,
             fallback_share=settings.ledger_fallback_share,
             timeout_s=settings.ledger_timeout_s,
             retry_s=settings.ledger_retry_s,

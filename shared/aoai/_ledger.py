@@ -20,6 +20,15 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
   window the lease holds requests for needs no new lease (no herd at each window's start).
   When the request phase moves, the requests held for later windows are forgotten (the row
   still counts them: under-use only).
+* Leases that get spent (quota one instance leaves unspent at a window's end is lost to all):
+  a lease's tokens and requests match (``_matched``: tokens only for requests held or granted,
+  at the lane's recent cost per call; requests for later windows only for tokens to pay them,
+  the farthest cut first). Later windows are leased at the lower of the lane's last request
+  window's and last minute's rate, rounded down (a sparse lane leases nothing ahead; a burst is
+  not a rate). A backlog lease leaves the instance holding at most ``fair_share`` x an equal
+  split of each window among the instances active in the row in the last token window (a cap
+  on holding, not on use). ``stats``: ``leased_*``, ``expired_*`` (unspent when the window
+  ended), ``forgotten_requests`` (later windows' requests dropped when the phase moved).
 * Contention: a write that loses the ETag race backs off before re-reading, a random half to
   whole of a wait that doubles per lost race (``backoff_fraction`` to ``backoff_cap_fraction``
   of the request window; the retries stop at half the lease's timeout, so contention is never
@@ -88,6 +97,7 @@ class LedgerConfig:
     backoff_cap_fraction: float = 0.05  # the longest wait, x the request window
     backlog_backoff_factor: float = 4.0  # a backlog lease waits this much longer
     request_horizon: int = 6  # request windows a lease's requests may cover (1: the current)
+    fair_share: float = 2.0  # a backlog lease holds at most this x an equal split (0: no cap)
 
 
 @dataclass(slots=True)
@@ -154,6 +164,11 @@ class QuotaLedger:
             "returns": 0,
             "returned_tokens": 0,
             "returned_requests": 0,
+            "leased_tokens": 0,
+            "leased_requests": 0,
+            "expired_tokens": 0,  # leased, never spent nor given back: the window ended
+            "expired_requests": 0,
+            "forgotten_requests": 0,  # leased ahead, dropped when the request phase moved
         }
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -309,7 +324,7 @@ class SharedQuota:
         self._ledger.stats["charges"] += 1
         recent = self._recent[lane]
         recent.append((now, cost))
-        while recent and recent[0][0] <= now - self.request_span:
+        while recent and recent[0][0] <= now - self.token_span:  # a minute of the lane's calls
             recent.popleft()
         slot = self._slot(now)
         lease = self._covering(slot, cost, lane)
@@ -461,10 +476,17 @@ class SharedQuota:
         (shorter) request window; what belongs to a window gone is dropped."""
         if lease is None:
             return None
+        stats = self._ledger.stats
         if lease.token_window != slot.token_window:
+            if lease.token_window < slot.token_window:
+                stats["expired_tokens"] += lease.tokens
             lease.token_window, lease.tokens = slot.token_window, 0
         if lease.request_window != slot.request_window:
             window = slot.request_window
+            if lease.request_window < window:
+                stats["expired_requests"] += lease.requests + sum(
+                    n for w, n in lease.ahead.items() if w < window
+                )
             lease.request_window, lease.requests = window, lease.ahead.pop(window, 0)
             lease.ahead = {w: n for w, n in lease.ahead.items() if w > window}
         return lease
@@ -580,8 +602,18 @@ class SharedQuota:
         stats = ledger.stats
         slot = self._slot(now)
         need = min(cost, self.token_limit)
-        rate_tokens = sum(c for _, c in self._recent[lane]) / self.request_span
-        rate_requests = len(self._recent[lane]) / self.request_span
+        recent = self._recent[lane]
+        # the lane's calls in the request window's length up to its latest call
+        last = [c for t, c in recent if t > recent[-1][0] - self.request_span] if recent else []
+        rate_tokens = sum(last) / self.request_span
+        rate_requests = len(last) / self.request_span
+        # The lane's calls per request window over the last minute (or since its first call):
+        # what later windows are leased at, when below the last window's (a burst is not a rate).
+        lasted = min(self.token_span, max(self.request_span, now - recent[0][0])) if recent else 1.0
+        steady = len(recent) * self.request_span / lasted
+        # What one of the lane's calls costs (recently; else this one): tokens and requests are
+        # leased in matching amounts (``_matched``), never one without the other to spend it.
+        per_call = rate_tokens / rate_requests if rate_requests else float(need)
         # Requests for the current request window (the time left) and the next ones that start
         # before the token window's slot ends (at most ``request_horizon``): a steady lane then
         # leases about once per token window. Tokens are sized over the same span (at least a
@@ -609,11 +641,14 @@ class SharedQuota:
             if need_requests
             else max(0, math.ceil(rate_requests * left_s) - have_requests)
         )
-        # A later window is sized to the rate over its whole span: calls that arrive in its
-        # guards wait for its spendable part and are served there.
+        # A later window is sized to the rate over its whole span (calls that arrive in its
+        # guards wait for its spendable part and are served there): the lower of the last
+        # window's and the minute's, rounded down, so a sparse lane (under one call a window, as
+        # an instance's share of interactive calls often is) leases nothing ahead, where a call
+        # a window held quota in every later window that went unspent.
         want_ahead = {
-            window: max(0, math.ceil(rate_requests * self.request_span) - have_ahead.get(window, 0))
-            for window, _, _ in ahead
+            w: max(0, math.floor(min(len(last), steady)) - have_ahead.get(w, 0))
+            for w, _, _ in ahead
         }
         attempts = config.max_conflicts
         if lane == BACKLOG:
@@ -664,10 +699,6 @@ class SharedQuota:
                 return False
             tokens = max(0, min(want_tokens, free_tokens))  # a part not missing may have none
             requests = max(0, min(want_requests, free_requests))
-            row.tokens += tokens
-            if lane == BACKLOG:
-                row.backlog_tokens += tokens
-            counts[current] = counts.get(current, 0) + requests
             # A later window: its whole span is to run, so the backlog leaves the whole reserve.
             future_cap = self._request_cap(lane, 1.0)
             granted_ahead: dict[int, int] = {}
@@ -677,7 +708,27 @@ class SharedQuota:
                 grant = max(0, min(want, future_cap - counts.get(w, 0)))
                 if grant:
                     granted_ahead[w] = grant
-                    counts[w] = counts.get(w, 0) + grant
+            if lane == BACKLOG and config.fair_share > 0:
+                tokens, requests = self._fair(
+                    row, now, tokens, requests, granted_ahead, token_cap, future_cap, held
+                )
+                tokens, requests = max(tokens, need_tokens), max(requests, need_requests)
+            tokens = _matched(
+                tokens,
+                granted_ahead,
+                have_tokens=have_tokens,
+                calls=have_requests
+                + requests
+                + sum(n for w, n in have_ahead.items() if w > current),
+                per_call=per_call,
+                floor=need_tokens,
+            )
+            row.tokens += tokens
+            if lane == BACKLOG:
+                row.backlog_tokens += tokens
+            counts[current] = counts.get(current, 0) + requests
+            for w, grant in granted_ahead.items():
+                counts[w] = counts.get(w, 0) + grant
             _set_counts(row, counts, current)
             horizon = now - _MEMBER_TTL_MINUTES * self.token_span
             row.members = {k: v for k, v in row.members.items() if v >= horizon}
@@ -685,6 +736,8 @@ class SharedQuota:
             if not await self._write(row, etag):
                 continue
             stats["leases"] += 1
+            stats["leased_tokens"] += tokens
+            stats["leased_requests"] += requests + sum(granted_ahead.values())
             self._remember(row, now)
             self.last_lease_at = now
             lease = self._valid(self._leases[lane], slot)
@@ -700,6 +753,43 @@ class SharedQuota:
         # Lost every race: others are leasing this very window; try again shortly.
         self.hold(ledger._now(), lane)
         return False
+
+    def _fair(
+        self,
+        row: LedgerRow,
+        now: float,
+        tokens: int,
+        requests: int,
+        granted_ahead: dict[int, int],
+        token_cap: int,
+        request_cap: int,
+        held: _Lease | None,
+    ) -> tuple[int, int]:
+        """Cap what a backlog lease leaves this instance holding at ``fair_share`` times an
+        equal split of each window among the instances active in the last token window (the
+        row's members): one instance whose recent burst sets a high rate would otherwise lease
+        a whole window ahead and leave the others refused while it cannot spend it all. A cap
+        on holding, not on use: an instance that spends its part leases again."""
+        horizon = now - self.token_span
+        active = 1 + sum(
+            1 for k, seen in row.members.items() if k != self._ledger.instance and seen >= horizon
+        )
+        if active <= 1:
+            return tokens, requests
+        share = self._ledger.config.fair_share / active
+        token_fair = math.ceil(share * token_cap)
+        request_fair = math.ceil(share * request_cap)
+        have_tokens = held.tokens if held is not None else 0
+        have_requests = held.requests if held is not None else 0
+        for w in list(granted_ahead):
+            have = held.ahead.get(w, 0) if held is not None else 0
+            granted_ahead[w] = min(granted_ahead[w], max(0, request_fair - have))
+            if not granted_ahead[w]:
+                del granted_ahead[w]
+        return (
+            min(tokens, max(0, token_fair - have_tokens)),
+            min(requests, max(0, request_fair - have_requests)),
+        )
 
     async def _back_off(self, lane: str, lost: int, give_up_at: float) -> bool:
         """Wait after the ``lost``-th lost race in a row before reading the row again: a random
@@ -740,24 +830,25 @@ class SharedQuota:
         return True
 
     def _caps(self, lane: str, slot: _Slot, at: float) -> tuple[int, int]:
-        if lane != BACKLOG:
-            return self.token_limit, self.request_limit
-        reserve = self._ledger.config.reserve
-        token_left = max(TAIL, min(1.0, (slot.token_end - at) / self.token_span))
-        request_left = (slot.request_end - at) / self.request_span
+        """What the current windows may grant the lane at ``at`` (see ``_cap``)."""
         return (
-            self.token_limit - int(reserve * self.token_limit * token_left),
-            self._request_cap(lane, request_left),
+            self._cap(lane, self.token_limit, (slot.token_end - at) / self.token_span),
+            self._request_cap(lane, (slot.request_end - at) / self.request_span),
         )
 
     def _request_cap(self, lane: str, left: float) -> int:
-        """What a request window may grant the lane with ``left`` of it still to run: all of it
-        for interactive leases, less the reserve's share for the backlog (a later window: the
-        whole reserve, as at a window's start)."""
+        """A request window's cap for the lane with ``left`` of it still to run (a later
+        window: 1.0, the whole reserve, as at a window's start)."""
+        return self._cap(lane, self.request_limit, left)
+
+    def _cap(self, lane: str, limit: int, left: float) -> int:
+        """What a window of ``limit`` may grant the lane with ``left`` of it still to run: all
+        of it for interactive leases; for the backlog, less the reserve's share of what is
+        still to run (at least ``TAIL`` of it)."""
         if lane != BACKLOG:
-            return self.request_limit
+            return limit
         left = max(TAIL, min(1.0, left))
-        return self.request_limit - int(self._ledger.config.reserve * self.request_limit * left)
+        return limit - int(self._ledger.config.reserve * limit * left)
 
     def _ahead(self, slot: _Slot) -> list[tuple[int, float, float]]:
         """The request windows after the slot's a lease may cover: (index, start, end) of those
@@ -780,6 +871,7 @@ class SharedQuota:
         until their windows pass, so this can only under-use the quota, never over-use it."""
         for lease in self._leases.values():
             if lease is not None:
+                self._ledger.stats["forgotten_requests"] += sum(lease.ahead.values())
                 lease.ahead.clear()
 
     def _free_at(self, lane: str, slot: _Slot, row: LedgerRow, need: int) -> float:
@@ -870,6 +962,37 @@ class SharedQuota:
         # the instance's own windows count (shown with the deployment's budget in the report)
         why = "ledger_unreachable" if not self._ledger.usable(now) else "no_current_row_read"
         return {"source": "local", "reason": why}
+
+
+def _matched(
+    tokens: int,
+    granted_ahead: dict[int, int],
+    *,
+    have_tokens: int,
+    calls: int,
+    per_call: float,
+    floor: int,
+) -> int:
+    """Match a lease's two parts: tokens without requests to spend them (or requests without
+    tokens) would sit unused in this instance until their window ends while other instances
+    are refused them. ``calls``: requests held and granted for the current and earlier-granted
+    windows; ``granted_ahead`` (window -> requests) is trimmed from the farthest window when
+    the tokens held after the grant cannot pay for that many calls. Returns the tokens to
+    grant: at most what the requests can spend at ``per_call`` each, never below ``floor`` (the
+    part the waiting call is missing)."""
+    per_call = max(1.0, per_call)
+    total_calls = calls + sum(granted_ahead.values())
+    affordable = math.floor((have_tokens + tokens) / per_call)
+    for w in sorted(granted_ahead, reverse=True):
+        if total_calls <= max(affordable, calls):
+            break
+        cut = min(granted_ahead[w], total_calls - max(affordable, calls))
+        granted_ahead[w] -= cut
+        total_calls -= cut
+        if not granted_ahead[w]:
+            del granted_ahead[w]
+    spendable = math.ceil(total_calls * per_call) - have_tokens
+    return min(tokens, max(floor, spendable))  # ``tokens`` covers ``floor`` (checked free)
 
 
 def _row_counts(row: LedgerRow) -> dict[int, int]:

@@ -159,6 +159,12 @@ class GatewaySettings(AppSettings):
         description="Request windows (a sixth of a minute each) a lease's requests may cover: the "
         "current one and the next ones before the token window ends; 1: the current only.",
     )
+    ledger_fair_share: float = Field(
+        default=2.0,
+        ge=0,
+        description="A backlog lease leaves its instance holding at most this many times an "
+        "equal split of a window among the instances active in the last minute; 0: no cap.",
+    )
     ledger_fallback_share: float = Field(
         default=0.1,
         gt=0,
@@ -173,8 +179,14 @@ class GatewaySettings(AppSettings):
     throttle_wait_s: float = Field(
         default=2.0,
         ge=0,
-        description="Longest one call (either lane) waits in total for the gateway's own "
+        description="Longest one interactive call waits in total for the gateway's own "
         "pacing (budget, ledger lease) before answering 429; never for Azure's 429s.",
+    )
+    backlog_throttle_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Longest one backlog job waits in total for the gateway's own pacing before "
+        "it is parked (within the job's deadline); never for Azure's 429s.",
     )
     max_body_bytes: int = Field(
         default=4_000_000, gt=0, description="Larger HTTP request bodies get 413."

@@ -167,3 +167,29 @@ async def test_the_waits_of_one_call_stay_within_the_limit_and_the_deadline(
     ]
     assert waits.seconds == [pytest.approx(2.0)]
     assert caught.value.retry_after_s == pytest.approx(3.0)  # swedencentral's window
+
+
+async def test_a_backlog_job_waits_up_to_the_backlogs_own_limit(paced):
+    """``GATEWAY_BACKLOG_THROTTLE_WAIT_S``: a backlog job waits for pacing that an interactive
+    call (``GATEWAY_THROTTLE_WAIT_S``) would answer 429 for: back-pressure instead of parking."""
+    for lane, served in (("interactive", False), ("backlog", True)):
+        sim, gateway, clock, waits = paced(
+            "eastus2", throttle_wait_s=1.0, backlog_throttle_wait_s=6.0
+        )
+        assert (await gateway.chat(chat(), _ctx())).region == "eastus2"  # eastus2 frees at 10
+        clock.advance(3.0)
+        assert (await gateway.chat(chat(), _ctx())).region == "swedencentral"  # frees at 13
+        clock.advance(5.0)
+        sim.region("eastus2").fault("throttle", count=1, retry_after_s=30, deployment=EAST)
+        call = gateway.chat(chat(), _ctx(lane=lane))
+        if served:
+            result = await call
+            assert _outcomes(result.attempts) == [
+                ("eastus2", FailureKind.THROTTLED),
+                ("swedencentral", None),
+            ]
+            assert waits.seconds == [pytest.approx(2.0), pytest.approx(3.0)]
+        else:
+            with pytest.raises(AllThrottled):
+                await call
+            assert waits.seconds == []
