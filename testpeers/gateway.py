@@ -7,14 +7,18 @@ test-sized timeouts (``TEST_TIMINGS``) and the simulator's scaled minute.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.settings import GatewaySettings
 
-__all__ = ["TEST_TIMINGS", "settings_for_sim", "unique_ledger_table"]
+if TYPE_CHECKING:
+    from shared.aoai import ManualClock
+
+__all__ = ["TEST_TIMINGS", "RecordedSleeps", "settings_for_sim", "unique_ledger_table"]
 
 # Small enough to keep the suite fast, large enough for a loaded CI machine.
 TEST_TIMINGS: dict[str, Any] = {
@@ -103,3 +107,19 @@ def settings_for_sim(
     if overrides.get("storage_connection") and "ledger_table" not in overrides:
         values["ledger_table"] = unique_ledger_table()  # each settings object is its own app
     return GatewaySettings.model_validate({"regions": table, **values})
+
+
+class RecordedSleeps:
+    """A ``sleep`` seam (the call loop's, the ledger's): records each wait in ``waits`` and moves
+    the ``ManualClock`` by it instead of sleeping; ``yield_to_others`` lets other tasks run."""
+
+    def __init__(self, clock: ManualClock, *, yield_to_others: bool = False) -> None:
+        self.clock = clock
+        self.yield_to_others = yield_to_others
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.clock.advance(seconds)
+        if self.yield_to_others:
+            await asyncio.sleep(0)

@@ -6,6 +6,22 @@ import uuid
 
 from shared.aoai import CallContext, ChatRequest
 
+# Two regions, one small gpt-4o deployment each (2,000 TPM, 600 RPM).
+TWO_SMALL_REGIONS = [
+    {
+        "name": "eastus2",
+        "deployments": [
+            {"name": "gpt-4o-prod", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}
+        ],
+    },
+    {
+        "name": "swedencentral",
+        "deployments": [
+            {"name": "gpt4o-sweden", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}
+        ],
+    },
+]
+
 
 def ctx(timeout_s: float | None = None) -> CallContext:
     return CallContext(correlation_id=uuid.uuid4().hex, caller="tests", timeout_s=timeout_s)

@@ -9,45 +9,19 @@ checks about time holds however slow the machine is.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
 import pytest
 
 from shared.aoai import AllThrottled, CallContext, FailureKind, ManualClock
+from testpeers.gateway import RecordedSleeps
 
-from ._helpers import chat, chat_requests
+from ._helpers import TWO_SMALL_REGIONS, chat, chat_requests
 
-REGIONS = [
-    {
-        "name": "eastus2",
-        "deployments": [
-            {"name": "gpt-4o-prod", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}
-        ],
-    },
-    {
-        "name": "swedencentral",
-        "deployments": [
-            {"name": "gpt4o-sweden", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}
-        ],
-    },
-]
+REGIONS = TWO_SMALL_REGIONS
 EAST, SWEDEN = "gpt-4o-prod", "gpt4o-sweden"
 WINDOW_S = 10.0  # the gateway's request window (a sixth of the 60-second quota minute)
-
-
-class Waits:
-    """The call loop's waits: each is recorded and moves the clock by as much."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self.clock = clock
-        self.seconds: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
-        self.clock.advance(seconds)
-        await asyncio.sleep(0)
 
 
 def _ctx(lane: str = "interactive", timeout_s: float | None = None) -> CallContext:
@@ -58,6 +32,16 @@ def _outcomes(attempts) -> list[tuple[str, FailureKind | None]]:
     return [(a.region, a.outcome) for a in attempts]
 
 
+async def _both_full_then_eastus2_throttles(sim, gateway, clock) -> None:
+    """eastus2's window frees 2 s from the end of this, swedencentral's 5 s; eastus2 will
+    answer the next request 429."""
+    assert (await gateway.chat(chat(), _ctx())).region == "eastus2"  # eastus2 frees at 10
+    clock.advance(3.0)
+    assert (await gateway.chat(chat(), _ctx())).region == "swedencentral"  # frees at 13
+    clock.advance(5.0)
+    sim.region("eastus2").fault("throttle", count=1, retry_after_s=30, deployment=EAST)
+
+
 @pytest.fixture
 def paced(sim_factory, gateway_settings_factory, gateway_factory):
     """``paced(first, **settings) -> (sim, gateway, clock, waits)``: region ``first`` is tried
@@ -66,7 +50,7 @@ def paced(sim_factory, gateway_settings_factory, gateway_factory):
     def build(first: str, **options):
         sim = sim_factory(REGIONS, minute_seconds=60)
         clock = ManualClock(float(int(time.time())))  # whole seconds: exact sums
-        waits = Waits(clock)
+        waits = RecordedSleeps(clock, yield_to_others=True)
         settings = gateway_settings_factory(
             sim,
             priorities={first: 0},
@@ -89,7 +73,7 @@ async def test_after_a_429_the_call_waits_for_the_other_regions_pacing_edge(pace
         ("eastus2", FailureKind.THROTTLED),
         ("swedencentral", None),
     ]
-    assert waits.seconds == [pytest.approx(WINDOW_S - 6.0)]
+    assert waits.waits == [pytest.approx(WINDOW_S - 6.0)]
     assert chat_requests(sim.region("swedencentral").stats(), SWEDEN) == 2
 
 
@@ -110,7 +94,7 @@ async def test_a_tried_region_held_back_by_its_pacing_is_not_waited_for(paced):
         ("swedencentral", FailureKind.THROTTLED),
         ("eastus2", FailureKind.THROTTLED),
     ]
-    assert waits.seconds == [pytest.approx(5.0)]
+    assert waits.waits == [pytest.approx(5.0)]
     assert chat_requests(sweden.stats(), SWEDEN) == 1
     assert caught.value.retry_after_s == pytest.approx(WINDOW_S - 5.0)  # swedencentral's window
 
@@ -129,7 +113,7 @@ async def test_only_cooling_regions_left_answers_at_once_with_the_soonest_cooldo
         ("swedencentral", FailureKind.THROTTLED),
         ("eastus2", FailureKind.THROTTLED),
     ]
-    assert waits.seconds == [pytest.approx(5.0)]
+    assert waits.waits == [pytest.approx(5.0)]
     assert caught.value.retry_after_s == pytest.approx(0.8)
 
 
@@ -145,11 +129,7 @@ async def test_the_waits_of_one_call_stay_within_the_limit_and_the_deadline(
     paced, wait_limit_s, timeout_s, served
 ):
     sim, gateway, clock, waits = paced("eastus2", throttle_wait_s=wait_limit_s)
-    assert (await gateway.chat(chat(), _ctx())).region == "eastus2"  # eastus2 frees at 10
-    clock.advance(3.0)
-    assert (await gateway.chat(chat(), _ctx())).region == "swedencentral"  # frees at 13
-    clock.advance(5.0)
-    sim.region("eastus2").fault("throttle", count=1, retry_after_s=30, deployment=EAST)
+    await _both_full_then_eastus2_throttles(sim, gateway, clock)
     call = gateway.chat(chat(), _ctx(timeout_s=timeout_s))
     if served:
         result = await call
@@ -157,7 +137,7 @@ async def test_the_waits_of_one_call_stay_within_the_limit_and_the_deadline(
             ("eastus2", FailureKind.THROTTLED),
             ("swedencentral", None),
         ]
-        assert waits.seconds == [pytest.approx(2.0), pytest.approx(3.0)]
+        assert waits.waits == [pytest.approx(2.0), pytest.approx(3.0)]
         return
     with pytest.raises(AllThrottled) as caught:
         await call
@@ -165,7 +145,7 @@ async def test_the_waits_of_one_call_stay_within_the_limit_and_the_deadline(
         ("eastus2", FailureKind.THROTTLED),
         ("swedencentral", FailureKind.SKIPPED),
     ]
-    assert waits.seconds == [pytest.approx(2.0)]
+    assert waits.waits == [pytest.approx(2.0)]
     assert caught.value.retry_after_s == pytest.approx(3.0)  # swedencentral's window
 
 
@@ -176,11 +156,7 @@ async def test_a_backlog_job_waits_up_to_the_backlogs_own_limit(paced):
         sim, gateway, clock, waits = paced(
             "eastus2", throttle_wait_s=1.0, backlog_throttle_wait_s=6.0
         )
-        assert (await gateway.chat(chat(), _ctx())).region == "eastus2"  # eastus2 frees at 10
-        clock.advance(3.0)
-        assert (await gateway.chat(chat(), _ctx())).region == "swedencentral"  # frees at 13
-        clock.advance(5.0)
-        sim.region("eastus2").fault("throttle", count=1, retry_after_s=30, deployment=EAST)
+        await _both_full_then_eastus2_throttles(sim, gateway, clock)
         call = gateway.chat(chat(), _ctx(lane=lane))
         if served:
             result = await call
@@ -188,8 +164,8 @@ async def test_a_backlog_job_waits_up_to_the_backlogs_own_limit(paced):
                 ("eastus2", FailureKind.THROTTLED),
                 ("swedencentral", None),
             ]
-            assert waits.seconds == [pytest.approx(2.0), pytest.approx(3.0)]
+            assert waits.waits == [pytest.approx(2.0), pytest.approx(3.0)]
         else:
             with pytest.raises(AllThrottled):
                 await call
-            assert waits.seconds == []
+            assert waits.waits == []

@@ -13,22 +13,9 @@ import pytest
 
 from shared.aoai import AllThrottled, FailureKind, ManualClock
 
-from ._helpers import chat, chat_requests, ctx
+from ._helpers import TWO_SMALL_REGIONS, chat, chat_requests, ctx
 
-SMALL = [
-    {
-        "name": "eastus2",
-        "deployments": [
-            {"name": "gpt-4o-prod", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}
-        ],
-    },
-    {
-        "name": "swedencentral",
-        "deployments": [
-            {"name": "gpt4o-sweden", "model": "gpt-4o", "kind": "chat", "tpm": 2000, "rpm": 600}
-        ],
-    },
-]
+SMALL = TWO_SMALL_REGIONS
 PREFER_EAST = {"eastus2": 0, "swedencentral": 1}
 
 

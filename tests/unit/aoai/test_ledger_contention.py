@@ -14,6 +14,7 @@ import pytest
 from shared.aoai import InMemoryLedgerStore, ManualClock
 from shared.aoai._ledger import BACKLOG, INTERACTIVE, LedgerConfig, QuotaLedger
 from shared.aoai._ledger_store import LedgerRow
+from testpeers.gateway import RecordedSleeps
 
 KEY = "deployment/r/d"
 COST = 100
@@ -46,18 +47,6 @@ class RivalStore:
 
     async def aclose(self) -> None:
         return None
-
-
-class RecordedSleeps:
-    """The ledger's ``sleep``: records each wait and moves the clock by it (no wall-clock)."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self.clock = clock
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.clock.advance(seconds)
 
 
 def _quota(store, clock: ManualClock, sleeps, jitter=(0.5,), config: LedgerConfig | None = None):
