@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .ports import STARTUP_TIMEOUT_S, free_port, wait_for_port
+from .ports import STARTUP_TIMEOUT_S, free_ports, wait_for_port
 
 __all__ = ["ACCOUNT", "ACCOUNT_KEY", "AzuriteHandle", "start_azurite"]
 
@@ -70,7 +70,7 @@ def _azurite_binary() -> str:
 
 def start_azurite(location: Path) -> AzuriteHandle:
     """Start Azurite (blob, queue, table, in memory) on free ports; its log goes to ``location``."""
-    ports = {"blob": free_port(), "queue": free_port(), "table": free_port()}
+    ports = dict(zip(("blob", "queue", "table"), free_ports(3), strict=True))
     cmd = [
         _azurite_binary(),
         "--silent",

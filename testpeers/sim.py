@@ -14,7 +14,7 @@ from typing import Any
 
 from aoai_sim.control import IdentityControl, RegionControl
 
-from .ports import STARTUP_TIMEOUT_S, free_port, wait_for_port
+from .ports import STARTUP_TIMEOUT_S, free_ports, wait_for_port
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -201,8 +201,9 @@ def start_sim(
     workdir = Path(workdir or tempfile.mkdtemp(prefix="aoai-sim-"))
     region_dicts = copy.deepcopy(list(regions) if regions is not None else list(DEFAULT_REGIONS))
     handles: dict[str, RegionHandle] = {}
-    for region in region_dicts:
-        region["port"] = free_port()
+    ports = free_ports(len(region_dicts) + 1)  # distinct: the regions' and the identity's
+    for region, port in zip(region_dicts, ports, strict=False):
+        region["port"] = port
         region["host"] = "127.0.0.1"
         keys = region.get("api_keys") or region.get("api_key") or [DEFAULT_API_KEY]
         keys = [keys] if isinstance(keys, str) else list(keys)
@@ -218,7 +219,7 @@ def start_sim(
     }
     id_handle = None
     if identity:
-        id_handle = IdentityHandle(port=free_port(), header="sim-identity-header")
+        id_handle = IdentityHandle(port=ports[-1], header="sim-identity-header")
         config["identity"] = {
             "host": "127.0.0.1",
             "port": id_handle.port,

@@ -12,7 +12,7 @@ from pathlib import Path
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
 from sbbroker import start_in_thread
-from tests.fixtures.ports import free_port, wait_for_port
+from tests.fixtures.ports import free_ports, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def _get(port: int, path: str):
 
 
 def test_cli_serves_sdk_and_admin_http():
-    port, admin = free_port(), free_port()
+    port, admin = free_ports(2)
     proc = subprocess.Popen(
         [
             sys.executable,
