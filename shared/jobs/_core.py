@@ -14,6 +14,7 @@ Crash windows, and why each is safe:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -55,6 +56,7 @@ class JobServices:
     bus: Bus
     parking: ParkingLot
     clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # waits between retries (a test seam)
     checkpoint: Checkpoint = field(default=_no_checkpoint)
     pending: PendingSchedule = field(default_factory=InMemoryPendingSchedule)
     batch_lane: Any = None  # shared.batchlane.BatchLane when a region has Global Batch deployments

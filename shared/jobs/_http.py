@@ -24,6 +24,7 @@ from ..api import ApiError, error_response, parse_body, read_body, request_info
 from ._cancel import JobNotCancellable
 from ._claim import JobTooLarge
 from ._contract import JobIdConflict, JobMessage
+from ._unreachable import unreachable
 
 if TYPE_CHECKING:
     from ..settings import GatewaySettings
@@ -126,7 +127,7 @@ def _error(exc: Exception, info: Any, services: JobEndpointServices) -> Response
     """The one error mapping of the job endpoints: storage or Service Bus out of reach is a 503
     with a stable code and Retry-After (a submission then left nothing behind); the rest as
     every route maps it."""
-    code = _unavailable(exc)
+    code = unreachable(exc)
     if code is None:
         return error_response(exc, info.correlation_id, headers=info.headers())
     try:
@@ -149,27 +150,3 @@ def _error(exc: Exception, info: Any, services: JobEndpointServices) -> Response
     return error_response(
         api, info.correlation_id, headers={**info.headers(), "retry-after": str(retry_s)}
     )
-
-
-def _unavailable(exc: BaseException) -> str | None:
-    """``job_store_unavailable`` / ``queue_unavailable`` when ``exc`` says a peer is out of reach."""
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-        return "job_store_unavailable"
-    if isinstance(exc, HttpResponseError) and not isinstance(exc, ClientAuthenticationError):
-        status = exc.status_code or 0
-        if status >= 500 or status in (408, 429):
-            return "job_store_unavailable"
-    try:
-        from azure.servicebus.exceptions import ServiceBusError
-    except ImportError:  # pragma: no cover - the SDK is a dependency of the app
-        return None
-    if isinstance(exc, ServiceBusError):
-        return "queue_unavailable"
-    return None

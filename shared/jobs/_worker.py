@@ -25,7 +25,9 @@ from ._bus import Outgoing, QueueNotFound
 from ._contract import InvalidJobMessage, JobIdConflict, JobMessage, JobReply, parse_job_message
 from ._core import JobServices, conclude, deliver_reply
 from ._delivery import PROP_REDRIVES, Delivery, Outcome
+from ._keep import keep_outcome
 from ._records import JobRecord, Terminal
+from ._store import FinishResult
 
 __all__ = [
     "conflict_reply_message_id",
@@ -134,15 +136,7 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
         )
         return Outcome.PARKED
     except RequestRejected as exc:
-        await conclude(
-            svc,
-            job.job_id,
-            Terminal.failure(exc.code, exc.message, exc.details()),
-            owner=owner,
-            job=job,
-            current=record,
-            allow=ours,
-        )
+        await _keep(svc, job, Terminal.failure(exc.code, exc.message, exc.details()), record, owner)
         return Outcome.FAILED
     except DeadlineExceeded:
         if job.deadline_passed(svc.clock()):
@@ -167,10 +161,34 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
         )
         raise
     await svc.checkpoint("after_call", job.job_id)
-    result = await conclude(
-        svc, job.job_id, outcome, owner=owner, job=job, current=record, allow=ours
-    )
+    result = await _keep(svc, job, outcome, record, owner)
     return Outcome.SUCCEEDED if result.record.status == "succeeded" else Outcome.FAILED
+
+
+async def _keep(
+    svc: JobServices, job: JobMessage, outcome: Terminal, record: JobRecord, owner: str
+) -> FinishResult:
+    """Record an outcome the model has answered (``conclude``), trying again while storage or
+    Service Bus is out of reach (``keep_outcome``): a redelivery would call the model again."""
+
+    async def step(attempt: int) -> FinishResult:
+        return await conclude(
+            svc,
+            job.job_id,
+            outcome,
+            owner=owner,
+            job=job,
+            current=record if attempt == 0 else None,  # after a failure: the row as it is now
+            allow=_runs(owner),
+        )
+
+    return await keep_outcome(
+        step,
+        job_id=job.job_id,
+        budget_s=svc.settings.record_retry_s,
+        clock=svc.clock,
+        sleep=svc.sleep,
+    )
 
 
 def may_start(owner: str) -> Callable[[JobRecord], bool]:

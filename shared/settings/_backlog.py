@@ -189,6 +189,13 @@ class BacklogSettings(AppSettings):
         ge=1,
         description="Retry-After of the 503 answered while storage is unreachable.",
     )
+    record_retry_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long the worker keeps trying to record an outcome the model has already "
+        "answered while storage or Service Bus is out of reach (0: not at all), before it leaves "
+        "the message to redelivery (which calls the model again).",
+    )
     reply_lease_s: float = Field(
         default=60.0, gt=0, description="How long one delivery owns sending a job's reply."
     )

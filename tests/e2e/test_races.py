@@ -19,9 +19,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from shared.aoai import AllThrottled, Capacity, UnknownModel
+from shared.aoai import AllThrottled, Capacity, ManualClock, UnknownModel
 from shared.jobs import Delivery, Outcome
+from testpeers.gateway import RecordedSleeps
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -400,3 +402,97 @@ async def test_a_failing_capacity_check_redrives_nothing_and_is_logged(
         return report if report.moved else None
 
     assert (await until(moved)).moved == 1
+
+
+# -- 8. an answer the model gave is paid for once ----------------------------------------------------
+
+
+class FinishFails:
+    """The job store, except that ``finish`` fails ``times`` times with ``error``; with
+    ``after_write`` the write lands first and only its answer is lost (a response timeout)."""
+
+    def __init__(self, store: Any, error: Exception, times: int, after_write: bool = False) -> None:
+        self._store = store
+        self._error = error
+        self.left = times
+        self._after_write = after_write
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def finish(self, job_id: str, outcome: Any, **kw: Any) -> Any:
+        if self.left <= 0:
+            return await self._store.finish(job_id, outcome, **kw)
+        self.left -= 1
+        if self._after_write:
+            await self._store.finish(job_id, outcome, **kw)
+        raise self._error
+
+
+def with_store(h: Any, store: Any, sleeps: RecordedSleeps) -> None:
+    h.backlog.services = dataclasses.replace(h.backlog.services, store=store, sleep=sleeps)
+
+
+@pytest.mark.parametrize(
+    "error, after_write",
+    [
+        (ServiceRequestError("connection reset by the storage account"), False),
+        (ServiceResponseError("read timed out; the write may have landed"), True),
+        (HttpResponseError("503 Server Busy", response=None), False),
+    ],
+    ids=["connection-failed", "answer-lost-after-write", "server-busy"],
+)
+async def test_an_answer_is_recorded_through_a_storage_blip_without_a_second_model_call(
+    harness_factory, sb_broker, error, after_write
+):
+    gw = StepGateway()
+    h = harness_factory(sb_broker, gw)
+    if isinstance(error, HttpResponseError):
+        error.status_code = 503
+    times = 1 if after_write else 2
+    flaky = FinishFails(h.backlog.services.store, error, times=times, after_write=after_write)
+    sleeps = RecordedSleeps(ManualClock())
+    with_store(h, flaky, sleeps)
+    [job_id] = await h.submit(h.job())
+    [first] = deliveries(sb_broker, h.backlog.settings.queue)
+    assert await h.backlog.process(first) == Outcome.SUCCEEDED
+    assert gw.calls[job_id] == 1  # the answer was kept: no redelivery, no second call
+    assert flaky.left == 0 and len(sleeps.waits) == times
+    assert all(0 < w <= 5.0 for w in sleeps.waits)
+    record = await h.store.get(job_id)
+    assert record.status == "succeeded" and record.reply_state == "sent"
+    assert [r["status"] for r in h.replies()] == ["succeeded"]
+
+
+async def test_a_store_out_of_reach_past_the_limit_leaves_the_message_to_redelivery(
+    harness_factory, sb_broker
+):
+    gw = StepGateway()
+    h = harness_factory(sb_broker, gw, BACKLOG_RECORD_RETRY_S="3")
+    flaky = FinishFails(h.backlog.services.store, ServiceRequestError("no route"), times=100)
+    sleeps = RecordedSleeps(ManualClock())
+    with_store(h, flaky, sleeps)
+    [job_id] = await h.submit(h.job())
+    [first] = deliveries(sb_broker, h.backlog.settings.queue)
+    with pytest.raises(ServiceRequestError):
+        await h.backlog.process(first)
+    assert len(sleeps.waits) >= 2 and sum(sleeps.waits) <= 3.0  # bounded by the setting
+    flaky.left = 0  # storage is back: the redelivery runs the job (and pays for it again)
+    redelivered = dataclasses.replace(first, delivery_count=2)
+    assert await h.backlog.process(redelivered) == Outcome.SUCCEEDED
+    assert gw.calls[job_id] == 2
+    assert (await h.store.get(job_id)).status == "succeeded"
+    assert [r["status"] for r in h.replies()] == ["succeeded"]
+
+
+async def test_an_error_that_is_not_a_peer_out_of_reach_is_not_retried(harness_factory, sb_broker):
+    gw = StepGateway()
+    h = harness_factory(sb_broker, gw)
+    flaky = FinishFails(h.backlog.services.store, ValueError("a bug of ours"), times=1)
+    sleeps = RecordedSleeps(ManualClock())
+    with_store(h, flaky, sleeps)
+    [_job_id] = await h.submit(h.job())
+    [first] = deliveries(sb_broker, h.backlog.settings.queue)
+    with pytest.raises(ValueError, match="a bug of ours"):
+        await h.backlog.process(first)
+    assert sleeps.waits == [] and gw.calls[_job_id] == 1
