@@ -418,6 +418,7 @@ def _ledger_stats(health: list[dict[str, Any]]) -> dict[str, Any] | None:
             "backoffs",
             "backoff_s",
             "failures",
+            "slow_leases",
             "leases",
             "refusals",
             "charges",

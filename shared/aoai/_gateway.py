@@ -78,7 +78,7 @@ class Gateway:
         observers: Iterable[CallObserver] | None = None,
         ledger: LedgerStore | None = None,
         instance: str | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._settings = settings
         self._clients = clients if clients is not None else ClientProvider(settings)
@@ -106,7 +106,7 @@ class Gateway:
             self._sync.shared,
             self._policy,
             self._clock,
-            sleep if sleep is not None else asyncio.sleep,
+            sleep,
         )
         self._observers = Observers(observers if observers is not None else (CallLog(),))
         self._batch_size = {

@@ -54,7 +54,10 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
 * Storage unreachable (timeout, connection, any error): for ``retry_s`` the deployment falls back
   to the instance's own sliding-window budget at a *conservative share* of the quota:
   ``min(fallback_share, 1 / members)`` (members: instances seen in the row in the last minutes),
-  never the full quota.
+  never the full quota. A lease that times out although storage answered during it (a read,
+  or a write, won or lost) is slow, not gone: a row contended on a loaded store. It counts as
+  contention (``slow_leases``): the lane holds for a moment, as when every race is lost, and
+  the ledger stays in use; only a lease with no answer at all counts as a storage failure.
 
 ``QuotaLedger`` belongs to one gateway (one instance); ``SharedQuota`` is its view of one
 deployment, attached to that deployment's ``DeploymentBudget``.
@@ -149,6 +152,7 @@ class QuotaLedger:
         self._rand = rand if rand is not None else random.Random().random  # jitter only
         self._down_until = 0.0
         self._failures_in_a_row = 0
+        self._answered_at = -math.inf  # the last time storage answered a read or a write
         self._warned = False
         self.quotas: dict[str, SharedQuota] = {}
         self.stats = {
@@ -158,6 +162,7 @@ class QuotaLedger:
             "backoffs": 0,
             "backoff_s": 0.0,
             "failures": 0,
+            "slow_leases": 0,  # timed out while storage kept answering: contention, not a failure
             "leases": 0,
             "refusals": 0,
             "charges": 0,
@@ -197,6 +202,13 @@ class QuotaLedger:
                 self.config.retry_s,
                 extra={"ledger_error": type(exc).__name__},
             )
+
+    def answered(self) -> None:
+        """Storage answered a read or a write (a lost race too): it is reachable."""
+        self._answered_at = self._now()
+
+    def answered_since(self, since: float) -> bool:
+        return self._answered_at >= since
 
     def recovered(self) -> None:
         self._failures_in_a_row = 0
@@ -294,8 +306,7 @@ class SharedQuota:
     @property
     def fallback_share(self) -> float:
         now = self._ledger._now()
-        horizon = now - _MEMBER_TTL_MINUTES * self.token_span
-        live = sum(1 for seen in self._members.values() if seen >= horizon)
+        live = len(_live(self._members, now - _MEMBER_TTL_MINUTES * self.token_span))
         share = self._ledger.config.fallback_share
         return min(share, 1.0 / live) if live > 1 else share
 
@@ -589,6 +600,12 @@ class SharedQuota:
                         self._lease(now, cost, lane, demand), self._ledger.config.timeout_s
                     )
                 except Exception as exc:  # noqa: BLE001 - storage trouble: fall back
+                    if isinstance(exc, TimeoutError) and self._ledger.answered_since(now):
+                        # Slow, not gone: storage answered during the lease (contention on a
+                        # loaded store). Hold, as when every race is lost; the ledger stays.
+                        self._ledger.stats["slow_leases"] += 1
+                        self.hold(self._ledger._now(), lane)
+                        return False
                     self._ledger.failed(exc)
                     if self._ledger.usable(self._ledger._now()):
                         self.hold(now, lane)  # one failure: this lease only, try again soon
@@ -661,6 +678,7 @@ class SharedQuota:
                 break
             stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
+            ledger.answered()
             row = row if row is not None else LedgerRow()
             counts = _row_counts(row)
             rephased = self._merge_phase(row)
@@ -731,7 +749,7 @@ class SharedQuota:
                 counts[w] = counts.get(w, 0) + grant
             _set_counts(row, counts, current)
             horizon = now - _MEMBER_TTL_MINUTES * self.token_span
-            row.members = {k: v for k, v in row.members.items() if v >= horizon}
+            row.members = {k: row.members[k] for k in _live(row.members, horizon)}
             row.members[ledger.instance] = now
             if not await self._write(row, etag):
                 continue
@@ -770,10 +788,7 @@ class SharedQuota:
         row's members): one instance whose recent burst sets a high rate would otherwise lease
         a whole window ahead and leave the others refused while it cannot spend it all. A cap
         on holding, not on use: an instance that spends its part leases again."""
-        horizon = now - self.token_span
-        active = 1 + sum(
-            1 for k, seen in row.members.items() if k != self._ledger.instance and seen >= horizon
-        )
+        active = len(_live(row.members, now - self.token_span) | {self._ledger.instance})
         if active <= 1:
             return tokens, requests
         share = self._ledger.config.fair_share / active
@@ -824,8 +839,10 @@ class SharedQuota:
         try:
             await ledger.store.write(self.key, row, etag)
         except LedgerConflict:
+            ledger.answered()
             ledger.stats["conflicts"] += 1
             return False
+        ledger.answered()
         ledger.recovered()
         return True
 
@@ -993,6 +1010,11 @@ def _matched(
             del granted_ahead[w]
     spendable = math.ceil(total_calls * per_call) - have_tokens
     return min(tokens, max(floor, spendable))  # ``tokens`` covers ``floor`` (checked free)
+
+
+def _live(members: dict[str, float], since: float) -> set[str]:
+    """The instances a row saw at ``since`` or later (members: instance -> last lease time)."""
+    return {instance for instance, seen in members.items() if seen >= since}
 
 
 def _row_counts(row: LedgerRow) -> dict[int, int]:

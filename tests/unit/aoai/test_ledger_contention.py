@@ -152,6 +152,48 @@ async def test_the_retries_stop_at_half_the_timeout():
     assert quota.available_at(clock.now(), COST, INTERACTIVE) > clock.now()  # holds
 
 
+class StalledWrites:
+    """The in-memory store, except that writes never answer (``answer_reads``: reads do, as a
+    slow, contended store's; else reads never answer either, as a store that is gone)."""
+
+    def __init__(self, answer_reads: bool) -> None:
+        self.inner = InMemoryLedgerStore()
+        self.answer_reads = answer_reads
+
+    async def read(self, key: str) -> tuple[LedgerRow | None, str | None]:
+        if not self.answer_reads:
+            await asyncio.Event().wait()
+        return await self.inner.read(key)
+
+    async def write(self, key: str, row: LedgerRow, etag: str | None) -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("answer_reads", [True, False], ids=["slow-store", "store-gone"])
+async def test_a_lease_timeout_is_contention_while_storage_answers(answer_reads):
+    """Two lease timeouts in a row send the deployment to the fallback share only when storage
+    gave no answer at all; timeouts while it answers reads are a slow, contended store: the
+    lane holds for a moment and the ledger stays in use. (The timeout is the lease's real one,
+    half a second; both writes never answer, so it always fires, however busy the machine.)"""
+    config = LedgerConfig(timeout_s=0.5)
+    clock = ManualClock(start=START)
+    sleeps = RecordedSleeps(clock)
+    ledger, quota = _quota(StalledWrites(answer_reads), clock, sleeps, config=config)
+    for _ in range(2):
+        leased = await quota.top_up(clock.now(), COST, INTERACTIVE)
+        clock.advance(1.0)  # past the hold
+    if answer_reads:
+        assert not leased and ledger.stats["slow_leases"] == 2 and ledger.stats["failures"] == 0
+        assert ledger.usable(clock.now())
+    else:
+        assert ledger.stats["slow_leases"] == 0 and ledger.stats["failures"] == 2
+        assert not ledger.usable(clock.now())  # the conservative share, for retry_s
+
+
 async def test_an_interactive_lease_does_not_queue_behind_a_backlog_lease_backing_off():
     clock = ManualClock(start=START)
     store = RivalStore(conflicts=1)  # the backlog's first write loses
