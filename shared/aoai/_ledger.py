@@ -681,16 +681,21 @@ class SharedQuota:
             ledger.answered()
             row = row if row is not None else LedgerRow()
             counts = _row_counts(row)
-            rephased = self._merge_phase(row)
-            slot = self._slot(max(now, ledger._now()))
-            if rephased:  # the row's windows were counted under the old phase: carry the counts
-                if abs(row.token_window - slot.token_window) <= 1:
-                    row.token_window = slot.token_window
-                shift = slot.request_window - row.request_window
-                if abs(shift) <= 1:
-                    # every window moves by the same step (a count carried, never dropped)
-                    counts = {w + shift: n for w, n in counts.items()}
-                    row.request_window = slot.request_window
+            counted_under = self._merge_phase(row)
+            at = max(now, ledger._now())
+            slot = self._slot(at)
+            if counted_under is not None:
+                # The row's windows were numbered under the old phase: number them under the
+                # new one, by how the same instant's index moved (0, or 1 when the phase
+                # crossed a window edge). Every window moves by the same step, a count is
+                # carried, never dropped; a window that has passed stays passed, so a new
+                # window never starts with the last one's count.
+                row.token_window += _index_shift(
+                    at, self.token_span, counted_under[0], self.token_phase
+                )
+                shift = _index_shift(at, self.request_span, counted_under[1], self.request_phase)
+                counts = {w + shift: n for w, n in counts.items()}
+                row.request_window += shift
             if row.token_window > slot.token_window or row.request_window > slot.request_window:
                 # Written under a later window (a clock ahead, or a phase not yet adopted).
                 self._full_until[lane] = slot.until
@@ -710,8 +715,13 @@ class SharedQuota:
             token_cap, request_cap = self._caps(lane, slot, max(now, slot.start))
             free_tokens = token_cap - row.tokens
             free_requests = request_cap - row.requests
-            if free_tokens < need_tokens or free_requests < need_requests:
-                self._full_until[lane] = self._free_at(lane, slot, row, need)
+            # Only a missing part must be free: a lease that holds this call's tokens and lacks
+            # a request is not refused because interactive leases took the window's tokens past
+            # the backlog's cap (it then waited for the window's end with its tokens unspent).
+            if (need_tokens and free_tokens < need_tokens) or (
+                need_requests and free_requests < need_requests
+            ):
+                self._full_until[lane] = self._free_at(lane, slot, row, need_tokens, need_requests)
                 stats["refusals"] += 1
                 self._remember(row, now)
                 return False
@@ -891,15 +901,19 @@ class SharedQuota:
                 self._ledger.stats["forgotten_requests"] += sum(lease.ahead.values())
                 lease.ahead.clear()
 
-    def _free_at(self, lane: str, slot: _Slot, row: LedgerRow, need: int) -> float:
+    def _free_at(
+        self, lane: str, slot: _Slot, row: LedgerRow, need_tokens: int, need_requests: int
+    ) -> float:
         """When a refused lease may succeed: when the reserve has shrunk enough, else at the
-        next window of whichever dimension is full."""
+        next window of whichever missing part is full."""
         reserve = self._ledger.config.reserve
         times = []
         for limit, used, want, end, span in (
-            (self.token_limit, row.tokens, need, slot.token_end, self.token_span),
-            (self.request_limit, row.requests, 1, slot.request_end, self.request_span),
+            (self.token_limit, row.tokens, need_tokens, slot.token_end, self.token_span),
+            (self.request_limit, row.requests, need_requests, slot.request_end, self.request_span),
         ):
+            if not want:
+                continue
             if used + want <= (limit if lane != BACKLOG else limit - int(reserve * limit * TAIL)):
                 if lane != BACKLOG:
                     continue
@@ -913,8 +927,9 @@ class SharedQuota:
             at = slot.start + self.request_span / 20
         return at + (self._request_guard if at in (slot.token_end, slot.request_end) else 0.0)
 
-    def _merge_phase(self, row: LedgerRow) -> bool:
-        """Adopt the row's phase or give it ours; True when the row's phase changes here."""
+    def _merge_phase(self, row: LedgerRow) -> tuple[float, float] | None:
+        """Adopt the row's phase or give it ours. When the row's phase changes here: the
+        (token, request) phases its windows were counted under; else None."""
         before = (row.phase_known, row.token_phase, row.request_phase)
         if row.phase_known and not self.phase_known:
             if row.request_phase != self.request_phase:
@@ -933,7 +948,9 @@ class SharedQuota:
                 self.request_phase,
                 True,
             )
-        return before != (row.phase_known, row.token_phase, row.request_phase)
+        if before == (row.phase_known, row.token_phase, row.request_phase):
+            return None
+        return before[1], before[2]
 
     def _remember(self, row: LedgerRow, now: float) -> None:
         self._members = dict(row.members)
@@ -1041,6 +1058,11 @@ def _window(now: float, span: float, phase: float) -> tuple[int, float, float]:
     index = math.floor((now - phase) / span)
     start = phase + index * span
     return index, start, start + span
+
+
+def _index_shift(at: float, span: float, old_phase: float, new_phase: float) -> int:
+    """How far the index of the window holding ``at`` moves when the phase does (-1, 0 or 1)."""
+    return _window(at, span, new_phase)[0] - _window(at, span, old_phase)[0]
 
 
 def _duration(text: str | None) -> float | None:

@@ -12,6 +12,8 @@ import math
 import random
 from collections import Counter
 
+import pytest
+
 from shared.aoai import InMemoryLedgerStore, ManualClock
 from shared.aoai._ledger import BACKLOG, INTERACTIVE, LedgerConfig, QuotaLedger
 from shared.aoai._ledger_store import LedgerRow, _from_entity, _to_entity
@@ -260,3 +262,71 @@ def test_the_table_entity_keeps_the_counts_and_an_old_entity_reads_as_before():
     del old["request_counts"]
     legacy = _from_entity(old)
     assert legacy.request_counts == {} and (legacy.request_window, legacy.requests) == (7, 3)
+
+
+def _reset_headers(seconds: float) -> dict[str, str]:
+    return {"x-ratelimit-reset-tokens": f"{seconds:.3f}s"}
+
+
+async def test_a_phase_refined_at_a_window_edge_never_carries_the_last_windows_count():
+    """The phase estimate creeps later by milliseconds as responses come in, and the first lease
+    after such a move numbers the row's windows anew. Before, at a token window's start, that
+    carried the previous window's count into the new window, which then refused the backlog for
+    its whole length (the scale-out benchmark's stalled windows)."""
+    clock = ManualClock(start=MINUTE0 + 1.0)
+    store = InMemoryLedgerStore()
+    ledger = _ledger(store, clock)
+    quota = ledger.attach(KEY, tpm=60_000, rpm=6_000, minute_s=60.0)
+    quota.observe(clock.now(), clock.now(), _reset_headers(59.0))  # phase 0
+    assert await _call(quota, clock, 40_000, BACKLOG)
+    clock.advance(58.0)  # late in the window: a response says it ends 3 ms later than thought
+    quota.observe(clock.now(), clock.now(), _reset_headers(1.003))
+    assert quota.token_phase == pytest.approx(0.003)
+    clock.advance(MINUTE0 + 60.6 - clock.now())  # the next window, past its start guard
+    assert await _call(quota, clock, 40_000, BACKLOG)  # refused before: the row said 80,000
+    row, _ = await store.read(KEY)
+    assert row.tokens == 40_000
+
+
+async def test_a_phase_that_crosses_a_window_edge_carries_the_count_within_the_window():
+    """When the refined phase crosses the edge of the numbering (59.998 s -> 0.002 s), the same
+    instant's window index moves by one: the row's count moves with it, never dropped (with it
+    dropped, the second lease would fit)."""
+    clock = ManualClock(start=MINUTE0 + 11.0)  # not at a request window's start
+    store = InMemoryLedgerStore()
+    ledger = _ledger(store, clock)
+    quota = ledger.attach(KEY, tpm=60_000, rpm=6_000, minute_s=60.0)
+    quota.observe(clock.now(), clock.now(), _reset_headers(48.998))  # phase 59.998
+    assert await _call(quota, clock, 40_000, BACKLOG)
+    before, _ = await store.read(KEY)
+    clock.advance(5.0)
+    quota.observe(clock.now(), clock.now(), _reset_headers(44.002))  # phase 0.002
+    assert quota.token_phase == pytest.approx(0.002)
+    clock.advance(5.0)
+    assert not await _call(quota, clock, 20_000, BACKLOG)  # the 40,000 still count
+    assert ledger.stats["refusals"] == 1
+    row, _ = await store.read(KEY)
+    assert row.tokens == before.tokens == 40_000  # a refusal writes nothing
+
+
+async def test_a_backlog_lease_holding_its_tokens_gets_a_request_past_the_backlog_token_cap():
+    """Interactive leases may take a window's tokens past the backlog's cap. A backlog lease that
+    already holds this call's tokens and lacks only a request must still get one: only a
+    missing part has to be free. Before, it was refused and waited, tokens unspent, for the
+    window to end (found in the scale-out benchmark's stalled windows)."""
+    clock = ManualClock(start=MINUTE0 + 1.0)
+    store = InMemoryLedgerStore()
+    a = _ledger(store, clock, "a", request_horizon=1)
+    b = _ledger(store, clock, "b", request_horizon=1)
+    backlog = a.attach(KEY, tpm=60_000, rpm=6_000, minute_s=60.0)
+    interactive = b.attach(KEY, tpm=60_000, rpm=6_000, minute_s=60.0)
+    assert await _call(backlog, clock, COST, BACKLOG)
+    # The lease holds tokens and no request for the next request window (as when the requests
+    # it held for later windows were forgotten after the request phase moved).
+    backlog._leases[BACKLOG].tokens = 5_000
+    assert await _call(interactive, clock, 55_000, INTERACTIVE)  # past the backlog cap (~50,000)
+    clock.advance(MINUTE0 + SPAN + 1.0 - clock.now())  # the next request window
+    assert backlog.needs_lease(clock.now(), COST, BACKLOG)
+    assert await _call(backlog, clock, COST, BACKLOG)
+    row, _ = await store.read(KEY)
+    assert row.tokens == 55_000 + COST  # the request came alone: no tokens past the cap
