@@ -78,7 +78,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _health(http: httpx.Client) -> str:
-    response = http.get("/health")
+    response = http.get("/health/details")  # the region names need a function key
     body = response.json()
     if response.status_code != 200:
         raise RuntimeError(f"HTTP {response.status_code}: {body.get('error')}")

@@ -11,7 +11,14 @@ from ._azure import (
     azure_v1_embeddings,
     azure_v1_models,
 )
-from ._context import Principal, RequestInfo, easy_auth_principal, request_info
+from ._context import (
+    CallerPolicy,
+    Principal,
+    RequestInfo,
+    easy_auth_principal,
+    key_fingerprint,
+    request_info,
+)
 from ._errors import ApiError, error_body, error_response
 from ._handlers import (
     Services,
@@ -28,6 +35,7 @@ from ._usage import UsageServices, usage_report
 
 __all__ = [
     "ApiError",
+    "CallerPolicy",
     "Principal",
     "RequestInfo",
     "Services",
@@ -44,6 +52,7 @@ __all__ = [
     "error_response",
     "health",
     "health_details",
+    "key_fingerprint",
     "list_models",
     "openapi",
     "openapi_document",

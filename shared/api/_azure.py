@@ -128,7 +128,7 @@ async def _forward(
 ) -> Response:
     """Set the body's ``model`` to the alias (``deployment`` from the path, or the body's own
     ``model`` on v1), call the OpenAI handler, and answer its errors in Azure's shape."""
-    info = request_info(request)
+    info = request_info(request, services)
     try:
         require_caller(request, services)
         raw = await read_body(request, services.settings().max_body_bytes)
@@ -157,7 +157,7 @@ def _v1_version_ok(request: Request) -> bool:
 
 
 async def _deployment_route(request: Request, services: Services, handler: _Handler) -> Response:
-    info = request_info(request)
+    info = request_info(request, services)
     if not _dated_version_ok(request):
         return _azure_json(404, "404", "Resource not found", info.headers())
     name = (
@@ -168,7 +168,7 @@ async def _deployment_route(request: Request, services: Services, handler: _Hand
 
 
 async def _v1_route(request: Request, services: Services, handler: _Handler) -> Response:
-    info = request_info(request)
+    info = request_info(request, services)
     if not _v1_version_ok(request):
         return _azure_json(
             400,
@@ -201,7 +201,7 @@ async def azure_v1_embeddings(request: Request, services: Services) -> Response:
 
 async def azure_v1_models(request: Request, services: Services) -> Response:
     """GET openai/v1/models: the aliases."""
-    info = request_info(request)
+    info = request_info(request, services)
     if not _v1_version_ok(request):
         return _azure_json(
             400,

@@ -54,21 +54,22 @@ def _secrets(services: Services) -> tuple[str, ...]:
 
 
 def _routing_headers(
-    info: RequestInfo, region: str, deployment: str, attempts: Any
+    info: RequestInfo, services: Services, region: str, deployment: str, attempts: Any
 ) -> dict[str, str]:
+    """The correlation and attempt headers; the region and deployment names too where the
+    settings expose them (``GATEWAY_ROUTING_HEADERS``: by default only outside Azure)."""
     count = attempts if isinstance(attempts, int) else len(attempts)
-    return {
-        **info.headers(),
-        "x-gateway-region": region,
-        "x-gateway-deployment": deployment,
-        "x-gateway-attempts": str(count),
-    }
+    headers = {**info.headers(), "x-gateway-attempts": str(count)}
+    if services.settings().expose_routing_headers:
+        headers["x-gateway-region"] = region
+        headers["x-gateway-deployment"] = deployment
+    return headers
 
 
 async def _guarded(
     request: Request, services: Services, body: Callable[[RequestInfo], Awaitable[Response]]
 ) -> Response:
-    info = request_info(request)
+    info = request_info(request, services)
     try:
         require_caller(request, services)  # Easy Auth mode: no principal, no service
         return await body(info)
@@ -87,14 +88,16 @@ async def chat_completions(request: Request, services: Services) -> Response:
         ctx = CallContext(correlation_id=info.correlation_id, caller=info.caller)
         if not chat.stream:
             result = await gateway.chat(chat, ctx)  # the access layer logs the call, once
-            headers = _routing_headers(info, result.region, result.deployment, result.attempts)
+            headers = _routing_headers(
+                info, services, result.region, result.deployment, result.attempts
+            )
             return JSONResponse(result.response, headers=headers)
         stream = await gateway.open_chat_stream(chat, ctx)
         _log.debug(
             "[%s] chat stream opened on %s", info.correlation_id, stream.region
         )  # logged in full when it ends
         headers = {
-            **_routing_headers(info, stream.region, stream.deployment, stream.attempts),
+            **_routing_headers(info, services, stream.region, stream.deployment, stream.attempts),
             "cache-control": "no-cache",
             "x-accel-buffering": "no",
         }
@@ -124,7 +127,9 @@ async def embeddings(request: Request, services: Services) -> Response:
             req.model_copy(update={"encoding_format": "base64"}),
             CallContext(correlation_id=info.correlation_id, caller=info.caller),
         )
-        headers = _routing_headers(info, result.region, result.deployment, result.attempts)
+        headers = _routing_headers(
+            info, services, result.region, result.deployment, result.attempts
+        )
         body = result.response or {}
         if len(body.get("data") or ()) <= SLICE:
             content = b"".join([chunk async for chunk in embeddings_chunks(body, as_float)])
@@ -150,7 +155,7 @@ async def list_models(request: Request, services: Services) -> Response:
 
 
 async def _health_answer(request: Request, services: Services, *, details: bool) -> Response:
-    info = request_info(request)
+    info = request_info(request, services)
     headers = {**info.headers(), "cache-control": "no-store"}
     try:
         gateway = services.gateway()
@@ -163,7 +168,12 @@ async def _health_answer(request: Request, services: Services, *, details: bool)
         from shared.settings import SettingsError
 
         if isinstance(exc, SettingsError):
-            problem = {"code": "gateway_misconfigured", "message": str(exc)}  # keys, never values
+            message = (
+                str(exc)  # setting names, never values: behind a function key only
+                if details
+                else "the gateway's settings are invalid; GET /api/health/details (function key) names them"
+            )
+            problem = {"code": "gateway_misconfigured", "message": message}
         else:
             _log.error("[%s] health report failed", info.correlation_id, exc_info=exc)
             problem = {
@@ -178,20 +188,17 @@ async def _health_answer(request: Request, services: Services, *, details: bool)
             "error": problem,
         }
         return JSONResponse(failed, status_code=503, headers=headers)
-    body: dict[str, Any] = {
-        "status": verdict["status"],
-        "alive": True,
-        "time": now,
-        "regions_down": verdict["regions_down"],
-    }
+    body: dict[str, Any] = {"status": verdict["status"], "alive": True, "time": now}
     if details:
+        body["regions_down"] = verdict["regions_down"]
         body["deployments_degraded"] = verdict["deployments_degraded"]
         body["gateway"] = report
     return JSONResponse(body, headers=headers)
 
 
 async def health(request: Request, services: Services) -> Response:
-    """GET health (anonymous): liveness, ``status`` and ``regions_down`` only. 200 when the gateway
+    """GET health (anonymous): liveness and ``status`` only (no region, deployment or setting
+    names: anyone can call it). 200 when the gateway
     is configured (``degraded`` while a region's circuit is not closed or a deployment is out:
     traffic still flows to the others), 503 when it is not. Nothing about deployments, quotas,
     live budgets or circuits: that is ``health_details``, behind a function key."""
@@ -199,7 +206,8 @@ async def health(request: Request, services: Services) -> Response:
 
 
 async def health_details(request: Request, services: Services) -> Response:
-    """GET health/details (function key): the same verdict plus ``deployments_degraded`` (which
+    """GET health/details (function key): the same verdict plus ``regions_down``,
+    ``deployments_degraded`` (which
     deployments are exhausted, missing or cooling long) and the full report (circuits,
     cooldowns, budgets) of every region and deployment; a misconfiguration names the bad key."""
     return await _health_answer(request, services, details=True)

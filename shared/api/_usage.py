@@ -18,12 +18,15 @@ from ._context import request_info
 from ._errors import ApiError, error_response
 
 if TYPE_CHECKING:
+    from shared.settings import GatewaySettings
     from shared.usage import UsageRecorder, UsageSettings
 
 __all__ = ["UsageServices", "usage_report"]
 
 
 class UsageServices(Protocol):
+    def settings(self) -> GatewaySettings: ...
+
     def usage(self) -> UsageRecorder: ...
 
     def usage_settings(self) -> UsageSettings: ...
@@ -46,7 +49,7 @@ async def usage_report(request: Request, services: UsageServices, *, everyone: b
     """The usage report; ``everyone`` False limits it to the calling identity's own rows."""
     from shared.usage import GROUPS, summarize, to_csv
 
-    info = request_info(request)
+    info = request_info(request, services)
     try:
         now = datetime.now(UTC)  # only the default report range (this month so far)
         start = _when(

@@ -44,7 +44,7 @@ class JobEndpointServices(Protocol):
 
 
 async def submit_job(request: Request, services: JobEndpointServices) -> Response:
-    info = request_info(request)
+    info = request_info(request, services)
     try:
         settings = services.settings()
         raw = await read_body(request, settings.max_body_bytes)
@@ -84,7 +84,7 @@ async def submit_job(request: Request, services: JobEndpointServices) -> Respons
 
 
 async def job_status(request: Request, services: JobEndpointServices) -> Response:
-    info = request_info(request)
+    info = request_info(request, services)
     # The host proxies the raw request to the worker: take the id from the path if no router set it.
     job_id = str(
         request.path_params.get("job_id") or request.url.path.rstrip("/").rsplit("/", 1)[-1]
@@ -99,7 +99,7 @@ async def job_status(request: Request, services: JobEndpointServices) -> Respons
 
 
 async def cancel_job(request: Request, services: JobEndpointServices) -> Response:
-    info = request_info(request)
+    info = request_info(request, services)
     job_id = str(
         request.path_params.get("job_id")
         or request.url.path.rstrip("/").removesuffix("/cancel").rsplit("/", 1)[-1]

@@ -8,7 +8,9 @@ host's own names (``AzureWebJobsStorage``, ``AzureWebJobsStorage__accountName``)
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,7 +24,11 @@ from ._source import AppSettings, env_names, load_from
 
 __all__ = ["GatewaySettings", "load_gateway_settings"]
 
+_log = logging.getLogger(__name__)
+
 _PREFIX = "GATEWAY_"
+_KEY_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")
 
 
 class GatewaySettings(AppSettings):
@@ -198,6 +204,60 @@ class GatewaySettings(AppSettings):
         "gateway then refuses requests without x-ms-client-principal). Read at indexing too.",
     )
 
+    website_auth_enabled: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("WEBSITE_AUTH_ENABLED"),
+        description="Set by App Service (True) while App Service Authentication is on for the app. "
+        "easy_auth mode serves the model routes only while it is true: only then are the "
+        "x-ms-client-principal headers the platform's, never the client's.",
+    )
+    key_names: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Names for function keys (JSON: name -> the key's 12-hex SHA-256 "
+        "fingerprint): a caller with that key is key:<name> instead of key:<fingerprint>.",
+    )
+    routing_headers: Literal["auto", "true", "false"] = Field(
+        default="auto",
+        description="Send x-gateway-region / x-gateway-deployment (internal names) to callers: "
+        "auto = only outside Azure (WEBSITE_SITE_NAME unset).",
+    )
+    website_site_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WEBSITE_SITE_NAME"),
+        description="Set by App Service: the app's name (tells Azure from a local run).",
+    )
+
+    @field_validator("key_names", mode="before")
+    @classmethod
+    def _key_names_from_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object: {"<name>": "<12-hex key fingerprint>"}')
+        names: dict[str, str] = {}
+        for name, fingerprint in value.items():
+            if not isinstance(name, str) or not _KEY_NAME.match(name):
+                raise ValueError(f"{name!r}: a name is 1-64 letters, digits, '.', '_' or '-'")
+            if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint.lower()):
+                raise ValueError(
+                    f"{name}: the fingerprint is the first 12 hex digits of the key's SHA-256"
+                )
+            names[name] = fingerprint.lower()
+        repeated = sorted({f for f in names.values() if list(names.values()).count(f) > 1})
+        if repeated:
+            raise ValueError(f"a fingerprint may be named once; repeated: {', '.join(repeated)}")
+        return names
+
+    @property
+    def expose_routing_headers(self) -> bool:
+        """Whether answers name the region and deployment (``routing_headers``)."""
+        if self.routing_headers == "auto":
+            return self.website_site_name is None
+        return self.routing_headers == "true"
+
     @field_validator("regions", mode="before")
     @classmethod
     def _regions_from_json(cls, value: object) -> object:
@@ -232,11 +292,18 @@ def load_gateway_settings(environ: Mapping[str, str] | None = None) -> GatewaySe
     if not any(key.upper() == f"{_PREFIX}REGIONS" for key in env):
         init["regions"] = _regions_from_file(env)
     try:
-        return load_from(GatewaySettings, env, **init)
+        settings = load_from(GatewaySettings, env, **init)
     except ValidationError as exc:
         raise settings_error_from(
             exc, prefix=_PREFIX, source_names=env_names(GatewaySettings, _PREFIX)
         ) from exc
+    if settings.http_auth == "easy_auth" and not settings.website_auth_enabled:
+        # Settings load once per process: this is said once, and every model call answers 503.
+        _log.error(
+            "GATEWAY_HTTP_AUTH=easy_auth but App Service Authentication is off "
+            "(WEBSITE_AUTH_ENABLED is not true): the model routes refuse every request"
+        )
+    return settings
 
 
 def _regions_from_file(env: Mapping[str, str]) -> object:

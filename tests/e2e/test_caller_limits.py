@@ -120,6 +120,53 @@ async def test_two_callers_the_limited_one_gets_429_with_its_headers_the_other_i
         await other_instance.aclose()
 
 
+async def _call_claiming(key: str, principal: str) -> Any:
+    """A function-key caller that also sends the principal headers only Easy Auth may set."""
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "limit me"}],
+        "max_tokens": 80,
+    }
+    headers = {
+        "x-functions-key": key,
+        "x-ms-client-principal-name": principal,
+        "x-ms-client-principal-id": principal,
+    }
+    return await function_app.chat_completions(
+        make_request("POST", "/api/v1/chat/completions", body, headers)
+    )
+
+
+async def test_principal_headers_neither_escape_a_key_s_limit_nor_claim_another_s(
+    app_env, e2e_sim, azurite, unique_name, monkeypatch
+):
+    """With function keys (the default mode) the key is the identity: a caller that sends a new
+    principal name on every request, or a configured principal's name, is still its key."""
+    _configure(
+        app_env,
+        e2e_sim,
+        azurite,
+        unique_name,
+        {
+            "default": {"tpm": 100000},
+            "callers": {_fp(LIMITED): {"tpm": 200}, "principal:vip": {"tpm": 1000000}},
+        },
+    )
+    pin_caller_windows(monkeypatch)
+    statuses = []
+    for i in range(8):  # ~83 tokens each against the key's 200 per minute
+        claimed = "vip" if i % 2 else f"fresh-{i}"
+        statuses.append((await _call_claiming(LIMITED, claimed)).status_code)
+    first_refusal = statuses.index(429)  # raises if the key was never limited
+    assert 1 <= first_refusal <= 2 and set(statuses[first_refusal:]) == {429}, statuses
+    refused = await _call_claiming(LIMITED, "vip")
+    body = json.loads(await body_of(refused))
+    assert (
+        body["error"]["code"] == "caller_rate_limited" and _fp(LIMITED) in body["error"]["message"]
+    )
+    assert "vip" not in body["error"]["message"]
+
+
 async def test_monthly_budget_refuses_http_and_fails_jobs_naming_the_reset_date(
     app_env, e2e_sim, azurite, unique_name, sb_broker, harness_factory
 ):

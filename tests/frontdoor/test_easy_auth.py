@@ -73,12 +73,23 @@ def _request(headers: dict[str, str]) -> Request:
     )
 
 
-def test_caller_prefers_the_principal_over_the_function_key() -> None:
-    info = request_info(
-        _request({"x-ms-client-principal": MANAGED_IDENTITY, "x-functions-key": "k"})
-    )
-    assert info.caller == f"principal:{APP_ID}"
-    assert request_info(_request({"x-functions-key": "k"})).caller.startswith("key:")
+def test_caller_is_the_principal_only_while_platform_auth_is_on(monkeypatch) -> None:
+    from shared.settings import load_gateway_settings
+
+    regions = '[{"name": "r", "endpoint": "https://r.openai.azure.com", "models": {"m": {"deployment": "d", "tpm": 1000}}}]'
+
+    class Services:
+        def __init__(self, **env: str) -> None:
+            self._s = load_gateway_settings({"GATEWAY_REGIONS": regions, **env})
+
+        def settings(self):
+            return self._s
+
+    request = _request({"x-ms-client-principal": MANAGED_IDENTITY, "x-functions-key": "k"})
+    on = Services(GATEWAY_HTTP_AUTH="easy_auth", WEBSITE_AUTH_ENABLED="True")
+    assert request_info(request, on).caller == f"principal:{APP_ID}"
+    for untrusted in (Services(), Services(GATEWAY_HTTP_AUTH="easy_auth")):
+        assert request_info(request, untrusted).caller.startswith("key:")
 
 
 def _bindings(env: dict[str, str]) -> dict[str, str]:
@@ -126,6 +137,7 @@ def test_auth_levels_follow_the_setting() -> None:
 @pytest.fixture(scope="module")
 def easy_door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoor]:
     with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")  # App Service sets it when auth is on
         door = start_frontdoor(
             tmp_path_factory.mktemp("easyauth"), monkeypatch, http_auth="easy_auth"
         )
@@ -155,6 +167,18 @@ def test_without_a_principal_the_model_routes_refuse(easy_door: FrontDoor) -> No
     assert httpx.get(f"{base}/health", timeout=20).status_code == 200
 
 
+def test_a_bare_principal_id_header_is_not_a_caller(easy_door: FrontDoor) -> None:
+    base = easy_door.server.base_url
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    bare = httpx.post(
+        f"{base}/v1/chat/completions",
+        json=body,
+        headers={"x-ms-client-principal-id": OBJECT_ID, "x-ms-client-principal-name": "x"},
+        timeout=20,
+    )
+    assert bare.status_code == 401 and bare.json()["error"]["code"] == "unauthenticated"
+
+
 def test_a_principal_is_served_and_accounted(
     easy_door: FrontDoor, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -172,3 +196,33 @@ def test_a_principal_is_served_and_accounted(
     assert reply.choices[0].message.content
     calls = [r for r in caplog.records if getattr(r, "event", None) == "aoai_call"]
     assert calls and calls[-1].caller == f"principal:{APP_ID}"
+
+
+def test_easy_auth_mode_refuses_to_serve_while_app_service_authentication_is_off(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """On an app or slot where authentication is off, the model routes are anonymous to the host
+    and anyone could send the principal headers: the gateway answers 503 naming the setting."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
+        door = start_frontdoor(
+            tmp_path_factory.mktemp("authoff"), monkeypatch, http_auth="easy_auth"
+        )
+        try:
+            body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+            refused = httpx.post(
+                f"{door.server.base_url}/v1/chat/completions",
+                json=body,
+                headers={"x-ms-client-principal": MANAGED_IDENTITY},
+                timeout=20,
+            )
+            assert refused.status_code == 503
+            error = refused.json()["error"]
+            assert (
+                error["code"] == "easy_auth_not_enabled"
+                and "WEBSITE_AUTH_ENABLED" in error["message"]
+            )
+            assert door.sim.region("eastus2").stats()["requests"] == 0
+        finally:
+            door.server.stop()
+            door.sim.stop()

@@ -78,7 +78,10 @@ async def test_health_answers_when_settings_are_invalid(app_env) -> None:
     body = json.loads(await body_of(health))
     assert health.status_code == 503
     assert body["alive"] is True and body["error"]["code"] == "gateway_misconfigured"
-    assert "GATEWAY_REGIONS[0].endpoint" in body["error"]["message"]
+    assert "GATEWAY_REGIONS" not in body["error"]["message"]  # anonymous: status only
+    details = await function_app.health_details(make_request("GET", "/api/health/details"))
+    assert details.status_code == 503
+    assert "GATEWAY_REGIONS[0].endpoint" in json.loads(await body_of(details))["error"]["message"]
     chat = await function_app.chat_completions(
         make_request("POST", "/api/v1/chat/completions", CHAT)
     )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import json
 
 import pytest
 from starlette.requests import Request
 
 from shared.aoai import ChatRequest, EmbeddingsRequest
-from shared.api import ApiError, request_info
+from shared.api import ApiError, key_fingerprint, request_info
+from shared.api._context import require_caller
 from shared.api._parse import field_path, parse_body, read_body
 
 
@@ -143,17 +146,89 @@ def test_malformed_correlation_ids_are_replaced(bad: str) -> None:
     assert info.correlation_id != bad and len(info.correlation_id) == 32
 
 
-def test_caller_is_the_easy_auth_principal_first() -> None:
-    headers = {
-        "x-ms-client-principal-name": "alice@contoso.com",
-        "x-ms-client-principal-id": "oid",
-        "x-functions-key": "k",
-    }
-    assert request_info(make_request(headers=headers)).caller == "principal:alice@contoso.com"
+class _Settings:
+    """The one thing identity reads of the services: the gateway's settings."""
+
+    def __init__(self, **env: str) -> None:
+        from shared.settings import load_gateway_settings
+
+        regions = '[{"name": "r", "endpoint": "https://r.openai.azure.com", "models": {"m": {"deployment": "d", "tpm": 1000}}}]'
+        self._settings = load_gateway_settings({"GATEWAY_REGIONS": regions, **env})
+
+    def settings(self):
+        return self._settings
+
+
+PRINCIPAL_HEADERS = {
+    "x-ms-client-principal": base64.b64encode(
+        json.dumps({"auth_typ": "aad", "claims": [{"typ": "appid", "val": "app-1"}]}).encode()
+    ).decode(),
+    "x-ms-client-principal-name": "alice@contoso.com",
+    "x-ms-client-principal-id": "oid",
+    "x-functions-key": "k",
+}
+KEY_K = "key:" + hashlib.sha256(b"k").hexdigest()[:12]
+
+
+def test_function_key_mode_ignores_every_principal_header() -> None:
+    """Without App Service Authentication nobody strips these headers: a caller could claim any
+    principal's limits, budget and usage. The function key is the identity."""
+    for services in (None, _Settings(), _Settings(WEBSITE_AUTH_ENABLED="True")):
+        assert request_info(make_request(headers=PRINCIPAL_HEADERS), services).caller == KEY_K
+    bare = {"x-ms-client-principal-name": "alice@contoso.com"}
+    assert request_info(make_request(headers=bare), _Settings()).caller == "anonymous"
+
+
+def test_easy_auth_mode_trusts_only_the_platforms_principal_document() -> None:
+    on = _Settings(GATEWAY_HTTP_AUTH="easy_auth", WEBSITE_AUTH_ENABLED="True")
+    assert request_info(make_request(headers=PRINCIPAL_HEADERS), on).caller == "principal:app-1"
+    bare = {"x-ms-client-principal-id": "oid-1", "x-ms-client-principal-name": "alice"}
+    assert request_info(make_request(headers=bare), on).caller == "anonymous"
+    off = _Settings(
+        GATEWAY_HTTP_AUTH="easy_auth"
+    )  # authentication off: the headers are the client's
+    assert request_info(make_request(headers=PRINCIPAL_HEADERS), off).caller == KEY_K
+
+
+def test_easy_auth_mode_refuses_to_serve_while_platform_auth_is_off() -> None:
+    off = _Settings(GATEWAY_HTTP_AUTH="easy_auth")
+    with pytest.raises(ApiError) as refused:
+        require_caller(make_request(headers=PRINCIPAL_HEADERS), off)
+    assert refused.value.status == 503 and refused.value.code == "easy_auth_not_enabled"
+    assert "WEBSITE_AUTH_ENABLED" in refused.value.message
+    on = _Settings(GATEWAY_HTTP_AUTH="easy_auth", WEBSITE_AUTH_ENABLED="true")
+    require_caller(make_request(headers=PRINCIPAL_HEADERS), on)  # served
+    with pytest.raises(ApiError) as bare:  # a bare id header is not a principal
+        require_caller(make_request(headers={"x-ms-client-principal-id": "oid-1"}), on)
+    assert bare.value.status == 401 and bare.value.code == "unauthenticated"
+    require_caller(make_request(), _Settings())  # function keys: the host checked
+
+
+def test_named_keys() -> None:
+    fingerprint = key_fingerprint("k")
+    named = _Settings(GATEWAY_KEY_NAMES=json.dumps({"orders": fingerprint.upper()}))
     assert (
-        request_info(make_request(headers={"x-ms-client-principal-id": "oid-1"})).caller
-        == "principal:oid-1"
+        request_info(make_request(headers={"x-functions-key": "k"}), named).caller == "key:orders"
     )
+    other = request_info(make_request(headers={"x-functions-key": "other"}), named).caller
+    assert other == "key:" + key_fingerprint("other")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"a b": "0123456789ab"}',
+        '{"a": "xyz"}',
+        '["a"]',
+        "{",
+        '{"a": "0123456789ab", "b": "0123456789AB"}',
+    ],
+)
+def test_bad_key_names_fail_by_name(value: str) -> None:
+    from shared.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="GATEWAY_KEY_NAMES"):
+        _Settings(GATEWAY_KEY_NAMES=value)
 
 
 def test_caller_is_a_key_fingerprint_never_the_key() -> None:
