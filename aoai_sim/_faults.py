@@ -28,6 +28,7 @@ _PARAMS = {
     "delay_ms",
     "deployment",
     "after_chunks",
+    "op",
 }
 _MID_STREAM_KINDS = ("reset", "hang")
 
@@ -50,6 +51,7 @@ class Fault:
     retry_after_ms: float
     delay_ms: float
     after_chunks: int | None = None  # reset/hang only: cut a stream after this many SSE data events
+    op: str | None = None  # only requests of this operation (e.g. "models": GET /models alone)
     released: asyncio.Event = field(default_factory=asyncio.Event)
     hits: int = 0
 
@@ -67,6 +69,7 @@ class Fault:
             "retry_after_ms": self.retry_after_ms,
             "delay_ms": self.delay_ms,
             "after_chunks": self.after_chunks,
+            "op": self.op,
             "hits": self.hits,
         }
 
@@ -122,6 +125,9 @@ class FaultRegistry:
             ):
                 raise FaultError("after_chunks must be an integer >= 0")
         deployment = spec.get("deployment")
+        op = spec.get("op")
+        if op is not None and not isinstance(op, str):
+            raise FaultError("op must be an operation name such as 'models' or 'chat'")
         fault = Fault(
             id=f"f{next(self._ids)}",
             kind=kind,
@@ -133,6 +139,7 @@ class FaultRegistry:
             retry_after_ms=retry_ms,
             delay_ms=_number(spec, "delay_ms", 1000, 0) or 0.0,
             after_chunks=after_chunks,
+            op=op or None,
         )
         self._faults.append(fault)
         if duration is not None:
@@ -161,7 +168,7 @@ class FaultRegistry:
         """JSON view of the active faults."""
         return [f.describe() for f in self._faults]
 
-    def take(self, deployment: str | None) -> tuple[float, Fault | None]:
+    def take(self, deployment: str | None, op: str | None = None) -> tuple[float, Fault | None]:
         """Consume the faults matching this request: total slow delay (ms), and the blocking fault.
 
         Mid-stream faults (``after_chunks`` set) are left alone: see ``take_mid_stream``.
@@ -176,6 +183,8 @@ class FaultRegistry:
                 self._expire(fault)
                 continue
             if fault.deployment is not None and fault.deployment != deployment:
+                continue
+            if fault.op is not None and fault.op != op:
                 continue
             if fault.after_chunks is not None:
                 continue

@@ -350,6 +350,7 @@ class Gateway:
             regions[name] = {
                 "priority": state.config.priority,
                 "circuit": state.circuit.report(now),
+                "probe": {"verdict": state.probe_verdict, "at": state.probe_at},
                 "deployments": deployments,
             }
         shared = self._sync.shared
@@ -380,36 +381,22 @@ class Gateway:
         A probe never opens a circuit on its own authority: a connection failure or timeout
         counts toward the normal threshold, like a real call's, and so does a 5xx from a real
         (``deployment``) call; a 5xx or any other answer from ``/models`` says nothing about the
-        deployments and is not counted. Only a clean answer closes a circuit (as its probe)."""
+        deployments and is not counted. Only a clean answer closes a circuit (as its probe).
+        When ``/models`` gives no verdict while the region's circuit is not closed, the probe
+        falls back to the minimal deployment call, so a region nobody routes to is not left
+        half-open for good. Each region's report says what its state rests on
+        (``probe``: the last verdict and when)."""
         shared = self._sync.shared
         await shared.refresh()
-        policy = self._policy
 
         async def probe(name: str) -> tuple[str, bool]:
             state = self._router.regions[name]
-            client = self._clients.get(state.config)
             real = state.config.probe == "deployment"
-            sent_at = self._clock.now()
-            try:
-                if real:
-                    dep = self._region_deployments(name)[0]
-                    await self._senders.json(client, *self._probe_call(dep), None)
-                else:
-                    await client.get("/models", cast_to=self._senders.response_type)
-            except Exception as exc:  # noqa: BLE001 - classified below
-                failure = classify(exc)
-                network = failure.status is None and failure.action is FailureAction.CIRCUIT
-                if network or (real and failure.kind is FailureKind.SERVER_ERROR):
-                    policy.region_failed(state, immediate=False, sent_at=sent_at)
-                    return name, False
-                if failure.action is FailureAction.CIRCUIT:  # a 5xx from /models: no verdict
-                    return name, False
-                refused = failure.action is FailureAction.SKIP_CREDENTIALS
-                if not refused and failure.status is not None and failure.status < 500:
-                    policy.region_answered(state, sent_at=sent_at)
-                return name, not refused and failure.status is not None
-            policy.region_answered(state, sent_at=sent_at)
-            return name, True
+            verdict = await self._probe_region(state, real=real)
+            if verdict == "inconclusive" and state.circuit.state(self._clock.now()) != "closed":
+                verdict = await self._probe_region(state, real=True)
+            state.probe_verdict, state.probe_at = verdict, self._clock.now()
+            return name, verdict == "answered"
 
         results = dict(await asyncio.gather(*(probe(name) for name in self._router.regions)))
         await self.probe_exhausted()
@@ -417,6 +404,36 @@ class Gateway:
         if self._ledger is not None:  # the shared view of the windows, for capacity() next
             await self._ledger.refresh()
         return results
+
+    async def _probe_region(self, state: RegionState, *, real: bool) -> str:
+        """One probe of ``state``'s region: ``answered`` (credentials accepted, not a 5xx),
+        ``failed`` (counted toward its circuit), ``refused`` (credentials) or ``inconclusive``
+        (a 5xx from ``/models``, or another answer that says nothing about the region)."""
+        policy = self._policy
+        client = self._clients.get(state.config)
+        sent_at = self._clock.now()
+        try:
+            if real:
+                dep = self._region_deployments(state.config.name)[0]
+                await self._senders.json(client, *self._probe_call(dep), None)
+            else:
+                await client.get("/models", cast_to=self._senders.response_type)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            failure = classify(exc)
+            network = failure.status is None and failure.action is FailureAction.CIRCUIT
+            if network or (real and failure.kind is FailureKind.SERVER_ERROR):
+                policy.region_failed(state, immediate=False, sent_at=sent_at)
+                return "failed"
+            if failure.action is FailureAction.CIRCUIT:  # a 5xx from /models: no verdict
+                return "inconclusive"
+            if failure.action is FailureAction.SKIP_CREDENTIALS:
+                return "refused"
+            if failure.status is not None and failure.status < 500:
+                policy.region_answered(state, sent_at=sent_at)
+                return "answered"
+            return "inconclusive"
+        policy.region_answered(state, sent_at=sent_at)
+        return "answered"
 
     async def probe_exhausted(self) -> dict[str, bool]:
         """Verify every exhausted deployment whose probe is due with a minimal real call on it

@@ -35,6 +35,10 @@ class RegionState:
     circuit: Circuit
     credentials: tuple[str, str]
     key: str
+    # The last probe's verdict and when (``Gateway.probe_regions``): what health's view of the
+    # region rests on when no traffic goes there.
+    probe_verdict: str | None = None
+    probe_at: float | None = None
 
 
 @dataclass(slots=True, eq=False)

@@ -196,6 +196,35 @@ async def test_region_probe_on_models_never_opens_a_circuit_on_an_http_answer(
     assert _circuits(gateway)["eastus2"] != "closed"
 
 
+async def test_an_inconclusive_models_probe_falls_back_to_a_deployment_call(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    """A proxy that answers /models with 500 gives no verdict; with no traffic routed to a
+    region whose circuit opened, the probe's minimal deployment call closes it, and the report
+    says what the region's state rests on."""
+    sim = sim_factory()
+    settings = gateway_settings_factory(sim, circuit_failure_threshold=1, circuit_cooloff_s=0.01)
+    gateway = gateway_factory(settings)
+    east = sim.region("eastus2")
+    east.fault("reset", count=1)  # one connection failure opens eastus2's circuit
+    east.fault("error", status=500, count=1000, op="models")  # then /models alone, for good
+    await gateway.probe_regions()
+    assert _circuits(gateway)["eastus2"] != "closed"
+    report = gateway.health_report()["regions"]["eastus2"]["probe"]
+    assert report["verdict"] == "failed" and report["at"] is not None
+    for _ in range(3):  # before the fallback: inconclusive for good, half-open for good
+        results = await gateway.probe_regions()
+        if _circuits(gateway)["eastus2"] == "closed":
+            break
+    assert results["eastus2"] is True and _circuits(gateway)["eastus2"] == "closed"
+    assert gateway.health_report()["regions"]["eastus2"]["probe"]["verdict"] == "answered"
+    # With the circuit closed, an inconclusive /models costs no deployment call.
+    calls = east.stats()["requests"]
+    assert (await gateway.probe_regions())["eastus2"] is False
+    assert east.stats()["requests"] == calls + 1
+    assert gateway.health_report()["regions"]["eastus2"]["probe"]["verdict"] == "inconclusive"
+
+
 async def test_a_non_streaming_chat_sent_as_a_stream_gets_the_same_body(
     sim_factory, gateway_settings_factory, gateway_factory
 ):
