@@ -223,6 +223,7 @@ async def run_chaos(
         "BACKLOG_DEFER_S": "1",
         "BACKLOG_REDRIVE_CLAIM_S": "5",
         "BACKLOG_PROBE_TIMEOUT_S": "1",
+        "BACKLOG_REPLY_QUEUES": f'{{"*": ["chaosreplies{tag}"]}}',
     }
     reply_queue = f"chaosreplies{tag}"
     broker.create_queue(reply_queue)
@@ -477,6 +478,7 @@ async def run_kill_chaos(
         "RETRY_TIMER_SCHEDULE": "*/1 * * * * *",
         "BACKLOG_JOBS_TABLE": f"killjobs{tag}",
         "BACKLOG_RESULTS_CONTAINER": f"killresults{tag}",
+        "BACKLOG_REPLY_QUEUES": f'{{"*": ["{reply_queue}"]}}',
         "ServiceBusConnection": broker.connection_string,
         "AzureWebJobsStorage": storage_connection,
         "BACKLOG_JOB_TIMEOUT_S": "10",

@@ -246,6 +246,16 @@ class Broker:
             )
         self._call(lambda: self.registry.create(name, config))
 
+    def deny_send(self, queue: str, denied: bool = True) -> None:
+        """Refuse links that send to ``queue`` with ``amqp:unauthorized-access``, as Service Bus
+        refuses a client without the Send claim (no Data Sender role): the SDK raises
+        ``ServiceBusAuthorizationError``."""
+
+        def run() -> None:
+            self.registry.get(queue).send_denied = denied
+
+        self._call(run)
+
     def duplicates_dropped(self, queue: str) -> int:
         """Messages ``queue`` accepted and dropped as duplicates (same MessageId inside the window)."""
 

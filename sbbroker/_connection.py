@@ -369,6 +369,13 @@ class Connection:
                     description="Message sessions are not supported by sbbroker.",
                     info=None,
                 )
+            elif not client_receives and resolved.queue is not None and resolved.queue.send_denied:
+                error = AMQPError(
+                    condition=b"amqp:unauthorized-access",
+                    description="Unauthorized access. 'Send' claim(s) are required to perform "
+                    "this operation.",
+                    info=None,
+                )
             else:
                 common = dict(
                     name=_text(name) or "",

@@ -72,6 +72,7 @@ class Queue:
         self._rr = 0
         self._seen_ids: dict[str, int] = {}  # message id -> when its detection window ends (ms)
         self.duplicates_dropped = 0
+        self.send_denied = False  # a sender without the Send claim: links to send are refused
 
     @property
     def is_dlq(self) -> bool:

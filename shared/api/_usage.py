@@ -8,7 +8,7 @@ Hours are whole UTC hours: ``from`` is rounded down to its hour, ``to`` includes
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
@@ -21,7 +21,11 @@ if TYPE_CHECKING:
     from shared.settings import GatewaySettings
     from shared.usage import UsageRecorder, UsageSettings
 
-__all__ = ["UsageServices", "usage_report"]
+__all__ = ["MAX_RANGE", "UsageServices", "usage_report"]
+
+# One query reads one hour-partition per hour of its range: a year (and a day) at most, so no
+# key holder can make the gateway scan the table from 0001-01-01.
+MAX_RANGE = timedelta(days=366)
 
 
 class UsageServices(Protocol):
@@ -58,6 +62,13 @@ async def usage_report(request: Request, services: UsageServices, *, everyone: b
         end = _when(request, "to", now)
         if end < start:
             raise ApiError(400, "invalid_parameter", "'to' is before 'from'.", param="to")
+        if end - start > MAX_RANGE:
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                f"'from' to 'to' spans more than {MAX_RANGE.days} days; ask for a year at a time.",
+                param="from",
+            )
         group_by = [
             g.strip()
             for g in request.query_params.get("group_by", "caller").split(",")

@@ -20,13 +20,28 @@ if TYPE_CHECKING:
     from ..credentials import CredentialPool
     from ..settings import BacklogSettings
 
-__all__ = ["Bus", "Outgoing", "QueueNotFound", "connect_service_bus"]
+__all__ = [
+    "Bus",
+    "Outgoing",
+    "QueueNotAuthorized",
+    "QueueNotFound",
+    "QueueUnusable",
+    "connect_service_bus",
+]
 
 logger = logging.getLogger(__name__)
 
 
-class QueueNotFound(LookupError):
-    """The target queue does not exist: retrying will not help."""
+class QueueUnusable(LookupError):
+    """The target queue cannot take the message, and retrying will not help."""
+
+
+class QueueNotFound(QueueUnusable):
+    """The target queue does not exist."""
+
+
+class QueueNotAuthorized(QueueUnusable):
+    """The app has no right to send to the target queue (no Data Sender role on it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +116,10 @@ class Bus:
             await self._send(queue, sb_message)
 
     async def _send(self, queue: str, sb_message: Any) -> None:
-        from azure.servicebus.exceptions import MessagingEntityNotFoundError
+        from azure.servicebus.exceptions import (
+            MessagingEntityNotFoundError,
+            ServiceBusAuthorizationError,
+        )
 
         key, (sender, lock) = self._sender(queue)
         try:
@@ -110,6 +128,11 @@ class Bus:
         except MessagingEntityNotFoundError as exc:
             await self._drop(key)
             raise QueueNotFound(f"Service Bus queue '{queue}' does not exist") from exc
+        except ServiceBusAuthorizationError as exc:
+            await self._drop(key)
+            raise QueueNotAuthorized(
+                f"this app may not send to Service Bus queue '{queue}' (no Data Sender role)"
+            ) from exc
         except Exception:
             await self._drop(key)  # a broken link is rebuilt on the next send
             raise

@@ -31,6 +31,7 @@ __all__ = [
     "new_job_id",
     "parse_job_message",
     "payload_hash",
+    "reply_to_refusal",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -57,12 +58,15 @@ class InvalidJobMessage(ValueError):
         job_id: str | None = None,
         reply_to: str | None = None,
         caller: str | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.job_id = job_id
         self.reply_to = reply_to
         self.caller = caller
+        if code is not None:
+            self.code = code
 
 
 class JobIdConflict(Exception):
@@ -94,6 +98,15 @@ class JobIdConflict(Exception):
                 "existing_payload_hash": self.existing_hash,
             },
         }
+
+
+def reply_to_refusal(reply_to: str, caller: str | None) -> str:
+    """Why a ``reply_to`` is refused: the same words on HTTP (400) and for a direct sender."""
+    return (
+        f"reply_to: '{reply_to[:260]}' is not a reply queue {caller or 'this caller'} may use. "
+        "The operators allow reply queues per caller in the app setting BACKLOG_REPLY_QUEUES; "
+        "the backlog queue and its dead-letter queue never are."
+    )
 
 
 def payload_hash(job: JobMessage) -> str:

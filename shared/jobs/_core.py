@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._bus import Bus, Outgoing, QueueNotFound
+from ._bus import Bus, Outgoing, QueueUnusable
 from ._contract import JobMessage, JobReply
 from ._pending import InMemoryPendingSchedule, PendingSchedule
 from ._records import JobRecord, Terminal
@@ -137,11 +137,11 @@ async def deliver_reply(
                 application_properties={"job_id": lease.job_id, "status": lease.status},
             ),
         )
-    except QueueNotFound:
+    except QueueUnusable as exc:  # missing, or not ours to send to: retrying cannot help
         logger.error(
-            "job %s: reply queue '%s' does not exist; the reply is dropped",
+            "job %s: reply undeliverable (%s); the reply is dropped",
             lease.job_id,
-            lease.reply_to,
+            exc,
             extra={
                 "correlation_id": lease.job_id,
                 "alert": {

@@ -23,7 +23,7 @@ from ..aoai import UnknownModel
 from ..api import ApiError, error_response, parse_body, read_body, request_info
 from ._cancel import JobNotCancellable
 from ._claim import JobTooLarge
-from ._contract import JobIdConflict, JobMessage
+from ._contract import JobIdConflict, JobMessage, reply_to_refusal
 from ._unreachable import unreachable
 
 if TYPE_CHECKING:
@@ -55,6 +55,13 @@ async def submit_job(request: Request, services: JobEndpointServices) -> Respons
             )  # 404 listing the known aliases, as on every route
         job = parsed.model_copy(update={"caller": info.caller, "submitted_at": datetime.now(UTC)})
         backlog = services.backlog()
+        if job.reply_to and not backlog.settings.reply_allowed(job.caller, job.reply_to):
+            raise ApiError(
+                400,
+                "reply_to_not_allowed",
+                reply_to_refusal(job.reply_to, job.caller),
+                param="reply_to",
+            )
         try:
             submission = await backlog.submit(job)
         except JobIdConflict as exc:

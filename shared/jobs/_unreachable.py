@@ -10,7 +10,9 @@ __all__ = ["unreachable"]
 def unreachable(exc: BaseException) -> str | None:
     """``job_store_unavailable`` (Azure Storage) or ``queue_unavailable`` (Service Bus) when
     ``exc`` says that peer is out of reach for now (a connection or read failure, a 5xx, 408 or
-    429); None for anything else, such as a refused credential or a 4xx."""
+    429, or no right to send yet: role assignments take minutes to propagate); None for anything
+    else, such as a refused credential or a 4xx. A reply queue the app may not send to never
+    gets here: the reply is dropped as undeliverable (``deliver_reply``)."""
     from azure.core.exceptions import (
         ClientAuthenticationError,
         HttpResponseError,
@@ -24,6 +26,10 @@ def unreachable(exc: BaseException) -> str | None:
         status = exc.status_code or 0
         if status >= 500 or status in (408, 429):
             return "job_store_unavailable"
+    from ._bus import QueueNotAuthorized
+
+    if isinstance(exc, QueueNotAuthorized):
+        return "queue_unavailable"
     try:
         from azure.servicebus.exceptions import ServiceBusError
     except ImportError:  # pragma: no cover - the SDK is a dependency of the app

@@ -18,21 +18,32 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..aoai import AllThrottled, CallContext, ChatRequest, DeadlineExceeded, RequestRejected
-from ._bus import Outgoing, QueueNotFound
-from ._contract import InvalidJobMessage, JobIdConflict, JobMessage, JobReply, parse_job_message
+from ._bus import Outgoing, QueueUnusable
+from ._contract import (
+    InvalidJobMessage,
+    JobIdConflict,
+    JobMessage,
+    JobReply,
+    parse_job_message,
+    reply_to_refusal,
+)
 from ._core import JobServices, conclude, deliver_reply
 from ._delivery import PROP_REDRIVES, Delivery, Outcome
 from ._keep import keep_outcome
 from ._records import JobRecord, Terminal
 from ._store import FinishResult
 
+if TYPE_CHECKING:
+    from ..settings import BacklogSettings
+
 __all__ = [
     "conflict_reply_message_id",
     "may_start",
     "process_delivery",
+    "refuse_reply_to",
     "reject_conflict",
     "run_job",
 ]
@@ -46,6 +57,7 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
     body = await svc.incoming_body(delivery.body)
     try:
         job = parse_job_message(body, fallback_job_id=delivery.message_id)
+        refuse_reply_to(svc.settings, job)
     except InvalidJobMessage as exc:
         return await reject_invalid(svc, exc, owner=owner, source="backlog")
     log = {"correlation_id": job.job_id}
@@ -278,11 +290,24 @@ async def reject_invalid(
     await conclude(
         svc,
         exc.job_id,
-        Terminal.failure("invalid_message", exc.message),
+        Terminal.failure(exc.code, exc.message),
         owner=owner,
         reply_to=exc.reply_to,
     )
     return Outcome.FAILED
+
+
+def refuse_reply_to(settings: BacklogSettings, job: JobMessage) -> None:
+    """Raise (a permanent failure, replied nowhere) when ``job.reply_to`` is not a queue its
+    caller may have replies sent to (``BACKLOG_REPLY_QUEUES``): a direct sender cannot point
+    replies with content it controls at another team's queue or at the backlog itself."""
+    if job.reply_to and not settings.reply_allowed(job.caller, job.reply_to):
+        raise InvalidJobMessage(
+            reply_to_refusal(job.reply_to, job.caller),
+            job_id=job.job_id,
+            caller=job.caller,
+            code="reply_to_not_allowed",
+        )
 
 
 def conflict_reply_message_id(job_id: str, digest: str) -> str:
@@ -329,11 +354,11 @@ async def reject_conflict(
                     },
                 ),
             )
-        except QueueNotFound:
+        except QueueUnusable as exc:
             logger.error(
-                "job %s: reply queue '%s' does not exist; the conflict reply is dropped",
+                "job %s: conflict reply undeliverable (%s); it is dropped",
                 job.job_id,
-                job.reply_to,
+                exc,
                 extra={
                     "correlation_id": job.job_id,
                     "alert": {

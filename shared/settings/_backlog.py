@@ -9,12 +9,14 @@ names given as each field's ``validation_alias``; an empty value counts as unset
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ..storage import storage_endpoint
 from ._errors import settings_error_from
@@ -34,6 +36,15 @@ _STORAGE_QUEUE = re.compile(
     r"^[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]$"
 )  # leaves room for "-poison"
 _TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_SB_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,259}$")  # a queue, never a sub-queue ("/")
+EVERY_CALLER = "*"
+
+
+def _default_reply_queues() -> dict[str, tuple[str, ...]]:
+    """Every caller may use ``replies`` (the queue ``infra/`` creates by default)."""
+    return {EVERY_CALLER: ("replies",)}
+
+
 _CONTAINER = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 
 MAX_VISIBILITY_S = 7 * 24 * 3600  # Storage queues refuse a longer visibility timeout
@@ -230,6 +241,61 @@ class BacklogSettings(AppSettings):
     batch_retry_s: float = Field(
         default=60.0, gt=0, description="First back-off after token_limit_exceeded (doubles)."
     )
+
+    reply_queues: Annotated[dict[str, tuple[str, ...]], NoDecode] = Field(
+        default_factory=_default_reply_queues,
+        description="The Service Bus queues each caller may name in reply_to (JSON: caller -> "
+        "queue names, a trailing '*' a prefix; the caller '*' applies to every caller). The "
+        "backlog queue and its dead-letter queue are never allowed.",
+    )
+
+    @field_validator("reply_queues", mode="before")
+    @classmethod
+    def _reply_queues_from_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object: {"<caller>" or "*": ["<queue>", ...]}')
+        out: dict[str, tuple[str, ...]] = {}
+        for caller, queues in value.items():
+            if isinstance(queues, str):
+                queues = [queues]
+            if not isinstance(queues, (list, tuple)) or not all(
+                isinstance(q, str) and (q == "*" or _SB_QUEUE.match(q.removesuffix("*")))
+                for q in queues
+            ):
+                raise ValueError(
+                    f"{caller}: a list of Service Bus queue names (a trailing '*': every queue "
+                    "whose name starts with what precedes it)"
+                )
+            out[str(caller)] = tuple(queues)
+        return out
+
+    @model_validator(mode="after")
+    def _reply_queues_not_the_backlog(self) -> BacklogSettings:
+        forbidden = {self.queue.lower()}
+        for caller, queues in self.reply_queues.items():
+            if any(q.lower() in forbidden for q in queues):
+                raise ValueError(
+                    f"reply_queues: {caller}: the backlog queue '{self.queue}' cannot take replies"
+                )
+        return self
+
+    def reply_allowed(self, caller: str | None, queue: str) -> bool:
+        """Whether ``caller`` may have replies sent to ``queue`` (``reply_queues``): never the
+        backlog queue or any sub-queue such as its dead-letter queue."""
+        if "/" in queue or queue.lower() == self.queue.lower():
+            return False
+        allowed = self.reply_queues.get(EVERY_CALLER, ())
+        if caller is not None:
+            allowed = (*allowed, *self.reply_queues.get(caller, ()))
+        return any(
+            name == queue or (name.endswith("*") and queue.startswith(name[:-1]))
+            for name in allowed
+        )
 
     @field_validator("parking_queue")
     @classmethod

@@ -18,9 +18,13 @@ def settings_error_from(
     lines = []
     for err in exc.errors():
         loc = list(err.get("loc", ()))
+        message = str(err.get("msg", "")).removeprefix("Value error, ")
+        if not loc:  # a check across fields: its message starts with the field it is about
+            field, sep, rest = message.partition(": ")
+            if sep and field.isidentifier():
+                loc, message = [field], rest
         head = str(loc[0]) if loc else ""
         key = source_names.get(head, f"{prefix}{head.upper()}")
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
-        message = str(err.get("msg", "")).removeprefix("Value error, ")
         lines.append(f"{key}{path}: {message}")
     return SettingsError("invalid app settings:\n  " + "\n  ".join(lines))

@@ -51,6 +51,7 @@ def backlog_env(
         "BACKLOG_DLQ_REDRIVE_DELAY_S": "0",
         "BACKLOG_DEFER_S": "1",
         "BACKLOG_REDRIVE_CLAIM_S": "5",
+        "BACKLOG_REPLY_QUEUES": '{"*": ["replies*"]}',  # unique_name("replies") in every test
         **extra,
     }
 

@@ -166,6 +166,13 @@ async def test_usage_totals_equal_what_the_simulator_served_and_cost_follows_the
         bad.status_code == 400
         and json.loads(await body_of(bad))["error"]["code"] == "invalid_parameter"
     )
+    # A range no query may scan: refused before any read (one partition per hour of it).
+    ancient = await function_app.usage(
+        _request("GET", "/api/v1/usage", query="from=0001-01-01&to=2026-01-01")
+    )
+    error = json.loads(await body_of(ancient))["error"]
+    assert ancient.status_code == 400 and error["code"] == "invalid_parameter"
+    assert error["param"] == "from" and "366 days" in error["message"]
 
 
 def _fp(key: str) -> str:
