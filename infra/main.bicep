@@ -86,12 +86,13 @@ resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
 }
 
 // Private endpoints for Service Bus exist only on Premium: the template refuses Standard with
-// private networking. This module is deployed only for that combination, and it accepts no value,
-// so the deployment stops before the network or the namespace is touched, with this reason.
-module refuseStandardServiceBusWithPrivateNetworking 'modules/refuse.bicep' = if (privateNetworking && serviceBusSku != 'Premium') {
+// private networking. This check stops the deployment (fail(), modules/refuse.bicep) before the
+// network or the namespace is touched, with this reason.
+module refuseStandardServiceBusWithPrivateNetworking 'modules/refuse.bicep' = {
   name: 'refuse-standard-servicebus-with-private-networking'
   scope: rg
   params: {
+    refused: privateNetworking && serviceBusSku != 'Premium'
     reason: 'privateNetworking=${privateNetworking} requires serviceBusSku Premium, not ${serviceBusSku}: Service Bus Standard has no private endpoints.'
   }
 }
@@ -199,7 +200,9 @@ module openAiNew 'modules/openai-account.bicep' = [for (account, i) in openAiAcc
 
 module openAi 'modules/openai-wiring.bicep' = [for (account, i) in openAiAccounts: {
   name: 'openai-wiring-${i}'
-  scope: empty(account.existingResourceId) ? rg : resourceGroup(split(account.existingResourceId, '/')[2], split(account.existingResourceId, '/')[4])
+  // One scope expression with the condition in its arguments: a ternary between two scopes
+  // (`cond ? rg : resourceGroup(...)`) is error BCP420 since Bicep 0.36.
+  scope: resourceGroup(empty(account.existingResourceId) ? subscription().subscriptionId : split(account.existingResourceId, '/')[2], empty(account.existingResourceId) ? rg.name : split(account.existingResourceId, '/')[4])
   params: {
     accountName: openAiNames[i]
     deployments: modelDeployments
@@ -207,6 +210,7 @@ module openAi 'modules/openai-wiring.bicep' = [for (account, i) in openAiAccount
     principalId: principalId
   }
   dependsOn: [
+    rg
     openAiNew
   ]
 }]

@@ -20,6 +20,7 @@ __all__ = [
     "IDENTITY_MODES",
     "check_app_settings",
     "check_azure_yaml",
+    "check_compile_rules",
     "check_gateway_regions",
     "check_queues",
     "check_roles",
@@ -67,6 +68,87 @@ def evaluate(infra: Path, **overrides: Any) -> Template:
 
 def app_settings(infra: Path, identity_type: str) -> dict[str, Any]:
     return evaluate(infra, identityType=identity_type).variable("appSettings")
+
+
+# --- Bicep compiler rules pycep does not check ------------------------------------------------------
+def _body(config: dict[str, Any]) -> dict[str, Any]:
+    """A module's or resource's body, inside its loop and condition wrappers."""
+    while isinstance(config, dict) and "config" in config and (
+        "loop_type" in config or "condition" in config
+    ):
+        config = config["config"]
+    return config
+
+
+def _is_literal(node: Any, caller: dict[str, Any], scope: set[str]) -> bool:
+    if isinstance(node, bool | int | float):
+        return True
+    if not isinstance(node, str) or "${" in node:
+        return False
+    return node not in scope and not any(node in caller.get(k, {}) for k in _SYMBOL_KINDS)
+
+
+_SYMBOL_KINDS = ("parameters", "variables", "resources", "modules")
+
+
+def _allowed(decl: dict[str, Any]) -> list[Any] | None:
+    for decorator in decl.get("decorators") or []:
+        if decorator.get("type") == "allowed":
+            return list(decorator["argument"])
+    return None
+
+
+def check_compile_rules(infra: Path) -> list[str]:
+    """Two rules of the Bicep compiler that pycep and checkov do not enforce, over main.bicep and
+    every module it uses:
+
+    - BCP036: an argument to a module parameter with an @allowed list must be a literal in that
+      list, or a parameter of the caller whose own @allowed list is within it. The compiler checks
+      it even when the module's condition is false (Azure/bicep issues #4373, #13884).
+    - BCP420 (Bicep 0.36+): a module's or resource's `scope:` must not be a ternary between scope
+      expressions; put the condition inside the arguments (resourceGroup(cond ? a : b, ...)).
+    """
+    problems: list[str] = []
+    for path in _reachable(infra):
+        tree = parse(path)
+        loops: set[str] = set()
+        for kind in ("modules", "resources"):
+            for name, decl in (tree.get(kind) or {}).items():
+                config = decl.get("config") or {}
+                loop = config.get("loop_type") if isinstance(config, dict) else None
+                if loop:
+                    loops |= {loop["detail"].get("item_name"), loop["detail"].get("index_name")}
+                body = _body(config)
+                scope = body.get("scope") if isinstance(body, dict) else None
+                if isinstance(scope, dict) and scope.get("operator", {}).get("type") == "conditional":
+                    problems.append(
+                        f"{path.name}: {name}: scope is a ternary between scopes (BCP420); "
+                        "put the condition inside resourceGroup()'s arguments"
+                    )
+        for name, decl in (tree.get("modules") or {}).items():
+            if decl.get("type") != "local":
+                continue
+            callee = parse(path.parent / decl["detail"]["path"])
+            args = _body(decl["config"]).get("params") or {}
+            for pname, pdecl in (callee.get("parameters") or {}).items():
+                allowed = _allowed(pdecl)
+                if allowed is None or pname not in args:
+                    continue
+                arg = args[pname]
+                if _is_literal(arg, tree, loops):
+                    if arg not in allowed:
+                        problems.append(
+                            f"{path.name}: module {name}: {pname}={arg!r} is not in {allowed} (BCP036)"
+                        )
+                    continue
+                source = (tree.get("parameters") or {}).get(arg) if isinstance(arg, str) else None
+                source_allowed = _allowed(source) if source else None
+                if source_allowed is None or not set(source_allowed) <= set(allowed):
+                    problems.append(
+                        f"{path.name}: module {name}: {pname} has @allowed {allowed}, and the "
+                        f"argument {arg!r} is not a literal or parameter within it (BCP036)"
+                    )
+    return problems
 
 
 # --- app settings ----------------------------------------------------------------------------------

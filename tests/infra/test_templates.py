@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from . import checks
-from .bicep_eval import parse
+from .bicep_eval import ModuleRef, Refused, parse
 
 REPO = checks.REPO
 INFRA = REPO / "infra"
@@ -78,14 +78,60 @@ def test_private_networking_refuses_service_bus_standard(
     private: bool, sku: str, refused: bool
 ) -> None:
     template = checks.evaluate(INFRA, privateNetworking=private, serviceBusSku=sku)
-    refuse = template.module("refuseStandardServiceBusWithPrivateNetworking")
-    assert refuse.condition is refused
-    # The refusal module accepts no value the template can pass: its one parameter's allowed list.
-    allowed = refuse.template.tree["parameters"]["reason"]["decorators"]
-    reason = refuse.template.param("reason")
-    assert any(d["type"] == "allowed" and reason not in d["argument"] for d in allowed)
+    check = template.module("refuseStandardServiceBusWithPrivateNetworking")
+    assert isinstance(check, ModuleRef) and check.condition is True
+    assert check.template.param("refused") is refused
+    # The refusal is the language's own: fail() with the reason, in a module whose parameters
+    # have no @allowed list (an interpolated reason is a plain string argument).
+    if refused:
+        with pytest.raises(Refused, match="requires serviceBusSku Premium, not Standard"):
+            check.template.output("refused")
+    else:
+        assert check.template.output("refused") is False
+    assert all(_allowed_list(d) is None for d in check.template.tree["parameters"].values())
     network = template.module("network")
-    assert network.condition is private
+    assert isinstance(network, ModuleRef) and network.condition is private
+
+
+def _allowed_list(decl: dict) -> list | None:
+    return next((d["argument"] for d in decl["decorators"] if d["type"] == "allowed"), None)
+
+
+def test_templates_keep_the_compiler_rules_pycep_does_not_check() -> None:
+    assert checks.check_compile_rules(INFRA) == []
+
+
+def test_the_constructs_the_compiler_rejects_fail_the_check(infra_copy: Path) -> None:
+    # BCP420: a module scope that is a ternary between two scopes (what main.bicep had).
+    _edit(
+        infra_copy / "main.bicep",
+        r"  scope: resourceGroup\(empty\(account\.existingResourceId\).*?\n",
+        "  scope: empty(account.existingResourceId) ? rg : resourceGroup(split(account.existingResourceId, '/')[2], split(account.existingResourceId, '/')[4])\n",
+    )
+    # BCP036: an interpolated argument to a parameter whose @allowed list has one literal (what
+    # the refusal module had).
+    _edit(
+        infra_copy / "modules/refuse.bicep",
+        r"^param reason string",
+        "@allowed([\n  'never deployed'\n])\nparam reason string",
+    )
+    problems = checks.check_compile_rules(infra_copy)
+    assert any("openAi: scope is a ternary" in p and "BCP420" in p for p in problems), problems
+    assert any("refuse" in p and "reason" in p and "BCP036" in p for p in problems), problems
+
+
+def test_a_literal_outside_the_allowed_list_or_a_wider_parameter_fails_the_check(
+    infra_copy: Path,
+) -> None:
+    _edit(infra_copy / "main.bicep", r"^    sku: serviceBusSku\n", "    sku: 'Basic'\n")
+    _edit(
+        infra_copy / "main.bicep",
+        r"^@allowed\(\['SystemAssigned', 'UserAssigned'\]\)\n",
+        "",
+    )
+    problems = checks.check_compile_rules(infra_copy)
+    assert any("sku='Basic'" in p for p in problems), problems
+    assert any("identityType" in p and "'identityType'" in p for p in problems), problems
 
 
 # --- the checks fail when the template loses something ------------------------------------------
