@@ -26,11 +26,17 @@ param serviceBusSku string = 'Standard'
 @description('Private-networking mode: VNet integration, private endpoints and DNS zones, public access disabled.')
 param privateNetworking bool = false
 
-@allowed(['3.10', '3.11', '3.12'])
-@description('Python version of the Flex Consumption runtime.')
+// The code needs Python 3.11 or newer (datetime.UTC, asyncio.timeout, enum.StrEnum).
+@allowed(['3.11', '3.12', '3.13'])
+@description('Python version of the Flex Consumption runtime: 3.11 or newer, as the code needs.')
 param pythonVersion string = '3.11'
 
 param maximumInstanceCount int = 100
+
+@minValue(1)
+@maxValue(1000)
+@description('Concurrent HTTP requests one instance takes before Flex Consumption adds another (scaleAndConcurrency.triggers.http.perInstanceConcurrency). The platform default for Python is 1: one call in flight per instance.')
+param httpPerInstanceConcurrency int = 16
 
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
@@ -179,6 +185,7 @@ module functionApp 'modules/function-app.bicep' = {
     pythonVersion: pythonVersion
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     deploymentContainerUrl: '${storage.outputs.blobEndpoint}${deploymentContainerName}'
     appSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
   }

@@ -267,3 +267,37 @@ def test_host_json_lock_renewal_shorter_than_the_lock_fails_the_check(tmp_path: 
     assert any("lockDuration exceeds" in p for p in problems) and any(
         "BACKLOG_JOB_TIMEOUT_S" in p for p in problems
     )
+
+
+# --- runtime and scale -----------------------------------------------------------------------------
+def _min_python() -> tuple[int, ...]:
+    """The oldest Python the code is written for: ruff's target-version in pyproject.toml."""
+    text = (REPO / "pyproject.toml").read_text()
+    target = re.search(r'^target-version = "py3(\d+)"', text, re.M)
+    assert target, "pyproject.toml: no ruff target-version"
+    return (3, int(target.group(1)))
+
+
+def test_only_python_versions_the_code_supports_are_offered() -> None:
+    template = checks.evaluate(INFRA)
+    allowed = _allowed_list(template.tree["parameters"]["pythonVersion"])
+    assert allowed, "pythonVersion has no @allowed list"
+    too_old = [v for v in allowed if tuple(int(p) for p in v.split(".")) < _min_python()]
+    assert too_old == [], f"pythonVersion offers {too_old}, older than the code supports"
+    assert template.param("pythonVersion") in allowed
+    app = template.module("functionApp")
+    assert isinstance(app, ModuleRef)
+    assert app.template.param("pythonVersion") == template.param("pythonVersion")
+
+
+def test_http_per_instance_concurrency_is_a_parameter_set_on_the_app() -> None:
+    template = checks.evaluate(INFRA, httpPerInstanceConcurrency=7)
+    app = template.module("functionApp")
+    assert isinstance(app, ModuleRef)
+    site = app.template.resource("app")
+    assert not isinstance(site, list)
+    scale = app.template.eval(site.config["properties"]["functionAppConfig"], {})[
+        "scaleAndConcurrency"
+    ]
+    assert scale["triggers"]["http"]["perInstanceConcurrency"] == 7
+    assert checks.evaluate(INFRA).param("httpPerInstanceConcurrency") == 16
