@@ -194,6 +194,35 @@ module functionApp 'modules/function-app.bicep' = {
 var principalId = userAssigned ? identity.outputs.principalId : functionApp.outputs.systemPrincipalId
 var clientId = userAssigned ? identity.outputs.clientId : ''
 
+// The Batch lane uploads files and creates batches: Cognitive Services OpenAI User grants only
+// read and inference data actions (no files/write, no batch-jobs/write). This custom role adds the
+// Files and Batch data actions and nothing else; docs/deploy.md ("Roles") maps every upstream call
+// of the code to its data action, and tests/infra checks that a role in infra/ grants each one.
+// Assignable in this subscription and in the subscriptions of existing accounts.
+var openAiSubscriptionScopes = [for account in openAiAccounts: empty(account.existingResourceId) ? subscription().id : '/subscriptions/${split(account.existingResourceId, '/')[2]}']
+
+resource batchLaneRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, environmentName, 'aoai-gateway-batch-lane')
+  properties: {
+    roleName: 'AOAI gateway Batch lane (${environmentName}, ${token})'
+    description: 'The gateway\'s Batch lane on Azure OpenAI: upload, read and delete batch input and output files; create, read and cancel batch jobs. Inference stays with Cognitive Services OpenAI User.'
+    type: 'CustomRole'
+    assignableScopes: union([subscription().id], openAiSubscriptionScopes)
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.CognitiveServices/accounts/OpenAI/files/*'
+          'Microsoft.CognitiveServices/accounts/OpenAI/batch-jobs/*'
+          'Microsoft.CognitiveServices/accounts/OpenAI/batches/*'
+        ]
+        notDataActions: []
+      }
+    ]
+  }
+}
+
 module openAiNew 'modules/openai-account.bicep' = [for (account, i) in openAiAccounts: if (empty(account.existingResourceId)) {
   name: 'openai-account-${i}'
   scope: rg
@@ -215,6 +244,7 @@ module openAi 'modules/openai-wiring.bicep' = [for (account, i) in openAiAccount
     deployments: modelDeployments
     workspaceId: monitoring.outputs.workspaceId
     principalId: principalId
+    batchRoleDefinitionName: batchLaneRole.name
   }
   dependsOn: [
     rg

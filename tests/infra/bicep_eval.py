@@ -449,7 +449,11 @@ def _unique_string(*parts: Any) -> str:
 
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "union": lambda *objs: {k: v for obj in objs for k, v in obj.items()},
+    "union": lambda *objs: (
+        list(dict.fromkeys(x for obj in objs for x in obj))
+        if all(isinstance(o, list) for o in objs)
+        else {k: v for obj in objs for k, v in obj.items()}
+    ),
     "empty": lambda value: not value,
     "string_func": _string,
     "string": _string,

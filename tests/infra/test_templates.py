@@ -184,7 +184,7 @@ def test_a_broken_region_table_fails_the_check(infra_copy: Path) -> None:
     [
         ("storage-roles.bicep", "tableContributor", "Storage Table Data Contributor"),
         ("openai-wiring.bicep", "openAiUser", "Cognitive Services OpenAI User"),
-        ("servicebus-roles.bicep", "backlogReceiver", "Azure Service Bus Data Receiver"),
+        ("servicebus-roles.bicep", "backlogOwner", "Azure Service Bus Data Owner"),
         ("servicebus-roles.bicep", "replySenders", "Azure Service Bus Data Sender"),
     ],
 )
@@ -197,14 +197,14 @@ def test_removing_a_role_assignment_fails_the_check(
 
 
 def test_a_role_on_a_wider_scope_than_the_readme_says_fails_the_check(infra_copy: Path) -> None:
-    # Receiver on the whole namespace instead of the backlog queue.
+    # Data Owner on the whole namespace instead of the backlog queue.
     _edit(
         infra_copy / "modules/servicebus-roles.bicep",
-        r"(resource backlogReceiver .*?)scope: backlogQueue",
+        r"(resource backlogOwner .*?)scope: backlogQueue",
         r"\1scope: namespace",
     )
     problems = checks.check_roles(infra_copy, REPO / "README.md")
-    assert any("Azure Service Bus Data Receiver" in p and "namespaces'" in p for p in problems), (
+    assert any("Azure Service Bus Data Owner" in p and "namespaces'" in p for p in problems), (
         problems
     )
 
@@ -212,12 +212,12 @@ def test_a_role_on_a_wider_scope_than_the_readme_says_fails_the_check(infra_copy
 def test_a_role_added_to_the_readme_must_be_assigned(infra_copy: Path, tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     text = (REPO / "README.md").read_text()
-    row = "| Azure Service Bus Data Owner | the namespace | nothing |\n"
+    row = "| Azure Service Bus Data Receiver | the namespace | nothing |\n"
     readme.write_text(
         text.replace("| Storage Blob Data Owner |", row + "| Storage Blob Data Owner |", 1)
     )
     problems = checks.check_roles(infra_copy, readme)
-    assert any("Azure Service Bus Data Owner" in p and "not assigned" in p for p in problems), (
+    assert any("Azure Service Bus Data Receiver" in p and "not assigned" in p for p in problems), (
         problems
     )
 
@@ -269,6 +269,32 @@ def test_host_json_lock_renewal_shorter_than_the_lock_fails_the_check(tmp_path: 
     )
 
 
+# --- Azure OpenAI data actions: every upstream call has a role that grants it ----------------------
+def test_every_upstream_call_is_granted_by_a_role_on_the_accounts() -> None:
+    calls = checks.upstream_calls(checks.code_sources())
+    # the Batch lane's calls are among those found in the code
+    assert {"files.create", "batches.create", "batches.retrieve", "files.content"} <= set(calls)
+    assert checks.check_upstream_permissions(INFRA) == []
+
+
+def test_openai_user_alone_does_not_cover_the_batch_lane(infra_copy: Path) -> None:
+    # Without the Batch lane's custom role only Cognitive Services OpenAI User is left (what
+    # infra/ granted before): file uploads and batch creation are not granted.
+    _edit(infra_copy / "modules/openai-wiring.bicep", r"^resource batchLane .*?^}\n")
+    problems = checks.check_upstream_permissions(infra_copy)
+    assert any("files.create" in p and "files/write" in p for p in problems), problems
+    assert any("batches.create" in p and "batch-jobs/write" in p for p in problems), problems
+    assert not any("chat/completions" in p or "embeddings" in p for p in problems), problems
+
+
+def test_a_new_upstream_call_must_be_in_the_table(tmp_path: Path) -> None:
+    source = tmp_path / "lane.py"
+    source.write_text("await client.files.delete(file_id)\nawait client.get(\"/models\")\n")
+    problems = checks.check_upstream_permissions(INFRA, [source])
+    assert any("files.delete" in p and "not in UPSTREAM_CALLS" in p for p in problems), problems
+    assert any("batches.create" in p and "no longer calls" in p for p in problems), problems
+
+
 # --- runtime and scale -----------------------------------------------------------------------------
 def _min_python() -> tuple[int, ...]:
     """The oldest Python the code is written for: ruff's target-version in pyproject.toml."""
@@ -301,3 +327,4 @@ def test_http_per_instance_concurrency_is_a_parameter_set_on_the_app() -> None:
     ]
     assert scale["triggers"]["http"]["perInstanceConcurrency"] == 7
     assert checks.evaluate(INFRA).param("httpPerInstanceConcurrency") == 16
+
