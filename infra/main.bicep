@@ -70,6 +70,9 @@ param parkingQueueName string = 'parked'
 @description('NCRONTAB schedule of the re-drive timer (RETRY_TIMER_SCHEDULE).')
 param retryTimerSchedule string = '*/30 * * * * *'
 
+@description('true: `azd provision` keeps the app settings set outside the template (portal, az CLI) and overwrites only the keys it sets; false: the template\'s settings replace all of them.')
+param keepExistingAppSettings bool = true
+
 param jobsTableName string = 'jobs'
 param resultsContainerName string = 'jobresults'
 
@@ -367,6 +370,7 @@ module settings 'modules/app-settings.bicep' = {
   params: {
     appName: functionApp.outputs.name
     appSettings: appSettings
+    keepOtherSettings: keepExistingAppSettings
   }
   dependsOn: [
     storageRoles

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from . import checks
-from .bicep_eval import ModuleRef, Refused, parse
+from .bicep_eval import ModuleRef, Refused, Template, parse
 
 REPO = checks.REPO
 INFRA = REPO / "infra"
@@ -328,3 +328,46 @@ def test_http_per_instance_concurrency_is_a_parameter_set_on_the_app() -> None:
     assert scale["triggers"]["http"]["perInstanceConcurrency"] == 7
     assert checks.evaluate(INFRA).param("httpPerInstanceConcurrency") == 16
 
+
+# --- app settings set outside the template survive a provision --------------------------------------
+def _settings_module(keep: bool, current: dict[str, str]) -> dict:
+    calls: list[tuple[str, str]] = []
+
+    def runtime(rtype: str, path: str, name: str) -> object:
+        if rtype == "list":
+            calls.append((path, name))
+            return {"properties": current}
+        return None
+
+    template = Template(
+        INFRA / "modules/app-settings.bicep",
+        {
+            "appName": "func-gateway-x",
+            "appSettings": {"BACKLOG_QUEUE": "backlog", "GATEWAY_REGIONS": "[]"},
+            "keepOtherSettings": keep,
+        },
+        runtime=runtime,
+    )
+    site = template.resource("settings")
+    assert not isinstance(site, list)
+    merged = template.eval(site.config["properties"], {})
+    assert calls == ([("2024-04-01", "/fake/Microsoft.Web/sites/func-gateway-x/config/appsettings")] if keep else [])
+    return merged
+
+
+def test_provision_keeps_settings_set_outside_the_template() -> None:
+    current = {"GATEWAY_PRICES": '{"gpt-4o": [2.5, 10]}', "BACKLOG_QUEUE": "old-name"}
+    merged = _settings_module(True, current)
+    assert merged == {
+        "GATEWAY_PRICES": '{"gpt-4o": [2.5, 10]}',  # set in the portal: kept
+        "BACKLOG_QUEUE": "backlog",  # the template's key: the template's value
+        "GATEWAY_REGIONS": "[]",
+    }
+    assert checks.evaluate(INFRA).param("keepExistingAppSettings") is True
+    main = checks.evaluate(INFRA).module("settings")
+    assert isinstance(main, ModuleRef) and main.template.param("keepOtherSettings") is True
+
+
+def test_provision_can_replace_all_settings_when_asked() -> None:
+    merged = _settings_module(False, {"GATEWAY_PRICES": "{}"})
+    assert merged == {"BACKLOG_QUEUE": "backlog", "GATEWAY_REGIONS": "[]"}
