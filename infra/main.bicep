@@ -45,7 +45,7 @@ param instanceMemoryMB int = 2048
 @minLength(2)
 param openAiAccounts array
 
-@description('Deployments made on every account: [{alias: logical model callers name, name: deployment name, model, version, sku: GlobalStandard | Standard | DataZoneStandard | GlobalBatch, capacity: units of 1,000 TPM}]. A GlobalBatch entry is the batch lane\'s target for its alias (a served alias): GATEWAY_REGIONS gets it in each region\'s batch map, with enqueuedTokens (optional, default capacity * 1,000) as its enqueued-token quota.')
+@description('Deployments made on every account: [{alias: logical model callers name, name: deployment name, model, version, sku: GlobalStandard | Standard | DataZoneStandard | GlobalBatch, capacity: units of 1,000 TPM, or for GlobalBatch units of 1,000 enqueued tokens}]. A GlobalBatch entry is the batch lane\'s target for its alias (a served alias): GATEWAY_REGIONS gets it in each region\'s batch map, with enqueuedTokens (optional, default and at most capacity * 1,000: the deployment\'s enqueued-token quota) as what the lane may keep enqueued.')
 param modelDeployments array
 
 @description('The backlog\'s Service Bus work queue (BACKLOG_QUEUE).')
@@ -255,6 +255,20 @@ module openAi 'modules/openai-wiring.bicep' = [for (account, i) in openAiAccount
   ]
 }]
 
+// Entra ID tokens need the account's own subdomain (https://<name>.openai.azure.com/ or
+// .cognitiveservices.azure.com/): an existing account created without one answers on the regional
+// endpoint (https://<region>.api.cognitive.microsoft.com/) and refuses the app's identity. New
+// accounts always get one (openai-account.bicep); an existing one is checked here, and the
+// deployment stops before the app settings are written.
+module requireCustomSubdomain 'modules/refuse.bicep' = [for (account, i) in openAiAccounts: {
+  name: 'require-custom-subdomain-${i}'
+  scope: rg
+  params: {
+    refused: contains(openAi[i].outputs.endpoint, '.api.cognitive.')
+    reason: 'Azure OpenAI account ${openAiNames[i]} (openAiAccounts[${i}]) has no custom subdomain (endpoint ${openAi[i].outputs.endpoint}): Entra ID authentication needs one. Set it on the account (az cognitiveservices account update --custom-domain <name>; it cannot be undone) or use another account.'
+  }
+}]
+
 module storageRoles 'modules/storage-roles.bicep' = {
   name: 'storage-roles'
   scope: rg
@@ -296,7 +310,9 @@ module storageEndpoints 'modules/private-endpoint.bicep' = [for group in storage
     subnetId: network.outputs.privateEndpointSubnetId
     targetResourceId: storage.outputs.id
     groupId: group
-    privateDnsZoneId: network.outputs.zoneIds[group]
+    privateDnsZoneIds: [
+      network.outputs.zoneIds[group]
+    ]
   }
 }]
 
@@ -310,7 +326,9 @@ module serviceBusEndpoint 'modules/private-endpoint.bicep' = if (privateNetworki
     subnetId: network.outputs.privateEndpointSubnetId
     targetResourceId: serviceBus.outputs.id
     groupId: 'namespace'
-    privateDnsZoneId: network.outputs.zoneIds.servicebus
+    privateDnsZoneIds: [
+      network.outputs.zoneIds.servicebus
+    ]
   }
 }
 
@@ -324,7 +342,10 @@ module openAiEndpoints 'modules/private-endpoint.bicep' = [for (account, i) in o
     subnetId: network.outputs.privateEndpointSubnetId
     targetResourceId: openAi[i].outputs.id
     groupId: 'account'
-    privateDnsZoneId: network.outputs.zoneIds.openai
+    privateDnsZoneIds: [
+      network.outputs.zoneIds.openai
+      network.outputs.zoneIds.cognitiveservices
+    ]
   }
 }]
 
@@ -377,6 +398,7 @@ module settings 'modules/app-settings.bicep' = {
     serviceBusRoles
     monitoringRoles
     openAi
+    requireCustomSubdomain
   ]
 }
 

@@ -466,6 +466,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "unique_string": _unique_string,
     "subscription": lambda *a: {"id": "/subscriptions/0000", "subscriptionId": "0000"},
     "guid": lambda *parts: _unique_string(*parts),
+    "environment": lambda: {"suffixes": {"storage": "core.windows.net"}},
     "length": len,
     "contains": lambda container, item: item in container,
     "replace": lambda text, old, new: str(text).replace(old, new),

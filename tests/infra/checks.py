@@ -282,6 +282,13 @@ def check_gateway_regions(infra: Path) -> list[str]:
                 problems.append(
                     f"[{mode}] {region.name}: batch {sorted(region.batch)} != {sorted(batch)}"
                 )
+            for bd in batch.values():
+                quota = bd["capacity"] * 1000  # GlobalBatch capacity: thousands of enqueued tokens
+                if bd.get("enqueuedTokens", quota) > quota:
+                    problems.append(
+                        f"[{mode}] {bd['name']}: enqueuedTokens {bd['enqueuedTokens']:,} exceeds the "
+                        f"deployment's enqueued-token quota, capacity {bd['capacity']} x 1,000 = {quota:,}"
+                    )
             for alias, bdep in region.batch.items():
                 if alias not in region.models:
                     problems.append(f"[{mode}] {region.name}: batch alias {alias} is not served")

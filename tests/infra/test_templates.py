@@ -371,3 +371,62 @@ def test_provision_keeps_settings_set_outside_the_template() -> None:
 def test_provision_can_replace_all_settings_when_asked() -> None:
     merged = _settings_module(False, {"GATEWAY_PRICES": "{}"})
     assert merged == {"BACKLOG_QUEUE": "backlog", "GATEWAY_REGIONS": "[]"}
+
+
+def test_batch_enqueued_tokens_above_the_deployments_quota_fail_the_check(infra_copy: Path) -> None:
+    # capacity of a GlobalBatch deployment is in thousands of enqueued tokens: 50 is 50,000
+    _edit(
+        infra_copy / "main.parameters.json",
+        r'"sku": "GlobalBatch", "capacity": 5000\}',
+        '"sku": "GlobalBatch", "capacity": 50, "enqueuedTokens": 5000000}',
+    )
+    problems = checks.check_gateway_regions(infra_copy)
+    assert any("5,000,000 exceeds" in p and "50,000" in p for p in problems), problems
+
+
+# --- existing Azure OpenAI / AI services accounts -----------------------------------------------
+def test_private_endpoints_of_the_accounts_register_in_both_dns_zones() -> None:
+    template = checks.evaluate(INFRA, privateNetworking=True, serviceBusSku="Premium")
+    endpoints = template.module("openAiEndpoints")
+    assert isinstance(endpoints, list) and endpoints
+    zones = template.module("network")
+    assert isinstance(zones, ModuleRef)
+    created = [z.name for z in zones.template.resource("zones")]  # type: ignore[union-attr]
+    assert "privatelink.cognitiveservices.azure.com" in created  # AIServices accounts
+    for endpoint in endpoints:
+        ids = endpoint.template.param("privateDnsZoneIds")
+        names = {str(i).rsplit("/", 1)[-1] for i in ids}
+        assert names == {"privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "refused"),
+    [
+        ("https://eastus2.api.cognitive.microsoft.com/", True),
+        ("https://my-account.openai.azure.com/", False),
+        ("https://my-ai-services.cognitiveservices.azure.com/", False),
+    ],
+)
+def test_an_existing_account_without_custom_subdomain_is_refused(
+    endpoint: str, refused: bool
+) -> None:
+    accounts = checks.main_params(INFRA)["openAiAccounts"]
+    existing = "/subscriptions/s/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/old"
+    params = checks.main_params(
+        INFRA, openAiAccounts=[{**accounts[0], "existingResourceId": existing}, accounts[1]]
+    )
+
+    def runtime(rtype: str, path: str, name: str) -> object:
+        if rtype == "Microsoft.CognitiveServices/accounts" and path == "properties.endpoint":
+            return endpoint if name == "old" else f"https://{name}.openai.azure.com/"
+        return None
+
+    template = Template(INFRA / "main.bicep", params, runtime=runtime)
+    checks_ = template.module("requireCustomSubdomain")
+    assert isinstance(checks_, list) and len(checks_) == 2
+    first, second = checks_
+    assert first.template.param("refused") is refused
+    assert second.template.param("refused") is False
+    if refused:
+        with pytest.raises(Refused, match="has no custom subdomain"):
+            first.template.output("refused")
