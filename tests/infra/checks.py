@@ -25,9 +25,9 @@ __all__ = [
     "check_queues",
     "check_roles",
     "check_upstream_permissions",
-    "upstream_calls",
     "evaluate",
     "main_params",
+    "upstream_calls",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,8 +75,10 @@ def app_settings(infra: Path, identity_type: str) -> dict[str, Any]:
 # --- Bicep compiler rules pycep does not check ------------------------------------------------------
 def _body(config: dict[str, Any]) -> dict[str, Any]:
     """A module's or resource's body, inside its loop and condition wrappers."""
-    while isinstance(config, dict) and "config" in config and (
-        "loop_type" in config or "condition" in config
+    while (
+        isinstance(config, dict)
+        and "config" in config
+        and ("loop_type" in config or "condition" in config)
     ):
         config = config["config"]
     return config
@@ -122,7 +124,10 @@ def check_compile_rules(infra: Path) -> list[str]:
                     loops |= {loop["detail"].get("item_name"), loop["detail"].get("index_name")}
                 body = _body(config)
                 scope = body.get("scope") if isinstance(body, dict) else None
-                if isinstance(scope, dict) and scope.get("operator", {}).get("type") == "conditional":
+                if (
+                    isinstance(scope, dict)
+                    and scope.get("operator", {}).get("type") == "conditional"
+                ):
                     problems.append(
                         f"{path.name}: {name}: scope is a ternary between scopes (BCP420); "
                         "put the condition inside resourceGroup()'s arguments"
@@ -444,7 +449,9 @@ UPSTREAM_CALLS = (
 
 _SDK_CALL = re.compile(r"\.(files|batches)\.(\w+)\(")
 _RAW_CALL = re.compile(r"client\.(get|post|delete)\(\s*\"(/[^\"]*)\"")
-_PATH_CONST = re.compile(r'^_[A-Z]+ = "(/(?:chat/completions|embeddings|completions|responses)[^"]*)"', re.M)
+_PATH_CONST = re.compile(
+    r'^_[A-Z]+ = "(/(?:chat/completions|embeddings|completions|responses)[^"]*)"', re.M
+)
 
 
 def upstream_calls(sources: list[Path]) -> dict[str, list[str]]:
@@ -497,7 +504,7 @@ def _custom_roles(infra: Path) -> dict[str, tuple[list[str], list[str]]]:
     template = evaluate(infra)
     roles: dict[str, tuple[list[str], list[str]]] = {}
     tree = template.tree
-    for mname, decl in (tree.get("modules") or {}).items():
+    for decl in (tree.get("modules") or {}).values():
         for pname, arg in (_body(decl["config"]).get("params") or {}).items():
             symbol = _symbol_of(arg)
             res = (tree.get("resources") or {}).get(symbol or "")

@@ -289,7 +289,7 @@ def test_openai_user_alone_does_not_cover_the_batch_lane(infra_copy: Path) -> No
 
 def test_a_new_upstream_call_must_be_in_the_table(tmp_path: Path) -> None:
     source = tmp_path / "lane.py"
-    source.write_text("await client.files.delete(file_id)\nawait client.get(\"/models\")\n")
+    source.write_text('await client.files.delete(file_id)\nawait client.get("/models")\n')
     problems = checks.check_upstream_permissions(INFRA, [source])
     assert any("files.delete" in p and "not in UPSTREAM_CALLS" in p for p in problems), problems
     assert any("batches.create" in p and "no longer calls" in p for p in problems), problems
@@ -351,7 +351,11 @@ def _settings_module(keep: bool, current: dict[str, str]) -> dict:
     site = template.resource("settings")
     assert not isinstance(site, list)
     merged = template.eval(site.config["properties"], {})
-    assert calls == ([("2024-04-01", "/fake/Microsoft.Web/sites/func-gateway-x/config/appsettings")] if keep else [])
+    assert calls == (
+        [("2024-04-01", "/fake/Microsoft.Web/sites/func-gateway-x/config/appsettings")]
+        if keep
+        else []
+    )
     return merged
 
 
@@ -411,7 +415,9 @@ def test_an_existing_account_without_custom_subdomain_is_refused(
     endpoint: str, refused: bool
 ) -> None:
     accounts = checks.main_params(INFRA)["openAiAccounts"]
-    existing = "/subscriptions/s/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/old"
+    existing = (
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/old"
+    )
     params = checks.main_params(
         INFRA, openAiAccounts=[{**accounts[0], "existingResourceId": existing}, accounts[1]]
     )
