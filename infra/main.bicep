@@ -252,6 +252,7 @@ module openAi 'modules/openai-wiring.bicep' = [for (account, i) in openAiAccount
   dependsOn: [
     rg
     openAiNew
+    batchLaneRole
   ]
 }]
 
