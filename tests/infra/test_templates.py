@@ -436,3 +436,13 @@ def test_an_existing_account_without_custom_subdomain_is_refused(
     if refused:
         with pytest.raises(Refused, match="has no custom subdomain"):
             first.template.output("refused")
+
+
+def test_deploy_docs_list_every_upstream_call_and_its_data_action() -> None:
+    text = (REPO / "docs/deploy.md").read_text()
+    for call in checks.UPSTREAM_CALLS:
+        name = call.code.split(" ", 1)[-1] if " " in call.code else call.code
+        assert name in text, f"docs/deploy.md does not name {call.code}"
+        assert call.data_action.removeprefix(checks.OPENAI) in text, (
+            f"docs/deploy.md does not name {call.data_action}"
+        )
