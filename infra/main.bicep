@@ -26,11 +26,17 @@ param serviceBusSku string = 'Standard'
 @description('Private-networking mode: VNet integration, private endpoints and DNS zones, public access disabled.')
 param privateNetworking bool = false
 
-@allowed(['3.10', '3.11', '3.12'])
-@description('Python version of the Flex Consumption runtime.')
+// The code needs Python 3.11 or newer (datetime.UTC, asyncio.timeout, enum.StrEnum).
+@allowed(['3.11', '3.12', '3.13'])
+@description('Python version of the Flex Consumption runtime: 3.11 or newer, as the code needs.')
 param pythonVersion string = '3.11'
 
 param maximumInstanceCount int = 100
+
+@minValue(1)
+@maxValue(1000)
+@description('Concurrent HTTP requests one instance takes before Flex Consumption adds another (scaleAndConcurrency.triggers.http.perInstanceConcurrency). The platform default for Python is 1: one call in flight per instance.')
+param httpPerInstanceConcurrency int = 16
 
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
@@ -39,7 +45,7 @@ param instanceMemoryMB int = 2048
 @minLength(2)
 param openAiAccounts array
 
-@description('Deployments made on every account: [{alias: logical model callers name, name: deployment name, model, version, sku: GlobalStandard | Standard | DataZoneStandard | GlobalBatch, capacity: units of 1,000 TPM}]. A GlobalBatch entry is the batch lane\'s target for its alias (a served alias): GATEWAY_REGIONS gets it in each region\'s batch map, with enqueuedTokens (optional, default capacity * 1,000) as its enqueued-token quota.')
+@description('Deployments made on every account: [{alias: logical model callers name, name: deployment name, model, version, sku: GlobalStandard | Standard | DataZoneStandard | GlobalBatch, capacity: units of 1,000 TPM, or for GlobalBatch units of 1,000 enqueued tokens}]. A GlobalBatch entry is the batch lane\'s target for its alias (a served alias): GATEWAY_REGIONS gets it in each region\'s batch map, with enqueuedTokens (optional, default and at most capacity * 1,000: the deployment\'s enqueued-token quota) as what the lane may keep enqueued.')
 param modelDeployments array
 
 @description('The backlog\'s Service Bus work queue (BACKLOG_QUEUE).')
@@ -64,6 +70,9 @@ param parkingQueueName string = 'parked'
 @description('NCRONTAB schedule of the re-drive timer (RETRY_TIMER_SCHEDULE).')
 param retryTimerSchedule string = '*/30 * * * * *'
 
+@description('true: `azd provision` keeps the app settings set outside the template (portal, az CLI) and overwrites only the keys it sets; false: the template\'s settings replace all of them.')
+param keepExistingAppSettings bool = true
+
 param jobsTableName string = 'jobs'
 param resultsContainerName string = 'jobresults'
 
@@ -86,12 +95,13 @@ resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
 }
 
 // Private endpoints for Service Bus exist only on Premium: the template refuses Standard with
-// private networking. This module is deployed only for that combination, and it accepts no value,
-// so the deployment stops before the network or the namespace is touched, with this reason.
-module refuseStandardServiceBusWithPrivateNetworking 'modules/refuse.bicep' = if (privateNetworking && serviceBusSku != 'Premium') {
+// private networking. This check stops the deployment (fail(), modules/refuse.bicep) before the
+// network or the namespace is touched, with this reason.
+module refuseStandardServiceBusWithPrivateNetworking 'modules/refuse.bicep' = {
   name: 'refuse-standard-servicebus-with-private-networking'
   scope: rg
   params: {
+    refused: privateNetworking && serviceBusSku != 'Premium'
     reason: 'privateNetworking=${privateNetworking} requires serviceBusSku Premium, not ${serviceBusSku}: Service Bus Standard has no private endpoints.'
   }
 }
@@ -178,6 +188,7 @@ module functionApp 'modules/function-app.bicep' = {
     pythonVersion: pythonVersion
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     deploymentContainerUrl: '${storage.outputs.blobEndpoint}${deploymentContainerName}'
     appSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
   }
@@ -185,6 +196,35 @@ module functionApp 'modules/function-app.bicep' = {
 
 var principalId = userAssigned ? identity.outputs.principalId : functionApp.outputs.systemPrincipalId
 var clientId = userAssigned ? identity.outputs.clientId : ''
+
+// The Batch lane uploads files and creates batches: Cognitive Services OpenAI User grants only
+// read and inference data actions (no files/write, no batch-jobs/write). This custom role adds the
+// Files and Batch data actions and nothing else; docs/deploy.md ("Roles") maps every upstream call
+// of the code to its data action, and tests/infra checks that a role in infra/ grants each one.
+// Assignable in this subscription and in the subscriptions of existing accounts.
+var openAiSubscriptionScopes = [for account in openAiAccounts: empty(account.existingResourceId) ? subscription().id : '/subscriptions/${split(account.existingResourceId, '/')[2]}']
+
+resource batchLaneRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, environmentName, 'aoai-gateway-batch-lane')
+  properties: {
+    roleName: 'AOAI gateway Batch lane (${environmentName}, ${token})'
+    description: 'The gateway\'s Batch lane on Azure OpenAI: upload, read and delete batch input and output files; create, read and cancel batch jobs. Inference stays with Cognitive Services OpenAI User.'
+    type: 'CustomRole'
+    assignableScopes: union([subscription().id], openAiSubscriptionScopes)
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.CognitiveServices/accounts/OpenAI/files/*'
+          'Microsoft.CognitiveServices/accounts/OpenAI/batch-jobs/*'
+          'Microsoft.CognitiveServices/accounts/OpenAI/batches/*'
+        ]
+        notDataActions: []
+      }
+    ]
+  }
+}
 
 module openAiNew 'modules/openai-account.bicep' = [for (account, i) in openAiAccounts: if (empty(account.existingResourceId)) {
   name: 'openai-account-${i}'
@@ -199,16 +239,35 @@ module openAiNew 'modules/openai-account.bicep' = [for (account, i) in openAiAcc
 
 module openAi 'modules/openai-wiring.bicep' = [for (account, i) in openAiAccounts: {
   name: 'openai-wiring-${i}'
-  scope: empty(account.existingResourceId) ? rg : resourceGroup(split(account.existingResourceId, '/')[2], split(account.existingResourceId, '/')[4])
+  // One scope expression with the condition in its arguments: a ternary between two scopes
+  // (`cond ? rg : resourceGroup(...)`) is error BCP420 since Bicep 0.36.
+  scope: resourceGroup(empty(account.existingResourceId) ? subscription().subscriptionId : split(account.existingResourceId, '/')[2], empty(account.existingResourceId) ? rg.name : split(account.existingResourceId, '/')[4])
   params: {
     accountName: openAiNames[i]
     deployments: modelDeployments
     workspaceId: monitoring.outputs.workspaceId
     principalId: principalId
+    batchRoleDefinitionName: batchLaneRole.name
   }
   dependsOn: [
+    rg
     openAiNew
+    batchLaneRole
   ]
+}]
+
+// Entra ID tokens need the account's own subdomain (https://<name>.openai.azure.com/ or
+// .cognitiveservices.azure.com/): an existing account created without one answers on the regional
+// endpoint (https://<region>.api.cognitive.microsoft.com/) and refuses the app's identity. New
+// accounts always get one (openai-account.bicep); an existing one is checked here, and the
+// deployment stops before the app settings are written.
+module requireCustomSubdomain 'modules/refuse.bicep' = [for (account, i) in openAiAccounts: {
+  name: 'require-custom-subdomain-${i}'
+  scope: rg
+  params: {
+    refused: contains(openAi[i].outputs.endpoint, '.api.cognitive.')
+    reason: 'Azure OpenAI account ${openAiNames[i]} (openAiAccounts[${i}]) has no custom subdomain (endpoint ${openAi[i].outputs.endpoint}): Entra ID authentication needs one. Set it on the account (az cognitiveservices account update --custom-domain <name>; it cannot be undone) or use another account.'
+  }
 }]
 
 module storageRoles 'modules/storage-roles.bicep' = {
@@ -252,7 +311,9 @@ module storageEndpoints 'modules/private-endpoint.bicep' = [for group in storage
     subnetId: network.outputs.privateEndpointSubnetId
     targetResourceId: storage.outputs.id
     groupId: group
-    privateDnsZoneId: network.outputs.zoneIds[group]
+    privateDnsZoneIds: [
+      network.outputs.zoneIds[group]
+    ]
   }
 }]
 
@@ -266,7 +327,9 @@ module serviceBusEndpoint 'modules/private-endpoint.bicep' = if (privateNetworki
     subnetId: network.outputs.privateEndpointSubnetId
     targetResourceId: serviceBus.outputs.id
     groupId: 'namespace'
-    privateDnsZoneId: network.outputs.zoneIds.servicebus
+    privateDnsZoneIds: [
+      network.outputs.zoneIds.servicebus
+    ]
   }
 }
 
@@ -280,7 +343,10 @@ module openAiEndpoints 'modules/private-endpoint.bicep' = [for (account, i) in o
     subnetId: network.outputs.privateEndpointSubnetId
     targetResourceId: openAi[i].outputs.id
     groupId: 'account'
-    privateDnsZoneId: network.outputs.zoneIds.openai
+    privateDnsZoneIds: [
+      network.outputs.zoneIds.openai
+      network.outputs.zoneIds.cognitiveservices
+    ]
   }
 }]
 
@@ -326,12 +392,14 @@ module settings 'modules/app-settings.bicep' = {
   params: {
     appName: functionApp.outputs.name
     appSettings: appSettings
+    keepOtherSettings: keepExistingAppSettings
   }
   dependsOn: [
     storageRoles
     serviceBusRoles
     monitoringRoles
     openAi
+    requireCustomSubdomain
   ]
 }
 

@@ -13,6 +13,8 @@ param userAssignedIdentityId string
 param pythonVersion string
 param maximumInstanceCount int
 param instanceMemoryMB int
+@description('Concurrent HTTP requests per instance before the platform scales out (all HTTP functions of the app scale together).')
+param httpPerInstanceConcurrency int
 @description('https://<account>.blob.core.windows.net/<container> holding the deployment package.')
 param deploymentContainerUrl string
 @description('Subnet for VNet integration (private-networking mode); empty: none.')
@@ -73,6 +75,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: 'python'

@@ -8,7 +8,9 @@
 // Every deployment but the Global Batch ones serves its alias on every account; capacity is in
 // units of 1,000 TPM, which is the region table's tpm. A GlobalBatch deployment is its alias's
 // batch-lane target on every account (the region's `batch` map: alias -> {deployment,
-// enqueued_tokens}); enqueuedTokens is its enqueued-token quota (default capacity * 1,000).
+// enqueued_tokens}). A GlobalBatch deployment's capacity is its enqueued-token quota in units of
+// 1,000 tokens; enqueuedTokens (default capacity * 1,000, never more) is what the lane may keep
+// enqueued on it.
 param accounts array
 param endpoints array
 param deployments array

@@ -8,12 +8,16 @@ param addressPrefix string
 param appSubnetPrefix string
 param privateEndpointSubnetPrefix string
 
+// An Azure OpenAI account (kind OpenAI) resolves under privatelink.openai.azure.com; an existing
+// Azure AI services account (kind AIServices) also under privatelink.cognitiveservices.azure.com.
+// Both zones are linked, and the accounts' private endpoints register in both.
 var zoneNames = [
   'privatelink.openai.azure.com'
   'privatelink.blob.${environment().suffixes.storage}'
   'privatelink.queue.${environment().suffixes.storage}'
   'privatelink.table.${environment().suffixes.storage}'
   'privatelink.servicebus.windows.net'
+  'privatelink.cognitiveservices.azure.com'
 ]
 
 resource appNsg 'Microsoft.Network/networkSecurityGroups@2023-11-01' = {
@@ -103,4 +107,5 @@ output zoneIds object = {
   queue: zones[2].id
   table: zones[3].id
   servicebus: zones[4].id
+  cognitiveservices: zones[5].id
 }

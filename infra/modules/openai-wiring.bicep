@@ -1,11 +1,14 @@
 // Everything the gateway needs on one Azure OpenAI account, new or existing (deployed into the
 // account's own resource group): the model deployments, diagnostic settings to the workspace, and
-// the app's Cognitive Services OpenAI User role on this account only.
+// the app's roles on this account only: Cognitive Services OpenAI User (inference, reads) and the
+// Batch lane's custom role (files and batch jobs; main.bicep, batchLaneRole).
 param accountName string
 @description('Model deployments: [{alias, name, model, version, sku, capacity}] (see main.bicep).')
 param deployments array
 param workspaceId string
 param principalId string
+@description('Name (a GUID) of the Batch lane\'s custom role definition (main.bicep, batchLaneRole).')
+param batchRoleDefinitionName string
 
 var roles = loadJsonContent('../built-in-roles.json')
 
@@ -64,6 +67,16 @@ resource openAiUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: account
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles['Cognitive Services OpenAI User'])
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource batchLane 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, principalId, 'aoai-gateway-batch-lane')
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', batchRoleDefinitionName)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -6,7 +6,8 @@ param subnetId string
 param targetResourceId string
 @description('blob, queue, table, namespace (Service Bus) or account (Azure OpenAI).')
 param groupId string
-param privateDnsZoneId string
+@description('Private DNS zones the endpoint registers its records in (one config each).')
+param privateDnsZoneIds array
 
 resource endpoint 'Microsoft.Network/privateEndpoints@2023-11-01' = {
   name: name
@@ -34,13 +35,11 @@ resource zoneGroup 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023
   parent: endpoint
   name: 'default'
   properties: {
-    privateDnsZoneConfigs: [
-      {
-        name: replace(last(split(privateDnsZoneId, '/')), '.', '-')
-        properties: {
-          privateDnsZoneId: privateDnsZoneId
-        }
+    privateDnsZoneConfigs: [for zoneId in privateDnsZoneIds: {
+      name: replace(last(split(zoneId, '/')), '.', '-')
+      properties: {
+        privateDnsZoneId: zoneId
       }
-    ]
+    }]
   }
 }

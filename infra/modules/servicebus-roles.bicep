@@ -1,6 +1,6 @@
 // The app's Service Bus roles, on the queues rather than the namespace (README.md, roles table):
-// Receiver on the backlog queue (the worker and its dead-letter sub-queue), Sender on the backlog
-// queue (POST /api/v1/jobs, re-drives) and on each reply queue.
+// Data Owner on the backlog queue (send, receive, and Manage for the scale monitor), Sender on
+// each reply queue.
 param namespaceName string
 param backlogQueueName string
 param replyQueueNames array
@@ -22,21 +22,16 @@ resource replyQueues 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview'
   name: replyQueueName
 }]
 
-resource backlogReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(backlogQueue.id, principalId, roles['Azure Service Bus Data Receiver'])
+// Data Owner on the backlog queue only: send (POST /api/v1/jobs, re-drives), receive (the worker
+// and its dead-letter sub-queue), and Manage, which the Service Bus extension's scale monitor needs
+// to read the queue's message counts (without it, it falls back to the first message's enqueued
+// time and target-based scaling cannot see the backlog). Microsoft's Flex Consumption Service Bus
+// sample grants Data Owner on the namespace; this is the same role on the one queue the app reads.
+resource backlogOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(backlogQueue.id, principalId, roles['Azure Service Bus Data Owner'])
   scope: backlogQueue
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles['Azure Service Bus Data Receiver'])
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource backlogSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(backlogQueue.id, principalId, roles['Azure Service Bus Data Sender'])
-  scope: backlogQueue
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles['Azure Service Bus Data Sender'])
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles['Azure Service Bus Data Owner'])
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

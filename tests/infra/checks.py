@@ -20,11 +20,14 @@ __all__ = [
     "IDENTITY_MODES",
     "check_app_settings",
     "check_azure_yaml",
+    "check_compile_rules",
     "check_gateway_regions",
     "check_queues",
     "check_roles",
+    "check_upstream_permissions",
     "evaluate",
     "main_params",
+    "upstream_calls",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,6 +70,92 @@ def evaluate(infra: Path, **overrides: Any) -> Template:
 
 def app_settings(infra: Path, identity_type: str) -> dict[str, Any]:
     return evaluate(infra, identityType=identity_type).variable("appSettings")
+
+
+# --- Bicep compiler rules pycep does not check ------------------------------------------------------
+def _body(config: dict[str, Any]) -> dict[str, Any]:
+    """A module's or resource's body, inside its loop and condition wrappers."""
+    while (
+        isinstance(config, dict)
+        and "config" in config
+        and ("loop_type" in config or "condition" in config)
+    ):
+        config = config["config"]
+    return config
+
+
+def _is_literal(node: Any, caller: dict[str, Any], scope: set[str]) -> bool:
+    if isinstance(node, bool | int | float):
+        return True
+    if not isinstance(node, str) or "${" in node:
+        return False
+    return node not in scope and not any(node in caller.get(k, {}) for k in _SYMBOL_KINDS)
+
+
+_SYMBOL_KINDS = ("parameters", "variables", "resources", "modules")
+
+
+def _allowed(decl: dict[str, Any]) -> list[Any] | None:
+    for decorator in decl.get("decorators") or []:
+        if decorator.get("type") == "allowed":
+            return list(decorator["argument"])
+    return None
+
+
+def check_compile_rules(infra: Path) -> list[str]:
+    """Two rules of the Bicep compiler that pycep and checkov do not enforce, over main.bicep and
+    every module it uses:
+
+    - BCP036: an argument to a module parameter with an @allowed list must be a literal in that
+      list, or a parameter of the caller whose own @allowed list is within it. The compiler checks
+      it even when the module's condition is false (Azure/bicep issues #4373, #13884).
+    - BCP420 (Bicep 0.36+): a module's or resource's `scope:` must not be a ternary between scope
+      expressions; put the condition inside the arguments (resourceGroup(cond ? a : b, ...)).
+    """
+    problems: list[str] = []
+    for path in _reachable(infra):
+        tree = parse(path)
+        loops: set[str] = set()
+        for kind in ("modules", "resources"):
+            for name, decl in (tree.get(kind) or {}).items():
+                config = decl.get("config") or {}
+                loop = config.get("loop_type") if isinstance(config, dict) else None
+                if loop:
+                    loops |= {loop["detail"].get("item_name"), loop["detail"].get("index_name")}
+                body = _body(config)
+                scope = body.get("scope") if isinstance(body, dict) else None
+                if (
+                    isinstance(scope, dict)
+                    and scope.get("operator", {}).get("type") == "conditional"
+                ):
+                    problems.append(
+                        f"{path.name}: {name}: scope is a ternary between scopes (BCP420); "
+                        "put the condition inside resourceGroup()'s arguments"
+                    )
+        for name, decl in (tree.get("modules") or {}).items():
+            if decl.get("type") != "local":
+                continue
+            callee = parse(path.parent / decl["detail"]["path"])
+            args = _body(decl["config"]).get("params") or {}
+            for pname, pdecl in (callee.get("parameters") or {}).items():
+                allowed = _allowed(pdecl)
+                if allowed is None or pname not in args:
+                    continue
+                arg = args[pname]
+                if _is_literal(arg, tree, loops):
+                    if arg not in allowed:
+                        problems.append(
+                            f"{path.name}: module {name}: {pname}={arg!r} is not in {allowed} (BCP036)"
+                        )
+                    continue
+                source = (tree.get("parameters") or {}).get(arg) if isinstance(arg, str) else None
+                source_allowed = _allowed(source) if source else None
+                if source_allowed is None or not set(source_allowed) <= set(allowed):
+                    problems.append(
+                        f"{path.name}: module {name}: {pname} has @allowed {allowed}, and the "
+                        f"argument {arg!r} is not a literal or parameter within it (BCP036)"
+                    )
+    return problems
 
 
 # --- app settings ----------------------------------------------------------------------------------
@@ -198,6 +287,13 @@ def check_gateway_regions(infra: Path) -> list[str]:
                 problems.append(
                     f"[{mode}] {region.name}: batch {sorted(region.batch)} != {sorted(batch)}"
                 )
+            for bd in batch.values():
+                quota = bd["capacity"] * 1000  # GlobalBatch capacity: thousands of enqueued tokens
+                if bd.get("enqueuedTokens", quota) > quota:
+                    problems.append(
+                        f"[{mode}] {bd['name']}: enqueuedTokens {bd['enqueuedTokens']:,} exceeds the "
+                        f"deployment's enqueued-token quota, capacity {bd['capacity']} x 1,000 = {quota:,}"
+                    )
             for alias, bdep in region.batch.items():
                 if alias not in region.models:
                     problems.append(f"[{mode}] {region.name}: batch alias {alias} is not served")
@@ -272,7 +368,14 @@ def role_assignments(infra: Path) -> list[Assignment]:
                 continue
             config = decl["config"]
             body = config["config"] if "loop_type" in config or "condition" in config else config
-            template = Template(path)
+            # A parameter without a default (a custom role's name, passed by the caller) reads as
+            # "param:<name>".
+            unset = {
+                name: f"param:{name}"
+                for name, p in (tree.get("parameters") or {}).items()
+                if p.get("default") is None
+            }
+            template = Template(path, unset)
             role_id = str(template.eval(body["properties"]["roleDefinitionId"], {})).rsplit("/", 1)[
                 -1
             ]
@@ -309,6 +412,150 @@ def check_roles(infra: Path, readme: Path) -> list[str]:
             a.role == role and a.scope_symbol == "replyQueues" for a in assigned
         ):
             problems.append(f"README role {role}: not assigned on the reply queues")
+    return problems
+
+
+# --- upstream calls and the data actions they need ---------------------------------------------------
+OPENAI = "Microsoft.CognitiveServices/accounts/OpenAI"
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    code: str  # how the code makes the call (what upstream_calls finds in the source)
+    http: str  # the request Azure OpenAI receives (v1 API; the dated API's form in brackets)
+    data_action: str  # the data action Azure RBAC checks for it
+
+
+# Every call the code makes to Azure OpenAI. Data action names: Microsoft's built-in role
+# definitions (tests/infra/role_definitions.json) and Azure OpenAI's RBAC documentation.
+UPSTREAM_CALLS = (
+    UpstreamCall(
+        "POST /chat/completions",
+        "POST /openai/v1/chat/completions [/openai/deployments/{d}/chat/completions]",
+        f"{OPENAI}/deployments/chat/completions/action",
+    ),
+    UpstreamCall(
+        "POST /embeddings",
+        "POST /openai/v1/embeddings [/openai/deployments/{d}/embeddings]",
+        f"{OPENAI}/deployments/embeddings/action",
+    ),
+    UpstreamCall("GET /models", "GET /openai/v1/models", f"{OPENAI}/models/read"),
+    UpstreamCall("files.create", "POST /openai/v1/files (purpose batch)", f"{OPENAI}/files/write"),
+    UpstreamCall("files.content", "GET /openai/v1/files/{id}/content", f"{OPENAI}/files/read"),
+    UpstreamCall("batches.create", "POST /openai/v1/batches", f"{OPENAI}/batch-jobs/write"),
+    UpstreamCall("batches.list", "GET /openai/v1/batches", f"{OPENAI}/batches/read"),
+    UpstreamCall("batches.retrieve", "GET /openai/v1/batches/{id}", f"{OPENAI}/batches/read"),
+)
+
+_SDK_CALL = re.compile(r"\.(files|batches)\.(\w+)\(")
+_RAW_CALL = re.compile(r"client\.(get|post|delete)\(\s*\"(/[^\"]*)\"")
+_PATH_CONST = re.compile(
+    r'^_[A-Z]+ = "(/(?:chat/completions|embeddings|completions|responses)[^"]*)"', re.M
+)
+
+
+def upstream_calls(sources: list[Path]) -> dict[str, list[str]]:
+    """The calls to Azure OpenAI in the code: SDK resource methods (client.files.create(...)),
+    raw requests (client.get("/models")), and the path constants the senders post to
+    (_CHAT = "/chat/completions"), each with where it is."""
+    found: dict[str, list[str]] = {}
+    for path in sources:
+        text = path.read_text()
+        where = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+        for m in _SDK_CALL.finditer(text):
+            found.setdefault(f"{m.group(1)}.{m.group(2)}", []).append(where)
+        for m in _RAW_CALL.finditer(text):
+            found.setdefault(f"{m.group(1).upper()} {m.group(2)}", []).append(where)
+        for m in _PATH_CONST.finditer(text):
+            found.setdefault(f"POST {m.group(1)}", []).append(where)
+    return found
+
+
+def code_sources(repo: Path = REPO) -> list[Path]:
+    return sorted((repo / "shared").rglob("*.py")) + [repo / "function_app.py"]
+
+
+def _matches(pattern: str, action: str) -> bool:
+    regex = "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$"
+    return re.match(regex, action, re.I) is not None
+
+
+def role_data_actions(infra: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """(dataActions, notDataActions) of every role infra/ assigns on Azure OpenAI accounts: the
+    built-in ones from role_definitions.json, the custom ones from their roleDefinitions resource
+    (a role assigned through a parameter is resolved through the caller's argument)."""
+    builtin = json.loads((Path(__file__).parent / "role_definitions.json").read_text())
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    custom = _custom_roles(infra)
+    for a in role_assignments(infra):
+        if a.scope_type != "Microsoft.CognitiveServices/accounts":
+            continue
+        if a.role in builtin:
+            out[a.role] = (builtin[a.role]["dataActions"], builtin[a.role]["notDataActions"])
+        elif a.role in custom:
+            out[a.role] = custom[a.role]
+        else:
+            out[a.role] = ([], [])  # unknown: grants nothing the check can prove
+    return out
+
+
+def _custom_roles(infra: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """'param:<module parameter>' -> the custom role main.bicep passes to it."""
+    template = evaluate(infra)
+    roles: dict[str, tuple[list[str], list[str]]] = {}
+    tree = template.tree
+    for decl in (tree.get("modules") or {}).values():
+        for pname, arg in (_body(decl["config"]).get("params") or {}).items():
+            symbol = _symbol_of(arg)
+            res = (tree.get("resources") or {}).get(symbol or "")
+            if not res or res["type"] != "Microsoft.Authorization/roleDefinitions":
+                continue
+            ref = template.resource(symbol or "")
+            assert isinstance(ref, ResourceRef)
+            perms = template.eval(ref.config["properties"]["permissions"], {})
+            roles[f"param:{pname}"] = (
+                [x for p in perms for x in p.get("dataActions", [])],
+                [x for p in perms for x in p.get("notDataActions", [])],
+            )
+    return roles
+
+
+def _symbol_of(arg: Any) -> str | None:
+    """`batchLaneRole.name` / `.id` -> 'batchLaneRole'."""
+    if isinstance(arg, dict) and arg.get("operator", {}).get("type") == "property_accessor":
+        first = arg["operator"]["operands"]["operand_1"]
+        return first if isinstance(first, str) else None
+    return None
+
+
+def check_upstream_permissions(infra: Path, sources: list[Path] | None = None) -> list[str]:
+    """Every call the code makes to Azure OpenAI is in UPSTREAM_CALLS, and a role infra/ assigns
+    on each account grants its data action (and no notDataAction takes it back)."""
+    calls = upstream_calls(sources if sources is not None else code_sources())
+    table = {c.code: c for c in UPSTREAM_CALLS}
+    problems = [
+        f"the code calls {code} ({', '.join(sorted(set(where)))}): not in UPSTREAM_CALLS"
+        for code, where in sorted(calls.items())
+        if code not in table
+    ]
+    problems += [
+        f"UPSTREAM_CALLS lists {code}, which the code no longer calls"
+        for code in table
+        if code not in calls
+    ]
+    roles = role_data_actions(infra)
+    for call in UPSTREAM_CALLS:
+        granted = [
+            role
+            for role, (allow, deny) in roles.items()
+            if any(_matches(p, call.data_action) for p in allow)
+            and not any(_matches(p, call.data_action) for p in deny)
+        ]
+        if not granted:
+            problems.append(
+                f"{call.code} needs {call.data_action}: no role infra/ assigns on the Azure OpenAI "
+                f"accounts grants it (assigned: {sorted(roles)})"
+            )
     return problems
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from . import checks
-from .bicep_eval import parse
+from .bicep_eval import ModuleRef, Refused, Template, parse
 
 REPO = checks.REPO
 INFRA = REPO / "infra"
@@ -78,14 +78,60 @@ def test_private_networking_refuses_service_bus_standard(
     private: bool, sku: str, refused: bool
 ) -> None:
     template = checks.evaluate(INFRA, privateNetworking=private, serviceBusSku=sku)
-    refuse = template.module("refuseStandardServiceBusWithPrivateNetworking")
-    assert refuse.condition is refused
-    # The refusal module accepts no value the template can pass: its one parameter's allowed list.
-    allowed = refuse.template.tree["parameters"]["reason"]["decorators"]
-    reason = refuse.template.param("reason")
-    assert any(d["type"] == "allowed" and reason not in d["argument"] for d in allowed)
+    check = template.module("refuseStandardServiceBusWithPrivateNetworking")
+    assert isinstance(check, ModuleRef) and check.condition is True
+    assert check.template.param("refused") is refused
+    # The refusal is the language's own: fail() with the reason, in a module whose parameters
+    # have no @allowed list (an interpolated reason is a plain string argument).
+    if refused:
+        with pytest.raises(Refused, match="requires serviceBusSku Premium, not Standard"):
+            check.template.output("refused")
+    else:
+        assert check.template.output("refused") is False
+    assert all(_allowed_list(d) is None for d in check.template.tree["parameters"].values())
     network = template.module("network")
-    assert network.condition is private
+    assert isinstance(network, ModuleRef) and network.condition is private
+
+
+def _allowed_list(decl: dict) -> list | None:
+    return next((d["argument"] for d in decl["decorators"] if d["type"] == "allowed"), None)
+
+
+def test_templates_keep_the_compiler_rules_pycep_does_not_check() -> None:
+    assert checks.check_compile_rules(INFRA) == []
+
+
+def test_the_constructs_the_compiler_rejects_fail_the_check(infra_copy: Path) -> None:
+    # BCP420: a module scope that is a ternary between two scopes (what main.bicep had).
+    _edit(
+        infra_copy / "main.bicep",
+        r"  scope: resourceGroup\(empty\(account\.existingResourceId\).*?\n",
+        "  scope: empty(account.existingResourceId) ? rg : resourceGroup(split(account.existingResourceId, '/')[2], split(account.existingResourceId, '/')[4])\n",
+    )
+    # BCP036: an interpolated argument to a parameter whose @allowed list has one literal (what
+    # the refusal module had).
+    _edit(
+        infra_copy / "modules/refuse.bicep",
+        r"^param reason string",
+        "@allowed([\n  'never deployed'\n])\nparam reason string",
+    )
+    problems = checks.check_compile_rules(infra_copy)
+    assert any("openAi: scope is a ternary" in p and "BCP420" in p for p in problems), problems
+    assert any("refuse" in p and "reason" in p and "BCP036" in p for p in problems), problems
+
+
+def test_a_literal_outside_the_allowed_list_or_a_wider_parameter_fails_the_check(
+    infra_copy: Path,
+) -> None:
+    _edit(infra_copy / "main.bicep", r"^    sku: serviceBusSku\n", "    sku: 'Basic'\n")
+    _edit(
+        infra_copy / "main.bicep",
+        r"^@allowed\(\['SystemAssigned', 'UserAssigned'\]\)\n",
+        "",
+    )
+    problems = checks.check_compile_rules(infra_copy)
+    assert any("sku='Basic'" in p for p in problems), problems
+    assert any("identityType" in p and "'identityType'" in p for p in problems), problems
 
 
 # --- the checks fail when the template loses something ------------------------------------------
@@ -138,7 +184,7 @@ def test_a_broken_region_table_fails_the_check(infra_copy: Path) -> None:
     [
         ("storage-roles.bicep", "tableContributor", "Storage Table Data Contributor"),
         ("openai-wiring.bicep", "openAiUser", "Cognitive Services OpenAI User"),
-        ("servicebus-roles.bicep", "backlogReceiver", "Azure Service Bus Data Receiver"),
+        ("servicebus-roles.bicep", "backlogOwner", "Azure Service Bus Data Owner"),
         ("servicebus-roles.bicep", "replySenders", "Azure Service Bus Data Sender"),
     ],
 )
@@ -151,14 +197,14 @@ def test_removing_a_role_assignment_fails_the_check(
 
 
 def test_a_role_on_a_wider_scope_than_the_readme_says_fails_the_check(infra_copy: Path) -> None:
-    # Receiver on the whole namespace instead of the backlog queue.
+    # Data Owner on the whole namespace instead of the backlog queue.
     _edit(
         infra_copy / "modules/servicebus-roles.bicep",
-        r"(resource backlogReceiver .*?)scope: backlogQueue",
+        r"(resource backlogOwner .*?)scope: backlogQueue",
         r"\1scope: namespace",
     )
     problems = checks.check_roles(infra_copy, REPO / "README.md")
-    assert any("Azure Service Bus Data Receiver" in p and "namespaces'" in p for p in problems), (
+    assert any("Azure Service Bus Data Owner" in p and "namespaces'" in p for p in problems), (
         problems
     )
 
@@ -166,12 +212,12 @@ def test_a_role_on_a_wider_scope_than_the_readme_says_fails_the_check(infra_copy
 def test_a_role_added_to_the_readme_must_be_assigned(infra_copy: Path, tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     text = (REPO / "README.md").read_text()
-    row = "| Azure Service Bus Data Owner | the namespace | nothing |\n"
+    row = "| Azure Service Bus Data Receiver | the namespace | nothing |\n"
     readme.write_text(
         text.replace("| Storage Blob Data Owner |", row + "| Storage Blob Data Owner |", 1)
     )
     problems = checks.check_roles(infra_copy, readme)
-    assert any("Azure Service Bus Data Owner" in p and "not assigned" in p for p in problems), (
+    assert any("Azure Service Bus Data Receiver" in p and "not assigned" in p for p in problems), (
         problems
     )
 
@@ -221,3 +267,182 @@ def test_host_json_lock_renewal_shorter_than_the_lock_fails_the_check(tmp_path: 
     assert any("lockDuration exceeds" in p for p in problems) and any(
         "BACKLOG_JOB_TIMEOUT_S" in p for p in problems
     )
+
+
+# --- Azure OpenAI data actions: every upstream call has a role that grants it ----------------------
+def test_every_upstream_call_is_granted_by_a_role_on_the_accounts() -> None:
+    calls = checks.upstream_calls(checks.code_sources())
+    # the Batch lane's calls are among those found in the code
+    assert {"files.create", "batches.create", "batches.retrieve", "files.content"} <= set(calls)
+    assert checks.check_upstream_permissions(INFRA) == []
+
+
+def test_openai_user_alone_does_not_cover_the_batch_lane(infra_copy: Path) -> None:
+    # Without the Batch lane's custom role only Cognitive Services OpenAI User is left (what
+    # infra/ granted before): file uploads and batch creation are not granted.
+    _edit(infra_copy / "modules/openai-wiring.bicep", r"^resource batchLane .*?^}\n")
+    problems = checks.check_upstream_permissions(infra_copy)
+    assert any("files.create" in p and "files/write" in p for p in problems), problems
+    assert any("batches.create" in p and "batch-jobs/write" in p for p in problems), problems
+    assert not any("chat/completions" in p or "embeddings" in p for p in problems), problems
+
+
+def test_a_new_upstream_call_must_be_in_the_table(tmp_path: Path) -> None:
+    source = tmp_path / "lane.py"
+    source.write_text('await client.files.delete(file_id)\nawait client.get("/models")\n')
+    problems = checks.check_upstream_permissions(INFRA, [source])
+    assert any("files.delete" in p and "not in UPSTREAM_CALLS" in p for p in problems), problems
+    assert any("batches.create" in p and "no longer calls" in p for p in problems), problems
+
+
+# --- runtime and scale -----------------------------------------------------------------------------
+def _min_python() -> tuple[int, ...]:
+    """The oldest Python the code is written for: ruff's target-version in pyproject.toml."""
+    text = (REPO / "pyproject.toml").read_text()
+    target = re.search(r'^target-version = "py3(\d+)"', text, re.M)
+    assert target, "pyproject.toml: no ruff target-version"
+    return (3, int(target.group(1)))
+
+
+def test_only_python_versions_the_code_supports_are_offered() -> None:
+    template = checks.evaluate(INFRA)
+    allowed = _allowed_list(template.tree["parameters"]["pythonVersion"])
+    assert allowed, "pythonVersion has no @allowed list"
+    too_old = [v for v in allowed if tuple(int(p) for p in v.split(".")) < _min_python()]
+    assert too_old == [], f"pythonVersion offers {too_old}, older than the code supports"
+    assert template.param("pythonVersion") in allowed
+    app = template.module("functionApp")
+    assert isinstance(app, ModuleRef)
+    assert app.template.param("pythonVersion") == template.param("pythonVersion")
+
+
+def test_http_per_instance_concurrency_is_a_parameter_set_on_the_app() -> None:
+    template = checks.evaluate(INFRA, httpPerInstanceConcurrency=7)
+    app = template.module("functionApp")
+    assert isinstance(app, ModuleRef)
+    site = app.template.resource("app")
+    assert not isinstance(site, list)
+    scale = app.template.eval(site.config["properties"]["functionAppConfig"], {})[
+        "scaleAndConcurrency"
+    ]
+    assert scale["triggers"]["http"]["perInstanceConcurrency"] == 7
+    assert checks.evaluate(INFRA).param("httpPerInstanceConcurrency") == 16
+
+
+# --- app settings set outside the template survive a provision --------------------------------------
+def _settings_module(keep: bool, current: dict[str, str]) -> dict:
+    calls: list[tuple[str, str]] = []
+
+    def runtime(rtype: str, path: str, name: str) -> object:
+        if rtype == "list":
+            calls.append((path, name))
+            return {"properties": current}
+        return None
+
+    template = Template(
+        INFRA / "modules/app-settings.bicep",
+        {
+            "appName": "func-gateway-x",
+            "appSettings": {"BACKLOG_QUEUE": "backlog", "GATEWAY_REGIONS": "[]"},
+            "keepOtherSettings": keep,
+        },
+        runtime=runtime,
+    )
+    site = template.resource("settings")
+    assert not isinstance(site, list)
+    merged = template.eval(site.config["properties"], {})
+    assert calls == (
+        [("2024-04-01", "/fake/Microsoft.Web/sites/func-gateway-x/config/appsettings")]
+        if keep
+        else []
+    )
+    return merged
+
+
+def test_provision_keeps_settings_set_outside_the_template() -> None:
+    current = {"GATEWAY_PRICES": '{"gpt-4o": [2.5, 10]}', "BACKLOG_QUEUE": "old-name"}
+    merged = _settings_module(True, current)
+    assert merged == {
+        "GATEWAY_PRICES": '{"gpt-4o": [2.5, 10]}',  # set in the portal: kept
+        "BACKLOG_QUEUE": "backlog",  # the template's key: the template's value
+        "GATEWAY_REGIONS": "[]",
+    }
+    assert checks.evaluate(INFRA).param("keepExistingAppSettings") is True
+    main = checks.evaluate(INFRA).module("settings")
+    assert isinstance(main, ModuleRef) and main.template.param("keepOtherSettings") is True
+
+
+def test_provision_can_replace_all_settings_when_asked() -> None:
+    merged = _settings_module(False, {"GATEWAY_PRICES": "{}"})
+    assert merged == {"BACKLOG_QUEUE": "backlog", "GATEWAY_REGIONS": "[]"}
+
+
+def test_batch_enqueued_tokens_above_the_deployments_quota_fail_the_check(infra_copy: Path) -> None:
+    # capacity of a GlobalBatch deployment is in thousands of enqueued tokens: 50 is 50,000
+    _edit(
+        infra_copy / "main.parameters.json",
+        r'"sku": "GlobalBatch", "capacity": 5000\}',
+        '"sku": "GlobalBatch", "capacity": 50, "enqueuedTokens": 5000000}',
+    )
+    problems = checks.check_gateway_regions(infra_copy)
+    assert any("5,000,000 exceeds" in p and "50,000" in p for p in problems), problems
+
+
+# --- existing Azure OpenAI / AI services accounts -----------------------------------------------
+def test_private_endpoints_of_the_accounts_register_in_both_dns_zones() -> None:
+    template = checks.evaluate(INFRA, privateNetworking=True, serviceBusSku="Premium")
+    endpoints = template.module("openAiEndpoints")
+    assert isinstance(endpoints, list) and endpoints
+    zones = template.module("network")
+    assert isinstance(zones, ModuleRef)
+    created = [z.name for z in zones.template.resource("zones")]  # type: ignore[union-attr]
+    assert "privatelink.cognitiveservices.azure.com" in created  # AIServices accounts
+    for endpoint in endpoints:
+        ids = endpoint.template.param("privateDnsZoneIds")
+        names = {str(i).rsplit("/", 1)[-1] for i in ids}
+        assert names == {"privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "refused"),
+    [
+        ("https://eastus2.api.cognitive.microsoft.com/", True),
+        ("https://my-account.openai.azure.com/", False),
+        ("https://my-ai-services.cognitiveservices.azure.com/", False),
+    ],
+)
+def test_an_existing_account_without_custom_subdomain_is_refused(
+    endpoint: str, refused: bool
+) -> None:
+    accounts = checks.main_params(INFRA)["openAiAccounts"]
+    existing = (
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/old"
+    )
+    params = checks.main_params(
+        INFRA, openAiAccounts=[{**accounts[0], "existingResourceId": existing}, accounts[1]]
+    )
+
+    def runtime(rtype: str, path: str, name: str) -> object:
+        if rtype == "Microsoft.CognitiveServices/accounts" and path == "properties.endpoint":
+            return endpoint if name == "old" else f"https://{name}.openai.azure.com/"
+        return None
+
+    template = Template(INFRA / "main.bicep", params, runtime=runtime)
+    checks_ = template.module("requireCustomSubdomain")
+    assert isinstance(checks_, list) and len(checks_) == 2
+    first, second = checks_
+    assert first.template.param("refused") is refused
+    assert second.template.param("refused") is False
+    if refused:
+        with pytest.raises(Refused, match="has no custom subdomain"):
+            first.template.output("refused")
+
+
+def test_deploy_docs_list_every_upstream_call_and_its_data_action() -> None:
+    text = (REPO / "docs/deploy.md").read_text()
+    for call in checks.UPSTREAM_CALLS:
+        name = call.code.split(" ", 1)[-1] if " " in call.code else call.code
+        assert name in text, f"docs/deploy.md does not name {call.code}"
+        assert call.data_action.removeprefix(checks.OPENAI) in text, (
+            f"docs/deploy.md does not name {call.data_action}"
+        )
