@@ -24,12 +24,13 @@ BATCH_URL = "/chat/completions"
 _NOT_RUN = frozenset({"batch_expired", "batch_cancelled"})
 
 
-# The custom_id of a line that is not valid JSON (written first by Azure and by us)
+# The custom_id of a line that is not valid JSON (its first occurrence: Azure writes it before
+# the response, so text echoed in a body never comes first)
 _CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 def jsonl_lines(data: bytes | str, errors: str = "strict") -> list[str]:
-    """The non-blank lines of a JSONL file, split on ``\n`` only, as Azure splits them.
+    """The non-blank lines of a JSONL file, split on ``\\n`` only, as Azure splits them.
 
     Never ``str.splitlines()``: it also breaks on U+2028, U+2029, U+0085 (and \\x1c-\\x1e, \\v,
     \\f), which JSON leaves raw inside strings (pydantic's JSON and ``ensure_ascii=False`` do), so
