@@ -32,7 +32,10 @@ from .batchlane_support import (
 
 pytestmark = [pytest.mark.timeout(180)]
 
-FULL_FILES_OF_4 = {"BACKLOG_BATCH_MAX_REQUESTS": "4", "BACKLOG_BATCH_MAX_WAIT_S": "600"}
+
+def full_files_of(n: int) -> dict[str, str]:
+    """Files of exactly ``n`` jobs (never flushed part-full): every test's jobs share one batch."""
+    return {"BACKLOG_BATCH_MAX_REQUESTS": str(n), "BACKLOG_BATCH_MAX_WAIT_S": "600"}
 
 
 async def _until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60.0) -> Any:
@@ -45,7 +48,11 @@ async def _until(check: Callable[[], Awaitable[Any]], what: str, timeout: float 
         await asyncio.sleep(0.1)
 
 
-def _harness(sim, sb_broker, azurite, unique_name, gateway_factory, settings_factory, **kw):
+def _harness(
+    sim, sb_broker, azurite, unique_name, gateway_factory, settings_factory, files_of=0, **kw
+):
+    if files_of:
+        kw["env"] = full_files_of(files_of)
     settings = settings_factory(sim)
     return lane_harness(sb_broker, azurite, unique_name, gateway_factory(settings), settings, **kw)
 
@@ -55,7 +62,7 @@ async def test_paragraph_separators_go_through_the_lane_and_hold_up_no_other_job
 ):
     sim = sim_factory(batch_regions(), batch=SIM_BATCH_CLOCK)
     h = await _harness(
-        sim, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory
+        sim, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory, files_of=2
     ).start()
     try:
         pasted = h.job("from a PDF:\u2028line two\u2029para\u0085next", lane="batch")
@@ -88,7 +95,7 @@ async def test_a_malformed_output_line_fails_only_its_job(
         unique_name,
         gateway_factory,
         gateway_settings_factory,
-        env=FULL_FILES_OF_4,
+        files_of=4,
     ).start()
     try:
         jobs = [h.job(f"job {i}", lane="batch") for i in range(4)]
@@ -112,7 +119,7 @@ async def test_a_body_larger_than_a_table_property_goes_through_the_lane(
 ):
     sim = sim_factory(batch_regions(), batch=SIM_BATCH_CLOCK)
     h = await _harness(
-        sim, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory
+        sim, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory, files_of=2
     ).start()
     try:
         big = h.job("word " * 20_000, lane="batch")  # 100,000 characters: 200 KB as UTF-16
@@ -138,7 +145,7 @@ async def test_a_batch_the_upstream_no_longer_knows_is_rerouted(
     slow = {**SIM_BATCH_CLOCK, "in_progress_s": 600, "window_s": 3600}
     sim = sim_factory(batch_regions(), batch=slow)
     h = await _harness(
-        sim, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory
+        sim, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory, files_of=3
     ).start()
     try:
         jobs = [h.job(f"forgotten {i}", lane="batch") for i in range(3)]
@@ -194,7 +201,9 @@ async def test_a_step_failing_after_the_row_was_written_builds_no_second_batch(
     sim_factory, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory
 ):
     sim = sim_factory(batch_regions(), batch=SIM_BATCH_CLOCK)
-    h = _harness(sim, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory)
+    h = _harness(
+        sim, sb_broker, azurite, unique_name, gateway_factory, gateway_settings_factory, files_of=3
+    )
     lane = h.backlog.services.batch_lane
     payloads = _FailingEtagsPut(lane._payloads)
     lane._payloads = payloads
@@ -244,6 +253,7 @@ async def test_a_file_the_upstream_no_longer_knows_at_create_is_uploaded_again(
         unique_name,
         gateway_factory,
         gateway_settings_factory,
+        files_of=2,
         lane_checkpoint=forget_the_first_upload,
     ).start()
     try:
