@@ -27,7 +27,7 @@ __all__ = ["BATCH_ENDPOINTS", "Batch", "BatchEngine", "BatchError", "BatchFault"
 
 BATCH_ENDPOINTS = frozenset({"/chat/completions", "/v1/chat/completions"})
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-_FAULT_KINDS = frozenset({"fail", "expire", "partial"})
+_FAULT_KINDS = frozenset({"fail", "expire", "partial", "malformed"})
 
 
 class BatchError(Exception):
@@ -51,7 +51,8 @@ class BatchFault:
     """An injected fault taken by the next ``count`` batches created (on ``deployment``, if set).
 
     ``fail``: the batch fails after validation (``code``); ``expire``: progress stops at ``fraction`` and
-    the batch expires at the end of the window; ``partial``: that fraction of lines fail with a 500.
+    the batch expires at the end of the window; ``partial``: that fraction of lines fail with a 500;
+    ``malformed``: that fraction of the output file's lines are cut short (not valid JSON).
     """
 
     id: str
@@ -148,6 +149,14 @@ def _line_response(custom_id: str, status: int, body: dict[str, Any]) -> dict:
         "response": {"status_code": status, "request_id": _request_id(), "body": body},
         "error": None,
     }
+
+
+def _jsonl(row: dict[str, Any], cut: bool) -> str:
+    """One file line; ``cut``: ended inside the response body (its custom_id still readable)."""
+    text = json.dumps(row, separators=(",", ":"))
+    if cut:
+        text = text[: text.index('"response"') + len('"response":{"status_code":')]
+    return text + "\n"
 
 
 @dataclass
@@ -279,7 +288,10 @@ class BatchEngine:
         bad: list[dict[str, Any]] = []
         seen: set[str] = set()
         deployment: str | None = None
-        for number, raw in enumerate(content.decode("utf-8", errors="replace").splitlines(), 1):
+        # Lines end at "\n" only, as Azure reads JSONL: never str.splitlines(), which also breaks
+        # on U+2028, U+2029 and U+0085 (left raw inside JSON strings by ensure_ascii=False).
+        text = content.decode("utf-8", errors="replace")
+        for number, raw in enumerate(text.split("\n"), 1):
             if not raw.strip():
                 continue
             try:
@@ -444,13 +456,14 @@ class BatchEngine:
                 )
                 for line in batch.lines[done:]
             )
+        cut = self._cut_lines(batch)
         final: dict[str, Any] = {"output_file_id": None, "error_file_id": None}
         for key, rows, name in (
             ("output_file_id", output, "output"),
             ("error_file_id", errors, "errors"),
         ):
             if rows and batch.refusal is None:
-                content = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
+                content = "".join(_jsonl(r, r.get("custom_id") in cut) for r in rows)
                 stored = self._files.add(
                     f"{batch.id}_{name}.jsonl", "batch_output", content.encode()
                 )
@@ -462,6 +475,19 @@ class BatchEngine:
         }
         batch.final = final
         return final
+
+    @staticmethod
+    def _cut_lines(batch: Batch) -> frozenset[str]:
+        """The custom ids whose output line a ``malformed`` fault cuts short (spread evenly)."""
+        fault = batch.fault
+        if fault is None or fault.kind != "malformed":
+            return frozenset()
+        return frozenset(
+            line.custom_id
+            for line in batch.lines
+            if math.floor(line.number * fault.fraction)
+            > math.floor((line.number - 1) * fault.fraction)
+        )
 
     def describe(self, batch: Batch) -> dict[str, Any]:
         """The batch object, as of now."""

@@ -7,7 +7,9 @@ import json
 import os
 import sys
 import urllib.parse
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ._client import Client, OpsError
@@ -20,10 +22,60 @@ Operate an Azure OpenAI gateway: region and deployment state across instances, c
 stuck region or deployment, parked jobs, cancelling waiting jobs, the backlog's dead letters,
 caller limits and usage.
 
-Point it at the app with --url (the API base, e.g. https://<app>.azurewebsites.net/api) and
---key (the host's master key; the ops routes take nothing less), or set GATEWAY_URL and
-GATEWAY_MASTER_KEY. Locally: --url http://127.0.0.1:7071/api (keys are not checked).
+Point it at the app with --url (the API base, e.g. https://<app>.azurewebsites.net/api; a URL
+without a scheme is https) or GATEWAY_URL. The host's master key (the ops routes take nothing
+less) comes from the environment, GATEWAY_MASTER_KEY, or from a file, --key-file PATH (or
+GATEWAY_MASTER_KEY_FILE; '-' reads it from stdin): never from the command line, where process
+lists and shell history would show it. It is sent to that URL's host only (not along a redirect
+to another host). http:// is refused for hosts other than localhost / 127.0.0.1 / ::1 unless
+--allow-http. Locally: --url http://127.0.0.1:7071/api (keys are not checked).
+
+Options may come before or after the command: 'gatewayctl state --json'.
 """
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_KEY_ON_COMMAND_LINE = (
+    "--key is not accepted: a key on the command line shows in process lists and shell history. "
+    "Set GATEWAY_MASTER_KEY, or pass --key-file PATH (or GATEWAY_MASTER_KEY_FILE; '-' for stdin)."
+)
+
+
+class UsageError(Exception):
+    """A command line or environment that cannot be used (exit status 2)."""
+
+
+def base_url(url: str, *, allow_http: bool = False) -> str:
+    """The API base to call: https when no scheme is given; http only to a local host (or with
+    ``allow_http``): the master key must not cross a network in clear text."""
+    url = url.strip()
+    if "://" not in url:
+        url = f"https://{url}"
+    parts = urllib.parse.urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in ("http", "https") or not host:
+        raise UsageError(f"--url must be an http(s) URL with a host, e.g. https://<app>/api: {url}")
+    if scheme == "http" and host not in _LOCAL_HOSTS and not allow_http:
+        raise UsageError(
+            f"refusing http:// to {host}: the master key would travel in clear text. Use "
+            "https:// (the default), or --allow-http for a network you trust."
+        )
+    return url
+
+
+def master_key(key_file: str | None, env: Mapping[str, str]) -> str | None:
+    """The key from ``key_file`` ('-': stdin), else GATEWAY_MASTER_KEY_FILE, else
+    GATEWAY_MASTER_KEY; None when none is set (a local dev server checks no key)."""
+    path = key_file or env.get("GATEWAY_MASTER_KEY_FILE")
+    if path:
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).expanduser().read_text("utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read the key file {path}: {exc.strerror}") from None
+        key = text.strip()
+        if not key:
+            raise UsageError(f"the key file {path} is empty")
+        return key
+    return env.get("GATEWAY_MASTER_KEY") or None
 
 
 def _when(epoch: Any) -> str | None:
@@ -156,24 +208,62 @@ def _usage(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
     )
 
 
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every command takes, before or after it. On the sub-commands they default to
+    SUPPRESS, so an option given before the command is not reset by the sub-command's parser."""
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--url",
+        default=default(os.environ.get("GATEWAY_URL", "http://127.0.0.1:7071/api")),
+        help="the app's API base URL (env GATEWAY_URL; https unless given; "
+        "default http://127.0.0.1:7071/api)",
+    )
+    parser.add_argument(
+        "--key-file",
+        default=default(None),
+        metavar="PATH",
+        help="read the master key from this file ('-': stdin); else env GATEWAY_MASTER_KEY_FILE, "
+        "else env GATEWAY_MASTER_KEY",
+    )
+    parser.add_argument(
+        "--allow-http",
+        action="store_true",
+        default=default(False),
+        help="allow http:// to a host other than localhost (the key travels in clear text)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print the raw JSON answer"
+    )
+    # refused with a clear message (never the key's value), not "unrecognized arguments"
+    parser.add_argument("--key", default=default(None), help=argparse.SUPPRESS)
+
+
+class _SubParsers:
+    """``add_parser`` with the global options added to each sub-command."""
+
+    def __init__(self, action: Any) -> None:
+        self._action = action
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self._action.add_parser(
+            name, allow_abbrev=False, **kwargs
+        )
+        _global_options(parser, defaults=False)
+        return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m gatewayctl",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:7071/api"),
-        help="the app's API base URL (env GATEWAY_URL; default %(default)s)",
-    )
-    parser.add_argument(
-        "--key",
-        default=os.environ.get("GATEWAY_MASTER_KEY"),
-        help="the host's master key (env GATEWAY_MASTER_KEY)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the raw JSON answer")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    _global_options(parser, defaults=True)
+    sub = _SubParsers(parser.add_subparsers(dest="command", required=True, metavar="command"))
     sub.add_parser(
         "state", help="regions, circuits, deployments; every instance's shared verdicts"
     ).set_defaults(run=_state)
@@ -229,8 +319,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    client = Client(args.url, args.key)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.key is not None:
+        parser.error(_KEY_ON_COMMAND_LINE)
+    try:
+        client = Client(
+            base_url(args.url, allow_http=args.allow_http), master_key(args.key_file, os.environ)
+        )
+    except UsageError as exc:
+        parser.error(str(exc))
     try:
         data, text = args.run(client, args)
     except OpsError as exc:

@@ -105,6 +105,16 @@ def _azure_json(status: int, code: str, message: str, headers: dict[str, str]) -
     return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
 
 
+def _dumps(data: dict[str, object]) -> bytes:
+    """``data`` as UTF-8 JSON. Text holding a lone surrogate (``"\\ud800"``) cannot be encoded as
+    UTF-8: it is written as ``\\u`` escapes then, so the handler answers it with its usual 400
+    ``invalid_request`` naming the field (never a 500 here, before the request is checked)."""
+    try:
+        return json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data, ensure_ascii=True).encode("ascii")
+
+
 def _with_body(request: Request, body: bytes) -> Request:
     """The same request (scope, headers, route) carrying ``body`` instead."""
     scope = dict(request.scope)
@@ -140,7 +150,7 @@ async def _forward(
             name = deployment if deployment is not None else data.get("model")
             if isinstance(name, str) and name:
                 data["model"] = resolve_alias(services, name)
-                raw = json.dumps(data, ensure_ascii=False).encode("utf-8")
+                raw = _dumps(data)
         response = await handler(_with_body(request, raw), services)
     except Exception as exc:  # noqa: BLE001 - every failure is answered, in Azure's shape
         response = error_response(exc, info.correlation_id, headers=info.headers())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._lane import BATCHED, BatchLane, BatchTarget, LaneReport, batch_targets
-from ._lines import LineOutcome, enqueued_tokens, outcome_of, request_line
+from ._lines import LineOutcome, enqueued_tokens, jsonl_lines, outcome_of, request_line
 from ._store import OPEN_STATES, BatchRow, LaneStore, PendingJob
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ __all__ = [
     "batch_targets",
     "build_batch_lane",
     "enqueued_tokens",
+    "jsonl_lines",
     "outcome_of",
     "request_line",
 ]

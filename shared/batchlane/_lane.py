@@ -17,6 +17,7 @@ Every step is recorded in the batch's row after it happened and can run again (s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import logging
@@ -26,7 +27,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..jobs import JobMessage, JobRecord, JobServices, Outgoing, Terminal, conclude
-from ._lines import enqueued_tokens, outcome_of, request_line
+from ._lines import (
+    LineOutcome,
+    enqueued_tokens,
+    jsonl_lines,
+    malformed_line,
+    outcome_of,
+    request_line,
+)
 from ._store import BatchRow, LaneStore, PendingJob
 
 if TYPE_CHECKING:
@@ -42,6 +50,9 @@ BATCHED = "batched"  # the job's status while it sits in the batch lane
 _TERMINAL_BATCH = frozenset({"completed", "failed", "expired", "cancelled"})
 _CONCURRENCY = 16
 _MAX_BACKOFF_S = 3600.0
+# A pending job's message larger than this (UTF-16 bytes, as Table storage counts a string
+# property, at most 64 KiB) is kept in a blob beside the lane's other blobs, not in its row.
+_INLINE_BODY_BYTES = 48 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +151,21 @@ class BatchLane:
         step = await _move(svc, job.job_id, BATCHED, current=record, lane="batch")
         if step.record is None or step.record.terminal:
             return  # cancelled (or finished) meanwhile: nothing to put into a file
+        body = job.to_body().decode("utf-8")
+        body_blob = None
+        if _large(body):  # blob first, then the row naming it (a crash between: rewritten)
+            body_blob = _body_blob(job.job_id)
+            await self._payloads.put(body_blob, body.encode("utf-8"))
+            body = ""
         pending = PendingJob(
             job.job_id,
             job.model,
-            job.to_body().decode("utf-8"),
+            body,
             enqueued_tokens(job.request),  # type: ignore[arg-type]
             len(line),
             svc.clock(),
             step.record.etag if step.moved else None,
+            body_blob,
         )
         await self.store.add_pending(pending)
 
@@ -156,12 +174,19 @@ class BatchLane:
         """Move every open batch one or more steps, then flush waiting jobs into new files."""
         report = LaneReport()
         async with self._lock:
+            unprepared: set[str] = set()  # aliases with a batch still ``assembled`` (step failed)
             for row in await self.store.batches():
                 try:
                     await self._advance(svc, row, report)
                 except Exception:
                     logger.exception("batch lane: batch %s could not advance", row.batch_ref)
+                    if row.state == "assembled":
+                        unprepared.add(row.alias)
             for alias in sorted(await self.store.pending_aliases()):
+                if alias in unprepared:
+                    # its pending rows may be that batch's members: no second batch of them
+                    # (the step is tried again on the next tick, the pending rows wait)
+                    continue
                 if alias in self.targets:
                     try:
                         await self._assemble(svc, alias, report)
@@ -210,9 +235,14 @@ class BatchLane:
         self, svc: JobServices, alias: str, take: list[PendingJob], report: LaneReport
     ) -> None:
         target = self.targets[alias]
-        ref = f"lb-{uuid.uuid4().hex[:20]}"
-        jobs = [JobMessage.model_validate_json(p.body) for p in take]
-        members = "".join(p.body + "\n" for p in take).encode("utf-8")
+        ref = _batch_ref(alias, take)
+        if await self.store.get_batch(ref) is not None:
+            # the same jobs were assembled before and that row moved on (it would have been
+            # advanced above if it were still open): only a fresh id may be written
+            ref = f"lb-{uuid.uuid4().hex[:20]}"
+        bodies = [await self._pending_body(p) for p in take]
+        jobs = [JobMessage.model_validate_json(b) for b in bodies]
+        members = "".join(b + "\n" for b in bodies).encode("utf-8")
         lines = b"".join(request_line(j, target.deployment) for j in jobs)
         deadlines = [j.deadline.timestamp() for j in jobs if j.deadline is not None]
         members_blob, input_blob = f"batchlane/{ref}/members.jsonl", f"batchlane/{ref}/input.jsonl"
@@ -237,9 +267,17 @@ class BatchLane:
         await self._checkpoint("after_assemble", ref)
         await self._prepare(svc, row, {p.job_id: p.etag for p in take if p.etag})
 
+    async def _pending_body(self, job: PendingJob) -> str:
+        if job.body_blob:
+            data: bytes = await self._payloads.get(job.body_blob)
+            return data.decode("utf-8")
+        return job.body
+
+    async def _member_lines(self, row: BatchRow) -> list[str]:
+        return jsonl_lines(await self._payloads.get(row.members_blob))
+
     async def _members(self, row: BatchRow) -> list[JobMessage]:
-        data = await self._payloads.get(row.members_blob)
-        return [JobMessage.model_validate_json(x) for x in data.decode("utf-8").splitlines() if x]
+        return [JobMessage.model_validate_json(x) for x in await self._member_lines(row)]
 
     async def _prepare(
         self, svc: JobServices, row: BatchRow, hints: dict[str, str] | None = None
@@ -247,7 +285,8 @@ class BatchLane:
         """Each member points at the batch; its pending row goes. ``hints``: job id -> the row's
         ETag as ``accept`` left it, so the write needs no read (a stale one costs a re-read).
         The ETags written here are kept beside the batch for ``_apply``, the same way."""
-        members = await self._members(row)
+        lines = await self._member_lines(row)
+        members = [JobMessage.model_validate_json(x) for x in lines]
         sem = asyncio.Semaphore(_CONCURRENCY)
         known = hints or {}
         etags: dict[str, str] = {}
@@ -268,6 +307,9 @@ class BatchLane:
         await asyncio.gather(*(mark(j) for j in members))
         await self._payloads.put(_etags_blob(row), json.dumps(etags).encode("utf-8"))
         await self.store.drop_pending(row.alias, [j.job_id for j in members])
+        for job, line in zip(members, lines, strict=True):
+            if _large(line):
+                await self._payloads.delete(_body_blob(job.job_id))
         row = await self.store.update_batch(row, state="prepared")
         await self._checkpoint("after_prepare", row.batch_ref)
         return row
@@ -286,6 +328,8 @@ class BatchLane:
         return await self.store.update_batch(row, state="uploaded", file_id=uploaded.id)
 
     async def _create(self, row: BatchRow, report: LaneReport) -> BatchRow:
+        from openai import NotFoundError
+
         client = self._client(row)
         existing = await self._find_batch(client, row.file_id)
         if existing is None:
@@ -307,12 +351,20 @@ class BatchLane:
                     self.targets[row.alias].enqueued_tokens,
                 )
                 return row
-            existing = await client.batches.create(
-                input_file_id=row.file_id or "",
-                endpoint="/chat/completions",  # type: ignore[arg-type]  # Azure's form (also /v1/...)
-                completion_window="24h",
-                metadata={"lane_batch": row.batch_ref},
-            )
+            try:
+                existing = await client.batches.create(
+                    input_file_id=row.file_id or "",
+                    endpoint="/chat/completions",  # type: ignore[arg-type]  # Azure's form (also /v1/...)
+                    completion_window="24h",
+                    metadata={"lane_batch": row.batch_ref},
+                )
+            except NotFoundError:
+                logger.warning(
+                    "batch lane: %s: the upstream no longer knows file %s (404): uploaded again",
+                    row.batch_ref,
+                    row.file_id,
+                )
+                return await self.store.update_batch(row, state="prepared", file_id=None)
             await self._checkpoint("after_create", row.batch_ref)
         report.submitted += 1
         return await self.store.update_batch(
@@ -331,7 +383,29 @@ class BatchLane:
 
     # -- poll ------------------------------------------------------------------------------------
     async def _poll(self, svc: JobServices, row: BatchRow, report: LaneReport) -> BatchRow:
-        batch = await self._client(row).batches.retrieve(row.aoai_batch_id or "")
+        from openai import NotFoundError
+
+        try:
+            batch = await self._client(row).batches.retrieve(row.aoai_batch_id or "")
+        except NotFoundError:
+            # deleted or purged upstream (or a restarted endpoint): as a failed batch, whose
+            # unfinished jobs go to the standard lane
+            logger.warning(
+                "batch lane: %s: the upstream no longer knows batch %s (404): its jobs are "
+                "re-routed",
+                row.batch_ref,
+                row.aoai_batch_id,
+            )
+            row = await self.store.update_batch(
+                row,
+                state="applying",
+                aoai_status="failed",
+                output_file_id=None,
+                error_file_id=None,
+                error_code="batch_not_found",
+            )
+            await self._checkpoint("after_poll", row.batch_ref)
+            return row
         counts = batch.request_counts.model_dump() if batch.request_counts else {}
         if batch.status == "failed" and _error_code(batch) == "token_limit_exceeded":
             attempts = row.attempts + 1
@@ -388,17 +462,26 @@ class BatchLane:
 
     # -- apply -----------------------------------------------------------------------------------
     async def _apply(self, svc: JobServices, row: BatchRow, report: LaneReport) -> None:
+        from openai import NotFoundError
+
         client = self._client(row)
         members = {j.job_id: j for j in await self._members(row)}
         outcomes: dict[str, Any] = {}
         for file_id in (row.output_file_id, row.error_file_id):
             if not file_id:
                 continue
-            content = await client.files.content(file_id)
-            for raw in content.text.splitlines():
-                if not raw.strip():
-                    continue
-                outcome = outcome_of(json.loads(raw), region=row.region, deployment=row.deployment)
+            try:
+                content = await client.files.content(file_id)
+            except NotFoundError:
+                logger.warning(
+                    "batch lane: %s: result file %s is gone (404): its jobs are re-routed",
+                    row.batch_ref,
+                    file_id,
+                )
+                continue
+            # bytes that are not UTF-8 become U+FFFD: such a line fails to match or parse alone
+            for raw in jsonl_lines(content.content, errors="replace"):
+                outcome = _line_outcome(raw, row)
                 if outcome is not None and outcome.job_id in members:
                     outcomes[outcome.job_id] = outcome
         await self._checkpoint("after_download", row.batch_ref)
@@ -508,6 +591,39 @@ class BatchLane:
             ),
         )
         report.rerouted += 1
+
+
+def _line_outcome(raw: str, row: BatchRow) -> LineOutcome | None:
+    """One output/error line's outcome; a line that cannot be read fails its own job only."""
+    try:
+        item = json.loads(raw)
+        if not isinstance(item, dict):
+            raise ValueError(f"the line is a JSON {type(item).__name__}, not an object")
+        return outcome_of(item, region=row.region, deployment=row.deployment)
+    except (ValueError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        outcome = malformed_line(raw, str(exc), region=row.region, deployment=row.deployment)
+        logger.warning(
+            "batch lane: %s: an output line could not be read (%s)%s",
+            row.batch_ref,
+            type(exc).__name__,
+            f"; job {outcome.job_id} fails" if outcome is not None else "; it names no job",
+        )
+        return outcome
+
+
+def _large(body: str) -> bool:
+    return len(body.encode("utf-16-le", "surrogatepass")) > _INLINE_BODY_BYTES
+
+
+def _body_blob(job_id: str) -> str:
+    return f"batchlane/pending/{job_id}.json"
+
+
+def _batch_ref(alias: str, take: list[PendingJob]) -> str:
+    """The batch's id from its member set: assembling the same pending jobs again (a step after
+    the row's creation failed) names the same row and blobs, never a second batch of them."""
+    digest = hashlib.sha256("\n".join([alias, *sorted(p.job_id for p in take)]).encode("utf-8"))
+    return f"lb-{digest.hexdigest()[:20]}"
 
 
 def _etags_blob(row: BatchRow) -> str:

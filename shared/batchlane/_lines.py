@@ -3,17 +3,66 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..aoai import ChatRequest
 from ..jobs import JobMessage, Terminal
 
-__all__ = ["LineOutcome", "enqueued_tokens", "outcome_of", "request_line"]
+__all__ = [
+    "LineOutcome",
+    "enqueued_tokens",
+    "jsonl_lines",
+    "malformed_line",
+    "outcome_of",
+    "request_line",
+]
 
 BATCH_URL = "/chat/completions"
 # Error-file codes that mean "this line never ran": the job goes back to the standard lane.
 _NOT_RUN = frozenset({"batch_expired", "batch_cancelled"})
+
+
+# The custom_id of a line that is not valid JSON (its first occurrence: Azure writes it before
+# the response, so text echoed in a body never comes first)
+_CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def jsonl_lines(data: bytes | str, errors: str = "strict") -> list[str]:
+    """The non-blank lines of a JSONL file, split on ``\\n`` only, as Azure splits them.
+
+    Never ``str.splitlines()``: it also breaks on U+2028, U+2029, U+0085 (and \\x1c-\\x1e, \\v,
+    \\f), which JSON leaves raw inside strings (pydantic's JSON and ``ensure_ascii=False`` do), so
+    one pasted paragraph separator would cut a line in two. A ``\\r`` before the ``\\n`` is
+    whitespace to the JSON parser."""
+    text = data.decode("utf-8", errors) if isinstance(data, bytes) else data
+    return [line for line in text.split("\n") if line.strip()]
+
+
+def malformed_line(raw: str, error: str, *, region: str, deployment: str) -> LineOutcome | None:
+    """An output/error line that cannot be read fails its job (when its ``custom_id`` can still be
+    read) with ``batch_line_malformed``; None when it names no job."""
+    match = _CUSTOM_ID.search(raw)
+    if match is None:
+        return None
+    try:
+        job_id = json.loads(f'"{match.group(1)}"')
+    except ValueError:
+        return None
+    if not isinstance(job_id, str) or not job_id:
+        return None
+    return LineOutcome(
+        job_id,
+        Terminal.failure(
+            "batch_line_malformed",
+            "The batch's output line for this job could not be read; the job was not run again "
+            "(the batch ran it).",
+            {"lane": "batch", "reason": error[:200]},
+            region=region,
+            deployment=deployment,
+        ),
+    )
 
 
 def request_line(job: JobMessage, deployment: str) -> bytes:

@@ -1,8 +1,9 @@
 """The batch lane's rows in Table Storage: jobs waiting for a file, and one row per batch.
 
 ``pending-<alias>`` partition: one row per job waiting to be put into a file (row key = job id,
-the job's message in ``body``). ``batch`` partition: one row per batch (row key = our batch id,
-``lb-<hex>``) recording every step: ``state`` goes ``assembled`` -> ``prepared`` -> ``uploaded``
+the job's message in ``body``, or in the blob ``body_blob`` names when it is too large for a
+Table property). ``batch`` partition: one row per batch (row key = our batch id,
+``lb-<hex>``, a hash of its member set) recording every step: ``state`` goes ``assembled`` -> ``prepared`` -> ``uploaded``
 (``file_id``) -> ``submitted`` (``aoai_batch_id``) -> ``applying`` -> ``done``. Each step is written
 after it happened and every step can run again: that is what makes a crash anywhere safe.
 """
@@ -28,11 +29,12 @@ class PendingJob:
 
     job_id: str
     alias: str
-    body: str  # the JobMessage JSON
+    body: str  # the JobMessage JSON ("" when it is in ``body_blob``)
     tokens: int
     line_bytes: int
     since: float
     etag: str | None = None  # the job row's ETag after ``accept``: a hint that saves a read
+    body_blob: str | None = None  # a large message's blob (a Table property holds 64 KiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ class LaneStore:
                 "line_bytes": job.line_bytes,
                 "since": job.since,
                 **({"job_etag": job.etag} if job.etag else {}),
+                **({"body_blob": job.body_blob} if job.body_blob else {}),
             },
             mode=UpdateMode.REPLACE,
         )
@@ -146,6 +149,7 @@ class LaneStore:
                     int(e["line_bytes"]),
                     e["since"],
                     e.get("job_etag"),
+                    e.get("body_blob"),
                 )
             )
         rows.sort(key=lambda p: (p.since, p.job_id))

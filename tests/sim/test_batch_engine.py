@@ -275,3 +275,39 @@ def test_multipart_parser():
     assert form == {"purpose": (None, b"batch"), "file": ("a.jsonl", b'{"a":1}\n')}
     with pytest.raises(MultipartError):
         parse_multipart("application/json", body)
+
+
+def test_a_line_ends_at_newline_only_as_azure_reads_jsonl(setup):
+    # U+2028, U+2029 and U+0085 stay raw inside a JSON string written with ensure_ascii=False;
+    # str.splitlines() would cut such a line in two (both halves invalid_json)
+    engine, files, clock = setup
+    raw = [
+        json.dumps(json.loads(line(f"sep-{i}", f"one{ch}two")), ensure_ascii=False)
+        for i, ch in enumerate(["\u2028", "\u2029", "\u0085", "\x1c"])
+    ]
+    batch = engine.create(upload(files, [*raw, line("plain")]), "/chat/completions", "24h")
+    clock.t = 500
+    obj = engine.describe(batch)
+    assert obj["request_counts"] == {"total": 5, "completed": 5, "failed": 0}
+    assert obj["error_file_id"] is None
+
+
+def test_injected_malformed_output_lines(setup):
+    engine, files, clock = setup
+    engine.faults.add({"kind": "malformed", "fraction": 0.25})
+    batch = engine.create(
+        upload(files, [line(f"j{i}") for i in range(8)]), "/chat/completions", "24h"
+    )
+    clock.t = 500
+    obj = engine.describe(batch)
+    stored = files.get(obj["output_file_id"])
+    assert stored is not None
+    texts = stored.content.decode().split("\n")[:-1]
+    assert len(texts) == 8
+    bad = []
+    for text in texts:
+        try:
+            json.loads(text)
+        except ValueError:
+            bad.append(text)
+    assert len(bad) == 2 and all('"custom_id":"j' in text for text in bad)

@@ -1,6 +1,8 @@
-"""Issue 10 "done when": 20 hostile requests of each kind, then normal traffic is unaffected.
+"""20 hostile requests of each kind on each front door, then normal traffic is unaffected.
 
-Through the dev server (real HTTP) to the real simulator. Asserted: every hostile request gets
+Through the dev server (real HTTP) to the real simulator, on the OpenAI routes (``/api/v1``:
+OpenAI's error shape, the gateway's code) and on the Azure-shaped routes (``/api/openai/...``:
+Azure's error shape and code, the gateway's code in ``gateway_code``). Asserted: every hostile request gets
 its 4xx, no circuit opened or counted a failure, no deployment cooled or exhausted, nothing
 hostile reached a region. The p99 latency of concurrent normal calls before and after is
 reported (not asserted: timing on a shared machine is noise)."""
@@ -68,6 +70,47 @@ HOSTILE: dict[str, tuple[str, bytes, int, str]] = {
 }
 
 
+# Azure's code for each gateway code seen above (shared/api/_azure_errors.AZURE_CODES)
+AZURE_CODE = {
+    "invalid_request": "BadRequest",
+    "request_too_large": "BadRequest",
+    "too_many_inputs": "too_many_inputs",
+    "model_not_found": "DeploymentNotFound",
+}
+
+
+def _azure_path(path: str, body: bytes, versioned: bool) -> str:
+    """The same request on an Azure-shaped route: the v1 API (model in the body), or the
+    deployment route (``{name}`` from the body's model, with a dated api-version)."""
+    kind = path.rsplit("/", 1)[-1] if "embeddings" in path else "chat/completions"
+    if not versioned:
+        return f"/openai/v1/{kind}"
+    model = json.loads(body)["model"]
+    return f"/openai/deployments/{model}/{kind}?api-version=2024-10-21"
+
+
+def _azure_hostile() -> dict[str, tuple[str, bytes, int, str, str]]:
+    out: dict[str, tuple[str, bytes, int, str, str]] = {}
+    for kind, (path, body, status, code) in HOSTILE.items():
+        # a model name with a newline cannot be put into a URL path: v1 only
+        for versioned in (False,) if kind == "forged_model_newline" else (False, True):
+            name = f"azure_{'deployment' if versioned else 'v1'}_{kind}"
+            out[name] = (_azure_path(path, body, versioned), body, status, AZURE_CODE[code], code)
+    # a lone surrogate in a value the route rewrites next to it (the body's ``model``) is the
+    # same 400: the body is re-serialized with the alias before it is checked
+    out["azure_v1_lone_surrogate_model"] = (
+        "/openai/v1/chat/completions",
+        b'{"model":"gpt-4o\\ud800","messages":[{"role":"user","content":"hi"}]}',
+        400,
+        "BadRequest",
+        "invalid_request",
+    )
+    return out
+
+
+AZURE_HOSTILE = _azure_hostile()
+
+
 def _p99(samples: list[float]) -> float:
     return sorted(samples)[max(0, int(len(samples) * 0.99) - 1)]
 
@@ -98,6 +141,13 @@ def test_hostile_requests_leave_normal_traffic_unaffected(
             response = httpx.post(f"{base}{path}", content=body, headers=HEADERS, timeout=60)
             assert response.status_code == status, (kind, response.text[:300])
             assert response.json()["error"]["code"] == code, kind
+    for kind, (path, body, status, code, gateway_code) in AZURE_HOSTILE.items():
+        for _ in range(20):
+            response = httpx.post(f"{base}{path}", content=body, headers=HEADERS, timeout=60)
+            assert response.status_code == status, (kind, response.text[:300])
+            error = response.json()["error"]
+            assert error["code"] == code, (kind, error)
+            assert error.get("gateway_code", code) == gateway_code, (kind, error)
     # Nothing hostile reached a region.
     assert {name: region.stats()["requests"] for name, region in sim.regions.items()} == seen
     details = httpx.get(f"{base}/health/details", headers=HEADERS, timeout=10).json()

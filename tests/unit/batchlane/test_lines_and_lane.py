@@ -6,7 +6,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from aoai_sim import _text
-from shared.batchlane import BatchLane, batch_targets, enqueued_tokens, outcome_of, request_line
+from shared.batchlane import (
+    BatchLane,
+    batch_targets,
+    enqueued_tokens,
+    jsonl_lines,
+    outcome_of,
+    request_line,
+)
 from shared.jobs import JobMessage
 from shared.settings import GatewaySettings, load_backlog_settings
 
@@ -113,3 +120,54 @@ def test_line_outcomes():
     assert outcome_of(_line(None, error={"code": "batch_expired"}), **meta).rerun
     assert outcome_of(_line(None, error={"code": "batch_cancelled"}), **meta).rerun
     assert outcome_of({"custom_id": None, "error": {"code": "invalid_json"}}, **meta) is None
+
+
+def test_jsonl_lines_split_on_newline_only():
+    # pydantic's JSON (and json.dumps(ensure_ascii=False)) leaves these raw inside strings
+    separators = "\u2028\u2029\u0085\x1c\x1d\x1e\x0b\x0c"
+    jobs = [
+        job(request={"model": "gpt-4o", "messages": [{"role": "user", "content": c}]})
+        for c in ("a" + separators + "b", "plain")
+    ]
+    data = b"".join(j.to_body() + b"\n" for j in jobs) + b"\r\n\n"
+    lines = jsonl_lines(data)
+    assert [JobMessage.model_validate_json(x).job_id for x in lines] == [j.job_id for j in jobs]
+    assert (
+        JobMessage.model_validate_json(lines[0]).request.messages[0].content
+        == "a" + separators + "b"
+    )
+    assert jsonl_lines(b"") == [] and jsonl_lines("x\r\ny") == ["x\r", "y"]
+
+
+def test_an_output_line_that_cannot_be_read_fails_its_own_job_only():
+    from shared.batchlane._lane import _line_outcome
+    from shared.batchlane._store import BatchRow
+
+    row = BatchRow("lb-1", "gpt-4o", "sweden", "batch-swe", "applying", 2, 10, 0.0, "m", "i")
+    cut = '{"id":"batch_req_1","custom_id":"job-\\u00e9 1","response":{"status_code":'
+    outcome = _line_outcome(cut, row)
+    assert outcome is not None and outcome.job_id == "job-\u00e9 1" and not outcome.rerun
+    assert outcome.terminal.status == "failed"
+    assert outcome.terminal.error["code"] == "batch_line_malformed"
+    assert outcome.terminal.error["details"]["reason"]
+    assert outcome.terminal.deployment == "batch-swe"
+    # valid JSON of the wrong shape: the same verdict for the job it names
+    wrong = '{"custom_id":"job-2","response":["not", "an", "object"]}'
+    assert _line_outcome(wrong, row).terminal.error["code"] == "batch_line_malformed"
+    assert _line_outcome('["custom_id"]', row) is None  # names no job
+    assert _line_outcome("<html>", row) is None
+    good = json.dumps(_line(200, {"choices": [{"finish_reason": "stop"}]}))
+    assert _line_outcome(good, row).terminal.status == "succeeded"
+
+
+def test_a_batch_id_is_its_member_set():
+    from shared.batchlane import PendingJob
+    from shared.batchlane._lane import _batch_ref
+
+    def pending(*ids: str) -> list[PendingJob]:
+        return [PendingJob(i, "gpt-4o", "{}", 1, 1, 0.0) for i in ids]
+
+    assert _batch_ref("gpt-4o", pending("a", "b")) == _batch_ref("gpt-4o", pending("b", "a"))
+    assert _batch_ref("gpt-4o", pending("a", "b")) != _batch_ref("gpt-4o", pending("a", "b", "c"))
+    assert _batch_ref("gpt-4o", pending("a")) != _batch_ref("gpt-4o-mini", pending("a"))
+    assert _batch_ref("gpt-4o", pending("a")).startswith("lb-")
