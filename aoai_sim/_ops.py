@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _embed, _filter, _schema, _text, _tools
+from . import _embed, _filter, _schema, _text, _tools, _vision
 from ._errors import ErrorReply, bad_request
 from .config import ContentFilterConfig, DeploymentConfig
 
@@ -120,9 +120,14 @@ def plan_chat(dep: DeploymentConfig, body: Any, cf: ContentFilterConfig) -> Chat
     stream = bool(body.get("stream"))
     options = body.get("stream_options") or {}
     include_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
-    chars = _text.charge_chars(messages)
+    # Azure's admission estimate: text, tool calls and tool definitions at four characters per
+    # token, plus each image's documented cost (_vision), plus the output cap.
+    definitions = _text.definition_chars(body)
+    images = _vision.prompt_image_tokens(messages)
+    chars = _text.charge_chars(messages) + definitions
     charge = (
         _text.estimate_tokens(chars)
+        + images
         + (max_tokens if max_tokens is not None else dep.default_max_tokens) * n
     )
     all_text = " ".join(_text.message_text(m.get("content")) for m in messages)
@@ -156,7 +161,7 @@ def plan_chat(dep: DeploymentConfig, body: Any, cf: ContentFilterConfig) -> Chat
         created=int(time.time()),
         model=_model_name(dep),
         choices=tuple(choices),
-        prompt_tokens=_text.prompt_tokens(messages),
+        prompt_tokens=_text.prompt_tokens(messages) + _text.estimate_tokens(definitions) + images,
         charge=charge,
         blocked_category=blocked,
         stream=stream,

@@ -49,13 +49,14 @@ def embeddings_tokens(batch: list[Any]) -> int:
 
 
 def request_tokens(request: ChatRequest | EmbeddingsRequest, default_max_tokens: int) -> int:
-    """What the access layer charges a request against TPM: for chat, the prompt estimate plus
+    """What the access layer charges a request against TPM: for chat, the prompt estimate
+    (text, tool calls, tool definitions and images: ``ChatRequest.prompt_tokens``) plus
     the output cap (``max_completion_tokens`` or ``max_tokens``, else ``default_max_tokens``)
     for each of the ``n`` choices; for embeddings, ``embeddings_tokens`` of its inputs."""
     if isinstance(request, EmbeddingsRequest):
         return embeddings_tokens(request.inputs())
     cap = request.output_cap
-    return -(-request.prompt_chars() // 4) + (cap if cap is not None else default_max_tokens) * (
+    return request.prompt_tokens() + (cap if cap is not None else default_max_tokens) * (
         request.n or 1
     )
 

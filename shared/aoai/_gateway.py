@@ -522,7 +522,7 @@ class Gateway:
 
     def _fitting_cost(self, alias: str, request: ChatRequest) -> int:
         cost = self._chat_cost(request)
-        output = cost - -(-request.prompt_chars() // 4)
+        output = cost - request.prompt_tokens()
         self._fits(alias, cost, "max_tokens" if output * 2 >= cost else "messages")
         return cost
 
