@@ -29,7 +29,7 @@ from typing import Any
 from shared.settings import GatewaySettings
 from shared.storage import table_target
 
-from ._budget import embeddings_tokens, request_tokens
+from ._budget import check_output_cap, embeddings_tokens, output_limit, request_tokens
 from ._call_loop import CallLoop
 from ._capacity import alias_capacity
 from ._classify import ClassifiedFailure, FailureAction, classify
@@ -119,6 +119,14 @@ class Gateway:
         # estimated above it can never be admitted anywhere (RequestTooLarge, not a 429 loop).
         self._max_tpm = {
             alias: max(route.deployment.config.tpm for tier in tiers for route in tier)
+            for alias, tiers in self._router.tiers.items()
+        }
+        # The largest output cap any deployment's model accepts (the model table): a request
+        # above it gets a local 400 before any charge. None: a model not in the table.
+        self._output_limit = {
+            alias: output_limit(
+                alias, (route.deployment.config for tier in tiers for route in tier)
+            )
             for alias, tiers in self._router.tiers.items()
         }
 
@@ -524,6 +532,7 @@ class Gateway:
         cost = self._chat_cost(request)
         output = cost - request.prompt_tokens()
         self._fits(alias, cost, "max_tokens" if output * 2 >= cost else "messages")
+        check_output_cap(alias, request, self._output_limit[alias])
         return cost
 
     def _fits(self, alias: str, cost: int, param: str) -> None:
