@@ -59,6 +59,7 @@ class ChatPlan:
     stream: bool
     include_usage: bool
     severity: str
+    omit_usage: bool = False  # the omit_usage fault: no usage in a non-streaming body either
 
     @property
     def completion_tokens(self) -> int:
@@ -252,7 +253,7 @@ def chat_body(plan: ChatPlan) -> dict[str, Any]:
             }
             for i, c in enumerate(plan.choices)
         ],
-        "usage": plan.usage(),
+        **({} if plan.omit_usage else {"usage": plan.usage()}),
     }
 
 

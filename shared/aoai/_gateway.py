@@ -97,7 +97,9 @@ class Gateway:
         )
         self._policy = FailurePolicy(settings, self._sync, self._clock.now)
         self._senders = Senders(
-            first_byte_s=settings.first_byte_timeout_s, idle_s=settings.idle_timeout_s
+            first_byte_s=settings.first_byte_timeout_s,
+            idle_s=settings.idle_timeout_s,
+            max_response_bytes=settings.max_response_bytes,
         )
         self._loop = CallLoop(
             settings,

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 from ._classify import ClassifiedFailure, classify
 from ._exceptions import GatewayError, StreamInterrupted
 from ._results import call_result, usage_of
-from ._types import Attempt, CallResult, Usage
+from ._types import Attempt, CallResult, FailureKind, Usage
 
 __all__ = ["ChatStream"]
 
@@ -82,7 +82,7 @@ class ChatStream:
             if self._idle_s is not None:  # a silent upstream mid-stream: idle_timeout_s
                 when = min(when, asyncio.get_running_loop().time() + self._idle_s)
             async with asyncio.timeout_at(when):
-                chunk = await self._events.__anext__()
+                chunk: Any = await self._events.__anext__()
         except StopAsyncIteration:
             if self._finish_reason is None:
                 await self._fail("upstream ended the stream without a finish_reason", None)
@@ -100,13 +100,23 @@ class ChatStream:
             failure = classify(exc)
             self._on_transient_failure(failure)
             await self._fail(f"{failure.kind.value}: {failure.detail}", exc)
+        if not isinstance(chunk, dict):  # a malformed answer: the region's fault
+            failure = ClassifiedFailure(
+                FailureKind.SERVER_ERROR,
+                status=200,
+                detail=f"malformed answer: a stream event that is a JSON {type(chunk).__name__}",
+            )
+            self._on_transient_failure(failure)
+            await self._fail(f"{failure.kind.value}: {failure.detail}", None)
         self._observe(chunk)
-        return chunk
+        return cast("dict[str, Any]", chunk)
 
     def _observe(self, chunk: dict[str, Any]) -> None:
         choices = chunk.get("choices")
-        if choices:
+        if isinstance(choices, list):
             for choice in choices:
+                if not isinstance(choice, dict):
+                    continue
                 reason = choice.get("finish_reason")
                 if not reason:
                     delta = choice.get("delta")
@@ -115,9 +125,9 @@ class ChatStream:
                         choice["finish_reason"] = reason
                 if reason:
                     self._finish_reason = reason
-        usage = chunk.get("usage")
-        if usage:
-            self._usage = usage_of(usage)
+        usage = usage_of(chunk.get("usage"))  # None when absent or out of range
+        if usage is not None:
+            self._usage = usage
 
     async def _fail(self, why: str, exc: BaseException | None) -> None:
         error = StreamInterrupted(
