@@ -211,7 +211,15 @@ class Gateway:
             self._finished("chat_stream", ctx, alias, started, call.attempts, error=exc)
             raise
         return self._stream(
-            opened, route.names, route.region, call, ctx, alias, started, deadline_s
+            opened,
+            route.names,
+            route.region,
+            call,
+            ctx,
+            alias,
+            started,
+            deadline_s,
+            request.prompt_tokens(),
         )
 
     def _stream(
@@ -224,6 +232,7 @@ class Gateway:
         alias: str,
         started: float,
         deadline_s: float,
+        prompt_tokens: int = 0,
     ) -> ChatStream:
         clock = self._clock
         elapsed = clock.monotonic() - started
@@ -270,6 +279,7 @@ class Gateway:
             idle_s=self._settings.idle_timeout_s,
             on_transient_failure=on_transient,
             on_end=on_end,
+            prompt_tokens=prompt_tokens,
         )
 
     async def embeddings(self, request: EmbeddingsRequest, ctx: CallContext) -> CallResult:

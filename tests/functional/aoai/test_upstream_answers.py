@@ -137,3 +137,28 @@ async def test_usage_out_of_range_is_replaced_by_the_estimate(
     assert result.usage.prompt_tokens == request.prompt_tokens()
     assert result.usage.completion_tokens == 3  # "Hello there." is 12 characters
     assert result.response is not None and result.response["usage"]["estimated"] is True
+
+
+async def test_a_callers_stream_without_a_usage_chunk_is_recorded_with_an_estimate(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    sim = sim_factory(TWO_SMALL_REGIONS)
+    gateway = _gateway(sim, gateway_settings_factory, gateway_factory)
+    sim.region("eastus2").fault("omit_usage", count=1)
+    request = chat("Tell me about gateways.", max_tokens=30, stream=True)
+    stream = await gateway.open_chat_stream(request, ctx())
+    text = []
+    async with stream:
+        async for chunk in stream:
+            assert "usage" not in chunk or chunk["usage"] is None  # passed through unchanged
+            text.extend(c["delta"].get("content") or "" for c in chunk["choices"])
+    usage = stream.result.usage
+    assert usage is not None and usage.estimated
+    assert usage.prompt_tokens == request.prompt_tokens()
+    assert usage.completion_tokens == -(-len("".join(text)) // 4) > 0
+    # With the upstream's usage chunk, its figures are kept.
+    stream = await gateway.open_chat_stream(request, ctx())
+    async with stream:
+        async for _ in stream:
+            pass
+    assert stream.result.usage is not None and not stream.result.usage.estimated
