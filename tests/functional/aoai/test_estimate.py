@@ -42,6 +42,14 @@ def _png(width: int, height: int) -> str:
     return "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + chunk).decode()
 
 
+def _jpeg(width: int, height: int) -> str:
+    """A data URL of a JPEG's first segments: SOI, an APP0 (JFIF) segment, then SOF0 with the size."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, height, width, 3) + b"\x01\x22\x00" * 3
+    data = b"\xff\xd8" + app0 + sof0 + b"\x00" * 16
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
 def _image(url: str, detail: str | None = None) -> dict[str, Any]:
     value: dict[str, Any] = {"url": url}
     if detail:
@@ -86,6 +94,9 @@ _CASES: dict[str, dict[str, Any]] = {
             }
         ],
     },
+    "image_auto_detail_jpeg": {
+        "messages": [{"role": "user", "content": [_image(_jpeg(1024, 1024))]}],
+    },
     "image_low_detail": {
         "messages": [{"role": "user", "content": [_image(_png(4096, 8192), "low")]}],
     },
@@ -99,6 +110,7 @@ _EXPECTED_PROMPT = {  # what the old estimate missed, at least
     "tool_calls_and_results": 100,
     "image_high_detail_png": 1105,  # Azure's documented example: 2048 x 4096 high = 1,105
     "image_low_detail": 85,
+    "image_auto_detail_jpeg": 765,  # Azure's documented example: 1024 x 1024 high = 765
     "image_url_unknown_size": 1445,  # the worst case: 768 x 2048, 8 tiles
 }
 
