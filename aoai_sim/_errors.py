@@ -119,6 +119,18 @@ def bad_request(message: str, param: str | None = None) -> ErrorReply:
     return _err(400, "BadRequest", message, param=param, type="invalid_request_error")
 
 
+def output_too_large(param: str, limit: int, given: int) -> ErrorReply:
+    """An output cap above the model's max output tokens (Azure's wording)."""
+    return _err(
+        400,
+        "invalid_value",
+        f"{param} is too large: {given}. This model supports at most {limit} completion tokens, "
+        f"whereas you provided {given}.",
+        param=param,
+        type="invalid_request_error",
+    )
+
+
 def operation_not_supported(operation: str, model: str) -> ErrorReply:
     """Chat on an embeddings deployment, or the reverse."""
     return _err(

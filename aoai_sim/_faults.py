@@ -3,6 +3,16 @@
 A ``reset`` or ``hang`` with ``after_chunks`` is a mid-stream fault: ``take()`` ignores it, and the
 chat handler claims it with ``take_mid_stream()`` once a streaming response is about to start, then
 cuts the stream after that many SSE data events.
+
+Two faults shape an answer instead of failing it, as some upstreams and proxies do:
+
+* ``omit_usage``: the chat answer (admitted and charged as usual) carries no usage (no usage
+  chunk even when ``stream_options.include_usage`` asks for one, no ``usage`` in a body) and no
+  model name (``model: ""``). Claimed by the chat handler with ``take_answer_fault()``.
+* ``bad_answer``: a 200 whose body is ``body`` (any JSON value: an array, a string, a chat
+  chunk with absurd usage...) instead of the answer; a streaming request gets it as one SSE data
+  event followed by ``[DONE]``. ``pad_bytes`` appends that much whitespace to the body (an
+  oversized answer). Nothing is charged.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from typing import Any
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultError", "FaultRegistry"]
 
-FAULT_KINDS = ("reset", "hang", "error", "throttle", "slow")
+FAULT_KINDS = ("reset", "hang", "error", "throttle", "slow", "omit_usage", "bad_answer")
 _PARAMS = {
     "kind",
     "count",
@@ -29,7 +39,10 @@ _PARAMS = {
     "deployment",
     "after_chunks",
     "op",
+    "body",
+    "pad_bytes",
 }
+_ANSWER_KINDS = ("omit_usage",)
 _MID_STREAM_KINDS = ("reset", "hang")
 
 
@@ -52,6 +65,8 @@ class Fault:
     delay_ms: float
     after_chunks: int | None = None  # reset/hang only: cut a stream after this many SSE data events
     op: str | None = None  # only requests of this operation (e.g. "models": GET /models alone)
+    body: Any = None  # bad_answer only: the 200's body
+    pad_bytes: int = 0  # bad_answer only: whitespace appended to the body
     released: asyncio.Event = field(default_factory=asyncio.Event)
     hits: int = 0
 
@@ -70,6 +85,7 @@ class Fault:
             "delay_ms": self.delay_ms,
             "after_chunks": self.after_chunks,
             "op": self.op,
+            "pad_bytes": self.pad_bytes,
             "hits": self.hits,
         }
 
@@ -124,6 +140,13 @@ class FaultRegistry:
                 or after_chunks < 0
             ):
                 raise FaultError("after_chunks must be an integer >= 0")
+        if kind != "bad_answer" and ("body" in spec or "pad_bytes" in spec):
+            raise FaultError("body and pad_bytes apply only to the bad_answer kind")
+        if kind == "bad_answer" and "body" not in spec:
+            raise FaultError("bad_answer needs a body (any JSON value)")
+        pad = spec.get("pad_bytes", 0)
+        if isinstance(pad, bool) or not isinstance(pad, int) or not 0 <= pad <= 256 * 1024 * 1024:
+            raise FaultError("pad_bytes must be an integer between 0 and 268435456")
         deployment = spec.get("deployment")
         op = spec.get("op")
         if op is not None and not isinstance(op, str):
@@ -140,6 +163,8 @@ class FaultRegistry:
             delay_ms=_number(spec, "delay_ms", 1000, 0) or 0.0,
             after_chunks=after_chunks,
             op=op or None,
+            body=spec.get("body"),
+            pad_bytes=pad,
         )
         self._faults.append(fault)
         if duration is not None:
@@ -186,7 +211,7 @@ class FaultRegistry:
                 continue
             if fault.op is not None and fault.op != op:
                 continue
-            if fault.after_chunks is not None:
+            if fault.after_chunks is not None or fault.kind in _ANSWER_KINDS:
                 continue
             if fault.kind == "slow":
                 delay += fault.delay_ms
@@ -205,6 +230,22 @@ class FaultRegistry:
                 self._expire(fault)
                 continue
             if fault.after_chunks is None or (
+                fault.deployment is not None and fault.deployment != deployment
+            ):
+                continue
+            self._hit(fault)
+            return fault
+        return None
+
+    def take_answer_fault(self, kind: str, deployment: str) -> Fault | None:
+        """Consume the first active answer-shaping fault of ``kind`` (``omit_usage``) matching a
+        chat answer about to be sent."""
+        now = time.monotonic()
+        for fault in list(self._faults):
+            if fault.expires_at is not None and fault.expires_at <= now:
+                self._expire(fault)
+                continue
+            if fault.kind != kind or (
                 fault.deployment is not None and fault.deployment != deployment
             ):
                 continue

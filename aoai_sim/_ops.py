@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _embed, _filter, _schema, _text, _tools
-from ._errors import ErrorReply, bad_request
+from . import _embed, _filter, _schema, _text, _tools, _vision
+from ._errors import ErrorReply, bad_request, output_too_large
 from .config import ContentFilterConfig, DeploymentConfig
 
 __all__ = [
@@ -59,6 +59,7 @@ class ChatPlan:
     stream: bool
     include_usage: bool
     severity: str
+    omit_usage: bool = False  # the omit_usage fault: no usage in a non-streaming body either
 
     @property
     def completion_tokens(self) -> int:
@@ -92,6 +93,27 @@ def _int_param(body: dict[str, Any], key: str, low: int, high: int) -> int | Non
     return value
 
 
+# Max output tokens per model family (Azure's model pages; the largest of the model's versions).
+# A cap above it is refused with 400 before the rate limiter charges anything. Models not
+# listed accept any cap up to the parameter's own bound.
+_MAX_OUTPUT = {
+    "gpt-35-turbo": 4_096,
+    "gpt-4": 8_192,
+    "gpt-4o": 16_384,
+    "gpt-4o-mini": 16_384,
+    "gpt-4.1": 32_768,
+    "gpt-4.1-mini": 32_768,
+    "gpt-4.1-nano": 32_768,
+    "o1": 100_000,
+    "o3": 100_000,
+    "o3-mini": 100_000,
+    "o4-mini": 100_000,
+    "gpt-5": 128_000,
+    "gpt-5-mini": 128_000,
+    "gpt-5-nano": 128_000,
+}
+
+
 def _model_name(dep: DeploymentConfig) -> str:
     return f"{dep.model}-{dep.model_version}" if dep.model_version else dep.model
 
@@ -117,12 +139,21 @@ def plan_chat(dep: DeploymentConfig, body: Any, cf: ContentFilterConfig) -> Chat
         n = _int_param(body, "n", 1, 128) or 1
     except ValueError as exc:
         return bad_request(str(exc))
+    limit = _MAX_OUTPUT.get(dep.model)
+    if limit is not None and max_tokens is not None and max_tokens > limit:
+        param = "max_completion_tokens" if body.get("max_completion_tokens") else "max_tokens"
+        return output_too_large(param, limit, max_tokens)
     stream = bool(body.get("stream"))
     options = body.get("stream_options") or {}
     include_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
-    chars = _text.charge_chars(messages)
+    # Azure's admission estimate: text, tool calls and tool definitions at four characters per
+    # token, plus each image's documented cost (_vision), plus the output cap.
+    definitions = _text.definition_chars(body)
+    images = _vision.prompt_image_tokens(messages)
+    chars = _text.charge_chars(messages) + definitions
     charge = (
         _text.estimate_tokens(chars)
+        + images
         + (max_tokens if max_tokens is not None else dep.default_max_tokens) * n
     )
     all_text = " ".join(_text.message_text(m.get("content")) for m in messages)
@@ -156,7 +187,7 @@ def plan_chat(dep: DeploymentConfig, body: Any, cf: ContentFilterConfig) -> Chat
         created=int(time.time()),
         model=_model_name(dep),
         choices=tuple(choices),
-        prompt_tokens=_text.prompt_tokens(messages),
+        prompt_tokens=_text.prompt_tokens(messages) + _text.estimate_tokens(definitions) + images,
         charge=charge,
         blocked_category=blocked,
         stream=stream,
@@ -222,7 +253,7 @@ def chat_body(plan: ChatPlan) -> dict[str, Any]:
             }
             for i, c in enumerate(plan.choices)
         ],
-        "usage": plan.usage(),
+        **({} if plan.omit_usage else {"usage": plan.usage()}),
     }
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from . import _errors, _openai, _ops
@@ -188,7 +190,7 @@ class RegionApp:
             stats.add(dep_name, "slowed")
             await asyncio.sleep(delay_ms / 1000)
         if fault is not None:
-            await self._apply_fault(fault, conn, dep_name, route)
+            await self._apply_fault(fault, conn, dep_name, route, body)
             return
 
         if (
@@ -295,11 +297,18 @@ class RegionApp:
         return _errors.permission_denied(claims.principal_id, action, operation)
 
     async def _apply_fault(
-        self, fault: Fault, conn: HttpConnection, dep: str | None, route: _Route | None
+        self,
+        fault: Fault,
+        conn: HttpConnection,
+        dep: str | None,
+        route: _Route | None,
+        body: Any = None,
     ) -> None:
         stats = self.stats
         stats.fail(dep, fault.kind)
-        if fault.kind == "reset":
+        if fault.kind == "bad_answer":
+            await self._bad_answer(fault, conn, dep, route, body)
+        elif fault.kind == "reset":
             conn.reset()
         elif fault.kind == "hang":
             await conn.hang(fault.released)
@@ -327,6 +336,28 @@ class RegionApp:
                 await conn.send_json(status, body, _openai.headers(headers))
                 return
             await conn.send_json(status, body, self._common_headers() + headers)
+
+    async def _bad_answer(
+        self,
+        fault: Fault,
+        conn: HttpConnection,
+        dep: str | None,
+        route: _Route | None,
+        body: Any,
+    ) -> None:
+        """A 200 whose body is the fault's ``body`` (one SSE event when streaming)."""
+        self.stats.status(dep, 200)
+        payload = json.dumps(fault.body, separators=(",", ":")).encode() + b" " * fault.pad_bytes
+        headers = self._headers(route, []) if route is not None else []
+        if isinstance(body, dict) and body.get("stream"):
+            await conn.start_chunked(
+                200, [("content-type", "text/event-stream; charset=utf-8"), *headers]
+            )
+            conn.write_chunk(b"data: " + payload + b"\n\n")
+            conn.write_chunk(_DONE)
+            await conn.end_chunked()
+            return
+        await conn.send(200, [("content-type", "application/json"), *headers], payload)
 
     async def _admit_plan(
         self, conn: HttpConnection, dep: DeploymentConfig, route: _Route, plan: Any
@@ -383,6 +414,9 @@ class RegionApp:
         if decision is None:
             return
         headers = decision.headers()
+        if self.faults.take_answer_fault("omit_usage", dep.name) is not None:
+            self.stats.add(dep.name, "usage_omitted")
+            plan = replace(plan, include_usage=False, model="", omit_usage=True)
         if plan.blocked_category is not None:
             self.stats.fail(dep.name, "content_filter")
             result = {

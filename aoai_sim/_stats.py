@@ -19,6 +19,7 @@ FAILURE_KINDS = (
     "not_found",
     "content_filter",
     "bad_request",
+    "bad_answer",  # the bad_answer fault: a 200 with a body that is not the answer
 )
 _FIELDS = (
     "requests",
@@ -31,6 +32,7 @@ _FIELDS = (
     "slowed",
     "completions_filtered",
     "embeddings_base64",  # embeddings answers sent as base64 (the rest as float arrays)
+    "usage_omitted",  # answers sent without usage or model (the omit_usage fault)
 )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "charge_chars",
+    "definition_chars",
     "estimate_tokens",
     "generate",
     "message_text",
@@ -161,11 +162,52 @@ def message_text(content: Any) -> str:
 
 
 def charge_chars(messages: Iterable[Any]) -> int:
-    """Characters of all message contents (what the rate limiter's estimate is based on)."""
+    """Characters the rate limiter's estimate counts in the messages: each message's text (a
+    string, or its text parts), and each assistant tool call's function name and arguments."""
     total = 0
     for m in messages:
         if isinstance(m, dict):
-            total += len(message_text(m.get("content")))
+            total += _content_chars(m.get("content")) + _calls_chars(m)
+    return total
+
+
+def _content_chars(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(
+            len(p["text"])
+            for p in content
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return 0
+
+
+def _calls_chars(message: dict[str, Any]) -> int:
+    functions: list[Any] = [message.get("function_call")]
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        functions.extend(c.get("function") for c in calls if isinstance(c, dict))
+    return sum(
+        len(f[key])
+        for f in functions
+        if isinstance(f, dict)
+        for key in ("name", "arguments")
+        if isinstance(f.get(key), str)
+    )
+
+
+def definition_chars(body: dict[str, Any]) -> int:
+    """Characters of the request's tool definitions (``tools``, legacy ``functions``), each as
+    compact JSON."""
+    total = 0
+    for key in ("tools", "functions"):
+        items = body.get(key)
+        if isinstance(items, list):
+            total += sum(
+                len(json.dumps(d, ensure_ascii=False, separators=(",", ":"), default=str))
+                for d in items
+            )
     return total
 
 
@@ -175,10 +217,11 @@ def estimate_tokens(chars: int) -> int:
 
 
 def prompt_tokens(messages: list[Any]) -> int:
-    """Usage prompt_tokens: per-message estimate plus chat-format overhead (3 per message, 3 primer)."""
+    """Usage prompt_tokens: per-message estimate (text and tool calls) plus chat-format overhead
+    (3 per message, 3 primer). Tool definitions and images are added by the caller."""
     return (
         sum(
-            estimate_tokens(len(message_text(m.get("content")))) + 3
+            estimate_tokens(_content_chars(m.get("content")) + _calls_chars(m)) + 3
             for m in messages
             if isinstance(m, dict)
         )

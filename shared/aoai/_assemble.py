@@ -6,13 +6,44 @@ keeps sending chunks, is never cut off. The caller still gets the body Azure wou
 without streaming: per choice the message (role, content, refusal, tool calls, legacy function
 call), ``finish_reason``, ``logprobs`` and ``content_filter_results``; the top-level ``id``,
 ``created``, ``model``, ``system_fingerprint``, ``prompt_filter_results`` and ``usage``.
+
+Upstreams differ: some ignore ``stream_options.include_usage`` (no usage chunk), some name the
+model in another field. The body is completed (``complete_chat_body``, also for a body answered
+without streaming): ``model`` is the deployment when the upstream gave none, and ``usage``, when
+absent or invalid (``usage_of``), is the gateway's estimate (the request's prompt estimate, the
+answer's text and tool calls at four characters per token) marked ``"estimated": true``. A
+chunk or body that is not the expected JSON shape raises ``MalformedAnswer``: the region's fault.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ChatAssembler"]
+from ._estimate import completion_estimate
+from ._results import estimated_usage, usage_of
+
+__all__ = ["ChatAssembler", "MalformedAnswer", "complete_chat_body"]
+
+
+class MalformedAnswer(ValueError):
+    """An upstream answer (a body or a stream chunk) that is not the JSON shape of a chat answer."""
+
+
+def complete_chat_body(body: Any, *, deployment: str, prompt_tokens: int) -> dict[str, Any]:
+    """Check a ``chat.completion`` body's shape and fill in what the upstream left out: the
+    model (the deployment) and the usage (estimated). Raises ``MalformedAnswer``."""
+    if not isinstance(body, dict):
+        raise MalformedAnswer(f"a JSON {type(body).__name__}, not an object")
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("message", {}), dict) for c in choices
+    ):
+        raise MalformedAnswer("no list of choice objects")
+    if not body.get("model") or not isinstance(body.get("model"), str):
+        body["model"] = deployment
+    if usage_of(body.get("usage")) is None:
+        body["usage"] = estimated_usage(prompt_tokens, completion_estimate(choices))
+    return body
 
 
 class _Choice:
@@ -99,7 +130,16 @@ class ChatAssembler:
         self._top: dict[str, Any] = {}
         self._usage: dict[str, Any] | None = None
 
-    def add(self, chunk: dict[str, Any]) -> None:
+    def add(self, chunk: Any) -> None:
+        """One chunk; ``MalformedAnswer`` when it is not a chat chunk's shape."""
+        if not isinstance(chunk, dict):
+            raise MalformedAnswer(f"a stream event that is a JSON {type(chunk).__name__}")
+        try:
+            self._add(chunk)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise MalformedAnswer(f"a malformed chunk ({type(exc).__name__})") from exc
+
+    def _add(self, chunk: dict[str, Any]) -> None:
         for key in ("id", "created", "model", "system_fingerprint"):
             if chunk.get(key) and not self._top.get(key):
                 self._top[key] = chunk[key]

@@ -50,11 +50,19 @@ _OVER_BUDGET = "over client-side budget"
 
 T = TypeVar("T")
 
-# Failures Azure did not count against the quota: no answer reached us (connection, timeout,
-# our own deadline or cancellation), a 5xx, or nothing was sent (LOCAL). Their charge is
-# released; a 429 corrects the budget from its headers instead, other answers keep it.
+# Failures whose charge is released: no answer reached us (connection, timeout, our own
+# deadline or cancellation), a 5xx, nothing was sent (LOCAL), or Azure refused the request as
+# invalid (a 400 other than the content filter: e.g. max_tokens above the model's limit), which
+# generates nothing; keeping its charge would let one cheap invalid request hold a deployment's
+# window. A 429 corrects the budget from its headers instead; other answers keep it.
 _NOT_COUNTED = frozenset(
-    {FailureKind.CONNECTION, FailureKind.TIMEOUT, FailureKind.SERVER_ERROR, FailureKind.LOCAL}
+    {
+        FailureKind.CONNECTION,
+        FailureKind.TIMEOUT,
+        FailureKind.SERVER_ERROR,
+        FailureKind.LOCAL,
+        FailureKind.BAD_REQUEST,
+    }
 )
 
 

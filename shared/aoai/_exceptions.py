@@ -38,6 +38,7 @@ __all__ = [
     "DeploymentNotFound",
     "GatewayError",
     "LocalFailure",
+    "OutputLimitExceeded",
     "RegionsUnavailable",
     "RequestRejected",
     "RequestTooLarge",
@@ -143,6 +144,35 @@ class RequestTooLarge(RequestRejected):
 
     def details(self) -> dict[str, Any]:
         return {"param": self.param, "limit": self.limit, "estimate": self.estimate}
+
+
+class OutputLimitExceeded(RequestRejected):
+    """An output cap (``max_tokens`` / ``max_completion_tokens``) above what the model of every
+    deployment serving the alias can produce (the model table): Azure would answer 400, after
+    its rate limiter had charged the whole cap. Refused locally, before any charge."""
+
+    code = "max_tokens_over_model_limit"
+    http_status = 400
+
+    def __init__(
+        self, alias: str, *, requested: int, limit: int, limit_name: str, param: str
+    ) -> None:
+        super().__init__(
+            f"{param} is {requested}, but the model behind '{alias}' allows at most {limit} "
+            f"({limit_name}). Lower {param} to {limit} or less."
+        )
+        self.requested = requested
+        self.limit = limit
+        self.limit_name = limit_name
+        self.param = param
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "param": self.param,
+            "limit": self.limit,
+            "limit_name": self.limit_name,
+            "requested": self.requested,
+        }
 
 
 class ContentFiltered(RequestRejected):

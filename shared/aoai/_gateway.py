@@ -29,7 +29,7 @@ from typing import Any
 from shared.settings import GatewaySettings
 from shared.storage import table_target
 
-from ._budget import embeddings_tokens, request_tokens
+from ._budget import check_output_cap, embeddings_tokens, output_limit, request_tokens
 from ._call_loop import CallLoop
 from ._capacity import alias_capacity
 from ._classify import ClassifiedFailure, FailureAction, classify
@@ -97,7 +97,9 @@ class Gateway:
         )
         self._policy = FailurePolicy(settings, self._sync, self._clock.now)
         self._senders = Senders(
-            first_byte_s=settings.first_byte_timeout_s, idle_s=settings.idle_timeout_s
+            first_byte_s=settings.first_byte_timeout_s,
+            idle_s=settings.idle_timeout_s,
+            max_response_bytes=settings.max_response_bytes,
         )
         self._loop = CallLoop(
             settings,
@@ -119,6 +121,14 @@ class Gateway:
         # estimated above it can never be admitted anywhere (RequestTooLarge, not a 429 loop).
         self._max_tpm = {
             alias: max(route.deployment.config.tpm for tier in tiers for route in tier)
+            for alias, tiers in self._router.tiers.items()
+        }
+        # The largest output cap any deployment's model accepts (the model table): a request
+        # above it gets a local 400 before any charge. None: a model not in the table.
+        self._output_limit = {
+            alias: output_limit(
+                alias, (route.deployment.config for tier in tiers for route in tier)
+            )
             for alias, tiers in self._router.tiers.items()
         }
 
@@ -201,7 +211,15 @@ class Gateway:
             self._finished("chat_stream", ctx, alias, started, call.attempts, error=exc)
             raise
         return self._stream(
-            opened, route.names, route.region, call, ctx, alias, started, deadline_s
+            opened,
+            route.names,
+            route.region,
+            call,
+            ctx,
+            alias,
+            started,
+            deadline_s,
+            request.prompt_tokens(),
         )
 
     def _stream(
@@ -214,6 +232,7 @@ class Gateway:
         alias: str,
         started: float,
         deadline_s: float,
+        prompt_tokens: int = 0,
     ) -> ChatStream:
         clock = self._clock
         elapsed = clock.monotonic() - started
@@ -260,6 +279,7 @@ class Gateway:
             idle_s=self._settings.idle_timeout_s,
             on_transient_failure=on_transient,
             on_end=on_end,
+            prompt_tokens=prompt_tokens,
         )
 
     async def embeddings(self, request: EmbeddingsRequest, ctx: CallContext) -> CallResult:
@@ -539,8 +559,9 @@ class Gateway:
 
     def _fitting_cost(self, alias: str, request: ChatRequest) -> int:
         cost = self._chat_cost(request)
-        output = cost - -(-request.prompt_chars() // 4)
+        output = cost - request.prompt_tokens()
         self._fits(alias, cost, "max_tokens" if output * 2 >= cost else "messages")
+        check_output_cap(alias, request, self._output_limit[alias])
         return cost
 
     def _fits(self, alias: str, cost: int, param: str) -> None:

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._estimate import prompt_estimate
+
 __all__ = ["ChatMessage", "ChatRequest", "EmbeddingsRequest"]
 
 
@@ -38,15 +40,15 @@ class ChatRequest(BaseModel):
         """The output tokens Azure reserves for this request, if the caller set a cap."""
         return self.max_completion_tokens or self.max_tokens
 
-    def prompt_chars(self) -> int:
-        """Characters of prompt text, the base of Azure's rate-limit estimate."""
-        total = 0
-        for message in self.messages:
-            if isinstance(message.content, str):
-                total += len(message.content)
-            elif isinstance(message.content, list):
-                total += sum(len(str(part.get("text", ""))) for part in message.content)
-        return total
+    def prompt_tokens(self) -> int:
+        """Azure's rate-limit estimate of the prompt: text, tool calls, tool definitions and
+        images (``_estimate.prompt_estimate``)."""
+        extra = self.model_extra or {}
+        return prompt_estimate(
+            (m.model_dump(exclude_none=True) for m in self.messages),
+            extra.get("tools"),
+            extra.get("functions"),
+        )
 
     def upstream_body(self) -> dict[str, Any]:
         """The caller's body without ``model`` (each attempt names its deployment there)."""

@@ -18,7 +18,15 @@ from ._exceptions import (
 from ._router import MISSING, THROTTLED, TRANSIENT, Route, Skip
 from ._types import Attempt, CallResult, FailureKind, Usage
 
-__all__ = ["call_result", "deadline_exceeded", "finish_reason", "nothing_eligible", "usage_of"]
+__all__ = [
+    "MAX_USAGE_TOKENS",
+    "call_result",
+    "deadline_exceeded",
+    "estimated_usage",
+    "finish_reason",
+    "nothing_eligible",
+    "usage_of",
+]
 
 
 def call_result(
@@ -49,15 +57,42 @@ def call_result(
     )
 
 
-def usage_of(raw: Mapping[str, Any] | None) -> Usage | None:
-    """``Usage`` from an upstream ``usage`` object (a body's or a stream chunk's)."""
-    if not raw:
+# The most tokens one call's usage may report: far above any model's context window, far below
+# the usage table's Int64 (a larger figure would fail every later flush of the usage store).
+MAX_USAGE_TOKENS = 1_000_000_000
+_USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def usage_of(raw: Any) -> Usage | None:
+    """``Usage`` from an upstream ``usage`` object (a body's or a stream chunk's); None when it
+    is absent or invalid: not an object, or a count that is not an integer in
+    0..``MAX_USAGE_TOKENS`` (an upstream's answer is not trusted to be sane). An ``estimated``
+    usage is the gateway's own (``estimated_usage``)."""
+    if not raw or not isinstance(raw, Mapping):
         return None
-    return Usage(
-        prompt_tokens=raw.get("prompt_tokens", 0) or 0,
-        completion_tokens=raw.get("completion_tokens", 0) or 0,
-        total_tokens=raw.get("total_tokens", 0) or 0,
-    )
+    values = []
+    for name in _USAGE_FIELDS:
+        value = raw.get(name, 0)
+        if value is None:
+            value = 0
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        if not 0 <= value <= MAX_USAGE_TOKENS:
+            return None
+        values.append(value)
+    prompt, completion, total = values
+    return Usage(prompt, completion, total, estimated=raw.get("estimated") is True)
+
+
+def estimated_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """The ``usage`` object of an answer whose upstream sent none (or an invalid one): the
+    gateway's estimates, marked ``"estimated": true``."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "estimated": True,
+    }
 
 
 def finish_reason(body: Mapping[str, Any]) -> str | None:

@@ -15,6 +15,11 @@ deadline** between chunks (``idle_timeout_s``); both end the attempt as a TIMEOU
 fails over and opens the region's circuit. ``assembled`` sends a non-streaming chat as a
 stream under the same deadlines and assembles the ``chat.completion`` body (``_assemble``),
 so a 60-second generation completes while a silent region is left within seconds.
+
+An upstream answer is not trusted to be sane: every body is read through a byte cap
+(``max_response_bytes``, bytes received); a larger answer, a 200 whose JSON is not the expected
+shape (not an object, no choices or data) or a stream event that is not a chat chunk ends the
+attempt as a SERVER_ERROR, the region's fault (it fails over and counts toward the circuit).
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from ._assemble import ChatAssembler
+from ._assemble import ChatAssembler, MalformedAnswer, complete_chat_body
 from ._classify import ClassifiedFailure, classify
+from ._estimate import prompt_estimate
 from ._types import FailureKind
 
 __all__ = ["OpenedStream", "Sender", "Senders"]
@@ -34,6 +40,47 @@ __all__ = ["OpenedStream", "Sender", "Senders"]
 T_co = TypeVar("T_co", covariant=True)
 
 _OFF_LOOP_BYTES = 256 * 1024
+_DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
+
+
+def _malformed(why: str) -> ClassifiedFailure:
+    return ClassifiedFailure(
+        FailureKind.SERVER_ERROR, status=200, detail=f"malformed answer: {why}"
+    )
+
+
+def _capped_stream_type(base: type[Any]) -> type[Any]:
+    """A byte stream (subclass of httpx2's ``AsyncByteStream``, ``base``) that raises once more
+    than ``cap`` bytes have arrived through the wrapped one."""
+
+    class CappedStream(base):  # type: ignore[misc]
+        def __init__(self, inner: Any, cap: int) -> None:
+            self._inner = inner
+            self._cap = cap
+            self._seen = 0
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for part in self._inner:
+                self._seen += len(part)
+                if self._seen > self._cap:
+                    raise ClassifiedFailure(
+                        FailureKind.SERVER_ERROR,
+                        status=200,
+                        detail=f"answer larger than {self._cap} bytes (max_response_bytes)",
+                    )
+                yield part
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    return CappedStream
+
+
+def _prompt_tokens(body: Mapping[str, Any]) -> int:
+    messages = body.get("messages")
+    return prompt_estimate(
+        messages if isinstance(messages, list) else (), body.get("tools"), body.get("functions")
+    )
 
 
 class Sender(Protocol[T_co]):
@@ -57,9 +104,22 @@ class Senders:
     """The JSON and stream senders, bound to the SDK's response and stream types (imported when
     the gateway is built, not when ``shared.aoai`` is imported)."""
 
-    __slots__ = ("_first_byte_s", "_idle_s", "_response_type", "_stream_type")
+    __slots__ = (
+        "_capped",
+        "_first_byte_s",
+        "_idle_s",
+        "_max_bytes",
+        "_response_type",
+        "_stream_type",
+    )
 
-    def __init__(self, *, first_byte_s: float | None = None, idle_s: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        first_byte_s: float | None = None,
+        idle_s: float | None = None,
+        max_response_bytes: int = _DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         import httpx2
         from openai import AsyncStream
 
@@ -67,6 +127,19 @@ class Senders:
         self._stream_type = AsyncStream
         self._first_byte_s = first_byte_s
         self._idle_s = idle_s
+        self._max_bytes = max_response_bytes
+        self._capped = _capped_stream_type(httpx2.AsyncByteStream)
+
+    def _cap(self, response: Any) -> None:
+        """Read ``response`` through the byte cap (before anything reads its body)."""
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self._max_bytes:
+            raise ClassifiedFailure(
+                FailureKind.SERVER_ERROR,
+                status=response.status_code,
+                detail=f"answer of {length} bytes, over {self._max_bytes} (max_response_bytes)",
+            )
+        response.stream = self._capped(response.stream, self._max_bytes)
 
     @property
     def idle_s(self) -> float | None:
@@ -79,21 +152,50 @@ class Senders:
     async def json(
         self, client: Any, path: str, body: dict[str, Any], request_timeout: Any | None
     ) -> tuple[dict[str, Any], Mapping[str, str]]:
+        response = None
         try:
             response = await client.post(
                 path,
                 body=body,
                 cast_to=self._response_type,
                 options={"timeout": request_timeout} if request_timeout else {},
+                stream=True,  # read below, through the byte cap
             )
-            content = response.content
+            self._cap(response)
+            content = await response.aread()
             if len(content) > _OFF_LOOP_BYTES:
                 # A large body (thousands of embeddings) would stall every other call while it
                 # is decoded: decode it in a worker thread.
-                return await asyncio.to_thread(json.loads, content), response.headers
-            return json.loads(content), response.headers
+                data = await asyncio.to_thread(json.loads, content)
+            else:
+                data = json.loads(content)
+            return self._checked(path, body, data), response.headers
         except Exception as exc:
             raise classify(exc) from exc
+        finally:
+            if response is not None:
+                await quiet_close(response)
+
+    def _checked(self, path: str, body: Mapping[str, Any], data: Any) -> dict[str, Any]:
+        """A 200's JSON, checked against the operation's shape (``MalformedAnswer`` is the
+        region's fault); a chat body is completed (model, usage: ``complete_chat_body``)."""
+        try:
+            if path.endswith("/chat/completions"):
+                return complete_chat_body(
+                    data,
+                    deployment=str(body.get("model") or ""),
+                    prompt_tokens=_prompt_tokens(body),
+                )
+            if not isinstance(data, dict):
+                raise MalformedAnswer(f"a JSON {type(data).__name__}, not an object")
+            if path.endswith("/embeddings") and not (
+                isinstance(data.get("data"), list)
+                and all(isinstance(item, dict) for item in data["data"])
+            ):
+                raise MalformedAnswer("no list of embedding objects")
+        except MalformedAnswer as exc:
+            raise _malformed(str(exc)) from None
+        return data
 
     async def stream(
         self, client: Any, path: str, body: dict[str, Any], request_timeout: Any | None
@@ -109,10 +211,13 @@ class Senders:
                         options={"timeout": request_timeout} if request_timeout else {},
                         stream=True,
                     )
+                    self._cap(response)
                     events = self._stream_type(cast_to=object, response=response, client=client)
                     # cast_to=object: each SSE event's JSON as decoded, a dict for every chat chunk.
                     iterator = cast("AsyncIterator[dict[str, Any]]", events.__aiter__())
                     first = await iterator.__anext__()
+                    if not isinstance(first, dict):
+                        raise _malformed(f"a stream event that is a JSON {type(first).__name__}")
             except StopAsyncIteration:
                 raise ClassifiedFailure(
                     FailureKind.SERVER_ERROR,
@@ -141,9 +246,9 @@ class Senders:
         streamed = dict(body, stream=True, stream_options={"include_usage": True})
         opened, headers = await self.stream(client, path, streamed, request_timeout)
         assembler = ChatAssembler()
-        assembler.add(opened.first)
         events = opened.events
         try:
+            assembler.add(opened.first)
             while True:
                 try:
                     async with asyncio.timeout(self._idle_s):
@@ -158,6 +263,8 @@ class Senders:
                 assembler.add(chunk)
         except ClassifiedFailure:
             raise
+        except MalformedAnswer as exc:
+            raise _malformed(str(exc)) from None
         except Exception as exc:
             raise classify(exc) from exc
         finally:
@@ -166,7 +273,7 @@ class Senders:
             raise ClassifiedFailure(
                 FailureKind.SERVER_ERROR, detail="the stream ended without a finish_reason"
             )
-        return assembler.body(), headers
+        return self._checked(path, body, assembler.body()), headers
 
 
 async def quiet_close(response: Any) -> None:

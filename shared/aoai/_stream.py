@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 from ._classify import ClassifiedFailure, classify
 from ._exceptions import GatewayError, StreamInterrupted
 from ._results import call_result, usage_of
-from ._types import Attempt, CallResult, Usage
+from ._types import Attempt, CallResult, FailureKind, Usage
 
 __all__ = ["ChatStream"]
 
@@ -46,6 +46,7 @@ class ChatStream:
         idle_s: float | None = None,
         on_transient_failure: Callable[[ClassifiedFailure], None],
         on_end: Callable[[ChatStream, CallResult | None, GatewayError | None], None],
+        prompt_tokens: int = 0,
     ) -> None:
         self.alias = alias
         self.region = region
@@ -63,6 +64,8 @@ class ChatStream:
         self._on_end = on_end
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
+        self._prompt_tokens = prompt_tokens  # the request's prompt estimate
+        self._answer_chars = 0  # text and tool calls streamed, for an estimate without usage
         self._result: CallResult | None = None
         self._done = False
 
@@ -82,7 +85,7 @@ class ChatStream:
             if self._idle_s is not None:  # a silent upstream mid-stream: idle_timeout_s
                 when = min(when, asyncio.get_running_loop().time() + self._idle_s)
             async with asyncio.timeout_at(when):
-                chunk = await self._events.__anext__()
+                chunk: Any = await self._events.__anext__()
         except StopAsyncIteration:
             if self._finish_reason is None:
                 await self._fail("upstream ended the stream without a finish_reason", None)
@@ -100,13 +103,23 @@ class ChatStream:
             failure = classify(exc)
             self._on_transient_failure(failure)
             await self._fail(f"{failure.kind.value}: {failure.detail}", exc)
+        if not isinstance(chunk, dict):  # a malformed answer: the region's fault
+            failure = ClassifiedFailure(
+                FailureKind.SERVER_ERROR,
+                status=200,
+                detail=f"malformed answer: a stream event that is a JSON {type(chunk).__name__}",
+            )
+            self._on_transient_failure(failure)
+            await self._fail(f"{failure.kind.value}: {failure.detail}", None)
         self._observe(chunk)
-        return chunk
+        return cast("dict[str, Any]", chunk)
 
     def _observe(self, chunk: dict[str, Any]) -> None:
         choices = chunk.get("choices")
-        if choices:
+        if isinstance(choices, list):
             for choice in choices:
+                if not isinstance(choice, dict):
+                    continue
                 reason = choice.get("finish_reason")
                 if not reason:
                     delta = choice.get("delta")
@@ -115,9 +128,12 @@ class ChatStream:
                         choice["finish_reason"] = reason
                 if reason:
                     self._finish_reason = reason
-        usage = chunk.get("usage")
-        if usage:
-            self._usage = usage_of(usage)
+                delta = choice.get("delta")
+                if isinstance(delta, dict):
+                    self._answer_chars += _delta_chars(delta)
+        usage = usage_of(chunk.get("usage"))  # None when absent or out of range
+        if usage is not None:
+            self._usage = usage
 
     async def _fail(self, why: str, exc: BaseException | None) -> None:
         error = StreamInterrupted(
@@ -138,11 +154,19 @@ class ChatStream:
                 route=(self.region, self.deployment),
                 attempts=self.attempts,
                 latency_s=self._monotonic() - self._started,
-                usage=self._usage,
+                usage=self._usage if self._usage is not None else self._estimate(),
                 ttft_ms=self._ttft_ms,
                 finish=self._finish_reason,
             )
         self._on_end(self, self._result, error)
+
+    def _estimate(self) -> Usage:
+        """The usage of a stream whose upstream sent no (valid) usage chunk: the prompt estimate
+        and the streamed text and tool calls at four characters per token."""
+        completion = -(-self._answer_chars // 4)
+        return Usage(
+            self._prompt_tokens, completion, self._prompt_tokens + completion, estimated=True
+        )
 
     @property
     def result(self) -> CallResult:
@@ -173,3 +197,23 @@ class ChatStream:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _delta_chars(delta: dict[str, Any]) -> int:
+    chars = 0
+    for key in ("content", "refusal"):
+        value = delta.get(key)
+        if isinstance(value, str):
+            chars += len(value)
+    calls = delta.get("tool_calls")
+    functions = (
+        [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    )
+    functions.append(delta.get("function_call"))
+    for function in functions:
+        if isinstance(function, dict):
+            for key in ("name", "arguments"):
+                value = function.get(key)
+                if isinstance(value, str):
+                    chars += len(value)
+    return chars

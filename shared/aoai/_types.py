@@ -64,6 +64,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    estimated: bool = False  # the upstream sent no (valid) usage: the gateway's estimate
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,14 @@ from ._backlog import MAX_VISIBILITY_S, BacklogSettings, load_backlog_settings
 from ._callers import CallerLimit, CallerLimits, load_caller_limits
 from ._errors import SettingsError
 from ._gateway import GatewaySettings, load_gateway_settings
+from ._models import MODEL_LIMITS, ModelLimits, model_limits
 from ._regions import ApiStyle, AuthMode, BatchDeploymentConfig, DeploymentConfig, RegionConfig
 from ._telemetry import TelemetrySettings, load_telemetry_settings
 from ._usage import Price, PriceTable, UsageSettings, load_usage_settings
 
 __all__ = [
     "MAX_VISIBILITY_S",
+    "MODEL_LIMITS",
     "ApiStyle",
     "AuthMode",
     "BacklogSettings",
@@ -18,6 +20,7 @@ __all__ = [
     "CallerLimits",
     "DeploymentConfig",
     "GatewaySettings",
+    "ModelLimits",
     "Price",
     "PriceTable",
     "RegionConfig",
@@ -29,4 +32,5 @@ __all__ = [
     "load_gateway_settings",
     "load_telemetry_settings",
     "load_usage_settings",
+    "model_limits",
 ]

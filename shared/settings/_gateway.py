@@ -100,6 +100,12 @@ class GatewaySettings(AppSettings):
         ge=0,
         description="GET /api/health says degraded while a deployment cools down longer than this (or is exhausted).",
     )
+    max_response_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1024,
+        description="Largest upstream answer read (bytes received, a stream's in total); a larger "
+        "one is the region's fault: the attempt fails over.",
+    )
     max_embedding_inputs: int = Field(
         default=2048,
         ge=1,

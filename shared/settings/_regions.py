@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from ._models import ModelLimits, model_limits
+
 __all__ = ["ApiStyle", "AuthMode", "BatchDeploymentConfig", "DeploymentConfig", "RegionConfig"]
 
 AuthMode = Literal["managed_identity", "api_key", "openai"]
@@ -36,10 +38,30 @@ class DeploymentConfig(BaseModel):
     max_inputs: int = Field(
         default=2048, gt=0, description="Largest embeddings batch one call may carry."
     )
+    model: str | None = Field(
+        default=None,
+        description="The Azure model deployed (e.g. gpt-4o), looked up in the model table for "
+        "its output and context limits; default: the alias this deployment serves.",
+    )
+    max_output_tokens: int | None = Field(
+        default=None, gt=0, description="Overrides the model table's max output tokens."
+    )
+    context_window: int | None = Field(
+        default=None, gt=0, description="Overrides the model table's context window."
+    )
 
     @property
     def effective_rpm(self) -> int:
         return self.rpm if self.rpm is not None else max(1, self.tpm * 6 // 1000)
+
+    def limits(self, alias: str) -> ModelLimits | None:
+        """The output and context limits of this deployment's model (``_models``); None when
+        unknown (no local check)."""
+        return model_limits(
+            self.model or alias,
+            max_output_tokens=self.max_output_tokens,
+            context_window=self.context_window,
+        )
 
 
 class BatchDeploymentConfig(BaseModel):

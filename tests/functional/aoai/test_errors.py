@@ -32,7 +32,9 @@ async def test_other_400_passes_through_unretried(
     sim_factory, gateway_settings_factory, gateway_factory
 ):
     sim = sim_factory()
-    big = {"tpm": 20_000_000}  # the gateway's own request_too_large check must not fire first
+    # The gateway's own checks must not fire first: request_too_large (a big quota) and the
+    # model table's output limit (a model it does not know).
+    big = {"tpm": 20_000_000, "model": "a-model-not-in-the-table"}
     gateway = gateway_factory(
         gateway_settings_factory(
             sim,
