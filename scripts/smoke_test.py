@@ -1,8 +1,9 @@
 """Smoke-test a deployed gateway: health, one chat call, one streamed chat call, one backlog job.
 
-    python scripts/smoke_test.py --url https://<app>.azurewebsites.net/api --key <function key>
+    GATEWAY_FUNCTION_KEY=<function key> python scripts/smoke_test.py --url https://<app>.azurewebsites.net/api
 
-The function key can also come from GATEWAY_FUNCTION_KEY. Right after `azd up` the app's Azure
+The function key comes from GATEWAY_FUNCTION_KEY or a file (--key-file PATH, '-' for standard
+input), never from the command line, where process lists and shell history would show it. Right after `azd up` the app's Azure
 OpenAI role assignment may still be propagating (5-15 minutes): model calls then fail with 502
 ``upstream_auth_failed``; this script retries them until --wait-minutes have passed. Exit code 0
 when every step passed, 1 otherwise. It uses the openai SDK (as callers do) and httpx, both of
@@ -26,9 +27,16 @@ AUTH_PENDING = "upstream_auth_failed"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    key = args.key or os.environ.get("GATEWAY_FUNCTION_KEY", "")
+    if args.key is not None:
+        print(
+            "--key is not accepted (a key on the command line shows in process lists and shell "
+            "history): set GATEWAY_FUNCTION_KEY, or pass --key-file PATH ('-' reads stdin)",
+            file=sys.stderr,
+        )
+        return 2
+    key = _read_key(args.key_file) if args.key_file else os.environ.get("GATEWAY_FUNCTION_KEY", "")
     if not key:
-        print("a function key is needed: --key or GATEWAY_FUNCTION_KEY", file=sys.stderr)
+        print("a function key is needed: GATEWAY_FUNCTION_KEY or --key-file", file=sys.stderr)
         return 2
     base = args.url.rstrip("/")
     headers = {"x-functions-key": key}
@@ -61,7 +69,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         required=True,
         help="the gateway's base URL, ending in /api (azd output GATEWAY_URL)",
     )
-    parser.add_argument("--key", default="", help="a function key (default: $GATEWAY_FUNCTION_KEY)")
+    parser.add_argument("--key", default=None, help=argparse.SUPPRESS)  # refused: see main()
+    parser.add_argument(
+        "--key-file",
+        default="",
+        help="a file holding the function key ('-': standard input); default: $GATEWAY_FUNCTION_KEY",
+    )
     parser.add_argument(
         "--model", default="gpt-4o", help="a logical model alias in GATEWAY_REGIONS"
     )
@@ -75,6 +88,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="how long to retry while role assignments propagate (default 20)",
     )
     return parser.parse_args(argv)
+
+
+def _read_key(path: str) -> str:
+    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
+    return text.strip()
 
 
 def _health(http: httpx.Client) -> str:

@@ -73,6 +73,16 @@ def test_smoke_script_passes_health_chat_stream_and_job(
             timeout=30,
         )
         assert nokey.returncode == 2 and "function key" in nokey.stderr
+        # A key on the command line is refused, without echoing it.
+        on_argv = subprocess.run(
+            [sys.executable, str(SCRIPT), "--url", base, "--key", "secret-on-argv"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert on_argv.returncode == 2 and "GATEWAY_FUNCTION_KEY" in on_argv.stderr
+        assert "secret-on-argv" not in on_argv.stderr + on_argv.stdout
     finally:
         proc.terminate()
         try:
