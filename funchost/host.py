@@ -116,13 +116,33 @@ def _route_pattern(template: str) -> tuple[re.Pattern[str], int]:
     return re.compile("/".join(parts), re.IGNORECASE), literal
 
 
+def _answer_key(kind: str, body: Any) -> tuple[str, str]:
+    """What a response answers. Like the host, the double pairs responses with requests by their
+    content (invocation id, function id, message kind), not by ``request_id``: the Python
+    worker answers most requests with its own start-up request id."""
+    if kind == "invocation_response":
+        return kind, body.invocation_id
+    if kind == "function_load_response":
+        return kind, body.function_id
+    return kind, ""
+
+
+_ANSWERS = {
+    "worker_init_request": "worker_init_response",
+    "functions_metadata_request": "function_metadata_response",
+    "function_load_request": "function_load_response",
+    "invocation_request": "invocation_response",
+    "function_environment_reload_request": "function_environment_reload_response",
+}
+
+
 @dataclass
 class _Stream:
     """The host's end of the worker's event stream."""
 
     protos: ModuleType
     outbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
-    pending: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    pending: dict[tuple[str, str], asyncio.Future[Any]] = field(default_factory=dict)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     logs: list[dict[str, Any]] = field(default_factory=list)
     worker_id: str = ""
@@ -143,16 +163,20 @@ class _Stream:
                 self.started.set()
             elif kind == "rpc_log":
                 self.logs.append(MessageToDict(message.rpc_log, preserving_proto_field_name=True))
-            else:
-                future = self.pending.pop(message.request_id, None)
+            elif kind is not None:
+                future = self.pending.pop(_answer_key(kind, getattr(message, kind)), None)
                 if future is not None and not future.done():
-                    future.set_result(message)
+                    future.set_result(getattr(message, kind))
 
     async def request(self, timeout: float, **content: Any) -> Any:
-        request_id = str(uuid.uuid4())
+        """Send one request; answers the worker's response to it (the response message)."""
+        ((kind, body),) = content.items()
+        key = _answer_key(_ANSWERS[kind], body)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending[request_id] = future
-        self.outbox.put_nowait(self.protos.StreamingMessage(request_id=request_id, **content))
+        self.pending[key] = future
+        self.outbox.put_nowait(
+            self.protos.StreamingMessage(request_id=str(uuid.uuid4()), **content)
+        )
         return await asyncio.wait_for(future, timeout)
 
 
@@ -222,40 +246,34 @@ class HostDouble:
         await asyncio.wait_for(self.stream.started.wait(), self.timeout)
         if self.stream.worker_id != worker_id:
             raise RuntimeError(f"StartStream from {self.stream.worker_id!r}, not {worker_id!r}")
-        init = (
-            await self.stream.request(
-                self.timeout,
-                worker_init_request=protos.WorkerInitRequest(
-                    host_version=HOST_VERSION,
-                    capabilities={},
-                    worker_directory=str(self.app_dir),
-                    function_app_directory=str(self.app_dir),
-                ),
-            )
-        ).worker_init_response
+        init = await self.stream.request(
+            self.timeout,
+            worker_init_request=protos.WorkerInitRequest(
+                host_version=HOST_VERSION,
+                capabilities={},
+                worker_directory=str(self.app_dir),
+                function_app_directory=str(self.app_dir),
+            ),
+        )
         _check(init.result, "WorkerInitRequest")
         self.capabilities = dict(init.capabilities)
         self.worker_metadata = MessageToDict(init.worker_metadata)
-        metadata = (
-            await self.stream.request(
-                self.timeout,
-                functions_metadata_request=protos.FunctionsMetadataRequest(
-                    function_app_directory=str(self.app_dir)
-                ),
-            )
-        ).function_metadata_response
+        metadata = await self.stream.request(
+            self.timeout,
+            functions_metadata_request=protos.FunctionsMetadataRequest(
+                function_app_directory=str(self.app_dir)
+            ),
+        )
         _check(metadata.result, "FunctionsMetadataRequest")
         if metadata.use_default_metadata_indexing:
             raise RuntimeError("the worker asked for host indexing (function.json): none here")
         for meta in metadata.function_metadata_results:
-            loaded = (
-                await self.stream.request(
-                    self.timeout,
-                    function_load_request=protos.FunctionLoadRequest(
-                        function_id=meta.function_id, metadata=meta
-                    ),
-                )
-            ).function_load_response
+            loaded = await self.stream.request(
+                self.timeout,
+                function_load_request=protos.FunctionLoadRequest(
+                    function_id=meta.function_id, metadata=meta
+                ),
+            )
             _check(loaded.result, f"FunctionLoadRequest({meta.name})")
             self.functions[meta.name] = self._function(meta)
         self._session = aiohttp.ClientSession(
@@ -326,7 +344,7 @@ class HostDouble:
             trigger_metadata=metadata,
         )
         response = await self.stream.request(self.timeout * 2, invocation_request=request)
-        return self._record(function, response.invocation_response)
+        return self._record(function, response)
 
     def match(self, method: str, path: str) -> tuple[Function | None, dict[str, str]]:
         found: list[tuple[int, Function, dict[str, str]]] = []
@@ -398,7 +416,7 @@ class HostDouble:
         answer = await invocation
         self._record(
             function,
-            answer.invocation_response,
+            answer,
             http={"status": upstream.status, "chunks": chunks, "path": request.path},
         )
         return response

@@ -103,8 +103,11 @@ async def _run(args: argparse.Namespace) -> None:
                 sys.path.insert(0, folder)
                 os.chdir(folder)
         response = await getattr(runtime, handler_name)(_Envelope(message, properties))
+        # As the host's Python worker does: most answers carry the worker's start-up request id
+        # (the host pairs them by content), the metadata answer the request's.
+        request_id = message.request_id if kind == "functions_metadata_request" else args.request_id
         outbox.put_nowait(
-            protos.StreamingMessage(request_id=message.request_id, **{response_field: response})
+            protos.StreamingMessage(request_id=request_id, **{response_field: response})
         )
 
     size = args.grpc_max_message_length
