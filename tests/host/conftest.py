@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,8 +115,6 @@ def message_spec(message: ServiceBusReceivedMessage) -> dict[str, Any]:
 
 
 def _unique(prefix: str) -> str:
-    import uuid
-
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
@@ -139,6 +138,10 @@ def host(tmp_path_factory: pytest.TempPathFactory, azurite: Any) -> Iterator[Hos
             "ServiceBusConnection": broker.connection_string,
             "AzureWebJobsStorage": azurite.connection_string,
             "GATEWAY_LEDGER_TABLE": unique_ledger_table(),
+            # Tables of its own: the tests open circuits and throttle cooldowns on the regions,
+            # which must not reach other tests' apps through the shared Azurite.
+            "GATEWAY_HEALTH_TABLE": _unique("health"),
+            "GATEWAY_USAGE_TABLE": _unique("usage"),
             "BACKLOG_DLQ_REDRIVE_DELAY_S": "0",
         }
     )

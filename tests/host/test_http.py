@@ -1,12 +1,15 @@
-"""HTTP invocations through the runtime and its own HTTP server, proxied as the host does: chat,
-streamed chat (SSE, token by token), embeddings, jobs and health, against the simulator, Azurite
-and the broker; what the host sees back for each."""
+"""HTTP invocations through the runtime and its own HTTP server, proxied as the host does: health,
+chat, streamed chat (SSE, token by token), embeddings and an Azure route, against the simulator
+and Azurite; what the host sees back for each (jobs: test_triggers.py)."""
 
 from __future__ import annotations
 
 import openai
+import pytest
 
 from .conftest import Host, sse_events
+
+pytestmark = pytest.mark.timeout(240)  # the double's start-up counts; a busy machine is slow
 
 KEY = {"x-functions-key": "host-double-key"}  # sent as callers do; the double checks no keys
 
@@ -64,9 +67,10 @@ def test_a_stream_arrives_token_by_token(host: Host) -> None:
     assert len(tokens) >= 5, events
     record = _last(host, "/api/v1/chat/completions")
     assert record["status"] == "Success"
-    # The simulator spaces tokens apart; a worker that buffered the body would hand the
-    # proxy one or two reads, a streaming one about one read per event.
-    assert record["http"]["chunks"] >= len(tokens) // 2, record
+    # The simulator spaces the tokens 20 ms apart: a worker that buffered the body would hand
+    # the proxy one read; a streaming one hands it about one per event (43 for 44 events
+    # here on a quiet machine), and several even when a busy one merges some.
+    assert record["http"]["chunks"] >= 5, record
 
 
 def test_the_azure_route_carries_its_route_parameter(host: Host) -> None:

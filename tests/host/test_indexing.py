@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 import function_app
 
 from .conftest import PYTHON, ROOT, Host
+
+pytestmark = pytest.mark.timeout(240)  # the double's start-up counts; a busy machine is slow
 
 HTTP = {  # name: (route, methods, auth level)
     "chat_completions": ("v1/chat/completions", ["POST"], "FUNCTION"),

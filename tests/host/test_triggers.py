@@ -9,11 +9,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.servicebus import ServiceBusClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from .conftest import Host
+
+pytestmark = pytest.mark.timeout(240)  # the double's start-up counts; a busy machine is slow
 
 KEY = {"x-functions-key": "host-double-key"}
 REGIONS = ("eastus2", "swedencentral")
@@ -124,7 +127,7 @@ def test_timer_and_poison_queue_end_a_job_past_its_deadline(host: Host) -> None:
     """A throttled job is parked; once its deadline passes, a timer invocation (the host's
     TimerInfo) moves it to the parking poison queue; that message, read from Azurite and decoded
     as the host's queue trigger does, goes to ``parking_poison``, which ends the job."""
-    deadline = (datetime.now(UTC) + timedelta(seconds=15)).isoformat()
+    deadline = (datetime.now(UTC) + timedelta(seconds=20)).isoformat()
     job_id = _submit(host, "hello under a long throttle", deadline=deadline)
     faults = [host.sim.region(r).fault("throttle", count=1000, retry_after_s=60) for r in REGIONS]
     try:
