@@ -102,6 +102,8 @@ async def _run(args: argparse.Namespace) -> None:
             if folder and folder not in sys.path:
                 sys.path.insert(0, folder)
                 os.chdir(folder)
+        if kind == "invocation_request":  # this task's logs belong to the invocation
+            runtime.invocation_id_cv.set(message.invocation_request.invocation_id)
         response = await getattr(runtime, handler_name)(_Envelope(message, properties))
         # As the host's Python worker does: most answers carry the worker's start-up request id
         # (the host pairs them by content), the metadata answer the request's.

@@ -78,6 +78,11 @@ def test_a_failing_invocation_is_reported_and_dead_letters_are_handled(host: Hos
     assert failed["status"] == "Failure"
     exception = failed["exception"]
     assert exception["message"] and exception["stack_trace"], failed
+    # ... and the function's own log of it, as an RpcLog of that invocation.
+    logged = [x for x in host.logs() if x.get("invocation_id") == failed["invocation_id"]]
+    assert any(
+        x["level"] == "Warning" and "left to Service Bus redelivery" in x["message"] for x in logged
+    ), logged
     _dead_letter_next(host)  # after MaxDeliveryCount, as the broker would
     result, dead = host.deliver("backlog_dead_letters", host.env["BACKLOG_QUEUE"], dead_letter=True)
     assert dead.dead_letter_reason == "MaxDeliveryCountExceeded"
