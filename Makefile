@@ -67,3 +67,29 @@ $(INFRA_DEPS): requirements-infra.txt
 clean: clean-infra
 clean-infra:
 	rm -rf $(INFRA_VENV)
+
+# --- host double (funchost/, tests/host): the app driven through azure-functions-runtime, the
+# Python worker's runtime for Python 3.13+, in its own virtualenv. `make deps`/`make test` build
+# it. Python 3.13 comes from pyenv or the PATH (the first that runs); HOST_PYTHON=... overrides.
+HOST_VENV := .venv-host
+HOST_DEPS := $(HOST_VENV)/.deps-installed
+HOST_PYTHON ?= $(shell for p in "$$(ls -d "$$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)"/versions/3.13.*/bin/python3.13 2>/dev/null | sort -V | tail -n 1)" "$$(command -v python3.13)"; do [ -n "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; done)
+
+deps: $(HOST_DEPS)
+
+$(HOST_DEPS): requirements-host.txt requirements.txt
+	@if [ ! -x $(HOST_VENV)/bin/python ]; then \
+	  if [ -z "$(HOST_PYTHON)" ]; then \
+	    echo "make: the host double needs Python 3.13 (python3.13 on the PATH, or pyenv install 3.13); or set HOST_PYTHON=/path/to/python3.13" >&2; \
+	    exit 1; \
+	  fi; \
+	  $(HOST_PYTHON) -m venv $(HOST_VENV); \
+	fi
+	$(HOST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=25'
+	$(HOST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-host.txt
+	@touch $@
+
+.PHONY: clean-host
+clean: clean-host
+clean-host:
+	rm -rf $(HOST_VENV)
