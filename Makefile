@@ -1,4 +1,5 @@
-# make run   - set everything up and run the gateway locally (simulator, Azurite, broker, app)
+# make run   - set everything up and run the gateway locally (simulator, Azurite, broker, app);
+#              the app runs on the dev server, or under Core Tools with `make run HOST=func`
 # make test  - set everything up and run the test suite
 # make bench - run the benchmarks and write docs/benchmarks.md
 # make lint  - ruff (lint and format check) and mypy (shared/ and function_app.py), as CI runs them
@@ -9,6 +10,9 @@ DEPS   := $(VENV)/.deps-installed
 LI_VENV := .venv-llamaindex
 LI_DEPS := $(LI_VENV)/.deps-installed
 AZURITE := node_modules/.bin/azurite
+# What serves the app under `make run`: devserver (default) or func (Core Tools' func start).
+# Set here, not with ?=, so a shell's own HOST variable (zsh sets one) never leaks in.
+HOST   := devserver
 
 .PHONY: run test lint bench deps clean
 
@@ -42,7 +46,7 @@ lint: deps
 	$(VENV)/bin/mypy
 
 run: deps
-	$(PY) scripts/run_local.py
+	$(PY) scripts/run_local.py --host $(HOST)
 
 bench: deps
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
