@@ -103,7 +103,7 @@ def test_make_run_starts_the_broker_with_the_declared_queues() -> None:
     (broker_cmd,) = [
         cmd for name, _, cmd in _run_local().service_specs(sys.executable) if "bus" in name
     ]
-    assert broker_cmd[1:3] == ["-m", "sbbroker"]
+    assert broker_cmd[1] == "-m" and broker_cmd[2] == "sbbroker"
     args = _parser().parse_args(broker_cmd[3:])
     names, settings = broker_settings()
     assert args.queue == list(names)
