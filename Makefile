@@ -1,7 +1,11 @@
-# make run   - set everything up and run the gateway locally (simulator, Azurite, broker, app)
+# make run   - set everything up and run the gateway locally (simulator, Azurite, broker, app);
+#              the app runs on the dev server, or under Core Tools with `make run HOST=func`
 # make test  - set everything up and run the test suite
 # make bench - run the benchmarks and write docs/benchmarks.md
 # make lint  - ruff (lint and format check) and mypy (shared/ and function_app.py), as CI runs them
+# make lock  - re-resolve requirements.in / requirements-dev.in into the locks requirements.txt
+#              (deployed) and requirements-dev.txt (make deps), newest versions in range;
+#              `make lock LOCK_UPGRADE=` applies edits to the .in files and moves nothing else
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -9,18 +13,40 @@ DEPS   := $(VENV)/.deps-installed
 LI_VENV := .venv-llamaindex
 LI_DEPS := $(LI_VENV)/.deps-installed
 AZURITE := node_modules/.bin/azurite
+# What serves the app under `make run`: devserver (default) or func (Core Tools' func start).
+# Set here, not with ?=, so a shell's own HOST variable (zsh sets one) never leaks in.
+HOST   := devserver
 
-.PHONY: run test lint bench deps clean
+.PHONY: run test lint bench deps clean lock
 
 deps: $(DEPS) $(LI_DEPS) $(AZURITE)
 
 $(DEPS): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed (PYTHON=$(PYTHON) is " + sys.version.split()[0] + ")")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@# The pip that venv bundles (23.x) trips over its own backtracking on this dependency set
-	@# (InconsistentCandidate on opentelemetry-sdk); a current pip resolves it.
+	@# The pip that venv bundles (23.x) is older than the locks' format needs; a current one.
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=25'
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# The dev lock: the app's exact pins (requirements.txt, what deploys) plus the tools, hashed.
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	@touch $@
+
+# The locks, from the .in files: uv's resolver, universal (one lock for every supported Python,
+# with markers where a version differs: azure-functions 1.x below 3.13, 2.x from it), hashed.
+# uv lives in its own virtualenv, pinned, so every refresh uses the same resolver.
+LOCK_VENV    := .venv-lock
+UV           := $(LOCK_VENV)/bin/uv
+UV_VERSION   := 0.13.10
+LOCK_UPGRADE ?= --upgrade
+LOCK_FLAGS    = --quiet --universal --python-version 3.11 --generate-hashes $(LOCK_UPGRADE) \
+                --custom-compile-command 'make lock'
+
+$(UV):
+	@test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+lock: $(UV)
+	$(UV) pip compile $(LOCK_FLAGS) requirements.in -o requirements.txt
+	$(UV) pip compile $(LOCK_FLAGS) requirements-dev.in -o requirements-dev.txt
 
 # LlamaIndex's OpenAI integration pins openai<3 while the app runs on openai 3.x, so its test
 # clients get their own virtualenv (tests/frontdoor/test_llamaindex.py runs them in a subprocess).
@@ -42,14 +68,14 @@ lint: deps
 	$(VENV)/bin/mypy
 
 run: deps
-	$(PY) scripts/run_local.py
+	$(PY) scripts/run_local.py --host $(HOST)
 
 bench: deps
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(LI_VENV) node_modules .azurite .run .pytest_cache
+	rm -rf $(VENV) $(LI_VENV) $(LOCK_VENV) node_modules .azurite .run .pytest_cache
 
 # --- infra checks (tests/infra, issue 17): checkov lives in its own virtualenv, apart from the
 # app's (.venv), because it pins many packages of its own. `make deps`/`make test` build it.

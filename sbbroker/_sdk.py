@@ -1,8 +1,8 @@
 """The azure-servicebus release this broker was checked against.
 
 The broker speaks AMQP through the SDK's private codec (``azure.servicebus._pyamqp``), which may
-change in any release; the deployed app is not held to this version (requirements.txt gives a
-range), the tests are (requirements-dev.txt pins it). A broker started on another version
+change in any release; the tests pin it (requirements-dev.in) and the app's lock deploys the
+same release (requirements.txt; tests/unit/test_lock.py checks both). A broker started on another version
 refuses, naming both, instead of failing later in some frame."""
 
 from __future__ import annotations

@@ -1,13 +1,22 @@
 """``make run``: start the local stack and the app, stop everything on Ctrl-C.
 
 The stack: Azurite (storage: queues, tables, blobs), the Azure OpenAI simulator (two regions and
-a managed-identity token endpoint), the Service Bus test broker. Then the app itself: ``func start``
-when Azure Functions Core Tools are installed, otherwise the dev server (HTTP on 127.0.0.1:7071 and
-the queue side). A service whose port already answers is taken as running and not started again.
+a managed-identity token endpoint), the Service Bus test broker with the queues ``infra/`` creates
+(``backlog`` and ``replies``, with Azure's settings: duplicate detection, max delivery count, lock
+duration, dead-lettering on expiry; one declaration, ``testpeers/servicebus_queues.json``, checked
+against the templates by ``tests/infra/test_local_queues.py``). Then the app itself, on the host
+``--host`` names (``make run HOST=...``):
+
+* ``devserver`` (the default): the project's dev server, HTTP on 127.0.0.1:7071 and the queue side;
+* ``func``: ``func start`` (Azure Functions Core Tools, which must be on the PATH).
+
+The choice is never made for you: Core Tools on the PATH do not change what ``make run`` starts.
+A service whose port already answers is taken as running and not started again.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -19,6 +28,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # testpeers.queues: the queue declaration (standard library only)
+
+from testpeers.queues import broker_args  # noqa: E402
+
+HOSTS = ("devserver", "func")
 SETTINGS = ROOT / "local.settings.json"
 EXAMPLE = ROOT / "local.settings.example.json"
 
@@ -66,7 +80,11 @@ def service_specs(python: str) -> list[tuple[str, list[int], list[str]]]:
                 os.environ.get("AOAI_SIM_CONFIG", str(ROOT / "aoai_sim" / "local.json")),
             ],
         ),
-        ("service bus broker", [sb_port], [python, "-m", "sbbroker", "--port", str(sb_port)]),
+        (
+            "service bus broker",
+            [sb_port],
+            [python, "-m", "sbbroker", "--port", str(sb_port), *broker_args()],
+        ),
     ]
 
 
@@ -77,7 +95,34 @@ def ensure_local_settings() -> None:
     json.loads(SETTINGS.read_text())  # fail early on a broken file
 
 
-def main() -> None:
+def app_command(host: str, python: str) -> list[str]:
+    """The command that serves the app on ``host`` (one of ``HOSTS``)."""
+    if host == "func":
+        func = shutil.which("func")
+        if not func:
+            sys.exit(
+                "run_local: HOST=func needs Azure Functions Core Tools (func) on the PATH; "
+                "`make run` without HOST uses the dev server"
+            )
+        return [func, "start", "--python"]
+    return [python, "-m", "devserver", "--settings", str(SETTINGS)]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/run_local.py", description="Run the local stack and the app (make run)."
+    )
+    parser.add_argument(
+        "--host",
+        choices=HOSTS,
+        default="devserver",
+        help="what serves the app: the dev server (default) or Core Tools' func start",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     ensure_local_settings()
     python = sys.executable
     children: list[subprocess.Popen] = []
@@ -105,15 +150,11 @@ def main() -> None:
         for port in ports:
             wait_listening(name, port, proc)
 
-    func = shutil.which("func")
-    if func:
-        print("run_local: Azure Functions Core Tools found: func start")
-        app = [func, "start", "--python"]
+    app = app_command(args.host, python)
+    if args.host == "func":
+        print("run_local: HOST=func: func start (Azure Functions Core Tools)")
     else:
-        print(
-            "run_local: Core Tools not found: the dev server serves the app on http://127.0.0.1:7071/api"
-        )
-        app = [python, "-m", "devserver", "--settings", str(SETTINGS)]
+        print("run_local: the dev server serves the app on http://127.0.0.1:7071/api")
     children.append(subprocess.Popen(app, cwd=ROOT))
     try:
         while all(child.poll() is None for child in children):

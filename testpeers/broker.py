@@ -7,7 +7,9 @@ from typing import Any
 
 from sbbroker import Broker, BrokerMessage
 
-__all__ = ["Broker", "BrokerMessage", "start_broker"]
+from .queues import broker_settings
+
+__all__ = ["Broker", "BrokerMessage", "start_azure_broker", "start_broker"]
 
 
 def start_broker(
@@ -28,3 +30,19 @@ def start_broker(
         **kwargs,
     )
     return broker.start_in_thread()
+
+
+def start_azure_broker(**overrides: Any) -> Broker:
+    """A started broker whose queues behave as the ones ``infra/`` creates (one declaration,
+    ``testpeers/servicebus_queues.json``, shared with ``make run``): the declared queues, and
+    every queue created on first use, get their settings (duplicate detection included)."""
+    names, settings = broker_settings()
+    options: dict[str, Any] = {
+        "queues": names,
+        "max_delivery_count": settings.max_delivery_count,
+        "lock_duration_s": settings.lock_duration_s,
+        "dead_lettering_on_expiration": settings.dead_lettering_on_expiration,
+        "duplicate_detection_window_s": settings.duplicate_detection_window_s,
+    }
+    options.update(overrides)
+    return start_broker(**options)

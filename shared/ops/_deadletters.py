@@ -1,20 +1,32 @@
 """The backlog's dead-letter queue: peek at it, and send chosen messages back to the backlog.
 
 Re-driving receives from the dead-letter queue in peek-lock, sends a copy of each chosen message
-(same body, message id, correlation id and properties, minus the dead-letter ones) to the
-backlog queue, then completes the original; messages not chosen are abandoned (left as they
-were). The job store keeps each job to one terminal state, so a re-driven job that had already
-finished only has its reply re-sent.
+(same body, subject, content type and properties, minus the dead-letter ones) to the backlog
+queue, then completes the original; messages not chosen are abandoned (left as they were). The
+job store keeps each job to one terminal state, so a re-driven job that had already finished only
+has its reply re-sent.
+
+The copy goes under a new message id, ``<job id>.r<dead-letter sequence number>``, as the other
+re-drive paths do (``<job id>.d<n>``, ``<job id>.<park id>``): the backlog queue has duplicate
+detection, and the original id (the job id) was seen when the job was submitted, so within the
+window Service Bus would accept the copy and drop it while the dead-letter copy is completed. The
+id is derived from the dead-lettered message, so re-driving the same message twice (a retry after
+a failure between the send and the complete) is still dropped as a duplicate. The job's identity
+travels in the body (``job_id``, which a job message always carries; a JSON object without one
+gets the original message id there, which is what the worker would have fallen back to) and in
+the correlation id.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["peek_dead_letters", "redrive_dead_letters"]
 
 _DROP = {"DeadLetterReason", "DeadLetterErrorDescription"}
+_MAX_BASE = 100  # a job id's longest (shared.jobs' contract); Service Bus allows 128 per message id
 
 
 def _text(value: Any) -> Any:
@@ -44,6 +56,28 @@ def _row(message: Any) -> dict[str, Any]:
         "subject": message.subject,
         "bytes": len(_body(message)),
     }
+
+
+def _with_identity(body: bytes, message_id: str | None) -> tuple[bytes, str | None]:
+    """(the body to re-send, the job id it names). A JSON object without a ``job_id`` gets the
+    original message id as its ``job_id``; any other body is sent as it was."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body, message_id
+    if not isinstance(raw, dict):
+        return body, message_id
+    job_id = raw.get("job_id")
+    if isinstance(job_id, str) and job_id:
+        return body, job_id
+    if "job_id" in raw or message_id is None:
+        return body, message_id
+    return json.dumps({**raw, "job_id": message_id}).encode("utf-8"), message_id
+
+
+def _redrive_message_id(job_id: str | None, sequence_number: int) -> str:
+    """The re-driven copy's message id: new for each dead-lettered message, stable for one."""
+    return f"{(job_id or 'message')[:_MAX_BASE]}.r{sequence_number}"
 
 
 async def peek_dead_letters(client: Any, queue: str, *, limit: int = 50) -> list[dict[str, Any]]:
@@ -80,13 +114,14 @@ async def redrive_dead_letters(
                     await receiver.abandon_message(message)
                     continue
                 props = {k: v for k, v in _props(message).items() if k not in _DROP}
+                original_id = str(message.message_id) if message.message_id is not None else None
+                body, job_id = _with_identity(_body(message), original_id)
                 await sender.send_messages(
                     ServiceBusMessage(
-                        _body(message),
-                        message_id=str(message.message_id)
-                        if message.message_id is not None
-                        else None,
-                        correlation_id=message.correlation_id,
+                        body,
+                        # Never the original id: duplicate detection saw it (module docstring).
+                        message_id=_redrive_message_id(job_id, message.sequence_number),
+                        correlation_id=message.correlation_id or job_id,
                         subject=message.subject,
                         content_type=message.content_type,
                         application_properties=props or None,  # type: ignore[arg-type]  # the SDK's value union is narrower than what it accepts

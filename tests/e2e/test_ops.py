@@ -121,9 +121,11 @@ async def test_state_across_instances_and_clearing_a_deployment_everywhere(
 
 
 async def test_dead_letters_peeked_and_redriven_parked_jobs_listed_and_caller_limits_shown(
-    app_env, e2e_sim, azurite, unique_name, sb_broker, harness_factory, monkeypatch
+    app_env, e2e_sim, azurite, unique_name, sb_azure_broker, harness_factory, monkeypatch
 ):
     from azure.servicebus.aio import ServiceBusClient
+
+    sb_broker = sb_azure_broker  # Azure's queue settings: the re-drive meets duplicate detection
 
     backlog = backlog_env(sb_broker, azurite, unique_name)
     settings = settings_for_sim(
@@ -195,7 +197,12 @@ async def test_dead_letters_peeked_and_redriven_parked_jobs_listed_and_caller_li
         )
     )
     assert (await _json(redrive))["redriven"] == [dead["sequence_number"]]
-    assert [m.message_id for m in sb_broker.messages(queue)] == ["dlq-me"]
+    # Re-sent under a new id (the original one is inside duplicate detection's window), with
+    # the original id kept in the body as its job id.
+    (copy,) = sb_broker.messages(queue)
+    assert copy.message_id == f"dlq-me.r{dead['sequence_number']}"
+    assert json.loads(copy.body) == {"not": "a job", "job_id": "dlq-me"}
+    assert sb_broker.duplicates_dropped(queue) == 0
     again = await _json(
         await function_app.ops_dead_letters(make_request("GET", "/api/ops/deadletters"))
     )
