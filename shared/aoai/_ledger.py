@@ -2,7 +2,11 @@
 
 Per-instance budgets alone let eight instances each spend a deployment's whole TPM and RPM.
 Here each instance *leases slices* of the deployment's current windows from one Table Storage
-row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
+row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write. What a lease
+asks for and what a row lets it write (sizing, caps, reserve, fair share, matching, the row's
+windows renumbered when the phase moves) is decided by a pure planner, ``_lease_plan``; this
+module is the store loop around it (read, plan, write under the ETag, back off on a lost race)
+and the leases an instance holds and spends:
 
 * Windows are Azure's: tokens per quota minute, requests per sixth of it (RPM / 6). They are
   fixed windows whose boundaries (the *phase*) are learned from every response's
@@ -21,7 +25,7 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
   When the request phase moves, the requests held for later windows are forgotten (the row
   still counts them: under-use only).
 * Leases that get spent (quota one instance leaves unspent at a window's end is lost to all):
-  a lease's tokens and requests match (``_matched``: tokens only for requests held or granted,
+  a lease's tokens and requests match (``matched``: tokens only for requests held or granted,
   at the lane's recent cost per call; requests for later windows only for tokens to pay them,
   the farthest cut first). Later windows are leased at the lower of the lane's last request
   window's and last minute's rate, rounded down (a sparse lane leases nothing ahead; a burst is
