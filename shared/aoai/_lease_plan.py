@@ -103,12 +103,13 @@ class Windows:
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """The settings a plan follows (``LedgerConfig``'s part that sizes and caps a lease)."""
+    """The settings a plan follows (``LedgerConfig``'s part that sizes and caps a lease; its
+    defaults are there)."""
 
-    reserve: float = 0.2
-    slice_fraction: float = 0.05
-    request_horizon: int = 6
-    fair_share: float = 2.0
+    reserve: float
+    slice_fraction: float
+    request_horizon: int
+    fair_share: float
 
 
 @dataclass(frozen=True, slots=True)

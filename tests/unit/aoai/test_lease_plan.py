@@ -13,7 +13,7 @@ A 60 s quota minute throughout, phase 0 unless a case says otherwise: 60,000 tok
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -40,12 +40,17 @@ from shared.aoai._lease_plan import (
     size_lease,
     slot_at,
 )
+from shared.aoai._ledger import LedgerConfig
 from shared.aoai._ledger_store import LedgerRow
 
 MINUTE0 = 600_000.0  # a token and a request window boundary: token window 10,000, request 60,000
 T, R = 10_000, 60_000
 WINDOWS = Windows(token_limit=60_000, request_limit=1_000, token_span=60.0, request_span=10.0)
 KNOWN0 = Phase(0.0, 0.0, True)
+_DEFAULTS = LedgerConfig()  # the settings' defaults: reserve 20 %, horizon 6, fair share 2
+RULES = Rules(
+    _DEFAULTS.reserve, _DEFAULTS.slice_fraction, _DEFAULTS.request_horizon, _DEFAULTS.fair_share
+)
 STEADY = Rates(tokens_per_s=200.0, requests_per_s=2.0, window_calls=20, steady=20.0)
 LATER = {R + k: 20 for k in range(1, 6)}  # a steady lane's later windows at 1 s into a minute
 
@@ -72,7 +77,7 @@ class Case:
     held: Holdings = field(default_factory=Holdings)
     rates: Rates = field(default_factory=Rates)
     phase: Phase = KNOWN0
-    rules: Rules = field(default_factory=Rules)
+    rules: Rules = RULES
     token_floor: tuple[int, int] = (-1, 0)
     request_floor: tuple[int, int] = (-1, 0)
 
@@ -175,7 +180,7 @@ ORDINARY = [
         {"outcome": "granted", "tokens": 1_700, "requests": 17, "ahead": {}},
         row=_row(),
         rates=STEADY,
-        rules=Rules(request_horizon=1),
+        rules=replace(RULES, request_horizon=1),
     ),
     Case(
         "a sparse lane (under a call a window) leases nothing ahead; tokens match its call",
@@ -202,7 +207,7 @@ ORDINARY = [
         row=_row(),
         rates=STEADY,
         held=Holdings(tokens=50, requests=3, token_window=T, request_window=R),
-        rules=Rules(request_horizon=1),
+        rules=replace(RULES, request_horizon=1),
     ),
     Case(
         "over the cap: interactive refused until the token window's end (and its guard)",
@@ -273,7 +278,7 @@ RESERVE_AND_FAIRNESS = [
         lane=BACKLOG,
         row=_row(members={"b": MINUTE0 - 1.0, "c": MINUTE0 - 1.0, "d": MINUTE0 - 1.0}),
         rates=Rates(tokens_per_s=2_000.0, requests_per_s=20.0, window_calls=200, steady=200.0),
-        rules=Rules(reserve=0.0),
+        rules=replace(RULES, reserve=0.0),
     ),
     Case(
         "fair share 0: no cap; the window's 60,000 tokens pay for 600 calls",
@@ -286,7 +291,7 @@ RESERVE_AND_FAIRNESS = [
         lane=BACKLOG,
         row=_row(members={"b": MINUTE0 - 1.0, "c": MINUTE0 - 1.0, "d": MINUTE0 - 1.0}),
         rates=Rates(tokens_per_s=2_000.0, requests_per_s=20.0, window_calls=200, steady=200.0),
-        rules=Rules(reserve=0.0, fair_share=0.0),
+        rules=replace(RULES, reserve=0.0, fair_share=0.0),
     ),
     Case(
         "fair share: members not seen in the last token window are not active (no cap)",
@@ -294,7 +299,7 @@ RESERVE_AND_FAIRNESS = [
         lane=BACKLOG,
         row=_row(members={"b": MINUTE0 - 120.0}),
         rates=Rates(tokens_per_s=2_000.0, requests_per_s=20.0, window_calls=200, steady=200.0),
-        rules=Rules(reserve=0.0),
+        rules=replace(RULES, reserve=0.0),
     ),
     Case(
         "a member not seen for three token windows is pruned from the row",
@@ -404,7 +409,7 @@ def test_a_request_phase_move_forgets_what_the_lane_held_ahead_in_the_fair_cap()
     members = {f"m{n}": MINUTE0 - 1.0 for n in range(9)}
     held = Holdings(ahead={R + 1: 150}, token_window=T, request_window=R)
     rates = Rates(tokens_per_s=300.0, requests_per_s=30.0, window_calls=300, steady=300.0)
-    deployment = Deployment(WINDOWS, Rules(reserve=0.0), "a")
+    deployment = Deployment(WINDOWS, replace(RULES, reserve=0.0), "a")
     at = MINUTE0 + 1.0
     slot = slot_at(WINDOWS, KNOWN0, at)
     ask = size_lease(
@@ -491,7 +496,7 @@ def test_lane_rates_and_later_windows():
     assert rates.window_calls == 40 and rates.steady == pytest.approx(40 * 10 / 30)
     assert lane_rates([], MINUTE0, WINDOWS) == Rates()
     slot = slot_at(WINDOWS, KNOWN0, MINUTE0 + 1.0)
-    assert [w for w, _, _ in later_windows(WINDOWS, Rules(), slot)] == list(LATER)
-    assert later_windows(WINDOWS, Rules(request_horizon=3), slot)[-1][0] == R + 2
+    assert [w for w, _, _ in later_windows(WINDOWS, RULES, slot)] == list(LATER)
+    assert later_windows(WINDOWS, replace(RULES, request_horizon=3), slot)[-1][0] == R + 2
     last = slot_at(WINDOWS, KNOWN0, MINUTE0 + 51.0)  # the minute's last request window
-    assert later_windows(WINDOWS, Rules(), last) == []
+    assert later_windows(WINDOWS, RULES, last) == []
