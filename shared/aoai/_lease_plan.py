@@ -91,14 +91,13 @@ class Windows:
     request_limit: int
     token_span: float
     request_span: float
+    # the send-to-arrival guard at each end of a window: no lease is spent in it
+    token_guard: float = field(init=False)
+    request_guard: float = field(init=False)
 
-    @property
-    def token_guard(self) -> float:
-        return _guard(self.token_span)
-
-    @property
-    def request_guard(self) -> float:
-        return _guard(self.request_span)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token_guard", _guard(self.token_span))
+        object.__setattr__(self, "request_guard", _guard(self.request_span))
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._cooldown import parse_duration
@@ -299,9 +299,7 @@ class SharedQuota:
             Rules(config.reserve, config.slice_fraction, config.request_horizon, config.fair_share),
             ledger.instance,
         )
-        self.token_phase = 0.0
-        self.request_phase = 0.0
-        self.phase_known = False
+        self._phase_now = Phase()  # where the windows' boundaries fall, once learned
         self._leases: dict[str, _Lease | None] = {INTERACTIVE: None, BACKLOG: None}
         self._full_until: dict[str, float] = {INTERACTIVE: 0.0, BACKLOG: 0.0}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -320,6 +318,18 @@ class SharedQuota:
 
     def usable(self, now: float) -> bool:
         return self._ledger.usable(now)
+
+    @property
+    def token_phase(self) -> float:
+        return self._phase_now.token
+
+    @property
+    def request_phase(self) -> float:
+        return self._phase_now.request
+
+    @property
+    def phase_known(self) -> bool:
+        return self._phase_now.known
 
     @property
     def fallback_share(self) -> float:
@@ -530,10 +540,9 @@ class SharedQuota:
             self._learn("token", (sent_at + reset_tokens) % self.token_span)
         if reset_requests is not None and 0 < reset_requests <= self.request_span:
             self._learn("request", (sent_at + reset_requests) % self.request_span)
-        if reset_tokens is not None or reset_requests is not None:
-            self.phase_known = True
-            if first:
-                self._full_until = {INTERACTIVE: 0.0, BACKLOG: 0.0}
+        if first and (reset_tokens is not None or reset_requests is not None):
+            self._phase_now = replace(self._phase_now, known=True)
+            self._full_until = {INTERACTIVE: 0.0, BACKLOG: 0.0}
         slot = self._slot(sent_at)
         remaining_tokens = _int(headers.get("x-ratelimit-remaining-tokens"))
         if remaining_tokens is not None:
@@ -565,9 +574,9 @@ class SharedQuota:
         if self.phase_known and later_phase(current, phase, span) == current:
             return False
         if which == "token":
-            self.token_phase = phase
+            self._phase_now = replace(self._phase_now, token=phase)
         else:
-            self.request_phase = phase
+            self._phase_now = replace(self._phase_now, request=phase)
             self._forget_ahead()
         return True
 
@@ -732,18 +741,14 @@ class SharedQuota:
                 lease.ahead.clear()
 
     def _phase(self) -> Phase:
-        return Phase(self.token_phase, self.request_phase, self.phase_known)
+        return self._phase_now
 
     def _adopt(self, phase: Phase) -> None:
         """Keep ``phase`` (merged with a row's): the windows leased ahead are forgotten when the
         request phase moves (``_forget_ahead``)."""
         if phase.request != self.request_phase:
             self._forget_ahead()
-        self.token_phase, self.request_phase, self.phase_known = (
-            phase.token,
-            phase.request,
-            phase.known,
-        )
+        self._phase_now = phase
 
     def _remember(self, row: LedgerRow, now: float) -> None:
         self._members = dict(row.members)
