@@ -2,7 +2,11 @@
 
 Per-instance budgets alone let eight instances each spend a deployment's whole TPM and RPM.
 Here each instance *leases slices* of the deployment's current windows from one Table Storage
-row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
+row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write. What a lease
+asks for and what a row lets it write (sizing, caps, reserve, fair share, matching, the row's
+windows renumbered when the phase moves) is decided by a pure planner, ``_lease_plan``; this
+module is the store loop around it (read, plan, write under the ETag, back off on a lost race)
+and the leases an instance holds and spends:
 
 * Windows are Azure's: tokens per quota minute, requests per sixth of it (RPM / 6). They are
   fixed windows whose boundaries (the *phase*) are learned from every response's
@@ -21,7 +25,7 @@ row per deployment (``_ledger_store``), with an ETag-guarded read-modify-write:
   When the request phase moves, the requests held for later windows are forgotten (the row
   still counts them: under-use only).
 * Leases that get spent (quota one instance leaves unspent at a window's end is lost to all):
-  a lease's tokens and requests match (``_matched``: tokens only for requests held or granted,
+  a lease's tokens and requests match (``matched``: tokens only for requests held or granted,
   at the lane's recent cost per call; requests for later windows only for tokens to pay them,
   the farthest cut first). Later windows are leased at the lower of the lane's last request
   window's and last minute's rate, rounded down (a sparse lane leases nothing ahead; a burst is
@@ -71,20 +75,42 @@ import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._cooldown import parse_duration
+from ._lease_plan import (
+    BACKLOG,
+    FULL,
+    INTERACTIVE,
+    MEMBER_TTL_MINUTES,
+    Deployment,
+    Granted,
+    Holdings,
+    LeasePlan,
+    Phase,
+    Reading,
+    Refused,
+    Rules,
+    Slot,
+    Windows,
+    lane_rates,
+    later_phase,
+    live,
+    merge_phase,
+    plan_lease,
+    plan_return,
+    row_counts,
+    set_counts,
+    size_lease,
+    slot_at,
+)
+from ._lease_plan import matched as _matched  # noqa: F401 - its tests import it from here
 from ._ledger_store import LedgerConflict, LedgerRow, LedgerStore
 
 __all__ = ["BACKLOG", "INTERACTIVE", "LedgerConfig", "QuotaLedger", "SharedQuota"]
 
 logger = logging.getLogger(__name__)
-
-INTERACTIVE = "interactive"
-BACKLOG = "backlog"
-TAIL = 0.1  # the part of the reserve a backlog lease never takes, even at a window's end
-_MEMBER_TTL_MINUTES = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +143,6 @@ class _Lease:
 
     def unspent(self) -> bool:
         return self.tokens > 0 or self.requests > 0 or any(n > 0 for n in self.ahead.values())
-
-
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    """The windows a lease taken at some time belongs to, and when it may be spent."""
-
-    token_window: int
-    request_window: int
-    start: float  # spendable from (after the start guard)
-    until: float  # spendable until (before the end guard)
-    token_end: float
-    request_end: float
 
 
 class QuotaLedger:
@@ -279,11 +293,13 @@ class SharedQuota:
         self.request_limit = max(1, rpm // 6)
         self.token_span = minute_s
         self.request_span = minute_s / 6
-        self._token_guard = _guard(self.token_span)
-        self._request_guard = _guard(self.request_span)
-        self.token_phase = 0.0
-        self.request_phase = 0.0
-        self.phase_known = False
+        config = ledger.config
+        self._deployment = Deployment(  # what the lease planner (``_lease_plan``) is given
+            Windows(self.token_limit, self.request_limit, self.token_span, self.request_span),
+            Rules(config.reserve, config.slice_fraction, config.request_horizon, config.fair_share),
+            ledger.instance,
+        )
+        self._phase_now = Phase()  # where the windows' boundaries fall, once learned
         self._leases: dict[str, _Lease | None] = {INTERACTIVE: None, BACKLOG: None}
         self._full_until: dict[str, float] = {INTERACTIVE: 0.0, BACKLOG: 0.0}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -304,11 +320,23 @@ class SharedQuota:
         return self._ledger.usable(now)
 
     @property
+    def token_phase(self) -> float:
+        return self._phase_now.token
+
+    @property
+    def request_phase(self) -> float:
+        return self._phase_now.request
+
+    @property
+    def phase_known(self) -> bool:
+        return self._phase_now.known
+
+    @property
     def fallback_share(self) -> float:
         now = self._ledger._now()
-        live = len(_live(self._members, now - _MEMBER_TTL_MINUTES * self.token_span))
+        members = len(live(self._members, now - MEMBER_TTL_MINUTES * self.token_span))
         share = self._ledger.config.fallback_share
-        return min(share, 1.0 / live) if live > 1 else share
+        return min(share, 1.0 / members) if members > 1 else share
 
     def available_at(self, now: float, cost: int, lane: str) -> float:
         """``now`` when a lease covers ``cost`` or a top-up may get one; else when it may."""
@@ -404,6 +432,7 @@ class SharedQuota:
         """Take the lease's unused part off the row; False when every race was lost."""
         ledger = self._ledger
         stats = ledger.stats
+        held = _holdings(lease)
         give_up_at = ledger._now() + ledger.config.timeout_s / 2
         for attempt in range(ledger.config.max_conflicts):
             # Lost the race: wait (as an interactive lease would), then re-read.
@@ -411,30 +440,15 @@ class SharedQuota:
                 return False
             stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
-            if row is None:
+            back = plan_return(row, held, lane)
+            if back is None:  # no row, or nothing of the lease counted in it
                 return True
-            tokens = requests = 0
-            if row.token_window == lease.token_window:
-                tokens = min(max(0, lease.tokens), row.tokens)
-                row.tokens -= tokens
-                if lane == BACKLOG:
-                    row.backlog_tokens -= min(tokens, row.backlog_tokens)
-            # Every unspent window count goes back: the current window's and the later ones'.
-            counts = _row_counts(row)
-            for window, held in ((lease.request_window, lease.requests), *lease.ahead.items()):
-                back = min(max(0, held), counts.get(window, 0))
-                if back:
-                    counts[window] -= back
-                    requests += back
-            _set_counts(row, counts, row.request_window)
-            if not tokens and not requests:
-                return True
-            if not await self._write(row, etag):
+            if not await self._write(back.row, etag):
                 continue
             stats["returns"] += 1
-            stats["returned_tokens"] += tokens
-            stats["returned_requests"] += requests
-            self._remember(row, now)
+            stats["returned_tokens"] += back.tokens
+            stats["returned_requests"] += back.requests
+            self._remember(back.row, now)
             return True
         return False
 
@@ -450,12 +464,13 @@ class SharedQuota:
             return
         ledger.recovered()
         row = row if row is not None else LedgerRow()
-        self._merge_phase(row)
+        row_phase = Phase(row.token_phase, row.request_phase, row.phase_known)
+        self._adopt(merge_phase(self._phase(), row_phase, self._deployment.windows))
         slot = self._slot(now)
         if row.token_window < slot.token_window:  # nothing leased in this window yet
             row.token_window, row.tokens, row.backlog_tokens = slot.token_window, 0, 0
         if row.request_window < slot.request_window:
-            _set_counts(row, _row_counts(row), slot.request_window)
+            set_counts(row, row_counts(row), slot.request_window)
         self._remember(row, now)
 
     def window_view(self, now: float) -> dict[str, Any] | None:
@@ -482,7 +497,7 @@ class SharedQuota:
             "read_s_ago": round(now - row["read_at"], 3),
         }
 
-    def _valid(self, lease: _Lease | None, slot: _Slot) -> _Lease | None:
+    def _valid(self, lease: _Lease | None, slot: Slot) -> _Lease | None:
         """The lease rolled to ``slot``: tokens last their token window, requests their
         (shorter) request window; what belongs to a window gone is dropped."""
         if lease is None:
@@ -502,7 +517,7 @@ class SharedQuota:
             lease.ahead = {w: n for w, n in lease.ahead.items() if w > window}
         return lease
 
-    def _covering(self, slot: _Slot, cost: int, lane: str) -> _Lease | None:
+    def _covering(self, slot: Slot, cost: int, lane: str) -> _Lease | None:
         need = min(cost, self.token_limit)
         lanes = (INTERACTIVE, BACKLOG) if lane == INTERACTIVE else (BACKLOG,)
         for name in lanes:
@@ -511,19 +526,8 @@ class SharedQuota:
                 return lease
         return None
 
-    def _slot(self, now: float) -> _Slot:
-        tw, t_start, t_end = _window(now, self.token_span, self.token_phase)
-        rw, r_start, r_end = _window(now, self.request_span, self.request_phase)
-        until = min(t_end - self._token_guard, r_end - self._request_guard)
-        if now >= until:  # in an end guard: the lease to get is the next window's
-            at = min(t_end, r_end) + 1e-6
-            tw, t_start, t_end = _window(at, self.token_span, self.token_phase)
-            rw, r_start, r_end = _window(at, self.request_span, self.request_phase)
-            until = min(t_end - self._token_guard, r_end - self._request_guard)
-        start = max(t_start + self._token_guard, r_start + self._request_guard)
-        if start >= until:  # guards overlap (a tiny span): no guard at the start
-            start = max(t_start, r_start)
-        return _Slot(tw, rw, start, until, t_end, r_end)
+    def _slot(self, now: float) -> Slot:
+        return slot_at(self._deployment.windows, self._phase(), now)
 
     # -------------------------------------------------------------- what responses say
 
@@ -536,10 +540,9 @@ class SharedQuota:
             self._learn("token", (sent_at + reset_tokens) % self.token_span)
         if reset_requests is not None and 0 < reset_requests <= self.request_span:
             self._learn("request", (sent_at + reset_requests) % self.request_span)
-        if reset_tokens is not None or reset_requests is not None:
-            self.phase_known = True
-            if first:
-                self._full_until = {INTERACTIVE: 0.0, BACKLOG: 0.0}
+        if first and (reset_tokens is not None or reset_requests is not None):
+            self._phase_now = replace(self._phase_now, known=True)
+            self._full_until = {INTERACTIVE: 0.0, BACKLOG: 0.0}
         slot = self._slot(sent_at)
         remaining_tokens = _int(headers.get("x-ratelimit-remaining-tokens"))
         if remaining_tokens is not None:
@@ -568,14 +571,12 @@ class SharedQuota:
         Leases are kept: a lease whose window index no longer matches is dropped on use."""
         span = self.token_span if which == "token" else self.request_span
         current = self.token_phase if which == "token" else self.request_phase
-        if self.phase_known:
-            diff = ((phase - current + span / 2) % span) - span / 2
-            if diff <= 0.0005:
-                return False
+        if self.phase_known and later_phase(current, phase, span) == current:
+            return False
         if which == "token":
-            self.token_phase = phase
+            self._phase_now = replace(self._phase_now, token=phase)
         else:
-            self.request_phase = phase
+            self._phase_now = replace(self._phase_now, request=phase)
             self._forget_ahead()
         return True
 
@@ -614,59 +615,23 @@ class SharedQuota:
             self._waiting[lane] -= 1
 
     async def _lease(self, now: float, cost: int, lane: str, waiting: int) -> bool:
+        """The store loop around the planner (``_lease_plan``): size the lease once, then read
+        the row, plan, write under the ETag; a lost race backs off and reads again."""
         ledger = self._ledger
         config = ledger.config
-        stats = ledger.stats
         slot = self._slot(now)
-        need = min(cost, self.token_limit)
-        recent = self._recent[lane]
-        # the lane's calls in the request window's length up to its latest call
-        last = [c for t, c in recent if t > recent[-1][0] - self.request_span] if recent else []
-        rate_tokens = sum(last) / self.request_span
-        rate_requests = len(last) / self.request_span
-        # The lane's calls per request window over the last minute (or since its first call):
-        # what later windows are leased at, when below the last window's (a burst is not a rate).
-        lasted = min(self.token_span, max(self.request_span, now - recent[0][0])) if recent else 1.0
-        steady = len(recent) * self.request_span / lasted
-        # What one of the lane's calls costs (recently; else this one): tokens and requests are
-        # leased in matching amounts (``_matched``), never one without the other to spend it.
-        per_call = rate_tokens / rate_requests if rate_requests else float(need)
-        # Requests for the current request window (the time left) and the next ones that start
-        # before the token window's slot ends (at most ``request_horizon``): a steady lane then
-        # leases about once per token window. Tokens are sized over the same span (at least a
-        # slice of a minute).
-        left_s = max(0.0, slot.until - max(now, slot.start))
-        ahead = self._ahead(slot)
-        covered_until = min(slot.token_end, ahead[-1][2]) if ahead else slot.until
-        token_s = max(config.slice_fraction * self.token_span, covered_until - max(now, slot.start))
         held = self._valid(self._leases[lane], slot)
-        have_tokens = held.tokens if held is not None else 0
-        have_requests = held.requests if held is not None else 0
-        have_ahead = dict(held.ahead) if held is not None else {}
-        # What is missing must be free (tokens and requests live in different windows); the
-        # part not missing is topped up to the lane's rate (never beyond), so both run out
-        # together and the next lease is one, not one per part.
-        need_tokens = max(0, need - have_tokens)
-        need_requests = max(0, 1 - have_requests)
-        want_tokens = (
-            max(need * waiting - have_tokens, math.ceil(rate_tokens * token_s))
-            if need_tokens
-            else max(0, math.ceil(rate_tokens * token_s) - have_tokens)
+        windows = self._deployment.windows
+        ask = size_lease(
+            self._deployment,
+            slot,
+            lane=lane,
+            now=now,
+            cost=cost,
+            waiting=waiting,
+            held=_holdings(held),
+            rates=lane_rates(self._recent[lane], now, windows),
         )
-        want_requests = (
-            max(waiting - have_requests, math.ceil(rate_requests * left_s))
-            if need_requests
-            else max(0, math.ceil(rate_requests * left_s) - have_requests)
-        )
-        # A later window is sized to the rate over its whole span (calls that arrive in its
-        # guards wait for its spendable part and are served there): the lower of the last
-        # window's and the minute's, rounded down, so a sparse lane (under one call a window, as
-        # an instance's share of interactive calls often is) leases nothing ahead, where a call
-        # a window held quota in every later window that went unspent.
-        want_ahead = {
-            w: max(0, math.floor(min(len(last), steady)) - have_ahead.get(w, 0))
-            for w, _, _ in ahead
-        }
         attempts = config.max_conflicts
         if lane == BACKLOG:
             attempts = min(attempts, config.backlog_conflicts)
@@ -676,145 +641,55 @@ class SharedQuota:
             # Lost the race: wait a little (the backlog longer), then re-read.
             if attempt and not await self._back_off(lane, attempt, give_up_at):
                 break
-            stats["reads"] += 1
+            ledger.stats["reads"] += 1
             row, etag = await ledger.store.read(self.key)
             ledger.answered()
-            row = row if row is not None else LedgerRow()
-            counts = _row_counts(row)
-            counted_under = self._merge_phase(row)
-            at = max(now, ledger._now())
-            slot = self._slot(at)
-            if counted_under is not None:
-                # The row's windows were numbered under the old phase: number them under the
-                # new one, by how the same instant's index moved (0, or 1 when the phase
-                # crossed a window edge). Every window moves by the same step, a count is
-                # carried, never dropped; a window that has passed stays passed, so a new
-                # window never starts with the last one's count.
-                row.token_window += _index_shift(
-                    at, self.token_span, counted_under[0], self.token_phase
-                )
-                shift = _index_shift(at, self.request_span, counted_under[1], self.request_phase)
-                counts = {w + shift: n for w, n in counts.items()}
-                row.request_window += shift
-            if row.token_window > slot.token_window or row.request_window > slot.request_window:
-                # Written under a later window (a clock ahead, or a phase not yet adopted).
-                self._full_until[lane] = slot.until
-                stats["refusals"] += 1
-                return False
-            if row.token_window < slot.token_window:
-                row.token_window, row.tokens, row.backlog_tokens = slot.token_window, 0, 0
-            current = slot.request_window
-            counts = {w: n for w, n in counts.items() if w >= current}  # windows gone: pruned
-            window, floor = self._token_floor
-            if window == slot.token_window and floor > row.tokens:
-                row.tokens = floor
-            window, floor = self._request_floor
-            if window == current and floor > counts.get(current, 0):
-                counts[current] = floor
-            _set_counts(row, counts, current)
-            token_cap, request_cap = self._caps(lane, slot, max(now, slot.start))
-            free_tokens = token_cap - row.tokens
-            free_requests = request_cap - row.requests
-            # Only a missing part must be free: a lease that holds this call's tokens and lacks
-            # a request is not refused because interactive leases took the window's tokens past
-            # the backlog's cap (it then waited for the window's end with its tokens unspent).
-            if (need_tokens and free_tokens < need_tokens) or (
-                need_requests and free_requests < need_requests
-            ):
-                self._full_until[lane] = self._free_at(lane, slot, row, need_tokens, need_requests)
-                stats["refusals"] += 1
-                self._remember(row, now)
-                return False
-            tokens = max(0, min(want_tokens, free_tokens))  # a part not missing may have none
-            requests = max(0, min(want_requests, free_requests))
-            # A later window: its whole span is to run, so the backlog leaves the whole reserve.
-            future_cap = self._request_cap(lane, 1.0)
-            granted_ahead: dict[int, int] = {}
-            for w, want in want_ahead.items():
-                if w <= current:  # the slot moved on while racing: that window is the current
-                    continue
-                grant = max(0, min(want, future_cap - counts.get(w, 0)))
-                if grant:
-                    granted_ahead[w] = grant
-            if lane == BACKLOG and config.fair_share > 0:
-                tokens, requests = self._fair(
-                    row, now, tokens, requests, granted_ahead, token_cap, future_cap, held
-                )
-                tokens, requests = max(tokens, need_tokens), max(requests, need_requests)
-            tokens = _matched(
-                tokens,
-                granted_ahead,
-                have_tokens=have_tokens,
-                calls=have_requests
-                + requests
-                + sum(n for w, n in have_ahead.items() if w > current),
-                per_call=per_call,
-                floor=need_tokens,
+            reading = Reading(
+                row,
+                self._phase(),
+                max(now, ledger._now()),
+                _holdings(held),  # as spent from while the lease raced
+                self._token_floor,
+                self._request_floor,
             )
-            row.tokens += tokens
-            if lane == BACKLOG:
-                row.backlog_tokens += tokens
-            counts[current] = counts.get(current, 0) + requests
-            for w, grant in granted_ahead.items():
-                counts[w] = counts.get(w, 0) + grant
-            _set_counts(row, counts, current)
-            horizon = now - _MEMBER_TTL_MINUTES * self.token_span
-            row.members = {k: row.members[k] for k in _live(row.members, horizon)}
-            row.members[ledger.instance] = now
-            if not await self._write(row, etag):
+            plan = plan_lease(self._deployment, ask, reading)
+            self._adopt(plan.phase)
+            if isinstance(plan.outcome, Refused):
+                self._refused(lane, plan, plan.outcome, now)
+                return False
+            if not await self._write(plan.row, etag):
                 continue
-            stats["leases"] += 1
-            stats["leased_tokens"] += tokens
-            stats["leased_requests"] += requests + sum(granted_ahead.values())
-            self._remember(row, now)
-            self.last_lease_at = now
-            lease = self._valid(self._leases[lane], slot)
-            if lease is None:
-                lease = self._leases[lane] = _Lease(slot.token_window, current, 0, 0)
-            if lease.token_window == slot.token_window:
-                lease.tokens += tokens
-            lease.requests += requests
-            for w, grant in granted_ahead.items():
-                lease.ahead[w] = lease.ahead.get(w, 0) + grant
-            self._full_until[lane] = 0.0
+            self._granted(lane, plan, plan.outcome, now)
             return True
         # Lost every race: others are leasing this very window; try again shortly.
         self.hold(ledger._now(), lane)
         return False
 
-    def _fair(
-        self,
-        row: LedgerRow,
-        now: float,
-        tokens: int,
-        requests: int,
-        granted_ahead: dict[int, int],
-        token_cap: int,
-        request_cap: int,
-        held: _Lease | None,
-    ) -> tuple[int, int]:
-        """Cap what a backlog lease leaves this instance holding at ``fair_share`` times an
-        equal split of each window among the instances active in the last token window (the
-        row's members): one instance whose recent burst sets a high rate would otherwise lease
-        a whole window ahead and leave the others refused while it cannot spend it all. A cap
-        on holding, not on use: an instance that spends its part leases again."""
-        active = len(_live(row.members, now - self.token_span) | {self._ledger.instance})
-        if active <= 1:
-            return tokens, requests
-        share = self._ledger.config.fair_share / active
-        token_fair = math.ceil(share * token_cap)
-        request_fair = math.ceil(share * request_cap)
-        have_tokens = held.tokens if held is not None else 0
-        have_requests = held.requests if held is not None else 0
-        for w in list(granted_ahead):
-            have = held.ahead.get(w, 0) if held is not None else 0
-            granted_ahead[w] = min(granted_ahead[w], max(0, request_fair - have))
-            if not granted_ahead[w]:
-                del granted_ahead[w]
-        return (
-            min(tokens, max(0, token_fair - have_tokens)),
-            min(requests, max(0, request_fair - have_requests)),
-        )
+    def _refused(self, lane: str, plan: LeasePlan, refused: Refused, now: float) -> None:
+        """The lane is full until the plan says; the row read is remembered (the window view)
+        unless it was written under a later window."""
+        self._full_until[lane] = refused.retry_at
+        self._ledger.stats["refusals"] += 1
+        if refused.reason == FULL:
+            self._remember(plan.row, now)
+
+    def _granted(self, lane: str, plan: LeasePlan, grant: Granted, now: float) -> None:
+        """The row was written: the grant joins the lane's lease (rolled to the plan's slot)."""
+        stats = self._ledger.stats
+        stats["leases"] += 1
+        stats["leased_tokens"] += grant.tokens
+        stats["leased_requests"] += grant.requests + sum(grant.ahead.values())
+        self._remember(plan.row, now)
+        self.last_lease_at = now
+        slot = plan.slot
+        lease = self._valid(self._leases[lane], slot)
+        if lease is None:
+            lease = self._leases[lane] = _Lease(slot.token_window, slot.request_window, 0, 0)
+        lease.tokens += grant.tokens  # _valid rolled it to the slot's token window
+        lease.requests += grant.requests
+        for w, n in grant.ahead.items():
+            lease.ahead[w] = lease.ahead.get(w, 0) + n
+        self._full_until[lane] = 0.0
 
     async def _back_off(self, lane: str, lost: int, give_up_at: float) -> bool:
         """Wait after the ``lost``-th lost race in a row before reading the row again: a random
@@ -856,42 +731,6 @@ class SharedQuota:
         ledger.recovered()
         return True
 
-    def _caps(self, lane: str, slot: _Slot, at: float) -> tuple[int, int]:
-        """What the current windows may grant the lane at ``at`` (see ``_cap``)."""
-        return (
-            self._cap(lane, self.token_limit, (slot.token_end - at) / self.token_span),
-            self._request_cap(lane, (slot.request_end - at) / self.request_span),
-        )
-
-    def _request_cap(self, lane: str, left: float) -> int:
-        """A request window's cap for the lane with ``left`` of it still to run (a later
-        window: 1.0, the whole reserve, as at a window's start)."""
-        return self._cap(lane, self.request_limit, left)
-
-    def _cap(self, lane: str, limit: int, left: float) -> int:
-        """What a window of ``limit`` may grant the lane with ``left`` of it still to run: all
-        of it for interactive leases; for the backlog, less the reserve's share of what is
-        still to run (at least ``TAIL`` of it)."""
-        if lane != BACKLOG:
-            return limit
-        left = max(TAIL, min(1.0, left))
-        return limit - int(self._ledger.config.reserve * limit * left)
-
-    def _ahead(self, slot: _Slot) -> list[tuple[int, float, float]]:
-        """The request windows after the slot's a lease may cover: (index, start, end) of those
-        whose spendable part starts before the token window's slot ends, at most
-        ``request_horizon - 1`` of them."""
-        token_until = slot.token_end - self._token_guard
-        windows = []
-        start = slot.request_end
-        for step in range(1, max(1, self._ledger.config.request_horizon)):
-            if start + self._request_guard >= token_until:
-                break
-            end = start + self.request_span
-            windows.append((slot.request_window + step, start, end))
-            start = end
-        return windows
-
     def _forget_ahead(self) -> None:
         """The request phase moved: the leases' later windows were counted under the old one
         and may be mis-aligned now; they are forgotten, never spent. The row still counts them
@@ -901,56 +740,15 @@ class SharedQuota:
                 self._ledger.stats["forgotten_requests"] += sum(lease.ahead.values())
                 lease.ahead.clear()
 
-    def _free_at(
-        self, lane: str, slot: _Slot, row: LedgerRow, need_tokens: int, need_requests: int
-    ) -> float:
-        """When a refused lease may succeed: when the reserve has shrunk enough, else at the
-        next window of whichever missing part is full."""
-        reserve = self._ledger.config.reserve
-        times = []
-        for limit, used, want, end, span in (
-            (self.token_limit, row.tokens, need_tokens, slot.token_end, self.token_span),
-            (self.request_limit, row.requests, need_requests, slot.request_end, self.request_span),
-        ):
-            if not want:
-                continue
-            if used + want <= (limit if lane != BACKLOG else limit - int(reserve * limit * TAIL)):
-                if lane != BACKLOG:
-                    continue
-                # the backlog's cap grows as the window runs out
-                left = (limit - used - want) / (reserve * limit) if reserve > 0 else 1.0
-                times.append(end - max(TAIL, min(1.0, left)) * span)
-            else:
-                times.append(end)
-        at = max(times) if times else slot.until
-        if at <= slot.start:
-            at = slot.start + self.request_span / 20
-        return at + (self._request_guard if at in (slot.token_end, slot.request_end) else 0.0)
+    def _phase(self) -> Phase:
+        return self._phase_now
 
-    def _merge_phase(self, row: LedgerRow) -> tuple[float, float] | None:
-        """Adopt the row's phase or give it ours. When the row's phase changes here: the
-        (token, request) phases its windows were counted under; else None."""
-        before = (row.phase_known, row.token_phase, row.request_phase)
-        if row.phase_known and not self.phase_known:
-            if row.request_phase != self.request_phase:
-                self._forget_ahead()
-            self.token_phase, self.request_phase, self.phase_known = (
-                row.token_phase,
-                row.request_phase,
-                True,
-            )
-        elif row.phase_known:
-            self._learn("token", row.token_phase)
-            self._learn("request", row.request_phase)
-        if self.phase_known:
-            row.token_phase, row.request_phase, row.phase_known = (
-                self.token_phase,
-                self.request_phase,
-                True,
-            )
-        if before == (row.phase_known, row.token_phase, row.request_phase):
-            return None
-        return before[1], before[2]
+    def _adopt(self, phase: Phase) -> None:
+        """Keep ``phase`` (merged with a row's): the windows leased ahead are forgotten when the
+        request phase moves (``_forget_ahead``)."""
+        if phase.request != self.request_phase:
+            self._forget_ahead()
+        self._phase_now = phase
 
     def _remember(self, row: LedgerRow, now: float) -> None:
         self._members = dict(row.members)
@@ -998,71 +796,13 @@ class SharedQuota:
         return {"source": "local", "reason": why}
 
 
-def _matched(
-    tokens: int,
-    granted_ahead: dict[int, int],
-    *,
-    have_tokens: int,
-    calls: int,
-    per_call: float,
-    floor: int,
-) -> int:
-    """Match a lease's two parts: tokens without requests to spend them (or requests without
-    tokens) would sit unused in this instance until their window ends while other instances
-    are refused them. ``calls``: requests held and granted for the current and earlier-granted
-    windows; ``granted_ahead`` (window -> requests) is trimmed from the farthest window when
-    the tokens held after the grant cannot pay for that many calls. Returns the tokens to
-    grant: at most what the requests can spend at ``per_call`` each, never below ``floor`` (the
-    part the waiting call is missing)."""
-    per_call = max(1.0, per_call)
-    total_calls = calls + sum(granted_ahead.values())
-    affordable = math.floor((have_tokens + tokens) / per_call)
-    for w in sorted(granted_ahead, reverse=True):
-        if total_calls <= max(affordable, calls):
-            break
-        cut = min(granted_ahead[w], total_calls - max(affordable, calls))
-        granted_ahead[w] -= cut
-        total_calls -= cut
-        if not granted_ahead[w]:
-            del granted_ahead[w]
-    spendable = math.ceil(total_calls * per_call) - have_tokens
-    return min(tokens, max(floor, spendable))  # ``tokens`` covers ``floor`` (checked free)
-
-
-def _live(members: dict[str, float], since: float) -> set[str]:
-    """The instances a row saw at ``since`` or later (members: instance -> last lease time)."""
-    return {instance for instance, seen in members.items() if seen >= since}
-
-
-def _row_counts(row: LedgerRow) -> dict[int, int]:
-    """The row's requests per request window, from its ``request_window`` on. Its
-    ``request_window``/``requests`` count too: a row older code wrote has only those."""
-    counts = {w: n for w, n in row.request_counts.items() if w >= row.request_window}
-    counts[row.request_window] = max(counts.get(row.request_window, 0), row.requests)
-    return counts
-
-
-def _set_counts(row: LedgerRow, counts: dict[int, int], current: int) -> None:
-    """Store ``counts`` in the row from window ``current`` on (earlier ones pruned), with the
-    current window's count in ``request_window``/``requests`` as well."""
-    row.request_window = current
-    row.request_counts = {w: n for w, n in sorted(counts.items()) if w >= current and n > 0}
-    row.requests = counts.get(current, 0)
-
-
-def _guard(span: float) -> float:
-    return min(0.5, max(0.05, 0.05 * span))
-
-
-def _window(now: float, span: float, phase: float) -> tuple[int, float, float]:
-    index = math.floor((now - phase) / span)
-    start = phase + index * span
-    return index, start, start + span
-
-
-def _index_shift(at: float, span: float, old_phase: float, new_phase: float) -> int:
-    """How far the index of the window holding ``at`` moves when the phase does (-1, 0 or 1)."""
-    return _window(at, span, new_phase)[0] - _window(at, span, old_phase)[0]
+def _holdings(lease: _Lease | None) -> Holdings:
+    """What a lease holds, as the planner's frozen input (none: nothing)."""
+    if lease is None:
+        return Holdings()
+    return Holdings(
+        lease.tokens, lease.requests, dict(lease.ahead), lease.token_window, lease.request_window
+    )
 
 
 def _duration(text: str | None) -> float | None:
