@@ -112,6 +112,7 @@ $(HOST_DEPS): requirements-host.txt requirements.txt
 	  $(HOST_PYTHON) -m venv $(HOST_VENV); \
 	fi
 	$(HOST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=25'
+	$(HOST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
 	$(HOST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-host.txt
 	@touch $@
 
