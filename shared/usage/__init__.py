@@ -9,7 +9,7 @@ from shared.settings import Price, PriceTable, UsageSettings, load_usage_setting
 
 from ._recorder import UsageRecorder
 from ._report import GROUPS, cost_of, summarize, to_csv
-from ._store import InMemoryUsageStore, TableUsageStore, UsageStore, table_client, table_store
+from ._store import InMemoryUsageStore, TableUsageStore, UsageStore
 from ._types import Counts, UsageKey, hour_of, hour_start
 
 __all__ = [
@@ -28,7 +28,5 @@ __all__ = [
     "hour_start",
     "load_usage_settings",
     "summarize",
-    "table_client",
-    "table_store",
     "to_csv",
 ]
