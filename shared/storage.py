@@ -16,14 +16,14 @@ writes) is ``shared._tables``, re-exported here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from ._tables import EtagTable, RowConflict
+from .settings import StorageSettings, storage_endpoint
 
 __all__ = [
     "EtagTable",
     "RowConflict",
-    "StorageSettings",
     "StorageTarget",
     "TableTarget",
     "expand_dev_connection",
@@ -32,26 +32,6 @@ __all__ = [
     "storage_target",
     "table_target",
 ]
-
-
-class StorageSettings(Protocol):
-    """What a settings object says about storage (``GatewaySettings`` and ``BacklogSettings``
-    both do; the identity-based fields are optional)."""
-
-    @property
-    def storage_connection(self) -> str | None: ...
-
-
-def storage_endpoint(kind: str, *, account: str | None, uris: Mapping[str, str | None]) -> str:
-    """The service endpoint of identity-based storage (shared with the gateway's health table)."""
-    if uris.get(kind):
-        return str(uris[kind]).rstrip("/")
-    if account:
-        return f"https://{account}.{kind}.core.windows.net"
-    for other, uri in uris.items():
-        if uri and f".{other}." in uri:  # https://acct.queue.core.windows.net -> .table.
-            return uri.rstrip("/").replace(f".{other}.", f".{kind}.", 1)
-    raise ValueError(f"no endpoint for identity-based {kind} storage")
 
 
 # The emulator's published well-known account and key (not a secret); what UseDevelopmentStorage=true means.
@@ -204,23 +184,20 @@ class StorageTarget:
 
 
 def storage_target(settings: Any, *, credentials: Any = None) -> StorageTarget | None:
-    """The storage the settings name: ``storage_connection``, else identity-based storage
-    (``storage_account`` / ``storage_table_uri`` / ``storage_queue_uri`` / ``storage_blob_uri``,
-    ``storage_client_id``) under the app's credential policy; None without any. Given
-    ``credentials`` (a ``CredentialPool``), the target uses it and does not close it."""
-    if settings.storage_connection:
-        return StorageTarget(connection=settings.storage_connection)
-    uris = {
-        kind: getattr(settings, f"storage_{kind}_uri", None) for kind in ("queue", "table", "blob")
-    }
-    account = getattr(settings, "storage_account", None)
-    if not (account or any(uris.values())):
+    """The storage the settings name (their ``StorageSettings``, read from their ``storage_*``
+    fields): a connection string, else identity-based storage under the app's credential
+    policy; None without any. Given ``credentials`` (a ``CredentialPool``), the target uses it
+    and does not close it."""
+    found = settings if isinstance(settings, StorageSettings) else StorageSettings.of(settings)
+    if found.connection:
+        return StorageTarget(connection=found.connection)
+    if not found.configured:
         return None
     return StorageTarget(
-        account=account,
-        uris=uris,
+        account=found.account,
+        uris=found.uris,
         credentials=credentials,
-        client_id=getattr(settings, "storage_client_id", None),
+        client_id=found.client_id,
         owns_credentials=credentials is None,
     )
 

@@ -5,10 +5,12 @@ from ._callers import CallerLimit, CallerLimits, load_caller_limits
 from ._errors import SettingsError
 from ._gateway import GatewaySettings, load_gateway_settings
 from ._regions import ApiStyle, AuthMode, BatchDeploymentConfig, DeploymentConfig, RegionConfig
+from ._storage import HOST_STORAGE_NAMES, StorageSettings, storage_endpoint
 from ._telemetry import TelemetrySettings, load_telemetry_settings
 from ._usage import Price, PriceTable, UsageSettings, load_usage_settings
 
 __all__ = [
+    "HOST_STORAGE_NAMES",
     "MAX_VISIBILITY_S",
     "ApiStyle",
     "AuthMode",
@@ -22,6 +24,7 @@ __all__ = [
     "PriceTable",
     "RegionConfig",
     "SettingsError",
+    "StorageSettings",
     "TelemetrySettings",
     "UsageSettings",
     "load_backlog_settings",
@@ -29,4 +32,5 @@ __all__ = [
     "load_gateway_settings",
     "load_telemetry_settings",
     "load_usage_settings",
+    "storage_endpoint",
 ]
