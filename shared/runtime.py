@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from shared.settings import BacklogSettings, GatewaySettings
     from shared.storage import StorageTarget
     from shared.telemetry import Providers, TelemetrySettings
-    from shared.usage import UsageRecorder, UsageSettings
+    from shared.usage import TokenSink, UsageRecorder, UsageSettings
 
 __all__ = [
     "aclose",
@@ -338,8 +338,6 @@ def gateway() -> Gateway:
         return built
     observers = _observers(current)  # outside the lock: they take it themselves
     quotas = caller_quotas()
-    if quotas is not None:
-        observers.append(quotas)  # counts each caller's monthly tokens
     storage = _storage()
     with _Root.lock:
         if _Root.built.gateway is None:
@@ -409,7 +407,8 @@ def caller_quotas() -> CallerQuotas | None:
 
 
 def _observers(current: GatewaySettings) -> list[CallObserver]:
-    """The gateway's observers: the log record, telemetry when configured, usage when enabled."""
+    """The gateway's observers: the log record, telemetry when configured, and the one token
+    counter when usage is enabled or caller limits are set."""
     from urllib.parse import urlsplit
 
     from shared.aoai import CallLog
@@ -429,8 +428,17 @@ def _observers(current: GatewaySettings) -> list[CallObserver]:
                 health=lambda: gateway().health_report(),
             )
         )
+    # One per-caller token counter feeds usage accounting and the per-caller monthly limits.
+    sinks: list[TokenSink] = []
     if usage_settings().enabled:
-        observers.append(usage())
+        sinks.append(usage())
+    quotas = caller_quotas()
+    if quotas is not None:
+        sinks.append(quotas)
+    if sinks:
+        from shared.usage import CallerTokenCounter
+
+        observers.append(CallerTokenCounter(sinks))
     return observers
 
 
