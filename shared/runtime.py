@@ -45,8 +45,9 @@ if TYPE_CHECKING:
         HealthStore,
         LedgerStore,
     )
+    from shared.batchlane import BatchLane
     from shared.credentials import CredentialPool
-    from shared.jobs import Backlog, BacklogClients, Checkpoint
+    from shared.jobs import Backlog, BacklogClients, Checkpoint, LanePlugin, PayloadStore
     from shared.quotas import CallerQuotas
     from shared.settings import BacklogSettings, GatewaySettings
     from shared.storage import StorageTarget
@@ -58,6 +59,7 @@ __all__ = [
     "backlog",
     "backlog_clients",
     "backlog_settings",
+    "batch_lane",
     "build_backlog",
     "build_gateway",
     "caller_quotas",
@@ -232,7 +234,6 @@ def backlog_clients(
         results=container,
         parking=storage.queue(current.parking_queue, options=BACKLOG_OPTIONS),
         parking_poison=storage.queue(current.parking_poison_queue, options=BACKLOG_OPTIONS),
-        batch_table=storage.table(current.batch_table, options=BACKLOG_OPTIONS),
         service_bus=bus,
         closers=(table.close, container.close),
     )
@@ -310,7 +311,6 @@ def build_backlog(
         results=given.results,
         parking=given.parking,
         parking_poison=given.parking_poison,
-        batch_table=given.batch_table,
         service_bus=bus,
         closers=(*given.closers, bus.close, pool.aclose),
     )
@@ -320,10 +320,38 @@ def build_backlog(
         owned,
         clock=clock,
         checkpoint=checkpoint,
-        gateway_settings=gateway_settings,
-        lane_checkpoint=lane_checkpoint,
-        usage=usage,
+        lane=batch_lane(
+            current, gateway_settings, storage, checkpoint=lane_checkpoint, usage=usage
+        ),
     )
+
+
+def batch_lane(
+    current: BacklogSettings,
+    gateway_settings: GatewaySettings | None,
+    storage: StorageTarget,
+    *,
+    checkpoint: Checkpoint | None = None,
+    usage: UsageRecorder | None = None,
+) -> LanePlugin | None:
+    """How the batch lane plugs into the backlog: None unless a region of ``gateway_settings``
+    names a Global Batch deployment; else, given the backlog's payload store, the lane on its
+    own table (which it closes)."""
+    if gateway_settings is None:
+        return None
+    from shared.batchlane import batch_targets, build_batch_lane
+
+    if not batch_targets(gateway_settings):
+        return None
+    from shared.storage import BACKLOG_OPTIONS
+
+    def plug(payloads: PayloadStore) -> BatchLane | None:
+        table = storage.table(current.batch_table, options=BACKLOG_OPTIONS)
+        return build_batch_lane(
+            current, gateway_settings, table, payloads, checkpoint=checkpoint, usage=usage
+        )
+
+    return plug
 
 
 # ---------------------------------------------------------------------------- services
@@ -453,9 +481,10 @@ def backlog() -> Backlog:
         if _Root.built.backlog is None:
             from shared.jobs import build_backlog as assemble
 
-            _Root.built.backlog = assemble(
-                current, gw, clients, gateway_settings=gateway_settings, usage=recorder
+            lane = batch_lane(
+                current, gateway_settings, _backlog_storage(current, _credentials()), usage=recorder
             )
+            _Root.built.backlog = assemble(current, gw, clients, lane=lane)
         return _Root.built.backlog
 
 
@@ -496,7 +525,7 @@ async def aclose() -> None:
         closers.append(built.backlog.aclose)  # with its clients
     elif built.backlog_clients is not None:  # built for the operations routes alone
         clients = built.backlog_clients
-        for client in (clients.parking, clients.parking_poison, clients.batch_table):
+        for client in (clients.parking, clients.parking_poison):
             closers.append(client.close)
         closers.extend(clients.closers)
     if built.gateway is not None:

@@ -24,7 +24,7 @@ from ._payloads import PayloadStore
 from ._records import TERMINAL, JobRecord, Terminal
 from ._redrive import TimerReport
 from ._schedule import TimerSchedule, redrive_horizon_s
-from ._service import Backlog, BacklogClients, Submission, build_backlog
+from ._service import Backlog, BacklogClients, LanePlugin, Submission, build_backlog
 from ._store import FinishResult, JobStore, TableJobStore
 from ._triggers import BacklogTriggers
 
@@ -46,6 +46,7 @@ __all__ = [
     "JobReply",
     "JobServices",
     "JobStore",
+    "LanePlugin",
     "Outcome",
     "Outgoing",
     "ParkedJob",

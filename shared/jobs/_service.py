@@ -26,9 +26,9 @@ from ._worker import process_delivery
 if TYPE_CHECKING:
     from shared.aoai import AccessLayer
 
-    from ..settings import BacklogSettings, GatewaySettings
+    from ..settings import BacklogSettings
 
-__all__ = ["Backlog", "BacklogClients", "Submission", "build_backlog"]
+__all__ = ["Backlog", "BacklogClients", "LanePlugin", "Submission", "build_backlog"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,20 +145,23 @@ class Backlog:
         await close_all(list(self._closers))
 
 
+# The batch lane as the composition root plugs it in: given the backlog's payload store, the
+# lane (``shared.batchlane.BatchLane``) or None.
+LanePlugin = Callable[[PayloadStore], Any]
+
+
 @dataclass(frozen=True, slots=True)
 class BacklogClients:
     """The storage and Service Bus clients the backlog runs on, built by the composition root
     (``shared.runtime.backlog_clients``): the job store's table, the results container, the
-    parking queue and its poison queue, the batch lane's table, and the Service Bus client.
-    The parking lot closes the queues, the batch lane its table (or the backlog does when there
-    is no lane); ``closers``: what else the backlog closes with itself (the job table, the
+    parking queue and its poison queue, and the Service Bus client. The parking lot closes the
+    queues; ``closers``: what else the backlog closes with itself (the job table, the
     container, and the Service Bus client and credentials when it owns them)."""
 
     jobs_table: Any
     results: Any
     parking: Any
     parking_poison: Any
-    batch_table: Any
     service_bus: Any
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
 
@@ -170,12 +173,11 @@ def build_backlog(
     *,
     clock: Callable[[], float] = time.time,
     checkpoint: Checkpoint | None = None,
-    gateway_settings: GatewaySettings | None = None,
-    lane_checkpoint: Checkpoint | None = None,
-    usage: Any = None,
+    lane: LanePlugin | None = None,
 ) -> Backlog:
-    """The backlog on ``clients`` (built by the composition root, ``shared.runtime``). With
-    ``gateway_settings`` naming Global Batch deployments, the batch lane is built too."""
+    """The backlog on ``clients`` (built by the composition root, ``shared.runtime``).
+    ``lane``: how the composition root plugs the batch lane in (given the backlog's payload
+    store; None when no region names a Global Batch deployment). The backlog never builds it."""
     payloads = PayloadStore(clients.results)
     store = TableJobStore(
         clients.jobs_table,
@@ -193,18 +195,7 @@ def build_backlog(
         clock=clock,
     )
     bus = Bus(clients.service_bus)
-    lane = None
-    if gateway_settings is not None:
-        from ..batchlane import build_batch_lane
-
-        lane = build_batch_lane(
-            settings,
-            gateway_settings,
-            clients.batch_table,
-            payloads,
-            checkpoint=lane_checkpoint,
-            usage=usage,
-        )
+    batch_lane = lane(payloads) if lane is not None else None
     services = JobServices(
         settings=settings,
         gateway=gateway,
@@ -215,12 +206,10 @@ def build_backlog(
         checkpoint=checkpoint or _no_checkpoint,
         pending=TablePendingSchedule(clients.jobs_table),
         payloads=payloads,
-        batch_lane=lane,
+        batch_lane=batch_lane,
     )
     closers: list[Any] = [bus.aclose, parking.aclose]
-    if lane is not None:
-        closers.append(lane.aclose)  # with the batch table
-    elif clients.batch_table is not None:
-        closers.append(clients.batch_table.close)
+    if batch_lane is not None:
+        closers.append(batch_lane.aclose)  # with its table
     closers.extend(clients.closers)
     return Backlog(services, closers=tuple(closers))
