@@ -169,7 +169,7 @@ async def backlog_worker(msg: func.ServiceBusMessage) -> None:
     """Run one job: success/permanent failure/parked all complete the message; transient raises."""
     from shared import jobs, runtime
 
-    await runtime.backlog().process(jobs.delivery_from_servicebus(msg))
+    await jobs.BacklogTriggers(runtime.backlog).worker(msg)
 
 
 @backlog_api.service_bus_queue_trigger(
@@ -179,7 +179,7 @@ async def backlog_dead_letters(msg: func.ServiceBusMessage) -> None:
     """Dead-lettered jobs: re-drive a bounded number of times, else a terminal failure + reply + alert."""
     from shared import jobs, runtime
 
-    await runtime.backlog().process_dead_letter(jobs.delivery_from_servicebus(msg))
+    await jobs.BacklogTriggers(runtime.backlog).dead_letters(msg)
 
 
 @backlog_api.timer_trigger(
@@ -187,15 +187,9 @@ async def backlog_dead_letters(msg: func.ServiceBusMessage) -> None:
 )
 async def backlog_timer(timer: func.TimerRequest) -> None:
     """Probe regions, re-drive parked jobs within quota, poison the hopeless ones."""
-    import logging
+    from shared import jobs, runtime
 
-    from shared import runtime
-
-    report = await runtime.backlog().run_timer()
-    if not report.ok:
-        logging.getLogger("function_app.backlog_timer").warning(
-            "timer partial failure: %s", report.as_dict()
-        )
+    await jobs.BacklogTriggers(runtime.backlog).timer(timer)
 
 
 @backlog_api.queue_trigger(
@@ -205,8 +199,7 @@ async def parking_poison(msg: func.QueueMessage) -> None:
     """Parked jobs the timer gave up on: terminal failure with the reason, reply, alert."""
     from shared import jobs, runtime
 
-    text, dequeue_count = jobs.text_from_queue_message(msg)
-    await runtime.backlog().process_parking_poison(text, dequeue_count=dequeue_count)
+    await jobs.BacklogTriggers(runtime.backlog).parking_poison(msg)
 
 
 app.register_blueprint(backlog_api)

@@ -39,7 +39,8 @@ def backlog_available() -> str | None:
     try:
         import sbbroker  # noqa: F401
         from devserver.queues import QueueSide  # noqa: F401
-        from shared.jobs import JobMessage, build_backlog, delivery_from_servicebus  # noqa: F401
+        from shared.jobs import BacklogTriggers, JobMessage  # noqa: F401
+        from shared.runtime import build_backlog  # noqa: F401
         from shared.settings import load_backlog_settings  # noqa: F401
     except ImportError as exc:
         return f"backlog modules not importable: {exc}"
@@ -112,12 +113,8 @@ async def drain_via_backlog(
     import function_app
     import sbbroker
     from devserver.queues import QueueSide
-    from shared.jobs import (
-        JobMessage,
-        build_backlog,
-        delivery_from_servicebus,
-        text_from_queue_message,
-    )
+    from shared.jobs import BacklogTriggers, JobMessage
+    from shared.runtime import build_backlog
     from shared.settings import load_backlog_settings
 
     tag = uuid.uuid4().hex[:8]
@@ -140,29 +137,22 @@ async def drain_via_backlog(
     core_log.setLevel(logging.INFO)
     stats: Counter[str] = Counter()
 
-    async def worker(msg: Any) -> None:
-        stats["deliveries"] += 1
-        await backlog.process(delivery_from_servicebus(msg))
-
-    async def dead_letters(msg: Any) -> None:
-        stats["dead_letter_deliveries"] += 1
-        await backlog.process_dead_letter(delivery_from_servicebus(msg))
-
-    async def timer(_: Any) -> None:
-        stats["timer_runs"] += 1
-        await backlog.run_timer()
-
-    async def parking_poison(msg: Any) -> None:
-        stats["parking_poison"] += 1
-        text, count = text_from_queue_message(msg)
-        await backlog.process_parking_poison(text, dequeue_count=count)
-
-    handlers = {
-        "backlog_worker": worker,
-        "backlog_dead_letters": dead_letters,
-        "backlog_timer": timer,
-        "parking_poison": parking_poison,
+    triggers = BacklogTriggers(backlog)  # the app's wiring, each handler counted
+    counted = {
+        "backlog_worker": "deliveries",
+        "backlog_dead_letters": "dead_letter_deliveries",
+        "backlog_timer": "timer_runs",
+        "parking_poison": "parking_poison",
     }
+
+    def count(name: str, handler: Any) -> Any:
+        async def run(arg: Any) -> None:
+            stats[counted[name]] += 1
+            await handler(arg)
+
+        return run
+
+    handlers = {name: count(name, h) for name, h in triggers.by_function().items()}
     side = QueueSide(
         function_app.app,
         env,

@@ -198,12 +198,8 @@ async def run_chaos(
     import function_app
     from devserver.queues import QueueSide
     from shared.aoai import Gateway
-    from shared.jobs import (
-        JobMessage,
-        build_backlog,
-        delivery_from_servicebus,
-        text_from_queue_message,
-    )
+    from shared.jobs import BacklogTriggers, JobMessage, delivery_from_servicebus
+    from shared.runtime import build_backlog
     from shared.settings import load_backlog_settings
     from testpeers.gateway import settings_for_sim
 
@@ -246,10 +242,12 @@ async def run_chaos(
     core_log.setLevel(logging.INFO)
     lost_completion: set[str] = set()
 
+    triggers = BacklogTriggers(backlog)  # the app's wiring, with faults around it
+
     async def worker(msg: Any) -> None:
         report.deliveries += 1
         delivery = delivery_from_servicebus(msg)
-        await backlog.process(delivery)
+        await triggers.worker(msg)
         key = f"{delivery.message_id}:{delivery.sequence_number}"
         if key not in lost_completion and rng.random() < crash_rate / 2:
             lost_completion.add(key)  # the host died after the function returned: no completion
@@ -258,21 +256,17 @@ async def run_chaos(
 
     async def dead_letters(msg: Any) -> None:
         report.dead_letter_deliveries += 1
-        await backlog.process_dead_letter(delivery_from_servicebus(msg))
+        await triggers.dead_letters(msg)
 
-    async def timer(_: Any) -> None:
+    async def timer(arg: Any) -> None:
         report.timer_runs += 1
-        await backlog.run_timer()
-
-    async def parking_poison(msg: Any) -> None:
-        text, count = text_from_queue_message(msg)
-        await backlog.process_parking_poison(text, dequeue_count=count)
+        await triggers.timer(arg)
 
     handlers = {
         "backlog_worker": worker,
         "backlog_dead_letters": dead_letters,
         "backlog_timer": timer,
-        "parking_poison": parking_poison,
+        "parking_poison": triggers.parking_poison,
     }
     side = QueueSide(
         function_app.app,
@@ -462,7 +456,8 @@ async def run_kill_chaos(
     short locks (a killed worker's messages come back when their lock expires)."""
     import os
 
-    from shared.jobs import JobMessage, build_backlog
+    from shared.jobs import JobMessage
+    from shared.runtime import build_backlog
     from shared.settings import load_backlog_settings
     from testpeers.devserver import settings_env
     from testpeers.gateway import settings_for_sim

@@ -34,8 +34,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.jobs import TimerSchedule, storage_queue_client
-from shared.storage import expand_dev_connection
+from shared.jobs import TimerSchedule
+from shared.storage import expand_dev_connection, storage_queue_client
 
 __all__ = ["QueueSide", "ServiceBusPump", "StorageQueuePump", "TimerPump", "TimerSchedule", "run"]
 

@@ -1,123 +1,46 @@
 """One Azure Storage table as the app's stores use it (shared health, quota ledger, per-caller
-windows, usage rows): where it is (``TableTarget``: a connection string, or identity-based
-storage under the app's credential policy) and how a row is read and written under its ETag
-(``EtagTable``). Reached through ``shared.storage``.
+windows, usage rows): how a row is read and written under its ETag (``EtagTable``). Where the
+table is and the client (``TableTarget``) come from ``shared.storage``, which re-exports this
+module; this one imports nothing of the app's but ``shared.credentials``.
 
 ``EtagTable`` creates the table on first use (and again after it was deleted), reads a row with
 its ETag (None when it does not exist), and writes a row either by creating it (no ETag) or by
 replacing it ``If-Match`` its ETag; a lost race raises ``RowConflict`` and the caller reads
-again. No SDK retries when the target has a timeout: the callers have their own policy.
+again.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["EtagTable", "RowConflict", "TableTarget", "table_target"]
+__all__ = ["EtagTable", "RowConflict", "TableSource"]
 
 
 class RowConflict(Exception):
     """The row changed since it was read (or someone else created it): read it again."""
 
 
-class TableTarget:
-    """Where one table lives: ``connection`` (a connection string, ``UseDevelopmentStorage=true``
-    understood), or ``endpoint`` + ``credentials`` (a ``CredentialPool``: the app's credential
-    policy) for identity-based storage. Owns the pool: ``aclose`` closes it."""
+class TableSource(Protocol):
+    """Where a table is (``shared.storage.TableTarget``): builds its client, closes its
+    credentials."""
 
-    def __init__(
-        self,
-        table: str,
-        *,
-        connection: str | None = None,
-        endpoint: str | None = None,
-        credentials: Any = None,
-        client_id: str | None = None,
-        timeout_s: float | None = None,
-    ) -> None:
-        if not connection and not (endpoint and credentials is not None):
-            raise ValueError("a table needs a connection string, or an endpoint and credentials")
-        self.table = table
-        self.connection = connection
-        self.endpoint = endpoint
-        self.credentials = credentials
-        self.client_id = client_id
-        self.timeout_s = timeout_s
+    def client(self) -> Any: ...
 
-    def client(self) -> Any:
-        """A new async ``TableClient`` on this table."""
-        from azure.data.tables.aio import TableClient
-
-        from .storage import expand_dev_connection
-
-        options: dict[str, Any] = {"table_name": self.table}
-        if self.timeout_s is not None:
-            options.update(
-                retry_total=0, connection_timeout=self.timeout_s, read_timeout=self.timeout_s
-            )
-        if self.connection:
-            return TableClient.from_connection_string(
-                expand_dev_connection(self.connection), **options
-            )
-        return TableClient(
-            str(self.endpoint), credential=self.credentials.get(self.client_id), **options
-        )
-
-    def describe(self) -> dict[str, Any]:
-        """For health reports: which table and how it is reached (never a key)."""
-        if self.connection:
-            return {"kind": "table", "table": self.table, "auth": "connection_string"}
-        return {
-            "kind": "table",
-            "table": self.table,
-            "endpoint": self.endpoint,
-            "auth": self.credentials.policy.describe(self.client_id),
-        }
-
-    async def aclose(self) -> None:
-        if self.credentials is not None:
-            await self.credentials.aclose()
-
-
-def table_target(
-    settings: Any, table: str, *, timeout_s: float | None = None
-) -> TableTarget | None:
-    """The table ``table`` on the storage the settings name: ``storage_connection``, else
-    identity-based storage (``AzureWebJobsStorage__accountName`` / ``__tableServiceUri`` /
-    ``__queueServiceUri``, ``__clientId``) under the app's credential policy; None without any."""
-    if settings.storage_connection:
-        return TableTarget(table, connection=settings.storage_connection, timeout_s=timeout_s)
-    uris = {
-        "table": getattr(settings, "storage_table_uri", None),
-        "queue": getattr(settings, "storage_queue_uri", None),
-    }
-    account = getattr(settings, "storage_account", None)
-    if not (account or any(uris.values())):
-        return None
-    from .credentials import CredentialPool
-    from .storage import storage_endpoint
-
-    return TableTarget(
-        table,
-        endpoint=storage_endpoint("table", account=account, uris=uris),
-        credentials=CredentialPool(),
-        client_id=getattr(settings, "storage_client_id", None),
-        timeout_s=timeout_s,
-    )
+    async def aclose(self) -> None: ...
 
 
 class EtagTable:
     """One table's rows: created on first use, read with their ETag, written under it.
     ``client``: an async ``TableClient`` (closed by ``aclose``, with the target's credentials)."""
 
-    def __init__(self, client: Any, *, target: TableTarget | None = None) -> None:
+    def __init__(self, client: Any, *, target: TableSource | None = None) -> None:
         self.client = client
         self.target = target
         self._ready = False
 
     @classmethod
-    def at(cls, target: TableTarget) -> EtagTable:
+    def at(cls, target: TableSource) -> EtagTable:
         return cls(target.client(), target=target)
 
     async def ready(self) -> Any:

@@ -1,145 +1,442 @@
-"""The composition root: process-wide services, built lazily on first use and cached.
+"""The composition root: the one place that builds the app's infrastructure and hands it on.
+
+Built here (lazily on first use, cached for the process):
+
+* storage: one ``StorageTarget`` (``shared.storage``) from the storage settings, a connection
+  string or identity-based storage under the app's one credential pool (``shared.credentials``);
+  every table, container and queue client of the app comes from it: the shared health table and
+  the quota ledger (handed to the gateway as ``HealthStore`` / ``LedgerStore``), per-caller
+  windows and usage rows, and the backlog's job table, results container, parking queues and
+  batch table (``BacklogClients``);
+* Service Bus: one client (``shared.servicebus``), shared by the backlog's sender and the
+  operations routes' dead-letter peeks;
+* the gateway, the backlog and the operations routes get these objects; none of them builds a
+  client (``tests/unit/test_composition_root.py`` holds every module to it).
 
 ``function_app.py`` handlers call these; nothing is built at import time, so indexing stays
 cheap and a bad app setting surfaces as a ``SettingsError`` on first use (the health route
-reports it) instead of breaking the worker's indexing.
+reports it) instead of breaking the worker's indexing. Imports stay inside the functions for
+the same reason (cold start), not to hide a cycle.
 
-Tests: after changing the environment, call ``reset()`` so the next call rebuilds from it
-(``await aclose()`` first if the old services ran on a loop that is still alive).
-Other pieces add their own lazily built services here, following the same pattern.
+Tests and benchmarks build the same way: ``build_gateway`` and ``build_backlog`` (standalone
+objects that own their clients); ``trigger_wiring`` in ``shared.jobs`` maps trigger inputs. After
+changing the environment call ``reset()`` so the next call rebuilds from it (``await aclose()``
+first if the old services ran on a loop that is still alive).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from typing import TYPE_CHECKING, cast
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shared.aoai import CallObserver, Gateway
-    from shared.jobs import Backlog
+    from azure.servicebus.aio import ServiceBusClient
+
+    from shared.aoai import (
+        AccessLayer,
+        CallObserver,
+        ClientProvider,
+        Clock,
+        Gateway,
+        HealthStore,
+        LedgerStore,
+    )
+    from shared.batchlane import BatchLane
+    from shared.credentials import CredentialPool
+    from shared.jobs import Backlog, BacklogClients, Checkpoint, LanePlugin, PayloadStore
     from shared.quotas import CallerQuotas
     from shared.settings import BacklogSettings, GatewaySettings
+    from shared.storage import StorageTarget
     from shared.telemetry import Providers, TelemetrySettings
-    from shared.usage import UsageRecorder, UsageSettings
+    from shared.usage import TokenSink, UsageRecorder, UsageSettings
 
 __all__ = [
     "aclose",
     "backlog",
+    "backlog_clients",
     "backlog_settings",
+    "batch_lane",
+    "build_backlog",
+    "build_gateway",
     "caller_quotas",
     "gateway",
+    "gateway_stores",
+    "health_store",
+    "jobs_table",
     "reset",
+    "service_bus",
     "settings",
     "telemetry",
     "usage",
     "usage_settings",
 ]
 
-_lock = threading.Lock()
-_cache: dict[str, object] = {}
+
+class _Built:
+    """What this process has built so far (each None until first use)."""
+
+    def __init__(self) -> None:
+        self.settings: GatewaySettings | None = None
+        self.backlog_settings: BacklogSettings | None = None
+        self.usage_settings: UsageSettings | None = None
+        self.telemetry_settings: TelemetrySettings | None = None
+        self.telemetry: tuple[Providers | None] | None = None
+        self.credentials: CredentialPool | None = None
+        self.storage: tuple[StorageTarget | None] | None = None
+        self.health: tuple[HealthStore | None] | None = None
+        self.service_bus: ServiceBusClient | None = None
+        self.gateway: Gateway | None = None
+        self.usage: UsageRecorder | None = None
+        self.caller_quotas: tuple[CallerQuotas | None] | None = None
+        self.backlog_clients: BacklogClients | None = None
+        self.backlog: Backlog | None = None
+
+
+class _Root:
+    lock = threading.RLock()
+    built = _Built()
 
 
 def settings() -> GatewaySettings:
     """The gateway settings from the environment; raises ``SettingsError`` (not cached) when invalid."""
-    with _lock:
-        if "settings" not in _cache:
+    with _Root.lock:
+        if _Root.built.settings is None:
             from shared.settings import load_gateway_settings
 
-            _cache["settings"] = load_gateway_settings()
-        return cast("GatewaySettings", _cache["settings"])
+            _Root.built.settings = load_gateway_settings()
+        return _Root.built.settings
+
+
+def backlog_settings() -> BacklogSettings:
+    """The backlog's settings (queues, job store, limits); raises ``SettingsError`` when invalid."""
+    with _Root.lock:
+        if _Root.built.backlog_settings is None:
+            from shared.settings import load_backlog_settings
+
+            _Root.built.backlog_settings = load_backlog_settings()
+        return _Root.built.backlog_settings
+
+
+def usage_settings() -> UsageSettings:
+    """Usage accounting settings (table, flush interval, price table)."""
+    with _Root.lock:
+        if _Root.built.usage_settings is None:
+            from shared.usage import load_usage_settings
+
+            _Root.built.usage_settings = load_usage_settings()
+        return _Root.built.usage_settings
+
+
+def telemetry() -> Providers | None:
+    """The OpenTelemetry providers when an exporter is configured (built once), else None."""
+    with _Root.lock:
+        if _Root.built.telemetry is None:
+            from shared.telemetry import configure, load_telemetry_settings
+
+            found = load_telemetry_settings()
+            _Root.built.telemetry_settings = found
+            _Root.built.telemetry = (configure(found),)
+        return _Root.built.telemetry[0]
+
+
+# ---------------------------------------------------------------------------- infrastructure
+
+
+def _credentials() -> CredentialPool:
+    """The process's one credential pool (the app's credential policy), closed last."""
+    with _Root.lock:
+        if _Root.built.credentials is None:
+            from shared.credentials import CredentialPool
+
+            _Root.built.credentials = CredentialPool()
+        return _Root.built.credentials
+
+
+def _storage() -> StorageTarget | None:
+    """The app's storage (from the gateway settings: ``AzureWebJobsStorage`` or its
+    identity-based form); None when none is configured."""
+    current = settings()
+    with _Root.lock:
+        if _Root.built.storage is None:
+            from shared.storage import storage_target
+
+            _Root.built.storage = (storage_target(current, credentials=_credentials()),)
+        return _Root.built.storage[0]
+
+
+def gateway_stores(
+    current: GatewaySettings, storage: StorageTarget | None, *, owns_credentials: bool = False
+) -> tuple[HealthStore | None, LedgerStore | None]:
+    """The shared health store and the quota ledger's store on ``storage`` (None each without
+    storage; the ledger's also when it is disabled). ``owns_credentials``: each store closes
+    the storage's credential pool with itself (a standalone gateway; closing twice is fine)."""
+    if storage is None:
+        return None, None
+    from shared.aoai import TableHealthStore, TableLedgerStore
+
+    health = TableHealthStore(
+        None,
+        current.health_table,
+        target=storage.table_target(
+            current.health_table, timeout_s=2.0, owns_credentials=owns_credentials
+        ),
+    )
+    ledger = None
+    if current.ledger_enabled:
+        ledger = TableLedgerStore(
+            None,
+            current.ledger_table,
+            target=storage.table_target(
+                current.ledger_table,
+                timeout_s=current.ledger_timeout_s,
+                owns_credentials=owns_credentials,
+            ),
+        )
+    return health, ledger
+
+
+def health_store() -> HealthStore | None:
+    """The shared health store, the same object the gateway reads and writes (the operations
+    routes show and clear it); None when no storage is configured."""
+    gateway()
+    with _Root.lock:
+        return None if _Root.built.health is None else _Root.built.health[0]
+
+
+def service_bus() -> ServiceBusClient:
+    """The process's Service Bus client (the backlog's namespace), closed by ``aclose``."""
+    current = backlog_settings()
+    pool = _credentials()
+    with _Root.lock:
+        if _Root.built.service_bus is None:
+            from shared.servicebus import connect_service_bus
+
+            _Root.built.service_bus = connect_service_bus(current, pool)
+        return _Root.built.service_bus
+
+
+def backlog_clients(
+    current: BacklogSettings, storage: StorageTarget, bus: ServiceBusClient
+) -> BacklogClients:
+    """The backlog's storage clients on ``storage`` and the Service Bus client ``bus`` (the
+    backlog closes the storage clients; ``bus`` and the credentials stay their owner's)."""
+    from shared.jobs import BacklogClients
+    from shared.storage import BACKLOG_OPTIONS
+
+    table = storage.table(current.jobs_table, options=BACKLOG_OPTIONS)
+    container = storage.container(current.results_container, options=BACKLOG_OPTIONS)
+    return BacklogClients(
+        jobs_table=table,
+        results=container,
+        parking=storage.queue(current.parking_queue, options=BACKLOG_OPTIONS),
+        parking_poison=storage.queue(current.parking_poison_queue, options=BACKLOG_OPTIONS),
+        service_bus=bus,
+        closers=(table.close, container.close),
+    )
+
+
+def _backlog_storage(current: BacklogSettings, pool: CredentialPool | None) -> StorageTarget:
+    from shared.settings import SettingsError
+    from shared.storage import storage_target
+
+    storage = storage_target(current, credentials=pool)
+    if storage is None:  # BacklogSettings refuses this already; a guard for the type
+        raise SettingsError("storage_connection: no storage is configured for the backlog")
+    return storage
+
+
+# ---------------------------------------------------------------------------- builders
+
+
+def build_gateway(
+    current: GatewaySettings,
+    *,
+    clients: ClientProvider | None = None,
+    observers: Iterable[CallObserver] | None = None,
+    instance: str | None = None,
+    clock: Clock | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    health: HealthStore | None = None,
+    ledger: LedgerStore | None = None,
+) -> Gateway:
+    """A standalone gateway with the stores on the storage ``current`` names (closed with the
+    gateway, credentials too); ``health`` / ``ledger`` given replace them."""
+    from shared.aoai import Gateway
+    from shared.storage import storage_target
+
+    found_health: HealthStore | None = None
+    found_ledger: LedgerStore | None = None
+    if health is None or ledger is None:
+        storage = storage_target(current)
+        found_health, found_ledger = gateway_stores(current, storage, owns_credentials=True)
+    return Gateway(
+        current,
+        clients=clients,
+        observers=observers,
+        instance=instance,
+        clock=clock,
+        sleep=sleep,
+        health=health if health is not None else found_health,
+        ledger=ledger if ledger is not None else found_ledger,
+    )
+
+
+def build_backlog(
+    current: BacklogSettings,
+    gateway: AccessLayer | None,
+    *,
+    clock: Callable[[], float] = time.time,
+    checkpoint: Checkpoint | None = None,
+    gateway_settings: GatewaySettings | None = None,
+    lane_checkpoint: Checkpoint | None = None,
+    usage: UsageRecorder | None = None,
+) -> Backlog:
+    """A standalone backlog (tests, benchmarks, a second process): its own storage clients,
+    Service Bus client and credentials, all closed by its ``aclose``."""
+    from shared.credentials import CredentialPool
+    from shared.jobs import BacklogClients
+    from shared.jobs import build_backlog as assemble
+    from shared.servicebus import connect_service_bus
+
+    pool = CredentialPool()
+    storage = _backlog_storage(current, pool)
+    bus = connect_service_bus(current, pool)
+    given = backlog_clients(current, storage, bus)
+    owned = BacklogClients(
+        jobs_table=given.jobs_table,
+        results=given.results,
+        parking=given.parking,
+        parking_poison=given.parking_poison,
+        service_bus=bus,
+        closers=(*given.closers, bus.close, pool.aclose),
+    )
+    return assemble(
+        current,
+        gateway,  # type: ignore[arg-type]  # None: a backlog that never runs a job (tests)
+        owned,
+        clock=clock,
+        checkpoint=checkpoint,
+        lane=batch_lane(
+            current, gateway_settings, storage, checkpoint=lane_checkpoint, usage=usage
+        ),
+    )
+
+
+def batch_lane(
+    current: BacklogSettings,
+    gateway_settings: GatewaySettings | None,
+    storage: StorageTarget,
+    *,
+    checkpoint: Checkpoint | None = None,
+    usage: UsageRecorder | None = None,
+) -> LanePlugin | None:
+    """How the batch lane plugs into the backlog: None unless a region of ``gateway_settings``
+    names a Global Batch deployment; else, given the backlog's payload store, the lane on its
+    own table (which it closes)."""
+    if gateway_settings is None:
+        return None
+    from shared.batchlane import batch_targets, build_batch_lane
+
+    if not batch_targets(gateway_settings):
+        return None
+    from shared.storage import BACKLOG_OPTIONS
+
+    def plug(payloads: PayloadStore) -> BatchLane | None:
+        table = storage.table(current.batch_table, options=BACKLOG_OPTIONS)
+        return build_batch_lane(
+            current, gateway_settings, table, payloads, checkpoint=checkpoint, usage=usage
+        )
+
+    return plug
+
+
+# ---------------------------------------------------------------------------- services
 
 
 def gateway() -> Gateway:
     """The process-wide access layer, built from ``settings()`` on first use."""
     current = settings()
-    with _lock:
-        built = _cache.get("gateway")
+    with _Root.lock:
+        built = _Root.built.gateway
     if built is not None:
-        return cast("Gateway", built)
+        return built
     observers = _observers(current)  # outside the lock: they take it themselves
     quotas = caller_quotas()
-    if quotas is not None:
-        observers.append(quotas)  # counts each caller's monthly tokens
-    with _lock:
-        if "gateway" not in _cache:
+    storage = _storage()
+    with _Root.lock:
+        if _Root.built.gateway is None:
             from shared.aoai import Gateway
 
+            health, ledger = gateway_stores(current, storage)
+            _Root.built.health = (health,)
             # Azure sets WEBSITE_INSTANCE_ID per instance (the dev server too): health and the
             # quota ledger name the instance by it.
             built = Gateway(
                 current,
                 observers=observers,
                 instance=os.environ.get("WEBSITE_INSTANCE_ID"),
+                health=health,
+                ledger=ledger,
             )
             if quotas is not None:
                 from shared.quotas import QuotaGateway
 
                 # per-caller limits before any upstream call; everything else passes through
-                built = cast("Gateway", QuotaGateway(built, quotas))
-            _cache["gateway"] = built
-        return cast("Gateway", _cache["gateway"])
-
-
-def telemetry() -> Providers | None:
-    """The OpenTelemetry providers when an exporter is configured (built once), else None."""
-    with _lock:
-        if "telemetry" not in _cache:
-            from shared.telemetry import configure, load_telemetry_settings
-
-            _cache["telemetry_settings"] = found = load_telemetry_settings()
-            _cache["telemetry"] = configure(found)
-        return cast("Providers | None", _cache["telemetry"])
-
-
-def usage_settings() -> UsageSettings:
-    """Usage accounting settings (table, flush interval, price table)."""
-    with _lock:
-        if "usage_settings" not in _cache:
-            from shared.usage import load_usage_settings
-
-            _cache["usage_settings"] = load_usage_settings()
-        return cast("UsageSettings", _cache["usage_settings"])
+                built = QuotaGateway(built, quotas)  # type: ignore[assignment]
+            _Root.built.gateway = built
+        return _Root.built.gateway
 
 
 def usage() -> UsageRecorder:
-    """The usage recorder (an observer of the gateway), on the gateway's storage."""
-    found, current = usage_settings(), settings()
-    with _lock:
-        if "usage" not in _cache:
-            from shared.usage import UsageRecorder, table_store
+    """The usage recorder (an observer of the gateway), on the app's storage."""
+    found = usage_settings()
+    storage = _storage()
+    with _Root.lock:
+        if _Root.built.usage is None:
+            from shared.usage import InMemoryUsageStore, TableUsageStore, UsageRecorder
 
-            store = table_store(current, found.usage_table)
-            _cache["usage"] = UsageRecorder(store, flush_s=found.usage_flush_s)
-        return cast("UsageRecorder", _cache["usage"])
+            store = (
+                TableUsageStore(storage.table(found.usage_table))
+                if storage is not None
+                else InMemoryUsageStore()
+            )
+            _Root.built.usage = UsageRecorder(store, flush_s=found.usage_flush_s)
+        return _Root.built.usage
 
 
 def caller_quotas() -> CallerQuotas | None:
-    """Per-caller limits (GATEWAY_CALLER_LIMITS) shared through the gateway's storage; None
+    """Per-caller limits (GATEWAY_CALLER_LIMITS) shared through the app's storage; None
     when no limits are set."""
-    current = settings()
-    with _lock:
-        if "caller_quotas" not in _cache:
+    storage = _storage()
+    with _Root.lock:
+        if _Root.built.caller_quotas is None:
             from shared.quotas import (
                 CallerQuotas,
                 InMemoryWindowStore,
                 TableWindowStore,
                 load_caller_limits,
             )
-            from shared.usage import table_client
 
             limits = load_caller_limits()
             quotas = None
             if limits is not None:
-                client = table_client(current, limits.table)
-                store = TableWindowStore(client) if client is not None else InMemoryWindowStore()
+                store = (
+                    TableWindowStore(storage.table(limits.table))
+                    if storage is not None
+                    else InMemoryWindowStore()
+                )
                 quotas = CallerQuotas(limits, store)
-            _cache["caller_quotas"] = quotas
-        return cast("CallerQuotas | None", _cache["caller_quotas"])
+            _Root.built.caller_quotas = (quotas,)
+        return _Root.built.caller_quotas[0]
 
 
 def _observers(current: GatewaySettings) -> list[CallObserver]:
-    """The gateway's observers: the log record, telemetry when configured, usage when enabled."""
+    """The gateway's observers: the log record, telemetry when configured, and the one token
+    counter when usage is enabled or caller limits are set."""
     from urllib.parse import urlsplit
 
     from shared.aoai import CallLog
@@ -149,30 +446,28 @@ def _observers(current: GatewaySettings) -> list[CallObserver]:
     if providers is not None:
         from shared.telemetry import TelemetryObserver
 
+        found = _Root.built.telemetry_settings
         observers.append(
             TelemetryObserver(
                 tracer_provider=providers.tracer_provider,
                 meter_provider=providers.meter_provider,
                 servers={r.name: urlsplit(str(r.endpoint)).hostname or "" for r in current.regions},
-                capture_content=cast(
-                    "TelemetrySettings", _cache["telemetry_settings"]
-                ).capture_content,
-                health=lambda: cast("Gateway", _cache["gateway"]).health_report(),
+                capture_content=bool(found is not None and found.capture_content),
+                health=lambda: gateway().health_report(),
             )
         )
+    # One per-caller token counter feeds usage accounting and the per-caller monthly limits.
+    sinks: list[TokenSink] = []
     if usage_settings().enabled:
-        observers.append(usage())
+        sinks.append(usage())
+    quotas = caller_quotas()
+    if quotas is not None:
+        sinks.append(quotas)
+    if sinks:
+        from shared.usage import CallerTokenCounter
+
+        observers.append(CallerTokenCounter(sinks))
     return observers
-
-
-def backlog_settings() -> BacklogSettings:
-    """The backlog's settings (queues, job store, limits); raises ``SettingsError`` when invalid."""
-    with _lock:
-        if "backlog_settings" not in _cache:
-            from shared.settings import load_backlog_settings
-
-            _cache["backlog_settings"] = load_backlog_settings()
-        return cast("BacklogSettings", _cache["backlog_settings"])
 
 
 def backlog() -> Backlog:
@@ -181,44 +476,72 @@ def backlog() -> Backlog:
     gw = gateway()
     gateway_settings = settings()
     recorder = usage() if usage_settings().enabled else None  # batch-lane lines are counted too
-    with _lock:
-        if "backlog" not in _cache:
-            from shared.jobs import build_backlog
+    clients = _backlog_clients()
+    with _Root.lock:
+        if _Root.built.backlog is None:
+            from shared.jobs import build_backlog as assemble
 
-            _cache["backlog"] = build_backlog(
-                current, gw, gateway_settings=gateway_settings, usage=recorder
+            lane = batch_lane(
+                current, gateway_settings, _backlog_storage(current, _credentials()), usage=recorder
             )
-        return cast("Backlog", _cache["backlog"])
+            _Root.built.backlog = assemble(current, gw, clients, lane=lane)
+        return _Root.built.backlog
+
+
+def _backlog_clients() -> BacklogClients:
+    """The backlog's clients, built once (the backlog and the operations routes share them)."""
+    current = backlog_settings()
+    bus = service_bus()
+    pool = _credentials()
+    with _Root.lock:
+        if _Root.built.backlog_clients is None:
+            storage = _backlog_storage(current, pool)
+            _Root.built.backlog_clients = backlog_clients(current, storage, bus)
+        return _Root.built.backlog_clients
+
+
+def jobs_table() -> Any:
+    """The job store's table client (the backlog's own): the operations routes list parked
+    jobs from it."""
+    return _backlog_clients().jobs_table
 
 
 def reset() -> None:
     """Forget every cached service (for tests): the next call rebuilds from the environment."""
-    with _lock:
-        _cache.clear()
+    with _Root.lock:
+        _Root.built = _Built()
 
 
 async def aclose() -> None:
-    """Close the cached services that hold connections, then forget them."""
-    with _lock:
-        built = dict(_cache)
-        _cache.clear()
+    """Close the cached services that hold connections, then the Service Bus client and the
+    credentials they share, then forget them."""
+    with _Root.lock:
+        built, _Root.built = _Root.built, _Built()
     from shared.credentials import close_all
 
     # Every service is closed, even when closing another fails.
-    closers = []
-    jobs, gw = built.get("backlog"), built.get("gateway")
-    quotas, recorder = built.get("caller_quotas"), built.get("usage")
-    if jobs is not None:
-        closers.append(cast("Backlog", jobs).aclose)
-    if gw is not None:
-        closers.append(cast("Gateway", gw).aclose)
+    closers: list[Callable[[], Awaitable[None]]] = []
+    if built.backlog is not None:
+        closers.append(built.backlog.aclose)  # with its clients
+    elif built.backlog_clients is not None:  # built for the operations routes alone
+        clients = built.backlog_clients
+        for client in (clients.parking, clients.parking_poison):
+            closers.append(client.close)
+        closers.extend(clients.closers)
+    if built.gateway is not None:
+        closers.append(built.gateway.aclose)
+    quotas = None if built.caller_quotas is None else built.caller_quotas[0]
     if quotas is not None:
-        closers.append(cast("CallerQuotas", quotas).aclose)
-    if recorder is not None:
-        closers.append(cast("UsageRecorder", recorder).aclose)
+        closers.append(quotas.aclose)
+    if built.usage is not None:
+        closers.append(built.usage.aclose)
+    if built.service_bus is not None:
+        closers.append(built.service_bus.close)
+    if built.credentials is not None:
+        closers.append(built.credentials.aclose)
     try:
         await close_all(closers, what="service")
     finally:
-        providers = built.get("telemetry")
+        providers = None if built.telemetry is None else built.telemetry[0]
         if providers is not None:
-            cast("Providers", providers).flush()
+            providers.flush()

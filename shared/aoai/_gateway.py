@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from shared.settings import GatewaySettings
-from shared.storage import table_target
 
 from ._budget import check_output_cap, embeddings_tokens, output_limit, request_tokens
 from ._call_loop import CallLoop
@@ -38,10 +37,10 @@ from ._clock import Clock, SystemClock
 from ._embeddings_batches import fan_out, merge_embeddings, split_inputs
 from ._exceptions import RequestTooLarge, TooManyInputs, UnknownModel
 from ._failure_policy import CallState, FailurePolicy
-from ._health import HealthStore, TableHealthStore, health_store_from_settings
+from ._health import HealthStore, TableHealthStore
 from ._health_sync import HealthSync
 from ._ledger import LedgerConfig, QuotaLedger
-from ._ledger_store import LedgerStore, TableLedgerStore
+from ._ledger_store import LedgerStore
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome, Observers
 from ._requests import ChatRequest, EmbeddingsRequest
 from ._results import call_result, finish_reason, usage_of
@@ -66,7 +65,9 @@ class Gateway:
     ``observers`` hear about every attempt and every finished call; the default is the
     structured log record alone (``CallLog``). ``clock`` is the only source of time; ``sleep``
     (default ``asyncio.sleep``) is how a call waits for the gateway's own pacing, so a test
-    can move a ``ManualClock`` instead."""
+    can move a ``ManualClock`` instead. ``health`` and ``ledger`` are the shared stores the
+    composition root (``shared.runtime``) built on the app's storage; without them health and
+    pacing stay per instance. The gateway builds no storage itself."""
 
     def __init__(
         self,
@@ -86,8 +87,6 @@ class Gateway:
         instance = instance or uuid.uuid4().hex[:12]
         self._ledger, self._ledger_off = _quota_ledger(settings, ledger, instance, self._clock)
         self._router = Router.from_settings(settings, self._ledger)
-        if health is None:
-            health = health_store_from_settings(settings)
         self._sync = HealthSync(
             self._router,
             health,
@@ -615,20 +614,17 @@ def _quota_ledger(
     settings: GatewaySettings, store: LedgerStore | None, instance: str, clock: Clock
 ) -> tuple[QuotaLedger | None, str | None]:
     """The shared quota ledger, or None and why (per-instance pacing): ``disabled`` by the
-    setting, or ``no_storage``. Its table is found as the shared health's is
-    (``shared.storage.table_target``)."""
+    setting, or ``no_storage``: no store was handed in (the composition root, ``shared.runtime``,
+    builds it on the app's storage)."""
     if not settings.ledger_enabled:
         return None, "disabled"
     if store is None:
-        target = table_target(settings, settings.ledger_table, timeout_s=settings.ledger_timeout_s)
-        if target is None:
-            logger.warning(
-                "quota ledger off: no storage configured (AzureWebJobsStorage or "
-                "AzureWebJobsStorage__accountName / __tableServiceUri); each instance paces "
-                "its deployments alone, as if it had the whole quota"
-            )
-            return None, "no_storage"
-        store = TableLedgerStore(None, settings.ledger_table, target=target)
+        logger.warning(
+            "quota ledger off: no storage configured (AzureWebJobsStorage or "
+            "AzureWebJobsStorage__accountName / __tableServiceUri); each instance paces "
+            "its deployments alone, as if it had the whole quota"
+        )
+        return None, "no_storage"
     ledger = QuotaLedger(
         store,
         instance=instance,

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.storage import EtagTable, TableTarget, table_target
+from shared.storage import EtagTable, TableTarget
 
 __all__ = [
     "HealthRecord",
@@ -41,7 +41,6 @@ __all__ = [
     "SharedHealth",
     "TableHealthStore",
     "health_status",
-    "health_store_from_settings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -170,14 +169,6 @@ class TableHealthStore:
 
         rows, self._rows = self._rows, None
         await close_all(([rows.aclose] if rows is not None else []) + [self.target.aclose])
-
-
-def health_store_from_settings(settings: Any) -> TableHealthStore | None:
-    """The shared health store the settings name (``shared.storage.table_target``: a connection
-    string, or identity-based storage under the app's credential policy); None (health per
-    instance) when no storage is configured."""
-    target = table_target(settings, settings.health_table, timeout_s=2.0)
-    return TableHealthStore(None, settings.health_table, target=target) if target else None
 
 
 class SharedHealth:

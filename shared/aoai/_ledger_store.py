@@ -35,8 +35,8 @@ __all__ = [
 _PARTITION = "ledger"
 
 
-class LedgerConflict(Exception):
-    """The row changed since it was read (or was created by someone else): read it again."""
+# The app's one lost-ETag-race error (``shared.storage.RowConflict``), under the ledger's name.
+LedgerConflict = RowConflict
 
 
 @dataclass(slots=True)
@@ -133,10 +133,7 @@ class TableLedgerStore:
         return (None, None) if entity is None else (_from_entity(entity), etag)
 
     async def write(self, key: str, row: LedgerRow, etag: str | None) -> str:
-        try:
-            return await self._rows().put(_to_entity(key, row), etag)
-        except RowConflict as exc:
-            raise LedgerConflict(key) from exc
+        return await self._rows().put(_to_entity(key, row), etag)  # RowConflict on a lost race
 
     async def aclose(self) -> None:
         from shared.credentials import close_all

@@ -3,7 +3,7 @@ the Service Bus worker, throttled parking in a Storage queue, the re-drive timer
 poison handlers. ``function_app.py`` reaches all of it through ``Backlog`` (see ``shared.runtime``).
 """
 
-from ._bus import Bus, Outgoing, QueueNotFound, connect_service_bus
+from ._bus import Bus, Outgoing, QueueNotFound
 from ._cancel import JobNotCancellable
 from ._contract import (
     SCHEMA_VERSION,
@@ -15,7 +15,7 @@ from ._contract import (
     parse_job_message,
     payload_hash,
 )
-from ._core import JobServices, conclude, reply_message_id
+from ._core import Checkpoint, JobServices, conclude, reply_message_id
 from ._delivery import Delivery, Outcome
 from ._functions_adapter import delivery_from_servicebus, text_from_queue_message
 from ._http import cancel_job, job_status, submit_job
@@ -24,14 +24,18 @@ from ._payloads import PayloadStore
 from ._records import TERMINAL, JobRecord, Terminal
 from ._redrive import TimerReport
 from ._schedule import TimerSchedule, redrive_horizon_s
-from ._service import Backlog, Submission, build_backlog, storage_queue_client
+from ._service import Backlog, BacklogClients, LanePlugin, Submission, build_backlog
 from ._store import FinishResult, JobStore, TableJobStore
+from ._triggers import BacklogTriggers
 
 __all__ = [
     "SCHEMA_VERSION",
     "TERMINAL",
     "Backlog",
+    "BacklogClients",
+    "BacklogTriggers",
     "Bus",
+    "Checkpoint",
     "Delivery",
     "FinishResult",
     "InvalidJobMessage",
@@ -42,6 +46,7 @@ __all__ = [
     "JobReply",
     "JobServices",
     "JobStore",
+    "LanePlugin",
     "Outcome",
     "Outgoing",
     "ParkedJob",
@@ -56,7 +61,6 @@ __all__ = [
     "build_backlog",
     "cancel_job",
     "conclude",
-    "connect_service_bus",
     "decode_envelope",
     "delivery_from_servicebus",
     "job_status",
@@ -65,7 +69,6 @@ __all__ = [
     "payload_hash",
     "redrive_horizon_s",
     "reply_message_id",
-    "storage_queue_client",
     "submit_job",
     "text_from_queue_message",
 ]

@@ -1,9 +1,7 @@
 """Sending to Service Bus queues (the backlog, reply queues, re-drives) through one client.
 
-The client is built by ``connect_service_bus``: a connection string locally (the test broker),
-otherwise the namespace with the app's credential policy (``shared.credentials``) — the same
-settings the Functions host reads for ``connection="ServiceBusConnection"``. The credential
-belongs to the caller's ``CredentialPool``, closed with it.
+The client is built by the composition root (``shared.servicebus``) and handed in; ``Bus``
+closes its senders, the client's owner closes the client.
 """
 
 from __future__ import annotations
@@ -17,17 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
 
-    from ..credentials import CredentialPool
-    from ..settings import BacklogSettings
-
-__all__ = [
-    "Bus",
-    "Outgoing",
-    "QueueNotAuthorized",
-    "QueueNotFound",
-    "QueueUnusable",
-    "connect_service_bus",
-]
+__all__ = ["Bus", "Outgoing", "QueueNotAuthorized", "QueueNotFound", "QueueUnusable"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +41,6 @@ class Outgoing:
     application_properties: dict[str, Any] = field(default_factory=dict)
     scheduled_at: float | None = None  # epoch seconds; None = now
     content_type: str = "application/json"
-
-
-def connect_service_bus(settings: BacklogSettings, credentials: CredentialPool) -> ServiceBusClient:
-    """A ServiceBusClient from the connection string, or from the namespace with the credential
-    ``credentials`` holds for ``ServiceBusConnection__clientId`` (closed with the pool)."""
-    from azure.servicebus.aio import ServiceBusClient
-
-    if settings.servicebus_connection:
-        return ServiceBusClient.from_connection_string(settings.servicebus_connection)
-    return ServiceBusClient(
-        fully_qualified_namespace=str(settings.servicebus_namespace),
-        credential=credentials.get(settings.servicebus_client_id),
-    )
 
 
 _LINKS_PER_QUEUE = 4  # senders per queue: sends on one sender are serialized, so several links
@@ -146,6 +121,6 @@ class Bus:
                 logger.debug("closing sender for %s failed", queue, exc_info=True)
 
     async def aclose(self) -> None:
+        """Close the senders (the client is its owner's to close)."""
         for queue in list(self._senders):
             await self._drop(queue)
-        await self._client.close()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..storage import expand_dev_connection
 from ..telemetry import job_span, traced_job
-from ._bus import Bus, Outgoing, connect_service_bus
+from ._bus import Bus, Outgoing
 from ._cancel import cancel_job
 from ._claim import JobTooLarge
 from ._contract import JobMessage
@@ -27,9 +26,9 @@ from ._worker import process_delivery
 if TYPE_CHECKING:
     from shared.aoai import AccessLayer
 
-    from ..settings import BacklogSettings, GatewaySettings
+    from ..settings import BacklogSettings
 
-__all__ = ["Backlog", "Submission", "build_backlog"]
+__all__ = ["Backlog", "BacklogClients", "LanePlugin", "Submission", "build_backlog"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,64 +145,57 @@ class Backlog:
         await close_all(list(self._closers))
 
 
+# The batch lane as the composition root plugs it in: given the backlog's payload store, the
+# lane (``shared.batchlane.BatchLane``) or None.
+LanePlugin = Callable[[PayloadStore], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogClients:
+    """The storage and Service Bus clients the backlog runs on, built by the composition root
+    (``shared.runtime.backlog_clients``): the job store's table, the results container, the
+    parking queue and its poison queue, and the Service Bus client. The parking lot closes the
+    queues; ``closers``: what else the backlog closes with itself (the job table, the
+    container, and the Service Bus client and credentials when it owns them)."""
+
+    jobs_table: Any
+    results: Any
+    parking: Any
+    parking_poison: Any
+    service_bus: Any
+    closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+
 def build_backlog(
     settings: BacklogSettings,
     gateway: AccessLayer,
+    clients: BacklogClients,
     *,
     clock: Callable[[], float] = time.time,
     checkpoint: Checkpoint | None = None,
-    gateway_settings: GatewaySettings | None = None,
-    lane_checkpoint: Checkpoint | None = None,
-    usage: Any = None,
+    lane: LanePlugin | None = None,
 ) -> Backlog:
-    """Build the SDK clients from settings (connection strings locally; in Azure identity-based
-    connections under the app's one credential policy, ``shared.credentials``). With
-    ``gateway_settings`` naming Global Batch deployments, the batch lane is built too."""
-    from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
-
-    from ..credentials import CredentialPool
-
-    credentials = CredentialPool()
-    credential = (
-        None if settings.storage_connection else credentials.get(settings.storage_client_id)
-    )
-    table = _table_client(settings, credential)
-    container = _container_client(settings, credential)
-    codec = {
-        "message_encode_policy": TextBase64EncodePolicy(),
-        "message_decode_policy": TextBase64DecodePolicy(),
-    }
-    parking_q = _queue_client(settings, credential, settings.parking_queue, codec)
-    poison_q = _queue_client(settings, credential, settings.parking_poison_queue, codec)
-    payloads = PayloadStore(container)
+    """The backlog on ``clients`` (built by the composition root, ``shared.runtime``).
+    ``lane``: how the composition root plugs the batch lane in (given the backlog's payload
+    store; None when no region names a Global Batch deployment). The backlog never builds it."""
+    payloads = PayloadStore(clients.results)
     store = TableJobStore(
-        table,
+        clients.jobs_table,
         payloads,
         inline_result_chars=settings.inline_result_chars,
         reply_lease_s=settings.reply_lease_s,
         clock=clock,
     )
     parking = ParkingLot(
-        parking_q,
-        poison_q,
+        clients.parking,
+        clients.parking_poison,
         payloads,
         max_park_s=settings.max_park_s,
         min_park_s=settings.min_park_s,
         clock=clock,
     )
-    bus = Bus(connect_service_bus(settings, credentials))
-    lane = None
-    if gateway_settings is not None:
-        from ..batchlane import build_batch_lane
-
-        lane = build_batch_lane(
-            settings,
-            gateway_settings,
-            _table_client(settings, credential, settings.batch_table),
-            payloads,
-            checkpoint=lane_checkpoint,
-            usage=usage,
-        )
+    bus = Bus(clients.service_bus)
+    batch_lane = lane(payloads) if lane is not None else None
     services = JobServices(
         settings=settings,
         gateway=gateway,
@@ -212,90 +204,12 @@ def build_backlog(
         parking=parking,
         clock=clock,
         checkpoint=checkpoint or _no_checkpoint,
-        pending=TablePendingSchedule(table),
+        pending=TablePendingSchedule(clients.jobs_table),
         payloads=payloads,
-        batch_lane=lane,
+        batch_lane=batch_lane,
     )
-    closers: list[Any] = [bus.aclose, parking.aclose, table.close, container.close]
-    if lane is not None:
-        closers.append(lane.aclose)
-    closers.append(credentials.aclose)
+    closers: list[Any] = [bus.aclose, parking.aclose]
+    if batch_lane is not None:
+        closers.append(batch_lane.aclose)  # with its table
+    closers.extend(clients.closers)
     return Backlog(services, closers=tuple(closers))
-
-
-# Storage calls fail fast enough to answer 503 while the HTTP caller waits (the SDK default
-# retries for about a minute); the backlog's own redelivery is the retry for queue work.
-_STORAGE_CLIENT: dict[str, Any] = {
-    "retry_total": 2,
-    "retry_backoff_factor": 0.5,
-    "connection_timeout": 5,
-    "read_timeout": 30,
-}
-
-
-def _table_client(settings: BacklogSettings, credential: Any, name: str | None = None) -> Any:
-    from azure.data.tables.aio import TableClient
-
-    if settings.storage_connection:
-        return TableClient.from_connection_string(
-            _expand_dev(settings.storage_connection),
-            table_name=name or settings.jobs_table,
-            **_STORAGE_CLIENT,
-        )
-    return TableClient(
-        settings.storage_endpoint("table"),
-        table_name=name or settings.jobs_table,
-        credential=credential,
-        **_STORAGE_CLIENT,
-    )
-
-
-def _container_client(settings: BacklogSettings, credential: Any) -> Any:
-    from azure.storage.blob.aio import ContainerClient
-
-    if settings.storage_connection:
-        return ContainerClient.from_connection_string(
-            _expand_dev(settings.storage_connection),
-            container_name=settings.results_container,
-            **_STORAGE_CLIENT,
-        )
-    return ContainerClient(
-        settings.storage_endpoint("blob"),
-        container_name=settings.results_container,
-        credential=credential,
-        **_STORAGE_CLIENT,
-    )
-
-
-def _queue_client(
-    settings: BacklogSettings, credential: Any, name: str, codec: dict[str, Any]
-) -> Any:
-    from azure.storage.queue.aio import QueueClient
-
-    if settings.storage_connection:
-        return storage_queue_client(settings.storage_connection, name, **_STORAGE_CLIENT)
-    return QueueClient(
-        settings.storage_endpoint("queue"),
-        queue_name=name,
-        credential=credential,
-        **codec,
-        **_STORAGE_CLIENT,
-    )
-
-
-_expand_dev = expand_dev_connection  # the dev server's queue side uses it too
-
-
-def storage_queue_client(connection: str, queue: str, **options: Any) -> Any:
-    """An async ``QueueClient`` for ``queue`` from a connection string (``UseDevelopmentStorage=true``
-    means Azurite's default ports), with the base64 text codec the host's queue trigger uses."""
-    from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
-    from azure.storage.queue.aio import QueueClient
-
-    return QueueClient.from_connection_string(
-        expand_dev_connection(connection),
-        queue_name=queue,
-        message_encode_policy=TextBase64EncodePolicy(),
-        message_decode_policy=TextBase64DecodePolicy(),
-        **options,
-    )

@@ -27,6 +27,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
+from ..storage import EtagTable
 from ._contract import JobIdConflict, JobMessage
 from ._records import TRANSITIONS, JobRecord, Terminal
 
@@ -164,18 +165,10 @@ class TableJobStore:
         self._inline = inline_result_chars
         self._lease_s = reply_lease_s
         self._clock = clock
-        self._ready = False
+        self._rows = EtagTable(table)  # the one table helper: creates the table on first use
 
     async def _ensure_table(self) -> None:
-        if self._ready:
-            return
-        from azure.core.exceptions import ResourceExistsError
-
-        try:
-            await self._table.create_table()
-        except ResourceExistsError:
-            pass
-        self._ready = True
+        await self._rows.ready()
 
     # -- reading ------------------------------------------------------------------------------
 

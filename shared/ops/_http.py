@@ -1,5 +1,8 @@
 """The operations routes (``/api/ops/...``, the host's master key): each takes a Starlette
-``Request`` and the composition root, and answers JSON; failures in OpenAI's error shape.
+``Request`` and the composition root (``OpsRoot``: ``shared.runtime``), and answers JSON;
+failures in OpenAI's error shape. The routes build no client: the shared health store, the job
+table and the Service Bus client are the composition root's, the same objects the gateway and
+the backlog use (so identity-based storage reaches them as it reaches the gateway's).
 
 * ``GET  ops/state``          this instance's view plus every instance's shared health records
 * ``POST ops/clear``          ``{"region": "eastus2"}`` or ``{"deployment": "eastus2/gpt-4o-prod"}``
@@ -15,16 +18,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shared.api import ApiError, error_response, request_info
 
+if TYPE_CHECKING:
+    from shared.aoai import HealthStore
+    from shared.settings import BacklogSettings, GatewaySettings
+
 __all__ = [
+    "OpsRoot",
     "ops_callers",
     "ops_clear",
     "ops_dead_letters",
@@ -35,6 +42,26 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class OpsRoot(Protocol):
+    """What the operations routes take from the composition root (``shared.runtime`` is one)."""
+
+    def settings(self) -> GatewaySettings: ...
+
+    def backlog_settings(self) -> BacklogSettings: ...
+
+    def gateway(self) -> Any: ...
+
+    def health_store(self) -> HealthStore | None: ...
+
+    def backlog(self) -> Any: ...
+
+    def jobs_table(self) -> Any: ...
+
+    def service_bus(self) -> Any: ...
+
+    def caller_quotas(self) -> Any: ...
 
 
 async def _answer(
@@ -60,33 +87,20 @@ async def _json(request: Request) -> dict[str, Any]:
     return value
 
 
-def _health_store(services: Any) -> Any:
-    from shared.aoai import TableHealthStore
-
-    settings = services.settings()
-    if not settings.storage_connection:
-        return None
-    return TableHealthStore(settings.storage_connection, settings.health_table)
-
-
-def _regions(services: Any) -> dict[str, list[str]]:
+def _regions(services: OpsRoot) -> dict[str, list[str]]:
     return {
         r.name: sorted(d.deployment for d in r.models.values()) for r in services.settings().regions
     }
 
 
-async def ops_state(request: Request, services: Any) -> Response:
+async def ops_state(request: Request, services: OpsRoot) -> Response:
     """This instance's circuits, cooldowns and budgets, and every instance's shared records."""
 
     async def body() -> dict[str, Any]:
         from ._health import shared_state
 
-        store = _health_store(services)
-        try:
-            records = await shared_state(store)
-        finally:
-            if store is not None:
-                await store.aclose()
+        store = services.health_store()
+        records = await shared_state(store)
         return {
             "instance": services.gateway().health_report(),
             "shared": records,
@@ -96,19 +110,20 @@ async def ops_state(request: Request, services: Any) -> Response:
     return await _answer(request, body)
 
 
-async def ops_clear(request: Request, services: Any) -> Response:
+async def ops_clear(request: Request, services: OpsRoot) -> Response:
     """Clear a region's or a deployment's state on every instance (through the shared table)."""
 
     async def body() -> dict[str, Any]:
         from ._health import UnknownTarget, clear
 
         wanted = await _json(request)
-        store = _health_store(services)
+        store = services.health_store()
         if store is None:
             raise ApiError(
                 409,
                 "no_shared_health",
-                "No shared health table is configured (AzureWebJobsStorage).",
+                "No shared health table is configured (AzureWebJobsStorage or "
+                "AzureWebJobsStorage__accountName / __tableServiceUri).",
             )
         try:
             keys = await clear(
@@ -124,8 +139,6 @@ async def ops_clear(request: Request, services: Any) -> Response:
                 str(exc),
                 param="region" if wanted.get("region") else "deployment",
             ) from None
-        finally:
-            await store.aclose()
         logger.warning("ops: cleared %s", ", ".join(keys))
         cache_s = services.settings().health_cache_s
         return {"cleared": keys, "effective_within_s": cache_s}
@@ -133,13 +146,10 @@ async def ops_clear(request: Request, services: Any) -> Response:
     return await _answer(request, body)
 
 
-async def ops_parked(request: Request, services: Any) -> Response:
+async def ops_parked(request: Request, services: OpsRoot) -> Response:
     async def body() -> dict[str, Any]:
-        from ._parked import parked_jobs
 
-        async with _jobs_table(services) as table:
-            jobs = await parked_jobs(table)
-        return {"object": "list", "data": jobs}
+        return {"object": "list", "data": await _parked(services)}
 
     return await _answer(request, body)
 
@@ -147,30 +157,30 @@ async def ops_parked(request: Request, services: Any) -> Response:
 _MAX_PARKED_REDRIVE = 500
 
 
-@asynccontextmanager
-async def _jobs_table(services: Any) -> AsyncIterator[Any]:
-    """The job store's table for one request, reached as the job store reaches it; its client
-    and credentials closed after. 409 ``no_job_store`` without storage."""
-    from shared.storage import table_target
+async def _parked(services: OpsRoot, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Parked jobs from the job store's table (the backlog's client); none while the table
+    does not exist yet (no job was ever submitted). 409 ``no_job_store`` without storage."""
+    from azure.core.exceptions import ResourceNotFoundError
 
-    settings = services.backlog_settings()
-    target = table_target(settings, settings.jobs_table)
-    if target is None:
-        raise ApiError(409, "no_job_store", "No job store is configured.")
-    table = target.client()
+    from shared.settings import SettingsError
+
+    from ._parked import parked_jobs
+
     try:
-        yield table
-    finally:
-        await table.close()
-        await target.aclose()
+        table = services.jobs_table()
+    except SettingsError as exc:
+        raise ApiError(409, "no_job_store", f"No job store is configured: {exc}") from None
+    try:
+        return await parked_jobs(table, limit=limit)
+    except ResourceNotFoundError:
+        return []
 
 
-async def ops_parked_redrive(request: Request, services: Any) -> Response:
+async def ops_parked_redrive(request: Request, services: OpsRoot) -> Response:
     """Re-drive parked jobs now: ``{"job_ids": [...]}``, or ``{"all": true, "limit": N}`` (the
     ``N`` parked jobs due soonest, at most 500, 200 by default)."""
 
     async def body() -> dict[str, Any]:
-        from ._parked import parked_jobs
 
         wanted = await _json(request)
         job_ids = wanted.get("job_ids")
@@ -187,8 +197,7 @@ async def ops_parked_redrive(request: Request, services: Any) -> Response:
                     f"'limit' must be an integer from 1 to {_MAX_PARKED_REDRIVE}.",
                     param="limit",
                 )
-            async with _jobs_table(services) as table:
-                job_ids = [j["job_id"] for j in await parked_jobs(table, limit=limit)]
+            job_ids = [j["job_id"] for j in await _parked(services, limit=limit)]
         elif (
             not isinstance(job_ids, list)
             or not job_ids
@@ -213,20 +222,12 @@ async def ops_parked_redrive(request: Request, services: Any) -> Response:
     return await _answer(request, body)
 
 
-async def _with_bus(services: Any, work: Callable[[Any, str], Awaitable[Any]]) -> Any:
-    from shared.credentials import CredentialPool, close_all
-    from shared.jobs import connect_service_bus
-
-    settings = services.backlog_settings()
-    credentials = CredentialPool()  # the app's one credential policy; closed with the client
-    client = connect_service_bus(settings, credentials)
-    try:
-        return await work(client, settings.queue)
-    finally:
-        await close_all([client.close, credentials.aclose])
+async def _with_bus(services: OpsRoot, work: Callable[[Any, str], Awaitable[Any]]) -> Any:
+    """``work`` on the composition root's Service Bus client and the backlog's queue."""
+    return await work(services.service_bus(), services.backlog_settings().queue)
 
 
-async def ops_dead_letters(request: Request, services: Any) -> Response:
+async def ops_dead_letters(request: Request, services: OpsRoot) -> Response:
     async def body() -> dict[str, Any]:
         from ._deadletters import peek_dead_letters
 
@@ -242,7 +243,7 @@ async def ops_dead_letters(request: Request, services: Any) -> Response:
     return await _answer(request, body)
 
 
-async def ops_redrive(request: Request, services: Any) -> Response:
+async def ops_redrive(request: Request, services: OpsRoot) -> Response:
     async def body() -> dict[str, Any]:
         from ._deadletters import redrive_dead_letters
 
@@ -267,7 +268,7 @@ async def ops_redrive(request: Request, services: Any) -> Response:
     return await _answer(request, body)
 
 
-async def ops_callers(request: Request, services: Any) -> Response:
+async def ops_callers(request: Request, services: OpsRoot) -> Response:
     """Caller limits in force and each caller's use against them (this month, this window)."""
 
     async def body() -> dict[str, Any]:

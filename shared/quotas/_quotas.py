@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.settings import CallerLimit, CallerLimits
+from shared.usage import CallerTokens, caller_tokens
 
 from ._errors import CallerBudgetExhausted, CallerRateLimited
 from ._store import WindowConflict, WindowStore
@@ -141,13 +142,16 @@ class CallerQuotas:
         return None
 
     def call_finished(self, outcome: Any) -> None:
-        result = outcome.result
-        if result is None or result.usage is None:
-            return
-        caller = outcome.ctx.caller or "anonymous"
+        tokens = caller_tokens(outcome)
+        if tokens is not None:
+            self.count(tokens)
+
+    def count(self, tokens: CallerTokens) -> None:
+        """A finished call's tokens (from ``CallerTokenCounter``, the one counter)."""
+        caller = tokens.caller
         if self.limits.for_caller(caller).monthly_tokens is None:
             return
-        self._pending[caller] = self._pending.get(caller, 0) + result.usage.total_tokens
+        self._pending[caller] = self._pending.get(caller, 0) + tokens.total_tokens
         if self._task is None:
             try:
                 self._task = asyncio.get_running_loop().create_task(self._flush_later())

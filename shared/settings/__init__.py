@@ -6,10 +6,12 @@ from ._errors import SettingsError
 from ._gateway import GatewaySettings, load_gateway_settings
 from ._models import MODEL_LIMITS, ModelLimits, model_limits
 from ._regions import ApiStyle, AuthMode, BatchDeploymentConfig, DeploymentConfig, RegionConfig
+from ._storage import HOST_STORAGE_NAMES, StorageSettings, storage_endpoint
 from ._telemetry import TelemetrySettings, load_telemetry_settings
 from ._usage import Price, PriceTable, UsageSettings, load_usage_settings
 
 __all__ = [
+    "HOST_STORAGE_NAMES",
     "MAX_VISIBILITY_S",
     "MODEL_LIMITS",
     "ApiStyle",
@@ -25,6 +27,7 @@ __all__ = [
     "PriceTable",
     "RegionConfig",
     "SettingsError",
+    "StorageSettings",
     "TelemetrySettings",
     "UsageSettings",
     "load_backlog_settings",
@@ -33,4 +36,5 @@ __all__ = [
     "load_telemetry_settings",
     "load_usage_settings",
     "model_limits",
+    "storage_endpoint",
 ]

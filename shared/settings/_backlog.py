@@ -18,9 +18,9 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from ..storage import storage_endpoint
 from ._errors import settings_error_from
 from ._source import AppSettings, env_names, load_from
+from ._storage import StorageSettings, storage_field
 
 __all__ = ["BacklogSettings", "load_backlog_settings"]
 
@@ -98,30 +98,19 @@ class BacklogSettings(AppSettings):
         default=None,
         description="User-assigned identity's client id; None = system-assigned.",
     )
-    storage_connection: str | None = Field(
-        validation_alias=_host("AzureWebJobsStorage"),
-        default=None,
-        description="Storage connection string (Azurite locally).",
+    storage_connection: str | None = storage_field(
+        "storage_connection", description="Storage connection string (Azurite locally)."
     )
-    storage_account: str | None = Field(
-        validation_alias=_host("AzureWebJobsStorage__accountName"),
-        default=None,
-        description="Storage account name for managed identity.",
+    storage_account: str | None = storage_field(
+        "storage_account", description="Storage account name for managed identity."
     )
-    storage_client_id: str | None = Field(
-        default=None, validation_alias=_host("AzureWebJobsStorage__clientId")
-    )
-    storage_queue_uri: str | None = Field(
-        default=None,
-        validation_alias=_host("AzureWebJobsStorage__queueServiceUri"),
+    storage_client_id: str | None = storage_field("storage_client_id")
+    storage_queue_uri: str | None = storage_field(
+        "storage_queue_uri",
         description="Identity-based storage by service URI (instead of the account name).",
     )
-    storage_table_uri: str | None = Field(
-        default=None, validation_alias=_host("AzureWebJobsStorage__tableServiceUri")
-    )
-    storage_blob_uri: str | None = Field(
-        default=None, validation_alias=_host("AzureWebJobsStorage__blobServiceUri")
-    )
+    storage_table_uri: str | None = storage_field("storage_table_uri")
+    storage_blob_uri: str | None = storage_field("storage_blob_uri")
     job_timeout_s: float = Field(
         default=180.0,
         gt=0,
@@ -337,15 +326,12 @@ class BacklogSettings(AppSettings):
     def storage_endpoint(self, kind: str) -> str:
         """``https://<account>.<kind>.core.windows.net`` of identity-based storage, or the
         ``AzureWebJobsStorage__<kind>ServiceUri`` given (the others derived from the queue's)."""
-        return storage_endpoint(
-            kind,
-            account=self.storage_account,
-            uris={
-                "queue": self.storage_queue_uri,
-                "table": self.storage_table_uri,
-                "blob": self.storage_blob_uri,
-            },
-        )
+        return self.storage.endpoint(kind)
+
+    @property
+    def storage(self) -> StorageSettings:
+        """The storage these settings name (the app's one storage settings model)."""
+        return StorageSettings.of(self)
 
     @property
     def parking_poison_queue(self) -> str:

@@ -21,6 +21,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from ._errors import SettingsError, settings_error_from
 from ._regions import RegionConfig
 from ._source import AppSettings, env_names, load_from
+from ._storage import StorageSettings, storage_field
 
 __all__ = ["GatewaySettings", "load_gateway_settings"]
 
@@ -113,38 +114,30 @@ class GatewaySettings(AppSettings):
     )
     health_table: str = "gatewayhealth"
     health_cache_s: float = Field(default=2.0, ge=0)
-    storage_connection: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("GATEWAY_STORAGE_CONNECTION", "AzureWebJobsStorage"),
+    storage_connection: str | None = storage_field(
+        "storage_connection",
+        own="GATEWAY_STORAGE_CONNECTION",
         description="Storage for shared region health; None keeps health per instance.",
     )
-    storage_account: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "GATEWAY_STORAGE_ACCOUNT", "AzureWebJobsStorage__accountName"
-        ),
+    storage_account: str | None = storage_field(
+        "storage_account",
+        own="GATEWAY_STORAGE_ACCOUNT",
         description="Storage account name for identity-based access.",
     )
-    storage_client_id: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "GATEWAY_STORAGE_CLIENT_ID", "AzureWebJobsStorage__clientId", "storage_client_id"
-        ),
+    storage_client_id: str | None = storage_field(
+        "storage_client_id",
+        own="GATEWAY_STORAGE_CLIENT_ID",
         description="User-assigned identity for identity-based storage.",
     )
-    storage_table_uri: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "GATEWAY_STORAGE_TABLE_URI", "AzureWebJobsStorage__tableServiceUri", "storage_table_uri"
-        ),
+    storage_table_uri: str | None = storage_field(
+        "storage_table_uri",
+        own="GATEWAY_STORAGE_TABLE_URI",
         description="Identity-based storage by service URI (table, or the queue's).",
     )
-    storage_queue_uri: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "GATEWAY_STORAGE_QUEUE_URI", "AzureWebJobsStorage__queueServiceUri", "storage_queue_uri"
-        ),
+    storage_queue_uri: str | None = storage_field(
+        "storage_queue_uri", own="GATEWAY_STORAGE_QUEUE_URI"
     )
+    storage_blob_uri: str | None = storage_field("storage_blob_uri")
     ledger_enabled: bool = Field(
         default=True,
         description="Share each deployment's quota across instances through the ledger table "
@@ -284,6 +277,11 @@ class GatewaySettings(AppSettings):
         if dupes:
             raise ValueError(f"region names must be unique; repeated: {', '.join(dupes)}")
         return regions
+
+    @property
+    def storage(self) -> StorageSettings:
+        """The storage these settings name (the app's one storage settings model)."""
+        return StorageSettings.of(self)
 
     @property
     def aliases(self) -> tuple[str, ...]:

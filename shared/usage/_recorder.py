@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ._counter import CallerTokens, caller_tokens
 from ._store import UsageStore
 from ._types import Counts, UsageKey, hour_of
 
@@ -57,22 +58,16 @@ class UsageRecorder:
         return None
 
     def call_finished(self, outcome: Any) -> None:
-        result = outcome.result
-        if result is None or result.usage is None:
-            return
-        usage = result.usage
-        details = ((result.response or {}).get("usage") or {}).get("prompt_tokens_details") or {}
-        cached = int(details.get("cached_tokens") or 0)
-        self.add(
-            UsageKey(
-                hour_of(self._now()),
-                outcome.ctx.caller or "anonymous",
-                outcome.alias,
-                result.deployment,
-                str(getattr(outcome.ctx, "lane", None) or "online"),
-            ),
-            Counts(1, usage.prompt_tokens, cached, usage.completion_tokens),
+        tokens = caller_tokens(outcome)
+        if tokens is not None:
+            self.count(tokens)
+
+    def count(self, tokens: CallerTokens) -> None:
+        """A finished call's tokens (from ``CallerTokenCounter``, the one counter)."""
+        key = UsageKey(
+            hour_of(self._now()), tokens.caller, tokens.alias, tokens.deployment, tokens.lane
         )
+        self.add(key, tokens.counts.copy())
 
     def add(self, key: UsageKey, counts: Counts) -> None:
         total = self._totals.get(key)

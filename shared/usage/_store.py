@@ -16,11 +16,11 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from shared.storage import EtagTable, table_target
+from shared.storage import EtagTable
 
 from ._types import Counts, UsageKey
 
-__all__ = ["InMemoryUsageStore", "TableUsageStore", "UsageStore", "table_client", "table_store"]
+__all__ = ["InMemoryUsageStore", "TableUsageStore", "UsageStore"]
 
 
 class UsageStore(Protocol):
@@ -67,7 +67,7 @@ def _quote(value: str) -> str:
 
 class TableUsageStore:
     """Usage rows in an Azure Storage table (created on first use). ``client`` is an async
-    ``azure.data.tables.aio.TableClient``, built by the caller (connection string or identity)."""
+    ``azure.data.tables.aio.TableClient``, built by the composition root (``shared.runtime``)."""
 
     def __init__(self, client: Any) -> None:
         self._rows = EtagTable(client)
@@ -136,18 +136,3 @@ class TableUsageStore:
 
     async def aclose(self) -> None:
         await self._rows.aclose()
-
-
-def table_client(settings: Any, table: str) -> Any | None:
-    """An async ``TableClient`` on the gateway's storage, reached as every other store reaches it
-    (``shared.storage.table_target``): the connection string (``UseDevelopmentStorage=true``
-    understood), else identity-based storage (account name or service URIs, ``__clientId``) under
-    the app's credential policy; None without either. ``settings``: gateway or backlog settings."""
-    target = table_target(settings, table)
-    return target.client() if target is not None else None
-
-
-def table_store(settings: Any, table: str) -> TableUsageStore | None:
-    """A ``TableUsageStore`` on the gateway's storage (see ``table_client``); None without one."""
-    client = table_client(settings, table)
-    return TableUsageStore(client) if client is not None else None

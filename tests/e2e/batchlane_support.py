@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from shared.jobs import build_backlog
+from shared.runtime import build_backlog
 from shared.settings import load_backlog_settings
 
 from .conftest import Harness, backlog_env

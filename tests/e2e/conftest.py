@@ -1,8 +1,9 @@
 """Backlog end-to-end harness: the test broker, Azurite and the simulator, driven by the dev
 server's queue side (peek-lock, complete on return, abandon on raise, timer on its schedule).
 
-The pumps call the same adapter + ``Backlog`` methods as ``function_app``'s handlers, on a
-``Backlog`` built here so tests can pass a clock or a checkpoint (fault-injection seam);
+The pumps call the same trigger wiring as ``function_app``'s handlers (``BacklogTriggers``), on
+a ``Backlog`` built by the composition root (``shared.runtime.build_backlog``) so tests can pass
+a clock or a checkpoint (fault-injection seam);
 ``test_local_e2e.py`` runs the real ``function_app`` handlers through ``shared.runtime``.
 """
 
@@ -20,13 +21,8 @@ import pytest
 import pytest_asyncio
 
 from devserver.queues import QueueSide
-from shared.jobs import (
-    Backlog,
-    JobMessage,
-    build_backlog,
-    delivery_from_servicebus,
-    text_from_queue_message,
-)
+from shared import runtime
+from shared.jobs import Backlog, BacklogTriggers, JobMessage
 from shared.settings import load_backlog_settings
 from testpeers.gateway import unique_ledger_table
 from tests.fixtures.sim import start_sim
@@ -123,27 +119,7 @@ class Harness:
     async def start(
         self, *, timer: bool = True, wrap: Callable[[str, Any], Any] | None = None
     ) -> Harness:
-        backlog = self.backlog
-
-        async def worker(msg: Any) -> None:
-            await backlog.process(delivery_from_servicebus(msg))
-
-        async def dead_letters(msg: Any) -> None:
-            await backlog.process_dead_letter(delivery_from_servicebus(msg))
-
-        async def timer_fn(_: Any) -> None:
-            await backlog.run_timer()
-
-        async def parking_poison(msg: Any) -> None:
-            text, count = text_from_queue_message(msg)
-            await backlog.process_parking_poison(text, dequeue_count=count)
-
-        handlers = {
-            "backlog_worker": worker,
-            "backlog_dead_letters": dead_letters,
-            "backlog_timer": timer_fn,
-            "parking_poison": parking_poison,
-        }
+        handlers = BacklogTriggers(self.backlog).by_function()  # the app's wiring
 
         def choose(name: str, default: Any) -> Any:
             handler = handlers.get(name, default)
@@ -189,7 +165,7 @@ async def harness_factory(
     ) -> Harness:
         values = backlog_env(broker, azurite, unique_name, **env)
         settings = load_backlog_settings(values)
-        backlog = build_backlog(settings, gateway, clock=clock, checkpoint=checkpoint)
+        backlog = runtime.build_backlog(settings, gateway, clock=clock, checkpoint=checkpoint)
         harness = Harness(backlog, broker, values, reply_queue=unique_name("replies"))
         broker.create_queue(harness.reply_queue)
         built.append(harness)

@@ -13,8 +13,7 @@ import signal
 
 
 async def main() -> None:
-    from shared.aoai import Gateway
-    from shared.jobs import build_backlog
+    from shared.runtime import build_backlog, build_gateway
     from shared.settings import load_backlog_settings, load_gateway_settings
     from tests.e2e.conftest import Harness
 
@@ -26,7 +25,7 @@ async def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     gateway_settings = load_gateway_settings()
-    gateway = Gateway(gateway_settings)
+    gateway = build_gateway(gateway_settings)
     backlog = build_backlog(
         load_backlog_settings(),
         gateway,

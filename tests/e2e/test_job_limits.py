@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.jobs import Delivery, build_backlog
+from shared.jobs import Delivery
+from shared.runtime import build_backlog
 from shared.settings import load_backlog_settings
 from tests.fixtures.devserver import settings_env
 from tests.fixtures.ports import free_port

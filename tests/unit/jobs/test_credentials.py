@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
-from shared.aoai import ClientProvider, Gateway
+from shared.aoai import ClientProvider
 from shared.credentials import CredentialPool, close_all, load_credential_policy
-from shared.jobs import build_backlog
+from shared.runtime import build_backlog, build_gateway
 from shared.settings import GatewaySettings, load_backlog_settings
 
 REGIONS = [
@@ -136,7 +136,7 @@ async def test_shared_health_works_with_identity_based_storage_and_reports_the_s
     settings = GatewaySettings.model_validate(
         {"regions": REGIONS, "storage_account": "acct", "storage_client_id": "storage-id"}
     )
-    gateway = Gateway(settings)
+    gateway = build_gateway(settings)
     try:
         shared = gateway.health_report()["shared_health"]
         assert shared["store"] == "TableHealthStore"
@@ -154,7 +154,7 @@ async def test_shared_health_works_with_identity_based_storage_and_reports_the_s
         assert isinstance(table.credential, ManagedIdentityCredential)
     finally:
         await gateway.aclose()
-    local = Gateway(GatewaySettings.model_validate({"regions": REGIONS}))
+    local = build_gateway(GatewaySettings.model_validate({"regions": REGIONS}))
     assert local.health_report()["shared_health"]["store"] is None
     await local.aclose()
 
