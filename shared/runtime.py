@@ -108,7 +108,20 @@ def settings() -> GatewaySettings:
             from shared.settings import load_gateway_settings
 
             _Root.built.settings = load_gateway_settings()
+            _warn_unknown_settings()
         return _Root.built.settings
+
+
+def _warn_unknown_settings() -> None:
+    """Name each GATEWAY_*/BACKLOG_* app setting nothing reads (a typo does nothing otherwise),
+    with the closest known one; once per process, when the settings are first loaded."""
+    import logging
+
+    from shared.settings import unknown_settings
+
+    log = logging.getLogger(__name__)
+    for misspelling in unknown_settings(os.environ):
+        log.warning(misspelling.message())
 
 
 def backlog_settings() -> BacklogSettings:

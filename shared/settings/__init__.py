@@ -4,6 +4,7 @@ from ._backlog import MAX_VISIBILITY_S, BacklogSettings, load_backlog_settings
 from ._callers import CallerLimit, CallerLimits, load_caller_limits
 from ._errors import SettingsError
 from ._gateway import GatewaySettings, load_gateway_settings
+from ._known import Misspelling, known_settings, unknown_settings
 from ._models import MODEL_LIMITS, ModelLimits, model_limits
 from ._regions import ApiStyle, AuthMode, BatchDeploymentConfig, DeploymentConfig, RegionConfig
 from ._storage import HOST_STORAGE_NAMES, StorageSettings, storage_endpoint
@@ -22,6 +23,7 @@ __all__ = [
     "CallerLimits",
     "DeploymentConfig",
     "GatewaySettings",
+    "Misspelling",
     "ModelLimits",
     "Price",
     "PriceTable",
@@ -30,6 +32,7 @@ __all__ = [
     "StorageSettings",
     "TelemetrySettings",
     "UsageSettings",
+    "known_settings",
     "load_backlog_settings",
     "load_caller_limits",
     "load_gateway_settings",
@@ -37,4 +40,5 @@ __all__ = [
     "load_usage_settings",
     "model_limits",
     "storage_endpoint",
+    "unknown_settings",
 ]
