@@ -297,3 +297,98 @@ async def ops_callers(req: Request) -> Response:
 
 
 app.register_blueprint(ops_routes)
+
+# --- Responses API ---------------------------------------------------------------------------
+# (section owned by the Responses API work) Both front doors: /api/v1/... (OpenAI's errors,
+# aliases) and /api/openai/v1/... (Azure's v1 API: deployment names too, Azure's errors). Azure's
+# dated (api-version) surface has no Responses path, so there is no dated route here.
+responses_api = func.Blueprint()
+
+
+@responses_api.route(route="v1/responses", methods=["POST"], auth_level=_MODEL_AUTH)
+async def responses_create(req: Request) -> Response:
+    """Create a response (JSON, the event stream, or background); continuations stay on the
+    region that stores ``previous_response_id``."""
+    from shared import api, runtime
+
+    return await api.responses_create(req, runtime)
+
+
+@responses_api.route(route="v1/responses/{response_id}", methods=["GET"], auth_level=_MODEL_AUTH)
+async def response_retrieve(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_retrieve(req, runtime)
+
+
+@responses_api.route(route="v1/responses/{response_id}", methods=["DELETE"], auth_level=_MODEL_AUTH)
+async def response_delete(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_delete(req, runtime)
+
+
+@responses_api.route(
+    route="v1/responses/{response_id}/cancel", methods=["POST"], auth_level=_MODEL_AUTH
+)
+async def response_cancel(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_cancel(req, runtime)
+
+
+@responses_api.route(
+    route="v1/responses/{response_id}/input_items", methods=["GET"], auth_level=_MODEL_AUTH
+)
+async def response_input_items(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_input_items(req, runtime)
+
+
+@responses_api.route(route="openai/v1/responses", methods=["POST"], auth_level=_MODEL_AUTH)
+async def azure_v1_responses_create(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.responses_create(req, runtime, azure=True)
+
+
+@responses_api.route(
+    route="openai/v1/responses/{response_id}", methods=["GET"], auth_level=_MODEL_AUTH
+)
+async def azure_v1_response_retrieve(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_retrieve(req, runtime, azure=True)
+
+
+@responses_api.route(
+    route="openai/v1/responses/{response_id}", methods=["DELETE"], auth_level=_MODEL_AUTH
+)
+async def azure_v1_response_delete(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_delete(req, runtime, azure=True)
+
+
+@responses_api.route(
+    route="openai/v1/responses/{response_id}/cancel", methods=["POST"], auth_level=_MODEL_AUTH
+)
+async def azure_v1_response_cancel(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_cancel(req, runtime, azure=True)
+
+
+@responses_api.route(
+    route="openai/v1/responses/{response_id}/input_items",
+    methods=["GET"],
+    auth_level=_MODEL_AUTH,
+)
+async def azure_v1_response_input_items(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_input_items(req, runtime, azure=True)
+
+
+app.register_blueprint(responses_api)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from shared.aoai import CallObserver, Gateway
     from shared.jobs import Backlog
     from shared.quotas import CallerQuotas
+    from shared.responses import AffinityStore
     from shared.settings import BacklogSettings, GatewaySettings
     from shared.telemetry import Providers, TelemetrySettings
     from shared.usage import UsageRecorder, UsageSettings
@@ -30,6 +31,7 @@ __all__ = [
     "caller_quotas",
     "gateway",
     "reset",
+    "response_affinity",
     "settings",
     "telemetry",
     "usage",
@@ -112,6 +114,18 @@ def usage() -> UsageRecorder:
             store = table_store(current, found.usage_table)
             _cache["usage"] = UsageRecorder(store, flush_s=found.usage_flush_s)
         return cast("UsageRecorder", _cache["usage"])
+
+
+def response_affinity() -> AffinityStore:
+    """Where each stored response lives (the Responses API's affinity), in the gateway's storage
+    (a table beside the health, ledger and usage tables); in memory without storage."""
+    current = settings()
+    with _lock:
+        if "response_affinity" not in _cache:
+            from shared.responses import affinity_store
+
+            _cache["response_affinity"] = affinity_store(current)
+        return cast("AffinityStore", _cache["response_affinity"])
 
 
 def caller_quotas() -> CallerQuotas | None:
@@ -208,6 +222,9 @@ async def aclose() -> None:
     closers = []
     jobs, gw = built.get("backlog"), built.get("gateway")
     quotas, recorder = built.get("caller_quotas"), built.get("usage")
+    affinity = built.get("response_affinity")
+    if affinity is not None:
+        closers.append(cast("AffinityStore", affinity).aclose)
     if jobs is not None:
         closers.append(cast("Backlog", jobs).aclose)
     if gw is not None:

@@ -31,6 +31,14 @@ from ._handlers import (
 )
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
+from ._responses import (
+    ResponsesServices,
+    response_cancel,
+    response_delete,
+    response_input_items,
+    response_retrieve,
+    responses_create,
+)
 from ._usage import UsageServices, usage_report
 
 __all__ = [
@@ -38,6 +46,7 @@ __all__ = [
     "CallerPolicy",
     "Principal",
     "RequestInfo",
+    "ResponsesServices",
     "Services",
     "UsageServices",
     "azure_chat_completions",
@@ -59,5 +68,10 @@ __all__ = [
     "parse_body",
     "read_body",
     "request_info",
+    "response_cancel",
+    "response_delete",
+    "response_input_items",
+    "response_retrieve",
+    "responses_create",
     "usage_report",
 ]

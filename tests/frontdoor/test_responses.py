@@ -1,0 +1,217 @@
+"""The Responses API through the gateway with the real openai SDK (``OpenAI(base_url=...)`` on
+``/api/v1`` and ``/api/openai/v1``) against the dev server and the simulator, whose regions each
+store their own responses (an id from one region is a 404 in the other, as in Azure).
+
+Affinity: a conversation stays on the region that stores it while the router prefers another;
+the holding region throttled answers 429 (never another region's 404); the holding region down
+answers 503 ``response_region_unavailable`` naming it; another caller's id is a 404."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from tests.frontdoor.conftest import CHAT, FUNCTION_KEY, FrontDoor, start_frontdoor
+
+ALIAS = "gpt-4o"
+EVENT_ORDER = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+]
+
+
+@pytest.fixture(scope="module")
+def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoor]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        front = start_frontdoor(tmp_path_factory.mktemp("responses"), monkeypatch)
+        try:
+            yield front
+        finally:
+            front.server.stop()
+            front.sim.stop()
+
+
+@pytest.fixture
+def fresh(door: FrontDoor) -> FrontDoor:
+    for region in door.sim.regions.values():
+        region.reset()
+    return door
+
+
+def _client(door: FrontDoor, front: str = "azure", key: str = FUNCTION_KEY) -> openai.OpenAI:
+    base = door.server.base_url + ("/openai/v1/" if front == "azure" else "/v1/")
+    return openai.OpenAI(
+        base_url=base,
+        api_key="unused",
+        default_headers={"x-functions-key": key},
+        max_retries=0,
+        timeout=30,
+    )
+
+
+def _create(client: openai.OpenAI, **kwargs: Any) -> tuple[Any, str]:
+    raw = client.responses.with_raw_response.create(**kwargs)
+    return raw.parse(), raw.headers["x-gateway-region"]
+
+
+def _sim_client(door: FrontDoor, region: str) -> openai.OpenAI:
+    handle = door.sim.region(region)
+    return openai.OpenAI(base_url=handle.v1_base_url, api_key=handle.api_key, max_retries=0)
+
+
+def _until(check: Any, what: str, seconds: float = 30.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(("front", "model"), [("azure", CHAT), ("openai", ALIAS)])
+def test_create_retrieve_input_items_delete(fresh: FrontDoor, front: str, model: str) -> None:
+    client = _client(fresh, front)
+    first = client.responses.create(model=model, input="Tell me about gateways")
+    assert first.id.startswith("resp_") and first.status == "completed" and first.output_text
+    usage = first.usage
+    assert usage is not None and usage.total_tokens == usage.input_tokens + usage.output_tokens
+    assert usage.input_tokens_details.cached_tokens == 0
+    assert usage.output_tokens_details.reasoning_tokens == 0
+
+    assert client.responses.retrieve(first.id).output_text == first.output_text
+    second = client.responses.create(
+        model=model, input="And what about regions?", previous_response_id=first.id
+    )
+    assert second.previous_response_id == first.id
+    items = client.responses.input_items.list(second.id)
+    assert [i.type for i in items.data] == ["message"]
+
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError) as gone:
+        client.responses.retrieve(first.id)
+    assert gone.value.code in ("response_not_found", None) or "not found" in str(gone.value)
+
+
+def test_unknown_id_and_other_callers_are_404(fresh: FrontDoor) -> None:
+    client = _client(fresh)
+    made = client.responses.create(model=CHAT, input="mine")
+    other = _client(fresh, key="another-callers-key")
+    with pytest.raises(openai.NotFoundError) as caught:
+        other.responses.retrieve(made.id)
+    assert caught.value.body["code"] == "response_not_found"  # type: ignore[index]
+    with pytest.raises(openai.NotFoundError):
+        other.responses.create(model=CHAT, input="steal", previous_response_id=made.id)
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.responses.retrieve("resp_never_seen")
+    assert unknown.value.body["code"] == "response_not_found"  # type: ignore[index]
+    # the owner still reaches it
+    assert client.responses.retrieve(made.id).id == made.id
+
+
+def test_stream_event_order(fresh: FrontDoor) -> None:
+    client = _client(fresh)
+    events = list(client.responses.create(model=CHAT, input="Stream it", stream=True))
+    kinds = [e.type for e in events]
+    assert [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k] == EVENT_ORDER
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    final = events[-1].response
+    assert final.output_text == text
+    # the streamed response is remembered: it can be retrieved and continued
+    assert client.responses.retrieve(final.id).output_text == text
+    assert client.responses.create(model=CHAT, input="more", previous_response_id=final.id).id
+
+
+def test_background_poll_and_cancel(fresh: FrontDoor) -> None:
+    client = _client(fresh)
+    queued = client.responses.create(model=CHAT, input="later", background=True)
+    assert queued.status in ("queued", "in_progress")
+    done = _until(
+        lambda: (r := client.responses.retrieve(queued.id)).status == "completed" and r,
+        "the background response",
+    )
+    assert done.output_text
+
+    slow = client.responses.create(
+        model=CHAT, input="much later", background=True, metadata={"sim_background_s": "600"}
+    )
+    assert client.responses.cancel(slow.id).status == "cancelled"
+    assert client.responses.retrieve(slow.id).status == "cancelled"
+    plain = client.responses.create(model=CHAT, input="now")
+    with pytest.raises(openai.BadRequestError):  # the region's own answer, relayed
+        client.responses.cancel(plain.id)
+
+
+def test_store_false_fails_over_and_is_not_remembered(fresh: FrontDoor) -> None:
+    client = _client(fresh)
+    fresh.sim.region("eastus2").fault("error", status=500, count=1, deployment="gpt-4o-prod")
+    made, region = _create(client, model=CHAT, input="no state", store=False)
+    assert region == "swedencentral" and made.output_text
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(made.id)
+
+
+def test_conversation_stays_on_its_region(fresh: FrontDoor) -> None:
+    """Turn one lands in swedencentral while eastus2 is throttled; once the router prefers
+    eastus2 again, every later turn still goes to swedencentral, which holds the state. The
+    holding region throttled: a 429 (not eastus2's 404); the holding region down: 503 naming it."""
+    client = _client(fresh)
+    east, sweden = fresh.sim.region("eastus2"), fresh.sim.region("swedencentral")
+    east.fault("throttle", count=1, retry_after_s=1, deployment="gpt-4o-prod")
+    first, region = _create(client, model=CHAT, input="Turn one")
+    assert region == "swedencentral"
+
+    # The router prefers eastus2 again (its cooldown over): a fresh conversation goes there...
+    _until(
+        lambda: _create(client, model=CHAT, input="fresh")[1] == "eastus2",
+        "the router to prefer eastus2 again",
+    )
+    # ...while this conversation's turns stay where its state is.
+    previous = first.id
+    for turn in ("Turn two", "Turn three"):
+        reply, region = _create(client, model=CHAT, input=turn, previous_response_id=previous)
+        assert region == "swedencentral"
+        assert reply.previous_response_id == previous
+        previous = reply.id
+    with pytest.raises(openai.NotFoundError):  # eastus2 never had it
+        _sim_client(fresh, "eastus2").responses.retrieve(previous)
+
+    # The holding region throttled: the caller waits its turn (429), never another region's 404.
+    sweden.fault("throttle", count=1, retry_after_s=1, deployment="gpt4o-sweden")
+    with pytest.raises(openai.RateLimitError):
+        client.responses.create(model=CHAT, input="Turn four", previous_response_id=previous)
+
+    # The holding region down: a clear 503 naming it.
+    sweden.fault("error", status=500, count=100)
+
+    def turn_four() -> openai.APIStatusError | None:
+        try:
+            client.responses.create(model=CHAT, input="Turn four", previous_response_id=previous)
+        except openai.RateLimitError:
+            return None  # still cooling down from the throttle above
+        except openai.APIStatusError as exc:
+            return exc
+        raise AssertionError("served while its region is down")
+
+    down = _until(turn_four, "the holding region's outage to be reported")
+    assert down.status_code == 503
+    error = down.body
+    assert error["code"] == "response_region_unavailable"  # type: ignore[index]
+    assert "swedencentral" in error["message"]  # type: ignore[index]
+    with pytest.raises(openai.APIStatusError) as retrieve_down:
+        client.responses.retrieve(previous)
+    assert retrieve_down.value.status_code == 503
+    # A new conversation is free to fail over.
+    assert _create(client, model=CHAT, input="start over")[1] == "eastus2"
