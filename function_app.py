@@ -314,18 +314,14 @@ async def responses_create(req: Request) -> Response:
     return await api.responses_create(req, runtime)
 
 
-@responses_api.route(route="v1/responses/{response_id}", methods=["GET"], auth_level=_MODEL_AUTH)
-async def response_retrieve(req: Request) -> Response:
+@responses_api.route(
+    route="v1/responses/{response_id}", methods=["GET", "DELETE"], auth_level=_MODEL_AUTH
+)
+async def response_by_id(req: Request) -> Response:
+    """Retrieve (GET) or delete (DELETE) a response, in the region that stores it."""
     from shared import api, runtime
 
-    return await api.response_retrieve(req, runtime)
-
-
-@responses_api.route(route="v1/responses/{response_id}", methods=["DELETE"], auth_level=_MODEL_AUTH)
-async def response_delete(req: Request) -> Response:
-    from shared import api, runtime
-
-    return await api.response_delete(req, runtime)
+    return await api.response_by_id(req, runtime)
 
 
 @responses_api.route(
@@ -354,21 +350,12 @@ async def azure_v1_responses_create(req: Request) -> Response:
 
 
 @responses_api.route(
-    route="openai/v1/responses/{response_id}", methods=["GET"], auth_level=_MODEL_AUTH
+    route="openai/v1/responses/{response_id}", methods=["GET", "DELETE"], auth_level=_MODEL_AUTH
 )
-async def azure_v1_response_retrieve(req: Request) -> Response:
+async def azure_v1_response_by_id(req: Request) -> Response:
     from shared import api, runtime
 
-    return await api.response_retrieve(req, runtime, azure=True)
-
-
-@responses_api.route(
-    route="openai/v1/responses/{response_id}", methods=["DELETE"], auth_level=_MODEL_AUTH
-)
-async def azure_v1_response_delete(req: Request) -> Response:
-    from shared import api, runtime
-
-    return await api.response_delete(req, runtime, azure=True)
+    return await api.response_by_id(req, runtime, azure=True)
 
 
 @responses_api.route(

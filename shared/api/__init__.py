@@ -33,6 +33,7 @@ from ._openapi import openapi_document
 from ._parse import parse_body, read_body
 from ._responses import (
     ResponsesServices,
+    response_by_id,
     response_cancel,
     response_delete,
     response_input_items,
@@ -68,6 +69,7 @@ __all__ = [
     "parse_body",
     "read_body",
     "request_info",
+    "response_by_id",
     "response_cancel",
     "response_delete",
     "response_input_items",

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ResponsesServices",
+    "response_by_id",
     "response_cancel",
     "response_delete",
     "response_input_items",
@@ -106,7 +107,7 @@ def _relaying(send: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
     """``send``, with the upstream 4xx answers of a pinned call relayed (``_Relayed``) instead
     of counted against the deployment (a 404 there means the response is gone, not the
     deployment)."""
-    from shared.aoai._classify import ClassifiedFailure
+    from shared.aoai import ClassifiedFailure
 
     async def wrapped(client: Any, path: str, body: dict[str, Any], timeout: Any) -> Any:
         try:
@@ -121,8 +122,7 @@ def _relaying(send: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
 
 def _method_sender(gateway: Gateway, method: str, query: Mapping[str, str]) -> Any:
     """A JSON sender for GET, DELETE or a bodiless POST on a response id (no ``model`` sent)."""
-    from shared.aoai._classify import ClassifiedFailure, classify
-    from shared.aoai._types import FailureKind
+    from shared.aoai import ClassifiedFailure, FailureKind, classify
 
     response_type = gateway.senders.response_type
 
@@ -422,6 +422,15 @@ async def response_delete(
         operation="responses_delete",
         after=services.response_affinity().forget,
     )
+
+
+async def response_by_id(
+    request: Request, services: ResponsesServices, *, azure: bool = False
+) -> Response:
+    """GET or DELETE responses/{id} (one route, two methods)."""
+    if request.method == "DELETE":
+        return await response_delete(request, services, azure=azure)
+    return await response_retrieve(request, services, azure=azure)
 
 
 async def response_cancel(
