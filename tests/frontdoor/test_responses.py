@@ -215,3 +215,32 @@ def test_conversation_stays_on_its_region(fresh: FrontDoor) -> None:
     assert retrieve_down.value.status_code == 503
     # A new conversation is free to fail over.
     assert _create(client, model=CHAT, input="start over")[1] == "eastus2"
+
+
+@pytest.mark.parametrize("front", ["azure", "openai"])
+def test_langchain_chat_openai_responses_api(fresh: FrontDoor, front: str) -> None:
+    """LangChain's ChatOpenAI with use_responses_api=True: invoke, stream, and a second turn
+    sent as previous_response_id (use_previous_response_id=True)."""
+    from langchain_core.messages import HumanMessage
+    from langchain_openai import ChatOpenAI
+
+    base = fresh.server.base_url + ("/openai/v1/" if front == "azure" else "/v1/")
+    llm = ChatOpenAI(
+        model=CHAT if front == "azure" else ALIAS,
+        base_url=base,
+        api_key="unused",  # type: ignore[arg-type]
+        default_headers={"x-functions-key": FUNCTION_KEY},
+        max_retries=0,
+        timeout=30,
+        use_responses_api=True,
+        use_previous_response_id=True,
+    )
+    first = llm.invoke("Tell me about gateways")
+    assert first.text and first.response_metadata["id"].startswith("resp_")
+    assert first.usage_metadata is not None and first.usage_metadata["total_tokens"] > 0
+    second = llm.invoke([HumanMessage("Tell me about gateways"), first, HumanMessage("More?")])
+    assert second.text and second.response_metadata["id"] != first.response_metadata["id"]
+    stored = _client(fresh, front).responses.retrieve(second.response_metadata["id"])
+    assert stored.previous_response_id == first.response_metadata["id"]
+    chunks = list(llm.stream("Stream it"))
+    assert "".join(c.text for c in chunks)
