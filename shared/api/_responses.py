@@ -152,6 +152,57 @@ def _method_sender(gateway: Gateway, method: str, query: Mapping[str, str]) -> A
     return _relaying(send)
 
 
+def _stream_get_sender(
+    gateway: Gateway, query: Mapping[str, str], first_byte_s: float | None
+) -> Any:
+    """A sender for ``GET responses/{id}?stream=true``: the region's replay of a stored
+    response's events, opened up to its first event (within ``first_byte_s``); the value is
+    (first event, the rest, the upstream response to close)."""
+    from openai import AsyncStream
+
+    from shared.aoai import ClassifiedFailure, FailureKind, classify
+
+    response_type = gateway.senders.response_type
+
+    async def send(
+        client: Any, path: str, body: dict[str, Any], timeout: Any
+    ) -> tuple[tuple[dict[str, Any], AsyncIterator[Any], Any], Mapping[str, str]]:
+        del body
+        options: dict[str, Any] = {"params": dict(query)}
+        if timeout is not None:
+            options["timeout"] = timeout
+        response = None
+        try:
+            async with asyncio.timeout(first_byte_s):
+                response = await client.get(
+                    path, cast_to=response_type, options=options, stream=True
+                )
+                events = AsyncStream(cast_to=object, response=response, client=client)
+                iterator = events.__aiter__()
+                first = await iterator.__anext__()
+            if not isinstance(first, dict):
+                raise ClassifiedFailure(
+                    FailureKind.SERVER_ERROR, status=200, detail="malformed stream event"
+                )
+            return (first, iterator, response), response.headers
+        except BaseException as exc:
+            if response is not None:
+                await response.aclose()
+            if isinstance(exc, StopAsyncIteration):
+                raise ClassifiedFailure(
+                    FailureKind.SERVER_ERROR, detail="the stream ended before its first event"
+                ) from None
+            if isinstance(exc, TimeoutError):
+                raise ClassifiedFailure(
+                    FailureKind.TIMEOUT, detail=f"no first byte within {first_byte_s}s"
+                ) from None
+            if isinstance(exc, Exception):
+                raise classify(exc) from exc
+            raise
+
+    return _relaying(send)
+
+
 def _routing_headers(
     info: RequestInfo, services: ResponsesServices, names: tuple[str, str], attempts: int
 ) -> dict[str, str]:
@@ -369,27 +420,31 @@ async def _on_home(
 ) -> Response:
     async def run(info: RequestInfo) -> Response:
         response_id = _response_id(request)
-        if method == "GET" and request.query_params.get("stream") == "true":
-            raise ApiError(
-                400,
-                "unsupported_parameter",
-                "Resuming a response's event stream (stream=true) is not supported by this "
-                "gateway yet; poll GET responses/{id} instead.",
-                param="stream",
-            )
         home = await _home(services, info, response_id)
         gateway = services.gateway()
+        settings = services.settings()
         query = {k: v for k, v in request.query_params.items() if k != "api-version"}
+        resume = method == "GET" and not suffix and query.get("stream") == "true"
         call = gateway.call_deployment(
             operation,
             (home.region, home.deployment),
             path=f"{_PATH}/{response_id}{suffix}",
             body={},
-            send=_method_sender(gateway, method, query),
+            send=_stream_get_sender(gateway, query, settings.first_byte_timeout_s)
+            if resume
+            else _method_sender(gateway, method, query),
             cost=_ID_OPS_COST,
             ctx=CallContext(correlation_id=info.correlation_id, caller=info.caller),
         )
         value, result = await _pinned(response_id, home, call)
+        if resume:  # the stored response's events, replayed by its region
+            first, events, upstream = value
+            headers = _routing_headers(
+                info, services, (result.region, result.deployment), len(result.attempts)
+            )
+            headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+            relay = _sse(first, events, upstream, settings.idle_timeout_s or 60.0)
+            return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
         if after is not None:
             await after(response_id)
         names = (result.region, result.deployment)

@@ -143,6 +143,13 @@ def test_background_poll_and_cancel(fresh: FrontDoor) -> None:
         "the background response",
     )
     assert done.output_text
+    # the streamed resume form: the stored response's events, replayed by its region
+    replayed = list(client.responses.retrieve(queued.id, stream=True))
+    kinds = [e.type for e in replayed]
+    assert [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k] == EVENT_ORDER
+    assert replayed[-1].response.output_text == done.output_text
+    later = list(client.responses.retrieve(queued.id, stream=True, starting_after=3))
+    assert [e.sequence_number for e in later] == [e.sequence_number for e in replayed[4:]]
 
     slow = client.responses.create(
         model=CHAT, input="much later", background=True, metadata={"sim_background_s": "600"}
