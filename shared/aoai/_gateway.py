@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -384,12 +385,14 @@ class Gateway:
         cost: int,
         ctx: CallContext,
         usage: Callable[[T], Usage | None] | None = None,
+        report_at_end: bool = False,
     ) -> tuple[T, CallResult]:
         """One call of an operation with no typed method here (the Responses API) through the
         call loop: ``target`` an alias (routed over its deployments, with failover), or a
         ``(region, deployment)`` pair (pinned: only that deployment, under its pacing, budget
         and region circuit; ``RegionsUnavailable`` when it cannot be reached). ``send`` sends
-        one attempt; ``usage`` reads the result's usage for the observers."""
+        one attempt; ``usage`` reads the result's usage for the observers. A stream is reported
+        when it ends instead (``report_at_end``: the caller then calls ``call_ended``)."""
         started = self._clock.monotonic()
         call = CallState()
         if isinstance(target, str):
@@ -421,13 +424,43 @@ class Gateway:
                 route=route,
                 attempts=tuple(call.attempts),
                 latency_s=self._clock.monotonic() - started,
+                response=value if isinstance(value, dict) else None,
                 usage=usage(value) if usage is not None else None,
             )
         except BaseException as exc:
             self._finished(operation, ctx, alias, started, call.attempts, error=exc)
             raise
-        self._finished(operation, ctx, alias, started, result.attempts, result=result)
+        if not report_at_end:
+            self._finished(operation, ctx, alias, started, result.attempts, result=result)
         return value, result
+
+    def call_ended(
+        self,
+        operation: str,
+        ctx: CallContext,
+        result: CallResult,
+        *,
+        started: float,
+        usage: Usage | None,
+        response: dict[str, Any] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Report a ``call_deployment(report_at_end=True)`` stream that has ended: ``started``
+        (``clock.monotonic``) before the call, ``result`` as it opened (its latency is the time to
+        the first event), the usage and final object its last event carried."""
+        ttft_ms = result.latency_ms
+        final = dataclasses.replace(result, usage=usage, ttft_ms=ttft_ms, response=response)
+        self._finished(
+            operation,
+            ctx,
+            result.alias,
+            started,
+            result.attempts,
+            result=None if error is not None else final,
+            error=error,
+            ttft_ms=ttft_ms,
+            names=(result.region, result.deployment),
+        )
 
     @property
     def senders(self) -> Senders:

@@ -293,16 +293,24 @@ def _response_id(request: Request) -> str:
 
 
 async def _sse(
-    first: dict[str, Any], events: AsyncIterator[dict[str, Any]], response: Any, idle_s: float
+    first: dict[str, Any],
+    events: AsyncIterator[dict[str, Any]],
+    response: Any,
+    idle_s: float,
+    on_end: Callable[[dict[str, Any] | None, BaseException | None], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """The upstream Responses events, as they arrive, each as ``event:``/``data:``; an upstream
-    that breaks off or falls silent ends the stream with an ``error`` event."""
+    that breaks off or falls silent ends the stream with an ``error`` event. ``on_end`` hears
+    the response object of the final event (``response.completed``, ``.incomplete``,
+    ``.failed``: the one with usage), or the failure, once the stream is over."""
 
     def frame(event: dict[str, Any]) -> bytes:
         kind = str(event.get("type") or "message")
         data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
         return f"event: {kind}\ndata: {data}\n\n".encode()
 
+    final: dict[str, Any] | None = None
+    failure: BaseException | None = None
     try:
         yield frame(first)
         while True:
@@ -312,8 +320,11 @@ async def _sse(
             except StopAsyncIteration:
                 return
             if isinstance(event, dict):
+                if isinstance(event.get("response"), dict) and event["response"].get("usage"):
+                    final = event["response"]
                 yield frame(event)
     except Exception as exc:  # noqa: BLE001 - the caller hears of it in the stream
+        failure = exc
         _log.warning("responses stream interrupted upstream (%s)", type(exc).__name__)
         yield frame(
             {
@@ -329,6 +340,8 @@ async def _sse(
             await response.aclose()
         except Exception:  # noqa: BLE001 - closing a broken connection may fail again
             pass
+        if on_end is not None:
+            on_end(final, failure)
 
 
 # ------------------------------------------------------------------------------ handlers
@@ -380,7 +393,9 @@ async def responses_create(
             cost=cost,
             ctx=ctx,
             usage=None if stream else _usage,
+            report_at_end=stream,
         )
+        started = gateway.clock.monotonic()
         value, result = await (_pinned(str(previous), home, call) if home else call)
         names = (result.region, result.deployment)
         headers = _routing_headers(info, services, names, len(result.attempts))
@@ -395,7 +410,21 @@ async def responses_create(
         response_id = created.get("id") if isinstance(created, dict) else None
         if stored and isinstance(response_id, str):
             await affinity.remember(response_id, _home_of(names, info.caller))
-        events = _sse(first, value.events, value.response, settings.idle_timeout_s or 60.0)
+
+        def ended(final: dict[str, Any] | None, error: BaseException | None) -> None:
+            gateway.call_ended(
+                "responses",
+                ctx,
+                result,
+                started=started,
+                usage=_usage(final),
+                response=final,
+                error=error,
+            )
+
+        events = _sse(
+            first, value.events, value.response, settings.idle_timeout_s or 60.0, on_end=ended
+        )
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 

@@ -61,7 +61,11 @@ class UsageRecorder:
         if result is None or result.usage is None:
             return
         usage = result.usage
-        details = ((result.response or {}).get("usage") or {}).get("prompt_tokens_details") or {}
+        reported = (result.response or {}).get("usage") or {}
+        # chat's prompt_tokens_details; the Responses API's input_tokens_details
+        details = (
+            reported.get("prompt_tokens_details") or reported.get("input_tokens_details") or {}
+        )
         cached = int(details.get("cached_tokens") or 0)
         self.add(
             UsageKey(

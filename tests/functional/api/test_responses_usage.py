@@ -1,0 +1,95 @@
+"""Usage of Responses calls reaches the gateway's observers as chat's does: non-streamed creates
+when they answer, streamed ones when their final event arrives (its usage), cached input tokens
+included; retrievals count no tokens. The handler and a real Gateway against the simulator, with
+the real usage recorder on an in-memory usage store."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared.aoai import CallOutcome, Gateway
+from shared.api import responses_create
+from shared.responses import InMemoryAffinityStore
+from shared.usage import InMemoryUsageStore, UsageRecorder
+from testpeers.gateway import settings_for_sim
+from tests.functional.api._asgi import body_of, make_request
+
+LONG = "gateway " * 700  # about 1,400 tokens: a continuation's context is then cached
+
+
+class _Heard:
+    def __init__(self) -> None:
+        self.outcomes: list[CallOutcome] = []
+
+    def attempt_finished(self, event: Any) -> None:
+        return None
+
+    def call_finished(self, outcome: CallOutcome) -> None:
+        self.outcomes.append(outcome)
+
+
+class _Services:
+    def __init__(self, settings: Any, gateway: Gateway) -> None:
+        self._settings, self._gateway = settings, gateway
+        self._affinity = InMemoryAffinityStore()
+
+    def settings(self) -> Any:
+        return self._settings
+
+    def gateway(self) -> Gateway:
+        return self._gateway
+
+    def response_affinity(self) -> InMemoryAffinityStore:
+        return self._affinity
+
+
+async def _create(services: _Services, body: dict[str, Any]) -> Any:
+    request = make_request("POST", "/api/v1/responses", body, {"x-functions-key": "k"})
+    return await responses_create(request, services)
+
+
+async def test_usage_of_plain_and_streamed_responses(sim) -> None:
+    settings = settings_for_sim(sim)
+    heard, store = _Heard(), InMemoryUsageStore()
+    usage = UsageRecorder(store, flush_s=3600)
+    async with Gateway(settings, observers=[heard, usage]) as gateway:
+        services = _Services(settings, gateway)
+        first = await _create(services, {"model": "gpt-4o", "input": LONG})
+        assert first.status_code == 200
+        made = json.loads(await body_of(first))
+
+        streamed = await _create(
+            services,
+            {
+                "model": "gpt-4o",
+                "input": "more",
+                "previous_response_id": made["id"],
+                "stream": True,
+            },
+        )
+        events = [
+            json.loads(line[len(b"data: ") :])
+            for chunk in [c async for c in streamed.body_iterator]
+            for line in chunk.splitlines()
+            if line.startswith(b"data: ")
+        ]
+        final = events[-1]["response"]
+        assert events[-1]["type"] == "response.completed"
+
+    first_usage, final_usage = made["usage"], final["usage"]
+    assert final_usage["input_tokens_details"]["cached_tokens"] >= 1024
+    results = [o.result for o in heard.outcomes if o.operation == "responses"]
+    assert len(results) == 2 and all(r is not None for r in results)
+    assert [(r.usage.prompt_tokens, r.usage.completion_tokens) for r in results] == [  # type: ignore[union-attr]
+        (first_usage["input_tokens"], first_usage["output_tokens"]),
+        (final_usage["input_tokens"], final_usage["output_tokens"]),
+    ]
+    assert results[1].ttft_ms is not None  # type: ignore[union-attr]
+
+    await usage.flush()
+    (counts,) = [c for (key, _), c in store.rows.items() if key.alias == "gpt-4o"]
+    assert counts.requests == 2
+    assert counts.input_tokens == first_usage["input_tokens"] + final_usage["input_tokens"]
+    assert counts.cached_input_tokens == final_usage["input_tokens_details"]["cached_tokens"]
+    await usage.aclose()
