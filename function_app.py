@@ -300,8 +300,8 @@ app.register_blueprint(ops_routes)
 
 # --- Responses API ---------------------------------------------------------------------------
 # (section owned by the Responses API work) Both front doors: /api/v1/... (OpenAI's errors,
-# aliases) and /api/openai/v1/... (Azure's v1 API: deployment names too, Azure's errors). Azure's
-# dated (api-version) surface has no Responses path, so there is no dated route here.
+# aliases), /api/openai/v1/... (Azure's v1 API: deployment names too, Azure's errors) and Azure's
+# dated route /api/openai/responses?api-version=... (what AzureOpenAI builds for client.responses).
 responses_api = func.Blueprint()
 
 
@@ -376,6 +376,40 @@ async def azure_v1_response_input_items(req: Request) -> Response:
     from shared import api, runtime
 
     return await api.response_input_items(req, runtime, azure=True)
+
+
+@responses_api.route(route="openai/responses", methods=["POST"], auth_level=_MODEL_AUTH)
+async def azure_responses_create(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.responses_create(req, runtime, dated=True)
+
+
+@responses_api.route(
+    route="openai/responses/{response_id}", methods=["GET", "DELETE"], auth_level=_MODEL_AUTH
+)
+async def azure_response_by_id(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_by_id(req, runtime, dated=True)
+
+
+@responses_api.route(
+    route="openai/responses/{response_id}/cancel", methods=["POST"], auth_level=_MODEL_AUTH
+)
+async def azure_response_cancel(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_cancel(req, runtime, dated=True)
+
+
+@responses_api.route(
+    route="openai/responses/{response_id}/input_items", methods=["GET"], auth_level=_MODEL_AUTH
+)
+async def azure_response_input_items(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_input_items(req, runtime, dated=True)
 
 
 app.register_blueprint(responses_api)

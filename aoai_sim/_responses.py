@@ -10,6 +10,9 @@ retrieval to the wrong region sees the real failure.
   ``queued`` at once and completes later, pollable and cancellable), ``store`` (default true),
   ``previous_response_id`` (continues a stored conversation; 404 when this region has no such id),
   ``instructions`` and ``max_output_tokens`` (a cut answer is ``incomplete``).
+* The same under Azure's dated route, ``/openai/responses?api-version=2025-03-01-preview`` (or
+  ``2025-04-01-preview``, ``preview``, ``v1``: what ``AzureOpenAI`` builds); another or no
+  api-version there is Azure's 404 ``Resource not found``.
 * ``GET /responses/{id}`` (``?stream=true&starting_after=N`` replays a stored stream),
   ``DELETE /responses/{id}``, ``POST /responses/{id}/cancel`` (background responses only),
   ``GET /responses/{id}/input_items`` (``order``, ``limit``, ``after``).
@@ -40,9 +43,13 @@ from ._http import HttpConnection, Request
 from ._limits import Decision
 from .config import DeploymentConfig, LatencyConfig, RegionConfig
 
-__all__ = ["ResponsesApi", "responses_path"]
+__all__ = ["DATED_VERSIONS", "ResponsesApi", "responses_path"]
 
-_PREFIXES = ("/openai/v1/responses", "/v1/responses")
+_PREFIXES = ("/openai/v1/responses", "/v1/responses", "/openai/responses")
+_DATED_PREFIX = "/openai/responses"
+# api-versions of the dated route (``AzureOpenAI(api_version=...)`` without /v1): the Responses
+# API's previews, and v1 (what ``AzureOpenAI(api_version="v1")`` sends there).
+DATED_VERSIONS = frozenset({"2025-03-01-preview", "2025-04-01-preview", "v1", "preview"})
 _BACKGROUND_S = 0.5
 _CACHE_MIN, _CACHE_STEP = 1024, 128
 
@@ -193,6 +200,12 @@ class ResponsesApi:
         return list(self._stored)
 
     async def serve(self, req: Request, conn: HttpConnection, route: Any, body: Any) -> None:
+        if (
+            req.path.startswith(_DATED_PREFIX)
+            and req.query.get("api-version") not in DATED_VERSIONS
+        ):
+            await self._reply(conn, None, _errors.resource_not_found(), [], route)
+            return
         rest = responses_path(req.path) or ""
         parts = [p for p in rest.split("/") if p]
         method = req.method

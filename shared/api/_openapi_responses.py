@@ -1,6 +1,7 @@
 """The OpenAPI paths of the Responses API routes (``_responses.py``), merged into the document by
-``_openapi.openapi_document``: ``/v1/responses...`` (OpenAI's errors) and
-``/openai/v1/responses...`` (Azure's v1 API, Azure's errors)."""
+``_openapi.openapi_document``: ``/v1/responses...`` (OpenAI's errors), ``/openai/v1/responses...``
+(Azure's v1 API, Azure's errors) and ``/openai/responses...`` (Azure's dated route, with
+``api-version``)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _ok(description: str, stream: bool = False) -> dict[str, Any]:
 def responses_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
     """Both front doors' Responses paths."""
     paths: dict[str, Any] = {}
-    for prefix, tag in (("/v1", ""), ("/openai/v1", "Azure")):
+    for prefix, tag in (("/v1", ""), ("/openai/v1", "AzureV1"), ("/openai", "Azure")):
         base = f"{prefix}/responses"
         paths[base] = {
             "post": {

@@ -1,7 +1,8 @@
 """The Responses API through the gateway: ``POST responses``, ``GET/DELETE responses/{id}``,
 ``POST responses/{id}/cancel``, ``GET responses/{id}/input_items``, under ``/api/v1/`` (OpenAI's
-errors; ``model`` is an alias) and ``/api/openai/v1/`` (Azure's v1 API: ``model`` may also be a
-deployment name; errors in Azure's shape).
+errors; ``model`` is an alias), ``/api/openai/v1/`` (Azure's v1 API: ``model`` may also be a
+deployment name; errors in Azure's shape) and ``/api/openai/responses?api-version=`` (Azure's dated
+route, what ``AzureOpenAI`` builds: ``DATED_API_VERSIONS``; another or none is Azure's 404).
 
 Affinity: a response is stored by the Azure OpenAI resource that produced it, so every request
 naming a stored response (``previous_response_id``, an id in the path) goes to the region and
@@ -59,6 +60,9 @@ _PATH = "/responses"
 _ID_OPS_COST = 1  # tokens charged for a retrieval, deletion, cancellation or listing
 # Upstream answers to a pinned call that are the answer, not the region's failure: relayed.
 _RELAYED = frozenset({400, 404, 409, 422})
+# Azure's dated route for the Responses API (``/openai/responses?api-version=``, what
+# ``AzureOpenAI`` builds): its preview versions, and ``v1`` (``AzureOpenAI(api_version="v1")``).
+DATED_API_VERSIONS = frozenset({"2025-03-01-preview", "2025-04-01-preview", "v1", "preview"})
 
 
 class ResponsesServices(Protocol):
@@ -265,17 +269,21 @@ async def _guarded(
     body: Callable[[RequestInfo], Awaitable[Response]],
     *,
     azure: bool,
+    dated: bool = False,
 ) -> Response:
     info = request_info(request, services)
+    version = request.query_params.get("api-version")
+    if dated and version not in DATED_API_VERSIONS:
+        return JSONResponse(
+            {"error": {"code": "404", "message": "Resource not found"}}, 404, headers=info.headers()
+        )
     try:
-        if azure:
-            version = request.query_params.get("api-version")
-            if version is not None and version not in V1_API_VERSIONS:
-                raise ApiError(
-                    400,
-                    "BadRequest",
-                    "api-version query parameter is not allowed when using /v1 path",
-                )
+        if azure and not dated and version is not None and version not in V1_API_VERSIONS:
+            raise ApiError(
+                400,
+                "BadRequest",
+                "api-version query parameter is not allowed when using /v1 path",
+            )
         require_caller(request, services)
         response = await body(info)
     except _Relayed as relayed:
@@ -348,7 +356,7 @@ async def _sse(
 
 
 async def responses_create(
-    request: Request, services: ResponsesServices, *, azure: bool = False
+    request: Request, services: ResponsesServices, *, azure: bool = False, dated: bool = False
 ) -> Response:
     """POST responses: JSON, the event stream (``stream: true``), or ``background: true``."""
 
@@ -365,7 +373,7 @@ async def responses_create(
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise ApiError(400, "invalid_request", "'model' is required.", param="model")
-        if azure:
+        if azure or dated:
             model = body["model"] = resolve_alias(services, model)
         previous = body.get("previous_response_id")
         if previous is not None and not isinstance(previous, str):
@@ -428,7 +436,7 @@ async def responses_create(
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
-    return await _guarded(request, services, run, azure=azure)
+    return await _guarded(request, services, run, azure=azure or dated, dated=dated)
 
 
 def _home_of(names: tuple[str, str], caller: str) -> ResponseHome:
@@ -442,6 +450,7 @@ async def _on_home(
     services: ResponsesServices,
     *,
     azure: bool,
+    dated: bool,
     method: str,
     suffix: str,
     operation: str,
@@ -481,26 +490,33 @@ async def _on_home(
             value, headers=_routing_headers(info, services, names, len(result.attempts))
         )
 
-    return await _guarded(request, services, run, azure=azure)
+    return await _guarded(request, services, run, azure=azure or dated, dated=dated)
 
 
 async def response_retrieve(
-    request: Request, services: ResponsesServices, *, azure: bool = False
+    request: Request, services: ResponsesServices, *, azure: bool = False, dated: bool = False
 ) -> Response:
     """GET responses/{id}: from the region that stores it."""
     return await _on_home(
-        request, services, azure=azure, method="GET", suffix="", operation="responses_get"
+        request,
+        services,
+        azure=azure,
+        dated=dated,
+        method="GET",
+        suffix="",
+        operation="responses_get",
     )
 
 
 async def response_delete(
-    request: Request, services: ResponsesServices, *, azure: bool = False
+    request: Request, services: ResponsesServices, *, azure: bool = False, dated: bool = False
 ) -> Response:
     """DELETE responses/{id}: in the region that stores it; the gateway forgets it too."""
     return await _on_home(
         request,
         services,
         azure=azure,
+        dated=dated,
         method="DELETE",
         suffix="",
         operation="responses_delete",
@@ -509,22 +525,23 @@ async def response_delete(
 
 
 async def response_by_id(
-    request: Request, services: ResponsesServices, *, azure: bool = False
+    request: Request, services: ResponsesServices, *, azure: bool = False, dated: bool = False
 ) -> Response:
     """GET or DELETE responses/{id} (one route, two methods)."""
     if request.method == "DELETE":
-        return await response_delete(request, services, azure=azure)
-    return await response_retrieve(request, services, azure=azure)
+        return await response_delete(request, services, azure=azure, dated=dated)
+    return await response_retrieve(request, services, azure=azure, dated=dated)
 
 
 async def response_cancel(
-    request: Request, services: ResponsesServices, *, azure: bool = False
+    request: Request, services: ResponsesServices, *, azure: bool = False, dated: bool = False
 ) -> Response:
     """POST responses/{id}/cancel: a background response, in the region that runs it."""
     return await _on_home(
         request,
         services,
         azure=azure,
+        dated=dated,
         method="POST",
         suffix="/cancel",
         operation="responses_cancel",
@@ -532,13 +549,14 @@ async def response_cancel(
 
 
 async def response_input_items(
-    request: Request, services: ResponsesServices, *, azure: bool = False
+    request: Request, services: ResponsesServices, *, azure: bool = False, dated: bool = False
 ) -> Response:
     """GET responses/{id}/input_items: from the region that stores it."""
     return await _on_home(
         request,
         services,
         azure=azure,
+        dated=dated,
         method="GET",
         suffix="/input_items",
         operation="responses_input_items",

@@ -251,3 +251,37 @@ def test_langchain_chat_openai_responses_api(fresh: FrontDoor, front: str) -> No
     assert stored.previous_response_id == first.response_metadata["id"]
     chunks = list(llm.stream("Stream it"))
     assert "".join(c.text for c in chunks)
+
+
+@pytest.mark.parametrize("version", ["v1", "2025-03-01-preview"])
+@pytest.mark.parametrize("where", ["gateway", "simulator"])
+def test_azure_openai_client(fresh: FrontDoor, version: str, where: str) -> None:
+    """AzureOpenAI builds /openai/responses?api-version=...: Azure's dated route, on the gateway
+    as on the simulator; a version without the Responses API is Azure's 404."""
+    target = fresh.gateway if where == "gateway" else fresh.simulator
+    client = openai.AzureOpenAI(
+        azure_endpoint=target.azure_endpoint,
+        api_version=version,
+        max_retries=0,
+        timeout=30,
+        **target.openai_kwargs(),
+    )
+    first = client.responses.create(model=CHAT, input="Tell me about gateways")
+    second = client.responses.create(model=CHAT, input="More?", previous_response_id=first.id)
+    assert second.previous_response_id == first.id
+    assert client.responses.retrieve(second.id).output_text == second.output_text
+    assert client.responses.input_items.list(second.id).data
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+
+    old = openai.AzureOpenAI(
+        azure_endpoint=target.azure_endpoint,
+        api_version="2024-10-21",
+        max_retries=0,
+        timeout=30,
+        **target.openai_kwargs(),
+    )
+    with pytest.raises(openai.NotFoundError) as missing:
+        old.responses.create(model=CHAT, input="hello")
+    assert missing.value.body["code"] == "404"  # type: ignore[index]
