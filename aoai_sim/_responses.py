@@ -23,9 +23,14 @@ continuation, counted in 128-token steps from 1,024 tokens as Azure's prompt cac
 models, o-series and gpt-5), ``total_tokens``. The rate limiter is charged as for chat: the input
 estimate plus ``max_output_tokens`` (or the deployment's default output cap).
 
+Function tools and structured output follow the chat simulator's rules (``_tools``): with
+``tools``, ``tool_choice`` ``auto`` (the default) answers ``function_call`` items unless the last
+input is a ``function_call_output`` (then text, so agent loops end); ``text.format`` with
+``json_schema`` answers a JSON document valid against the schema. Built-in tools (web search, file
+search...) are ignored.
+
 A background response runs for ``metadata.sim_background_s`` seconds (default 0.5), so a test can
-keep one in progress long enough to cancel it. Tool calls and structured output are not
-simulated on this route yet.
+keep one in progress long enough to cancel it.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _errors, _text
+from . import _errors, _schema, _text, _tools
 from ._http import HttpConnection, Request
 from ._limits import Decision
 from .config import DeploymentConfig, LatencyConfig, RegionConfig
@@ -288,7 +293,31 @@ class ResponsesApi:
         if cached_context >= _CACHE_MIN:
             cached = cached_context // _CACHE_STEP * _CACHE_STEP
         seed = _text.seed_for(dep.name, history, items, instructions)
-        tokens, natural = _text.generate(seed, max_out)
+        output = _tools.plan_output(_chat_shape(body, [*history, *items]))
+        if isinstance(output, tuple):
+            return output
+        natural = True
+        calls: list[dict[str, Any]] = []
+        if output.kind == "tools":
+            tokens: list[str] = []
+            for spec in output.calls:
+                arguments = _tools.tool_arguments(spec, _text.seed_for(seed.hex(), spec.name))
+                calls.append(
+                    {
+                        "id": _item_id("fc"),
+                        "type": "function_call",
+                        "status": "completed",
+                        "call_id": f"call_{secrets.token_hex(12)}",
+                        "name": spec.name,
+                        "arguments": arguments,
+                    }
+                )
+                tokens.extend(_pieces(arguments))
+        elif output.kind == "json":
+            value = _schema.instance(output.schema or {}, int.from_bytes(seed[:8], "big"))
+            tokens = _pieces(json.dumps(value, ensure_ascii=False))
+        else:
+            tokens, natural = _text.generate(seed, max_out)
         reasoning = len(tokens) if _reasoning(dep.model) else 0
         text = "".join(tokens)
         message = {
@@ -298,6 +327,7 @@ class ResponsesApi:
             "role": "assistant",
             "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
         }
+        outputs = calls or [message]
         metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
         try:
             background_s = float((metadata or {}).get("sim_background_s", _BACKGROUND_S))
@@ -314,7 +344,7 @@ class ResponsesApi:
             "instructions": instructions,
             "max_output_tokens": max_out,
             "model": dep.model,
-            "output": [message],
+            "output": outputs,
             "parallel_tool_calls": body.get("parallel_tool_calls", True),
             "previous_response_id": prev_id,
             "reasoning": {"effort": None, "summary": None},
@@ -335,7 +365,7 @@ class ResponsesApi:
             "user": body.get("user"),
             "metadata": metadata or {},
         }
-        stored = _Stored(response, items, [*history, *items, message], tokens)
+        stored = _Stored(response, items, [*history, *items, *outputs], tokens)
         charge = input_tokens + (max_out if max_out is not None else dep.default_max_tokens)
         return _Plan(
             dep,
@@ -475,21 +505,35 @@ def _sse(kind: str, payload: dict[str, Any]) -> bytes:
 
 
 def _events(final: dict[str, Any], tokens: list[str]) -> list[bytes]:
-    """The documented event sequence of ``final`` (a finished response), numbered from 0."""
-    message = final["output"][0] if final["output"] else None
+    """The documented event sequence of ``final`` (a finished response), numbered from 0: for a
+    message its content part and text deltas, for a function call its argument deltas."""
     start = dict(final, status="in_progress", output=[], usage=None, incomplete_details=None)
     sequence: list[tuple[str, dict[str, Any]]] = [
         ("response.created", {"response": start}),
         ("response.in_progress", {"response": start}),
     ]
-    if message is not None:
-        item_id = message["id"]
-        where = {"item_id": item_id, "output_index": 0, "content_index": 0}
-        text = message["content"][0]["text"]
+    for index, item in enumerate(final["output"]):
+        if item["type"] == "function_call":
+            where = {"item_id": item["id"], "output_index": index}
+            sequence += [
+                (
+                    "response.output_item.added",
+                    {"output_index": index, "item": dict(item, status="in_progress", arguments="")},
+                ),
+                ("response.function_call_arguments.delta", {**where, "delta": item["arguments"]}),
+                (
+                    "response.function_call_arguments.done",
+                    {**where, "name": item["name"], "arguments": item["arguments"]},
+                ),
+                ("response.output_item.done", {"output_index": index, "item": item}),
+            ]
+            continue
+        where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        text = item["content"][0]["text"]
         sequence += [
             (
                 "response.output_item.added",
-                {"output_index": 0, "item": dict(message, status="in_progress", content=[])},
+                {"output_index": index, "item": dict(item, status="in_progress", content=[])},
             ),
             (
                 "response.content_part.added",
@@ -500,11 +544,61 @@ def _events(final: dict[str, Any], tokens: list[str]) -> list[bytes]:
                 for token in tokens
             ),
             ("response.output_text.done", {**where, "text": text, "logprobs": []}),
-            ("response.content_part.done", {**where, "part": message["content"][0]}),
-            ("response.output_item.done", {"output_index": 0, "item": message}),
+            ("response.content_part.done", {**where, "part": item["content"][0]}),
+            ("response.output_item.done", {"output_index": index, "item": item}),
         ]
     last = "response.completed" if final["status"] == "completed" else "response.incomplete"
     sequence.append((last, {"response": final}))
     return [
         _sse(kind, {**payload, "sequence_number": n}) for n, (kind, payload) in enumerate(sequence)
     ]
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` as token-sized pieces (four characters each)."""
+    return [text[i : i + 4] for i in range(0, len(text), 4)] or [""]
+
+
+def _chat_shape(body: dict[str, Any], context: list[dict[str, Any]]) -> dict[str, Any]:
+    """The request as a chat body, for the chat simulator's choice of output (``_tools``):
+    function tools, ``tool_choice``, ``text.format`` as ``response_format``, and the
+    conversation as messages (a function call's output is a ``tool`` message)."""
+    chat: dict[str, Any] = {}
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        chat["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    k: t[k] for k in ("name", "description", "parameters", "strict") if k in t
+                },
+            }
+            for t in tools
+            if isinstance(t, dict) and t.get("type") == "function"
+        ] or None
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        choice = {"type": "function", "function": {"name": choice.get("name")}}
+    if choice is not None and chat.get("tools"):
+        chat["tool_choice"] = choice
+    if body.get("parallel_tool_calls") is not None and chat.get("tools"):
+        chat["parallel_tool_calls"] = body["parallel_tool_calls"]
+    fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        chat["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {k: fmt[k] for k in ("name", "schema", "strict") if k in fmt},
+        }
+    elif isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        chat["response_format"] = {"type": "json_object"}
+    messages: list[dict[str, Any]] = []
+    for item in context:
+        kind = item.get("type")
+        if kind == "message":
+            messages.append({"role": item.get("role"), "content": item.get("content")})
+        elif kind == "function_call":
+            messages.append({"role": "assistant", "content": None})
+        elif kind == "function_call_output":
+            messages.append({"role": "tool", "content": str(item.get("output") or "")})
+    chat["messages"] = messages
+    return {k: v for k, v in chat.items() if v is not None}

@@ -285,3 +285,63 @@ def test_azure_openai_client(fresh: FrontDoor, version: str, where: str) -> None
     with pytest.raises(openai.NotFoundError) as missing:
         old.responses.create(model=CHAT, input="hello")
     assert missing.value.body["code"] == "404"  # type: ignore[index]
+
+
+def test_function_tool_loop_through_the_gateway(fresh: FrontDoor) -> None:
+    """A one-tool agent loop as the Agents SDK runs it: the model calls the tool, the tool's
+    output goes back with previous_response_id (on the same region), the model answers."""
+    client = _client(fresh)
+    tool = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    }
+    called, region = _create(client, model=CHAT, input="get_weather for Oslo", tools=[tool])
+    (call,) = called.output
+    assert call.type == "function_call" and call.name == "get_weather"
+    answered, again = _create(
+        client,
+        model=CHAT,
+        previous_response_id=called.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+        tools=[tool],
+    )
+    assert again == region and answered.output_text
+
+
+def test_langchain_tools_and_structured_output(fresh: FrontDoor) -> None:
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel, Field
+
+    @tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    class Forecast(BaseModel):
+        """A forecast."""
+
+        city: str = Field(description="the city")
+        degrees: int = Field(description="temperature in celsius")
+
+    llm = ChatOpenAI(
+        model=CHAT,
+        base_url=fresh.server.base_url + "/openai/v1/",
+        api_key="unused",  # type: ignore[arg-type]
+        default_headers={"x-functions-key": FUNCTION_KEY},
+        max_retries=0,
+        timeout=30,
+        use_responses_api=True,
+    )
+    message = llm.bind_tools([get_weather]).invoke("What is the weather in get_weather Oslo?")
+    assert message.tool_calls and message.tool_calls[0]["name"] == "get_weather"
+    forecast = llm.with_structured_output(Forecast).invoke("Forecast for Oslo")
+    assert isinstance(forecast, Forecast)

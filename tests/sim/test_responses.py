@@ -3,6 +3,7 @@ documented event order, background with polling and cancel, input items, usage d
 
 from __future__ import annotations
 
+import json
 import time
 
 import openai
@@ -134,3 +135,67 @@ def test_throttle_fault_applies(fresh: SimHandle) -> None:
     with pytest.raises(openai.RateLimitError):
         _client(fresh).responses.create(model="gpt-4o-prod", input="hello")
     assert _client(fresh).responses.create(model="gpt-4o-prod", input="hello").output_text
+
+
+LOOKUP = {
+    "type": "function",
+    "name": "lookup",
+    "description": "Look something up.",
+    "parameters": {
+        "type": "object",
+        "properties": {"query": {"type": "string"}},
+        "required": ["query"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+
+def test_function_call_round_trip(fresh: SimHandle) -> None:
+    client = _client(fresh)
+    called = client.responses.create(
+        model="gpt-4o-prod", input="Please lookup gateways", tools=[LOOKUP]
+    )
+    (call,) = called.output
+    assert call.type == "function_call" and call.name == "lookup"
+    assert "query" in json.loads(call.arguments)
+    answered = client.responses.create(
+        model="gpt-4o-prod",
+        previous_response_id=called.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "found it"}],
+        tools=[LOOKUP],
+    )
+    assert answered.output[0].type == "message" and answered.output_text
+
+    events = list(
+        client.responses.create(
+            model="gpt-4o-prod", input="lookup", tools=[LOOKUP], tool_choice="required", stream=True
+        )
+    )
+    assert [e.type for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+
+
+def test_structured_output(fresh: SimHandle) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "degrees": {"type": "integer"}},
+        "required": ["city", "degrees"],
+        "additionalProperties": False,
+    }
+    made = _client(fresh).responses.create(
+        model="gpt-4o-prod",
+        input="Forecast",
+        text={
+            "format": {"type": "json_schema", "name": "forecast", "schema": schema, "strict": True}
+        },
+    )
+    value = json.loads(made.output_text)
+    assert isinstance(value["city"], str) and isinstance(value["degrees"], int)
