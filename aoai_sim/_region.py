@@ -111,6 +111,8 @@ class RegionApp:
             reply=self._reply,
             headers=self._headers,
             stats=self.stats,
+            faults=self.faults,
+            cut_stream=self._cut_stream,
         )
 
     # ------------------------------------------------------------------ entry

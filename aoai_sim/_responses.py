@@ -21,7 +21,8 @@ Usage: ``input_tokens`` (with ``input_tokens_details.cached_tokens``: the stored
 continuation, counted in 128-token steps from 1,024 tokens as Azure's prompt caching does),
 ``output_tokens`` (with ``output_tokens_details.reasoning_tokens``: nonzero only for reasoning
 models, o-series and gpt-5), ``total_tokens``. The rate limiter is charged as for chat: the input
-estimate plus ``max_output_tokens`` (or the deployment's default output cap).
+estimate plus ``max_output_tokens`` (or the deployment's default output cap). Faults apply as for chat, mid-stream
+ones (``after_chunks``) to a streamed create.
 
 Function tools and structured output follow the chat simulator's rules (``_tools``): with
 ``tools``, ``tool_choice`` ``auto`` (the default) answers ``function_call`` items unless the last
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _errors, _schema, _text, _tools
+from ._faults import Fault, FaultRegistry
 from ._http import HttpConnection, Request
 from ._limits import Decision
 from .config import DeploymentConfig, LatencyConfig, RegionConfig
@@ -185,6 +187,8 @@ class ResponsesApi:
         reply: Reply,
         headers: Callable[[Any, list[tuple[str, str]]], list[tuple[str, str]]],
         stats: Any,
+        faults: FaultRegistry,
+        cut_stream: Callable[[Fault, HttpConnection, str, int], Awaitable[None]],
     ) -> None:
         self._region = region
         self._latency = latency
@@ -193,6 +197,8 @@ class ResponsesApi:
         self._reply = reply
         self._headers = headers
         self._stats = stats
+        self._faults = faults
+        self._cut_stream = cut_stream
         self._stored: dict[str, _Stored] = {}
 
     def clear(self) -> None:
@@ -435,7 +441,8 @@ class ResponsesApi:
             await conn.send_json(200, plan.body, headers)
             return
         self._stats.add(dep.name, "streamed")
-        await self._send_events(conn, route, headers, events, paced=True)
+        cut = self._faults.take_mid_stream(dep.name)
+        await self._send_events(conn, route, headers, events, paced=True, cut=cut, dep=dep.name)
 
     async def _run_background(self, stored: _Stored, final: dict[str, Any], seconds: float) -> None:
         await asyncio.sleep(min(0.05, seconds / 4))
@@ -458,7 +465,10 @@ class ResponsesApi:
         events: list[bytes],
         *,
         paced: bool = False,
+        cut: Fault | None = None,
+        dep: str = "",
     ) -> None:
+        """Write ``events``; a mid-stream fault (``cut``) cuts them after ``after_chunks``."""
         await conn.start_chunked(
             200,
             [
@@ -470,6 +480,9 @@ class ResponsesApi:
         per_token = self._latency.per_token_ms / 1000
         for index, event in enumerate(events):
             if conn.closed:
+                return
+            if cut is not None and index >= (cut.after_chunks or 0):
+                await self._cut_stream(cut, conn, dep, index)
                 return
             if paced and (self._latency.ttft_ms or per_token):
                 await conn.flush()

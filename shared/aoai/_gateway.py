@@ -447,9 +447,19 @@ class Gateway:
     ) -> None:
         """Report a ``call_deployment(report_at_end=True)`` stream that has ended: ``started``
         (``clock.monotonic``) before the call, ``result`` as it opened (its latency is the time to
-        the first event), the usage and final object its last event carried."""
+        the first event), the usage and final object its last event carried; ``error``, the
+        upstream breaking off or falling silent, counts toward the region's circuit."""
         ttft_ms = result.latency_ms
         final = dataclasses.replace(result, usage=usage, ttft_ms=ttft_ms, response=response)
+        region = self._router.regions.get(result.region)
+        if error is not None and region is not None:
+            # As a chat stream's break: counted toward the circuit, never opening it at once,
+            # judged by when the call started.
+            failure = classify(error)
+            if failure.action is FailureAction.CIRCUIT:
+                clock = self._clock
+                sent_at = clock.now() - (clock.monotonic() - started)
+                self._policy.region_failed(region, immediate=False, sent_at=sent_at)
         self._finished(
             operation,
             ctx,

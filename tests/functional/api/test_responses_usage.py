@@ -111,3 +111,33 @@ async def test_caller_limits_apply_to_creates(sim) -> None:
         assert refused.status_code == 429
         assert json.loads(await body_of(refused))["error"]["code"] == "caller_rate_limited"
         await quotas.aclose()
+
+
+async def test_a_broken_stream_ends_with_an_error_event_and_counts_toward_the_circuit(sim) -> None:
+    """Upstream resets a streamed create after three events: the caller gets those events and an
+    ``error`` event; the region's circuit counts the failure, as for a chat stream's break."""
+    from shared.aoai import ManualClock
+
+    settings = settings_for_sim(sim, regions=["eastus2"])
+    sim.region("eastus2").fault("reset", after_chunks=3, count=1, deployment="gpt-4o-prod")
+    heard = _Heard()
+    async with Gateway(settings, clock=ManualClock(), observers=[heard]) as gateway:
+        services = _Services(settings, gateway)
+        streamed = await _create(services, {"model": "gpt-4o", "input": "hello", "stream": True})
+        events = [
+            json.loads(line[len(b"data: ") :])
+            for chunk in [c async for c in streamed.body_iterator]
+            for line in chunk.splitlines()
+            if line.startswith(b"data: ")
+        ]
+        assert [e["type"] for e in events] == [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "error",
+        ]
+        assert events[-1]["code"] == "stream_interrupted"
+        circuit = gateway.health_report()["regions"]["eastus2"]["circuit"]
+        assert circuit["consecutive_failures"] == 1
+    (outcome,) = [o for o in heard.outcomes if o.operation == "responses"]
+    assert outcome.error is not None and outcome.result is None
