@@ -243,7 +243,17 @@ async def _home(
 ) -> ResponseHome:
     """Where ``response_id`` lives, if this caller created it through the gateway; else 404.
     503 when its region's circuit is open."""
-    home = await services.response_affinity().find(response_id)
+    try:
+        home = await services.response_affinity().find(response_id)
+    except Exception as exc:
+        _log.warning("response affinity lookup failed (%s)", type(exc).__name__)
+        raise ApiError(
+            503,
+            "response_affinity_unavailable",
+            "The gateway cannot look up where this response is stored right now (its storage "
+            "is unreachable); retry later.",
+            type_="server_error",
+        ) from exc
     if home is None or home.caller != info.caller:
         raise _not_found(response_id, param)
     if not services.gateway().region_open(home.region):
@@ -484,7 +494,10 @@ async def _on_home(
             relay = _sse(first, events, upstream, settings.idle_timeout_s or 60.0)
             return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
         if after is not None:
-            await after(response_id)
+            try:
+                await after(response_id)
+            except Exception as exc:  # noqa: BLE001 - done upstream; the row outlives it
+                _log.warning("response affinity not updated (%s)", type(exc).__name__)
         names = (result.region, result.deployment)
         return JSONResponse(
             value, headers=_routing_headers(info, services, names, len(result.attempts))

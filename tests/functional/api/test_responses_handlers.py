@@ -1,4 +1,4 @@
-"""Usage of Responses calls reaches the gateway's observers as chat's does: non-streamed creates
+"""The Responses handlers with a real Gateway against the simulator. Usage of Responses calls reaches the gateway's observers as chat's does: non-streamed creates
 when they answer, streamed ones when their final event arrives (its usage), cached input tokens
 included; retrievals count no tokens. The handler and a real Gateway against the simulator, with
 the real usage recorder on an in-memory usage store."""
@@ -141,3 +141,23 @@ async def test_a_broken_stream_ends_with_an_error_event_and_counts_toward_the_ci
         assert circuit["consecutive_failures"] == 1
     (outcome,) = [o for o in heard.outcomes if o.operation == "responses"]
     assert outcome.error is not None and outcome.result is None
+
+
+class _UnreachableAffinity(InMemoryAffinityStore):
+    """The affinity table's storage down (a collaborator of the handler under test)."""
+
+    async def find(self, response_id: str) -> Any:
+        raise ConnectionError("storage unreachable")
+
+
+async def test_affinity_storage_down_is_a_clear_503(sim) -> None:
+    settings = settings_for_sim(sim)
+    async with Gateway(settings) as gateway:
+        services = _Services(settings, gateway)
+        services._affinity = _UnreachableAffinity()
+        refused = await _create(
+            services, {"model": "gpt-4o", "input": "more", "previous_response_id": "resp_x"}
+        )
+        assert refused.status_code == 503
+        body = json.loads(await body_of(refused))
+        assert body["error"]["code"] == "response_affinity_unavailable"
