@@ -1,7 +1,7 @@
-"""The Responses handlers with a real Gateway against the simulator. Usage of Responses calls reaches the gateway's observers as chat's does: non-streamed creates
-when they answer, streamed ones when their final event arrives (its usage), cached input tokens
-included; retrievals count no tokens. The handler and a real Gateway against the simulator, with
-the real usage recorder on an in-memory usage store."""
+"""The Responses handlers with a real Gateway against the simulator: usage reaches the observers
+as chat's does (non-streamed creates when they answer, streamed ones when their final event
+arrives, cached input tokens included; the real usage recorder on an in-memory usage store);
+per-caller limits; a stream broken mid-answer; the affinity table unreachable."""
 
 from __future__ import annotations
 
