@@ -290,3 +290,119 @@ async def ops_callers(req: Request) -> Response:
 
 
 app.register_blueprint(ops_routes)
+
+# --- Responses API ---------------------------------------------------------------------------
+# (section owned by the Responses API work) Both front doors: /api/v1/... (OpenAI's errors,
+# aliases), /api/openai/v1/... (Azure's v1 API: deployment names too, Azure's errors) and Azure's
+# dated route /api/openai/responses?api-version=... (what AzureOpenAI builds for client.responses).
+responses_api = func.Blueprint()
+
+
+@responses_api.route(route="v1/responses", methods=["POST"], auth_level=_MODEL_AUTH)
+async def responses_create(req: Request) -> Response:
+    """Create a response (JSON, the event stream, or background); continuations stay on the
+    region that stores ``previous_response_id``."""
+    from shared import api, runtime
+
+    return await api.responses_create(req, runtime)
+
+
+@responses_api.route(
+    route="v1/responses/{response_id}", methods=["GET", "DELETE"], auth_level=_MODEL_AUTH
+)
+async def response_by_id(req: Request) -> Response:
+    """Retrieve (GET) or delete (DELETE) a response, in the region that stores it."""
+    from shared import api, runtime
+
+    return await api.response_by_id(req, runtime)
+
+
+@responses_api.route(
+    route="v1/responses/{response_id}/cancel", methods=["POST"], auth_level=_MODEL_AUTH
+)
+async def response_cancel(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_cancel(req, runtime)
+
+
+@responses_api.route(
+    route="v1/responses/{response_id}/input_items", methods=["GET"], auth_level=_MODEL_AUTH
+)
+async def response_input_items(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_input_items(req, runtime)
+
+
+@responses_api.route(route="openai/v1/responses", methods=["POST"], auth_level=_MODEL_AUTH)
+async def azure_v1_responses_create(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.responses_create(req, runtime, azure=True)
+
+
+@responses_api.route(
+    route="openai/v1/responses/{response_id}", methods=["GET", "DELETE"], auth_level=_MODEL_AUTH
+)
+async def azure_v1_response_by_id(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_by_id(req, runtime, azure=True)
+
+
+@responses_api.route(
+    route="openai/v1/responses/{response_id}/cancel", methods=["POST"], auth_level=_MODEL_AUTH
+)
+async def azure_v1_response_cancel(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_cancel(req, runtime, azure=True)
+
+
+@responses_api.route(
+    route="openai/v1/responses/{response_id}/input_items",
+    methods=["GET"],
+    auth_level=_MODEL_AUTH,
+)
+async def azure_v1_response_input_items(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_input_items(req, runtime, azure=True)
+
+
+@responses_api.route(route="openai/responses", methods=["POST"], auth_level=_MODEL_AUTH)
+async def azure_responses_create(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.responses_create(req, runtime, dated=True)
+
+
+@responses_api.route(
+    route="openai/responses/{response_id}", methods=["GET", "DELETE"], auth_level=_MODEL_AUTH
+)
+async def azure_response_by_id(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_by_id(req, runtime, dated=True)
+
+
+@responses_api.route(
+    route="openai/responses/{response_id}/cancel", methods=["POST"], auth_level=_MODEL_AUTH
+)
+async def azure_response_cancel(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_cancel(req, runtime, dated=True)
+
+
+@responses_api.route(
+    route="openai/responses/{response_id}/input_items", methods=["GET"], auth_level=_MODEL_AUTH
+)
+async def azure_response_input_items(req: Request) -> Response:
+    from shared import api, runtime
+
+    return await api.response_input_items(req, runtime, dated=True)
+
+
+app.register_blueprint(responses_api)

@@ -20,6 +20,7 @@ from ._files import FileStore
 from ._filter import filter_result
 from ._http import HttpConnection, Request
 from ._limits import Decision, DeploymentLimiter, retry_after_headers
+from ._responses import ResponsesApi, responses_path
 from ._stats import RegionStats
 from .config import AUDIENCE, DeploymentConfig, RegionConfig, SimConfig
 
@@ -62,6 +63,7 @@ _DATED = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|embeddings)
 _OPS = {
     "chat": ("ChatCompletions_Create", "chat/completions", "chat completion"),
     "embeddings": ("Embeddings_Create", "embeddings", "embeddings"),
+    "responses": ("Responses_Create", "responses", "responses"),
 }
 
 
@@ -101,6 +103,17 @@ class RegionApp:
         files = FileStore()
         self.batches = BatchEngine(region.deployments, region.content_filter, sim.batch, files)
         self._batch_api = BatchApi(self.batches, files, frozenset(self._api_versions), region.name)
+        self.responses = ResponsesApi(
+            region,
+            self._latency,
+            admit=self._admit,
+            throttled=self._throttled,
+            reply=self._reply,
+            headers=self._headers,
+            stats=self.stats,
+            faults=self.faults,
+            cut_stream=self._cut_stream,
+        )
 
     # ------------------------------------------------------------------ entry
     async def __call__(self, req: Request, conn: HttpConnection) -> None:
@@ -170,6 +183,11 @@ class RegionApp:
             return _Route(op, True, str(model) if model else None, api_version, openai=openai)
         if path == "/openai/v1/models":
             return _Route("models", True, None, api_version, openai=openai)
+        if responses_path(path) is not None:  # the Responses API (_responses)
+            model = body.get("model") if isinstance(body, dict) and req.method == "POST" else None
+            return _Route(
+                "responses", True, str(model) if model else None, api_version, openai=openai
+            )
         return None
 
     async def _serve(self, req: Request, conn: HttpConnection) -> None:
@@ -191,6 +209,14 @@ class RegionApp:
             await asyncio.sleep(delay_ms / 1000)
         if fault is not None:
             await self._apply_fault(fault, conn, dep_name, route, body)
+            return
+        if route is not None and route.op == "responses":
+            denied = self._authorize(req, route, dep_name)
+            if denied is not None:
+                stats.fail(dep_name, "auth")
+                await self._reply(conn, dep_name, denied, [], route)
+                return
+            await self.responses.serve(req, conn, route, None if body_error else body)
             return
 
         if (
@@ -512,6 +538,7 @@ class RegionApp:
             limiter.reset()
         self.stats.reset()
         self.batches.clear()
+        self.responses.clear()
 
     async def _control(self, req: Request, conn: HttpConnection) -> None:
         path = req.path.rstrip("/")

@@ -208,7 +208,7 @@ resource batchLaneRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, environmentName, 'aoai-gateway-batch-lane')
   properties: {
     roleName: 'AOAI gateway Batch lane (${environmentName}, ${token})'
-    description: 'The gateway\'s Batch lane on Azure OpenAI: upload, read and delete batch input and output files; create, read and cancel batch jobs. Inference stays with Cognitive Services OpenAI User.'
+    description: 'The gateway\'s Batch lane on Azure OpenAI: upload, read and delete batch input and output files; create, read and cancel batch jobs. Also the Responses API (create, read, delete, cancel stored responses). Other inference stays with Cognitive Services OpenAI User.'
     type: 'CustomRole'
     assignableScopes: union([subscription().id], openAiSubscriptionScopes)
     permissions: [
@@ -219,6 +219,9 @@ resource batchLaneRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.CognitiveServices/accounts/OpenAI/files/*'
           'Microsoft.CognitiveServices/accounts/OpenAI/batch-jobs/*'
           'Microsoft.CognitiveServices/accounts/OpenAI/batches/*'
+          // The Responses API (POST /openai/v1/responses needs responses/write, as Azure's 403
+          // names it); granted here whether or not the built-in role's current definition has it.
+          'Microsoft.CognitiveServices/accounts/OpenAI/responses/*'
         ]
         notDataActions: []
       }

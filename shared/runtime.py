@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from shared.credentials import CredentialPool
     from shared.jobs import Backlog, BacklogClients, Checkpoint, LanePlugin, PayloadStore
     from shared.quotas import CallerQuotas
+    from shared.responses import AffinityStore
     from shared.settings import BacklogSettings, GatewaySettings
     from shared.storage import StorageTarget
     from shared.telemetry import Providers, TelemetrySettings
@@ -68,6 +69,7 @@ __all__ = [
     "health_store",
     "jobs_table",
     "reset",
+    "response_affinity",
     "service_bus",
     "settings",
     "telemetry",
@@ -94,6 +96,7 @@ class _Built:
         self.caller_quotas: tuple[CallerQuotas | None] | None = None
         self.backlog_clients: BacklogClients | None = None
         self.backlog: Backlog | None = None
+        self.response_affinity: AffinityStore | None = None
 
 
 class _Root:
@@ -421,6 +424,20 @@ def usage() -> UsageRecorder:
         return _Root.built.usage
 
 
+def response_affinity() -> AffinityStore:
+    """Where each stored response lives (the Responses API's affinity), in the app's storage (a
+    table beside the health, ledger and usage tables); in memory without storage."""
+    storage = _storage()
+    with _Root.lock:
+        if _Root.built.response_affinity is None:
+            from shared.responses import AFFINITY_TABLE, affinity_store
+
+            _Root.built.response_affinity = affinity_store(
+                storage.table(AFFINITY_TABLE) if storage is not None else None
+            )
+        return _Root.built.response_affinity
+
+
 def caller_quotas() -> CallerQuotas | None:
     """Per-caller limits (GATEWAY_CALLER_LIMITS) shared through the app's storage; None
     when no limits are set."""
@@ -534,6 +551,8 @@ async def aclose() -> None:
 
     # Every service is closed, even when closing another fails.
     closers: list[Callable[[], Awaitable[None]]] = []
+    if built.response_affinity is not None:
+        closers.append(built.response_affinity.aclose)
     if built.backlog is not None:
         closers.append(built.backlog.aclose)  # with its clients
     elif built.backlog_clients is not None:  # built for the operations routes alone

@@ -6,6 +6,7 @@ See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy
 
 from ._access_layer import AccessLayer
 from ._budget import request_tokens
+from ._classify import ClassifiedFailure, classify
 from ._clients import ClientProvider
 from ._clock import Clock, ManualClock, SystemClock
 from ._exceptions import (
@@ -59,6 +60,7 @@ __all__ = [
     "ChatMessage",
     "ChatRequest",
     "ChatStream",
+    "ClassifiedFailure",
     "ClientProvider",
     "Clock",
     "ConfigurationError",
@@ -88,6 +90,7 @@ __all__ = [
     "UnknownModel",
     "UpstreamUnavailable",
     "Usage",
+    "classify",
     "float32_array",
     "health_status",
     "log_safe",

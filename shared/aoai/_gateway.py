@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.settings import GatewaySettings
 
@@ -35,7 +36,7 @@ from ._classify import ClassifiedFailure, FailureAction, classify
 from ._clients import ClientProvider
 from ._clock import Clock, SystemClock
 from ._embeddings_batches import fan_out, merge_embeddings, split_inputs
-from ._exceptions import RequestTooLarge, TooManyInputs, UnknownModel
+from ._exceptions import RegionsUnavailable, RequestTooLarge, TooManyInputs, UnknownModel
 from ._failure_policy import CallState, FailurePolicy
 from ._health import HealthStore, TableHealthStore
 from ._health_sync import HealthSync
@@ -45,9 +46,9 @@ from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome, Observ
 from ._requests import ChatRequest, EmbeddingsRequest
 from ._results import call_result, finish_reason, usage_of
 from ._router import DeploymentState, RegionState, Route, Router
-from ._senders import OpenedStream, Senders
+from ._senders import OpenedStream, Sender, Senders
 from ._stream import ChatStream
-from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind
+from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 from ._vectors import vectors_as
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ __all__ = ["Gateway"]
 _CHAT = "/chat/completions"
 _EMBEDDINGS = "/embeddings"
 _ON_LOOP_VECTORS = 16  # more vectors than this are converted in a worker thread
+T = TypeVar("T")
 
 
 class Gateway:
@@ -110,6 +112,23 @@ class Gateway:
             sleep,
         )
         self._observers = Observers(observers if observers is not None else (CallLog(),))
+        # One single-route tier per deployment, keyed "region/deployment", sharing the routing
+        # state: a call pinned to where its stored state lives (``call_deployment``).
+        self._pins: dict[str, tuple[tuple[Route, ...], ...]] = {
+            "/".join(route.names): ((route,),)
+            for tiers in self._router.tiers.values()
+            for tier in tiers
+            for route in tier
+        }
+        self._pinned_loop = CallLoop(
+            settings,
+            Router(self._router.regions, self._router.deployments, self._pins),
+            self._clients,
+            self._sync.shared,
+            self._policy,
+            self._clock,
+            sleep,
+        )
         self._batch_size = {
             alias: min(route.deployment.config.max_inputs for tier in tiers for route in tier)
             for alias, tiers in self._router.tiers.items()
@@ -353,6 +372,114 @@ class Gateway:
             raise
         self._finished("embeddings", ctx, alias, started, result.attempts, result=result)
         return result
+
+    async def call_deployment(
+        self,
+        operation: str,
+        target: str | tuple[str, str],
+        *,
+        path: str,
+        body: dict[str, Any],
+        send: Sender[T],
+        cost: int,
+        ctx: CallContext,
+        usage: Callable[[T], Usage | None] | None = None,
+        report_at_end: bool = False,
+    ) -> tuple[T, CallResult]:
+        """One call of an operation with no typed method here (the Responses API) through the
+        call loop: ``target`` an alias (routed over its deployments, with failover), or a
+        ``(region, deployment)`` pair (pinned: only that deployment, under its pacing, budget
+        and region circuit; ``RegionsUnavailable`` when it cannot be reached). ``send`` sends
+        one attempt; ``usage`` reads the result's usage for the observers. A stream is reported
+        when it ends instead (``report_at_end``: the caller then calls ``call_ended``)."""
+        started = self._clock.monotonic()
+        call = CallState()
+        if isinstance(target, str):
+            self._known(target)
+            loop, key, alias = self._loop, target, target
+        else:
+            key = "/".join(target)
+            tiers = self._pins.get(key)
+            if tiers is None:
+                raise RegionsUnavailable(
+                    f"deployment '{target[1]}' of region '{target[0]}' is not configured"
+                )
+            loop, alias = self._pinned_loop, tiers[0][0].deployment.alias
+        try:
+            value, route = await loop.run(
+                key,
+                cost,
+                started=started,
+                deadline_s=self._deadline_s(ctx),
+                path=path,
+                base=body,
+                send=send,
+                call=call,
+                lane=ctx.lane,
+                on_attempt=self._attempt_observer(operation, ctx, alias),
+            )
+            result = call_result(
+                alias=alias,
+                route=route,
+                attempts=tuple(call.attempts),
+                latency_s=self._clock.monotonic() - started,
+                response=value if isinstance(value, dict) else None,
+                usage=usage(value) if usage is not None else None,
+            )
+        except BaseException as exc:
+            self._finished(operation, ctx, alias, started, call.attempts, error=exc)
+            raise
+        if not report_at_end:
+            self._finished(operation, ctx, alias, started, result.attempts, result=result)
+        return value, result
+
+    def call_ended(
+        self,
+        operation: str,
+        ctx: CallContext,
+        result: CallResult,
+        *,
+        started: float,
+        usage: Usage | None,
+        response: dict[str, Any] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Report a ``call_deployment(report_at_end=True)`` stream that has ended: ``started``
+        (``clock.monotonic``) before the call, ``result`` as it opened (its latency is the time to
+        the first event), the usage and final object its last event carried; ``error``, the
+        upstream breaking off or falling silent, counts toward the region's circuit."""
+        ttft_ms = result.latency_ms
+        final = dataclasses.replace(result, usage=usage, ttft_ms=ttft_ms, response=response)
+        region = self._router.regions.get(result.region)
+        if error is not None and region is not None:
+            # As a chat stream's break: counted toward the circuit, never opening it at once,
+            # judged by when the call started.
+            failure = classify(error)
+            if failure.action is FailureAction.CIRCUIT:
+                clock = self._clock
+                sent_at = clock.now() - (clock.monotonic() - started)
+                self._policy.region_failed(region, immediate=False, sent_at=sent_at)
+        self._finished(
+            operation,
+            ctx,
+            result.alias,
+            started,
+            result.attempts,
+            result=None if error is not None else final,
+            error=error,
+            ttft_ms=ttft_ms,
+            names=(result.region, result.deployment),
+        )
+
+    @property
+    def senders(self) -> Senders:
+        """How attempts are sent (JSON, a stream up to its first event), for ``call_deployment``."""
+        return self._senders
+
+    def region_open(self, region: str) -> bool:
+        """Whether ``region``'s circuit lets requests through now (False: unknown or open)."""
+        state = self._router.regions.get(region)
+        return state is not None and state.circuit.state(self._clock.now()) != "open"
 
     # ------------------------------------------------------------------ state and capacity
 

@@ -31,6 +31,15 @@ from ._handlers import (
 )
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
+from ._responses import (
+    ResponsesServices,
+    response_by_id,
+    response_cancel,
+    response_delete,
+    response_input_items,
+    response_retrieve,
+    responses_create,
+)
 from ._usage import UsageServices, usage_report
 
 __all__ = [
@@ -38,6 +47,7 @@ __all__ = [
     "CallerPolicy",
     "Principal",
     "RequestInfo",
+    "ResponsesServices",
     "Services",
     "UsageServices",
     "azure_chat_completions",
@@ -59,5 +69,11 @@ __all__ = [
     "parse_body",
     "read_body",
     "request_info",
+    "response_by_id",
+    "response_cancel",
+    "response_delete",
+    "response_input_items",
+    "response_retrieve",
+    "responses_create",
     "usage_report",
 ]

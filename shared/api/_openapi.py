@@ -210,6 +210,7 @@ def openapi_document() -> dict[str, Any]:
         _PASS_THROUGH, "An OpenAI embeddings list, in input order.", _GATEWAY_HEADERS
     )
     from ._openapi_azure import AZURE_SCHEMAS, azure_paths  # the Azure-shaped routes
+    from ._openapi_responses import responses_paths  # the Responses API routes
 
     return {
         "openapi": "3.1.0",
@@ -373,6 +374,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **azure_paths(chat_ok, embeddings_ok),
+            **responses_paths(_KEY_SECURITY),
         },
         "components": {
             "schemas": {**schemas["$defs"], **AZURE_SCHEMAS},

@@ -36,6 +36,38 @@ class QuotaGateway:
         await self._admit(request, ctx)
         return await self.inner.embeddings(request, ctx)
 
+    async def call_deployment(
+        self,
+        operation: str,
+        target: Any,
+        *,
+        path: str,
+        body: dict[str, Any],
+        send: Any,
+        cost: int,
+        ctx: Any,
+        usage: Any = None,
+        report_at_end: bool = False,
+    ) -> Any:
+        """The Responses API: a create is admitted at its estimate (a continuation pinned to a
+        deployment counts against the alias in its body); reads, deletions and cancellations
+        are not charged to the caller."""
+        if operation == "responses":
+            alias = target if isinstance(target, str) else str(body.get("model") or "")
+            if alias in self.inner.aliases:
+                await self.quotas.admit(ctx.caller, cost, alias)
+        return await self.inner.call_deployment(
+            operation,
+            target,
+            path=path,
+            body=body,
+            send=send,
+            cost=cost,
+            ctx=ctx,
+            usage=usage,
+            report_at_end=report_at_end,
+        )
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 

@@ -35,7 +35,9 @@ def caller_tokens(outcome: Any) -> CallerTokens | None:
     if result is None or result.usage is None:
         return None
     usage = result.usage
-    details = ((result.response or {}).get("usage") or {}).get("prompt_tokens_details") or {}
+    reported = (result.response or {}).get("usage") or {}
+    # chat's prompt_tokens_details; the Responses API's input_tokens_details
+    details = reported.get("prompt_tokens_details") or reported.get("input_tokens_details") or {}
     return CallerTokens(
         caller=outcome.ctx.caller or "anonymous",
         alias=outcome.alias,

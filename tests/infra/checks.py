@@ -445,6 +445,11 @@ UPSTREAM_CALLS = (
     UpstreamCall("batches.create", "POST /openai/v1/batches", f"{OPENAI}/batch-jobs/write"),
     UpstreamCall("batches.list", "GET /openai/v1/batches", f"{OPENAI}/batches/read"),
     UpstreamCall("batches.retrieve", "GET /openai/v1/batches/{id}", f"{OPENAI}/batches/read"),
+    UpstreamCall(
+        "POST /responses",
+        "POST /openai/v1/responses (and GET/DELETE /responses/{id}, POST .../cancel, GET .../input_items)",
+        f"{OPENAI}/responses/write",
+    ),
 )
 
 _SDK_CALL = re.compile(r"\.(files|batches)\.(\w+)\(")
