@@ -289,6 +289,24 @@ async def ops_callers(req: Request) -> Response:
     return await ops.ops_callers(req, runtime)
 
 
+@ops_routes.route(route="ops/jobs/{job_id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_job_status(req: Request) -> Response:
+    """Any job's status, whole (its submitter sees its own jobs at v1/jobs/{id})."""
+    from shared import ops, runtime
+
+    return await ops.ops_job_status(req, runtime)
+
+
+@ops_routes.route(
+    route="ops/jobs/{job_id}/cancel", methods=["POST"], auth_level=func.AuthLevel.ADMIN
+)
+async def ops_job_cancel(req: Request) -> Response:
+    """Cancel any waiting job."""
+    from shared import ops, runtime
+
+    return await ops.ops_job_cancel(req, runtime)
+
+
 app.register_blueprint(ops_routes)
 
 # --- Responses API ---------------------------------------------------------------------------

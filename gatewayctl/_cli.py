@@ -147,7 +147,7 @@ def _unpark(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
 def _cancel(client: Client, args: argparse.Namespace) -> tuple[Any, str]:
     rows: list[dict[str, Any]] = []
     for job_id in args.job_ids:
-        path = f"v1/jobs/{urllib.parse.quote(job_id, safe='')}/cancel"
+        path = f"ops/jobs/{urllib.parse.quote(job_id, safe='')}/cancel"  # any caller's job
         try:
             job = client.request("POST", path)
             rows.append({"job_id": job_id, "status": job["status"], "error": None})

@@ -1,7 +1,9 @@
 """The job endpoints: ``POST /api/v1/jobs`` (validate, record, enqueue; 202 + status URL) and
 ``GET /api/v1/jobs/{id}`` (status, then result or failure) and ``POST /api/v1/jobs/{id}/cancel``
 (a waiting job ends ``cancelled``: 200 with its status; 409 ``job_not_cancellable`` while it runs,
-``job_already_finished`` once it succeeded or failed; OpenAI's ``POST /batches/{id}/cancel`` style). Parsing and errors reuse ``shared.api``.
+``job_already_finished`` once it succeeded or failed; OpenAI's ``POST /batches/{id}/cancel`` style).
+A job is its submitter's: another caller's id answers 404 ``job_not_found`` exactly as an unknown
+one (operators use ``/api/ops/jobs/{id}``). Parsing and errors reuse ``shared.api``.
 
 POST body: the job contract's fields (``request`` required; ``job_id``, ``kind``, ``reply_to``,
 ``priority``, ``deadline`` optional). ``caller`` and ``submitted_at`` are set by the gateway.
@@ -97,7 +99,7 @@ async def job_status(request: Request, services: JobEndpointServices) -> Respons
         request.path_params.get("job_id") or request.url.path.rstrip("/").rsplit("/", 1)[-1]
     )
     try:
-        status = await services.backlog().status(job_id) if job_id else None
+        status = await services.backlog().status(job_id, owner=info.caller) if job_id else None
         if status is None:
             raise ApiError(404, "job_not_found", f"No job with id '{job_id[:100]}'.", param="id")
     except Exception as exc:  # noqa: BLE001
@@ -113,7 +115,11 @@ async def cancel_job(request: Request, services: JobEndpointServices) -> Respons
     )
     try:
         try:
-            status = await services.backlog().cancel(job_id, by=info.caller) if job_id else None
+            status = (
+                await services.backlog().cancel(job_id, by=info.caller, owner=info.caller)
+                if job_id
+                else None
+            )
         except JobNotCancellable as exc:
             raise ApiError(409, exc.code, str(exc), param="id") from None
         if status is None:

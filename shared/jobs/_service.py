@@ -91,26 +91,38 @@ class Backlog:
             ),
         )
 
-    async def status(self, job_id: str) -> dict[str, Any] | None:
-        """The job as the status endpoint shows it, with its result once it succeeded."""
+    async def status(self, job_id: str, *, owner: str | None) -> dict[str, Any] | None:
+        """The job as the status endpoint shows it, with its result once it succeeded. ``owner``:
+        the caller asking (HTTP); a job it did not submit is None, exactly as an unknown id, and
+        the batch's internals (the Azure batch id, the deployment, every line's counts) are left
+        out. None: an operator (the ops routes), who sees every job whole."""
         record = await self.services.store.get(job_id)
-        if record is None:
+        if record is None or not _visible(record, owner):
             return None
         out = record.public()
         lane = self.services.batch_lane
         if record.batch_id and lane is not None:  # the batch lane's hook: the batch's progress
             row = await lane.store.get_batch(record.batch_id)
             if row is not None:
-                out["batch"] = row.public()
+                batch = row.public()
+                out["batch"] = (
+                    batch if owner is None else {k: batch.get(k) for k in ("id", "state", "status")}
+                )
         if record.status == "succeeded":
             out["result"] = await self.services.store.load_result(record)
         return out
 
-    async def cancel(self, job_id: str, *, by: str | None = None) -> dict[str, Any] | None:
+    async def cancel(
+        self, job_id: str, *, by: str | None = None, owner: str | None
+    ) -> dict[str, Any] | None:
         """Cancel a waiting job (see ``_cancel``); its status as ``status`` shows it, None when
-        unknown. Raises ``JobNotCancellable`` for a running or otherwise finished job."""
-        record = await cancel_job(self.services, job_id, by=by)
-        return None if record is None else await self.status(job_id)
+        unknown or, for an ``owner`` (the caller asking), not its own. Raises
+        ``JobNotCancellable`` for a running or otherwise finished job."""
+        record = await self.services.store.get(job_id)
+        if record is None or not _visible(record, owner):
+            return None
+        ended = await cancel_job(self.services, job_id, by=by)
+        return None if ended is None else await self.status(job_id, owner=owner)
 
     async def process(self, delivery: Delivery) -> str:
         work = process_delivery(self.services, delivery)
@@ -213,3 +225,8 @@ def build_backlog(
         closers.append(batch_lane.aclose)  # with its table
     closers.extend(clients.closers)
     return Backlog(services, closers=tuple(closers))
+
+
+def _visible(record: JobRecord, owner: str | None) -> bool:
+    """A job is its submitter's (the caller the gateway recorded) and the operators' (``None``)."""
+    return owner is None or record.caller == owner

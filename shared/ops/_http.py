@@ -12,6 +12,8 @@ the backlog use (so identity-based storage reaches them as it reaches the gatewa
 * ``GET  ops/deadletters``    peek the backlog's dead-letter queue (``?limit=``)
 * ``POST ops/deadletters/redrive`` ``{"sequence_numbers": [...]}``: send those back to the backlog
 * ``GET  ops/callers``        caller limits in force and each caller's use against them
+* ``GET  ops/jobs/{id}``      any job's status, whole (the batch's internals included)
+* ``POST ops/jobs/{id}/cancel`` cancel any waiting job
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ __all__ = [
     "ops_callers",
     "ops_clear",
     "ops_dead_letters",
+    "ops_job_cancel",
+    "ops_job_status",
     "ops_parked",
     "ops_parked_redrive",
     "ops_redrive",
@@ -283,5 +287,49 @@ async def ops_callers(request: Request, services: OpsRoot) -> Response:
             },
             "data": rows,
         }
+
+    return await _answer(request, body)
+
+
+def _job_id(request: Request, suffix: str = "") -> str:
+    """The path's job id (the host proxies the raw request: taken from the path if no router set it)."""
+    return str(
+        request.path_params.get("job_id")
+        or request.url.path.rstrip("/").removesuffix(suffix).rsplit("/", 1)[-1]
+    )
+
+
+def _no_job(job_id: str) -> ApiError:
+    return ApiError(404, "job_not_found", f"No job with id '{job_id[:100]}'.", param="id")
+
+
+async def ops_job_status(request: Request, services: OpsRoot) -> Response:
+    """Any job's status, as its submitter sees it plus the batch's internals."""
+    job_id = _job_id(request)
+
+    async def body() -> Any:
+        status = await services.backlog().status(job_id, owner=None)
+        if status is None:
+            raise _no_job(job_id)
+        return status
+
+    return await _answer(request, body)
+
+
+async def ops_job_cancel(request: Request, services: OpsRoot) -> Response:
+    """Cancel any waiting job (409 while it runs or once it finished, as for its submitter)."""
+    from shared.jobs import JobNotCancellable
+
+    job_id = _job_id(request, "/cancel")
+
+    async def body() -> Any:
+        try:
+            status = await services.backlog().cancel(job_id, by="operator", owner=None)
+        except JobNotCancellable as exc:
+            raise ApiError(409, exc.code, str(exc), param="id") from None
+        if status is None:
+            raise _no_job(job_id)
+        logger.info("job %s cancelled by an operator", job_id, extra={"correlation_id": job_id})
+        return status
 
     return await _answer(request, body)

@@ -29,9 +29,9 @@ async def test_success_stores_the_result_and_replies_once(
     done = await h.wait_terminal([chat.job_id, embed.job_id])
     assert {r.status for r in done.values()} == {"succeeded"}
     assert {r.reply_state for r in done.values()} == {"sent"}
-    status = await h.backlog.status(chat.job_id)
+    status = await h.backlog.status(chat.job_id, owner=None)
     assert status["status"] == "succeeded" and status["result"]["choices"][0]["message"]["content"]
-    vectors = (await h.backlog.status(embed.job_id))["result"]["data"]
+    vectors = (await h.backlog.status(embed.job_id, owner=None))["result"]["data"]
     assert len(vectors) == 2
     replies = {r["job_id"]: r for r in h.replies()}
     assert set(replies) == {chat.job_id, embed.job_id}

@@ -44,7 +44,7 @@ async def test_a_batch_completes_and_each_job_finishes_once_with_its_line(
         gateway_settings_factory,
         usage=recorder,
     ).start()
-    jobs = [h.job(f"batch job {i}", lane="batch") for i in range(6)]
+    jobs = [h.job(f"batch job {i}", lane="batch", caller="key:tester") for i in range(6)]
     filtered = h.job("please SIM_FILTER_PROMPT", lane="batch")
     standard = h.job("right now")  # default lane
     await h.submit(*jobs, filtered, standard)
@@ -54,12 +54,18 @@ async def test_a_batch_completes_and_each_job_finishes_once_with_its_line(
         record = done[job.job_id]
         assert record.status == "succeeded" and record.lane == "batch"
         assert record.deployment == BATCH_DEP and record.usage["completion_tokens"] > 0
-        status = await h.backlog.status(job.job_id)
+        status = await h.backlog.status(job.job_id, owner=None)
         assert status["lane"] == "batch"
         assert status["batch"]["batch_id"].startswith("batch_")
         assert status["batch"]["status"] == "completed"
         assert status["batch"]["request_counts"]["total"] == 7
         assert status["result"]["choices"][0]["message"]["content"]
+        # Its submitter sees the batch's progress, not its internals (the Azure batch id, the
+        # deployment, every caller's lines in the counts); operators (owner=None) see them.
+        own = await h.backlog.status(job.job_id, owner="key:tester")
+        assert own is not None and set(own["batch"]) == {"id", "state", "status"}
+        assert own["batch"]["status"] == "completed" and own["result"] == status["result"]
+        assert await h.backlog.status(job.job_id, owner="key:someone-else") is None
     failure = done[filtered.job_id]
     assert failure.status == "failed" and failure.error["code"] == "content_filter"
     assert failure.lane == "batch"

@@ -53,18 +53,18 @@ async def test_a_job_cancelled_in_a_submitted_batch_stays_cancelled_when_its_lin
         cancelled, kept = jobs[:2], jobs[2:]
 
         async def submitted():
-            status = await h.backlog.status(cancelled[0].job_id)
+            status = await h.backlog.status(cancelled[0].job_id, owner=None)
             batch = status.get("batch") or {}
             return batch.get("status") in ("validating", "in_progress") and status
 
         before = await _wait_for(submitted, 60, "the batch submitted")
         assert before["status"] == "batched"
         for job in cancelled:
-            status = await h.backlog.cancel(job.job_id, by="tester")
+            status = await h.backlog.cancel(job.job_id, by="tester", owner=None)
             assert status["status"] == "cancelled"
             assert status["error"]["code"] == "job_cancelled"
             assert status["batch"]["batch_id"].startswith("batch_")  # it was in this batch
-        again = await h.backlog.cancel(cancelled[0].job_id, by="tester")  # idempotent
+        again = await h.backlog.cancel(cancelled[0].job_id, by="tester", owner=None)  # idempotent
         assert again["status"] == "cancelled"
 
         done = await h.wait_terminal([j.job_id for j in jobs], timeout=90)
@@ -86,9 +86,9 @@ async def test_a_job_cancelled_in_a_submitted_batch_stays_cancelled_when_its_lin
             assert done[job.job_id].status == "succeeded"
             assert await h.store.terminal_writes(job.job_id) == 1
         with pytest.raises(JobNotCancellable) as refused:
-            await h.backlog.cancel(kept[0].job_id)
+            await h.backlog.cancel(kept[0].job_id, owner=None)
         assert refused.value.code == "job_already_finished"
-        assert await h.backlog.cancel("no-such-job") is None
+        assert await h.backlog.cancel("no-such-job", owner=None) is None
         assert _replies(h) == Counter(
             {
                 **{(j.job_id, "cancelled"): 1 for j in cancelled},
@@ -121,7 +121,7 @@ async def test_a_job_waiting_for_a_batch_file_is_cancelled_and_left_out_of_the_f
             return record is not None and record.status == "batched" and not record.batch_id
 
         await _wait_for(waiting, 30, "the job waiting for a batch file")
-        status = await h.backlog.cancel(first.job_id, by="tester")
+        status = await h.backlog.cancel(first.job_id, by="tester", owner=None)
         assert status["status"] == "cancelled"
         rest = [h.job(f"next {i}", lane="batch") for i in range(4)]
         await h.submit(*rest)
@@ -145,7 +145,7 @@ async def test_a_queued_job_is_cancelled_and_the_worker_drops_its_message(
         job = h.job("queued, not yet picked up")
         await h.submit(job)  # the pumps are not running: the job stays queued
         assert (await h.store.get(job.job_id)).status == "queued"
-        status = await h.backlog.cancel(job.job_id, by="tester")
+        status = await h.backlog.cancel(job.job_id, by="tester", owner=None)
         assert status["status"] == "cancelled" and status["lane"] == "standard"
         await h.start()
         await h.settled()  # the worker got the message and completed it without running it

@@ -202,7 +202,7 @@ async def test_monthly_budget_refuses_http_and_fails_jobs_naming_the_reset_date(
     done = await harness.wait_terminal([second.job_id], timeout=60)
     record = done[second.job_id]
     assert record.status == "failed"
-    status = await harness.backlog.status(second.job_id)
+    status = await harness.backlog.status(second.job_id, owner=None)
     assert status["error"]["code"] == "caller_budget_exhausted", status
 
 

@@ -42,6 +42,32 @@ HTTP = {  # name: (route, methods, auth level)
     "ops_dead_letters": ("ops/deadletters", ["GET"], "ADMIN"),
     "ops_redrive": ("ops/deadletters/redrive", ["POST"], "ADMIN"),
     "ops_callers": ("ops/callers", ["GET"], "ADMIN"),
+    "ops_job_status": ("ops/jobs/{job_id}", ["GET"], "ADMIN"),
+    "ops_job_cancel": ("ops/jobs/{job_id}/cancel", ["POST"], "ADMIN"),
+    "responses_create": ("v1/responses", ["POST"], "FUNCTION"),
+    "response_by_id": ("v1/responses/{response_id}", ["GET", "DELETE"], "FUNCTION"),
+    "response_cancel": ("v1/responses/{response_id}/cancel", ["POST"], "FUNCTION"),
+    "response_input_items": ("v1/responses/{response_id}/input_items", ["GET"], "FUNCTION"),
+    "azure_v1_responses_create": ("openai/v1/responses", ["POST"], "FUNCTION"),
+    "azure_v1_response_by_id": (
+        "openai/v1/responses/{response_id}",
+        ["GET", "DELETE"],
+        "FUNCTION",
+    ),
+    "azure_v1_response_cancel": ("openai/v1/responses/{response_id}/cancel", ["POST"], "FUNCTION"),
+    "azure_v1_response_input_items": (
+        "openai/v1/responses/{response_id}/input_items",
+        ["GET"],
+        "FUNCTION",
+    ),
+    "azure_responses_create": ("openai/responses", ["POST"], "FUNCTION"),
+    "azure_response_by_id": ("openai/responses/{response_id}", ["GET", "DELETE"], "FUNCTION"),
+    "azure_response_cancel": ("openai/responses/{response_id}/cancel", ["POST"], "FUNCTION"),
+    "azure_response_input_items": (
+        "openai/responses/{response_id}/input_items",
+        ["GET"],
+        "FUNCTION",
+    ),
 }
 
 
