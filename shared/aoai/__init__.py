@@ -25,6 +25,7 @@ from ._exceptions import (
     StreamInterrupted,
     TooManyInputs,
     UnknownModel,
+    UpstreamRequestFailed,
     UpstreamUnavailable,
 )
 from ._gateway import Gateway
@@ -86,6 +87,7 @@ __all__ = [
     "TableLedgerStore",
     "TooManyInputs",
     "UnknownModel",
+    "UpstreamRequestFailed",
     "UpstreamUnavailable",
     "Usage",
     "float32_array",
