@@ -49,6 +49,11 @@ before.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._router import RegionState
+
 __all__ = ["Circuit", "Suspect"]
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -57,13 +62,14 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 class Suspect:
     """One request's 5xx answers held by the regions that gave them (see the module docstring).
     ``cleared`` once one of those regions has answered another request since: the failures were
-    the request's own."""
+    the request's own. The parts of one split embeddings request share one."""
 
-    __slots__ = ("cleared", "followed")
+    __slots__ = ("cleared", "followed", "holders")
 
     def __init__(self) -> None:
         self.cleared = False
         self.followed = False  # a second region held it: the failure follows the request
+        self.holders: list[RegionState] = []  # the regions holding it, in order
 
 
 class Circuit:
@@ -150,9 +156,9 @@ class Circuit:
     def _pending(self) -> int:
         return sum(1 for suspect in self.held if not suspect.cleared)
 
-    def may_hold(self, suspect: Suspect | None) -> bool:
-        """Would a 5xx answer to the request of ``suspect`` (None: not held yet) be held rather
-        than counted? See the module docstring."""
+    def may_hold(self, suspect: Suspect) -> bool:
+        """Would a 5xx answer to the request of ``suspect`` be held rather than counted? See
+        the module docstring."""
         if self.open_until or self.failures:
             return False
         others = [s for s in self.held if not s.cleared and s is not suspect]

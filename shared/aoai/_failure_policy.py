@@ -54,8 +54,8 @@ class CallState:
     auth: tuple[Route, ClassifiedFailure] | None = None
     missing: Route | None = None
     sent_at: float | None = None  # clock.now() when the latest attempt was sent
-    suspect: Suspect | None = None  # set once a region held one of this call's 5xx answers
-    holders: list[RegionState] = field(default_factory=list)  # the regions holding ``suspect``
+    # The request's 5xx answers held as its own fault (shared by the parts of one request).
+    suspect: Suspect = field(default_factory=Suspect)
 
 
 class FailurePolicy:
@@ -129,26 +129,26 @@ class FailurePolicy:
         ):
             return False
         suspect = call.suspect
-        if suspect is None:
-            call.suspect = Suspect()
-            circuit.hold(call.suspect)
-            call.holders.append(region)
+        earlier = [r for r in suspect.holders if r is not region]
+        if not earlier:  # the request's first 5xx here: held until the region says more
+            circuit.hold(suspect)
+            if region not in suspect.holders:
+                suspect.holders.append(region)
             return True
-        if not (circuit.served or any(r.circuit.served for r in call.holders)):
-            for held in call.holders:  # no evidence any of them serves others: count as before
+        if not (circuit.served or any(r.circuit.served for r in earlier)):
+            for held in earlier:  # no evidence any of them serves others: count as before
                 held.circuit.unhold(suspect)
                 self.region_failed(held, immediate=False)
-            call.holders.clear()
-            call.suspect = None
+            call.suspect = Suspect()
             return False
         circuit.hold(suspect)
-        call.holders.append(region)
+        suspect.holders.append(region)
         suspect.followed = True
         logger.info(
             "HTTP %s from %s followed this request from %s: held as the request's own fault",
             status,
             region.config.name,
-            ", ".join(r.config.name for r in call.holders[:-1]),
+            ", ".join(r.config.name for r in earlier),
         )
         body = failure.body
         text = body.get("message")

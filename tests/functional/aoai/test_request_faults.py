@@ -15,6 +15,7 @@ import pytest
 
 from shared.aoai import (
     ChatRequest,
+    EmbeddingsRequest,
     FailureKind,
     ManualClock,
     RegionsUnavailable,
@@ -122,3 +123,34 @@ async def test_every_region_failing_every_request_still_opens_the_circuits(
     assert outcomes[6:] == ["RegionsUnavailable"] * 2
     circuits = _circuits(gateway)
     assert {name: c["state"] for name, c in circuits.items()} == dict.fromkeys(REGIONS, "open")
+
+
+async def test_a_split_embeddings_request_failing_everywhere_opens_no_circuit(
+    sim_factory, gateway_settings_factory, gateway_factory
+):
+    """The parts of one split request are one request: their 5xx answers at one region are not
+    'other requests' failing there."""
+    sim = sim_factory()
+    clock = ManualClock(time.time())
+    settings = gateway_settings_factory(
+        sim,
+        priorities=PREFER_EAST,
+        circuit_failure_threshold=3,
+        deployment_overrides={
+            "embed-eastus2": {"max_inputs": 2},
+            "embed-sweden": {"max_inputs": 2},
+        },
+    )
+    gateway = gateway_factory(settings, clock=clock)
+    texts = EmbeddingsRequest(model="text-embedding-3-small", input=["a", "b", "c"])
+    assert len((await gateway.embeddings(texts, ctx())).response["data"]) == 3
+    for name in REGIONS:
+        sim.region(name).fault("error", status=500, match="token_inputs")
+    tokens = EmbeddingsRequest(model="text-embedding-3-small", input=[[1, 2], [3], [4], [5, 6]])
+    for _ in range(4):
+        clock.advance(1.0)
+        with pytest.raises(UpstreamRequestFailed):
+            await gateway.embeddings(tokens, ctx())
+    circuits = _circuits(gateway)
+    assert {name: c["state"] for name, c in circuits.items()} == dict.fromkeys(REGIONS, "closed")
+    assert len((await gateway.embeddings(texts, ctx())).response["data"]) == 3
