@@ -13,6 +13,11 @@ Two faults shape an answer instead of failing it, as some upstreams and proxies 
   chunk with absurd usage...) instead of the answer; a streaming request gets it as one SSE data
   event followed by ``[DONE]``. ``pad_bytes`` appends that much whitespace to the body (an
   oversized answer). Nothing is charged.
+
+``match`` restricts a fault to requests whose body has a given shape, as upstreams that fail one
+kind of valid request on every region do: ``content_parts`` (a chat message whose ``content`` is
+a list of parts) or ``token_inputs`` (embeddings ``input`` given as token arrays). Other requests
+pass untouched and do not use up the fault's ``count``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultError", "FaultRegistry"]
+__all__ = ["FAULT_KINDS", "MATCHES", "Fault", "FaultError", "FaultRegistry", "body_matches"]
 
 FAULT_KINDS = ("reset", "hang", "error", "throttle", "slow", "omit_usage", "bad_answer")
 _PARAMS = {
@@ -41,7 +46,9 @@ _PARAMS = {
     "op",
     "body",
     "pad_bytes",
+    "match",
 }
+MATCHES = ("content_parts", "token_inputs")
 _ANSWER_KINDS = ("omit_usage",)
 _MID_STREAM_KINDS = ("reset", "hang")
 
@@ -67,6 +74,7 @@ class Fault:
     op: str | None = None  # only requests of this operation (e.g. "models": GET /models alone)
     body: Any = None  # bad_answer only: the 200's body
     pad_bytes: int = 0  # bad_answer only: whitespace appended to the body
+    match: str | None = None  # only requests whose body has this shape (see ``MATCHES``)
     released: asyncio.Event = field(default_factory=asyncio.Event)
     hits: int = 0
 
@@ -85,6 +93,7 @@ class Fault:
             "delay_ms": self.delay_ms,
             "after_chunks": self.after_chunks,
             "op": self.op,
+            "match": self.match,
             "pad_bytes": self.pad_bytes,
             "hits": self.hits,
         }
@@ -151,6 +160,9 @@ class FaultRegistry:
         op = spec.get("op")
         if op is not None and not isinstance(op, str):
             raise FaultError("op must be an operation name such as 'models' or 'chat'")
+        match = spec.get("match")
+        if match is not None and match not in MATCHES:
+            raise FaultError(f"match must be one of {MATCHES}")
         fault = Fault(
             id=f"f{next(self._ids)}",
             kind=kind,
@@ -165,6 +177,7 @@ class FaultRegistry:
             op=op or None,
             body=spec.get("body"),
             pad_bytes=pad,
+            match=match,
         )
         self._faults.append(fault)
         if duration is not None:
@@ -193,7 +206,9 @@ class FaultRegistry:
         """JSON view of the active faults."""
         return [f.describe() for f in self._faults]
 
-    def take(self, deployment: str | None, op: str | None = None) -> tuple[float, Fault | None]:
+    def take(
+        self, deployment: str | None, op: str | None = None, body: Any = None
+    ) -> tuple[float, Fault | None]:
         """Consume the faults matching this request: total slow delay (ms), and the blocking fault.
 
         Mid-stream faults (``after_chunks`` set) are left alone: see ``take_mid_stream``.
@@ -210,6 +225,8 @@ class FaultRegistry:
             if fault.deployment is not None and fault.deployment != deployment:
                 continue
             if fault.op is not None and fault.op != op:
+                continue
+            if fault.match is not None and not body_matches(fault.match, body):
                 continue
             if fault.after_chunks is not None or fault.kind in _ANSWER_KINDS:
                 continue
@@ -260,3 +277,21 @@ class FaultRegistry:
             fault.remaining -= 1
             if fault.remaining <= 0:
                 self._faults.remove(fault)
+
+
+def body_matches(match: str, body: Any) -> bool:
+    """Does a request body have the shape a fault's ``match`` names (see ``MATCHES``)?"""
+    if not isinstance(body, Mapping):
+        return False
+    if match == "content_parts":
+        messages = body.get("messages")
+        return isinstance(messages, list) and any(
+            isinstance(m, Mapping) and isinstance(m.get("content"), list) for m in messages
+        )
+    if match == "token_inputs":
+        value = body.get("input")
+        if not isinstance(value, list) or not value:
+            return False
+        first = value[0]
+        return (isinstance(first, int) and not isinstance(first, bool)) or isinstance(first, list)
+    return False

@@ -203,7 +203,7 @@ class RegionApp:
         stats = self.stats
         stats.add(dep_name, "requests")
 
-        delay_ms, fault = self.faults.take(dep_name, route.op if route else None)
+        delay_ms, fault = self.faults.take(dep_name, route.op if route else None, body)
         if delay_ms:
             stats.add(dep_name, "slowed")
             await asyncio.sleep(delay_ms / 1000)

@@ -26,6 +26,7 @@ from ._exceptions import (
     StreamInterrupted,
     TooManyInputs,
     UnknownModel,
+    UpstreamRequestFailed,
     UpstreamUnavailable,
 )
 from ._gateway import Gateway
@@ -88,6 +89,7 @@ __all__ = [
     "TableLedgerStore",
     "TooManyInputs",
     "UnknownModel",
+    "UpstreamRequestFailed",
     "UpstreamUnavailable",
     "Usage",
     "classify",

@@ -7,7 +7,9 @@ place (``_classify.py``), so callers branch on types, never on status codes or S
     │   ├── TooManyInputs            embeddings inputs over max_embedding_inputs        400 too_many_inputs
     │   ├── RequestTooLarge          cost above every deployment's whole quota         400 request_too_large
     │   ├── BadRequest               upstream 400 (context length, bad parameter)    400 bad_request
-    │   └── ContentFiltered          the prompt tripped the content filter           400 content_filter
+    │   ├── ContentFiltered          the prompt tripped the content filter           400 content_filter
+    │   └── UpstreamRequestFailed    a 5xx followed this request across regions that 502 upstream_request_failed
+    │                                serve other requests: the request's own fault
     ├── LocalFailure                 our own process failed (a bug); nothing was charged  500 internal_error
     ├── ConfigurationError           the gateway's own setup is wrong: an operator must act
     │   ├── AuthFailed               401/403 from every region tried                 502 upstream_auth_failed
@@ -45,6 +47,7 @@ __all__ = [
     "StreamInterrupted",
     "TooManyInputs",
     "UnknownModel",
+    "UpstreamRequestFailed",
     "UpstreamUnavailable",
 ]
 
@@ -195,6 +198,30 @@ class ContentFiltered(RequestRejected):
 
     def details(self) -> dict[str, Any]:
         return {"param": "prompt", "content_filter_result": self.categories}
+
+
+class UpstreamRequestFailed(RequestRejected):
+    """Regions that serve other requests each answered this one with a 5xx: something in the
+    request (a content shape the upstream mishandles) fails it everywhere. Never retried; the
+    message carries the upstream's own text."""
+
+    code = "upstream_request_failed"
+    http_status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int | None,
+        upstream_code: str | None = None,
+        attempts: tuple[Attempt, ...] = (),
+    ) -> None:
+        super().__init__(message, attempts=attempts)
+        self.upstream_status = upstream_status
+        self.upstream_code = upstream_code
+
+    def details(self) -> dict[str, Any]:
+        return {"upstream_status": self.upstream_status, "upstream_code": self.upstream_code}
 
 
 class LocalFailure(GatewayError):

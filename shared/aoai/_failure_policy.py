@@ -3,7 +3,12 @@
 The table of actions is in ``_classify``; this module applies them:
 
 * ``CIRCUIT`` (connection, 5xx, timeout): the region is left for the rest of the call and the
-  failure counts toward its circuit (a timeout opens it at once).
+  failure counts toward its circuit (a timeout opens it at once). A 5xx *answer* at a region
+  with a clean record is held as the request's suspect instead (``_circuit``: it counts only if
+  the region fails another request before answering one); when the same request's 5xx was
+  already held at another region and one of them is known to serve others, the failure follows
+  the request: the call ends with ``UpstreamRequestFailed`` (502, the upstream's text) and no
+  circuit counts it. When none of them has ever answered, they count as before.
 * ``COOLDOWN`` (429): the deployment rests for what the headers say; an absurd value marks it
   exhausted instead. Nobody sleeps: the call tries the next deployment at once.
 * ``SKIP_CREDENTIALS`` (401/403, no token): every region with the same credentials is left for
@@ -24,11 +29,13 @@ from dataclasses import dataclass, field
 
 from shared.settings import GatewaySettings
 
+from ._circuit import Suspect
 from ._classify import ClassifiedFailure, FailureAction
 from ._cooldown import cooldown_from_headers
+from ._exceptions import UpstreamRequestFailed
 from ._health_sync import HealthSync
 from ._router import DeploymentState, RegionState, Route
-from ._types import Attempt
+from ._types import Attempt, FailureKind
 
 __all__ = ["CallState", "FailurePolicy"]
 
@@ -47,6 +54,8 @@ class CallState:
     auth: tuple[Route, ClassifiedFailure] | None = None
     missing: Route | None = None
     sent_at: float | None = None  # clock.now() when the latest attempt was sent
+    # The request's 5xx answers held as its own fault (shared by the parts of one request).
+    suspect: Suspect = field(default_factory=Suspect)
 
 
 class FailurePolicy:
@@ -78,6 +87,8 @@ class FailurePolicy:
         action = failure.action
         if action is FailureAction.CIRCUIT:
             call.bad_regions.add(region.config.name)
+            if self._held(route, failure, call):
+                return None
             self.region_failed(region, immediate=failure.opens_circuit_at_once, sent_at=sent_at)
             return None
         # Any other HTTP answer proves the region is up; an identity-endpoint failure says nothing about it.
@@ -100,6 +111,57 @@ class FailurePolicy:
         elif action is FailureAction.RAISE:
             raise failure.error(tuple(call.attempts)) from failure
         return None
+
+    def _held(self, route: Route, failure: ClassifiedFailure, call: CallState) -> bool:
+        """Hold a 5xx answer as the request's suspect (``Circuit.may_hold``); True when held.
+        When the request's 5xx was already held at another region, the failure follows the
+        request: if one of those regions is known to serve others, ``UpstreamRequestFailed``
+        ends the call; if none is (nothing shows they serve anyone), the held failures and
+        this one count as before."""
+        region = route.region
+        circuit = region.circuit
+        status = failure.status
+        if (
+            failure.kind is not FailureKind.SERVER_ERROR
+            or status is None
+            or status < 500
+            or not circuit.may_hold(call.suspect)
+        ):
+            return False
+        suspect = call.suspect
+        earlier = [r for r in suspect.holders if r is not region]
+        if not earlier:  # the request's first 5xx here: held until the region says more
+            circuit.hold(suspect)
+            if region not in suspect.holders:
+                suspect.holders.append(region)
+            return True
+        if not (circuit.served or any(r.circuit.served for r in earlier)):
+            for held in earlier:  # no evidence any of them serves others: count as before
+                held.circuit.unhold(suspect)
+                self.region_failed(held, immediate=False)
+            call.suspect = Suspect()
+            return False
+        circuit.hold(suspect)
+        suspect.holders.append(region)
+        suspect.followed = True
+        logger.info(
+            "HTTP %s from %s followed this request from %s: held as the request's own fault",
+            status,
+            region.config.name,
+            ", ".join(r.config.name for r in earlier),
+        )
+        body = failure.body
+        text = body.get("message")
+        text = text if isinstance(text, str) and text else failure.detail
+        code = body.get("code")
+        raise UpstreamRequestFailed(
+            "Every region tried answered this request with a server error while serving other "
+            f"requests; something in the request is the likely cause. The upstream said (HTTP "
+            f"{status}): {text[:500]}",
+            upstream_status=status,
+            upstream_code=code if isinstance(code, str) else None,
+            attempts=tuple(call.attempts),
+        ) from failure
 
     def deployment_verified(self, dep: DeploymentState) -> None:
         """A minimal real call succeeded on an exhausted deployment: it is back."""

@@ -32,6 +32,7 @@ from shared.settings import GatewaySettings
 from ._budget import check_output_cap, embeddings_tokens, output_limit, request_tokens
 from ._call_loop import CallLoop
 from ._capacity import alias_capacity
+from ._circuit import Suspect
 from ._classify import ClassifiedFailure, FailureAction, classify
 from ._clients import ClientProvider
 from ._clock import Clock, SystemClock
@@ -320,7 +321,8 @@ class Gateway:
                 self._fits(alias, embeddings_tokens(batch), "input")
             # Always base64 upstream: vectors stay strings until a caller wants floats (_vectors).
             base = dict(request.upstream_body(), encoding_format="base64")
-            calls = [CallState() for _ in batches]
+            suspect = Suspect()  # the parts are one request: one suspect (_failure_policy)
+            calls = [CallState(suspect=suspect) for _ in batches]
             on_attempt = self._attempt_observer("embeddings", ctx, alias)
 
             async def one(batch: list[Any], call: CallState) -> tuple[dict[str, Any], Route]:

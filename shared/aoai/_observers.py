@@ -3,7 +3,8 @@
 ``Gateway(..., observers=[...])`` calls each observer once per attempt (``attempt_finished``)
 and once per finished call (``call_finished``), whatever the outcome and whatever the log
 level: a result, a typed error, any other exception, or a stream closed before its end
-(``cancelled``). The structured log record (``CallLog``) is one observer and the default;
+(``cancelled``, with an ``abandoned`` result that carries what the stream is charged: usage
+consumers count it like any call). The structured log record (``CallLog``) is one observer and the default;
 telemetry and usage accounting plug in the same way. An observer that raises is logged and
 ignored: it never changes the call's outcome.
 """
@@ -35,8 +36,9 @@ class AttemptEvent:
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
-    """One call has ended: ``result`` when it succeeded, ``error`` when it failed, neither when
-    the caller closed a stream before its end."""
+    """One call has ended: ``result`` when it succeeded, ``error`` when it failed. When the
+    caller closed a stream before its end, ``cancelled`` is True and ``result`` holds what the
+    stream is charged (``abandoned``; None if nothing was opened upstream)."""
 
     operation: str  # chat | chat_stream | embeddings
     ctx: CallContext
@@ -51,15 +53,22 @@ class CallOutcome:
 
     @property
     def cancelled(self) -> bool:
-        return self.result is None and self.error is None
+        """The caller went away before the end. A stream abandoned that way still carries a
+        ``result`` (``extra["abandoned"]``): what was streamed, charged like any call."""
+        return self.error is None and (self.result is None or self.abandoned)
+
+    @property
+    def abandoned(self) -> bool:
+        """A stream the caller closed before its end, with the usage it is charged."""
+        return self.result is not None and bool(self.result.extra.get("abandoned"))
 
     @property
     def outcome(self) -> str:
         """``ok``, ``cancelled`` or the error's stable code (its type name if it has none)."""
+        if self.cancelled:
+            return "cancelled"
         if self.result is not None:
             return "ok"
-        if self.error is None:
-            return "cancelled"
         return str(getattr(self.error, "code", type(self.error).__name__))
 
 

@@ -7,6 +7,12 @@ instead. After the first chunk a failure cannot be retried elsewhere (the caller
 seen part of an answer), so it ends the stream with ``StreamInterrupted`` — as does an upstream
 stream that ends without any ``finish_reason`` — never a silent truncation.
 
+A caller that goes away mid-stream (``aclose`` before the end) is never a region failure, but it
+is not free either: Azure bills what it generated. The observers get an *abandoned* result
+(``CallResult.extra["abandoned"]``, ``CallOutcome.cancelled``) carrying the usage seen so far, or
+the estimate of the prompt plus the streamed characters / 4 (``Usage.estimated``), so the usage
+recorder and the caller's budget count it like any other call.
+
 Some peers (Microsoft's own simulator, some proxies) put ``finish_reason`` inside the choice's
 ``delta`` instead of on the choice. That ends the choice too: the value is lifted onto the
 choice (the shape the openai SDK and every client read) before the chunk is handed out.
@@ -186,11 +192,29 @@ class ChatStream:
             pass
 
     async def aclose(self) -> None:
-        """Release the upstream connection. Closing before the end is logged as cancelled."""
+        """Release the upstream connection. Closing before the end (the caller went away) is a
+        cancelled call that is still charged: Azure bills what it generated, so observers get an
+        abandoned result (``extra["abandoned"]``) with the usage seen, else the estimate of the
+        prompt and what was streamed (``Usage.estimated``)."""
         if not self._done:
-            await self._close_response()
             self._done = True
-            self._on_end(self, None, None)
+            try:
+                await self._close_response()
+            finally:
+                self._result = None  # ``result`` stays for streams that ended
+                self._on_end(self, self._abandoned(), None)
+
+    def _abandoned(self) -> CallResult:
+        return call_result(
+            alias=self.alias,
+            route=(self.region, self.deployment),
+            attempts=self.attempts,
+            latency_s=self._monotonic() - self._started,
+            usage=self._usage if self._usage is not None else self._estimate(),
+            ttft_ms=self._ttft_ms,
+            finish=self._finish_reason,
+            extra={"abandoned": True},
+        )
 
     async def __aenter__(self) -> ChatStream:
         return self

@@ -26,7 +26,7 @@ _MAX_PENDING = 10_000
 
 def stream_end(outcome: Any) -> str:
     """How a stream ended: completed, interrupted upstream, or the client went away."""
-    if outcome.result is not None:
+    if outcome.result is not None and not outcome.cancelled:
         return "completed"
     if outcome.error is None:
         return "client_gone"
