@@ -33,8 +33,12 @@ class ErrorObject(BaseModel):
     param: str | None = Field(description="The offending request field, when one is to blame.")
     code: str = Field(
         description="Stable code: invalid_json, invalid_request, request_too_large, model_not_found, bad_request, "
-        "content_filter, all_throttled, upstream_auth_failed, deployment_not_found, upstream_unavailable, "
-        "deadline_exceeded, stream_interrupted, gateway_misconfigured, internal_error."
+        "max_tokens_over_model_limit, too_many_inputs, content_filter, all_throttled, caller_rate_limited, "
+        "caller_budget_exhausted, upstream_auth_failed, deployment_not_found, upstream_unavailable, "
+        "upstream_request_failed, deadline_exceeded, stream_interrupted, unauthenticated, "
+        "easy_auth_not_enabled, reply_to_not_allowed, job_not_found, job_not_cancellable, "
+        "job_already_finished, job_id_conflict, job_too_large, response_not_found, "
+        "response_region_unavailable, response_affinity_unavailable, gateway_misconfigured, internal_error."
     )
     correlation_id: str = Field(
         description="Also in the x-correlation-id header; quote it when reporting a problem."

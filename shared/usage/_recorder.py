@@ -6,10 +6,11 @@ row that changed since (``UsageStore.write``); ``flush()`` writes at once (``acl
 ``read`` call it). A crash loses at most the counts of the last ``flush_s`` seconds, plus any a
 failing table refused meanwhile (they are kept and written on the next try).
 
-Counted: calls that returned a result (chat, embeddings, and streams that completed), with the
-tokens Azure reported: prompt (``input``), of which cached (``usage.prompt_tokens_details.
-cached_tokens``, where the response carries it), and completion (``output``). A stream that
-broke off or that the client left reports no usage and is not counted.
+Counted: calls that returned a result (chat, embeddings, Responses, and streams that completed),
+with the tokens Azure reported: prompt (``input``), of which cached (``prompt_tokens_details`` /
+``input_tokens_details.cached_tokens``, where the response carries it), and completion
+(``output``); a stream the client left is counted with what was streamed (the usage seen, else
+an estimate); a stream that broke off upstream reports no usage and is not counted.
 """
 
 from __future__ import annotations
