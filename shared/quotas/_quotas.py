@@ -35,6 +35,7 @@ __all__ = ["CallerQuotas", "month_of", "next_month"]
 logger = logging.getLogger(__name__)
 
 _MAX_CONFLICTS = 8
+_CACHE_MAX = 4096  # callers whose monthly count one instance keeps in memory
 
 
 def month_of(epoch_s: float) -> str:
@@ -128,7 +129,19 @@ class CallerQuotas:
                 self._failed("month", exc)
                 used = cached[1] if cached and cached[0] == month else 0
             cached = self._cache[caller] = (month, used, now)
+            self._prune(now)
         return cached[1] + self._pending.get(caller, 0)
+
+    def _prune(self, now: float) -> None:
+        """Keep the monthly-count cache bounded: past ``_CACHE_MAX`` callers, drop every entry
+        too old to be trusted anyway (``cache_s``), then the oldest."""
+        if len(self._cache) <= _CACHE_MAX:
+            return
+        for who, (_, _, read_at) in list(self._cache.items()):
+            if now - read_at >= self.limits.cache_s:
+                del self._cache[who]
+        while len(self._cache) > _CACHE_MAX:
+            del self._cache[min(self._cache, key=lambda who: self._cache[who][2])]
 
     async def window_used(self, caller: str) -> int:
         """Tokens charged in the caller's current TPM window (all instances)."""

@@ -6,8 +6,11 @@ never need a read-modify-write, and a retried write cannot count twice. Reading 
 instances' rows.
 
 Table layout: PartitionKey ``h<YYYYMMDDHH>`` (UTC hour, so a time range is a PartitionKey range),
-RowKey a hash of caller, alias, deployment, lane and instance (callers may hold characters a
-RowKey may not), with each of them also stored as a property.
+RowKey ``<hash of caller>.<hash of alias, deployment, lane and instance>`` (callers may hold
+characters a RowKey may not), with each of them also stored as a property. A caller's own report
+is then a key range in each hour's partition (``RowKey`` from ``<hash>.`` to ``<hash>/``), never a
+scan of everyone's rows. Rows written before this layout (a RowKey without the dot) are read by
+the operators' report only.
 """
 
 from __future__ import annotations
@@ -56,9 +59,14 @@ class InMemoryUsageStore:
         return None
 
 
+def _caller_prefix(caller: str) -> str:
+    return hashlib.sha256(caller.encode("utf-8")).hexdigest()[:16]
+
+
 def _row_key(key: UsageKey, instance: str) -> str:
-    raw = "\x1f".join((key.caller, key.alias, key.deployment, key.lane, instance))
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+    raw = "\x1f".join((key.alias, key.deployment, key.lane, instance))
+    rest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:24]
+    return f"{_caller_prefix(key.caller)}.{rest}"
 
 
 def _quote(value: str) -> str:
@@ -110,8 +118,12 @@ class TableUsageStore:
         query = (
             f"PartitionKey ge 'h{_quote(first_hour)}' and PartitionKey le 'h{_quote(last_hour)}'"
         )
-        if caller is not None:
-            query += f" and caller eq '{_quote(caller)}'"
+        if caller is not None:  # a key range in each partition ('/' follows '.')
+            prefix = _caller_prefix(caller)
+            query += (
+                f" and RowKey ge '{prefix}.' and RowKey lt '{prefix}/'"
+                f" and caller eq '{_quote(caller)}'"
+            )
         out: list[tuple[UsageKey, Counts]] = []
         async for e in self._rows.query(query):
             key = UsageKey(
