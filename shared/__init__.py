@@ -2,3 +2,5 @@
 
 Only the thin adapters in ``function_app.py`` import ``azure.functions``.
 """
+
+__version__ = "0.2.0"  # CHANGELOG.md; the compatibility policy: docs/compatibility.md
