@@ -24,14 +24,18 @@ from ..aoai import ChatRequest, EmbeddingsRequest
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SCOPE_SEPARATOR",
     "InvalidJobMessage",
     "JobIdConflict",
     "JobMessage",
     "JobReply",
+    "caller_scope",
     "new_job_id",
     "parse_job_message",
     "payload_hash",
     "reply_to_refusal",
+    "scoped_job_id",
+    "valid_job_id",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -39,11 +43,30 @@ SCHEMA_VERSION: Literal[1] = 1
 # (``payload_hash``, the queue body) must serialize, and pydantic stops at about 255 levels.
 MAX_JSON_DEPTH = 128
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+# A job id a caller chose over HTTP, scoped to that caller: ``<10 hex of its identity>~<its id>``.
+_SCOPED_JOB_ID = re.compile(r"^[0-9a-f]{10}~[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+SCOPE_SEPARATOR = "~"
 _SB_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~-]{0,259}$")
 
 
 def new_job_id() -> str:
     return f"job-{uuid.uuid4().hex}"
+
+
+def caller_scope(caller: str) -> str:
+    """The 10 hex digits that scope the job ids ``caller`` chooses (SHA-256 of its identity)."""
+    return hashlib.sha256(caller.encode("utf-8")).hexdigest()[:10]
+
+
+def scoped_job_id(caller: str, job_id: str) -> str:
+    """``job_id`` as ``caller`` chose it, in that caller's namespace: two callers may use the same
+    id, and none can take or probe another's (``<scope>~<id>``)."""
+    return f"{caller_scope(caller)}{SCOPE_SEPARATOR}{job_id}"
+
+
+def valid_job_id(value: str) -> bool:
+    """A job id as the backlog stores it: a plain id, or a caller-scoped one."""
+    return bool(_JOB_ID.match(value) or _SCOPED_JOB_ID.match(value))
 
 
 class InvalidJobMessage(ValueError):
@@ -194,7 +217,7 @@ class JobMessage(BaseModel):
     @field_validator("job_id")
     @classmethod
     def _job_id_ok(cls, value: str) -> str:
-        if not _JOB_ID.match(value):
+        if not valid_job_id(value):
             raise ValueError(
                 "must be 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
             )
@@ -298,7 +321,7 @@ def parse_job_message(body: bytes | str, *, fallback_job_id: str | None = None) 
         raise InvalidJobMessage("body is not a JSON object", job_id=fallback_job_id)
     salvage = {
         "job_id": raw.get("job_id")
-        if isinstance(raw.get("job_id"), str) and _JOB_ID.match(raw["job_id"])
+        if isinstance(raw.get("job_id"), str) and valid_job_id(raw["job_id"])
         else fallback_job_id,
         "reply_to": raw.get("reply_to")
         if isinstance(raw.get("reply_to"), str) and _SB_QUEUE.match(raw["reply_to"])

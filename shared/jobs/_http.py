@@ -3,7 +3,11 @@
 (a waiting job ends ``cancelled``: 200 with its status; 409 ``job_not_cancellable`` while it runs,
 ``job_already_finished`` once it succeeded or failed; OpenAI's ``POST /batches/{id}/cancel`` style).
 A job is its submitter's: another caller's id answers 404 ``job_not_found`` exactly as an unknown
-one (operators use ``/api/ops/jobs/{id}``). Parsing and errors reuse ``shared.api``.
+one (operators use ``/api/ops/jobs/{id}``). Job ids live in their caller's namespace: the id a
+caller chooses (or the one generated for it) is stored as ``<scope>~<id>`` (``scoped_job_id``,
+the ``id`` the 202 returns), so two callers may use the same id and none can take or probe
+another's; the status and cancel routes take either form. Parsing and errors reuse
+``shared.api``.
 
 POST body: the job contract's fields (``request`` required; ``job_id``, ``kind``, ``reply_to``,
 ``priority``, ``deadline`` optional). ``caller`` and ``submitted_at`` are set by the gateway.
@@ -25,7 +29,14 @@ from ..aoai import UnknownModel
 from ..api import ApiError, error_response, parse_body, read_body, request_info
 from ._cancel import JobNotCancellable
 from ._claim import JobTooLarge
-from ._contract import JobIdConflict, JobMessage, reply_to_refusal
+from ._contract import (
+    SCOPE_SEPARATOR,
+    JobIdConflict,
+    JobMessage,
+    reply_to_refusal,
+    scoped_job_id,
+    valid_job_id,
+)
 from ._unreachable import unreachable
 
 if TYPE_CHECKING:
@@ -55,7 +66,13 @@ async def submit_job(request: Request, services: JobEndpointServices) -> Respons
             raise UnknownModel(
                 parsed.model, settings.aliases
             )  # 404 listing the known aliases, as on every route
-        job = parsed.model_copy(update={"caller": info.caller, "submitted_at": datetime.now(UTC)})
+        job = parsed.model_copy(
+            update={
+                "caller": info.caller,
+                "submitted_at": datetime.now(UTC),
+                "job_id": _own_id(parsed.job_id, info.caller),
+            }
+        )
         backlog = services.backlog()
         if job.reply_to and not backlog.settings.reply_allowed(job.caller, job.reply_to):
             raise ApiError(
@@ -99,7 +116,11 @@ async def job_status(request: Request, services: JobEndpointServices) -> Respons
         request.path_params.get("job_id") or request.url.path.rstrip("/").rsplit("/", 1)[-1]
     )
     try:
-        status = await services.backlog().status(job_id, owner=info.caller) if job_id else None
+        status = None
+        for candidate in _ids(job_id, info.caller):
+            status = await services.backlog().status(candidate, owner=info.caller)
+            if status is not None:
+                break
         if status is None:
             raise ApiError(404, "job_not_found", f"No job with id '{job_id[:100]}'.", param="id")
     except Exception as exc:  # noqa: BLE001
@@ -115,11 +136,13 @@ async def cancel_job(request: Request, services: JobEndpointServices) -> Respons
     )
     try:
         try:
-            status = (
-                await services.backlog().cancel(job_id, by=info.caller, owner=info.caller)
-                if job_id
-                else None
-            )
+            status = None
+            for candidate in _ids(job_id, info.caller):
+                status = await services.backlog().cancel(
+                    candidate, by=info.caller, owner=info.caller
+                )
+                if status is not None:
+                    break
         except JobNotCancellable as exc:
             raise ApiError(409, exc.code, str(exc), param="id") from None
         if status is None:
@@ -134,6 +157,32 @@ async def cancel_job(request: Request, services: JobEndpointServices) -> Respons
         extra={"correlation_id": job_id},
     )
     return JSONResponse(status, status_code=200, headers=info.headers())
+
+
+def _own_id(job_id: str, caller: str) -> str:
+    """``job_id`` (chosen by the caller, or generated) in the caller's namespace; an id already
+    in it (the ``id`` a 202 returned, posted again to retry) as it is."""
+    if SCOPE_SEPARATOR not in job_id:
+        return scoped_job_id(caller, job_id)
+    if job_id.startswith(scoped_job_id(caller, "")) and valid_job_id(job_id):
+        return job_id
+    raise ApiError(
+        400,
+        "invalid_request",
+        f"job_id: '{SCOPE_SEPARATOR}' may only follow your own scope, as in the id a 202 "
+        "returned; choose an id without it.",
+        param="job_id",
+    )
+
+
+def _ids(job_id: str, caller: str) -> list[str]:
+    """Where the caller's ``job_id`` may be: the id it chose, in its own namespace, first (the
+    202's ``id`` is that full form already), then as given (ids the gateway generated)."""
+    if not job_id:
+        return []
+    if SCOPE_SEPARATOR in job_id:
+        return [job_id]
+    return [scoped_job_id(caller, job_id), job_id]
 
 
 def _error(exc: Exception, info: Any, services: JobEndpointServices) -> Response:

@@ -11,6 +11,8 @@
 |  (JobIdConflict)                      |  this message's reply_to, alert logged, message completes  |
 | other UpstreamUnavailable,            | raised: Service Bus redelivers, then dead-letters after    |
 |  ConfigurationError, anything else    |  MaxDeliveryCount (the DLQ handler takes over)             |
+| UpstreamRequestFailed (a 5xx at every | parked (BACKLOG_SUSPECT_PARK_S, doubling) and tried again: |
+|  region while they serve others)      |  an outage's first moments look the same; then failed      |
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..aoai import AllThrottled, CallContext, ChatRequest, DeadlineExceeded, RequestRejected
+from ..aoai import (
+    AllThrottled,
+    CallContext,
+    ChatRequest,
+    DeadlineExceeded,
+    RequestRejected,
+    UpstreamRequestFailed,
+)
 from ._bus import Outgoing, QueueUnusable
 from ._contract import (
     InvalidJobMessage,
@@ -112,41 +121,18 @@ async def process_delivery(svc: JobServices, delivery: Delivery) -> str:
     try:
         outcome = await run_job(svc, job)
     except AllThrottled as exc:
-        parks = record.parks + 1
-        park_id = uuid.uuid4().hex[:16]
-        redrives = delivery.int_property(PROP_REDRIVES)
-        cost = svc.gateway.estimate_cost(job.request)
-        visibility = await svc.parking.park(
-            job,
-            retry_at=exc.retry_at,
-            parks=parks,
-            redrives=redrives,
-            cost=cost,
-            park_id=park_id,
-        )
-        await svc.checkpoint("after_park", job.job_id)
-        # Parked first, recorded second: a copy whose record is lost is not named by the row,
-        # and the timer drops it (the redelivered message runs the job instead).
-        parked = await svc.store.advance(
-            job.job_id,
-            "parked",
-            current=record,
-            allow=ours,
-            parks=("+", 1),
-            retry_at=exc.retry_at,
-            park_id=park_id,
-            runner="",
-        )
-        if not parked.moved:
-            return _not_ours(job.job_id, parked.record, delivery)
-        logger.info(
-            "job %s throttled everywhere: parked for %ds (park %d)",
-            job.job_id,
-            visibility,
-            parks,
-            extra=log,
-        )
-        return Outcome.PARKED
+        return await _park(svc, job, record, delivery, exc.retry_at, "throttled everywhere")
+    except UpstreamRequestFailed as exc:
+        # Every region answered this request with a 5xx while they served others: likely the
+        # request's own fault, but the first moments of a real outage look the same, and a job
+        # must not fail for good on an outage. Parked (not redelivered at once, which would
+        # count against the circuits as other requests) and tried again later, a few times.
+        if record.parks >= svc.settings.suspect_parks:
+            failure = Terminal.failure(exc.code, exc.message, exc.details())
+            await _keep(svc, job, failure, record, owner)
+            return Outcome.FAILED
+        retry_at = svc.clock() + svc.settings.suspect_park_s * 2**record.parks
+        return await _park(svc, job, record, delivery, retry_at, "failed by every region")
     except RequestRejected as exc:
         await _keep(svc, job, Terminal.failure(exc.code, exc.message, exc.details()), record, owner)
         return Outcome.FAILED
@@ -295,6 +281,51 @@ async def reject_invalid(
         reply_to=exc.reply_to,
     )
     return Outcome.FAILED
+
+
+async def _park(
+    svc: JobServices,
+    job: JobMessage,
+    record: JobRecord,
+    delivery: Delivery,
+    retry_at: float,
+    why: str,
+) -> str:
+    """Park the running ``job`` until ``retry_at`` (the timer re-drives it) and record it."""
+    parks = record.parks + 1
+    park_id = uuid.uuid4().hex[:16]
+    visibility = await svc.parking.park(
+        job,
+        retry_at=retry_at,
+        parks=parks,
+        redrives=delivery.int_property(PROP_REDRIVES),
+        cost=svc.gateway.estimate_cost(job.request),
+        park_id=park_id,
+    )
+    await svc.checkpoint("after_park", job.job_id)
+    # Parked first, recorded second: a copy whose record is lost is not named by the row,
+    # and the timer drops it (the redelivered message runs the job instead).
+    parked = await svc.store.advance(
+        job.job_id,
+        "parked",
+        current=record,
+        allow=_runs(delivery.owner),
+        parks=("+", 1),
+        retry_at=retry_at,
+        park_id=park_id,
+        runner="",
+    )
+    if not parked.moved:
+        return _not_ours(job.job_id, parked.record, delivery)
+    logger.info(
+        "job %s %s: parked for %ds (park %d)",
+        job.job_id,
+        why,
+        visibility,
+        parks,
+        extra={"correlation_id": job.job_id},
+    )
+    return Outcome.PARKED
 
 
 def refuse_reply_to(settings: BacklogSettings, job: JobMessage) -> None:

@@ -120,6 +120,16 @@ class BacklogSettings(AppSettings):
         default=20, ge=1, description="A job parked this often goes to the parking poison queue."
     )
     max_park_s: float = Field(default=float(MAX_VISIBILITY_S), gt=0, le=MAX_VISIBILITY_S)
+    suspect_park_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A job whose request every region failed with a 5xx while serving others is "
+        "parked this long (doubling per park) instead of failing at once: an outage's first "
+        "moments look the same.",
+    )
+    suspect_parks: int = Field(
+        default=3, ge=0, description="Such a job fails for good after this many parks."
+    )
     min_park_s: float = Field(
         default=1.0, ge=0, description="Shortest park, so a retry_at in the past does not spin."
     )

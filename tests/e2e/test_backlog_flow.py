@@ -256,3 +256,41 @@ async def test_same_job_id_with_another_payload_never_touches_the_job(
         info.value.job_id == original.job_id and info.value.existing_hash == original.payload_hash()
     )
     assert await h.submit(original) == [original.job_id]  # the same payload: idempotent, no error
+
+
+async def test_a_5xx_everywhere_is_retried_never_a_first_delivery_failure(
+    e2e_sim, sb_broker_factory, gateway_factory, harness_factory
+):
+    """A job whose request every region answers with 500 while they serve others (the gateway's
+    "the request's own fault") is parked and tried again, not failed on its first delivery: the
+    first moments of a real outage look the same. A request that keeps failing ends failed
+    (upstream_request_failed), once, replied once, and its retries open no circuit."""
+    h = await harness_factory(
+        sb_broker_factory(),
+        gateway_factory(e2e_sim),
+        BACKLOG_SUSPECT_PARK_S="1",
+        BACKLOG_SUSPECT_PARKS="2",
+    ).start(timer=True)
+    warm = h.job("the regions serve others")
+    await h.submit(warm)
+    assert (await h.wait_terminal([warm.job_id]))[warm.job_id].status == "succeeded"
+    for name in REGIONS:
+        e2e_sim.region(name).fault("error", status=500, match="content_parts")
+    parts = h.job(
+        request={
+            "model": "gpt-4o",
+            "max_tokens": 8,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "parts"}]}],
+        }
+    )
+    await h.submit(parts)
+    done = await h.wait_terminal([parts.job_id], timeout=60)
+    record = done[parts.job_id]
+    assert record.status == "failed" and record.error["code"] == "upstream_request_failed"
+    assert record.parks == 2  # tried three times before it failed
+    assert [r["job_id"] for r in h.replies()].count(parts.job_id) == 1
+    circuits = {
+        name: r["circuit"]["state"]
+        for name, r in h.backlog.services.gateway.health_report()["regions"].items()
+    }
+    assert set(circuits.values()) == {"closed"}  # one request's fault opened no circuit

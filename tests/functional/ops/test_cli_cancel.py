@@ -29,11 +29,12 @@ async def test_cli_cancel_a_queued_job(app_env, devserver, sim, azurite, unique_
     async with httpx.AsyncClient(base_url=devserver.base_url, timeout=30) as http:
         submitted = await http.post("/v1/jobs", json={"job_id": "job-cancel-1", "request": CHAT})
         assert submitted.status_code == 202, submitted.text
+        full_id = submitted.json()["id"]  # the id in its caller's namespace, as operators see it
 
-        first = await _cli(devserver.base_url, "--json", "cancel", "job-cancel-1", "job-nope")
+        first = await _cli(devserver.base_url, "--json", "cancel", full_id, "job-nope")
         assert first.returncode == 0, first.stderr
         rows = {r["job_id"]: r for r in json.loads(first.stdout)["data"]}
-        assert rows["job-cancel-1"]["status"] == "cancelled"
+        assert rows[full_id]["status"] == "cancelled"
         assert "404 job_not_found" in rows["job-nope"]["error"]
 
         status = (await http.get("/v1/jobs/job-cancel-1")).json()

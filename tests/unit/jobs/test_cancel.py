@@ -15,6 +15,7 @@ from starlette.requests import Request
 from shared.jobs import JobMessage, JobNotCancellable, JobServices, TableJobStore, Terminal
 from shared.jobs import cancel_job as cancel_endpoint
 from shared.jobs._cancel import cancel_job
+from shared.jobs._contract import scoped_job_id
 from shared.jobs._core import _reply_of
 from shared.jobs._records import CANCELLABLE, TERMINAL, TRANSITIONS, JobRecord
 from shared.storage import expand_dev_connection
@@ -132,7 +133,10 @@ class _Backlog:
         self.answer = answer
         self.settings = SimpleNamespace(storage_unavailable_retry_s=10)
 
-    async def cancel(self, job_id, *, by=None):
+        self.asked: list[tuple[str, str | None]] = []
+
+    async def cancel(self, job_id, *, by=None, owner):
+        self.asked.append((job_id, owner))
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
@@ -157,9 +161,13 @@ def _post_cancel(backlog):
 def test_the_endpoint_maps_each_answer():
     ok = _post_cancel(_Backlog({"id": "job-1", "status": "cancelled"}))
     assert ok.status_code == 200 and json.loads(ok.body)["status"] == "cancelled"
-    missing = _post_cancel(_Backlog(None))
+    unknown = _Backlog(None)
+    missing = _post_cancel(unknown)
     assert missing.status_code == 404
     assert json.loads(missing.body)["error"]["code"] == "job_not_found"
+    # the caller's own namespace first, then the id as given; always as its owner
+    own = scoped_job_id("anonymous", "job-1")
+    assert unknown.asked == [(own, "anonymous"), ("job-1", "anonymous")]
     running = _post_cancel(_Backlog(JobNotCancellable(JobRecord(job_id="job-1", status="running"))))
     assert running.status_code == 409
     assert json.loads(running.body)["error"]["code"] == "job_not_cancellable"

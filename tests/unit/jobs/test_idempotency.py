@@ -11,6 +11,7 @@ import pytest
 from starlette.requests import Request
 
 from shared.jobs import JobIdConflict, JobMessage, parse_job_message, payload_hash, submit_job
+from shared.jobs._contract import scoped_job_id
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 16}
 
@@ -110,9 +111,19 @@ def test_conflict_is_409_in_openai_shape_naming_the_job():
 def test_same_payload_resubmit_is_202_like_the_first():
     response = _post({"job_id": "job-1", "request": CHAT}, _Backlog(None))
     assert response.status_code == 202
+    own = scoped_job_id("anonymous", "job-1")  # the caller's namespace (no key: anonymous)
     assert json.loads(response.body) == {
-        "id": "job-1",
+        "id": own,
         "object": "job",
         "status": "queued",
-        "status_url": "/api/v1/jobs/job-1",
+        "status_url": f"/api/v1/jobs/{own}",
     }
+    again = _post({"job_id": own, "request": CHAT}, _Backlog(None))  # the returned id, re-posted
+    assert json.loads(again.body)["id"] == own
+
+
+def test_a_job_id_in_another_callers_namespace_is_refused():
+    other = scoped_job_id("key:someone-else", "job-1")
+    response = _post({"job_id": other, "request": CHAT}, _Backlog(None))
+    assert response.status_code == 400
+    assert json.loads(response.body)["error"]["param"] == "job_id"
