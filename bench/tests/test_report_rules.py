@@ -201,3 +201,21 @@ def test_added_p99_is_labelled_a_difference_of_percentiles(repo: dict[str, Any])
     assert "-0.768 ms (a difference of p99s)" in page
     assert "p99 ms (p99 − p99)" in page
     assert "differences of percentiles" in page
+
+
+def test_all_refuses_a_tree_with_uncommitted_changes(
+    repo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    import bench.__main__ as cli
+
+    monkeypatch.setattr(cli, "ROOT", repo["root"])
+    ran: list[str] = []
+    monkeypatch.setattr(cli, "_run_one", lambda name, *a: ran.append(name) or {})
+    (repo["root"] / "f.txt").write_text("changed, not committed")
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["--all"])
+    assert refused.value.code == 2 and ran == []
+    assert "--all needs a clean commit" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--all", "--quick"])  # --all is the full, published run only
+    assert ran == []
