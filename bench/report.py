@@ -812,6 +812,8 @@ def render_markdown(
         "```",
         "",
     ]
+    # every section heads with the same honest summary line as the list above
+    shown = {n: {**res, "summary": honest_summary(n, res)} for n, res in b.items()}
     sections = (
         ("overhead", _overhead),
         ("drain", _drain),
@@ -819,18 +821,22 @@ def render_markdown(
         ("failover", _failover),
     )
     for name, fn in sections:
-        if name in b and "error" not in b[name] and "skipped" not in b[name]:
-            lines += _flagged(fn(b[name], images), marked.get(name))
-    if "coldstart" in b and "error" not in b["coldstart"]:
-        lines += _flagged(_coldstart(b["coldstart"]), marked.get("coldstart"))
-    if "memory" in b and "error" not in b["memory"]:
-        lines += _flagged(_memory(b["memory"]), marked.get("memory"))
-    if "embeddings_load" in b and "error" not in b["embeddings_load"]:
-        lines += _flagged(_embeddings_load(b["embeddings_load"]), marked.get("embeddings_load"))
-    if "chaos" in b and "skipped" not in b["chaos"]:
-        lines += _flagged(_chaos(b["chaos"]), marked.get("chaos"))
-    if "batchlane" in b and "error" not in b["batchlane"] and "skipped" not in b["batchlane"]:
-        lines += _flagged(_batchlane(b["batchlane"]), marked.get("batchlane"))
+        if name in b and "error" not in shown[name] and "skipped" not in shown[name]:
+            lines += _flagged(fn(shown[name], images), marked.get(name))
+    if "coldstart" in b and "error" not in shown["coldstart"]:
+        lines += _flagged(_coldstart(shown["coldstart"]), marked.get("coldstart"))
+    if "memory" in b and "error" not in shown["memory"]:
+        lines += _flagged(_memory(shown["memory"]), marked.get("memory"))
+    if "embeddings_load" in b and "error" not in shown["embeddings_load"]:
+        lines += _flagged(_embeddings_load(shown["embeddings_load"]), marked.get("embeddings_load"))
+    if "chaos" in b and "skipped" not in shown["chaos"]:
+        lines += _flagged(_chaos(shown["chaos"]), marked.get("chaos"))
+    if (
+        "batchlane" in b
+        and "error" not in shown["batchlane"]
+        and "skipped" not in shown["batchlane"]
+    ):
+        lines += _flagged(_batchlane(shown["batchlane"]), marked.get("batchlane"))
     failed = [(n, r) for n, r in b.items() if "error" in r or "skipped" in r]
     if failed:
         lines += ["## Not measured in this run", ""]

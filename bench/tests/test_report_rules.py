@@ -219,3 +219,15 @@ def test_all_refuses_a_tree_with_uncommitted_changes(
     with pytest.raises(SystemExit):
         cli.main(["--all", "--quick"])  # --all is the full, published run only
     assert ran == []
+
+
+def test_the_recorded_results_render_without_a_rounded_miss_or_a_none():
+    import json
+
+    from bench._harness import ROOT
+
+    run = json.loads((ROOT / "bench" / "results" / "latest.json").read_text(encoding="utf-8"))
+    page = render_markdown(run, {}, "bench/results/latest.json")
+    if "scaleout" in run["benchmarks"]:
+        assert "share 0.95x" not in page and "share 0.90x" not in page
+    assert "None ms" not in page and "+None" not in page
