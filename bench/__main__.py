@@ -10,6 +10,13 @@ then ``bench.report`` renders ``docs/benchmarks.md`` and ``docs/bench-*.png`` fr
 X's entry, keeping the others) and re-renders the report: the suite can be run in pieces on the
 final code. Every result records its own start time, git commit and machine load before/after
 (``provenance``), which the report shows where the pieces differ.
+
+``--all`` runs every benchmark in pieces for the published report: it refuses to start on a
+tree with uncommitted changes (every figure must trace to one clean commit in the history),
+merges each benchmark into ``bench/results/latest.json`` as soon as it ends (an interrupted run
+keeps the pieces it finished, all from that commit) and re-renders the report at the end. The
+report marks in red any piece from a dirty tree or from a commit that is not an ancestor of
+HEAD.
 """
 
 from __future__ import annotations
@@ -66,6 +73,15 @@ def _run_one(name: str, quick: bool, commit: str | None, command: str) -> dict[s
     result = _run_module(name, quick)
     result["provenance"] = {**provenance, "load_after": machine_info()["loadavg"]}
     return result
+
+
+def _merge_piece(out: Path, piece: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``piece`` into the results at ``out`` (written back); the merged results."""
+    base = json.loads(out.read_text(encoding="utf-8")) if out.exists() else None
+    merged = merge_runs(base, piece, order=BENCHMARKS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_dumps(merged) + "\n", encoding="utf-8")
+    return merged
 
 
 def _run_module(name: str, quick: bool) -> dict[str, Any]:
@@ -126,7 +142,23 @@ def main(argv: list[str] | None = None) -> int:
         "--note",
         help="free text about the conditions (e.g. 'quiet machine'), printed in the report",
     )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every benchmark, each merged into bench/results/latest.json as it ends; refuses "
+        "a tree with uncommitted changes",
+    )
     args = parser.parse_args(argv)
+    if args.all and (args.only or args.quick or args.merge or args.out):
+        parser.error("--all runs every benchmark at full size into latest.json: no other options")
+    if args.all:
+        clean = git_commit(ROOT)
+        if clean is None or clean.endswith("-dirty"):
+            parser.error(
+                f"--all needs a clean commit (found {clean or 'no git checkout'}): commit or "
+                "discard the changes so every figure traces to one commit"
+            )
+        args.only, args.merge = list(BENCHMARKS), True
     if args.merge and (not args.only or args.quick):
         parser.error("--merge needs --only and full samples (no --quick)")
 
@@ -150,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         run["benchmarks"][name] = result
         summaries.append(result.get("summary", name))
         print(result.get("summary", name), flush=True)
+        if args.all:  # this piece is kept even if a later one is interrupted
+            _merge_piece(RESULTS / "latest.json", {**run, "benchmarks": {name: result}})
     run["machine_after"] = machine_info()
     run["total_s"] = round(time.monotonic() - started, 1)
 
@@ -157,11 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else RESULTS / ("quick.tmp" if args.quick else "latest.json")
     if args.only and not args.out and not args.quick and not args.merge:
         out = RESULTS / "partial.tmp"
-    if args.merge:
-        base = json.loads(out.read_text(encoding="utf-8")) if out.exists() else None
-        run = merge_runs(base, run, order=BENCHMARKS)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_dumps(run) + "\n", encoding="utf-8")
+    if args.all:
+        run = json.loads(out.read_text(encoding="utf-8"))
+    elif args.merge:
+        run = _merge_piece(out, run)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(_dumps(run) + "\n", encoding="utf-8")
     print(
         f"bench: results in {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({run['total_s']} s)",
         flush=True,

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_commit", "merge_runs", "provenances"]
+__all__ = ["git_commit", "merge_runs", "not_from_this_tree", "provenances"]
 
 
 OUTPUTS = (":(exclude)bench/results", ":(exclude)docs/benchmarks.md", ":(exclude)docs/bench-*.png")
@@ -43,6 +43,30 @@ def git_commit(root: Path) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return f"{head}-dirty" if status else head
+
+
+def not_from_this_tree(root: Path, commit: str | None) -> str | None:
+    """Why a result recorded on ``commit`` cannot be traced to the tree at ``root``, or None
+    when it can: the commit is named, was clean (no ``-dirty``) and is HEAD or an ancestor of
+    it (``git merge-base --is-ancestor``). A commit git does not know is not in the history."""
+    if not commit:
+        return "commit not recorded"
+    if commit.endswith("-dirty"):
+        return f"ran on `{commit}`: a tree with uncommitted changes"
+    try:
+        found = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", commit, "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "no git to check the commit against"
+    if found.returncode == 0:
+        return None
+    if found.returncode == 1:
+        return f"`{commit}` is not an ancestor of this tree's HEAD"
+    return f"`{commit}` is not in this repository's history"
 
 
 def _inherited(run: dict[str, Any]) -> dict[str, Any]:

@@ -7,19 +7,81 @@ typed in by hand. ``python -m bench.report [results.json]`` re-renders without r
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from ._harness import ROOT
-from ._merge import provenances
+from ._merge import not_from_this_tree, provenances
 from ._plots import plot_drain, plot_failover, plot_overhead
 from .scaleout import plot as plot_scaleout
 
-__all__ = ["render_markdown", "write_report"]
+__all__ = ["honest_summary", "render_markdown", "untraced", "write_report"]
 
 DOCS = ROOT / "docs"
 REPORT = DOCS / "benchmarks.md"
+
+
+NOT_FROM_THIS_TREE = "NOT FROM THIS TREE"
+# Red where the markdown renders HTML, and the plain words everywhere else.
+RED_BADGE = f'<span style="color:red">**{NOT_FROM_THIS_TREE}**</span>'
+
+
+def untraced(run: dict[str, Any], root: Path) -> dict[str, str]:
+    """Benchmark -> why its figures cannot be traced to the tree at ``root`` (a dirty tree, a
+    commit that is not an ancestor of HEAD, or none recorded); traced benchmarks are absent."""
+    out = {}
+    for name, p in provenances(run).items():
+        why = not_from_this_tree(root, p.get("commit"))
+        if why:
+            out[name] = why
+    return out
+
+
+def _range_text(t: dict[str, Any]) -> str:
+    """How many runs a target's figure comes from and, for two or more, their range."""
+    runs = t.get("runs") or 1
+    spread = t.get("range")
+    if runs >= 2 and spread:
+        return f"median of {runs} runs, range {_fmt(spread[0])}–{_fmt(spread[1])}"
+    return "one run: no range"
+
+
+def _scaleout_summary(result: dict[str, Any]) -> str:
+    """The scale-out line with each K's share at full precision, said met or missed against its
+    target, and its range where it repeats: ``0.949`` never becomes ``0.95x``."""
+    line = result.get("summary", "scaleout")
+    scenarios = result.get("scenarios", {})
+    share_targets = {
+        t["what"].split(" ", 1)[0]: t
+        for t in result.get("targets", [])
+        if "share of what interactive leaves" in t.get("what", "")
+    }
+
+    def exact(match: re.Match[str]) -> str:
+        k = match.group(1)
+        scenario = scenarios.get(f"ledger K={k}", {})
+        share = scenario.get("share")
+        if not isinstance(share, (int, float)):
+            return match.group(0)
+        text = f"K={k} share {share:.3f}"
+        t = share_targets.get(f"K={k}")
+        if t is not None:
+            text += f" ({'met' if t['met'] else 'missed'} {t['target']}"
+            text += f"; {_range_text(t)})"
+        return text
+
+    return re.sub(r"K=(\d+) share [\d.]+x", exact, line)
+
+
+def honest_summary(name: str, result: dict[str, Any]) -> str:
+    """``result``'s summary line as the report prints it: a figure that is missing reads
+    ``n/a`` with why (never ``+None ms``), and scale-out shares keep every digit measured."""
+    line = result.get("summary", name)
+    if name == "scaleout":
+        line = _scaleout_summary(result)
+    return re.sub(r"[+-]?None( ms)?", "n/a (no call in that phase, so no figure)", line)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -36,7 +98,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return out + [""]
 
 
-def _machine(run: dict[str, Any]) -> list[str]:
+def _machine(run: dict[str, Any], marked: dict[str, str]) -> list[str]:
     m, after = run.get("machine_before", {}), run.get("machine_after", {})
     load_b, load_a = m.get("loadavg", []), after.get("loadavg", [])
     busy = (load_b[:1] or [0])[0] > 0.5 * max(1, m.get("nproc", 1))
@@ -65,25 +127,31 @@ def _machine(run: dict[str, Any]) -> list[str]:
     if run.get("note"):
         lines.append(f"- Note given with the run: {run['note']}")
     lines.append("")
-    return lines + _provenance(run)
+    return lines + _provenance(run, marked)
 
 
-def _provenance(run: dict[str, Any]) -> list[str]:
+def _provenance(run: dict[str, Any], marked: dict[str, str]) -> list[str]:
     """Per benchmark: when it started and on which commit, when the benchmarks differ in either
-    (a report merged from pieces, ``--only X --merge``); else one line naming the commit."""
+    (a report merged from pieces, ``--only X --merge``) or any cannot be traced to this tree;
+    else one line naming the commit."""
     found = provenances(run)
     if not found:
         return []
     starts = {p.get("started_utc") for p in found.values()}
     commits = {p.get("commit") for p in found.values()}
-    if len(commits) == 1 and (len(starts) == 1 or not run.get("merged")):
+    if not marked and len(commits) == 1 and (len(starts) == 1 or not run.get("merged")):
         (commit,) = commits
         return [f"- Commit `{commit}` for every benchmark.", ""] if commit else []
     lines = [
         "### Runs per benchmark",
         "",
-        "This report is merged from runs in pieces (`python -m bench --only NAME --merge`): each "
-        "benchmark's figures come from its own run, on the commit and under the load shown.",
+        (
+            "This report is merged from runs in pieces (`python -m bench --only NAME --merge`): "
+            "each benchmark's figures come from its own run, on the commit and under the load "
+            "shown."
+            if run.get("merged")
+            else "Each benchmark's commit and load, and whether its figures trace to this tree."
+        ),
         "",
     ]
     rows = [
@@ -92,32 +160,56 @@ def _provenance(run: dict[str, Any]) -> list[str]:
             p.get("started_utc") or "unknown",
             f"`{p.get('commit')}`" if p.get("commit") else "unknown",
             f"{(p.get('load_before') or ['?'])[0]} → {(p.get('load_after') or ['?'])[0]}",
+            f"{RED_BADGE}: {marked[name]}" if name in marked else "yes",
         ]
         for name, p in found.items()
     ]
-    lines += _table(["benchmark", "started (UTC)", "commit", "1-min load before → after"], rows)
+    lines += _table(
+        [
+            "benchmark",
+            "started (UTC)",
+            "commit",
+            "1-min load before → after",
+            "from this tree (clean, ancestor of HEAD)",
+        ],
+        rows,
+    )
     return lines
 
 
-def _targets(run: dict[str, Any]) -> list[str]:
+def _targets(run: dict[str, Any], marked: dict[str, str]) -> list[str]:
     rows = []
     for name, result in run["benchmarks"].items():
+        flag = f" {RED_BADGE}" if name in marked else ""
         if "error" in result or "skipped" in result:
             rows.append(
                 [
                     name,
                     "runs",
                     result.get("error") or result.get("skipped"),
-                    "**MISSED**" if "error" in result else "skipped",
+                    "",
+                    ("**MISSED**" if "error" in result else "skipped") + flag,
                 ]
             )
             continue
         for t in result.get("targets", []):
             measured = f"{_fmt(t['measured'])} {t.get('unit', '')}".strip()
+            if "added p99" in t.get("what", ""):
+                measured += " (a difference of p99s)"
+            verdict = "met" if t["met"] else "**MISSED**"
             rows.append(
-                [name, f"{t['what']}: {t['target']}", measured, "met" if t["met"] else "**MISSED**"]
+                [name, f"{t['what']}: {t['target']}", measured, _range_text(t), verdict + flag]
             )
-    return ["## Targets", "", *_table(["benchmark", "target", "measured", "result"], rows)]
+    return [
+        "## Targets",
+        "",
+        *_table(["benchmark", "target", "measured", "runs", "result"], rows),
+        "*Runs*: where a benchmark repeats its measurement, the figure is the median of the runs "
+        'and the range (lowest–highest) is printed beside it; "one run: no range" means the '
+        "run-to-run spread of that figure was not measured in this report, so a margin smaller "
+        "than the spread seen before is not evidence of a pass.",
+        "",
+    ]
 
 
 def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
@@ -155,9 +247,21 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         ["litellm vs sdk", core["litellm_vs_sdk"]],
     ]
     lines += _table(
-        ["added latency", "p50 ms", "p99 ms", "median of paired differences ms"],
+        [
+            "added latency",
+            "p50 ms (p50 − p50)",
+            "p99 ms (p99 − p99)",
+            "median of paired differences ms",
+        ],
         [[name, a["p50"], a["p99"], a["paired_median"]] for name, a in added],
     )
+    lines += [
+        "The p50 and p99 columns are differences of percentiles (one arm's p99 minus the other's), "
+        "not percentiles of the added time: an added p99 below the added p50, or below zero, means "
+        "the two arms' tails are closer than their medians, not that the layer's worst calls cost "
+        "less than its typical ones.",
+        "",
+    ]
     own = core["gateway_vs_sdk_raw_stream"]
     if own["p50"] < 0 or own["p99"] < 0:
         lines += [
@@ -625,11 +729,53 @@ def _batchlane(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: str) -> str:
+def _ran_against(run: dict[str, Any]) -> list[str]:
+    nproc = run.get("machine_before", {}).get("nproc")
+    return [
+        "**What every figure here ran against:** one machine with "
+        f"{nproc if nproc is not None else 'an unrecorded number of'} CPU cores, everything on "
+        "127.0.0.1: the project's Azure OpenAI simulator (`python -m aoai_sim`), the dev server "
+        "(`python -m devserver`) where the HTTP path is measured, Azurite for storage and the "
+        "project's Service Bus broker (`sbbroker`). Not Azure: no figure on this page was measured "
+        "against Azure OpenAI, Azure Storage, Service Bus or a Functions host.",
+        "",
+    ]
+
+
+def _banner(marked: dict[str, str]) -> list[str]:
+    if not marked:
+        return [
+            "Every benchmark below ran on a clean commit that is in this tree's history.",
+            "",
+        ]
+    return [
+        f"> {RED_BADGE} — these benchmarks' figures come from a tree with uncommitted changes or a "
+        "commit that is not in this tree's history, so they cannot be traced to the code here: "
+        + "; ".join(f"`{n}` ({why})" for n, why in marked.items())
+        + ".",
+        "",
+    ]
+
+
+def _flagged(lines: list[str], why: str | None) -> list[str]:
+    """A section's lines with the red marker under its heading when its figures are untraced."""
+    if not why or not lines:
+        return lines
+    return [lines[0], "", f"{RED_BADGE}: {why}.", *lines[1:]]
+
+
+def render_markdown(
+    run: dict[str, Any], images: dict[str, str], results_path: str, root: Path = ROOT
+) -> str:
+    """The report's markdown. ``root``: the git tree each benchmark's recorded commit is checked
+    against (clean and an ancestor of its HEAD, or marked ``NOT FROM THIS TREE`` in red)."""
     b = run["benchmarks"]
+    marked = untraced(run, root)
     lines = [
         "# Benchmarks",
         "",
+        *_ran_against(run),
+        *_banner(marked),
         "> Generated by `make bench` (`python -m bench`) from `"
         + results_path
         + "`; do not edit by hand. "
@@ -643,6 +789,7 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
         "",
         "```",
         "make bench                                # installs requirements-bench.txt, runs everything (about 90 min on 2 cores: scaleout ~30, batchlane ~35)",
+        ".venv/bin/python -m bench --all           # the same in pieces: each benchmark merged as it ends; refuses a dirty tree",
         ".venv/bin/python -m bench --quick         # smoke run, small samples (bench/results/quick.tmp, report untouched)",
         ".venv/bin/python -m bench --only drain     # one benchmark (bench/results/partial.tmp)",
         ".venv/bin/python -m bench --only drain --merge  # one benchmark into latest.json and this page",
@@ -653,15 +800,20 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
         "on free ports, the dev server where the HTTP path is measured, and the peers in-process. LiteLLM is "
         "installed by the runner with `--no-deps` (see `bench/_peers.py`), telemetry off and the local cost map.",
         "",
-        *_machine(run),
-        *_targets(run),
+        *_machine(run, marked),
+        *_targets(run, marked),
         "## Summary lines",
         "",
         "```",
-        *[res.get("summary", name) for name, res in b.items()],
+        *[
+            (f"[{NOT_FROM_THIS_TREE}] " if name in marked else "") + honest_summary(name, res)
+            for name, res in b.items()
+        ],
         "```",
         "",
     ]
+    # every section heads with the same honest summary line as the list above
+    shown = {n: {**res, "summary": honest_summary(n, res)} for n, res in b.items()}
     sections = (
         ("overhead", _overhead),
         ("drain", _drain),
@@ -669,18 +821,22 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
         ("failover", _failover),
     )
     for name, fn in sections:
-        if name in b and "error" not in b[name] and "skipped" not in b[name]:
-            lines += fn(b[name], images)
-    if "coldstart" in b and "error" not in b["coldstart"]:
-        lines += _coldstart(b["coldstart"])
-    if "memory" in b and "error" not in b["memory"]:
-        lines += _memory(b["memory"])
-    if "embeddings_load" in b and "error" not in b["embeddings_load"]:
-        lines += _embeddings_load(b["embeddings_load"])
-    if "chaos" in b and "skipped" not in b["chaos"]:
-        lines += _chaos(b["chaos"])
-    if "batchlane" in b and "error" not in b["batchlane"] and "skipped" not in b["batchlane"]:
-        lines += _batchlane(b["batchlane"])
+        if name in b and "error" not in shown[name] and "skipped" not in shown[name]:
+            lines += _flagged(fn(shown[name], images), marked.get(name))
+    if "coldstart" in b and "error" not in shown["coldstart"]:
+        lines += _flagged(_coldstart(shown["coldstart"]), marked.get("coldstart"))
+    if "memory" in b and "error" not in shown["memory"]:
+        lines += _flagged(_memory(shown["memory"]), marked.get("memory"))
+    if "embeddings_load" in b and "error" not in shown["embeddings_load"]:
+        lines += _flagged(_embeddings_load(shown["embeddings_load"]), marked.get("embeddings_load"))
+    if "chaos" in b and "skipped" not in shown["chaos"]:
+        lines += _flagged(_chaos(shown["chaos"]), marked.get("chaos"))
+    if (
+        "batchlane" in b
+        and "error" not in shown["batchlane"]
+        and "skipped" not in shown["batchlane"]
+    ):
+        lines += _flagged(_batchlane(shown["batchlane"]), marked.get("batchlane"))
     failed = [(n, r) for n, r in b.items() if "error" in r or "skipped" in r]
     if failed:
         lines += ["## Not measured in this run", ""]
@@ -689,8 +845,11 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(run: dict[str, Any], results_path: Path | None = None) -> list[Path]:
-    """Write the plots and the markdown; return the paths written."""
+def write_report(
+    run: dict[str, Any], results_path: Path | None = None, plots: bool = True
+) -> list[Path]:
+    """Write the plots and the markdown; return the paths written. ``plots=False`` keeps the
+    plots already in ``docs/`` (rendered from the same results) and rewrites the markdown only."""
     DOCS.mkdir(exist_ok=True)
     b = run["benchmarks"]
     images: dict[str, str] = {}
@@ -703,9 +862,11 @@ def write_report(run: dict[str, Any], results_path: Path | None = None) -> list[
     ):
         if name in b and "error" not in b[name] and "skipped" not in b[name]:
             path = DOCS / f"bench-{name}.png"
-            fn(b[name], path)
-            images[name] = path.name
-            written.append(path)
+            if plots:
+                fn(b[name], path)
+                written.append(path)
+            if path.exists():
+                images[name] = path.name
     rel = (
         str(results_path.relative_to(ROOT))
         if results_path and results_path.is_relative_to(ROOT)
@@ -716,9 +877,13 @@ def write_report(run: dict[str, Any], results_path: Path | None = None) -> list[
 
 
 def _main(argv: list[str]) -> int:
-    path = Path(argv[0]) if argv else ROOT / "bench" / "results" / "latest.json"
+    """``python -m bench.report [results.json] [--markdown-only]`` (``--markdown-only``: keep the
+    plots in ``docs/``, e.g. where matplotlib is not installed)."""
+    plots = "--markdown-only" not in argv
+    args = [a for a in argv if a != "--markdown-only"]
+    path = Path(args[0]) if args else ROOT / "bench" / "results" / "latest.json"
     run = json.loads(path.read_text(encoding="utf-8"))
-    for p in write_report(run, results_path=path.resolve()):
+    for p in write_report(run, results_path=path.resolve(), plots=plots):
         print(p)
     return 0
 

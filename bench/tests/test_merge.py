@@ -92,7 +92,9 @@ def test_the_report_lists_start_and_commit_per_benchmark_when_they_differ():
     assert "Stale since" not in page and "that one run" not in page
 
     one = render_markdown(first, {}, "bench/results/latest.json")  # one run, one commit
-    assert "Runs per benchmark" not in one and "- Commit `abc1234` for every benchmark." in one
+    # ... but not a commit of this repository: listed, and marked as not from this tree
+    assert "| coldstart | 2026-12-01T19:00:00+00:00 | `abc1234` | 0.3 → 1.3 | <span" in one
+    assert "- Commit `abc1234` for every benchmark." not in one
 
 
 def test_git_commit_names_head_and_a_dirty_tree(tmp_path: Path):
