@@ -72,7 +72,7 @@ run: deps
 
 bench: deps
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
-	$(PY) -m bench
+	$(PY) -m bench --all
 
 clean:
 	rm -rf $(VENV) $(LI_VENV) $(LOCK_VENV) node_modules .azurite .run .pytest_cache
