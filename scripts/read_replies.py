@@ -1,7 +1,7 @@
 """Read job replies from a Service Bus queue and print each one as a line of JSON (docs/jobs.md).
 
     python scripts/read_replies.py                       # the local broker's `replies` queue
-    python scripts/read_replies.py --job-id job-123      # wait for that job's reply
+    python scripts/read_replies.py --job-id job-123      # wait for that job's reply (either id form)
     python scripts/read_replies.py --queue replies --wait 60 --peek
 
 The connection string comes from --connection, else the environment variable
@@ -67,6 +67,12 @@ def describe(message: Any) -> dict[str, Any]:
     }
 
 
+def _is_job(correlation_id: str, job_id: str) -> bool:
+    """The reply of ``job_id``: its full id (``<scope>~<id>``, as a 202 returns it and replies
+    carry it) or the id you chose (the part after the ``~``)."""
+    return correlation_id == job_id or correlation_id.endswith("~" + job_id)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     from azure.servicebus import ServiceBusClient
@@ -93,7 +99,7 @@ def read(receiver: Any, args: argparse.Namespace) -> tuple[int, bool]:
         idle_until = time.monotonic() + args.wait
         for message in batch:
             reply = describe(message)
-            mine = args.job_id is None or reply["correlation_id"] == args.job_id
+            mine = args.job_id is None or _is_job(str(reply["correlation_id"]), args.job_id)
             if not args.peek:
                 if mine:
                     receiver.complete_message(message)

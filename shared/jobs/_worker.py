@@ -273,12 +273,15 @@ async def reject_invalid(
         exc.message,
         extra={"correlation_id": exc.job_id, "alert": alert},
     )
+    reply_to = exc.reply_to  # what could be salvaged: replied to only where its caller may
+    if reply_to and not svc.settings.reply_allowed(exc.caller, reply_to):
+        reply_to = None
     await conclude(
         svc,
         exc.job_id,
         Terminal.failure(exc.code, exc.message),
         owner=owner,
-        reply_to=exc.reply_to,
+        reply_to=reply_to,
     )
     return Outcome.FAILED
 

@@ -5,6 +5,7 @@ as `make run` starts them), the simulator and Azurite."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -69,15 +70,17 @@ def test_documented_submit_enqueue_and_reply_reading(
         submitted = run([sys.executable, "-c", example("submit")], client_env)
         assert submitted.returncode == 0, submitted.stderr[-2000:]
         assert submitted.stdout.startswith("202 "), submitted.stdout
+        full_id = ast.literal_eval(submitted.stdout.split(" ", 1)[1])["id"]  # <scope>~job-docs-1
+        assert full_id.endswith("~job-docs-1")
 
-        reply = read_reply("job-docs-1", client_env)
-        assert reply["message_id"] == "job-docs-1:reply"
-        assert reply["correlation_id"] == "job-docs-1"
+        reply = read_reply("job-docs-1", client_env)  # the id as chosen finds it too
+        assert reply["message_id"] == f"{full_id}:reply"
+        assert reply["correlation_id"] == full_id
         assert reply["subject"] == "succeeded"
         assert reply["content_type"] == "application/json"
-        assert reply["application_properties"] == {"job_id": "job-docs-1", "status": "succeeded"}
+        assert reply["application_properties"] == {"job_id": full_id, "status": "succeeded"}
         body = reply["body"]
-        assert body["schema_version"] == 1 and body["job_id"] == "job-docs-1"
+        assert body["schema_version"] == 1 and body["job_id"] == full_id
         assert body["status"] == "succeeded"
         assert body["result"]["choices"][0]["message"]["content"]
 

@@ -92,6 +92,24 @@ async def test_a_direct_sender_cannot_reply_into_another_queue(
     assert sb_broker.messages(victim) == [] and e2e_sim.region("eastus2").stats()["requests"] == 0
 
 
+async def test_an_invalid_message_is_not_replied_into_another_queue(
+    e2e_sim, sb_broker, gateway_factory, harness_factory, unique_name
+) -> None:
+    """An invalid job is failed under the id it names and replied to what could be salvaged of
+    its reply_to, but only where its caller may have replies sent."""
+    h = await harness_factory(sb_broker, gateway_factory(e2e_sim)).start(timer=False)
+    victim = unique_name("billing")
+    sb_broker.create_queue(victim)
+    body = b'{"schema_version": 1, "job_id": "job-bad-2", "reply_to": "%s", "caller": "key:x"}'
+    await h.backlog.services.bus.send(
+        h.env["BACKLOG_QUEUE"], Outgoing(body=body % victim.encode(), message_id="job-bad-2")
+    )
+    done = await h.wait_terminal(["job-bad-2"])
+    assert done["job-bad-2"].error["code"] == "invalid_message"
+    await h.settled()
+    assert sb_broker.messages(victim) == []
+
+
 async def test_a_reply_queue_the_app_may_not_send_to_is_undeliverable_at_once(
     e2e_sim, sb_broker, gateway_factory, harness_factory
 ) -> None:
