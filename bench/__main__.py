@@ -33,6 +33,7 @@ __all__ = ["BENCHMARKS", "main"]
 BENCHMARKS = (
     "coldstart",
     "overhead",
+    "concurrency",
     "memory",
     "embeddings_load",
     "failover",

@@ -21,6 +21,12 @@ __all__ = ["render_markdown", "write_report"]
 DOCS = ROOT / "docs"
 REPORT = DOCS / "benchmarks.md"
 
+# Why the templates' values are what they are (written from the committed run; the table above
+# is re-rendered from the results, this reasoning is not).
+_CONCURRENCY_CHOICE = (
+    "PLACEHOLDER",
+)
+
 
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
@@ -499,6 +505,92 @@ def _memory(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _concurrency(r: dict[str, Any]) -> list[str]:
+    setup, crit = r["setup"], r["criteria"]
+    stream_s = (setup["ttft_ms"] + setup["tokens"] * setup["per_token_ms"]) / 1000.0
+    lines = [
+        "## Concurrency per instance (`bench/concurrency.py`)",
+        "",
+        f"`{r['summary']}`",
+        "",
+        "One instance = one dev server process (the app's HTTP functions on one event loop, as the Python "
+        "worker runs them) in front of one simulated deployment. Each stream is a streamed chat call of "
+        f"{setup['tokens']} tokens, {setup['ttft_ms']:.0f} ms to the first token then "
+        f"{setup['per_token_ms']:.0f} ms per token (about {stream_s:.1f} s and "
+        f"{1000.0 / setup['per_token_ms']:.0f} tokens/s, a realistic pace). At each level C, C callers run "
+        "streams back to back (the first ones spread over "
+        f"{setup['stagger_s']:.0f} s) with the openai SDK, pointed either straight at the simulator "
+        "(`direct`, the baseline) or at the dev server (`gateway`); the arms alternate "
+        f"({setup['order']}). Event-loop lag: a `GET /api/health` every {setup['probe_s']} s, in both arms; "
+        "while the direct arm runs the dev server is idle, so the difference is what the streams make a "
+        "request wait for the instance's loop. CPU: the dev server process's CPU seconds per wall second "
+        "while the gateway arm ran.",
+        "",
+        "Measured on a 2-core machine with other load on it (see the load figures under Runs per "
+        "benchmark): the simulator, the callers and the dev server share those cores, so absolute "
+        "figures are pessimistic and noisy. What carries over to Azure is the comparison with the "
+        "direct arm of the same level in the same run, and the instance's CPU per stream.",
+        "",
+    ]
+    rows = []
+    for c, lv in r["levels"].items():
+        rows.append(
+            [
+                c,
+                f"{lv['streams']['gateway']}/{lv['streams']['direct']}",
+                lv["ttft_ms"]["direct"].get("p50"),
+                lv["ttft"]["added_p50"],
+                lv["ttft"]["added_p99"],
+                lv["duration_ms"]["direct"].get("p50"),
+                lv["duration"]["ratio_p50"],
+                lv["duration"]["ratio_p99"],
+                lv["tokens_per_s"]["gateway"],
+                lv["throughput_ratio"],
+                lv["instance_cpu_cores"],
+                lv["instance_cpu_ms_per_stream"],
+                lv["loop_lag_ms"]["added_p50"],
+                lv["loop_lag_ms"]["added_p99"],
+                f"{lv['errors']['gateway']}/{lv['errors']['direct']}",
+                ", ".join(r["verdicts"][c]) or "fit",
+            ]
+        )
+    lines += _table(
+        [
+            "streams at once",
+            "streams (gw/direct)",
+            "direct TTFT p50 ms",
+            "TTFT added p50 ms",
+            "TTFT added p99 ms",
+            "direct stream p50 ms",
+            "stream duration ratio p50",
+            "ratio p99",
+            "gateway tokens/s",
+            "throughput ratio",
+            "instance CPU (cores)",
+            "instance CPU ms per stream",
+            "loop lag added p50 ms",
+            "loop lag added p99 ms",
+            "errors (gw/direct)",
+            "verdict",
+        ],
+        rows,
+    )
+    lines += [
+        f"A level is fit when, against the direct arm of the same level: no errors, TTFT added p99 "
+        f"<= {crit['max_ttft_added_p99_ms']:.0f} ms, stream duration ratio p50 <= "
+        f"{crit['max_duration_ratio_p50']}, throughput ratio >= {crit['min_throughput_ratio']}, "
+        f"loop lag added p99 <= {crit['max_loop_lag_added_p99_ms']:.0f} ms, and the instance uses at most "
+        f"{crit['max_cpu_cores']} of a core (headroom for TLS to Azure OpenAI and to callers, the host's "
+        "proxy in front of the worker, and bursts, none of which this machine reproduces). "
+        f"This run: fit up to **{r['chosen_http_per_instance_concurrency']}** concurrent streams per "
+        "instance (the highest level fit with every level below it fit).",
+        "",
+        *_CONCURRENCY_CHOICE,
+        "",
+    ]
+    return lines
+
+
 def _embeddings_load(r: dict[str, Any]) -> list[str]:
     lines = [
         "## Embeddings load (`bench/embeddings_load.py`)",
@@ -675,6 +767,8 @@ def render_markdown(run: dict[str, Any], images: dict[str, str], results_path: s
         lines += _coldstart(b["coldstart"])
     if "memory" in b and "error" not in b["memory"]:
         lines += _memory(b["memory"])
+    if "concurrency" in b and "error" not in b["concurrency"] and "skipped" not in b["concurrency"]:
+        lines += _concurrency(b["concurrency"])
     if "embeddings_load" in b and "error" not in b["embeddings_load"]:
         lines += _embeddings_load(b["embeddings_load"])
     if "chaos" in b and "skipped" not in b["chaos"]:
