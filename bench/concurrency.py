@@ -57,16 +57,6 @@ TOKENS = 100
 STAGGER_S = 1.0
 PROBE_S = 0.25
 _UNLIMITED = 10**9
-# Prompts tried in turn: the simulator's natural answer length depends on the prompt (16-127
-# tokens); the first whose answer is cut at TOKENS makes every stream exactly TOKENS long.
-_PROMPTS = (
-    "Stream a short paragraph, please.",
-    "Tell me a long story about a lighthouse keeper.",
-    "Describe the water cycle in detail.",
-    "Write a few paragraphs about trains.",
-    "Explain how a compiler works, step by step.",
-    "List many fruits and say something about each.",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,15 +172,29 @@ def _gateway_env(sim: SimProcess) -> dict[str, str]:
     }
 
 
-async def _pick_prompt(client: Any) -> list[dict[str, str]]:
-    for text in _PROMPTS:
-        messages = [{"role": "user", "content": text}]
-        answer = await client.chat.completions.create(
-            model=DEPLOYMENT, messages=messages, max_tokens=TOKENS
-        )
-        if answer.usage is not None and answer.usage.completion_tokens >= TOKENS:
+def _long_prompt() -> list[dict[str, str]]:
+    """Messages whose simulated answer runs past ``TOKENS`` (so every stream is exactly TOKENS
+    long): the simulator's natural length (16-127 tokens) is a function of the deployment and
+    the messages, computed here with its own generator and checked by one call in ``_measure``."""
+    from aoai_sim._text import generate, seed_for
+
+    for i in range(10_000):
+        messages = [{"role": "user", "content": f"Tell me a long story, please ({i})."}]
+        tokens, natural = generate(seed_for(DEPLOYMENT, messages, 0), TOKENS)
+        if len(tokens) >= TOKENS and not natural:
             return messages
-    return [{"role": "user", "content": _PROMPTS[0]}]
+    raise RuntimeError(f"no prompt found with an answer of {TOKENS} tokens or more")
+
+
+async def _check_prompt(client: Any, messages: Any) -> None:
+    answer = await client.chat.completions.create(
+        model=DEPLOYMENT, messages=messages, max_tokens=TOKENS
+    )
+    got = answer.usage.completion_tokens if answer.usage is not None else None
+    if got != TOKENS:
+        raise RuntimeError(
+            f"the simulator answered {got} tokens, not {TOKENS}: streams would differ"
+        )
 
 
 async def _one_stream(client: Any, model: str, messages: Any, phase: _Phase) -> None:
@@ -327,7 +331,8 @@ async def _measure(
     pid = dev.proc.pid if dev.proc is not None else None
     out: dict[int, dict[str, Any]] = {}
     try:
-        messages = await _pick_prompt(direct)
+        messages = _long_prompt()
+        await _check_prompt(direct, messages)
         for client, model in ((direct, DEPLOYMENT), (via, ALIAS)):  # warm-up: connections, imports
             await _phase(client, model, messages, 2, 1, probe_url, None)
         for c in levels:
