@@ -636,6 +636,11 @@ def _concurrency_choice(r: dict[str, Any]) -> list[str]:
         "`host.json` does not turn on dynamic concurrency, so this is the fixed per-instance limit, "
         "and target-based scaling takes it as the target executions per instance. The drain, "
         "scale-out and chaos benchmarks above ran their workers at 16 too.",
+        "- Sources (Microsoft Learn): *Concurrency in Azure Functions* (HTTP per-instance "
+        "concurrency on Flex Consumption; Service Bus `maxConcurrentCalls` in `host.json` as the "
+        "fixed per-instance limit), *Target-based scaling* (the Service Bus target executions per "
+        "instance come from `host.json`), *Flex Consumption plan* (per-function scaling: the HTTP "
+        "functions scale together, every other function in its own instances).",
         "- Measured here (dev server as the instance, simulator as Azure OpenAI): the figures "
         "above. Only in Azure: the host's proxy in front of the worker's HTTP server, TLS on both "
         "sides, the instance's own CPU (2,048 MB instances by default) and a real network. To "
