@@ -7,8 +7,8 @@ Service Bus trigger's ``maxConcurrentCalls`` in ``host.json``.
 One instance = one dev server process (``python -m devserver --http-only``: the app's HTTP
 functions on one event loop, as the Python worker runs them), in front of one simulated
 deployment whose streams last seconds (``TTFT_MS`` before the first token, then ``TOKENS``
-tokens at ``PER_TOKEN_MS`` each: about 3.3 s and 33 tokens/s per stream, a realistic GPT-4o
-pace). At each level ``C``, ``C`` callers each run ``STREAMS_PER_CALLER`` streamed chat calls
+tokens at ``PER_TOKEN_MS`` each: about 3.3 s and 33 tokens/s per stream, the slower end of
+how fast Azure OpenAI streams). At each level ``C``, ``C`` callers each run ``STREAMS_PER_CALLER`` streamed chat calls
 back to back (their first starts spread over ``STAGGER_S``), with the openai SDK:
 
 * ``direct``  the same SDK pointed straight at the simulator: the baseline;
@@ -39,6 +39,8 @@ from ._harness import API_KEY, Budget, DevServer, SimProcess, gateway_regions, s
 from ._stats import percentile, ratio
 
 __all__ = [
+    "DEPLOYED_PER_INSTANCE",
+    "FAST_TOKENS_PER_S",
     "LEVELS",
     "Criteria",
     "choose_concurrency",
@@ -54,6 +56,11 @@ LEVELS = (1, 4, 16, 64)
 TTFT_MS = 300.0
 PER_TOKEN_MS = 30.0
 TOKENS = 100
+# What the templates deploy (infra's perInstanceConcurrency, host.json's maxConcurrentCalls):
+# not the highest fit level, but the highest whose CPU leaves room for streams FAST_TOKENS_PER_S
+# fast (the instance's CPU grows with chunks per second; see the report's reasoning).
+DEPLOYED_PER_INSTANCE = 16
+FAST_TOKENS_PER_S = 100.0
 STAGGER_S = 1.0
 PROBE_S = 0.25
 _UNLIMITED = 10**9

@@ -134,4 +134,5 @@ def test_report_renders_the_concurrency_section() -> None:
     assert "| 64 | 8/8 |" in text and "| throughput_ratio |" in text
     assert "fit up to **1** concurrent streams" in text
     assert "2-core machine with other load" in text
-    assert "`perInstanceConcurrency` = **1**" in text and "(misses throughput_ratio)" in text
+    assert "`perInstanceConcurrency` = **16**" in text and "not the highest fit level (1 in" in text
+    assert "64 streams: TTFT" in text
