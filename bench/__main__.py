@@ -40,6 +40,7 @@ __all__ = ["BENCHMARKS", "main"]
 BENCHMARKS = (
     "coldstart",
     "overhead",
+    "concurrency",
     "memory",
     "embeddings_load",
     "failover",

@@ -603,6 +603,160 @@ def _memory(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _concurrency(r: dict[str, Any]) -> list[str]:
+    setup, crit = r["setup"], r["criteria"]
+    stream_s = (setup["ttft_ms"] + setup["tokens"] * setup["per_token_ms"]) / 1000.0
+    lines = [
+        "## Concurrency per instance (`bench/concurrency.py`)",
+        "",
+        f"`{r['summary']}`",
+        "",
+        "One instance = one dev server process (the app's HTTP functions on one event loop, as the Python "
+        "worker runs them) in front of one simulated deployment. Each stream is a streamed chat call of "
+        f"{setup['tokens']} tokens, {setup['ttft_ms']:.0f} ms to the first token then "
+        f"{setup['per_token_ms']:.0f} ms per token (about {stream_s:.1f} s and "
+        f"{1000.0 / setup['per_token_ms']:.0f} tokens/s, the slower end of how fast Azure OpenAI streams). At each level C, C callers run "
+        "streams back to back (the first ones spread over "
+        f"{setup['stagger_s']:.0f} s) with the openai SDK, pointed either straight at the simulator "
+        "(`direct`, the baseline) or at the dev server (`gateway`); the arms alternate "
+        f"({setup['order']}). Event-loop lag: a `GET /api/health` every {setup['probe_s']} s, in both arms; "
+        "while the direct arm runs the dev server is idle, so the difference is what the streams make a "
+        "request wait for the instance's loop. CPU: the dev server process's CPU seconds per wall second "
+        "while the gateway arm ran.",
+        "",
+        "Measured on a 2-core machine with other load on it (see the load figures under Runs per "
+        "benchmark): the simulator, the callers and the dev server share those cores, so absolute "
+        "figures are pessimistic and noisy. What carries over to Azure is the comparison with the "
+        "direct arm of the same level in the same run, and the instance's CPU per stream.",
+        "",
+    ]
+    rows = []
+    for c, lv in r["levels"].items():
+        rows.append(
+            [
+                c,
+                f"{lv['streams']['gateway']}/{lv['streams']['direct']}",
+                lv["ttft_ms"]["direct"].get("p50"),
+                lv["ttft"]["added_p50"],
+                lv["ttft"]["added_p99"],
+                lv["duration_ms"]["direct"].get("p50"),
+                lv["duration"]["ratio_p50"],
+                lv["duration"]["ratio_p99"],
+                lv["tokens_per_s"]["gateway"],
+                lv["throughput_ratio"],
+                lv["instance_cpu_cores"],
+                lv["instance_cpu_ms_per_stream"],
+                lv["loop_lag_ms"]["added_p50"],
+                lv["loop_lag_ms"]["added_p99"],
+                f"{lv['errors']['gateway']}/{lv['errors']['direct']}",
+                ", ".join(r["verdicts"][c]) or "fit",
+            ]
+        )
+    lines += _table(
+        [
+            "streams at once",
+            "streams (gw/direct)",
+            "direct TTFT p50 ms",
+            "TTFT added p50 ms",
+            "TTFT added p99 ms",
+            "direct stream p50 ms",
+            "stream duration ratio p50",
+            "ratio p99",
+            "gateway tokens/s",
+            "throughput ratio",
+            "instance CPU (cores)",
+            "instance CPU ms per stream",
+            "loop lag added p50 ms",
+            "loop lag added p99 ms",
+            "errors (gw/direct)",
+            "verdict",
+        ],
+        rows,
+    )
+    lines += [
+        f"A level is fit when, against the direct arm of the same level: no errors, TTFT added p99 "
+        f"<= {crit['max_ttft_added_p99_ms']:.0f} ms, stream duration ratio p50 <= "
+        f"{crit['max_duration_ratio_p50']}, throughput ratio >= {crit['min_throughput_ratio']}, "
+        f"loop lag added p99 <= {crit['max_loop_lag_added_p99_ms']:.0f} ms, and the instance uses at most "
+        f"{crit['max_cpu_cores']} of a core (headroom for TLS to Azure OpenAI and to callers, the host's "
+        "proxy in front of the worker, and bursts, none of which this machine reproduces). "
+        f"This run: fit up to **{r['chosen_http_per_instance_concurrency']}** concurrent streams per "
+        "instance (the highest level fit with every level below it fit).",
+        "",
+        *_concurrency_choice(r),
+        "",
+    ]
+    return lines
+
+
+def _host_json_max_concurrent_calls() -> Any:
+    try:
+        host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return host.get("extensions", {}).get("serviceBus", {}).get("maxConcurrentCalls")
+
+
+def _concurrency_choice(r: dict[str, Any]) -> list[str]:
+    """Why the deployed values are what they are, with this run's figures."""
+    from .concurrency import DEPLOYED_PER_INSTANCE, FAST_TOKENS_PER_S
+
+    chosen = r["chosen_http_per_instance_concurrency"]
+    levels = r["levels"]
+    pace = 1000.0 / r["setup"]["per_token_ms"]
+    scale = FAST_TOKENS_PER_S / pace
+
+    def figures(c: str) -> str:
+        lv = levels[c]
+        return (
+            f"{c} streams: TTFT {_fmt(lv['ttft']['added_p99'])} ms p99 over direct, duration "
+            f"x{_fmt(lv['duration']['ratio_p50'])}, throughput x{_fmt(lv['throughput_ratio'])}, "
+            f"loop lag {_fmt(lv['loop_lag_ms']['added_p99'])} ms p99, "
+            f"{_fmt(lv['instance_cpu_cores'])} of a core (about "
+            f"{_fmt(lv['instance_cpu_cores'] * scale, 2)} at {FAST_TOKENS_PER_S:.0f} tokens/s)"
+        )
+
+    shown = [c for c in levels if int(c) in {DEPLOYED_PER_INSTANCE, chosen} or int(c) > chosen]
+    return [
+        "**The values deployed.** Flex Consumption's default per-instance HTTP concurrency for "
+        "Python apps is 1: every call in flight takes a whole instance, so a burst of C streams "
+        "needs C instances (a cold start each), `maximumInstanceCount` caps the calls in flight, "
+        "and circuits, budgets and leases are spread over as many instances. The gateway is one "
+        "event loop doing I/O, so one instance carries many streams; the question is how many "
+        "before a caller notices. This run: " + "; ".join(figures(c) for c in shown) + ".",
+        "",
+        f"- HTTP: `perInstanceConcurrency` = **{DEPLOYED_PER_INSTANCE}** (the "
+        "`perInstanceConcurrency` parameter in `infra/`, "
+        "`functionAppConfig.scaleAndConcurrency.triggers.http`), not the highest fit level "
+        f"({chosen} in this run): the instance's CPU grows with the chunks it relays per second, "
+        f"and these streams ran at {pace:.0f} tokens/s. A model streaming {FAST_TOKENS_PER_S:.0f} "
+        "tokens/s costs about three times as much per stream (projected linearly from the "
+        "measured CPU, as above), which leaves the deployed level within half a core and the "
+        "higher one well past it; the loop lag at the higher level is also near its limit. The "
+        "value counts calls in flight, and a stream holds its slot for its whole length (up to "
+        "minutes): it is a number of open streams per instance, not requests per second.",
+        f"- Service Bus: `extensions.serviceBus.maxConcurrentCalls` in `host.json` = "
+        f"**{_fmt(_host_json_max_concurrent_calls())}**. On Flex Consumption each non-HTTP function "
+        "scales in its own group of instances (per-function scaling), so the backlog worker's "
+        "slots do not share an instance with HTTP streams; a job's model call goes through the same "
+        "access layer (streamed upstream by default), so the same per-instance figure applies. "
+        "`host.json` does not turn on dynamic concurrency, so this is the fixed per-instance limit, "
+        "and target-based scaling takes it as the target executions per instance. The drain, "
+        "scale-out and chaos benchmarks above ran their workers at 16 too.",
+        "- Sources (Microsoft Learn): *Concurrency in Azure Functions* (HTTP per-instance "
+        "concurrency on Flex Consumption; Service Bus `maxConcurrentCalls` in `host.json` as the "
+        "fixed per-instance limit), *Target-based scaling* (the Service Bus target executions per "
+        "instance come from `host.json`), *Flex Consumption plan* (per-function scaling: the HTTP "
+        "functions scale together, every other function in its own instances).",
+        "- Measured here (dev server as the instance, simulator as Azure OpenAI): the figures "
+        "above. Only in Azure: the host's proxy in front of the worker's HTTP server, TLS on both "
+        "sides, the instance's own CPU (2,048 MB instances by default) and a real network. To "
+        "check there, run the same streams at 16 and 64 against the deployed app and compare "
+        "time to first token with a direct call to Azure OpenAI from the same client; raise the "
+        "value if it holds.",
+    ]
+
+
 def _embeddings_load(r: dict[str, Any]) -> list[str]:
     lines = [
         "## Embeddings load (`bench/embeddings_load.py`)",
@@ -827,6 +981,12 @@ def render_markdown(
         lines += _flagged(_coldstart(shown["coldstart"]), marked.get("coldstart"))
     if "memory" in b and "error" not in shown["memory"]:
         lines += _flagged(_memory(shown["memory"]), marked.get("memory"))
+    if (
+        "concurrency" in b
+        and "error" not in shown["concurrency"]
+        and "skipped" not in shown["concurrency"]
+    ):
+        lines += _flagged(_concurrency(shown["concurrency"]), marked.get("concurrency"))
     if "embeddings_load" in b and "error" not in shown["embeddings_load"]:
         lines += _flagged(_embeddings_load(shown["embeddings_load"]), marked.get("embeddings_load"))
     if "chaos" in b and "skipped" not in shown["chaos"]:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest, SystemClock, health_status
+from shared.telemetry import invocation_context
 
 from ._context import RequestInfo, request_info, require_caller
 from ._embeddings_body import SLICE, embeddings_chunks
@@ -70,13 +71,15 @@ async def _guarded(
     request: Request, services: Services, body: Callable[[RequestInfo], Awaitable[Response]]
 ) -> Response:
     info = request_info(request, services)
-    try:
-        require_caller(request, services)  # Easy Auth mode: no principal, no service
-        return await body(info)
-    except Exception as exc:  # noqa: BLE001 - the one error mapping answers every failure
-        return error_response(
-            exc, info.correlation_id, headers=info.headers(), secrets=_secrets(services)
-        )
+    # The call's spans are children of the host's invocation (its traceparent on the request).
+    with invocation_context(request):
+        try:
+            require_caller(request, services)  # Easy Auth mode: no principal, no service
+            return await body(info)
+        except Exception as exc:  # noqa: BLE001 - the one error mapping answers every failure
+            return error_response(
+                exc, info.correlation_id, headers=info.headers(), secrets=_secrets(services)
+            )
 
 
 async def chat_completions(request: Request, services: Services) -> Response:

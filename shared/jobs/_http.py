@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..aoai import UnknownModel
 from ..api import ApiError, error_response, parse_body, read_body, request_info
+from ..telemetry import invocation_context
 from ._cancel import JobNotCancellable
 from ._claim import JobTooLarge
 from ._contract import (
@@ -82,7 +83,8 @@ async def submit_job(request: Request, services: JobEndpointServices) -> Respons
                 param="reply_to",
             )
         try:
-            submission = await backlog.submit(job)
+            with invocation_context(request):  # the job's trace starts under the invocation
+                submission = await backlog.submit(job)
         except JobIdConflict as exc:
             raise ApiError(409, exc.code, exc.message, param="job_id") from None
         except JobTooLarge as exc:

@@ -93,18 +93,29 @@ def send_span(queue: str, message_id: str, properties: MutableMapping[str, Any])
 
 @contextlib.contextmanager
 def job_span(stage: str, job_id: str | None, properties: Mapping[Any, Any] | None) -> Iterator[Any]:
-    """A span for one backlog step (``submit``, ``process``, ``dead_letter``, ``parking_poison``)
-    continuing the trace found in ``properties`` (a received message's application properties)."""
+    """A span for one backlog step (``submit``, ``process``, ``dead_letter``, ``parking_poison``).
+
+    Its parent: the invocation's trace context when one is current (the Functions host's, made
+    current by ``invocation_context`` or by the worker), with the trace found in ``properties``
+    (a received message's application properties: the sender's) as a link, so the step shows
+    under its invocation and still leads back to the request that queued it; else the sender's
+    context from ``properties`` itself, so one trace runs from the submit to the reply."""
     from opentelemetry import propagate, trace
 
-    parent = propagate.extract(properties, getter=_GETTER) if properties else None
+    sent = propagate.extract(properties, getter=_GETTER) if properties else None
+    sent_span = trace.get_current_span(sent).get_span_context() if sent is not None else None
+    parent, links = sent, []
+    if trace.get_current_span().get_span_context().is_valid and sent_span is not None:
+        parent = None  # the current context: the invocation's
+        if sent_span.is_valid:
+            links = [trace.Link(sent_span)]
     kind = trace.SpanKind.PRODUCER if stage == "submit" else trace.SpanKind.CONSUMER
     attributes: dict[str, Any] = {ATTR.MESSAGING_SYSTEM: "servicebus"}
     if job_id:
         attributes[ATTR.JOB_ID] = job_id
     tracer = trace.get_tracer(TRACER_NAME)
     with tracer.start_as_current_span(
-        f"job {stage}", context=parent, kind=kind, attributes=attributes
+        f"job {stage}", context=parent, kind=kind, attributes=attributes, links=links
     ) as span:
         yield span
 

@@ -4,6 +4,12 @@
   instrumentations are left off: the gateway reports its own spans, and nothing patches the
   openai SDK). If the Functions worker has already installed an SDK provider (it does so with
   ``PYTHON_ENABLE_OPENTELEMETRY=true`` when the app configured one before), that one is reused.
+  Traces and metrics only: Python logs already reach Application Insights through the Functions
+  host (the worker sends every record to the host, which writes it with the invocation's
+  operation id). By default ``configure_azure_monitor`` also hangs an exporting handler on the
+  root logger, which would send every record a second time; it takes no argument to turn logs
+  off (``disable_logging`` is read from ``OTEL_LOGS_EXPORTER`` only, whatever is passed), so its
+  handler goes on a logger of its own that nothing logs to (``logger_name``).
 * OTLP: a ``TracerProvider`` with a batch processor and a ``MeterProvider`` with a periodic
   reader, both with the OTLP/HTTP exporters, which read ``OTEL_EXPORTER_OTLP_*`` themselves;
   the reader honours ``OTEL_METRIC_EXPORT_INTERVAL``; ``OTEL_SERVICE_NAME`` and
@@ -24,12 +30,19 @@ __all__ = ["Providers", "configure"]
 logger = logging.getLogger(__name__)
 
 _SERVICE_NAME = "aoai-gateway"
-# configure_azure_monitor's bundled library instrumentations: all off (see the docstring).
+# Where configure_azure_monitor hangs its log handler: a logger nothing writes to (not an
+# ancestor of any logger the app or its libraries use), so no record is exported twice.
+_AZMON_LOGGER = "aoai_gateway.telemetry.azure_monitor_unused"
+# configure_azure_monitor's bundled library instrumentations: all off (see the docstring). Its
+# 1.8 line added httpx and httpx2 (the openai SDK's transport): on, they would add a span per
+# upstream request next to our attempt span.
 _AZMON_INSTRUMENTATIONS = (
     "azure_sdk",
     "django",
     "fastapi",
     "flask",
+    "httpx",
+    "httpx2",
     "psycopg2",
     "requests",
     "urllib",
@@ -85,6 +98,7 @@ def configure(settings: TelemetrySettings, *, install: bool = True) -> Providers
 
         configure_azure_monitor(
             connection_string=settings.connection_string,
+            logger_name=_AZMON_LOGGER,
             enable_live_metrics=False,
             instrumentation_options={name: {"enabled": False} for name in _AZMON_INSTRUMENTATIONS},
         )

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -78,3 +81,95 @@ def point_count(points: list[Any], **attrs: Any) -> int:
     return sum(
         int(p.count) for p in points if all(p.attributes.get(k) == v for k, v in attrs.items())
     )
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP (protobuf) receiver on a free loopback port, keeping every POST; it also
+    stands in for Application Insights' ingestion endpoint (``/v2.1/track``)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                receiver.posts.append((self.path, body))
+                self.send_response(200)
+                if "/track" in self.path:  # Application Insights answers with a tally
+                    reply = b'{"itemsReceived": 1, "itemsAccepted": 1, "errors": []}'
+                    self.send_header("content-type", "application/json")
+                else:
+                    reply = b""
+                    self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def spans(self) -> list[Any]:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        out = []
+        for path, body in list(self.posts):
+            if path == "/v1/traces":
+                request = ExportTraceServiceRequest.FromString(body)
+                for rs in request.resource_spans:
+                    resource = {a.key: a.value.string_value for a in rs.resource.attributes}
+                    for ss in rs.scope_spans:
+                        out.extend((resource, span) for span in ss.spans)
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+            ExportMetricsServiceRequest,
+        )
+
+        out: dict[str, Any] = {}
+        for path, body in list(self.posts):
+            if path == "/v1/metrics":
+                request = ExportMetricsServiceRequest.FromString(body)
+                for rm in request.resource_metrics:
+                    for sm in rm.scope_metrics:
+                        for metric in sm.metrics:
+                            out[metric.name] = metric
+        return out
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def attrs_of(items: Any) -> dict[str, Any]:
+    out = {}
+    for a in items:
+        value = a.value
+        kind = value.WhichOneof("value")
+        out[a.key] = getattr(value, kind) if kind else None
+    return out
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.close()
+
+
+def wait_for(condition, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    return condition()

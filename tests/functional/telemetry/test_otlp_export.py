@@ -8,16 +8,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.fixtures.devserver import settings_env
 from tests.fixtures.gateway import settings_for_sim
+
+from .conftest import attrs_of as _attrs
+from .conftest import wait_for as _wait
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,89 +36,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-class _Receiver:
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                receiver.posts.append((self.path, body))
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def spans(self) -> list[Any]:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-            ExportTraceServiceRequest,
-        )
-
-        out = []
-        for path, body in list(self.posts):
-            if path == "/v1/traces":
-                request = ExportTraceServiceRequest.FromString(body)
-                for rs in request.resource_spans:
-                    resource = {a.key: a.value.string_value for a in rs.resource.attributes}
-                    for ss in rs.scope_spans:
-                        out.extend((resource, span) for span in ss.spans)
-        return out
-
-    def metrics(self) -> dict[str, Any]:
-        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-            ExportMetricsServiceRequest,
-        )
-
-        out: dict[str, Any] = {}
-        for path, body in list(self.posts):
-            if path == "/v1/metrics":
-                request = ExportMetricsServiceRequest.FromString(body)
-                for rm in request.resource_metrics:
-                    for sm in rm.scope_metrics:
-                        for metric in sm.metrics:
-                            out[metric.name] = metric
-        return out
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _attrs(items: Any) -> dict[str, Any]:
-    out = {}
-    for a in items:
-        value = a.value
-        kind = value.WhichOneof("value")
-        out[a.key] = getattr(value, kind) if kind else None
-    return out
-
-
-@pytest.fixture
-def otlp_receiver():
-    receiver = _Receiver()
-    yield receiver
-    receiver.close()
-
-
-def _wait(condition, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    return condition()
 
 
 def test_otlp_export_from_standard_variables_to_a_real_receiver(sim, otlp_receiver):
@@ -204,27 +119,44 @@ def test_importing_function_app_loads_no_opentelemetry_sdk_or_exporter():
     assert json.loads(out.stdout) == []
 
 
+_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+_INVOCATION_SPAN = "00f067aa0ba902b7"
+
 _AZMON_SCRIPT = """
-import asyncio
+import asyncio, json, logging
 from shared import runtime
 from shared.aoai import CallContext, ChatRequest
+from shared.telemetry import invocation_context
+
+logging.getLogger("azure").setLevel(logging.WARNING)  # as function_app does
 
 async def main():
     gateway = runtime.gateway()
-    await gateway.chat(
-        ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=8),
-        CallContext(correlation_id="azmon-1", caller="key:azmon0000test"),
-    )
+    # The host's invocation context, as a Functions Context or the proxied request carries it.
+    with invocation_context({"traceparent": "00-%s-%s-01"}):
+        await gateway.chat(
+            ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=8),
+            CallContext(correlation_id="azmon-1", caller="key:azmon0000test"),
+        )
+    # A record the app logs: the Functions host already sends it to Application Insights.
+    logging.getLogger("shared.telemetry_probe").warning("azmon-log-probe")
+    from opentelemetry._logs import get_logger_provider
+    flush = getattr(get_logger_provider(), "force_flush", None)
+    if flush is not None:
+        flush(5000)  # whatever the log pipeline holds is posted now, not at some later tick
     await runtime.aclose()  # flushes the providers
+    print(json.dumps(sorted(type(h).__name__ for h in logging.getLogger().handlers)))
     print("done", flush=True)
 
 asyncio.run(main())
-"""
+""" % (_TRACE_ID, _INVOCATION_SPAN)
 
 
 def test_azure_monitor_export_when_a_connection_string_is_set(sim, otlp_receiver):
     """The Application Insights path: configure_azure_monitor from the connection string, spans
-    posted to its ingestion endpoint (here the test's receiver) as App Insights telemetry."""
+    posted to its ingestion endpoint (here the test's receiver) as App Insights telemetry, in
+    the invocation's operation (``ai.operation.id`` = its trace id, parent = its span); and no
+    log record of the app's goes that way (the Functions host sends them: one path, not two)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))}
     env.update(settings_env(settings_for_sim(sim)))
     env.update(
@@ -272,3 +204,20 @@ def test_azure_monitor_export_when_a_connection_string_is_set(sim, otlp_receiver
     props = items[0]["data"]["baseData"].get("properties", {})
     assert props.get("gateway.caller") == "key:azmon0000test"
     assert props.get("gen_ai.request.model") == "gpt-4o"
+    # Only the gateway's own spans: the library instrumentations (httpx's included) stay off.
+    dependencies = {
+        i["data"]["baseData"].get("name")
+        for i in tracked()
+        if i["data"].get("baseType") == "RemoteDependencyData"
+    }
+    assert {n for n in dependencies if not n.startswith("attempt ")} == {"chat gpt-4o"}, (
+        dependencies
+    )
+    tags = items[0].get("tags", {})
+    assert tags.get("ai.operation.id") == _TRACE_ID
+    assert tags.get("ai.operation.parentId") == _INVOCATION_SPAN
+    # One log path: no exporting handler on the root logger, and the record never reached the
+    # ingestion endpoint (before, configure_azure_monitor hung one there: every record twice).
+    assert "LoggingHandler" not in json.loads(out.stdout.splitlines()[-2])
+    logged = [i for i in tracked() if "azmon-log-probe" in json.dumps(i)]
+    assert logged == [], logged
