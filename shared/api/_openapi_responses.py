@@ -13,8 +13,10 @@ _OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 _ID = {"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+def _errors(*statuses: int, azure: bool = False) -> dict[str, Any]:
+    """OpenAI's error shape on ``/v1``, Azure's on the ``/openai`` routes."""
+    schema = "AzureErrorResponse" if azure else "ErrorResponse"
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
     return {str(s): {"description": "Error", "content": content} for s in statuses}
 
 
@@ -50,7 +52,7 @@ def responses_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                         "`previous_response_id` it runs on the region that stores that response.",
                         stream=True,
                     ),
-                    **_errors(400, 404, 413, 429, 500, 502, 503, 504),
+                    **_errors(400, 404, 413, 429, 500, 502, 503, 504, azure=bool(tag)),
                 },
             }
         }
@@ -61,7 +63,7 @@ def responses_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "parameters": [_ID],
                 "responses": {
                     "200": _ok("The stored response, from its region."),
-                    **_errors(400, 404, 429, 503),
+                    **_errors(400, 404, 429, 503, azure=bool(tag)),
                 },
             },
             "delete": {
@@ -70,7 +72,7 @@ def responses_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "parameters": [_ID],
                 "responses": {
                     "200": _ok("Deleted in its region."),
-                    **_errors(404, 429, 503),
+                    **_errors(404, 429, 503, azure=bool(tag)),
                 },
             },
         }
@@ -81,7 +83,7 @@ def responses_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "parameters": [_ID],
                 "responses": {
                     "200": _ok("The background response, cancelled."),
-                    **_errors(400, 404, 429, 503),
+                    **_errors(400, 404, 429, 503, azure=bool(tag)),
                 },
             }
         }
@@ -92,7 +94,7 @@ def responses_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "parameters": [_ID],
                 "responses": {
                     "200": _ok("The response's input items (a list)."),
-                    **_errors(404, 429, 503),
+                    **_errors(404, 429, 503, azure=bool(tag)),
                 },
             }
         }

@@ -306,7 +306,8 @@ async def _guarded(
 def _response_id(request: Request) -> str:
     value = request.path_params.get("response_id")
     if not isinstance(value, str) or not value or len(value) > 256 or not value.isprintable():
-        raise ApiError(400, "invalid_request", "A response id is required.", param="response_id")
+        # No response has such an id: the answer an unknown id gets (no id is probed apart).
+        raise _not_found(repr(value)[:80] if isinstance(value, str) else "", "response_id")
     return value
 
 
