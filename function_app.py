@@ -6,9 +6,12 @@ import os
 
 import azure.functions as func
 
-# The Azure SDKs log every HTTP request and AMQP state change at INFO: noise and cost in
+# The Azure SDKs log every HTTP request and AMQP state change at INFO, and the openai SDK's HTTP
+# client (httpx2) every upstream call, which the gateway logs once itself: noise and cost in
 # Application Insights. Their warnings and errors still come through.
 logging.getLogger("azure").setLevel(logging.WARNING)
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
