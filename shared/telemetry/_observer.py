@@ -85,6 +85,15 @@ class TelemetryObserver:
             pending = self._pending[key] = _Pending(self._context.get_current())
         pending.attempts.append((attempt, time.time_ns()))
         kind = attempt.outcome.value if attempt.outcome is not None else None
+        if getattr(attempt, "hedge", False):
+            self.instruments.hedges.add(
+                1,
+                {
+                    ATTR.REGION: attempt.region,
+                    ATTR.DEPLOYMENT: attempt.deployment,
+                    ATTR.OUTCOME: kind or "ok",
+                },
+            )
         if kind == "throttled":
             self.instruments.throttled.add(
                 1,
@@ -248,7 +257,8 @@ class TelemetryObserver:
         if usage is not None:
             inst.tokens.record(usage.prompt_tokens, {**base, ATTR.TOKEN_TYPE: "input"})
             inst.tokens.record(usage.completion_tokens, {**base, ATTR.TOKEN_TYPE: "output"})
-        tried = [a for a in outcome.attempts if not _skipped(a)]
+        # A hedge is counted by gateway.hedges, not as a failover.
+        tried = [a for a in outcome.attempts if not _skipped(a) and not getattr(a, "hedge", False)]
         if len(tried) > 1:
             inst.failovers.add(
                 len(tried) - 1, {ATTR.REQUEST_MODEL: outcome.alias, ATTR.OPERATION: operation}
