@@ -359,6 +359,16 @@ def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         ],
         rows,
     )
+    hedges = r["contenders"].get("gateway", {}).get("hedges")
+    if hedges:
+        share = hedges.get("outside_hang_share")
+        lines += [
+            f"Gateway hedges (a call also sent to the secondary when its first byte was late): "
+            f"{hedges['hang']} of {hedges['hang_calls']} calls in the hang phase; "
+            f"{hedges['outside_hang']} of {hedges['outside_hang_calls']} calls outside it"
+            + (f" ({share * 100:.2f} %)." if share is not None else "."),
+            "",
+        ]
     if "failover" in images:
         lines += [f"![failover latency]({images['failover']})", ""]
     return lines
