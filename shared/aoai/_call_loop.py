@@ -207,6 +207,7 @@ class CallLoop:
     def _claim(self, route: Route, now: float, c: _Call[Any], *, hedge: bool) -> _Running | None:
         """Claim ``route`` for one attempt (circuit slot, pacing charge), with no await."""
         region, dep = route.region, route.deployment
+        probe = bool(region.circuit.open_until)  # acquired past its cool-off: the half-open probe
         if not region.circuit.acquire(now):
             return None
         dep.budget.charge(now, c.cost, c.lane)
@@ -219,6 +220,7 @@ class CallLoop:
             sent_at=self._clock.monotonic(),
             loop_sent=asyncio.get_running_loop().time(),
             hedge=hedge,
+            probe=probe,
         )
 
     async def _attempt(self, r: _Running, c: _Call[T]) -> tuple[T, _Running] | None:
@@ -346,11 +348,18 @@ class CallLoop:
                         await changed.wait()
                 except TimeoutError:
                     pass
-        finally:
-            c.changed = None
-            for r in running:  # the caller went away, or the call ended with an error
+        except asyncio.CancelledError:
+            for r in running:  # the caller went away: as for an unhedged attempt
                 if r.task is not None and not r.task.done():
                     r.task.cancel()
+            raise
+        except BaseException:
+            for r in running:  # the other attempt's answer ended the call (e.g. a public error)
+                if r.task is not None:
+                    self._lost(r, c, "cancelled: the call ended with the other attempt's error")
+            raise
+        finally:
+            c.changed = None
 
     def _hedge(self, first: _Running, c: _Call[Any]) -> _Running | None:
         """Claim the next eligible route in another region for a hedge of ``first``, if the
@@ -383,16 +392,24 @@ class CallLoop:
             )
         return claimed
 
-    def _lost(self, r: _Running, c: _Call[Any]) -> None:
+    def _lost(
+        self,
+        r: _Running,
+        c: _Call[Any],
+        detail: str = "cancelled: the other attempt of the hedge answered first",
+    ) -> None:
         """``r`` lost its hedge race: cancel it at once. No verdict on its region (the circuit
         is released, see ``hold_probe``); its charge is refunded unless its first byte came."""
         task = _task(r)
         if task.done():  # it already ended; its own outcome was recorded then
+            if not task.cancelled():
+                task.exception()  # retrieved: an error of the losing attempt ends nothing
             return
         task.cancel()
         route = r.route
         clock = self._clock
-        hold_probe(route.region.circuit, clock.now())
+        if r.probe:
+            hold_probe(route.region.circuit, clock.now())
         if r.first_at is None:
             route.deployment.budget.refund(r.charged_at, c.cost, c.lane)
         c.record(
@@ -401,7 +418,7 @@ class CallLoop:
                 FailureKind.HEDGE_LOST,
                 None,
                 (clock.monotonic() - r.sent_at) * 1000.0,
-                "cancelled: the other attempt of the hedge answered first",
+                detail,
                 hedge=r.hedge,
             )
         )
@@ -416,6 +433,7 @@ class _Running:
     sent_at: float  # clock.monotonic when claimed (the attempt's elapsed time)
     loop_sent: float  # the event loop's time when claimed (first byte, hedge threshold)
     hedge: bool
+    probe: bool = False  # it holds its region's half-open probe slot
     first_at: float | None = None  # the event loop's time of its first byte
     task: asyncio.Future[Any] | None = None
 

@@ -173,3 +173,30 @@ async def test_plain_json_chats_are_not_hedged(hedged):
     result = await gateway.chat(chat(), ctx())
     assert _outcomes(result.attempts) == [("eastus2", None, False)]
     assert chat_requests(sim.region("swedencentral").stats(), SWEDEN) == 0
+
+
+async def test_a_half_open_probe_that_loses_keeps_the_circuit_open_without_a_failure(hedged):
+    # A hung region hidden by hedges still gets one probe per cool-off, not one per call.
+    sim, gateway, clock = hedged(circuit_failure_threshold=2, circuit_cooloff_s=30.0)
+    east = sim.region("eastus2")
+    east.fault("error", status=500, count=2, deployment=EAST)
+    for _ in range(2):
+        result = await gateway.chat(chat(), ctx())
+        assert _outcomes(result.attempts) == [
+            ("eastus2", FailureKind.SERVER_ERROR, False),
+            ("swedencentral", None, False),
+        ]
+    opened = _east(gateway)["circuit"]
+    assert opened["state"] == "open" and opened["consecutive_failures"] == 2
+    clock.advance(31.0)  # half-open: the next call probes eastus2, which hangs
+    east.fault("hang", count=1, deployment=EAST)
+    probe = await gateway.chat(chat(), ctx())
+    assert _raced(probe.attempts) == {
+        ("eastus2", FailureKind.HEDGE_LOST, False),
+        ("swedencentral", None, True),
+    }
+    held = _east(gateway)["circuit"]
+    assert held["state"] == "open" and held["open_until"] == clock.now() + 30.0
+    assert held["consecutive_failures"] == 2 and not held["probe_in_flight"]
+    after = await gateway.chat(chat(), ctx())
+    assert _outcomes(after.attempts) == [("swedencentral", None, False)]
