@@ -337,7 +337,7 @@ class CallLoop:
                     wait = hedge_at - loop.time()
                     if wait <= 0:
                         hedge_at = None
-                        hedged = self._hedge(first, c)
+                        hedged = await self._hedge(first, c)
                         if hedged is not None:
                             running.append(hedged)
                             hedged.task = asyncio.ensure_future(self._attempt(hedged, c))
@@ -361,28 +361,40 @@ class CallLoop:
         finally:
             c.changed = None
 
-    def _hedge(self, first: _Running, c: _Call[Any]) -> _Running | None:
+    async def _hedge(self, first: _Running, c: _Call[Any]) -> _Running | None:
         """Claim the next eligible route in another region for a hedge of ``first``, if the
-        call has time left and ``first``'s deployment may hedge (the share cap)."""
+        call has time left and ``first``'s deployment may hedge (the share cap). A route whose
+        ledger lease has run out is leased for first (``first`` keeps running meanwhile)."""
         clock, call = self._clock, c.call
-        if c.deadline - clock.monotonic() <= 0:
+        key = first.route.deployment.key
+        if c.deadline - clock.monotonic() <= 0 or not self._hedger.allow(key, clock.now()):
             return None
-        now = clock.now()
-        route = self._router.pick(
-            c.alias,
-            c.cost,
-            now,
-            call.tried,
-            call.bad_regions | {first.route.region.config.name},
-            call.bad_credentials,
-            c.lane,
-        )
-        if route is None or route.deployment.budget.needs_lease(now, c.cost, c.lane):
-            return None  # a ledger lease would mean a round trip: no hedge
-        if not self._hedger.allow(first.route.deployment.key, now):
-            return None
+        route = None
+        for leased in (False, True):
+            now = clock.now()
+            route = self._router.pick(
+                c.alias,
+                c.cost,
+                now,
+                call.tried,
+                call.bad_regions | {first.route.region.config.name},
+                call.bad_credentials,
+                c.lane,
+            )
+            if route is None:
+                return None
+            budget = route.deployment.budget
+            if not budget.needs_lease(now, c.cost, c.lane):
+                break
+            if leased:
+                return None
+            await budget.shared.top_up(now, c.cost, c.lane)  # type: ignore[union-attr]
+            if first.first_at is not None or _task(first).done():
+                return None  # answered (or failed) while the lease was taken: no hedge now
+        assert route is not None
         claimed = self._claim(route, now, c, hedge=True)
         if claimed is not None:
+            self._hedger.started(key, now)
             call.tried.add(id(route))
             logger.info(
                 "hedge: no first byte from %s/%s after %.2fs, also sent to %s/%s",

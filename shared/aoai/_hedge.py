@@ -17,6 +17,10 @@ judge it by. Once an attempt's first byte has come it is never hedged, however l
 sent to it in the last ``hedge_window_s`` (at least one per window), so a slow region adds at
 most that share to the load of the others.
 
+**Where.** The hedge goes to the route the router would pick next, in another region than the
+first attempt's (a region's deployments tend to be slow together). With the quota ledger, a
+route whose lease has run out is leased first, while the first attempt keeps running.
+
 **The race.** The first attempt to deliver its first byte wins; the other is cancelled at once.
 A cancelled attempt's pacing charge is refunded (``DeploymentBudget.refund``, which also gives
 a ledger lease's unused part back) unless its own first byte had already come. Assumption: an
@@ -107,16 +111,20 @@ class Hedger:
         self._trim(calls, now)
 
     def allow(self, key: str, now: float) -> bool:
-        """May a hedge start from ``key`` now (the share cap)? Counts it when it may."""
+        """May a hedge start from ``key`` now (the share cap)? A refusal is counted."""
         dep = self._dep(key)
         self._trim(dep.calls, now)
         self._trim(dep.hedges, now)
         if len(dep.hedges) + 1 > max(1.0, self._share * len(dep.calls)):
             dep.capped += 1
             return False
+        return True
+
+    def started(self, key: str, now: float) -> None:
+        """A hedge of an attempt on ``key`` was sent."""
+        dep = self._dep(key)
         dep.hedges.append(now)
         dep.hedged += 1
-        return True
 
     def settled(self, key: str, *, hedge_won: bool) -> None:
         """A hedge started from ``key`` ended its race: the hedge answered first, or ``key``."""

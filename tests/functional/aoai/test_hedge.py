@@ -200,3 +200,22 @@ async def test_a_half_open_probe_that_loses_keeps_the_circuit_open_without_a_fai
     assert held["consecutive_failures"] == 2 and not held["probe_in_flight"]
     after = await gateway.chat(chat(), ctx())
     assert _outcomes(after.attempts) == [("swedencentral", None, False)]
+
+
+async def test_with_the_quota_ledger_the_hedge_leases_its_route_first(hedged, azurite, unique_name):
+    # swedencentral has never been used, so it holds no lease: the hedge takes one from the
+    # ledger table (Azurite) while eastus2's attempt keeps waiting, then is sent.
+    sim, gateway, _clock = hedged(
+        storage_connection=azurite.connection_string,
+        health_table=unique_name("health"),
+        ledger_table=unique_name("ledger"),
+        ledger_timeout_s=15.0,
+    )
+    assert gateway.health_report()["ledger"].get("mode") != "off"
+    sim.region("eastus2").fault("hang", count=1, deployment=EAST)
+    result = await gateway.chat(chat(), ctx())
+    assert _raced(result.attempts) == {
+        ("eastus2", FailureKind.HEDGE_LOST, False),
+        ("swedencentral", None, True),
+    }
+    assert chat_requests(sim.region("swedencentral").stats(), SWEDEN) == 1
