@@ -241,8 +241,10 @@ class CallLoop:
             if r.first_at is None:
                 r.first_at = loop.time()
                 self._hedger.first_byte(dep.key, r.first_at - r.loop_sent)
-                if c.changed is not None:
-                    c.changed.set()
+                if c.racing and c.changed is not None:
+                    c.changed.set()  # decide the race now: cancel the other attempt
+                elif c.hedge_timer is not None:
+                    c.hedge_timer.cancel()  # no hedge: wait for the attempt to end
 
         try:
             async with asyncio.timeout(remaining + 0.05):
@@ -299,10 +301,16 @@ class CallLoop:
         the other is cancelled at once. None when every attempt started here failed."""
         loop = asyncio.get_running_loop()
         changed = c.changed = asyncio.Event()
-        running = [first]
-        hedge_at: float | None = first.loop_sent + self._hedger.threshold(
-            first.route.deployment.key
+        c.racing = c.hedge_due = False
+
+        def due() -> None:
+            c.hedge_due = True
+            changed.set()
+
+        timer = c.hedge_timer = loop.call_at(
+            first.loop_sent + self._hedger.threshold(first.route.deployment.key), due
         )
+        running = [first]
         hedged: _Running | None = None
         first.task = asyncio.ensure_future(self._attempt(first, c))
         first.task.add_done_callback(lambda _: changed.set())
@@ -332,22 +340,16 @@ class CallLoop:
                         return answered
                 if not running:
                     return None
-                wait = None
-                if hedge_at is not None:
-                    wait = hedge_at - loop.time()
-                    if wait <= 0:
-                        hedge_at = None
-                        hedged = await self._hedge(first, c)
-                        if hedged is not None:
-                            running.append(hedged)
-                            hedged.task = asyncio.ensure_future(self._attempt(hedged, c))
-                            hedged.task.add_done_callback(lambda _: changed.set())
-                        continue
-                try:
-                    async with asyncio.timeout(wait):
-                        await changed.wait()
-                except TimeoutError:
-                    pass
+                if c.hedge_due and hedged is None:
+                    c.hedge_due = False
+                    hedged = await self._hedge(first, c)
+                    if hedged is not None:
+                        c.racing = True
+                        running.append(hedged)
+                        hedged.task = asyncio.ensure_future(self._attempt(hedged, c))
+                        hedged.task.add_done_callback(lambda _: changed.set())
+                    continue
+                await changed.wait()
         except asyncio.CancelledError:
             for r in running:  # the caller went away: as for an unhedged attempt
                 if r.task is not None and not r.task.done():
@@ -359,7 +361,9 @@ class CallLoop:
                     self._lost(r, c, "cancelled: the call ended with the other attempt's error")
             raise
         finally:
-            c.changed = None
+            timer.cancel()
+            c.hedge_timer = c.changed = None
+            c.racing = False
 
     async def _hedge(self, first: _Running, c: _Call[Any]) -> _Running | None:
         """Claim the next eligible route in another region for a hedge of ``first``, if the
@@ -465,9 +469,11 @@ class _Call(Generic[T]):
     deadline_s: float
     record: Callable[[Attempt], None]
     on_attempt: Callable[[Attempt], None]
-    changed: asyncio.Event | None = (
-        None  # set when an attempt of a race ends or gets its first byte
-    )
+    # A race (``_race``): set when an attempt ends, the hedge is due, or (hedged) a first byte came.
+    changed: asyncio.Event | None = None
+    hedge_timer: asyncio.TimerHandle | None = None  # when the hedge is due
+    hedge_due: bool = False
+    racing: bool = False  # a hedge is in flight
 
 
 def _task(r: _Running) -> asyncio.Future[Any]:
