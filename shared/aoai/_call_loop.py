@@ -241,10 +241,7 @@ class CallLoop:
             if r.first_at is None:
                 r.first_at = loop.time()
                 self._hedger.first_byte(dep.key, r.first_at - r.loop_sent)
-                if c.racing and c.changed is not None:
-                    c.changed.set()  # decide the race now: cancel the other attempt
-                elif c.hedge_timer is not None:
-                    c.hedge_timer.cancel()  # no hedge: wait for the attempt to end
+                self._first_byte(r, c)
 
         try:
             async with asyncio.timeout(remaining + 0.05):
@@ -298,78 +295,102 @@ class CallLoop:
     async def _race(self, first: _Running, c: _Call[T]) -> tuple[T, _Running] | None:
         """``first``'s attempt, hedged on the next eligible region if its first byte is later
         than its deployment's threshold (``_hedge``): the first to deliver its first byte wins,
-        the other is cancelled at once. None when every attempt started here failed."""
+        the other is cancelled at once. None when every attempt started here failed.
+
+        ``first`` runs in the call's own task (no task of its own: the common case costs one
+        timer); the hedge runs in a task. When the hedge's first byte comes first, the call's
+        task is cancelled out of ``first``'s attempt (as ``asyncio.timeout`` does) and the
+        cancellation is absorbed here."""
         loop = asyncio.get_running_loop()
-        changed = c.changed = asyncio.Event()
-        c.racing = c.hedge_due = False
-
-        def due() -> None:
-            c.hedge_due = True
-            changed.set()
-
-        timer = c.hedge_timer = loop.call_at(
-            first.loop_sent + self._hedger.threshold(first.route.deployment.key), due
+        owner = asyncio.current_task()
+        assert owner is not None
+        race = c.race = _Race(first, owner)
+        race.timer = loop.call_at(
+            first.loop_sent + self._hedger.threshold(first.route.deployment.key),
+            self._hedge_due,
+            race,
+            c,
         )
-        running = [first]
-        hedged: _Running | None = None
-        first.task = asyncio.ensure_future(self._attempt(first, c))
-        first.task.add_done_callback(lambda _: changed.set())
         try:
-            while True:
-                changed.clear()
-                arrived = [r for r in running if r.first_at is not None]
-                if arrived:
-                    winner = min(arrived, key=lambda r: r.first_at or 0.0)
-                    for loser in running:
-                        if loser is not winner:
-                            self._lost(loser, c)
-                    running = [winner]
-                    if hedged is not None:
-                        self._hedger.settled(first.route.deployment.key, hedge_won=winner is hedged)
-                    c.call.sent_at = winner.charged_at
-                    return cast("tuple[T, _Running] | None", await _task(winner))
-                for r in [r for r in running if _task(r).done()]:
-                    running.remove(r)
-                    # A public error or DeadlineExceeded is raised here.
-                    answered = cast("tuple[T, _Running] | None", _task(r).result())
-                    if answered is not None:  # answered without a first-byte signal
-                        for loser in running:
-                            self._lost(loser, c)
-                        running = []
-                        c.call.sent_at = r.charged_at
-                        return answered
-                if not running:
-                    return None
-                if c.hedge_due and hedged is None:
-                    c.hedge_due = False
-                    hedged = await self._hedge(first, c)
-                    if hedged is not None:
-                        c.racing = True
-                        running.append(hedged)
-                        hedged.task = asyncio.ensure_future(self._attempt(hedged, c))
-                        hedged.task.add_done_callback(lambda _: changed.set())
-                    continue
-                await changed.wait()
+            try:
+                answered = await self._attempt(first, c)
+            except asyncio.CancelledError:
+                race.first_running = False
+                if not race.hedge_won or owner.uncancel() > 0:
+                    raise  # the caller went away (handled below)
+                self._cancelled(first, c, race.detail)
+            else:
+                race.first_running = False
+                if answered is not None:  # first won (a hedge in flight was cancelled then)
+                    c.call.sent_at = first.charged_at
+                    return answered
+            # first lost or failed: the hedge's outcome, if one was sent or is being sent
+            if race.task is None:
+                return None
+            hedged = cast("tuple[T, _Running] | None", await race.task)
+            if hedged is not None:
+                c.call.sent_at = hedged[1].charged_at
+            return hedged
         except asyncio.CancelledError:
-            for r in running:  # the caller went away: as for an unhedged attempt
-                if r.task is not None and not r.task.done():
-                    r.task.cancel()
+            if race.task is not None:  # the caller went away: as for an unhedged attempt
+                race.task.cancel()
             raise
         except BaseException:
-            for r in running:  # the other attempt's answer ended the call (e.g. a public error)
-                if r.task is not None:
-                    self._lost(r, c, "cancelled: the call ended with the other attempt's error")
+            if race.task is not None and race.hedge is not None:
+                self._lost(race, c, "cancelled: the call ended with the other attempt's error")
+            elif race.task is not None:
+                race.task.cancel()
             raise
         finally:
-            timer.cancel()
-            c.hedge_timer = c.changed = None
-            c.racing = False
+            if race.timer is not None:
+                race.timer.cancel()
+            c.race = None
 
-    async def _hedge(self, first: _Running, c: _Call[Any]) -> _Running | None:
-        """Claim the next eligible route in another region for a hedge of ``first``, if the
-        call has time left and ``first``'s deployment may hedge (the share cap). A route whose
-        ledger lease has run out is leased for first (``first`` keeps running meanwhile)."""
-        clock, call = self._clock, c.call
+    def _hedge_due(self, race: _Race, c: _Call[Any]) -> None:
+        """The first attempt's threshold passed: start the hedge (in a task of its own)."""
+        if race.first_running and race.first.first_at is None and race.task is None:
+            race.task = asyncio.ensure_future(self._hedge_attempt(race, c))
+            race.task.add_done_callback(_retrieve)
+
+    async def _hedge_attempt(self, race: _Race, c: _Call[T]) -> tuple[T, _Running] | None:
+        hedged = await self._hedge(race, c)
+        if hedged is None:
+            return None
+        race.hedge = hedged
+        try:
+            return await self._attempt(hedged, c)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            # The request itself is wrong (a public error) or the call's deadline ran out: the
+            # call ends now, not when the first attempt ends.
+            if race.first_running and race.first.first_at is None and not race.hedge_won:
+                race.hedge_won = True
+                race.detail = "cancelled: the call ended with the hedge's error"
+                race.owner.cancel()
+            raise
+
+    def _first_byte(self, r: _Running, c: _Call[Any]) -> None:
+        """``r``'s first byte came: in a race, it decides it."""
+        race = c.race
+        if race is None:
+            return
+        if r is race.first:
+            if race.timer is not None:
+                race.timer.cancel()
+            if race.hedge is not None:  # a hedge in flight loses
+                self._lost(race, c)
+                self._hedger.settled(r.route.deployment.key, hedge_won=False)
+        elif r is race.hedge and race.first_running and race.first.first_at is None:
+            race.hedge_won = True
+            self._hedger.settled(race.first.route.deployment.key, hedge_won=True)
+            race.owner.cancel()  # out of the first attempt: ``_race`` absorbs it
+
+    async def _hedge(self, race: _Race, c: _Call[Any]) -> _Running | None:
+        """Claim the next eligible route in another region for a hedge of the first attempt,
+        if the call has time left and its deployment may hedge (the share cap). A route whose
+        ledger lease has run out is leased for first (the first attempt keeps running)."""
+        clock, call, first = self._clock, c.call, race.first
         key = first.route.deployment.key
         if c.deadline - clock.monotonic() <= 0 or not self._hedger.allow(key, clock.now()):
             return None
@@ -393,7 +414,7 @@ class CallLoop:
             if leased:
                 return None
             await budget.shared.top_up(now, c.cost, c.lane)  # type: ignore[union-attr]
-            if first.first_at is not None or _task(first).done():
+            if first.first_at is not None or not race.first_running:
                 return None  # answered (or failed) while the lease was taken: no hedge now
         assert route is not None
         claimed = self._claim(route, now, c, hedge=True)
@@ -410,18 +431,26 @@ class CallLoop:
 
     def _lost(
         self,
+        race: _Race,
+        c: _Call[Any],
+        detail: str = "cancelled: the first attempt answered first",
+    ) -> None:
+        """The hedge lost its race: cancel it at once (see ``_cancelled``)."""
+        task, hedged = race.task, race.hedge
+        race.hedge = None
+        if task is None or hedged is None or task.done():
+            return  # it already ended; its own outcome was recorded then
+        task.cancel()
+        self._cancelled(hedged, c, detail)
+
+    def _cancelled(
+        self,
         r: _Running,
         c: _Call[Any],
-        detail: str = "cancelled: the other attempt of the hedge answered first",
+        detail: str = "cancelled: the hedge answered first",
     ) -> None:
-        """``r`` lost its hedge race: cancel it at once. No verdict on its region (the circuit
-        is released, see ``hold_probe``); its charge is refunded unless its first byte came."""
-        task = _task(r)
-        if task.done():  # it already ended; its own outcome was recorded then
-            if not task.cancelled():
-                task.exception()  # retrieved: an error of the losing attempt ends nothing
-            return
-        task.cancel()
+        """``r`` lost its race and is cancelled: no verdict on its region (the circuit slot is
+        released, see ``hold_probe``); its charge is refunded unless its first byte came."""
         route = r.route
         clock = self._clock
         if r.probe:
@@ -440,6 +469,26 @@ class CallLoop:
         )
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """A hedge's error is raised where its outcome is awaited, if it ever is; never a warning."""
+    if not task.cancelled():
+        task.exception()
+
+
+@dataclass(slots=True, eq=False)
+class _Race:
+    """The state of one hedge race."""
+
+    first: _Running
+    owner: asyncio.Task[Any]  # the call's task, where the first attempt runs
+    timer: asyncio.TimerHandle | None = None  # when the hedge is due (set right after)
+    first_running: bool = True
+    hedge: _Running | None = None  # the hedge attempt, once claimed (None again if it lost)
+    task: asyncio.Future[Any] | None = None  # the hedge's task (claim, then attempt)
+    hedge_won: bool = False  # the hedge decided the race (its first byte, or its error)
+    detail: str = "cancelled: the hedge answered first"
+
+
 @dataclass(slots=True, eq=False)
 class _Running:
     """One attempt in flight."""
@@ -451,7 +500,6 @@ class _Running:
     hedge: bool
     probe: bool = False  # it holds its region's half-open probe slot
     first_at: float | None = None  # the event loop's time of its first byte
-    task: asyncio.Future[Any] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -469,16 +517,7 @@ class _Call(Generic[T]):
     deadline_s: float
     record: Callable[[Attempt], None]
     on_attempt: Callable[[Attempt], None]
-    # A race (``_race``): set when an attempt ends, the hedge is due, or (hedged) a first byte came.
-    changed: asyncio.Event | None = None
-    hedge_timer: asyncio.TimerHandle | None = None  # when the hedge is due
-    hedge_due: bool = False
-    racing: bool = False  # a hedge is in flight
-
-
-def _task(r: _Running) -> asyncio.Future[Any]:
-    assert r.task is not None
-    return r.task
+    race: _Race | None = None  # the hedge race under way, if any
 
 
 def _paced_wait(skips: list[Skip], now: float, tried: set[int]) -> float | None:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from shared.aoai import FailureKind, ManualClock
+from shared.aoai import BadRequest, FailureKind, ManualClock
 
 from ._helpers import chat, chat_requests, ctx
 
@@ -219,3 +219,21 @@ async def test_with_the_quota_ledger_the_hedge_leases_its_route_first(hedged, az
         ("swedencentral", None, True),
     }
     assert chat_requests(sim.region("swedencentral").stats(), SWEDEN) == 1
+
+
+async def test_an_error_of_the_request_itself_from_the_hedge_ends_the_call_at_once(hedged):
+    # The hedge's 400 says the request is wrong: the call ends with it, the first attempt
+    # (still silent) is cancelled and refunded, not left to run into its first-byte deadline.
+    sim, gateway, _clock = hedged()
+    sim.region("eastus2").fault("hang", count=1, deployment=EAST)
+    sim.region("swedencentral").fault("error", status=400, count=1, deployment=SWEDEN)
+    started = time.monotonic()
+    with pytest.raises(BadRequest) as caught:
+        await gateway.chat(chat(), ctx())
+    assert time.monotonic() - started < 8.0  # not the 10 s first-byte deadline
+    # The error carries the attempts as they stood when it was raised (the hedge's 400).
+    assert ("swedencentral", FailureKind.BAD_REQUEST, True) in _raced(caught.value.attempts)
+    circuit = _east(gateway)["circuit"]
+    assert circuit["state"] == "closed" and circuit["consecutive_failures"] == 0
+    east_budget = _east(gateway)["deployments"][EAST]
+    assert east_budget["remaining_tokens"] == east_budget["tpm"]
