@@ -31,7 +31,9 @@ failure: its region's circuit is released, neither counted nor closed. If the lo
 region's half-open probe, the circuit stays open for another cool-off (no failure counted), so a
 hung region that hedges keep hiding still gets one probe per cool-off, not one per call. An
 attempt that reaches its first-byte deadline before the other answers fails as before (a
-timeout: it opens the circuit).
+timeout: it opens the circuit); another failure of either (a 429, a 5xx) leaves the other
+running. An error of the request itself (a 400, the content filter) ends the call at once, the
+other attempt cancelled as a loser.
 """
 
 from __future__ import annotations
