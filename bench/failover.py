@@ -327,6 +327,8 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
             print(f"  failover {name}: {_line(contenders[name])}", flush=True)
     long_generation = _long_generation(quick)
     print(f"  failover long generation: {long_generation}", flush=True)
+    slow_restart = _slow_restart()
+    print(f"  failover slow restart: {slow_restart}", flush=True)
     result: dict[str, Any] = {
         "name": "failover",
         "quick": quick,
@@ -343,9 +345,10 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
         },
         "contenders": contenders,
         "long_generation": long_generation,
+        "slow_restart": slow_restart,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
-    result["targets"] = _targets(contenders.get("gateway", {}), long_generation)
+    result["targets"] = _targets(contenders.get("gateway", {}), long_generation, slow_restart)
     result["summary"] = "failover: " + "; ".join(f"{n} {_line(c)}" for n, c in contenders.items())
     return result
 
@@ -385,6 +388,58 @@ def _long_generation(quick: bool) -> dict[str, Any]:
         return asyncio.run(once())
 
 
+SLOW_WARM = 100  # healthy calls first: the hedge share (5 %) of them allows 5 hedges
+SLOW_CALLS = 4
+SLOW_FIRST_BYTE_MS = 10_000  # as slow as the first-byte deadline itself
+
+
+def _slow_restart() -> dict[str, Any]:
+    """A primary that takes ~10 s to its first byte (as an upstream does after a restart), with
+    the gateway's default settings: after ``SLOW_WARM`` healthy calls, ``SLOW_CALLS`` calls one
+    after another while the primary is that slow. Each should cost a hedge, not a failure."""
+    from shared.aoai import CallContext, ChatRequest, Gateway
+    from shared.settings import GatewaySettings
+
+    latency = {"ttft_ms": 5.0, "per_token_ms": 0.0}
+    with SimProcess(_sim_regions(), latency=latency, log_name="failover-slow") as sim:
+        table = gateway_regions(
+            sim, [("primary", 0, DEPLOYMENT, 10**9), ("secondary", 1, DEPLOYMENT, 10**9)], ALIAS
+        )
+
+        async def once() -> dict[str, Any]:
+            async with Gateway(GatewaySettings(regions=table)) as gateway:
+                request = ChatRequest(model=ALIAS, messages=MESSAGES, max_tokens=MAX_TOKENS)
+                ctx = CallContext(correlation_id="slow-restart")
+                for _ in range(SLOW_WARM):
+                    await gateway.chat(request, ctx)
+                await asyncio.to_thread(
+                    sim.fault, "primary", "slow", delay_ms=SLOW_FIRST_BYTE_MS, count=SLOW_CALLS
+                )
+                hedged = errors = 0
+                worst = 0.0
+                for _ in range(SLOW_CALLS):
+                    started = time.monotonic()
+                    try:
+                        result = await gateway.chat(request, ctx)
+                        hedged += any(a.hedge for a in result.attempts)
+                    except Exception:  # noqa: BLE001 - counted
+                        errors += 1
+                    worst = max(worst, time.monotonic() - started)
+                report = gateway.health_report()["regions"]["primary"]
+                return {
+                    "calls": SLOW_CALLS,
+                    "first_byte_ms": SLOW_FIRST_BYTE_MS,
+                    "hedged": hedged,
+                    "errors": errors,
+                    "worst_s": round(worst, 2),
+                    "circuit": report["circuit"]["state"],
+                    "circuit_failures": report["circuit"]["consecutive_failures"],
+                    "threshold_s": report["deployments"][DEPLOYMENT]["hedge"]["threshold_s"],
+                }
+
+        return asyncio.run(once())
+
+
 def _line(c: dict[str, Any]) -> str:
     if "error" in c:
         return f"FAILED ({c['error'][:80]})"
@@ -405,7 +460,9 @@ def _line(c: dict[str, Any]) -> str:
     )
 
 
-def _targets(g: dict[str, Any], long_generation: dict[str, Any]) -> list[dict[str, Any]]:
+def _targets(
+    g: dict[str, Any], long_generation: dict[str, Any], slow_restart: dict[str, Any]
+) -> list[dict[str, Any]]:
     if not g or "error" in g:
         return [
             {
@@ -453,6 +510,17 @@ def _targets(g: dict[str, Any], long_generation: dict[str, Any]) -> list[dict[st
             "measured": long_generation.get("seconds", long_generation.get("error")),
             "unit": f"s, {long_generation.get('attempts')} attempt(s)",
             "met": bool(long_generation.get("completed")) and long_generation.get("attempts") == 1,
+        },
+        {
+            "what": "a region 10 s to its first byte after a restart: calls hedged, none failed, "
+            "its circuit not counting them",
+            "target": f"{SLOW_CALLS} hedged, 0 errors, 0 circuit failures",
+            "measured": f"{slow_restart.get('hedged')} hedged, {slow_restart.get('errors')} errors, "
+            f"{slow_restart.get('circuit_failures')} circuit failures",
+            "unit": "",
+            "met": slow_restart.get("hedged") == SLOW_CALLS
+            and slow_restart.get("errors") == 0
+            and slow_restart.get("circuit_failures") == 0,
         },
     ]
 

@@ -369,6 +369,16 @@ def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
             + (f" ({share * 100:.2f} %)." if share is not None else "."),
             "",
         ]
+    slow = r.get("slow_restart")
+    if slow and "calls" in slow:
+        lines += [
+            f"A primary {slow['first_byte_ms'] / 1000:g} s to its first byte (as after a restart), "
+            f"default settings, {slow['calls']} calls in a row after 100 healthy ones: "
+            f"{slow['hedged']} hedged, {slow['errors']} errors, slowest {slow['worst_s']} s, "
+            f"primary's circuit {slow['circuit']} with {slow['circuit_failures']} failures "
+            f"(hedge threshold {slow['threshold_s']} s).",
+            "",
+        ]
     if "failover" in images:
         lines += [f"![failover latency]({images['failover']})", ""]
     return lines
