@@ -199,8 +199,11 @@ class TelemetryObserver:
             attrs[ATTR.SERVER_ADDRESS] = self._servers[attempt.region]
         if attempt.status is not None:
             attrs[ATTR.HTTP_STATUS] = attempt.status
+        # An attempt cancelled because the other of its hedge race answered first is no error.
+        failed = attempt.outcome is not None and attempt.outcome.value != "hedge_lost"
         if attempt.outcome is not None:
             attrs[ATTR.FAILURE_KIND] = attempt.outcome.value
+        if failed:
             attrs[ATTR.ERROR_TYPE] = str(attempt.status or attempt.outcome.value)
             if attempt.outcome.value == "throttled":
                 attrs[ATTR.COOLDOWN_SOURCE] = str(
@@ -213,7 +216,7 @@ class TelemetryObserver:
             attributes=attrs,
             start_time=end_ns - int(attempt.elapsed_ms * 1_000_000),
         )
-        if attempt.outcome is not None:
+        if failed:
             span.set_status(trace.Status(trace.StatusCode.ERROR, attempt.outcome.value))
         span.end(end_time=end_ns)
 

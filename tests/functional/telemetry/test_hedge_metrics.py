@@ -1,9 +1,12 @@
 """The hedge counter: a hedged call counts one hedge (by the region it went to and how it
-ended) and no failover. Real simulator and SDK; the hedge threshold is pinned at 1 s."""
+ended) and no failover; the cancelled attempt's span is not an error. Real simulator and SDK;
+the hedge threshold is pinned at 1 s."""
 
 from __future__ import annotations
 
 import uuid
+
+from opentelemetry.trace import StatusCode
 
 from shared.aoai import CallContext, ChatRequest, FailureKind
 from shared.telemetry import ATTR, TelemetryObserver
@@ -35,6 +38,11 @@ async def test_a_hedged_call_counts_one_hedge_and_no_failover(
         ("eastus2", FailureKind.HEDGE_LOST),
         ("swedencentral", None),
     }
+    (lost,) = [
+        span for span in otel.spans() if span.attributes.get(ATTR.FAILURE_KIND) == "hedge_lost"
+    ]
+    assert lost.attributes[ATTR.REGION] == "eastus2" and ATTR.ERROR_TYPE not in lost.attributes
+    assert lost.status.status_code is not StatusCode.ERROR  # cancelled, not failed
     m = otel.metrics()
     hedges = m["gateway.hedges"]
     assert point_sum(hedges, **{ATTR.REGION: "swedencentral", ATTR.OUTCOME: "ok"}) == 1
