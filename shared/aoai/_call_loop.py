@@ -378,8 +378,7 @@ class CallLoop:
         if r is race.first:
             if race.timer is not None:
                 race.timer.cancel()
-            if race.hedge is not None:  # a hedge in flight loses
-                self._lost(race, c)
+            if self._lost(race, c):  # a hedge in flight loses
                 self._hedger.settled(r.route.deployment.key, hedge_won=False)
         elif r is race.hedge and race.first_running and race.first.first_at is None:
             race.hedge_won = True
@@ -434,14 +433,16 @@ class CallLoop:
         race: _Race,
         c: _Call[Any],
         detail: str = "cancelled: the first attempt answered first",
-    ) -> None:
-        """The hedge lost its race: cancel it at once (see ``_cancelled``)."""
+    ) -> bool:
+        """The hedge lost its race: cancel it at once (see ``_cancelled``). False when there
+        was none in flight (none sent, or it already ended: its outcome was recorded then)."""
         task, hedged = race.task, race.hedge
         race.hedge = None
         if task is None or hedged is None or task.done():
-            return  # it already ended; its own outcome was recorded then
+            return False
         task.cancel()
         self._cancelled(hedged, c, detail)
+        return True
 
     def _cancelled(
         self,

@@ -210,6 +210,9 @@ async def test_with_the_quota_ledger_the_hedge_leases_its_route_first(hedged, az
         health_table=unique_name("health"),
         ledger_table=unique_name("ledger"),
         ledger_timeout_s=15.0,
+        # A slow Azurite on a busy machine must not let eastus2 reach its first-byte deadline
+        # before the lease is taken.
+        first_byte_timeout_s=25.0,
     )
     assert gateway.health_report()["ledger"].get("mode") != "off"
     sim.region("eastus2").fault("hang", count=1, deployment=EAST)
@@ -217,7 +220,7 @@ async def test_with_the_quota_ledger_the_hedge_leases_its_route_first(hedged, az
     assert _raced(result.attempts) == {
         ("eastus2", FailureKind.HEDGE_LOST, False),
         ("swedencentral", None, True),
-    }
+    }, (result.attempts, gateway.health_report()["ledger"])
     assert chat_requests(sim.region("swedencentral").stats(), SWEDEN) == 1
 
 
