@@ -463,6 +463,26 @@ def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         ],
         rows,
     )
+    hedges = r["contenders"].get("gateway", {}).get("hedges")
+    if hedges:
+        share = hedges.get("outside_hang_share")
+        lines += [
+            f"Gateway hedges (a call also sent to the secondary when its first byte was late): "
+            f"{hedges['hang']} of {hedges['hang_calls']} calls in the hang phase; "
+            f"{hedges['outside_hang']} of {hedges['outside_hang_calls']} calls outside it"
+            + (f" ({share * 100:.2f} %)." if share is not None else "."),
+            "",
+        ]
+    slow = r.get("slow_restart")
+    if slow and "calls" in slow:
+        lines += [
+            f"A primary {slow['first_byte_ms'] / 1000:g} s to its first byte (as after a restart), "
+            f"default settings, {slow['calls']} calls in a row after 100 healthy ones: "
+            f"{slow['hedged']} hedged, {slow['errors']} errors, slowest {slow['worst_s']} s, "
+            f"primary's circuit {slow['circuit']} with {slow['circuit_failures']} failures "
+            f"(hedge threshold {slow['threshold_s']} s).",
+            "",
+        ]
     if "failover" in images:
         lines += [f"![failover latency]({images['failover']})", ""]
     return lines

@@ -185,6 +185,8 @@ class Gateway:
                 else self._senders.json,
                 call=call,
                 lane=ctx.lane,
+                # Plain JSON answers only when the generation is done: no first byte to hedge on.
+                hedge=self._settings.stream_upstream,
                 on_attempt=self._attempt_observer("chat", ctx, alias),
             )
             result = call_result(
@@ -488,10 +490,11 @@ class Gateway:
     def health_report(self) -> dict[str, Any]:
         """JSON-able circuits, cooldowns and budgets of every region and deployment."""
         now = self._clock.now()
+        hedger = self._loop.hedger
         regions: dict[str, Any] = {}
         for name, state in self._router.regions.items():
             deployments = {
-                dep.config.deployment: dep.report(now)
+                dep.config.deployment: dict(dep.report(now), hedge=hedger.report(dep.key, now))
                 for dep in self._router.deployments.values()
                 if dep.key.startswith(f"deployment/{name}/")
             }

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
@@ -84,10 +84,17 @@ def _prompt_tokens(body: Mapping[str, Any]) -> int:
 
 
 class Sender(Protocol[T_co]):
-    """Send ``body`` to ``path`` on ``client``; the value and the response headers."""
+    """Send ``body`` to ``path`` on ``client``; the value and the response headers.
+    ``first_byte`` is called once when the answer's first byte has come (a stream's first
+    chunk, a JSON answer's headers): what a hedge race is decided by (``_hedge``)."""
 
     def __call__(
-        self, client: Any, path: str, body: dict[str, Any], request_timeout: Any | None
+        self,
+        client: Any,
+        path: str,
+        body: dict[str, Any],
+        request_timeout: Any | None,
+        first_byte: Callable[[], None] | None = None,
     ) -> Awaitable[tuple[T_co, Mapping[str, str]]]: ...
 
 
@@ -150,7 +157,12 @@ class Senders:
         return self._response_type
 
     async def json(
-        self, client: Any, path: str, body: dict[str, Any], request_timeout: Any | None
+        self,
+        client: Any,
+        path: str,
+        body: dict[str, Any],
+        request_timeout: Any | None,
+        first_byte: Callable[[], None] | None = None,
     ) -> tuple[dict[str, Any], Mapping[str, str]]:
         response = None
         try:
@@ -161,6 +173,8 @@ class Senders:
                 options={"timeout": request_timeout} if request_timeout else {},
                 stream=True,  # read below, through the byte cap
             )
+            if first_byte is not None:
+                first_byte()
             self._cap(response)
             content = await response.aread()
             if len(content) > _OFF_LOOP_BYTES:
@@ -198,7 +212,12 @@ class Senders:
         return data
 
     async def stream(
-        self, client: Any, path: str, body: dict[str, Any], request_timeout: Any | None
+        self,
+        client: Any,
+        path: str,
+        body: dict[str, Any],
+        request_timeout: Any | None,
+        first_byte: Callable[[], None] | None = None,
     ) -> tuple[OpenedStream, Mapping[str, str]]:
         response = None
         try:
@@ -218,6 +237,8 @@ class Senders:
                     first = await iterator.__anext__()
                     if not isinstance(first, dict):
                         raise _malformed(f"a stream event that is a JSON {type(first).__name__}")
+                    if first_byte is not None:
+                        first_byte()
             except StopAsyncIteration:
                 raise ClassifiedFailure(
                     FailureKind.SERVER_ERROR,
@@ -238,13 +259,18 @@ class Senders:
             raise
 
     async def assembled(
-        self, client: Any, path: str, body: dict[str, Any], request_timeout: Any | None
+        self,
+        client: Any,
+        path: str,
+        body: dict[str, Any],
+        request_timeout: Any | None,
+        first_byte: Callable[[], None] | None = None,
     ) -> tuple[dict[str, Any], Mapping[str, str]]:
         """A non-streaming chat sent as a stream (usage included), assembled into the
         ``chat.completion`` body. Before the body is complete nothing has reached the caller,
         so every failure (silence, a broken stream, no finish) is an ordinary failed attempt."""
         streamed = dict(body, stream=True, stream_options={"include_usage": True})
-        opened, headers = await self.stream(client, path, streamed, request_timeout)
+        opened, headers = await self.stream(client, path, streamed, request_timeout, first_byte)
         assembler = ChatAssembler()
         events = opened.events
         try:

@@ -24,6 +24,7 @@ class FailureKind(enum.StrEnum):
         "local"  # our process or the request itself (encoding, our bug): never the region's fault
     )
     SKIPPED = "skipped"  # not sent: circuit open, cooling down or over budget
+    HEDGE_LOST = "hedge_lost"  # cancelled: the other attempt of a hedge race answered first
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class Attempt:
     elapsed_ms: float
     detail: str = ""
     cooldown_source: str | None = None  # a 429: the header the cooldown came from, or "default"
+    hedge: bool = False  # sent as a hedge (a second attempt while the first had no first byte)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class Attempt:
             "status": self.status,
             "elapsed_ms": round(self.elapsed_ms, 3),
             "detail": self.detail,
+            **({"hedge": True} if self.hedge else {}),
         }
 
 

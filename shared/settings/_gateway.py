@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ._errors import SettingsError, settings_error_from
@@ -60,6 +60,36 @@ class GatewaySettings(AppSettings):
     )
     idle_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest silence between two chunks of a stream."
+    )
+    hedge_enabled: bool = Field(
+        default=True,
+        description="Send a request whose first byte is late to the next eligible region too, and keep whichever answers first.",
+    )
+    hedge_floor_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Earliest a request is hedged: the adaptive first-byte threshold is never below this.",
+    )
+    hedge_ceiling_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Latest a request is hedged (also the threshold before a deployment has enough "
+        "samples); capped at first_byte_timeout_s. No hedging when the floor is not below first_byte_timeout_s.",
+    )
+    hedge_quantile: float = Field(
+        default=0.95,
+        gt=0,
+        lt=1,
+        description="The quantile of a deployment's recent times to first byte that sets its hedge threshold.",
+    )
+    hedge_max_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Most hedges per deployment, as a share of its calls in the window (at least one per window).",
+    )
+    hedge_window_s: float = Field(
+        default=60.0, gt=0, description="The window the hedge share is counted over."
     )
     stream_upstream: bool = Field(
         default=True,
@@ -266,6 +296,12 @@ class GatewaySettings(AppSettings):
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON: {exc}") from None
+
+    @model_validator(mode="after")
+    def _hedge_bounds(self) -> GatewaySettings:
+        if self.hedge_floor_s > self.hedge_ceiling_s:
+            raise ValueError("hedge_floor_s must not exceed hedge_ceiling_s")
+        return self
 
     @field_validator("regions", mode="after")
     @classmethod

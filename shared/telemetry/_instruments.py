@@ -56,6 +56,12 @@ class Instruments:
             unit="{attempt}",
             description="Attempts after the first within one call (moved to another deployment).",
         )
+        self.hedges = meter.create_counter(
+            "gateway.hedges",
+            unit="{attempt}",
+            description="Hedge attempts (sent to another region while the first had no first byte), "
+            "by the region that got the hedge and how it ended (ok: it answered first).",
+        )
         if health is not None:
             meter.create_observable_gauge(
                 "gateway.deployments",

@@ -85,6 +85,15 @@ class TelemetryObserver:
             pending = self._pending[key] = _Pending(self._context.get_current())
         pending.attempts.append((attempt, time.time_ns()))
         kind = attempt.outcome.value if attempt.outcome is not None else None
+        if getattr(attempt, "hedge", False):
+            self.instruments.hedges.add(
+                1,
+                {
+                    ATTR.REGION: attempt.region,
+                    ATTR.DEPLOYMENT: attempt.deployment,
+                    ATTR.OUTCOME: kind or "ok",
+                },
+            )
         if kind == "throttled":
             self.instruments.throttled.add(
                 1,
@@ -190,8 +199,11 @@ class TelemetryObserver:
             attrs[ATTR.SERVER_ADDRESS] = self._servers[attempt.region]
         if attempt.status is not None:
             attrs[ATTR.HTTP_STATUS] = attempt.status
+        # An attempt cancelled because the other of its hedge race answered first is no error.
+        failed = attempt.outcome is not None and attempt.outcome.value != "hedge_lost"
         if attempt.outcome is not None:
             attrs[ATTR.FAILURE_KIND] = attempt.outcome.value
+        if failed:
             attrs[ATTR.ERROR_TYPE] = str(attempt.status or attempt.outcome.value)
             if attempt.outcome.value == "throttled":
                 attrs[ATTR.COOLDOWN_SOURCE] = str(
@@ -204,7 +216,7 @@ class TelemetryObserver:
             attributes=attrs,
             start_time=end_ns - int(attempt.elapsed_ms * 1_000_000),
         )
-        if attempt.outcome is not None:
+        if failed:
             span.set_status(trace.Status(trace.StatusCode.ERROR, attempt.outcome.value))
         span.end(end_time=end_ns)
 
@@ -248,7 +260,8 @@ class TelemetryObserver:
         if usage is not None:
             inst.tokens.record(usage.prompt_tokens, {**base, ATTR.TOKEN_TYPE: "input"})
             inst.tokens.record(usage.completion_tokens, {**base, ATTR.TOKEN_TYPE: "output"})
-        tried = [a for a in outcome.attempts if not _skipped(a)]
+        # A hedge is counted by gateway.hedges, not as a failover.
+        tried = [a for a in outcome.attempts if not _skipped(a) and not getattr(a, "hedge", False)]
         if len(tried) > 1:
             inst.failovers.add(
                 len(tried) - 1, {ATTR.REQUEST_MODEL: outcome.alias, ATTR.OPERATION: operation}
