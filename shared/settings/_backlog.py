@@ -9,7 +9,6 @@ names given as each field's ``validation_alias``; an empty value counts as unset
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ._errors import settings_error_from
-from ._source import AppSettings, env_names, load_from
+from ._source import AppSettings, env_names, json_object, load_from
 from ._storage import StorageSettings, storage_field
 
 __all__ = ["BacklogSettings", "load_backlog_settings"]
@@ -251,15 +250,9 @@ class BacklogSettings(AppSettings):
     @field_validator("reply_queues", mode="before")
     @classmethod
     def _reply_queues_from_json(cls, value: object) -> object:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not valid JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise ValueError('must be a JSON object: {"<caller>" or "*": ["<queue>", ...]}')
+        found = json_object(value, '{"<caller>" or "*": ["<queue>", ...]}')
         out: dict[str, tuple[str, ...]] = {}
-        for caller, queues in value.items():
+        for caller, queues in found.items():
             if isinstance(queues, str):
                 queues = [queues]
             if not isinstance(queues, (list, tuple)) or not all(

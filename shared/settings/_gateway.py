@@ -20,7 +20,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ._errors import SettingsError, settings_error_from
 from ._regions import RegionConfig
-from ._source import AppSettings, env_names, load_from
+from ._source import AppSettings, env_names, json_object, load_from
 from ._storage import StorageSettings, storage_field
 
 __all__ = ["GatewaySettings", "load_gateway_settings"]
@@ -259,15 +259,9 @@ class GatewaySettings(AppSettings):
     @field_validator("key_names", mode="before")
     @classmethod
     def _key_names_from_json(cls, value: object) -> object:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not valid JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise ValueError('must be a JSON object: {"<name>": "<12-hex key fingerprint>"}')
+        found = json_object(value, '{"<name>": "<12-hex key fingerprint>"}')
         names: dict[str, str] = {}
-        for name, fingerprint in value.items():
+        for name, fingerprint in found.items():
             if not isinstance(name, str) or not _KEY_NAME.match(name):
                 raise ValueError(f"{name!r}: a name is 1-64 letters, digits, '.', '_' or '-'")
             if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint.lower()):

@@ -12,6 +12,7 @@ to ``<PREFIX><FIELD>`` or, where it has one, to the names in its ``validation_al
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
 )
 
-__all__ = ["AppSettings", "env_names", "load_from"]
+__all__ = ["AppSettings", "env_names", "json_object", "load_from"]
 
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("app_settings", default=None)
 
@@ -97,3 +98,15 @@ def _aliases(field: FieldInfo) -> list[str]:
 def _first_alias(field: FieldInfo) -> str | None:
     found = _aliases(field)
     return found[0] if found else None
+
+
+def json_object(value: object, shape: str) -> dict[Any, Any]:
+    """An app setting holding a JSON object (empty: ``{}``), or ValueError naming ``shape``."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object: {shape}")
+    return value
