@@ -421,6 +421,7 @@ class Gateway:
                 call=call,
                 lane=ctx.lane,
                 on_attempt=self._attempt_observer(operation, ctx, alias),
+                hedge=isinstance(target, str),  # pinned to the deployment storing it: never hedged
             )
             result = call_result(
                 alias=alias,

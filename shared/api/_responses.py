@@ -113,9 +113,15 @@ def _relaying(send: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
     deployment)."""
     from shared.aoai import ClassifiedFailure
 
-    async def wrapped(client: Any, path: str, body: dict[str, Any], timeout: Any) -> Any:
+    async def wrapped(
+        client: Any,
+        path: str,
+        body: dict[str, Any],
+        timeout: Any,
+        first_byte: Callable[[], None] | None = None,
+    ) -> Any:
         try:
-            return await send(client, path, body, timeout)
+            return await send(client, path, body, timeout, first_byte)
         except ClassifiedFailure as failure:
             if failure.status in _RELAYED:
                 raise _Relayed(failure.status or 400, failure.body) from None
@@ -131,7 +137,11 @@ def _method_sender(gateway: Gateway, method: str, query: Mapping[str, str]) -> A
     response_type = gateway.senders.response_type
 
     async def send(
-        client: Any, path: str, body: dict[str, Any], timeout: Any
+        client: Any,
+        path: str,
+        body: dict[str, Any],
+        timeout: Any,
+        first_byte: Callable[[], None] | None = None,
     ) -> tuple[dict[str, Any], Mapping[str, str]]:
         del body  # the call loop adds the deployment's name; these calls take no body
         options: dict[str, Any] = {"params": dict(query)} if query else {}
@@ -144,6 +154,8 @@ def _method_sender(gateway: Gateway, method: str, query: Mapping[str, str]) -> A
                 response = await client.delete(path, cast_to=response_type, options=options)
             else:
                 response = await client.post(path, cast_to=response_type, options=options)
+            if first_byte is not None:
+                first_byte()
             data = json.loads(response.content) if response.content else {}
         except Exception as exc:
             raise classify(exc) from exc
@@ -169,7 +181,11 @@ def _stream_get_sender(
     response_type = gateway.senders.response_type
 
     async def send(
-        client: Any, path: str, body: dict[str, Any], timeout: Any
+        client: Any,
+        path: str,
+        body: dict[str, Any],
+        timeout: Any,
+        first_byte: Callable[[], None] | None = None,
     ) -> tuple[tuple[dict[str, Any], AsyncIterator[Any], Any], Mapping[str, str]]:
         del body
         options: dict[str, Any] = {"params": dict(query)}
@@ -184,6 +200,8 @@ def _stream_get_sender(
                 events = AsyncStream(cast_to=object, response=response, client=client)
                 iterator = events.__aiter__()
                 first = await iterator.__anext__()
+            if first_byte is not None:
+                first_byte()
             if not isinstance(first, dict):
                 raise ClassifiedFailure(
                     FailureKind.SERVER_ERROR, status=200, detail="malformed stream event"
