@@ -1,5 +1,5 @@
 """The backlog's batch lane: jobs with ``lane: batch`` (or ``auto`` with time to spare) go through
-Azure OpenAI's Global Batch at half the price. See docs/architecture.md ("The batch lane").
+Azure OpenAI's Global Batch at half the price. See docs/design/backlog.md ("The batch lane").
 
 The lane lives here; the backlog reaches it through a few delimited hooks: ``JobMessage.lane``,
 ``JobServices.batch_lane``, the worker's hand-over (``Outcome.BATCHED``), the timer's ``tick`` and
