@@ -142,17 +142,17 @@ backlog_api = func.Blueprint()
 @backlog_api.route(route="v1/jobs", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def submit_job(req: Request) -> Response:
     """Validate and enqueue a backlog job: 202 with the job id and its status URL."""
-    from shared import jobs, runtime
+    from shared import api, runtime
 
-    return await jobs.submit_job(req, runtime)
+    return await api.submit_job(req, runtime)
 
 
 @backlog_api.route(route="v1/jobs/{job_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def job_status(req: Request) -> Response:
     """A job's status; its result or failure once it is done."""
-    from shared import jobs, runtime
+    from shared import api, runtime
 
-    return await jobs.job_status(req, runtime)
+    return await api.job_status(req, runtime)
 
 
 @backlog_api.route(
@@ -160,9 +160,9 @@ async def job_status(req: Request) -> Response:
 )
 async def cancel_job(req: Request) -> Response:
     """Cancel a waiting job (queued, parked, in the batch lane); 409 while it runs or once done."""
-    from shared import jobs, runtime
+    from shared import api, runtime
 
-    return await jobs.cancel_job(req, runtime)
+    return await api.cancel_job(req, runtime)
 
 
 @backlog_api.service_bus_queue_trigger(
@@ -238,40 +238,40 @@ ops_routes = func.Blueprint()
 @ops_routes.route(route="ops/state", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def ops_state(req: Request) -> Response:
     """Every region, deployment, circuit, cooldown and exhaustion, across instances."""
-    from shared import ops, runtime
+    from shared import api, runtime
 
-    return await ops.ops_state(req, runtime)
+    return await api.ops_state(req, runtime)
 
 
 @ops_routes.route(route="ops/clear", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 async def ops_clear(req: Request) -> Response:
     """Clear one region's or deployment's state on every instance (shared health table)."""
-    from shared import ops, runtime
+    from shared import api, runtime
 
-    return await ops.ops_clear(req, runtime)
+    return await api.ops_clear(req, runtime)
 
 
 @ops_routes.route(route="ops/parked", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def ops_parked(req: Request) -> Response:
-    from shared import ops, runtime
+    from shared import api, runtime
 
-    return await ops.ops_parked(req, runtime)
+    return await api.ops_parked(req, runtime)
 
 
 @ops_routes.route(route="ops/parked/redrive", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 async def ops_parked_redrive(req: Request) -> Response:
     """Re-drive parked jobs to the backlog now: ``{"job_ids": [...]}`` or ``{"all": true}``."""
-    from shared import ops, runtime
+    from shared import api, runtime
 
-    return await ops.ops_parked_redrive(req, runtime)
+    return await api.ops_parked_redrive(req, runtime)
 
 
 @ops_routes.route(route="ops/deadletters", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def ops_dead_letters(req: Request) -> Response:
     """Peek at the backlog's dead-letter queue."""
-    from shared import ops, runtime
+    from shared import api, runtime
 
-    return await ops.ops_dead_letters(req, runtime)
+    return await api.ops_dead_letters(req, runtime)
 
 
 @ops_routes.route(
@@ -279,25 +279,25 @@ async def ops_dead_letters(req: Request) -> Response:
 )
 async def ops_redrive(req: Request) -> Response:
     """Send chosen dead-lettered messages back to the backlog."""
-    from shared import ops, runtime
+    from shared import api, runtime
 
-    return await ops.ops_redrive(req, runtime)
+    return await api.ops_redrive(req, runtime)
 
 
 @ops_routes.route(route="ops/callers", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def ops_callers(req: Request) -> Response:
     """Caller limits in force and each caller's use against them."""
-    from shared import ops, runtime
+    from shared import api, runtime
 
-    return await ops.ops_callers(req, runtime)
+    return await api.ops_callers(req, runtime)
 
 
 @ops_routes.route(route="ops/jobs/{job_id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def ops_job_status(req: Request) -> Response:
     """Any job's status, whole (its submitter sees its own jobs at v1/jobs/{id})."""
-    from shared import ops, runtime
+    from shared import api, runtime
 
-    return await ops.ops_job_status(req, runtime)
+    return await api.ops_job_status(req, runtime)
 
 
 @ops_routes.route(
@@ -305,9 +305,9 @@ async def ops_job_status(req: Request) -> Response:
 )
 async def ops_job_cancel(req: Request) -> Response:
     """Cancel any waiting job."""
-    from shared import ops, runtime
+    from shared import api, runtime
 
-    return await ops.ops_job_cancel(req, runtime)
+    return await api.ops_job_cancel(req, runtime)
 
 
 app.register_blueprint(ops_routes)

@@ -2,7 +2,7 @@
 (``function_app``'s Service Bus trigger, pumped by ``devserver.queues.QueueSide``) -> access
 layer -> simulator, with the job store and parking in Azurite and the re-drive timer every second.
 
-Terminal outcomes are counted from ``shared.jobs._core``'s one log record per winning terminal
+Terminal outcomes are counted from ``shared.jobs._conclude``'s one log record per winning terminal
 write (job id + status), so completions are timed without polling the store; the store is read
 once at the end to confirm every job's final state.
 """
@@ -79,7 +79,7 @@ class Azurite:
 
 
 class _Terminals(logging.Handler):
-    """Times every winning terminal write from ``shared.jobs._core``'s log records."""
+    """Times every winning terminal write from ``shared.jobs._conclude``'s log records."""
 
     def __init__(self, t0: Callable[[], float]) -> None:
         super().__init__(logging.INFO)
@@ -131,7 +131,7 @@ async def drain_via_backlog(
     backlog = build_backlog(load_backlog_settings(env), gateway, gateway_settings=gateway_settings)
     t0 = [time.monotonic()]
     terminals = _Terminals(lambda: t0[0])
-    core_log = logging.getLogger("shared.jobs._core")
+    core_log = logging.getLogger("shared.jobs._conclude")
     previous = core_log.level
     core_log.addHandler(terminals)
     core_log.setLevel(logging.INFO)

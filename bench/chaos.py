@@ -109,7 +109,7 @@ class ChaosReport:
 
 
 class _TerminalWrites(logging.Handler):
-    """Counts winning terminal writes per job from shared.jobs._core's log records."""
+    """Counts winning terminal writes per job from shared.jobs._conclude's log records."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -236,7 +236,7 @@ async def run_chaos(
     gateway = Gateway(settings_for_sim(sim))
     backlog = build_backlog(load_backlog_settings(env), gateway, checkpoint=checkpoint)
     writes = _TerminalWrites()
-    core_log = logging.getLogger("shared.jobs._core")
+    core_log = logging.getLogger("shared.jobs._conclude")
     core_log.addHandler(writes)
     previous_level = core_log.level
     core_log.setLevel(logging.INFO)

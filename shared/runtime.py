@@ -5,7 +5,7 @@ Built here (lazily on first use, cached for the process):
 * storage: one ``StorageTarget`` (``shared.storage``) from the storage settings, a connection
   string or identity-based storage under the app's one credential pool (``shared.credentials``);
   every table, container and queue client of the app comes from it: the shared health table and
-  the quota ledger (handed to the gateway as ``HealthStore`` / ``LedgerStore``), per-caller
+  the quota ledger (handed to the gateway as ``VerdictStore`` / ``LedgerStore``), per-caller
   windows and usage rows, and the backlog's job table, results container, parking queues and
   batch table (``BacklogClients``);
 * Service Bus: one client (``shared.servicebus``), shared by the backlog's sender and the
@@ -36,19 +36,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from azure.servicebus.aio import ServiceBusClient
 
-    from shared.aoai import (
-        AccessLayer,
-        CallObserver,
-        ClientProvider,
-        Clock,
-        Gateway,
-        HealthStore,
-        LedgerStore,
-    )
+    from shared.aoai import AccessLayer, CallObserver, ClientProvider, Clock, Gateway, VerdictStore
     from shared.batchlane import BatchLane
+    from shared.callerlimits import CallerLimiter
     from shared.credentials import CredentialPool
     from shared.jobs import Backlog, BacklogClients, Checkpoint, LanePlugin, PayloadStore
-    from shared.quotas import CallerQuotas
+    from shared.pacing import LedgerStore
     from shared.responses import AffinityStore
     from shared.settings import BacklogSettings, GatewaySettings
     from shared.storage import StorageTarget
@@ -89,11 +82,11 @@ class _Built:
         self.telemetry: tuple[Providers | None] | None = None
         self.credentials: CredentialPool | None = None
         self.storage: tuple[StorageTarget | None] | None = None
-        self.health: tuple[HealthStore | None] | None = None
+        self.health: tuple[VerdictStore | None] | None = None
         self.service_bus: ServiceBusClient | None = None
         self.gateway: Gateway | None = None
         self.usage: UsageRecorder | None = None
-        self.caller_quotas: tuple[CallerQuotas | None] | None = None
+        self.caller_quotas: tuple[CallerLimiter | None] | None = None
         self.backlog_clients: BacklogClients | None = None
         self.backlog: Backlog | None = None
         self.response_affinity: AffinityStore | None = None
@@ -186,15 +179,16 @@ def _storage() -> StorageTarget | None:
 
 def gateway_stores(
     current: GatewaySettings, storage: StorageTarget | None, *, owns_credentials: bool = False
-) -> tuple[HealthStore | None, LedgerStore | None]:
+) -> tuple[VerdictStore | None, LedgerStore | None]:
     """The shared health store and the quota ledger's store on ``storage`` (None each without
     storage; the ledger's also when it is disabled). ``owns_credentials``: each store closes
     the storage's credential pool with itself (a standalone gateway; closing twice is fine)."""
     if storage is None:
         return None, None
-    from shared.aoai import TableHealthStore, TableLedgerStore
+    from shared.aoai import TableVerdictStore
+    from shared.pacing import TableLedgerStore
 
-    health = TableHealthStore(
+    health = TableVerdictStore(
         None,
         current.health_table,
         target=storage.table_target(
@@ -215,7 +209,7 @@ def gateway_stores(
     return health, ledger
 
 
-def health_store() -> HealthStore | None:
+def health_store() -> VerdictStore | None:
     """The shared health store, the same object the gateway reads and writes (the operations
     routes show and clear it); None when no storage is configured."""
     gateway()
@@ -276,7 +270,7 @@ def build_gateway(
     instance: str | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    health: HealthStore | None = None,
+    health: VerdictStore | None = None,
     ledger: LedgerStore | None = None,
 ) -> Gateway:
     """A standalone gateway with the stores on the storage ``current`` names (closed with the
@@ -284,7 +278,7 @@ def build_gateway(
     from shared.aoai import Gateway
     from shared.storage import storage_target
 
-    found_health: HealthStore | None = None
+    found_health: VerdictStore | None = None
     found_ledger: LedgerStore | None = None
     if health is None or ledger is None:
         storage = storage_target(current)
@@ -399,10 +393,10 @@ def gateway() -> Gateway:
                 ledger=ledger,
             )
             if quotas is not None:
-                from shared.quotas import QuotaGateway
+                from shared.callerlimits import CallerLimitedGateway
 
                 # per-caller limits before any upstream call; everything else passes through
-                built = QuotaGateway(built, quotas)  # type: ignore[assignment]
+                built = CallerLimitedGateway(built, quotas)  # type: ignore[assignment]
             _Root.built.gateway = built
         return _Root.built.gateway
 
@@ -438,14 +432,14 @@ def response_affinity() -> AffinityStore:
         return _Root.built.response_affinity
 
 
-def caller_quotas() -> CallerQuotas | None:
+def caller_quotas() -> CallerLimiter | None:
     """Per-caller limits (GATEWAY_CALLER_LIMITS) shared through the app's storage; None
     when no limits are set."""
     storage = _storage()
     with _Root.lock:
         if _Root.built.caller_quotas is None:
-            from shared.quotas import (
-                CallerQuotas,
+            from shared.callerlimits import (
+                CallerLimiter,
                 InMemoryWindowStore,
                 TableWindowStore,
                 load_caller_limits,
@@ -459,7 +453,7 @@ def caller_quotas() -> CallerQuotas | None:
                     if storage is not None
                     else InMemoryWindowStore()
                 )
-                quotas = CallerQuotas(limits, store)
+                quotas = CallerLimiter(limits, store)
             _Root.built.caller_quotas = (quotas,)
         return _Root.built.caller_quotas[0]
 

@@ -5,7 +5,6 @@ See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy
 """
 
 from ._access_layer import AccessLayer
-from ._budget import request_tokens
 from ._classify import ClassifiedFailure, classify
 from ._clients import ClientProvider
 from ._clock import Clock, ManualClock, SystemClock
@@ -30,20 +29,19 @@ from ._exceptions import (
     UpstreamUnavailable,
 )
 from ._gateway import Gateway
-from ._health import (
-    HealthRecord,
-    HealthStore,
-    InMemoryHealthStore,
-    TableHealthStore,
-    health_status,
-)
-from ._ledger_store import InMemoryLedgerStore, LedgerStore, TableLedgerStore
 from ._logsafe import log_safe
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
+from ._request_cost import request_tokens
 from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 from ._vectors import float32_array
+from ._verdicts import (
+    InMemoryVerdictStore,
+    TableVerdictStore,
+    Verdict,
+    VerdictStore,
+)
 
 __all__ = [
     "AccessLayer",
@@ -72,10 +70,8 @@ __all__ = [
     "FailureKind",
     "Gateway",
     "GatewayError",
-    "HealthRecord",
-    "HealthStore",
-    "InMemoryHealthStore",
     "InMemoryLedgerStore",
+    "InMemoryVerdictStore",
     "LedgerStore",
     "LocalFailure",
     "ManualClock",
@@ -85,16 +81,17 @@ __all__ = [
     "RequestTooLarge",
     "StreamInterrupted",
     "SystemClock",
-    "TableHealthStore",
     "TableLedgerStore",
+    "TableVerdictStore",
     "TooManyInputs",
     "UnknownModel",
     "UpstreamRequestFailed",
     "UpstreamUnavailable",
     "Usage",
+    "Verdict",
+    "VerdictStore",
     "classify",
     "float32_array",
-    "health_status",
     "log_safe",
     "request_tokens",
 ]

@@ -34,19 +34,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from shared.pacing import INTERACTIVE
 from shared.settings import GatewaySettings
 
-from ._budget import INTERACTIVE
 from ._classify import ClassifiedFailure
 from ._clients import ClientProvider
 from ._clock import Clock
 from ._failure_policy import CallState, FailurePolicy
-from ._health import SharedHealth
 from ._hedge import Hedger, hold_probe
 from ._results import deadline_exceeded, nothing_eligible
 from ._router import THROTTLED, Route, Router
 from ._senders import Sender
 from ._types import Attempt, FailureKind
+from ._verdicts import SharedVerdicts
 
 if TYPE_CHECKING:
     from ._router import Skip
@@ -96,7 +96,7 @@ class CallLoop:
         settings: GatewaySettings,
         router: Router,
         clients: ClientProvider,
-        health: SharedHealth,
+        health: SharedVerdicts,
         policy: FailurePolicy,
         clock: Clock,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._budget import SlidingWindow
+from shared.pacing import SlidingWindow
+
 from ._router import Route
 from ._types import Capacity
 

@@ -49,12 +49,11 @@ before.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from ._router import RegionState
+from shared.settings import RegionConfig
 
-__all__ = ["Circuit", "Suspect"]
+__all__ = ["Circuit", "RegionState", "Suspect"]
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -192,3 +191,18 @@ class Circuit:
             "probe_in_flight": self.probing,
             "held_suspects": self._pending(),
         }
+
+
+@dataclass(slots=True, eq=False)
+class RegionState:
+    """One region as routing sees it: its circuit, credentials and last probe (``Suspect``
+    holds these, so they live beside the circuit)."""
+
+    config: RegionConfig
+    circuit: Circuit
+    credentials: tuple[str, str]
+    key: str
+    # The last probe's verdict and when (``Gateway.probe_regions``): what health's view of the
+    # region rests on when no traffic goes there.
+    probe_verdict: str | None = None
+    probe_at: float | None = None

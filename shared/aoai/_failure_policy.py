@@ -18,7 +18,7 @@ The table of actions is in ``_classify``; this module applies them:
 * ``RAISE`` (content filter, other 4xx): the call ends with the public error at once.
 
 Any HTTP answer other than the CIRCUIT ones proves the region is up and closes its circuit.
-Every verdict that changes shared state is published through ``HealthSync``.
+Every verdict that changes shared state is published through ``VerdictSync``.
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shared.pacing import cooldown_from_headers
 from shared.settings import GatewaySettings
 
-from ._circuit import Suspect
+from ._circuit import RegionState, Suspect
 from ._classify import ClassifiedFailure, FailureAction
-from ._cooldown import cooldown_from_headers
 from ._exceptions import UpstreamRequestFailed
-from ._health_sync import HealthSync
-from ._router import DeploymentState, RegionState, Route
+from ._router import DeploymentState, Route
 from ._types import Attempt, FailureKind
+from ._verdict_sync import VerdictSync
 
 __all__ = ["CallState", "FailurePolicy"]
 
@@ -64,7 +64,7 @@ class FailurePolicy:
     __slots__ = ("_health", "_now", "_settings")
 
     def __init__(
-        self, settings: GatewaySettings, health: HealthSync, now: Callable[[], float]
+        self, settings: GatewaySettings, health: VerdictSync, now: Callable[[], float]
     ) -> None:
         self._settings = settings
         self._health = health

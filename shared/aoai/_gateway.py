@@ -27,30 +27,29 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from shared.pacing import DeploymentQuotaLedger, LedgerConfig, LedgerStore
 from shared.settings import GatewaySettings
 
-from ._budget import check_output_cap, embeddings_tokens, output_limit, request_tokens
 from ._call_loop import CallLoop
 from ._capacity import alias_capacity
-from ._circuit import Suspect
+from ._circuit import RegionState, Suspect
 from ._classify import ClassifiedFailure, FailureAction, classify
 from ._clients import ClientProvider
 from ._clock import Clock, SystemClock
 from ._embeddings_batches import fan_out, merge_embeddings, split_inputs
 from ._exceptions import RegionsUnavailable, RequestTooLarge, TooManyInputs, UnknownModel
 from ._failure_policy import CallState, FailurePolicy
-from ._health import HealthStore, TableHealthStore
-from ._health_sync import HealthSync
-from ._ledger import LedgerConfig, QuotaLedger
-from ._ledger_store import LedgerStore
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome, Observers
+from ._request_cost import check_output_cap, embeddings_tokens, output_limit, request_tokens
 from ._requests import ChatRequest, EmbeddingsRequest
 from ._results import call_result, finish_reason, usage_of
-from ._router import DeploymentState, RegionState, Route, Router
+from ._router import DeploymentState, Route, Router
 from ._senders import OpenedStream, Sender, Senders
 from ._stream import ChatStream
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 from ._vectors import vectors_as
+from ._verdict_sync import VerdictSync
+from ._verdicts import TableVerdictStore, VerdictStore
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ class Gateway:
         settings: GatewaySettings,
         *,
         clients: ClientProvider | None = None,
-        health: HealthStore | None = None,
+        health: VerdictStore | None = None,
         clock: Clock | None = None,
         observers: Iterable[CallObserver] | None = None,
         ledger: LedgerStore | None = None,
@@ -90,7 +89,7 @@ class Gateway:
         instance = instance or uuid.uuid4().hex[:12]
         self._ledger, self._ledger_off = _quota_ledger(settings, ledger, instance, self._clock)
         self._router = Router.from_settings(settings, self._ledger)
-        self._sync = HealthSync(
+        self._sync = VerdictSync(
             self._router,
             health,
             instance=instance,
@@ -513,7 +512,7 @@ class Gateway:
             "shared_health": {
                 "store": type(shared.store).__name__ if shared.store is not None else None,
                 "backend": shared.store.describe()
-                if isinstance(shared.store, TableHealthStore)
+                if isinstance(shared.store, TableVerdictStore)
                 else None,
                 "available": shared.available,
                 "last_read": shared.last_read,
@@ -745,7 +744,7 @@ class Gateway:
 
 def _quota_ledger(
     settings: GatewaySettings, store: LedgerStore | None, instance: str, clock: Clock
-) -> tuple[QuotaLedger | None, str | None]:
+) -> tuple[DeploymentQuotaLedger | None, str | None]:
     """The shared quota ledger, or None and why (per-instance pacing): ``disabled`` by the
     setting, or ``no_storage``: no store was handed in (the composition root, ``shared.runtime``,
     builds it on the app's storage)."""
@@ -758,7 +757,7 @@ def _quota_ledger(
             "its deployments alone, as if it had the whole quota"
         )
         return None, "no_storage"
-    ledger = QuotaLedger(
+    ledger = DeploymentQuotaLedger(
         store,
         instance=instance,
         now=clock.now,

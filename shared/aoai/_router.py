@@ -15,30 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared.settings import DeploymentConfig, GatewaySettings, RegionConfig
+from shared.pacing import INTERACTIVE, DeploymentBudget
+from shared.settings import DeploymentConfig, GatewaySettings
 
-from ._budget import INTERACTIVE, DeploymentBudget
-from ._circuit import Circuit
+from ._circuit import Circuit, RegionState
 from ._clients import credential_key
 
 if TYPE_CHECKING:
-    from ._ledger import QuotaLedger
+    from shared.pacing import DeploymentQuotaLedger
 
-__all__ = ["DeploymentState", "RegionState", "Route", "Router", "Skip"]
+__all__ = ["DeploymentState", "Route", "Router", "Skip"]
 
 THROTTLED, TRANSIENT, AUTH, MISSING = "throttled", "transient", "auth", "missing"
-
-
-@dataclass(slots=True, eq=False)
-class RegionState:
-    config: RegionConfig
-    circuit: Circuit
-    credentials: tuple[str, str]
-    key: str
-    # The last probe's verdict and when (``Gateway.probe_regions``): what health's view of the
-    # region rests on when no traffic goes there.
-    probe_verdict: str | None = None
-    probe_at: float | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -105,7 +93,9 @@ class Router:
     tiers: dict[str, tuple[tuple[Route, ...], ...]] = field(default_factory=dict)  # alias -> tiers
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings, ledger: QuotaLedger | None = None) -> Router:
+    def from_settings(
+        cls, settings: GatewaySettings, ledger: DeploymentQuotaLedger | None = None
+    ) -> Router:
         router = cls()
         routes: dict[str, list[Route]] = {}
         for region in settings.regions:

@@ -1,7 +1,7 @@
-"""What this instance's routing state and the shared health table tell each other.
+"""What this instance's routing state and the shared region-state table tell each other.
 
 Outgoing: a circuit that opened or closed, a deployment that started cooling down, became
-exhausted or went missing is published as a ``HealthRecord``. Incoming: the other instances'
+exhausted or went missing is published as a ``Verdict``. Incoming: the other instances'
 records are applied to the router when they are newer than what this instance knows.
 """
 
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ._health import HealthRecord, HealthStore, SharedHealth
-from ._router import DeploymentState, RegionState, Router
+from ._circuit import RegionState
+from ._router import DeploymentState, Router
+from ._verdicts import SharedVerdicts, Verdict, VerdictStore
 
-__all__ = ["HealthSync"]
+__all__ = ["VerdictSync"]
 
 _DEPLOYMENT_FIELDS = {
     "cooling": "cooling_until",
@@ -21,15 +22,15 @@ _DEPLOYMENT_FIELDS = {
 }
 
 
-class HealthSync:
-    """Publishes this instance's verdicts and applies the others' (see ``SharedHealth``)."""
+class VerdictSync:
+    """Publishes this instance's verdicts and applies the others' (see ``SharedVerdicts``)."""
 
     __slots__ = ("_now", "_router", "instance", "shared")
 
     def __init__(
         self,
         router: Router,
-        store: HealthStore | None,
+        store: VerdictStore | None,
         *,
         instance: str,
         now: Callable[[], float],
@@ -38,13 +39,13 @@ class HealthSync:
         self._router = router
         self._now = now
         self.instance = instance
-        self.shared = SharedHealth(store, apply=self.apply, now=now, cache_s=cache_s)
+        self.shared = SharedVerdicts(store, apply=self.apply, now=now, cache_s=cache_s)
 
     def publish_region(self, region: RegionState) -> None:
         circuit = region.circuit
         state = "open" if circuit.open_until else "closed"
         self.shared.publish(
-            HealthRecord(
+            Verdict(
                 region.key,
                 state,
                 circuit.open_until,
@@ -54,9 +55,9 @@ class HealthSync:
         )
 
     def publish_deployment(self, dep: DeploymentState, state: str, until: float) -> None:
-        self.shared.publish(HealthRecord(dep.key, state, until, dep.changed_at, self.instance))
+        self.shared.publish(Verdict(dep.key, state, until, dep.changed_at, self.instance))
 
-    def apply(self, records: Iterable[HealthRecord]) -> None:
+    def apply(self, records: Iterable[Verdict]) -> None:
         """Adopt the other instances' records that are newer than this instance's view."""
         now = self._now()
         router = self._router

@@ -1,17 +1,18 @@
-"""Region health shared across function instances.
+"""Verdicts on regions and deployments, shared across function instances (the region-state
+table; its settings keep their ``GATEWAY_HEALTH_*`` names for compatibility).
 
 What one instance learns (a circuit opened or closed, a deployment cooling down, exhausted or
-missing) is written as a ``HealthRecord``; every instance reads the records through a short
+missing) is written as a ``Verdict``; every instance reads the records through a short
 cache, so a second instance does not rediscover an outage from scratch.
 
-* ``InMemoryHealthStore``: per process (or shared by several gateways in one test).
-* ``TableHealthStore``: Azure Table Storage (Azurite locally), via ``azure-data-tables``.
+* ``InMemoryVerdictStore``: per process (or shared by several gateways in one test).
+* ``TableVerdictStore``: Azure Table Storage (Azurite locally), via ``azure-data-tables``.
   One partition, one row per region or deployment. A write replaces the row unconditionally
   (the last write wins, whatever its ``updated``); readers apply a record only when its
   ``updated`` is newer than what they already know, so a late write of an older verdict does
   not undo a newer one on an instance that has seen the newer one.
 
-``SharedHealth`` keeps the table off the hot path without background loops (nothing runs
+``SharedVerdicts`` keeps the table off the hot path without background loops (nothing runs
 between invocations, which is what the Functions host expects):
 
 * the first call on an instance awaits one read (bounded by a short timeout), so a fresh
@@ -35,12 +36,11 @@ from typing import Any, Protocol
 from shared.storage import EtagTable, TableTarget
 
 __all__ = [
-    "HealthRecord",
-    "HealthStore",
-    "InMemoryHealthStore",
-    "SharedHealth",
-    "TableHealthStore",
-    "health_status",
+    "InMemoryVerdictStore",
+    "SharedVerdicts",
+    "TableVerdictStore",
+    "Verdict",
+    "VerdictStore",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ _PARTITION = "health"
 
 
 @dataclass(frozen=True, slots=True)
-class HealthRecord:
+class Verdict:
     """One fact: ``key`` is ``region/<name>`` or ``deployment/<region>/<deployment>``;
     ``state`` is closed/open (regions) or ok/cooling/exhausted/missing (deployments);
     ``until`` is the epoch time the state lasts until (0 = indefinitely / not applicable)."""
@@ -61,24 +61,24 @@ class HealthRecord:
     writer: str = ""
 
 
-class HealthStore(Protocol):
-    async def read_all(self) -> list[HealthRecord]: ...
+class VerdictStore(Protocol):
+    async def read_all(self) -> list[Verdict]: ...
 
-    async def write(self, records: Sequence[HealthRecord]) -> None: ...
+    async def write(self, records: Sequence[Verdict]) -> None: ...
 
     async def aclose(self) -> None: ...
 
 
-class InMemoryHealthStore:
+class InMemoryVerdictStore:
     """Records in a dict. Share one instance between gateways to share their health."""
 
     def __init__(self) -> None:
-        self._records: dict[str, HealthRecord] = {}
+        self._records: dict[str, Verdict] = {}
 
-    async def read_all(self) -> list[HealthRecord]:
+    async def read_all(self) -> list[Verdict]:
         return list(self._records.values())
 
-    async def write(self, records: Sequence[HealthRecord]) -> None:
+    async def write(self, records: Sequence[Verdict]) -> None:
         for record in records:
             current = self._records.get(record.key)
             if current is None or record.updated >= current.updated:
@@ -93,7 +93,7 @@ def _row_key(key: str) -> str:
     return key.replace("/", "|")
 
 
-class TableHealthStore:
+class TableVerdictStore:
     """Health records in an Azure Storage table (created on first use): by connection string, or
     identity-based (``endpoint`` + a credential from the app's policy, ``shared.credentials``).
     Where the table is and how it is reached: ``shared.storage.TableTarget``."""
@@ -111,7 +111,7 @@ class TableHealthStore:
     ) -> None:
         if target is None:
             if not connection_string and not endpoint:
-                raise ValueError("TableHealthStore needs a connection string or an endpoint")
+                raise ValueError("TableVerdictStore needs a connection string or an endpoint")
             target = TableTarget(
                 table_name,
                 connection=connection_string,
@@ -136,11 +136,11 @@ class TableHealthStore:
     def _table(self) -> Any:
         return self._store().client
 
-    async def read_all(self) -> list[HealthRecord]:
+    async def read_all(self) -> list[Verdict]:
         records = []
         async for entity in self._store().query(f"PartitionKey eq '{_PARTITION}'"):
             records.append(
-                HealthRecord(
+                Verdict(
                     key=str(entity.get("key") or entity["RowKey"].replace("|", "/")),
                     state=str(entity.get("state", "")),
                     until=float(entity.get("until", 0.0)),
@@ -150,7 +150,7 @@ class TableHealthStore:
             )
         return records
 
-    async def write(self, records: Sequence[HealthRecord]) -> None:
+    async def write(self, records: Sequence[Verdict]) -> None:
         await self._store().replace(
             {
                 "PartitionKey": _PARTITION,
@@ -171,14 +171,14 @@ class TableHealthStore:
         await close_all(([rows.aclose] if rows is not None else []) + [self.target.aclose])
 
 
-class SharedHealth:
-    """Reads and writes one HealthStore on behalf of one gateway (see the module docstring)."""
+class SharedVerdicts:
+    """Reads and writes one VerdictStore on behalf of one gateway (see the module docstring)."""
 
     def __init__(
         self,
-        store: HealthStore | None,
+        store: VerdictStore | None,
         *,
-        apply: Callable[[Iterable[HealthRecord]], None],
+        apply: Callable[[Iterable[Verdict]], None],
         now: Callable[[], float],
         cache_s: float,
         retry_s: float = 30.0,
@@ -194,7 +194,7 @@ class SharedHealth:
         self._loaded = False
         self._reading: asyncio.Task[None] | None = None
         self._writing: asyncio.Task[None] | None = None
-        self._outbox: list[HealthRecord] = []
+        self._outbox: list[Verdict] = []
         self._down_until = 0.0
         self._warned = False
         self.last_read: float | None = None
@@ -240,7 +240,7 @@ class SharedHealth:
             self._loaded = True
             self._reading = None
 
-    def publish(self, record: HealthRecord) -> None:
+    def publish(self, record: Verdict) -> None:
         """Queue a state change for the table; starts one writer task if none is running."""
         if self.store is None:
             return
@@ -257,7 +257,7 @@ class SharedHealth:
                 batch, self._outbox = self._outbox, []
                 if self._now() < self._down_until:
                     continue  # storage is down: this instance keeps its own view
-                latest: dict[str, HealthRecord] = {}
+                latest: dict[str, Verdict] = {}
                 for record in batch:
                     latest[record.key] = record
                 try:
@@ -313,30 +313,3 @@ class SharedHealth:
                 await self.store.aclose()
             except Exception:  # noqa: BLE001
                 pass
-
-
-def health_status(report: dict[str, Any], *, degraded_after_s: float) -> dict[str, Any]:
-    """The verdict on a ``Gateway.health_report()``: ``status`` (``ok`` or ``degraded``),
-    ``regions_down`` (circuit not closed) and ``deployments_degraded`` (``region/deployment``
-    exhausted, missing, or cooling down for more than ``degraded_after_s`` from now).
-
-    Traffic still flows while degraded (to the other regions and deployments); the status
-    exists so that an operator sees a region or deployment that is out, e.g. after a lying
-    ``retry-after``, instead of ``ok``."""
-    now = float(report.get("now") or 0.0)
-    down: list[str] = []
-    degraded: list[str] = []
-    for name, region in sorted(report.get("regions", {}).items()):
-        if region["circuit"]["state"] != "closed":
-            down.append(name)
-        for deployment, dep in sorted(region.get("deployments", {}).items()):
-            cooling = dep.get("cooling_until")
-            if dep.get("state") in ("exhausted", "missing") or (
-                cooling is not None and cooling - now > degraded_after_s
-            ):
-                degraded.append(f"{name}/{deployment}")
-    return {
-        "status": "degraded" if down or degraded else "ok",
-        "regions_down": down,
-        "deployments_degraded": degraded,
-    }

@@ -1,4 +1,7 @@
-"""The OpenAI-compatible HTTP API: request parsing, error mapping, SSE streaming, OpenAPI.
+"""The HTTP surface: the OpenAI-compatible and Azure-shaped model routes, the Responses API,
+the job routes (``/api/v1/jobs``) and the operations routes (``/api/ops/...``); request parsing,
+error mapping, SSE streaming, OpenAPI. It sits above the capabilities it exposes (``aoai``,
+``jobs``, ``ops``, ``usage``), and none of them imports it.
 
 Handlers take a Starlette/FastAPI ``Request`` plus the services (``shared.runtime``) and return a
 ``Response``; ``function_app.py`` only wires routes to them. Never imports ``azure.functions``.
@@ -29,7 +32,20 @@ from ._handlers import (
     list_models,
     openapi,
 )
+from ._jobs import JobEndpointServices, cancel_job, job_status, submit_job
 from ._openapi import openapi_document
+from ._ops import (
+    OpsRoot,
+    ops_callers,
+    ops_clear,
+    ops_dead_letters,
+    ops_job_cancel,
+    ops_job_status,
+    ops_parked,
+    ops_parked_redrive,
+    ops_redrive,
+    ops_state,
+)
 from ._parse import parse_body, read_body
 from ._responses import (
     ResponsesServices,
@@ -45,6 +61,8 @@ from ._usage import UsageServices, usage_report
 __all__ = [
     "ApiError",
     "CallerPolicy",
+    "JobEndpointServices",
+    "OpsRoot",
     "Principal",
     "RequestInfo",
     "ResponsesServices",
@@ -55,6 +73,7 @@ __all__ = [
     "azure_v1_chat_completions",
     "azure_v1_embeddings",
     "azure_v1_models",
+    "cancel_job",
     "chat_completions",
     "easy_auth_principal",
     "embeddings",
@@ -62,10 +81,20 @@ __all__ = [
     "error_response",
     "health",
     "health_details",
+    "job_status",
     "key_fingerprint",
     "list_models",
     "openapi",
     "openapi_document",
+    "ops_callers",
+    "ops_clear",
+    "ops_dead_letters",
+    "ops_job_cancel",
+    "ops_job_status",
+    "ops_parked",
+    "ops_parked_redrive",
+    "ops_redrive",
+    "ops_state",
     "parse_body",
     "read_body",
     "request_info",
@@ -75,5 +104,6 @@ __all__ = [
     "response_input_items",
     "response_retrieve",
     "responses_create",
+    "submit_job",
     "usage_report",
 ]

@@ -37,13 +37,12 @@ from ._context import request_info, require_caller
 from ._errors import error_response
 from ._handlers import chat_completions, embeddings, list_models
 from ._parse import read_body
+from ._versions import AZURE_API_VERSIONS, V1_API_VERSIONS
 
 if TYPE_CHECKING:
     from ._handlers import Services
 
 __all__ = [
-    "AZURE_API_VERSIONS",
-    "V1_API_VERSIONS",
     "azure_chat_completions",
     "azure_embeddings",
     "azure_v1_chat_completions",
@@ -51,39 +50,6 @@ __all__ = [
     "azure_v1_models",
     "resolve_alias",
 ]
-
-# The data-plane inference versions Azure OpenAI answers (GA and preview), plus "v1".
-AZURE_API_VERSIONS = frozenset(
-    {
-        "2022-12-01",
-        "2023-03-15-preview",
-        "2023-05-15",
-        "2023-06-01-preview",
-        "2023-07-01-preview",
-        "2023-08-01-preview",
-        "2023-09-01-preview",
-        "2023-10-01-preview",
-        "2023-12-01-preview",
-        "2024-02-01",
-        "2024-02-15-preview",
-        "2024-03-01-preview",
-        "2024-04-01-preview",
-        "2024-05-01-preview",
-        "2024-06-01",
-        "2024-07-01-preview",
-        "2024-08-01-preview",
-        "2024-09-01-preview",
-        "2024-10-01-preview",
-        "2024-10-21",
-        "2024-12-01-preview",
-        "2025-01-01-preview",
-        "2025-02-01-preview",
-        "2025-03-01-preview",
-        "2025-04-01-preview",
-        "v1",
-    }
-)
-V1_API_VERSIONS = frozenset({"v1", "preview", "latest"})
 
 _Handler = Callable[[Request, "Services"], Awaitable[Response]]
 

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest, SystemClock, health_status
+from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest, SystemClock
 from shared.telemetry import invocation_context
 
 from ._context import RequestInfo, request_info, require_caller
 from ._embeddings_body import SLICE, embeddings_chunks
 from ._errors import error_response
+from ._health import health_status
 from ._openapi import openapi_document
 from ._parse import parse_body, read_body
 from ._sse import sse_events

@@ -6,8 +6,8 @@ A job is its submitter's: another caller's id answers 404 ``job_not_found`` exac
 one (operators use ``/api/ops/jobs/{id}``). Job ids live in their caller's namespace: the id a
 caller chooses (or the one generated for it) is stored as ``<scope>~<id>`` (``scoped_job_id``,
 the ``id`` the 202 returns), so two callers may use the same id and none can take or probe
-another's; the status and cancel routes take either form. Parsing and errors reuse
-``shared.api``.
+another's; the status and cancel routes take either form. Parsing and errors are the API's
+own.
 
 POST body: the job contract's fields (``request`` required; ``job_id``, ``kind``, ``reply_to``,
 ``priority``, ``deadline`` optional). ``caller`` and ``submitted_at`` are set by the gateway.
@@ -25,24 +25,27 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..aoai import UnknownModel
-from ..api import ApiError, error_response, parse_body, read_body, request_info
-from ..telemetry import invocation_context
-from ._cancel import JobNotCancellable
-from ._claim import JobTooLarge
-from ._contract import (
+from shared.aoai import UnknownModel
+from shared.jobs import (
     SCOPE_SEPARATOR,
     JobIdConflict,
     JobMessage,
+    JobNotCancellable,
+    JobTooLarge,
     reply_to_refusal,
     scoped_job_id,
+    unreachable,
     valid_job_id,
 )
-from ._unreachable import unreachable
+from shared.telemetry import invocation_context
+
+from ._context import request_info
+from ._errors import ApiError, error_response
+from ._parse import parse_body, read_body
 
 if TYPE_CHECKING:
-    from ..settings import GatewaySettings
-    from ._service import Backlog
+    from shared.jobs import Backlog
+    from shared.settings import GatewaySettings
 
 __all__ = ["JobEndpointServices", "cancel_job", "job_status", "submit_job"]
 

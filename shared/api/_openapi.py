@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from shared.aoai import ChatRequest, EmbeddingsRequest
+from shared.jobs import JobMessage
+
+from ._openapi_azure import AZURE_SCHEMAS, azure_paths  # the Azure-shaped routes
+from ._openapi_responses import responses_paths  # the Responses API routes
 
 __all__ = [
     "ChatCompletionChunk",
@@ -178,8 +182,6 @@ _KEY_SECURITY: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQ
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The document (built once per process; treat it as read-only)."""
-    from shared.jobs import JobMessage  # shared.jobs builds on shared.api: imported late
-
     models = (
         ChatRequest,
         EmbeddingsRequest,
@@ -213,8 +215,6 @@ def openapi_document() -> dict[str, Any]:
     embeddings_ok = _json(
         _PASS_THROUGH, "An OpenAI embeddings list, in input order.", _GATEWAY_HEADERS
     )
-    from ._openapi_azure import AZURE_SCHEMAS, azure_paths  # the Azure-shaped routes
-    from ._openapi_responses import responses_paths  # the Responses API routes
 
     return {
         "openapi": "3.1.0",

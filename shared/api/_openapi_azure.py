@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._azure import AZURE_API_VERSIONS, V1_API_VERSIONS
+from ._versions import AZURE_API_VERSIONS, V1_API_VERSIONS
 
 __all__ = ["AZURE_SCHEMAS", "azure_paths"]
 

@@ -26,10 +26,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared.api import ApiError, error_response, request_info
+from shared.jobs import JobNotCancellable
+from shared.ops import (
+    UnknownTarget,
+    clear,
+    parked_jobs,
+    peek_dead_letters,
+    redrive_dead_letters,
+    shared_state,
+)
+from shared.settings import SettingsError
+
+from ._context import request_info
+from ._errors import ApiError, error_response
 
 if TYPE_CHECKING:
-    from shared.aoai import HealthStore
+    from shared.aoai import VerdictStore
     from shared.settings import BacklogSettings, GatewaySettings
 
 __all__ = [
@@ -57,7 +69,7 @@ class OpsRoot(Protocol):
 
     def gateway(self) -> Any: ...
 
-    def health_store(self) -> HealthStore | None: ...
+    def health_store(self) -> VerdictStore | None: ...
 
     def backlog(self) -> Any: ...
 
@@ -101,8 +113,6 @@ async def ops_state(request: Request, services: OpsRoot) -> Response:
     """This instance's circuits, cooldowns and budgets, and every instance's shared records."""
 
     async def body() -> dict[str, Any]:
-        from ._health import shared_state
-
         store = services.health_store()
         records = await shared_state(store)
         return {
@@ -118,8 +128,6 @@ async def ops_clear(request: Request, services: OpsRoot) -> Response:
     """Clear a region's or a deployment's state on every instance (through the shared table)."""
 
     async def body() -> dict[str, Any]:
-        from ._health import UnknownTarget, clear
-
         wanted = await _json(request)
         store = services.health_store()
         if store is None:
@@ -164,11 +172,7 @@ _MAX_PARKED_REDRIVE = 500
 async def _parked(services: OpsRoot, *, limit: int = 200) -> list[dict[str, Any]]:
     """Parked jobs from the job store's table (the backlog's client); none while the table
     does not exist yet (no job was ever submitted). 409 ``no_job_store`` without storage."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    from shared.settings import SettingsError
-
-    from ._parked import parked_jobs
+    from azure.core.exceptions import ResourceNotFoundError  # lazy: cold start
 
     try:
         table = services.jobs_table()
@@ -233,8 +237,6 @@ async def _with_bus(services: OpsRoot, work: Callable[[Any, str], Awaitable[Any]
 
 async def ops_dead_letters(request: Request, services: OpsRoot) -> Response:
     async def body() -> dict[str, Any]:
-        from ._deadletters import peek_dead_letters
-
         try:
             limit = max(1, min(250, int(request.query_params.get("limit", "50"))))
         except ValueError:
@@ -249,8 +251,6 @@ async def ops_dead_letters(request: Request, services: OpsRoot) -> Response:
 
 async def ops_redrive(request: Request, services: OpsRoot) -> Response:
     async def body() -> dict[str, Any]:
-        from ._deadletters import redrive_dead_letters
-
         wanted = (await _json(request)).get("sequence_numbers")
         if (
             not isinstance(wanted, list)
@@ -318,8 +318,6 @@ async def ops_job_status(request: Request, services: OpsRoot) -> Response:
 
 async def ops_job_cancel(request: Request, services: OpsRoot) -> Response:
     """Cancel any waiting job (409 while it runs or once it finished, as for its submitter)."""
-    from shared.jobs import JobNotCancellable
-
     job_id = _job_id(request, "/cancel")
 
     async def body() -> Any:

@@ -34,11 +34,12 @@ from shared.aoai import (
     Usage,
 )
 
-from ._azure import V1_API_VERSIONS, resolve_alias
+from ._azure import resolve_alias
 from ._azure_errors import azure_response
 from ._context import RequestInfo, request_info, require_caller
 from ._errors import ApiError, error_response
 from ._parse import read_body
+from ._versions import V1_API_VERSIONS
 
 if TYPE_CHECKING:
     from shared.aoai import Gateway

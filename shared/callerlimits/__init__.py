@@ -8,18 +8,18 @@ behind an interface, so it can move onto that ledger's store once both are on on
 from shared.settings import CallerLimit, CallerLimits, load_caller_limits
 
 from ._errors import CallerBudgetExhausted, CallerRateLimited
-from ._gateway import QuotaGateway
-from ._quotas import CallerQuotas, month_of, next_month
+from ._gateway import CallerLimitedGateway
+from ._limiter import CallerLimiter, month_of, next_month
 from ._store import InMemoryWindowStore, TableWindowStore, WindowConflict, WindowStore
 
 __all__ = [
     "CallerBudgetExhausted",
     "CallerLimit",
+    "CallerLimitedGateway",
+    "CallerLimiter",
     "CallerLimits",
-    "CallerQuotas",
     "CallerRateLimited",
     "InMemoryWindowStore",
-    "QuotaGateway",
     "TableWindowStore",
     "WindowConflict",
     "WindowStore",

@@ -1,4 +1,4 @@
-"""``QuotaGateway``: the gateway with per-caller limits checked before any upstream call.
+"""``CallerLimitedGateway``: the gateway with per-caller limits checked before any upstream call.
 
 It wraps a ``Gateway`` (everything else is passed through), so plain calls, streams and the
 backlog's calls are all admitted the same way: over the caller's TPM the call raises
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._quotas import CallerQuotas
+from ._limiter import CallerLimiter
 
-__all__ = ["QuotaGateway"]
+__all__ = ["CallerLimitedGateway"]
 
 
-class QuotaGateway:
-    def __init__(self, gateway: Any, quotas: CallerQuotas) -> None:
+class CallerLimitedGateway:
+    def __init__(self, gateway: Any, quotas: CallerLimiter) -> None:
         self.inner = gateway
         self.quotas = quotas
 

@@ -1,6 +1,6 @@
 """Per-caller limits enforced across instances: tokens per minute and tokens per month.
 
-``CallerQuotas.admit(caller, tokens, alias)`` runs before any upstream call:
+``CallerLimiter.admit(caller, tokens, alias)`` runs before any upstream call:
 
 * **Monthly tokens**: the tokens the caller's calls really used this UTC month, counted by this
   object as a gateway observer (``call_finished``), added to the caller's month row in batches
@@ -30,7 +30,7 @@ from shared.usage import CallerTokens, caller_tokens
 from ._errors import CallerBudgetExhausted, CallerRateLimited
 from ._store import WindowConflict, WindowStore
 
-__all__ = ["CallerQuotas", "month_of", "next_month"]
+__all__ = ["CallerLimiter", "month_of", "next_month"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def next_month(epoch_s: float) -> str:
     return f"{year:04d}-{month:02d}-01"
 
 
-class CallerQuotas:
+class CallerLimiter:
     """Enforces ``CallerLimits`` on one instance, sharing the windows through ``store``."""
 
     def __init__(

@@ -5,8 +5,11 @@ poison handlers. ``function_app.py`` reaches all of it through ``Backlog`` (see 
 
 from ._bus import Bus, Outgoing, QueueNotFound
 from ._cancel import JobNotCancellable
+from ._claim import JobTooLarge
+from ._conclude import Checkpoint, JobServices, conclude, reply_message_id
 from ._contract import (
     SCHEMA_VERSION,
+    SCOPE_SEPARATOR,
     InvalidJobMessage,
     JobIdConflict,
     JobMessage,
@@ -14,11 +17,12 @@ from ._contract import (
     new_job_id,
     parse_job_message,
     payload_hash,
+    reply_to_refusal,
+    scoped_job_id,
+    valid_job_id,
 )
-from ._core import Checkpoint, JobServices, conclude, reply_message_id
 from ._delivery import Delivery, Outcome
 from ._functions_adapter import delivery_from_servicebus, text_from_queue_message
-from ._http import cancel_job, job_status, submit_job
 from ._parking import ParkedJob, ParkingLot, decode_envelope
 from ._payloads import PayloadStore
 from ._records import TERMINAL, JobRecord, Terminal
@@ -27,9 +31,11 @@ from ._schedule import TimerSchedule, redrive_horizon_s
 from ._service import Backlog, BacklogClients, LanePlugin, Submission, build_backlog
 from ._store import FinishResult, JobStore, TableJobStore
 from ._triggers import BacklogTriggers
+from ._unreachable import unreachable
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SCOPE_SEPARATOR",
     "TERMINAL",
     "Backlog",
     "BacklogClients",
@@ -46,6 +52,7 @@ __all__ = [
     "JobReply",
     "JobServices",
     "JobStore",
+    "JobTooLarge",
     "LanePlugin",
     "Outcome",
     "Outgoing",
@@ -59,16 +66,17 @@ __all__ = [
     "TimerReport",
     "TimerSchedule",
     "build_backlog",
-    "cancel_job",
     "conclude",
     "decode_envelope",
     "delivery_from_servicebus",
-    "job_status",
     "new_job_id",
     "parse_job_message",
     "payload_hash",
     "redrive_horizon_s",
     "reply_message_id",
-    "submit_job",
+    "reply_to_refusal",
+    "scoped_job_id",
     "text_from_queue_message",
+    "unreachable",
+    "valid_job_id",
 ]

@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ._core import conclude, deliver_reply
+from ._conclude import conclude, deliver_reply
 from ._records import CANCELLABLE, JobRecord, Terminal
 
 if TYPE_CHECKING:
-    from ._core import JobServices
+    from ._conclude import JobServices
 
 __all__ = ["JobNotCancellable", "cancel_job"]
 

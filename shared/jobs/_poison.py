@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 
 from ._bus import Outgoing
+from ._conclude import JobServices, conclude, deliver_reply
 from ._contract import InvalidJobMessage, JobIdConflict, parse_job_message
-from ._core import JobServices, conclude, deliver_reply
 from ._delivery import PROP_PARKS, PROP_PRIORITY, PROP_REDRIVES, Delivery, Outcome
 from ._parking import decode_envelope
 from ._records import Terminal

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..aoai import UnknownModel
 from ._bus import Outgoing
-from ._core import JobServices
+from ._conclude import JobServices
 from ._delivery import PROP_PARKS, PROP_PRIORITY, PROP_REDRIVES
 from ._parking import ParkedJob
 from ._plan import Allowance, plan_redrive

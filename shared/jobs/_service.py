@@ -11,8 +11,8 @@ from ..telemetry import job_span, traced_job
 from ._bus import Bus, Outgoing
 from ._cancel import cancel_job
 from ._claim import JobTooLarge
+from ._conclude import Checkpoint, JobServices, _no_checkpoint
 from ._contract import JobMessage
-from ._core import Checkpoint, JobServices, _no_checkpoint
 from ._delivery import PROP_PRIORITY, Delivery
 from ._parking import ParkingLot
 from ._payloads import PayloadStore

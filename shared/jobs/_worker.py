@@ -31,6 +31,7 @@ from ..aoai import (
     UpstreamRequestFailed,
 )
 from ._bus import Outgoing, QueueUnusable
+from ._conclude import JobServices, conclude, deliver_reply
 from ._contract import (
     InvalidJobMessage,
     JobIdConflict,
@@ -39,9 +40,8 @@ from ._contract import (
     parse_job_message,
     reply_to_refusal,
 )
-from ._core import JobServices, conclude, deliver_reply
 from ._delivery import PROP_REDRIVES, Delivery, Outcome
-from ._keep import keep_outcome
+from ._outcome_retry import keep_outcome
 from ._records import JobRecord, Terminal
 from ._store import FinishResult
 

@@ -4,32 +4,12 @@ handlers (``/api/ops/...``, master key) and the command-line client (``python -m
 both sit on these."""
 
 from ._deadletters import peek_dead_letters, redrive_dead_letters
-from ._health import UnknownTarget, clear, shared_state
-from ._http import (
-    ops_callers,
-    ops_clear,
-    ops_dead_letters,
-    ops_job_cancel,
-    ops_job_status,
-    ops_parked,
-    ops_parked_redrive,
-    ops_redrive,
-    ops_state,
-)
 from ._parked import parked_jobs
+from ._verdicts import UnknownTarget, clear, shared_state
 
 __all__ = [
     "UnknownTarget",
     "clear",
-    "ops_callers",
-    "ops_clear",
-    "ops_dead_letters",
-    "ops_job_cancel",
-    "ops_job_status",
-    "ops_parked",
-    "ops_parked_redrive",
-    "ops_redrive",
-    "ops_state",
     "parked_jobs",
     "peek_dead_letters",
     "redrive_dead_letters",

@@ -1,9 +1,9 @@
 """Region and deployment state across instances, and clearing it.
 
-The shared health table holds the latest verdict every instance published about each region
+The shared region-state table holds the latest verdict every instance published about each region
 (circuit open/closed) and deployment (cooling, exhausted, missing). Clearing writes a newer
 record (``closed`` for a region, ``ok`` for a deployment, writer ``ops``) over it; every
-instance adopts it at its next health read (within ``GATEWAY_HEALTH_CACHE_S``), since it is
+instance adopts it at its next read of the table (within ``GATEWAY_HEALTH_CACHE_S``), since it is
 newer than what the instance knows. A region's clear also clears its deployments.
 """
 
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared.aoai import HealthRecord, HealthStore
+from shared.aoai import Verdict, VerdictStore
 
 __all__ = ["UnknownTarget", "clear", "shared_state"]
 
@@ -25,7 +25,7 @@ class UnknownTarget(LookupError):
 
 
 async def shared_state(
-    store: HealthStore | None, *, now: Callable[[], float] = time.time
+    store: VerdictStore | None, *, now: Callable[[], float] = time.time
 ) -> list[dict[str, Any]]:
     """Every record in the shared table, with whether it is still in force."""
     if store is None:
@@ -49,7 +49,7 @@ async def shared_state(
 
 
 async def clear(
-    store: HealthStore,
+    store: VerdictStore,
     regions: dict[str, list[str]],
     *,
     region: str | None = None,
@@ -73,5 +73,5 @@ async def clear(
         keys.append((f"deployment/{name}/{dep}", "ok"))
     if not keys:
         raise UnknownTarget("name a region or a deployment to clear")
-    await store.write([HealthRecord(key, state, 0.0, at, WRITER) for key, state in keys])
+    await store.write([Verdict(key, state, 0.0, at, WRITER) for key, state in keys])
     return [key for key, _ in keys]

@@ -63,7 +63,7 @@ and the leases an instance holds and spends:
   contention (``slow_leases``): the lane holds for a moment, as when every race is lost, and
   the ledger stays in use; only a lease with no answer at all counts as a storage failure.
 
-``QuotaLedger`` belongs to one gateway (one instance); ``SharedQuota`` is its view of one
+``DeploymentQuotaLedger`` belongs to one gateway (one instance); ``SharedQuota`` is its view of one
 deployment, attached to that deployment's ``DeploymentBudget``.
 """
 
@@ -108,7 +108,7 @@ from ._lease_plan import (
 from ._lease_plan import matched as _matched  # noqa: F401 - its tests import it from here
 from ._ledger_store import LedgerConflict, LedgerRow, LedgerStore
 
-__all__ = ["BACKLOG", "INTERACTIVE", "LedgerConfig", "QuotaLedger", "SharedQuota"]
+__all__ = ["BACKLOG", "INTERACTIVE", "DeploymentQuotaLedger", "LedgerConfig", "SharedQuota"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class _Lease:
         return self.tokens > 0 or self.requests > 0 or any(n > 0 for n in self.ahead.values())
 
 
-class QuotaLedger:
+class DeploymentQuotaLedger:
     """One instance's side of the shared ledger: its store, identity, health and statistics."""
 
     def __init__(
@@ -286,7 +286,9 @@ class QuotaLedger:
 class SharedQuota:
     """One deployment as this instance sees it in the ledger (see the module docstring)."""
 
-    def __init__(self, ledger: QuotaLedger, key: str, *, tpm: int, rpm: int, minute_s: float):
+    def __init__(
+        self, ledger: DeploymentQuotaLedger, key: str, *, tpm: int, rpm: int, minute_s: float
+    ):
         self._ledger = ledger
         self.key = key
         self.token_limit = tpm

@@ -12,7 +12,7 @@ log downwards: when Azure says less is left than we think (other instances, othe
 the same deployment), the difference is charged as a phantom entry that ages out like any
 other. A higher server figure is ignored: our own in-flight charges have not reached it yet.
 
-With a shared quota ledger (``_ledger``), a budget also holds its deployment's ``SharedQuota``:
+With the deployment quota ledger (``_quota_ledger``), a budget also holds its deployment's ``SharedQuota``:
 while the ledger is reachable, admission is the ledger's (leased slices of the deployment's
 windows across every instance, by lane); while it is not, the sliding windows here admit at the
 ledger's conservative per-instance share of the limits. Charges always go to both.
@@ -21,86 +21,18 @@ ledger's conservative per-instance share of the limits. Charges always go to bot
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.settings import DeploymentConfig
 
-from ._exceptions import OutputLimitExceeded
-from ._requests import EmbeddingsRequest
-
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
-    from ._ledger import SharedQuota
-    from ._requests import ChatRequest
+    from ._quota_ledger import SharedQuota
 
 INTERACTIVE = "interactive"
 
-__all__ = [
-    "DeploymentBudget",
-    "OutputLimit",
-    "SlidingWindow",
-    "check_output_cap",
-    "embeddings_tokens",
-    "output_limit",
-    "request_tokens",
-]
-
-OutputLimit = tuple[
-    int, int
-]  # (max output tokens, context window), the largest of an alias's models
-
-
-def output_limit(alias: str, deployments: Iterable[DeploymentConfig]) -> OutputLimit | None:
-    """The largest output cap and context window any of ``alias``'s deployments accepts (the
-    model table, ``shared.settings.model_limits``); None when one of them is of an unknown model
-    (then Azure decides: no local check)."""
-    outputs, contexts = [], []
-    for config in deployments:
-        limits = config.limits(alias)
-        if limits is None:
-            return None
-        outputs.append(limits.max_output_tokens)
-        contexts.append(limits.context_window)
-    if not outputs:
-        return None
-    return max(outputs), max(contexts)
-
-
-def check_output_cap(alias: str, request: ChatRequest, limit: OutputLimit | None) -> None:
-    """Raise ``OutputLimitExceeded`` (400) when the request's output cap is above what every
-    deployment's model can produce: Azure would refuse it, after charging the whole cap."""
-    cap = request.output_cap
-    if limit is None or cap is None:
-        return
-    param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
-    max_output, context = limit
-    if cap > max_output:
-        raise OutputLimitExceeded(
-            alias, requested=cap, limit=max_output, limit_name="max output tokens", param=param
-        )
-    if cap > context:
-        raise OutputLimitExceeded(
-            alias, requested=cap, limit=context, limit_name="context window", param=param
-        )
-
-
-def embeddings_tokens(batch: list[Any]) -> int:
-    """An embeddings batch's estimate: ceil(chars / 4) per text, the length of each token list."""
-    return sum(-(-len(item) // 4) if isinstance(item, str) else len(item) for item in batch)
-
-
-def request_tokens(request: ChatRequest | EmbeddingsRequest, default_max_tokens: int) -> int:
-    """What the access layer charges a request against TPM: for chat, the prompt estimate
-    (text, tool calls, tool definitions and images: ``ChatRequest.prompt_tokens``) plus
-    the output cap (``max_completion_tokens`` or ``max_tokens``, else ``default_max_tokens``)
-    for each of the ``n`` choices; for embeddings, ``embeddings_tokens`` of its inputs."""
-    if isinstance(request, EmbeddingsRequest):
-        return embeddings_tokens(request.inputs())
-    cap = request.output_cap
-    return request.prompt_tokens() + (cap if cap is not None else default_max_tokens) * (
-        request.n or 1
-    )
+__all__ = ["INTERACTIVE", "DeploymentBudget", "SlidingWindow"]
 
 
 class SlidingWindow:

@@ -1,7 +1,7 @@
 """Usage and cost per caller, alias, deployment and hour, in Table Storage.
 
 ``CallerTokenCounter`` is the one per-caller token counter on the access layer's seam, feeding
-``UsageRecorder`` (and the per-caller limits, ``shared.quotas``); ``UsageRecorder`` (counts in memory, written in
+``UsageRecorder`` (and the per-caller limits, ``shared.callerlimits``); ``UsageRecorder`` (counts in memory, written in
 batches off the call's path); ``TableUsageStore`` holds the rows; ``summarize`` sums and prices
 them for ``GET /api/v1/usage`` and the ops surface.
 """

@@ -1,5 +1,5 @@
 """The one per-caller token counter: reads each finished call's tokens once and feeds them to
-every sink (usage accounting, ``UsageRecorder``; per-caller monthly limits, ``CallerQuotas``).
+every sink (usage accounting, ``UsageRecorder``; per-caller monthly limits, ``CallerLimiter``).
 
 ``CallerTokenCounter`` is the observer on the access layer's seam; a sink only implements
 ``count``. Counted: calls that returned a result with usage (chat, embeddings, streams that

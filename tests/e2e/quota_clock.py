@@ -19,10 +19,10 @@ __all__ = ["pin_caller_windows"]
 
 def pin_caller_windows(monkeypatch: pytest.MonkeyPatch, window_s: float = 60.0) -> ManualClock:
     """A clock one second into the current window, now read by the process's caller quotas
-    (call after ``app_env``). Pass it as ``now=clock.now`` to any other ``CallerQuotas``."""
+    (call after ``app_env``). Pass it as ``now=clock.now`` to any other ``CallerLimiter``."""
     quotas = runtime.caller_quotas()
     assert quotas is not None, "no GATEWAY_CALLER_LIMITS configured"
     clock = ManualClock((time.time() // window_s) * window_s + 1.0)
-    # CallerQuotas(now=...) is the seam; runtime builds it with the real clock.
+    # CallerLimiter(now=...) is the seam; runtime builds it with the real clock.
     monkeypatch.setattr(quotas, "_now", clock.now)
     return clock

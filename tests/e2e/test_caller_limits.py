@@ -11,7 +11,12 @@ from typing import Any
 
 import function_app
 from shared import runtime
-from shared.quotas import CallerQuotas, CallerRateLimited, TableWindowStore, load_caller_limits
+from shared.callerlimits import (
+    CallerLimiter,
+    CallerRateLimited,
+    TableWindowStore,
+    load_caller_limits,
+)
 from shared.storage import TableTarget
 from tests.fixtures.devserver import settings_env
 from tests.fixtures.gateway import settings_for_sim
@@ -101,7 +106,7 @@ async def test_two_callers_the_limited_one_gets_429_with_its_headers_the_other_i
 
     # A second instance, sharing only the table, refuses the limited caller too.
     limits = load_caller_limits()
-    other_instance = CallerQuotas(
+    other_instance = CallerLimiter(
         limits,
         TableWindowStore(TableTarget(table, connection=azurite.connection_string).client()),
         now=clock.now,

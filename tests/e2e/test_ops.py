@@ -11,7 +11,7 @@ from typing import Any
 
 import function_app
 from shared import runtime
-from shared.aoai import AllThrottled, CallContext, ChatRequest, Gateway, TableHealthStore
+from shared.aoai import AllThrottled, CallContext, ChatRequest, Gateway, TableVerdictStore
 from tests.fixtures.devserver import settings_env
 from tests.fixtures.gateway import settings_for_sim
 from tests.functional.api._asgi import body_of, make_request
@@ -64,7 +64,7 @@ async def test_state_across_instances_and_clearing_a_deployment_everywhere(
     )
     app_env({**settings_env(settings), "GATEWAY_USAGE": "off"})
     first = runtime.gateway()
-    second = Gateway(settings, health=TableHealthStore(azurite.connection_string, table))
+    second = Gateway(settings, health=TableVerdictStore(azurite.connection_string, table))
     east = e2e_sim.region("eastus2")
     dep = "gpt-4o-prod"
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.aoai._ledger_store import InMemoryLedgerStore, LedgerConflict, LedgerRow
-from shared.quotas import InMemoryWindowStore, WindowConflict
+from shared.callerlimits import InMemoryWindowStore, WindowConflict
+from shared.pacing._ledger_store import InMemoryLedgerStore, LedgerConflict, LedgerRow
 from shared.storage import RowConflict
 
 

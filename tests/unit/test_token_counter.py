@@ -1,6 +1,6 @@
 """One per-caller token counter: ``CallerTokenCounter`` reads a finished call's tokens once
 and feeds usage accounting (``UsageRecorder``) and the per-caller monthly limits
-(``CallerQuotas``); the composition root registers it as the only token-counting observer."""
+(``CallerLimiter``); the composition root registers it as the only token-counting observer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from shared import runtime
 from shared.aoai import CallContext, CallOutcome, CallResult, Usage
-from shared.quotas import CallerQuotas, InMemoryWindowStore
+from shared.callerlimits import CallerLimiter, InMemoryWindowStore
 from shared.settings import CallerLimit, CallerLimits
 from shared.usage import CallerTokenCounter, UsageRecorder, hour_of
 
@@ -39,7 +39,7 @@ def _outcome(caller: str | None, prompt: int, completion: int, cached: int = 0) 
 async def test_one_counter_feeds_usage_and_the_monthly_limits():
     usage = UsageRecorder(None, now=lambda: NOW)
     limits = CallerLimits(callers={CALLER: CallerLimit(monthly_tokens=1000)})
-    quotas = CallerQuotas(limits, InMemoryWindowStore(), now=lambda: NOW)
+    quotas = CallerLimiter(limits, InMemoryWindowStore(), now=lambda: NOW)
     counter = CallerTokenCounter([usage, quotas])
 
     counter.call_finished(_outcome(CALLER, 30, 12, cached=10))
@@ -74,9 +74,9 @@ async def test_the_composition_root_registers_one_counting_observer(monkeypatch)
         observers = runtime._observers(runtime.settings())
         counters = [o for o in observers if isinstance(o, CallerTokenCounter)]
         assert len(counters) == 1
-        assert not any(isinstance(o, (UsageRecorder, CallerQuotas)) for o in observers)
+        assert not any(isinstance(o, (UsageRecorder, CallerLimiter)) for o in observers)
         kinds = {type(s) for s in counters[0].sinks}
-        assert CallerQuotas in kinds
+        assert CallerLimiter in kinds
     finally:
         await runtime.aclose()
 

@@ -37,7 +37,7 @@ async def test_second_instance_skips_a_region_the_first_found_down(
     report = second.health_report()
     assert report["regions"]["eastus2"]["circuit"]["state"] == "open"
     assert (
-        report["shared_health"]["store"] == "TableHealthStore"
+        report["shared_health"]["store"] == "TableVerdictStore"
         and report["shared_health"]["available"]
     )
 

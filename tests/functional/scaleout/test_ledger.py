@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.aoai import AllThrottled, TableLedgerStore
+from shared.aoai import AllThrottled
+from shared.pacing import TableLedgerStore
 from tests.fixtures.ports import free_port
 
 from ..aoai._helpers import chat, ctx

@@ -18,8 +18,8 @@ import pytest
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.identity.aio import ManagedIdentityCredential
 
-from shared.aoai import TableLedgerStore
 from shared.credentials import CredentialPool, load_credential_policy
+from shared.pacing import TableLedgerStore
 from shared.storage import TableTarget
 from testpeers.azurite import ACCOUNT, ACCOUNT_KEY
 from tests.fixtures.ports import free_port

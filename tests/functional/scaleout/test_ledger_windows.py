@@ -4,9 +4,10 @@ lease over several request windows given back in full on close. The clock is mov
 
 from __future__ import annotations
 
-from shared.aoai import ManualClock, TableLedgerStore
-from shared.aoai._ledger import INTERACTIVE, LedgerConfig, QuotaLedger
-from shared.aoai._ledger_store import LedgerRow, _row_key
+from shared.aoai import ManualClock
+from shared.pacing import TableLedgerStore
+from shared.pacing._ledger_store import LedgerRow, _row_key
+from shared.pacing._quota_ledger import INTERACTIVE, DeploymentQuotaLedger, LedgerConfig
 from shared.storage import EtagTable, TableTarget
 
 KEY = "deployment/eastus2/gpt-4o-prod"
@@ -59,7 +60,9 @@ async def test_request_counts_round_trip_and_an_older_row_still_reads(azurite, u
 async def test_a_lease_over_several_windows_is_given_back_in_full(azurite, unique_name):
     clock = ManualClock(start=MINUTE0 + 1.0)
     store = TableLedgerStore(azurite.connection_string, unique_name("ledger"), timeout_s=15.0)
-    ledger = QuotaLedger(store, instance="a", now=clock.now, config=LedgerConfig(timeout_s=30.0))
+    ledger = DeploymentQuotaLedger(
+        store, instance="a", now=clock.now, config=LedgerConfig(timeout_s=30.0)
+    )
     quota = ledger.attach(KEY, tpm=600_000, rpm=600, minute_s=60.0)  # 100 requests a window
     for _ in range(10):
         assert await quota.top_up(clock.now(), 10, INTERACTIVE)

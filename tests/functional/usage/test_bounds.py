@@ -4,7 +4,7 @@ quotas' cache)."""
 
 from __future__ import annotations
 
-from shared.quotas import CallerQuotas, InMemoryWindowStore
+from shared.callerlimits import CallerLimiter, InMemoryWindowStore
 from shared.settings import CallerLimits
 from shared.storage import StorageTarget
 from shared.usage import Counts, TableUsageStore, UsageKey
@@ -52,7 +52,7 @@ async def test_a_callers_report_reads_its_own_key_range_only(azurite, unique_nam
 async def test_the_monthly_count_cache_stays_bounded() -> None:
     clock = [1_000_000.0]
     limits = CallerLimits.model_validate({"default": {"monthly_tokens": 10**9}, "cache_s": 2})
-    quotas = CallerQuotas(limits, InMemoryWindowStore(), now=lambda: clock[0])
+    quotas = CallerLimiter(limits, InMemoryWindowStore(), now=lambda: clock[0])
     try:
         for n in range(5000):  # every distinct identity a key holder could present
             await quotas.monthly_used(f"key:caller-{n}")

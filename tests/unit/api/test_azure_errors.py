@@ -6,9 +6,9 @@ import pytest
 
 from aoai_sim._openai import go_duration
 from shared.aoai import ContentFiltered
-from shared.aoai._cooldown import parse_duration
 from shared.api._azure_errors import azure_error_body
 from shared.api._errors import error_body
+from shared.pacing._cooldown import parse_duration
 
 
 def test_content_filter_moves_into_innererror() -> None:

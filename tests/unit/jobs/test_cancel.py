@@ -12,11 +12,11 @@ import pytest
 import pytest_asyncio
 from starlette.requests import Request
 
+from shared.api import cancel_job as cancel_endpoint
 from shared.jobs import JobMessage, JobNotCancellable, JobServices, TableJobStore, Terminal
-from shared.jobs import cancel_job as cancel_endpoint
 from shared.jobs._cancel import cancel_job
+from shared.jobs._conclude import _reply_of
 from shared.jobs._contract import scoped_job_id
-from shared.jobs._core import _reply_of
 from shared.jobs._records import CANCELLABLE, TERMINAL, TRANSITIONS, JobRecord
 from shared.storage import expand_dev_connection
 

@@ -139,7 +139,7 @@ async def test_shared_health_works_with_identity_based_storage_and_reports_the_s
     gateway = build_gateway(settings)
     try:
         shared = gateway.health_report()["shared_health"]
-        assert shared["store"] == "TableHealthStore"
+        assert shared["store"] == "TableVerdictStore"
         assert shared["backend"] == {
             "kind": "table",
             "table": "gatewayhealth",

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 from starlette.requests import Request
 
-from shared.jobs import JobIdConflict, JobMessage, parse_job_message, payload_hash, submit_job
+from shared.api import submit_job
+from shared.jobs import JobIdConflict, JobMessage, parse_job_message, payload_hash
 from shared.jobs._contract import scoped_job_id
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 16}

@@ -2,7 +2,7 @@ import email.utils
 
 import pytest
 
-from shared.aoai._cooldown import cooldown_from_headers, parse_duration
+from shared.pacing._cooldown import cooldown_from_headers, parse_duration
 
 
 @pytest.mark.parametrize(

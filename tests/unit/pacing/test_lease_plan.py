@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from shared.aoai._lease_plan import (
+from shared.pacing._lease_plan import (
     BACKLOG,
     FULL,
     INTERACTIVE,
@@ -40,8 +40,8 @@ from shared.aoai._lease_plan import (
     size_lease,
     slot_at,
 )
-from shared.aoai._ledger import LedgerConfig
-from shared.aoai._ledger_store import LedgerRow
+from shared.pacing._ledger_store import LedgerRow
+from shared.pacing._quota_ledger import LedgerConfig
 
 MINUTE0 = 600_000.0  # a token and a request window boundary: token window 10,000, request 60,000
 T, R = 10_000, 60_000

@@ -11,9 +11,10 @@ import itertools
 
 import pytest
 
-from shared.aoai import InMemoryLedgerStore, ManualClock
-from shared.aoai._ledger import BACKLOG, INTERACTIVE, LedgerConfig, QuotaLedger
-from shared.aoai._ledger_store import LedgerRow
+from shared.aoai import ManualClock
+from shared.pacing import InMemoryLedgerStore
+from shared.pacing._ledger_store import LedgerRow
+from shared.pacing._quota_ledger import BACKLOG, INTERACTIVE, DeploymentQuotaLedger, LedgerConfig
 from testpeers.gateway import RecordedSleeps
 
 KEY = "deployment/r/d"
@@ -51,7 +52,7 @@ class RivalStore:
 
 def _quota(store, clock: ManualClock, sleeps, jitter=(0.5,), config: LedgerConfig | None = None):
     draws = itertools.cycle(jitter)
-    ledger = QuotaLedger(
+    ledger = DeploymentQuotaLedger(
         store,
         instance="a",
         now=clock.now,
@@ -204,7 +205,9 @@ async def test_an_interactive_lease_does_not_queue_behind_a_backlog_lease_backin
         waits.append(seconds)
         await release.wait()
 
-    ledger = QuotaLedger(store, instance="a", now=clock.now, sleep=sleep, rand=lambda: 0.5)
+    ledger = DeploymentQuotaLedger(
+        store, instance="a", now=clock.now, sleep=sleep, rand=lambda: 0.5
+    )
     quota = ledger.attach(KEY, tpm=6000, rpm=6000, minute_s=60.0)
     backlog = asyncio.ensure_future(quota.top_up(clock.now(), COST, BACKLOG))
     for _ in range(100):
@@ -228,7 +231,7 @@ async def test_a_steady_lane_leases_about_once_per_request_window():
     (a slice is 3 s of a 60 s minute: three or four leases per 10 s request window)."""
     clock = ManualClock(start=START - 1.0)  # a window boundary (phase 0)
     store = InMemoryLedgerStore()
-    ledger = QuotaLedger(store, instance="a", now=clock.now, config=LedgerConfig())
+    ledger = DeploymentQuotaLedger(store, instance="a", now=clock.now, config=LedgerConfig())
     quota = ledger.attach(KEY, tpm=60_000, rpm=6_000, minute_s=60.0)  # 1,000 requests a window
     leases_by_window = []
     for window in range(4):

@@ -3,14 +3,15 @@ leaves the interactive reserve, released as the window runs out; interactive may
 
 from __future__ import annotations
 
-from shared.aoai import InMemoryLedgerStore, ManualClock
-from shared.aoai._ledger import BACKLOG, INTERACTIVE, LedgerConfig, QuotaLedger
+from shared.aoai import ManualClock
+from shared.pacing import InMemoryLedgerStore
+from shared.pacing._quota_ledger import BACKLOG, INTERACTIVE, DeploymentQuotaLedger, LedgerConfig
 
 COST = 100
 
 
 def _quota(clock: ManualClock, store: InMemoryLedgerStore, instance: str = "a"):
-    ledger = QuotaLedger(store, instance=instance, now=clock.now, config=LedgerConfig())
+    ledger = DeploymentQuotaLedger(store, instance=instance, now=clock.now, config=LedgerConfig())
     return ledger.attach("deployment/r/d", tpm=6000, rpm=6000, minute_s=60.0)
 
 
@@ -74,7 +75,7 @@ async def test_closing_an_instance_returns_its_unused_leases_to_the_row():
     rather than holding it to the window's end."""
     clock = ManualClock(start=600_000.0 + 1.0)
     store = InMemoryLedgerStore()
-    ledger = QuotaLedger(store, instance="a", now=clock.now, config=LedgerConfig())
+    ledger = DeploymentQuotaLedger(store, instance="a", now=clock.now, config=LedgerConfig())
     quota = ledger.attach("deployment/r/d", tpm=6000, rpm=6000, minute_s=60.0)
     for _ in range(3):  # a steady rate, so the next lease is sized beyond one call
         assert await quota.top_up(clock.now(), COST, INTERACTIVE) or not quota.needs_lease(

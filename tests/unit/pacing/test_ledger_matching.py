@@ -5,8 +5,9 @@ one part while the others are refused it; a lease left unspent when its window e
 
 from __future__ import annotations
 
-from shared.aoai import InMemoryLedgerStore, ManualClock
-from shared.aoai._ledger import BACKLOG, LedgerConfig, QuotaLedger, _matched
+from shared.aoai import ManualClock
+from shared.pacing import InMemoryLedgerStore
+from shared.pacing._quota_ledger import BACKLOG, DeploymentQuotaLedger, LedgerConfig, _matched
 
 KEY = "deployment/r/d"
 MINUTE0 = 600_000.0  # a token and a request window boundary (60 s minute, phase 0)
@@ -41,7 +42,7 @@ def test_a_matched_lease_is_left_alone():
 
 async def test_a_lease_left_unspent_when_its_window_ends_is_counted_as_expired():
     clock = ManualClock(start=MINUTE0 + 1.0)
-    ledger = QuotaLedger(
+    ledger = DeploymentQuotaLedger(
         InMemoryLedgerStore(), instance="a", now=clock.now, config=LedgerConfig(reserve=0.0)
     )
     quota = ledger.attach(KEY, tpm=60_000, rpm=600, minute_s=60.0)
@@ -61,7 +62,9 @@ async def test_a_lease_left_unspent_when_its_window_ends_is_counted_as_expired()
 
 
 def _quota(store, clock: ManualClock, instance: str, **config):
-    ledger = QuotaLedger(store, instance=instance, now=clock.now, config=LedgerConfig(**config))
+    ledger = DeploymentQuotaLedger(
+        store, instance=instance, now=clock.now, config=LedgerConfig(**config)
+    )
     return ledger, ledger.attach(KEY, tpm=60_000, rpm=600, minute_s=60.0)  # 100 requests/window
 
 

@@ -14,9 +14,10 @@ from collections import Counter
 
 import pytest
 
-from shared.aoai import InMemoryLedgerStore, ManualClock
-from shared.aoai._ledger import BACKLOG, INTERACTIVE, LedgerConfig, QuotaLedger
-from shared.aoai._ledger_store import LedgerRow, _from_entity, _to_entity
+from shared.aoai import ManualClock
+from shared.pacing import InMemoryLedgerStore
+from shared.pacing._ledger_store import LedgerRow, _from_entity, _to_entity
+from shared.pacing._quota_ledger import BACKLOG, INTERACTIVE, DeploymentQuotaLedger, LedgerConfig
 
 KEY = "deployment/r/d"
 COST = 100
@@ -24,8 +25,10 @@ SPAN = 10.0  # the request window of a 60 s minute (phase 0)
 MINUTE0 = 600_000.0  # a token and a request window boundary
 
 
-def _ledger(store, clock: ManualClock, instance: str = "a", **config) -> QuotaLedger:
-    return QuotaLedger(store, instance=instance, now=clock.now, config=LedgerConfig(**config))
+def _ledger(store, clock: ManualClock, instance: str = "a", **config) -> DeploymentQuotaLedger:
+    return DeploymentQuotaLedger(
+        store, instance=instance, now=clock.now, config=LedgerConfig(**config)
+    )
 
 
 async def _call(quota, clock: ManualClock, cost: int, lane: str) -> bool:
@@ -117,7 +120,7 @@ async def _instances_never_overrun(count: int, seed: int) -> tuple[Counter, Coun
     clock = ManualClock(start=MINUTE0 + 0.3)
     store = YieldingStore()
     ledgers = [
-        QuotaLedger(
+        DeploymentQuotaLedger(
             store,
             instance=f"i{n}",
             now=clock.now,

@@ -1,5 +1,5 @@
 from shared.aoai import ChatRequest, request_tokens
-from shared.aoai._budget import DeploymentBudget, SlidingWindow
+from shared.pacing._windows import DeploymentBudget, SlidingWindow
 from shared.settings import DeploymentConfig
 
 
