@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Protocol
 
+from .credentials import close_all
+
 __all__ = ["EtagTable", "RowConflict", "TableSource"]
 
 
@@ -107,8 +109,6 @@ class EtagTable:
             yield entity
 
     async def aclose(self) -> None:
-        from .credentials import close_all
-
         closers = [self.client.close]
         if self.target is not None:
             closers.append(self.target.aclose)

@@ -4,8 +4,8 @@ Built here (lazily on first use, cached for the process):
 
 * storage: one ``StorageTarget`` (``shared.storage``) from the storage settings, a connection
   string or identity-based storage under the app's one credential pool (``shared.credentials``);
-  every table, container and queue client of the app comes from it: the shared health table and
-  the quota ledger (handed to the gateway as ``VerdictStore`` / ``LedgerStore``), per-caller
+  every table, container and queue client of the app comes from it: the shared region-state table and
+  the deployment quota ledger (handed to the gateway as ``VerdictStore`` / ``LedgerStore``), per-caller
   windows and usage rows, and the backlog's job table, results container, parking queues and
   batch table (``BacklogClients``);
 * Service Bus: one client (``shared.servicebus``), shared by the backlog's sender and the
@@ -56,10 +56,9 @@ __all__ = [
     "batch_lane",
     "build_backlog",
     "build_gateway",
-    "caller_quotas",
+    "caller_limiter",
     "gateway",
     "gateway_stores",
-    "health_store",
     "jobs_table",
     "reset",
     "response_affinity",
@@ -68,6 +67,7 @@ __all__ = [
     "telemetry",
     "usage",
     "usage_settings",
+    "verdict_store",
 ]
 
 
@@ -82,11 +82,11 @@ class _Built:
         self.telemetry: tuple[Providers | None] | None = None
         self.credentials: CredentialPool | None = None
         self.storage: tuple[StorageTarget | None] | None = None
-        self.health: tuple[VerdictStore | None] | None = None
+        self.verdicts: tuple[VerdictStore | None] | None = None
         self.service_bus: ServiceBusClient | None = None
         self.gateway: Gateway | None = None
         self.usage: UsageRecorder | None = None
-        self.caller_quotas: tuple[CallerLimiter | None] | None = None
+        self.caller_limiter: tuple[CallerLimiter | None] | None = None
         self.backlog_clients: BacklogClients | None = None
         self.backlog: Backlog | None = None
         self.response_affinity: AffinityStore | None = None
@@ -180,7 +180,7 @@ def _storage() -> StorageTarget | None:
 def gateway_stores(
     current: GatewaySettings, storage: StorageTarget | None, *, owns_credentials: bool = False
 ) -> tuple[VerdictStore | None, LedgerStore | None]:
-    """The shared health store and the quota ledger's store on ``storage`` (None each without
+    """The shared region-state store and the deployment quota ledger's store on ``storage`` (None each without
     storage; the ledger's also when it is disabled). ``owns_credentials``: each store closes
     the storage's credential pool with itself (a standalone gateway; closing twice is fine)."""
     if storage is None:
@@ -188,7 +188,7 @@ def gateway_stores(
     from shared.aoai import TableVerdictStore
     from shared.pacing import TableLedgerStore
 
-    health = TableVerdictStore(
+    verdicts = TableVerdictStore(
         None,
         current.health_table,
         target=storage.table_target(
@@ -206,15 +206,15 @@ def gateway_stores(
                 owns_credentials=owns_credentials,
             ),
         )
-    return health, ledger
+    return verdicts, ledger
 
 
-def health_store() -> VerdictStore | None:
-    """The shared health store, the same object the gateway reads and writes (the operations
+def verdict_store() -> VerdictStore | None:
+    """The shared region-state store, the same object the gateway reads and writes (the operations
     routes show and clear it); None when no storage is configured."""
     gateway()
     with _Root.lock:
-        return None if _Root.built.health is None else _Root.built.health[0]
+        return None if _Root.built.verdicts is None else _Root.built.verdicts[0]
 
 
 def service_bus() -> ServiceBusClient:
@@ -270,19 +270,19 @@ def build_gateway(
     instance: str | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    health: VerdictStore | None = None,
+    verdicts: VerdictStore | None = None,
     ledger: LedgerStore | None = None,
 ) -> Gateway:
     """A standalone gateway with the stores on the storage ``current`` names (closed with the
-    gateway, credentials too); ``health`` / ``ledger`` given replace them."""
+    gateway, credentials too); ``verdicts`` / ``ledger`` given replace them."""
     from shared.aoai import Gateway
     from shared.storage import storage_target
 
-    found_health: VerdictStore | None = None
+    found_verdicts: VerdictStore | None = None
     found_ledger: LedgerStore | None = None
-    if health is None or ledger is None:
+    if verdicts is None or ledger is None:
         storage = storage_target(current)
-        found_health, found_ledger = gateway_stores(current, storage, owns_credentials=True)
+        found_verdicts, found_ledger = gateway_stores(current, storage, owns_credentials=True)
     return Gateway(
         current,
         clients=clients,
@@ -290,7 +290,7 @@ def build_gateway(
         instance=instance,
         clock=clock,
         sleep=sleep,
-        health=health if health is not None else found_health,
+        verdicts=verdicts if verdicts is not None else found_verdicts,
         ledger=ledger if ledger is not None else found_ledger,
     )
 
@@ -375,21 +375,21 @@ def gateway() -> Gateway:
     if built is not None:
         return built
     observers = _observers(current)  # outside the lock: they take it themselves
-    quotas = caller_quotas()
+    quotas = caller_limiter()
     storage = _storage()
     with _Root.lock:
         if _Root.built.gateway is None:
             from shared.aoai import Gateway
 
-            health, ledger = gateway_stores(current, storage)
-            _Root.built.health = (health,)
-            # Azure sets WEBSITE_INSTANCE_ID per instance (the dev server too): health and the
+            verdicts, ledger = gateway_stores(current, storage)
+            _Root.built.verdicts = (verdicts,)
+            # Azure sets WEBSITE_INSTANCE_ID per instance (the dev server too): region state and the
             # quota ledger name the instance by it.
             built = Gateway(
                 current,
                 observers=observers,
                 instance=os.environ.get("WEBSITE_INSTANCE_ID"),
-                health=health,
+                verdicts=verdicts,
                 ledger=ledger,
             )
             if quotas is not None:
@@ -420,7 +420,7 @@ def usage() -> UsageRecorder:
 
 def response_affinity() -> AffinityStore:
     """Where each stored response lives (the Responses API's affinity), in the app's storage (a
-    table beside the health, ledger and usage tables); in memory without storage."""
+    table beside the region-state, ledger and usage tables); in memory without storage."""
     storage = _storage()
     with _Root.lock:
         if _Root.built.response_affinity is None:
@@ -432,12 +432,12 @@ def response_affinity() -> AffinityStore:
         return _Root.built.response_affinity
 
 
-def caller_quotas() -> CallerLimiter | None:
+def caller_limiter() -> CallerLimiter | None:
     """Per-caller limits (GATEWAY_CALLER_LIMITS) shared through the app's storage; None
     when no limits are set."""
     storage = _storage()
     with _Root.lock:
-        if _Root.built.caller_quotas is None:
+        if _Root.built.caller_limiter is None:
             from shared.callerlimits import (
                 CallerLimiter,
                 InMemoryWindowStore,
@@ -454,8 +454,8 @@ def caller_quotas() -> CallerLimiter | None:
                     else InMemoryWindowStore()
                 )
                 quotas = CallerLimiter(limits, store)
-            _Root.built.caller_quotas = (quotas,)
-        return _Root.built.caller_quotas[0]
+            _Root.built.caller_limiter = (quotas,)
+        return _Root.built.caller_limiter[0]
 
 
 def _observers(current: GatewaySettings) -> list[CallObserver]:
@@ -484,7 +484,7 @@ def _observers(current: GatewaySettings) -> list[CallObserver]:
     sinks: list[TokenSink] = []
     if usage_settings().enabled:
         sinks.append(usage())
-    quotas = caller_quotas()
+    quotas = caller_limiter()
     if quotas is not None:
         sinks.append(quotas)
     if sinks:
@@ -556,7 +556,7 @@ async def aclose() -> None:
         closers.extend(clients.closers)
     if built.gateway is not None:
         closers.append(built.gateway.aclose)
-    quotas = None if built.caller_quotas is None else built.caller_quotas[0]
+    quotas = None if built.caller_limiter is None else built.caller_limiter[0]
     if quotas is not None:
         closers.append(quotas.aclose)
     if built.usage is not None:

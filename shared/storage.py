@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._tables import EtagTable, RowConflict
+from .credentials import CredentialPool
 from .settings import StorageSettings, storage_endpoint
 
 __all__ = [
@@ -89,8 +90,6 @@ class StorageTarget:
         if not connection and not (account or any(uris.values())):
             raise ValueError("storage needs a connection string, an account name or service URIs")
         if not connection and credentials is None:
-            from .credentials import CredentialPool
-
             credentials = CredentialPool()
         self.connection = connection
         self.account = account

@@ -82,13 +82,13 @@ class CallLoop:
     __slots__ = (
         "_clients",
         "_clock",
-        "_health",
         "_hedger",
         "_policy",
         "_router",
         "_settings",
         "_sleep",
         "_timeout",
+        "_verdicts",
     )
 
     def __init__(
@@ -96,7 +96,7 @@ class CallLoop:
         settings: GatewaySettings,
         router: Router,
         clients: ClientProvider,
-        health: SharedVerdicts,
+        verdicts: SharedVerdicts,
         policy: FailurePolicy,
         clock: Clock,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -107,7 +107,7 @@ class CallLoop:
         self._settings = settings
         self._router = router
         self._clients = clients
-        self._health = health
+        self._verdicts = verdicts
         self._policy = policy
         self._clock = clock
         self._sleep = sleep  # the waits for our own pacing: a seam, so tests move a ManualClock
@@ -137,9 +137,9 @@ class CallLoop:
         ``started`` is the call's start on ``clock.monotonic``. ``hedge``: the request's route
         is free to change, so a late first byte may be hedged on another region (``_hedge``);
         a request bound to state stored in one deployment passes False."""
-        waiter = self._health.before_call()
+        waiter = self._verdicts.before_call()
         if waiter is not None:
-            await self._health.first_read(waiter)
+            await self._verdicts.first_read(waiter)
         settings, router, clock = self._settings, self._router, self._clock
         deadline = started + deadline_s
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from shared.credentials import CredentialPool, close_all
 from shared.settings import GatewaySettings, RegionConfig
 
 if TYPE_CHECKING:
@@ -109,15 +110,11 @@ class ClientProvider:
 
     def _pool(self) -> Any:
         if self._credentials is None:
-            from shared.credentials import CredentialPool
-
             self._credentials = CredentialPool(factory=self._credential_factory)
         return self._credentials
 
     async def aclose(self) -> None:
         """Close every client and credential, even when closing one of them fails."""
-        from shared.credentials import close_all
-
         clients, self._clients = self._clients, {}
         pool, self._credentials = self._credentials, None
         self._token_providers = {}

@@ -61,13 +61,13 @@ class CallState:
 class FailurePolicy:
     """Applies one failed attempt's classification (see the module docstring)."""
 
-    __slots__ = ("_health", "_now", "_settings")
+    __slots__ = ("_now", "_settings", "_verdicts")
 
     def __init__(
-        self, settings: GatewaySettings, health: VerdictSync, now: Callable[[], float]
+        self, settings: GatewaySettings, verdicts: VerdictSync, now: Callable[[], float]
     ) -> None:
         self._settings = settings
-        self._health = health
+        self._verdicts = verdicts
         self._now = now
 
     def after_failure(
@@ -105,7 +105,7 @@ class FailurePolicy:
         elif action is FailureAction.SKIP_DEPLOYMENT:
             dep.missing_until = now + self._settings.missing_deployment_s
             dep.changed_at = now
-            self._health.publish_deployment(dep, "missing", dep.missing_until)
+            self._verdicts.publish_deployment(dep, "missing", dep.missing_until)
             if call.missing is None:
                 call.missing = route
         elif action is FailureAction.RAISE:
@@ -169,7 +169,7 @@ class FailurePolicy:
         dep.exhausted_until = dep.cooling_until = 0.0
         dep.probe_at = 0.0
         dep.changed_at = now
-        self._health.publish_deployment(dep, "available", now)
+        self._verdicts.publish_deployment(dep, "available", now)
 
     def region_failed(
         self, region: RegionState, *, immediate: bool, sent_at: float | None = None
@@ -178,14 +178,14 @@ class FailurePolicy:
         ``sent_at`` is when the failed request was sent: a verdict on a request sent before the
         circuit (re)opened neither extends nor reopens it (``Circuit.record_failure``)."""
         if region.circuit.record_failure(self._now(), immediate=immediate, sent_at=sent_at):
-            self._health.publish_region(region)
+            self._verdicts.publish_region(region)
 
     def region_answered(
         self, region: RegionState, now: float | None = None, *, sent_at: float | None = None
     ) -> None:
         """The region answered (a success, or an HTTP answer that proves it is up)."""
         if region.circuit.record_success(self._now() if now is None else now, sent_at=sent_at):
-            self._health.publish_region(region)
+            self._verdicts.publish_region(region)
 
     def _throttle(self, route: Route, failure: ClassifiedFailure, now: float) -> str:
         """A 429: cool the deployment down per its headers; absurd values mark it exhausted."""
@@ -207,6 +207,6 @@ class FailurePolicy:
             state = "cooling"
         dep.changed_at = now
         # The 429's remaining-* headers (zero) are not applied: the cooldown above already says when it frees up.
-        self._health.publish_deployment(dep, state, until)
+        self._verdicts.publish_deployment(dep, state, until)
         logger.debug("deployment %s %s for %.3fs (from %s)", dep.key, state, seconds, source)
         return source

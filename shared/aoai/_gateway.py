@@ -11,8 +11,8 @@ respect quotas, classify failures, and report what happened.
 * ``_capacity``: what an alias can absorb now;
 * ``_ledger``: each deployment's quota shared by every instance (leased slices of its windows
   from a Table Storage row), with the interactive lane's reserve;
-* ``_health_sync``: this instance's verdicts published to, and the others' read from, the
-  shared health table;
+* ``_verdict_sync``: this instance's verdicts published to, and the others' read from, the
+  shared region-state table;
 * ``_observers``: who hears about every attempt and every finished call (the structured log
   record is one of them).
 """
@@ -67,8 +67,8 @@ class Gateway:
     ``observers`` hear about every attempt and every finished call; the default is the
     structured log record alone (``CallLog``). ``clock`` is the only source of time; ``sleep``
     (default ``asyncio.sleep``) is how a call waits for the gateway's own pacing, so a test
-    can move a ``ManualClock`` instead. ``health`` and ``ledger`` are the shared stores the
-    composition root (``shared.runtime``) built on the app's storage; without them health and
+    can move a ``ManualClock`` instead. ``verdicts`` and ``ledger`` are the shared stores the
+    composition root (``shared.runtime``) built on the app's storage; without them verdicts and
     pacing stay per instance. The gateway builds no storage itself."""
 
     def __init__(
@@ -76,7 +76,7 @@ class Gateway:
         settings: GatewaySettings,
         *,
         clients: ClientProvider | None = None,
-        health: VerdictStore | None = None,
+        verdicts: VerdictStore | None = None,
         clock: Clock | None = None,
         observers: Iterable[CallObserver] | None = None,
         ledger: LedgerStore | None = None,
@@ -91,7 +91,7 @@ class Gateway:
         self._router = Router.from_settings(settings, self._ledger)
         self._sync = VerdictSync(
             self._router,
-            health,
+            verdicts,
             instance=instance,
             now=self._clock.now,
             cache_s=settings.health_cache_s,
@@ -523,7 +523,7 @@ class Gateway:
         }
 
     async def probe_regions(self) -> dict[str, bool]:
-        """Probe every region and update circuits and the shared health; also verify exhausted
+        """Probe every region and update circuits and the shared region state; also verify exhausted
         deployments (``probe_exhausted``). Per region (``probe``): ``models`` sends ``GET
         /models`` (costs no quota), ``deployment`` a minimal call on its first deployment (for
         proxies that do not serve /models). True: the region answered (any HTTP answer other
@@ -589,7 +589,7 @@ class Gateway:
     async def probe_exhausted(self) -> dict[str, bool]:
         """Verify every exhausted deployment whose probe is due with a minimal real call on it
         (``max_tokens: 1`` chat, or a one-word embedding). Answered: it is back at once (also
-        for the other instances, through the shared health). Another absurd 429: it stays
+        for the other instances, through the shared region state). Another absurd 429: it stays
         exhausted, never longer than ``absurd_retry_after_s`` and never past the next probe
         that succeeds. Called by ``probe_regions`` and, in the background, by calls that find
         a probe due; ``exhaustion_probe_interval_s`` bounds how often."""

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shared.credentials import close_all
 from shared.storage import EtagTable, TableTarget
 
 __all__ = [
@@ -165,8 +166,6 @@ class TableVerdictStore:
         )
 
     async def aclose(self) -> None:
-        from shared.credentials import close_all
-
         rows, self._rows = self._rows, None
         await close_all(([rows.aclose] if rows is not None else []) + [self.target.aclose])
 

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from starlette.requests import Request
 
+from ._errors import ApiError
+
 if TYPE_CHECKING:
     from shared.settings import GatewaySettings
 
@@ -185,8 +187,6 @@ def require_caller(request: Request, services: HasSettings) -> None:
     says it is off, since any client could then send the principal headers; refuse (401
     ``unauthenticated``) a request without a readable ``x-ms-client-principal`` document. With
     function keys (the default) the host checked already."""
-    from ._errors import ApiError
-
     policy = CallerPolicy.of(services)
     if policy.mode != "easy_auth":
         return

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shared.aoai import CallContext, ChatRequest, EmbeddingsRequest, SystemClock
+from shared.settings import SettingsError
 from shared.telemetry import invocation_context
 
 from ._context import RequestInfo, request_info, require_caller
@@ -169,8 +170,6 @@ async def _health_answer(request: Request, services: Services, *, details: bool)
             report, degraded_after_s=services.settings().health_degraded_after_s
         )
     except Exception as exc:  # noqa: BLE001 - the health route reports what broke
-        from shared.settings import SettingsError
-
         if isinstance(exc, SettingsError):
             message = (
                 str(exc)  # setting names, never values: behind a function key only

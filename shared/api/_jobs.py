@@ -26,17 +26,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shared.aoai import UnknownModel
-from shared.jobs import (
-    SCOPE_SEPARATOR,
-    JobIdConflict,
-    JobMessage,
-    JobNotCancellable,
-    JobTooLarge,
-    reply_to_refusal,
-    scoped_job_id,
-    unreachable,
-    valid_job_id,
-)
 from shared.telemetry import invocation_context
 
 from ._context import request_info
@@ -61,6 +50,13 @@ class JobEndpointServices(Protocol):
 
 
 async def submit_job(request: Request, services: JobEndpointServices) -> Response:
+    from shared.jobs import (  # lazy: cold start (model routes never load the backlog)
+        JobIdConflict,
+        JobMessage,
+        JobTooLarge,
+        reply_to_refusal,
+    )
+
     info = request_info(request, services)
     try:
         settings = services.settings()
@@ -134,6 +130,10 @@ async def job_status(request: Request, services: JobEndpointServices) -> Respons
 
 
 async def cancel_job(request: Request, services: JobEndpointServices) -> Response:
+    from shared.jobs import (
+        JobNotCancellable,  # lazy: cold start (model routes never load the backlog)
+    )
+
     info = request_info(request, services)
     job_id = str(
         request.path_params.get("job_id")
@@ -167,6 +167,12 @@ async def cancel_job(request: Request, services: JobEndpointServices) -> Respons
 def _own_id(job_id: str, caller: str) -> str:
     """``job_id`` (chosen by the caller, or generated) in the caller's namespace; an id already
     in it (the ``id`` a 202 returned, posted again to retry) as it is."""
+    from shared.jobs import (  # lazy: cold start (model routes never load the backlog)
+        SCOPE_SEPARATOR,
+        scoped_job_id,
+        valid_job_id,
+    )
+
     if SCOPE_SEPARATOR not in job_id:
         return scoped_job_id(caller, job_id)
     if job_id.startswith(scoped_job_id(caller, "")) and valid_job_id(job_id):
@@ -183,6 +189,11 @@ def _own_id(job_id: str, caller: str) -> str:
 def _ids(job_id: str, caller: str) -> list[str]:
     """Where the caller's ``job_id`` may be: the id it chose, in its own namespace, first (the
     202's ``id`` is that full form already), then as given (ids the gateway generated)."""
+    from shared.jobs import (  # lazy: cold start (model routes never load the backlog)
+        SCOPE_SEPARATOR,
+        scoped_job_id,
+    )
+
     if not job_id:
         return []
     if SCOPE_SEPARATOR in job_id:
@@ -194,6 +205,8 @@ def _error(exc: Exception, info: Any, services: JobEndpointServices) -> Response
     """The one error mapping of the job endpoints: storage or Service Bus out of reach is a 503
     with a stable code and Retry-After (a submission then left nothing behind); the rest as
     every route maps it."""
+    from shared.jobs import unreachable  # lazy: cold start (model routes never load the backlog)
+
     code = unreachable(exc)
     if code is None:
         return error_response(exc, info.correlation_id, headers=info.headers())

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from shared.aoai import ChatRequest, EmbeddingsRequest
-from shared.jobs import JobMessage
 
 from ._openapi_azure import AZURE_SCHEMAS, azure_paths  # the Azure-shaped routes
 from ._openapi_responses import responses_paths  # the Responses API routes
@@ -182,6 +181,8 @@ _KEY_SECURITY: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQ
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The document (built once per process; treat it as read-only)."""
+    from shared.jobs import JobMessage  # lazy: cold start (model routes never load the backlog)
+
     models = (
         ChatRequest,
         EmbeddingsRequest,

@@ -1,10 +1,10 @@
 """The operations routes (``/api/ops/...``, the host's master key): each takes a Starlette
 ``Request`` and the composition root (``OpsRoot``: ``shared.runtime``), and answers JSON;
-failures in OpenAI's error shape. The routes build no client: the shared health store, the job
+failures in OpenAI's error shape. The routes build no client: the shared region-state store, the job
 table and the Service Bus client are the composition root's, the same objects the gateway and
 the backlog use (so identity-based storage reaches them as it reaches the gateway's).
 
-* ``GET  ops/state``          this instance's view plus every instance's shared health records
+* ``GET  ops/state``          this instance's view plus every instance's shared region-state records
 * ``POST ops/clear``          ``{"region": "eastus2"}`` or ``{"deployment": "eastus2/gpt-4o-prod"}``
 * ``GET  ops/parked``         parked jobs (from the job store)
 * ``POST ops/parked/redrive`` ``{"job_ids": [...]}`` or ``{"all": true, "limit": N}``: send parked
@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared.jobs import JobNotCancellable
 from shared.ops import (
     UnknownTarget,
     clear,
@@ -69,7 +68,7 @@ class OpsRoot(Protocol):
 
     def gateway(self) -> Any: ...
 
-    def health_store(self) -> VerdictStore | None: ...
+    def verdict_store(self) -> VerdictStore | None: ...
 
     def backlog(self) -> Any: ...
 
@@ -77,7 +76,7 @@ class OpsRoot(Protocol):
 
     def service_bus(self) -> Any: ...
 
-    def caller_quotas(self) -> Any: ...
+    def caller_limiter(self) -> Any: ...
 
 
 async def _answer(
@@ -113,7 +112,7 @@ async def ops_state(request: Request, services: OpsRoot) -> Response:
     """This instance's circuits, cooldowns and budgets, and every instance's shared records."""
 
     async def body() -> dict[str, Any]:
-        store = services.health_store()
+        store = services.verdict_store()
         records = await shared_state(store)
         return {
             "instance": services.gateway().health_report(),
@@ -129,7 +128,7 @@ async def ops_clear(request: Request, services: OpsRoot) -> Response:
 
     async def body() -> dict[str, Any]:
         wanted = await _json(request)
-        store = services.health_store()
+        store = services.verdict_store()
         if store is None:
             raise ApiError(
                 409,
@@ -276,7 +275,7 @@ async def ops_callers(request: Request, services: OpsRoot) -> Response:
     """Caller limits in force and each caller's use against them (this month, this window)."""
 
     async def body() -> dict[str, Any]:
-        quotas = services.caller_quotas()
+        quotas = services.caller_limiter()
         if quotas is None:
             return {"limits": None, "data": []}
         rows = await quotas.report()
@@ -318,6 +317,10 @@ async def ops_job_status(request: Request, services: OpsRoot) -> Response:
 
 async def ops_job_cancel(request: Request, services: OpsRoot) -> Response:
     """Cancel any waiting job (409 while it runs or once it finished, as for its submitter)."""
+    from shared.jobs import (
+        JobNotCancellable,  # lazy: cold start (model routes never load the backlog)
+    )
+
     job_id = _job_id(request, "/cancel")
 
     async def body() -> Any:

@@ -29,9 +29,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from shared.aoai import (
     AllThrottled,
     CallContext,
+    ClassifiedFailure,
     DeadlineExceeded,
+    FailureKind,
     UpstreamUnavailable,
     Usage,
+    classify,
 )
 
 from ._azure import resolve_alias
@@ -112,7 +115,6 @@ def _relaying(send: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
     """``send``, with the upstream 4xx answers of a pinned call relayed (``_Relayed``) instead
     of counted against the deployment (a 404 there means the response is gone, not the
     deployment)."""
-    from shared.aoai import ClassifiedFailure
 
     async def wrapped(
         client: Any,
@@ -133,8 +135,6 @@ def _relaying(send: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
 
 def _method_sender(gateway: Gateway, method: str, query: Mapping[str, str]) -> Any:
     """A JSON sender for GET, DELETE or a bodiless POST on a response id (no ``model`` sent)."""
-    from shared.aoai import ClassifiedFailure, FailureKind, classify
-
     response_type = gateway.senders.response_type
 
     async def send(
@@ -176,8 +176,6 @@ def _stream_get_sender(
     response's events, opened up to its first event (within ``first_byte_s``); the value is
     (first event, the rest, the upstream response to close)."""
     from openai import AsyncStream
-
-    from shared.aoai import ClassifiedFailure, FailureKind, classify
 
     response_type = gateway.senders.response_type
 
@@ -470,7 +468,7 @@ async def responses_create(
 
 
 def _home_of(names: tuple[str, str], caller: str) -> ResponseHome:
-    from shared.responses import ResponseHome
+    from shared.responses import ResponseHome  # lazy: cold start
 
     return ResponseHome(names[0], names[1], caller)
 

@@ -51,7 +51,7 @@ def _when(request: Request, name: str, default: datetime) -> datetime:
 
 async def usage_report(request: Request, services: UsageServices, *, everyone: bool) -> Response:
     """The usage report; ``everyone`` False limits it to the calling identity's own rows."""
-    from shared.usage import GROUPS, summarize, to_csv
+    from shared.usage import GROUPS, summarize, to_csv  # lazy: cold start
 
     info = request_info(request, services)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..aoai import ClientProvider
 from ._lane import BATCHED, BatchLane, BatchTarget, LaneReport, batch_targets
 from ._lines import LineOutcome, enqueued_tokens, jsonl_lines, outcome_of, request_line
 from ._store import OPEN_STATES, BatchRow, LaneStore, PendingJob
@@ -49,7 +50,6 @@ def build_batch_lane(
     targets = batch_targets(gateway_settings)
     if not targets:
         return None
-    from ..aoai import ClientProvider
 
     clients = ClientProvider(gateway_settings)
     lane = BatchLane(

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..jobs import JobMessage, JobRecord, JobServices, Outgoing, Terminal, conclude
+from ..usage import Counts, UsageKey, hour_of
 from ._lines import (
     LineOutcome,
     enqueued_tokens,
@@ -532,7 +533,6 @@ class BatchLane:
         """Count a finished line's tokens in the usage store, on lane ``batch`` (batch price)."""
         if self._usage is None or not terminal.usage or not terminal.deployment:
             return
-        from ..usage import Counts, UsageKey, hour_of
 
         self._usage.add(
             UsageKey(

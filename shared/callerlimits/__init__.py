@@ -1,8 +1,9 @@
 """Per-caller limits (``GATEWAY_CALLER_LIMITS``): tokens per minute and per month, enforced
 across instances through a Table Storage row per caller (ETag-guarded), before any upstream call.
 
-Built on the same Table pattern as the deployments' shared quota ledger (``WindowStore``
-behind an interface, so it can move onto that ledger's store once both are on one branch).
+Not to be confused with the deployment quota ledger (``shared.pacing``): that one shares each
+deployment's Azure quota among instances; this one holds each caller to its own limits. Both use
+the same ETag-guarded Table pattern (``WindowStore`` behind an interface).
 """
 
 from shared.settings import CallerLimit, CallerLimits, load_caller_limits

@@ -16,13 +16,13 @@ __all__ = ["CallerLimitedGateway"]
 
 
 class CallerLimitedGateway:
-    def __init__(self, gateway: Any, quotas: CallerLimiter) -> None:
+    def __init__(self, gateway: Any, limiter: CallerLimiter) -> None:
         self.inner = gateway
-        self.quotas = quotas
+        self.limiter = limiter
 
     async def _admit(self, request: Any, ctx: Any) -> None:
         if request.model in self.inner.aliases:  # an unknown model is refused by the gateway, free
-            await self.quotas.admit(ctx.caller, self.inner.estimate_cost(request), request.model)
+            await self.limiter.admit(ctx.caller, self.inner.estimate_cost(request), request.model)
 
     async def chat(self, request: Any, ctx: Any) -> Any:
         await self._admit(request, ctx)
@@ -55,7 +55,7 @@ class CallerLimitedGateway:
         if operation == "responses":
             alias = target if isinstance(target, str) else str(body.get("model") or "")
             if alias in self.inner.aliases:
-                await self.quotas.admit(ctx.caller, cost, alias)
+                await self.limiter.admit(ctx.caller, cost, alias)
         return await self.inner.call_deployment(
             operation,
             target,

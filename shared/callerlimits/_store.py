@@ -1,5 +1,5 @@
 """Rows of the per-caller windows, read and written under their ETag (the same Table Storage
-pattern as the shared health and the deployments' quota ledger): a write names the ETag it
+pattern as the shared region state and the deployment quota ledger): a write names the ETag it
 read, or creates the row; a lost race raises ``WindowConflict`` and the caller reads again.
 
 Partition ``callers``; RowKey a hash of the row's key (callers may hold characters a RowKey may

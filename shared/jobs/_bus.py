@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..telemetry import send_span
+
 if TYPE_CHECKING:
     from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
 
@@ -71,8 +73,6 @@ class Bus:
 
     async def send(self, queue: str, message: Outgoing) -> None:
         from azure.servicebus import ServiceBusMessage
-
-        from ..telemetry import send_span
 
         properties = dict(message.application_properties)
         with send_span(queue, message.message_id, properties):  # traceparent -> properties

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._bus import Bus, Outgoing, QueueUnusable
+from ._claim import pack, unpack
 from ._contract import JobMessage, JobReply
 from ._pending import InMemoryPendingSchedule, PendingSchedule
 from ._records import JobRecord, Terminal
@@ -64,8 +65,6 @@ class JobServices:
 
     async def outgoing_body(self, job_id: str, body: bytes, reply_to: str | None = None) -> bytes:
         """What goes on the backlog queue for ``body``: itself, or a claim check when too large."""
-        from ._claim import pack
-
         return await pack(
             self.payloads,
             job_id,
@@ -75,8 +74,6 @@ class JobServices:
         )
 
     async def incoming_body(self, body: bytes) -> bytes:
-        from ._claim import unpack
-
         return await unpack(self.payloads, body)
 
 

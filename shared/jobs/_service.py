@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..credentials import close_all
 from ..telemetry import job_span, traced_job
 from ._bus import Bus, Outgoing
 from ._cancel import cancel_job
@@ -152,8 +153,6 @@ class Backlog:
 
     async def aclose(self) -> None:
         """Close every client and credential, even when closing one of them fails."""
-        from ..credentials import close_all
-
         await close_all(list(self._closers))
 
 

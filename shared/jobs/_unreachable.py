@@ -4,6 +4,8 @@ exception types for that."""
 
 from __future__ import annotations
 
+from ._bus import QueueNotAuthorized
+
 __all__ = ["unreachable"]
 
 
@@ -26,7 +28,6 @@ def unreachable(exc: BaseException) -> str | None:
         status = exc.status_code or 0
         if status >= 500 or status in (408, 429):
             return "job_store_unavailable"
-    from ._bus import QueueNotAuthorized
 
     if isinstance(exc, QueueNotAuthorized):
         return "queue_unavailable"

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from shared.credentials import close_all
 from shared.storage import EtagTable, RowConflict, TableTarget
 
 __all__ = [
@@ -136,8 +137,6 @@ class TableLedgerStore:
         return await self._rows().put(_to_entity(key, row), etag)  # RowConflict on a lost race
 
     async def aclose(self) -> None:
-        from shared.credentials import close_all
-
         table, self._table = self._table, None
         await close_all(([table.aclose] if table is not None else []) + [self.target.aclose])
 

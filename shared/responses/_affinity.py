@@ -20,6 +20,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shared.storage import EtagTable
+
 if TYPE_CHECKING:
     from shared.storage import EtagTable
 
@@ -140,8 +142,6 @@ class TableAffinityStore:
 def affinity_store(table: Any | None) -> AffinityStore:
     """The store on ``table`` (an async ``TableClient`` on the app's storage, built by the
     composition root); in memory when no storage is configured."""
-    from shared.storage import EtagTable
-
     if table is None:
         _log.warning(
             "response affinity in memory: no storage configured; a stored response is found "

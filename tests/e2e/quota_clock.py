@@ -1,4 +1,4 @@
-"""Pin the per-caller TPM windows of ``runtime.caller_quotas()`` to a clock the test moves.
+"""Pin the per-caller TPM windows of ``runtime.caller_limiter()`` to a clock the test moves.
 
 The windows are fixed and aligned to the wall clock (``int(now // window_s)``, shared by every
 instance through the table), so a test that reads the real time can see its window roll over
@@ -20,7 +20,7 @@ __all__ = ["pin_caller_windows"]
 def pin_caller_windows(monkeypatch: pytest.MonkeyPatch, window_s: float = 60.0) -> ManualClock:
     """A clock one second into the current window, now read by the process's caller quotas
     (call after ``app_env``). Pass it as ``now=clock.now`` to any other ``CallerLimiter``."""
-    quotas = runtime.caller_quotas()
+    quotas = runtime.caller_limiter()
     assert quotas is not None, "no GATEWAY_CALLER_LIMITS configured"
     clock = ManualClock((time.time() // window_s) * window_s + 1.0)
     # CallerLimiter(now=...) is the seam; runtime builds it with the real clock.

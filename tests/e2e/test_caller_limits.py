@@ -189,7 +189,7 @@ async def test_monthly_budget_refuses_http_and_fails_jobs_naming_the_reset_date(
     )
     assert (await _call(THRIFTY)).status_code == 200  # under budget when it started
     assert (await _call(OTHER)).status_code == 200
-    await runtime.caller_quotas().flush()  # the used tokens reach the month row
+    await runtime.caller_limiter().flush()  # the used tokens reach the month row
     refused = await _call(THRIFTY)
     assert refused.status_code == 429
     error = json.loads(await body_of(refused))["error"]
@@ -201,7 +201,7 @@ async def test_monthly_budget_refuses_http_and_fails_jobs_naming_the_reset_date(
     first = harness.job("spend it").model_copy(update={"caller": "principal:thrifty-jobs"})
     await harness.submit(first)
     await harness.wait_terminal([first.job_id], timeout=60)
-    await runtime.caller_quotas().flush()
+    await runtime.caller_limiter().flush()
     second = harness.job("over budget").model_copy(update={"caller": "principal:thrifty-jobs"})
     await harness.submit(second)
     done = await harness.wait_terminal([second.job_id], timeout=60)

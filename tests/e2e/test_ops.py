@@ -64,7 +64,7 @@ async def test_state_across_instances_and_clearing_a_deployment_everywhere(
     )
     app_env({**settings_env(settings), "GATEWAY_USAGE": "off"})
     first = runtime.gateway()
-    second = Gateway(settings, health=TableVerdictStore(azurite.connection_string, table))
+    second = Gateway(settings, verdicts=TableVerdictStore(azurite.connection_string, table))
     east = e2e_sim.region("eastus2")
     dep = "gpt-4o-prod"
     try:

@@ -30,7 +30,7 @@ async def main() -> None:
         out["parked"] = await call(function_app.ops_parked, "GET", "/api/ops/parked")
 
         gateway: Any = runtime.gateway()
-        store = runtime.health_store()
+        store = runtime.verdict_store()
         out["same_store"] = store is not None and gateway._sync.shared.store is store
         out["store"] = None if store is None else store.describe()
         out["credential"] = None if store is None else type(store.target.credentials.get()).__name__
