@@ -18,12 +18,9 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from shared.storage import EtagTable
-
-if TYPE_CHECKING:
-    from shared.storage import EtagTable
 
 __all__ = [
     "AFFINITY_TABLE",
