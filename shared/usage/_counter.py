@@ -67,8 +67,9 @@ def _detail(reported: Any, places: tuple[str, ...], name: str) -> int:
         details = reported.get(place)
         if isinstance(details, dict):
             value = details.get(name)
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-            return value if ok else 0
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+            return 0
     return 0
 
 
