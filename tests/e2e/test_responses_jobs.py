@@ -111,6 +111,27 @@ async def test_a_caller_continues_only_its_own_responses(
     }
 
 
+async def test_a_stored_response_gone_from_its_region_fails_the_continuation_for_good(
+    e2e_sim, sb_broker, gateway_factory, harness_factory
+):
+    """The region no longer has the response (expired, deleted): its 404 is the answer, a
+    terminal ``response_not_found``, not a missing deployment to retry or fail over from."""
+    caller = f"key:{uuid.uuid4().hex[:12]}"
+    h = await harness_factory(sb_broker, gateway_factory(e2e_sim)).start(timer=False)
+    job = _responses(h, caller, "Soon forgotten.")
+    await h.submit(job)
+    record = (await h.wait_terminal([job.job_id]))[job.job_id]
+    response_id = (await h.backlog.status(job.job_id, owner=None))["result"]["id"]
+    e2e_sim.region(record.region).reset()  # the region forgets its stored responses
+    follow = _responses(h, caller, "Still there?", previous_response_id=response_id)
+    await h.submit(follow)
+    done = (await h.wait_terminal([follow.job_id]))[follow.job_id]
+    assert done.status == "failed" and done.error["code"] == "response_not_found"
+    assert _region_requests(e2e_sim, record.region) == 1  # asked once, where it was stored
+    await h.settled()
+    assert h.calls["backlog_worker"] == 2  # no redelivery
+
+
 async def test_stream_and_background_are_refused_with_a_reason(
     e2e_sim, sb_broker, gateway_factory, harness_factory
 ):
