@@ -5,6 +5,7 @@ create through the backlog's call (``create_response``)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from opentelemetry.trace import SpanKind, StatusCode
@@ -92,3 +93,59 @@ async def test_a_chat_span_names_its_api_type(
     (span,) = otel.named("chat o4-mini")
     assert span.attributes[ATTR.OPENAI_API_TYPE] == "chat_completions"
     assert ATTR.GATEWAY_OPERATION not in span.attributes
+
+
+class _Services:
+    def __init__(self, settings, gateway) -> None:
+        self._settings, self._gateway = settings, gateway
+        self._affinity = InMemoryAffinityStore()
+
+    def settings(self):
+        return self._settings
+
+    def gateway(self):
+        return self._gateway
+
+    def response_affinity(self):
+        return self._affinity
+
+
+async def test_a_streamed_create_is_a_stream_span_with_its_final_usage(
+    otel, sim_factory, gateway_settings_factory, gateway_factory
+):
+    """Through the HTTP handler: the span is written when the final event has been relayed, with
+    that event's usage, response id and finish, and the stream's TTFT."""
+    from shared.api import responses_create
+    from tests.functional.api._asgi import make_request
+
+    sim = sim_factory([REGION])
+    observer = TelemetryObserver(
+        tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
+    )
+    settings = gateway_settings_factory(sim)
+    gateway = gateway_factory(settings, observers=[observer])
+    request = make_request(
+        "POST",
+        "/api/v1/responses",
+        {"model": "o4-mini", "input": "Say hello.", "stream": True},
+        {"x-functions-key": "k"},
+    )
+    answer = await responses_create(request, _Services(settings, gateway))
+    chunks = [c async for c in answer.body_iterator]
+    final = [
+        json.loads(line[len(b"data: ") :])
+        for chunk in chunks
+        for line in chunk.splitlines()
+        if line.startswith(b"data: ")
+    ][-1]["response"]
+
+    (span,) = otel.named("chat o4-mini")
+    a = span.attributes
+    assert a[ATTR.OPENAI_API_TYPE] == "responses" and a[ATTR.STREAM] is True
+    assert a[ATTR.STREAM_END] == "completed" and a[ATTR.TTFT_MS] >= 0
+    assert a[ATTR.RESPONSE_ID] == final["id"]
+    assert a[ATTR.OUTPUT_TOKENS] == final["usage"]["output_tokens"]
+    assert a[ATTR.REASONING_TOKENS] == final["usage"]["output_tokens_details"]["reasoning_tokens"]
+    assert a[ATTR.FINISH_REASONS] == ("completed",)
+    ttft = otel.metrics()["gateway.stream.time_to_first_token"]
+    assert any(p.attributes.get(ATTR.REQUEST_MODEL) == "o4-mini" for p in ttft)
