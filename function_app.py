@@ -245,7 +245,7 @@ async def ops_state(req: Request) -> Response:
 
 @ops_routes.route(route="ops/clear", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 async def ops_clear(req: Request) -> Response:
-    """Clear one region's or deployment's state on every instance (shared health table)."""
+    """Clear one region's or deployment's state on every instance (shared region-state table)."""
     from shared import api, runtime
 
     return await api.ops_clear(req, runtime)

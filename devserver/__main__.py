@@ -98,7 +98,7 @@ async def _serve(args: argparse.Namespace) -> int:
         watcher.cancel()
     from shared import runtime
 
-    await runtime.aclose()  # the services the app built (connections, the shared health client)
+    await runtime.aclose()  # the services the app built (connections, the region-state client)
     failed = [
         r
         for r in results

@@ -1,4 +1,4 @@
-"""One Azure Storage table as the app's stores use it (shared health, quota ledger, per-caller
+"""One Azure Storage table as the app's stores use it (shared region state, quota ledger, per-caller
 windows, usage rows): how a row is read and written under its ETag (``EtagTable``). Where the
 table is and the client (``TableTarget``) come from ``shared.storage``, which re-exports this
 module; this one imports nothing of the app's but ``shared.credentials``.

@@ -304,9 +304,12 @@ def build_backlog(
     gateway_settings: GatewaySettings | None = None,
     lane_checkpoint: Checkpoint | None = None,
     usage: UsageRecorder | None = None,
+    responses: AffinityStore | None = None,
 ) -> Backlog:
     """A standalone backlog (tests, benchmarks, a second process): its own storage clients,
-    Service Bus client and credentials, all closed by its ``aclose``."""
+    Service Bus client and credentials, all closed by its ``aclose``. ``responses``: where
+    stored responses live (its owner closes it); None: a store of its own on the backlog's
+    storage (the same table the HTTP routes use)."""
     from shared.credentials import CredentialPool
     from shared.jobs import BacklogClients
     from shared.jobs import build_backlog as assemble
@@ -316,13 +319,19 @@ def build_backlog(
     storage = _backlog_storage(current, pool)
     bus = connect_service_bus(current, pool)
     given = backlog_clients(current, storage, bus)
+    closers = (*given.closers, bus.close, pool.aclose)
+    if responses is None:
+        from shared.responses import AFFINITY_TABLE, affinity_store
+
+        responses = affinity_store(storage.table(AFFINITY_TABLE))
+        closers = (responses.aclose, *closers)
     owned = BacklogClients(
         jobs_table=given.jobs_table,
         results=given.results,
         parking=given.parking,
         parking_poison=given.parking_poison,
         service_bus=bus,
-        closers=(*given.closers, bus.close, pool.aclose),
+        closers=closers,
     )
     return assemble(
         current,
@@ -333,6 +342,7 @@ def build_backlog(
         lane=batch_lane(
             current, gateway_settings, storage, checkpoint=lane_checkpoint, usage=usage
         ),
+        responses=responses,
     )
 
 
@@ -508,7 +518,9 @@ def backlog() -> Backlog:
             lane = batch_lane(
                 current, gateway_settings, _backlog_storage(current, _credentials()), usage=recorder
             )
-            _Root.built.backlog = assemble(current, gw, clients, lane=lane)
+            _Root.built.backlog = assemble(
+                current, gw, clients, lane=lane, responses=response_affinity()
+            )
         return _Root.built.backlog
 
 

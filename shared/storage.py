@@ -1,7 +1,7 @@
 """Where storage lives, and the one place the app builds storage clients.
 
 Every table, blob container and queue client of the app (the job store, results, parking
-queues, batch rows, shared health, the quota ledger, per-caller windows, usage rows) is built
+queues, batch rows, shared region state, the deployment quota ledger, per-caller windows, usage rows) is built
 here, from one storage target: a connection string (``UseDevelopmentStorage=true``
 understood), or identity-based storage (``AzureWebJobsStorage__accountName`` /
 ``__<kind>ServiceUri`` + ``__clientId``) under the app's one credential policy

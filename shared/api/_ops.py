@@ -133,7 +133,7 @@ async def ops_clear(request: Request, services: OpsRoot) -> Response:
             raise ApiError(
                 409,
                 "no_shared_health",
-                "No shared health table is configured (AzureWebJobsStorage or "
+                "No shared region-state table is configured (AzureWebJobsStorage or "
                 "AzureWebJobsStorage__accountName / __tableServiceUri).",
             )
         try:

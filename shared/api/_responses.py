@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -89,26 +88,17 @@ class _Relayed(Exception):
 
 
 def _usage(data: Any) -> Usage | None:
-    """The gateway's ``Usage`` from a Responses ``usage`` object (input/output tokens)."""
-    raw = data.get("usage") if isinstance(data, dict) else None
-    if not isinstance(raw, dict):
-        return None
-    values = [raw.get(k) for k in ("input_tokens", "output_tokens", "total_tokens")]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
-        return None
-    return Usage(*values)  # type: ignore[arg-type]
+    """The gateway's ``Usage`` from a Responses ``usage`` object (``shared.responses``)."""
+    from shared.responses import responses_usage  # lazy: cold start
+
+    return responses_usage(data)
 
 
 def _estimate(body: Mapping[str, Any], default_max_tokens: int) -> int:
-    """Tokens charged against TPM: the input's text (and instructions) at four characters a
-    token, plus the output cap. Stored context of ``previous_response_id`` is not counted (the
-    gateway does not hold it); Azure's own 429 corrects the budget when it is large."""
-    text = json.dumps(body.get("input"), ensure_ascii=False, default=str)
-    instructions = body.get("instructions")
-    chars = len(text) + (len(instructions) if isinstance(instructions, str) else 0)
-    out = body.get("max_output_tokens")
-    cap = out if isinstance(out, int) and not isinstance(out, bool) and out > 0 else None
-    return math.ceil(chars / 4) + (cap if cap is not None else default_max_tokens)
+    """Tokens charged against TPM (``shared.responses.responses_cost``, as for a job)."""
+    from shared.responses import responses_cost  # lazy: cold start
+
+    return responses_cost(body, default_max_tokens)
 
 
 def _relaying(send: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

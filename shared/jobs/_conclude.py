@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..responses import AffinityStore, InMemoryAffinityStore
 from ._bus import Bus, Outgoing, QueueUnusable
 from ._claim import pack, unpack
 from ._contract import JobMessage, JobReply
@@ -62,6 +63,9 @@ class JobServices:
     pending: PendingSchedule = field(default_factory=InMemoryPendingSchedule)
     batch_lane: Any = None  # shared.batchlane.BatchLane when a region has Global Batch deployments
     payloads: PayloadStore | None = None  # claim-checked job bodies
+    # Where stored responses live (the Responses API's affinity): the composition root passes
+    # the app's shared store, so jobs and HTTP requests continue each other's responses.
+    responses: AffinityStore = field(default_factory=InMemoryAffinityStore)
 
     async def outgoing_body(self, job_id: str, body: bytes, reply_to: str | None = None) -> bytes:
         """What goes on the backlog queue for ``body``: itself, or a claim check when too large."""

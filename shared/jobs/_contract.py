@@ -3,8 +3,13 @@
 A job message is JSON on the Service Bus backlog queue::
 
     {"schema_version": 1, "job_id": "...", "caller": "...", "model": "gpt-4o", "kind": "chat",
-     "request": {...ChatRequest or EmbeddingsRequest...}, "reply_to": "replies", "priority": 5,
-     "deadline": "2026-11-23T12:00:00Z", "submitted_at": "..."}
+     "request": {...ChatRequest, EmbeddingsRequest or ResponsesRequest...}, "reply_to": "replies",
+     "priority": 5, "deadline": "2026-11-23T12:00:00Z", "submitted_at": "..."}
+
+``kind`` names the operation: ``chat`` (``/chat/completions``), ``embeddings`` or ``responses``
+(``/responses``, the Responses API; always explicit: a request with ``input`` and no ``kind`` is
+embeddings, as before ``responses`` existed). A ``responses`` job is refused by a worker older
+than the kind (``invalid_message`` naming ``kind``): deploy workers before senders use it.
 
 A message that does not parse is *invalid*: a permanent failure, never retried.
 """
@@ -21,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..aoai import ChatRequest, EmbeddingsRequest
+from ..responses import ResponsesRequest
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -152,6 +158,13 @@ def payload_hash(job: JobMessage) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+_REQUESTS: dict[str, type[ChatRequest | EmbeddingsRequest | ResponsesRequest]] = {
+    "chat": ChatRequest,
+    "embeddings": EmbeddingsRequest,
+    "responses": ResponsesRequest,
+}
+
+
 def unsafe_json(value: Any) -> tuple[tuple[str | int, ...], str] | None:
     """Where ``value`` cannot be stored and hashed as JSON, and why: nesting deeper than
     ``MAX_JSON_DEPTH``, or a string holding a lone surrogate (not valid Unicode; a client that cut
@@ -182,7 +195,8 @@ def unsafe_json(value: Any) -> tuple[tuple[str | int, ...], str] | None:
 
 
 class JobMessage(BaseModel):
-    """One unit of backlog work. Frozen; ``request`` is a ChatRequest or an EmbeddingsRequest per ``kind``."""
+    """One unit of backlog work. Frozen; ``request`` is a ChatRequest, an EmbeddingsRequest or a
+    ResponsesRequest per ``kind``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -196,8 +210,8 @@ class JobMessage(BaseModel):
         min_length=1,
         description="The logical model alias; equals request.model (either may be omitted).",
     )
-    kind: Literal["chat", "embeddings"]
-    request: ChatRequest | EmbeddingsRequest
+    kind: Literal["chat", "embeddings", "responses"]
+    request: ChatRequest | EmbeddingsRequest | ResponsesRequest
     reply_to: str | None = Field(
         default=None, description="Service Bus queue that receives the reply; None = no reply."
     )
@@ -210,8 +224,9 @@ class JobMessage(BaseModel):
     submitted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     lane: Literal["standard", "batch", "auto"] = Field(
         default="standard",
-        description="standard: run now; batch: Global Batch at half price (chat only); auto: batch when "
-        "the alias has a batch deployment and the deadline leaves time. Not part of payload_hash.",
+        description="standard: run now; batch: Global Batch at half price (chat only; other "
+        "kinds run on the standard lane); auto: batch when the alias has a batch deployment and "
+        "the deadline leaves time. Not part of payload_hash.",
     )
 
     @field_validator("job_id")
@@ -272,7 +287,7 @@ class JobMessage(BaseModel):
                         }
                     ],
                 )
-            model = EmbeddingsRequest if kind == "embeddings" else ChatRequest
+            model = _REQUESTS.get(kind if isinstance(kind, str) else "", ChatRequest)
             try:
                 data["request"] = model.model_validate(request)
             except (
@@ -288,14 +303,20 @@ class JobMessage(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> JobMessage:
-        expected = ChatRequest if self.kind == "chat" else EmbeddingsRequest
-        if not isinstance(self.request, expected):
+        expected = _REQUESTS[self.kind]
+        if type(self.request) is not expected:
             raise ValueError(f"request: kind '{self.kind}' needs a {expected.__name__}")
         if self.request.model != self.model:
             raise ValueError("model: must equal request.model")
-        if isinstance(self.request, ChatRequest) and self.request.stream:
+        if isinstance(self.request, ChatRequest | ResponsesRequest) and self.request.stream:
             raise ValueError(
                 "request.stream: backlog jobs cannot stream; drop 'stream' or use the HTTP API"
+            )
+        if isinstance(self.request, ResponsesRequest) and self.request.background:
+            raise ValueError(
+                "request.background: a backlog job already runs in the background and its result "
+                "is stored and replied; drop 'background' (or use the HTTP API to poll a "
+                "background response)"
             )
         return self
 

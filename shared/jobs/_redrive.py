@@ -1,6 +1,6 @@
 """The timer trigger's logic: probe regions, re-drive parked jobs within quota, give up on some.
 
-1. ``gateway.probe_regions()`` updates the shared health (failover and fail-back).
+1. ``gateway.probe_regions()`` updates the shared region state (failover and fail-back).
 2. Parked jobs that are visible again (their time has come) go back on the backlog, highest
    priority first, planned over the horizon until the next run (``redrive_horizon_s``): per alias,
    what ``gateway.capacity(alias)`` says is free now plus what its quota replenishes over the

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..credentials import close_all
+from ..responses import InMemoryAffinityStore
 from ..telemetry import job_span, traced_job
 from ._bus import Bus, Outgoing
 from ._cancel import cancel_job
@@ -26,6 +27,7 @@ from ._worker import process_delivery
 
 if TYPE_CHECKING:
     from shared.aoai import AccessLayer
+    from shared.responses import AffinityStore
 
     from ..settings import BacklogSettings
 
@@ -185,10 +187,13 @@ def build_backlog(
     clock: Callable[[], float] = time.time,
     checkpoint: Checkpoint | None = None,
     lane: LanePlugin | None = None,
+    responses: AffinityStore | None = None,
 ) -> Backlog:
     """The backlog on ``clients`` (built by the composition root, ``shared.runtime``).
     ``lane``: how the composition root plugs the batch lane in (given the backlog's payload
-    store; None when no region names a Global Batch deployment). The backlog never builds it."""
+    store; None when no region names a Global Batch deployment). The backlog never builds it.
+    ``responses``: where stored responses live (shared with the HTTP routes; closed by its
+    owner); None: this backlog's own, in memory."""
     payloads = PayloadStore(clients.results)
     store = TableJobStore(
         clients.jobs_table,
@@ -218,6 +223,7 @@ def build_backlog(
         pending=TablePendingSchedule(clients.jobs_table),
         payloads=payloads,
         batch_lane=batch_lane,
+        responses=responses if responses is not None else InMemoryAffinityStore(),
     )
     closers: list[Any] = [bus.aclose, parking.aclose]
     if batch_lane is not None:

@@ -30,6 +30,7 @@ from ..aoai import (
     RequestRejected,
     UpstreamRequestFailed,
 )
+from ..responses import ResponsesRequest, create_response
 from ._bus import Outgoing, QueueUnusable
 from ._conclude import JobServices, conclude, deliver_reply
 from ._contract import (
@@ -230,6 +231,14 @@ async def run_job(svc: JobServices, job: JobMessage) -> Terminal:
     )
     if isinstance(job.request, ChatRequest):
         result = await svc.gateway.chat(job.request, ctx)  # the contract refuses stream=true
+    elif isinstance(job.request, ResponsesRequest):  # the contract refuses stream, background
+        result = await create_response(
+            svc.gateway,
+            svc.responses,
+            job.request,
+            ctx,
+            default_max_tokens=svc.gateway.estimate_cost(None),
+        )
     else:
         result = await svc.gateway.embeddings(job.request, ctx)
     meta: dict[str, Any] = {
@@ -239,6 +248,14 @@ async def run_job(svc: JobServices, job: JobMessage) -> Terminal:
         "usage": _usage(result.usage),
     }
     if result.finish_reason == "content_filter":
+        if isinstance(job.request, ResponsesRequest):
+            return Terminal.failure(
+                "content_filter",
+                "The response was filtered by the content filter (incomplete_details.reason "
+                "content_filter).",
+                {"param": "output", "response_id": (result.response or {}).get("id")},
+                **meta,
+            )
         choices = (result.response or {}).get("choices") or [{}]
         return Terminal.failure(
             "content_filter",
@@ -302,7 +319,7 @@ async def _park(
         retry_at=retry_at,
         parks=parks,
         redrives=delivery.int_property(PROP_REDRIVES),
-        cost=svc.gateway.estimate_cost(job.request),
+        cost=_cost(svc, job),
         park_id=park_id,
     )
     await svc.checkpoint("after_park", job.job_id)
@@ -411,6 +428,13 @@ def _deadline_failure(job: JobMessage) -> Terminal:
         "The job's deadline passed before it could run.",
         {"deadline": job.deadline.isoformat() if job.deadline else None},
     )
+
+
+def _cost(svc: JobServices, job: JobMessage) -> int:
+    """The tokens the access layer charges the job (the re-drive plan spends them)."""
+    if isinstance(job.request, ResponsesRequest):
+        return job.request.cost(svc.gateway.estimate_cost(None))
+    return svc.gateway.estimate_cost(job.request)
 
 
 def _usage(usage: Any) -> dict[str, int] | None:

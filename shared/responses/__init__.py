@@ -1,5 +1,6 @@
 """The Responses API's state the gateway keeps: where each stored response lives (its region and
-deployment) and who created it, shared by every instance through the gateway's storage."""
+deployment) and who created it, shared by every instance through the gateway's storage; and
+the one non-streamed create the backlog runs (``create_response``)."""
 
 from ._affinity import (
     AFFINITY_TABLE,
@@ -9,12 +10,27 @@ from ._affinity import (
     TableAffinityStore,
     affinity_store,
 )
+from ._create import (
+    ResponseNotFound,
+    ResponseRegionUnavailable,
+    create_response,
+    responses_finish,
+    responses_usage,
+)
+from ._request import ResponsesRequest, responses_cost
 
 __all__ = [
     "AFFINITY_TABLE",
     "AffinityStore",
     "InMemoryAffinityStore",
     "ResponseHome",
+    "ResponseNotFound",
+    "ResponseRegionUnavailable",
+    "ResponsesRequest",
     "TableAffinityStore",
     "affinity_store",
+    "create_response",
+    "responses_cost",
+    "responses_finish",
+    "responses_usage",
 ]

@@ -28,6 +28,9 @@ class ATTR:
     INPUT_TOKENS = "gen_ai.usage.input_tokens"
     OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
     TOKEN_TYPE = "gen_ai.token.type"
+    CACHE_READ_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+    REASONING_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+    OPENAI_API_TYPE = "openai.api.type"  # chat_completions | responses
     SERVER_ADDRESS = "server.address"
     ERROR_TYPE = "error.type"
     HTTP_STATUS = "http.response.status_code"
@@ -51,6 +54,7 @@ class ATTR:
     JOB_OUTCOME = "gateway.job.outcome"
     STATE = "gateway.state"
     LANE = "gateway.lane"
+    GATEWAY_OPERATION = "gateway.operation"  # the gateway's own name when it differs
 
 
 # The GenAI conventions' advisory bucket boundaries.

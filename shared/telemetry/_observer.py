@@ -20,7 +20,16 @@ from ._names import ATTR, GEN_AI_PROVIDER, TRACER_NAME
 
 __all__ = ["TelemetryObserver"]
 
-_OPERATION = {"chat": "chat", "chat_stream": "chat", "embeddings": "embeddings"}
+# The GenAI conventions' operation names: a Responses API create is ``chat`` (the OpenAI
+# conventions tell it apart by ``openai.api.type = responses``).
+_OPERATION = {
+    "chat": "chat",
+    "chat_stream": "chat",
+    "embeddings": "embeddings",
+    "responses": "chat",
+}
+_API_TYPE = {"chat": "chat_completions", "chat_stream": "chat_completions"}
+_STREAMS = frozenset({"chat_stream", "responses"})  # a ttft is reported for streams only
 _MAX_PENDING = 10_000
 
 
@@ -35,6 +44,39 @@ def stream_end(outcome: Any) -> str:
         if getattr(outcome.error, "code", "") == "stream_interrupted"
         else "failed"
     )
+
+
+def _api_type(operation: str) -> str | None:
+    if operation.startswith("responses"):
+        return "responses"
+    return _API_TYPE.get(operation)
+
+
+def _usage_detail(response: Mapping[str, Any], places: tuple[str, str], name: str) -> int | None:
+    """A usage detail as Azure reports it (chat's or the Responses API's place), if present."""
+    usage = response.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    for place in places:
+        details = usage.get(place)
+        if isinstance(details, Mapping):
+            value = details.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+    return None
+
+
+def _finish(result: Any, response: Mapping[str, Any]) -> str | None:
+    """The call's finish reason; for a Responses object, its incomplete reason or status."""
+    if result.finish_reason:
+        return str(result.finish_reason)
+    if response.get("object") != "response":
+        return None
+    details = response.get("incomplete_details")
+    if isinstance(details, Mapping) and isinstance(details.get("reason"), str):
+        return str(details["reason"])
+    status = response.get("status")
+    return status if isinstance(status, str) else None
 
 
 def _skipped(attempt: Any) -> bool:
@@ -126,6 +168,11 @@ class TelemetryObserver:
             ATTR.OUTCOME: outcome.outcome,
             ATTR.ATTEMPTS: sum(1 for a in outcome.attempts if not _skipped(a)),
         }
+        api_type = _api_type(outcome.operation)
+        if api_type is not None:
+            attrs[ATTR.OPENAI_API_TYPE] = api_type
+        if operation != outcome.operation:
+            attrs[ATTR.GATEWAY_OPERATION] = outcome.operation
         if region:
             attrs[ATTR.REGION] = region
             if region in self._servers:
@@ -143,13 +190,26 @@ class TelemetryObserver:
         if usage is not None:
             attrs[ATTR.INPUT_TOKENS] = usage.prompt_tokens
             attrs[ATTR.OUTPUT_TOKENS] = usage.completion_tokens
-        if result is not None and result.finish_reason:
-            attrs[ATTR.FINISH_REASONS] = (result.finish_reason,)
+            cached = _usage_detail(
+                response, ("prompt_tokens_details", "input_tokens_details"), "cached_tokens"
+            )
+            if cached is not None:
+                attrs[ATTR.CACHE_READ_TOKENS] = cached
+            reasoning = _usage_detail(
+                response, ("completion_tokens_details", "output_tokens_details"), "reasoning_tokens"
+            )
+            if reasoning is not None:
+                attrs[ATTR.REASONING_TOKENS] = reasoning
+        finish = _finish(result, response) if result is not None else None
+        if finish:
+            attrs[ATTR.FINISH_REASONS] = (finish,)
         error_type = None
         if outcome.error is not None:
             error_type = str(getattr(outcome.error, "code", None) or type(outcome.error).__name__)
             attrs[ATTR.ERROR_TYPE] = error_type
-        if outcome.operation == "chat_stream":
+        if outcome.operation == "chat_stream" or (
+            outcome.operation in _STREAMS and outcome.ttft_ms is not None
+        ):
             attrs[ATTR.STREAM] = True
             if outcome.ttft_ms is not None:
                 attrs[ATTR.TTFT_MS] = round(outcome.ttft_ms, 3)
@@ -266,6 +326,6 @@ class TelemetryObserver:
             inst.failovers.add(
                 len(tried) - 1, {ATTR.REQUEST_MODEL: outcome.alias, ATTR.OPERATION: operation}
             )
-        if outcome.operation == "chat_stream" and outcome.ttft_ms is not None:
+        if outcome.operation in _STREAMS and outcome.ttft_ms is not None:
             inst.ttft.record(outcome.ttft_ms / 1000.0, base)
             inst.streams.add(1, {**base, ATTR.STREAM_END: attrs.get(ATTR.STREAM_END, "failed")})

@@ -2,8 +2,9 @@
 every sink (usage accounting, ``UsageRecorder``; per-caller monthly limits, ``CallerLimiter``).
 
 ``CallerTokenCounter`` is the observer on the access layer's seam; a sink only implements
-``count``. Counted: calls that returned a result with usage (chat, embeddings, streams that
-completed), with the tokens Azure reported.
+``count``. Counted: calls that returned a result with usage (chat, embeddings, Responses,
+streams that completed), with the tokens Azure reported: input, of which cached; output, of
+which reasoning.
 """
 
 from __future__ import annotations
@@ -36,18 +37,40 @@ def caller_tokens(outcome: Any) -> CallerTokens | None:
         return None
     usage = result.usage
     reported = (result.response or {}).get("usage") or {}
-    # chat's prompt_tokens_details; the Responses API's input_tokens_details
-    details = reported.get("prompt_tokens_details") or reported.get("input_tokens_details") or {}
+    # chat's prompt_tokens_details / completion_tokens_details; the Responses API's
+    # input_tokens_details / output_tokens_details (as Azure reports them)
+    cached = _detail(reported, ("prompt_tokens_details", "input_tokens_details"), "cached_tokens")
+    reasoning = _detail(
+        reported, ("completion_tokens_details", "output_tokens_details"), "reasoning_tokens"
+    )
     return CallerTokens(
         caller=outcome.ctx.caller or "anonymous",
         alias=outcome.alias,
         deployment=result.deployment,
         lane=str(getattr(outcome.ctx, "lane", None) or "online"),
         counts=Counts(
-            1, usage.prompt_tokens, int(details.get("cached_tokens") or 0), usage.completion_tokens
+            1,
+            usage.prompt_tokens,
+            min(cached, usage.prompt_tokens),
+            usage.completion_tokens,
+            min(reasoning, usage.completion_tokens),
         ),
         total_tokens=usage.total_tokens,
     )
+
+
+def _detail(reported: Any, places: tuple[str, ...], name: str) -> int:
+    """``reported[place][name]`` from the first place present: a sane count, else 0."""
+    if not isinstance(reported, dict):
+        return 0
+    for place in places:
+        details = reported.get(place)
+        if isinstance(details, dict):
+            value = details.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+            return 0
+    return 0
 
 
 class TokenSink(Protocol):

@@ -9,7 +9,8 @@ failing table refused meanwhile (they are kept and written on the next try).
 Counted: calls that returned a result (chat, embeddings, Responses, and streams that completed),
 with the tokens Azure reported: prompt (``input``), of which cached (``prompt_tokens_details`` /
 ``input_tokens_details.cached_tokens``, where the response carries it), and completion
-(``output``); a stream the client left is counted with what was streamed (the usage seen, else
+(``output``), of which reasoning (``completion_tokens_details`` /
+``output_tokens_details.reasoning_tokens``); a stream the client left is counted with what was streamed (the usage seen, else
 an estimate); a stream that broke off upstream reports no usage and is not counted.
 """
 

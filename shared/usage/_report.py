@@ -19,6 +19,7 @@ _COLUMNS = (
     "input_tokens",
     "cached_input_tokens",
     "output_tokens",
+    "reasoning_output_tokens",
     "total_tokens",
     "cost",
 )
@@ -72,6 +73,7 @@ def _figures(entry: dict[str, Any]) -> dict[str, Any]:
         "input_tokens": counts.input_tokens,
         "cached_input_tokens": counts.cached_input_tokens,
         "output_tokens": counts.output_tokens,
+        "reasoning_output_tokens": counts.reasoning_output_tokens,
         "total_tokens": counts.total_tokens,
         "cost": round(entry["cost"], 6),
         "unpriced_tokens": entry["unpriced_tokens"],

@@ -100,6 +100,7 @@ class TableUsageStore:
                     "input_tokens": counts.input_tokens,
                     "cached_input_tokens": counts.cached_input_tokens,
                     "output_tokens": counts.output_tokens,
+                    "reasoning_output_tokens": counts.reasoning_output_tokens,
                 }
             )
         for entities in by_hour.values():
@@ -141,6 +142,7 @@ class TableUsageStore:
                         int(e.get("input_tokens", 0)),
                         int(e.get("cached_input_tokens", 0)),
                         int(e.get("output_tokens", 0)),
+                        int(e.get("reasoning_output_tokens", 0)),  # rows before it: none
                     ),
                 )
             )

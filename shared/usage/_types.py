@@ -32,16 +32,23 @@ class Counts:
     input_tokens: int = 0  # prompt tokens as Azure reports them (cached ones included)
     cached_input_tokens: int = 0  # of which served from the prompt cache
     output_tokens: int = 0
+    # of which the model spent reasoning (billed as output; reasoning models only)
+    reasoning_output_tokens: int = 0
 
     def add(self, other: Counts) -> None:
         self.requests += other.requests
         self.input_tokens += other.input_tokens
         self.cached_input_tokens += other.cached_input_tokens
         self.output_tokens += other.output_tokens
+        self.reasoning_output_tokens += other.reasoning_output_tokens
 
     def copy(self) -> Counts:
         return Counts(
-            self.requests, self.input_tokens, self.cached_input_tokens, self.output_tokens
+            self.requests,
+            self.input_tokens,
+            self.cached_input_tokens,
+            self.output_tokens,
+            self.reasoning_output_tokens,
         )
 
     @property

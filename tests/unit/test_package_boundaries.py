@@ -13,6 +13,9 @@
   ``__init__`` included). Every import statement counts, wherever it stands: at the top, inside
   a function (a lazy import), and under ``if TYPE_CHECKING:``. ``from pkg import name`` is an
   arrow to ``pkg/__init__`` and, when ``name`` is a module of ``pkg``, to that module too;
+* the packages of ``shared/`` stand in the floors of ``FLOORS`` (the picture at the top of
+  ``docs/architecture.md``): a package imports only packages on a lower floor, so no arrow runs
+  back up (a new package must be given its floor here);
 * a function-local import of a project module says why it is lazy (``# lazy: cold start``),
   outside ``runtime.py``, the composition root, which builds everything on first use.
 """
@@ -300,3 +303,42 @@ def test_lazy_imports_of_project_modules_say_why():
                             f"{_where(path, node.lineno)}: {lines[node.lineno - 1].strip()}"
                         )
     assert not offenders, "a lazy import without '# lazy: <why>':\n" + "\n".join(offenders)
+
+
+# -- floors ------------------------------------------------------------------------------------
+
+# From the top down, as docs/architecture.md draws them. A package imports only packages on a
+# lower floor; two packages on one floor do not import each other.
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("api", "runtime"),  # the surfaces: every HTTP route; the composition root
+    ("batchlane",),  # a plug-in of the backlog
+    ("jobs", "ops", "callerlimits"),  # the capabilities
+    ("responses",),  # stored responses: affinity, and a job's Responses create
+    ("aoai",),  # the access layer
+    ("pacing", "usage"),
+    ("telemetry", "storage", "servicebus"),
+    ("_tables",),
+    ("credentials", "settings"),
+)
+
+
+def _arrows_up(root: Path) -> list[str]:
+    floor = {package: level for level, floor in enumerate(FLOORS) for package in floor}
+    wrong = []
+    for module, targets in sorted(_import_graph(root).items()):
+        here = _package(module)
+        if here == "shared":
+            continue  # shared/__init__.py
+        if here not in floor:
+            wrong.append(f"{module}: package {here!r} has no floor in FLOORS")
+            continue
+        for target in sorted(targets):
+            there = _package(target)
+            if there != here and there != "shared" and floor.get(there, -1) <= floor[here]:
+                wrong.append(f"{module} -> {target}")
+    return wrong
+
+
+def test_packages_import_only_packages_on_a_lower_floor():
+    wrong = _arrows_up(ROOT)
+    assert not wrong, "imports that do not run downwards:\n" + "\n".join(wrong)

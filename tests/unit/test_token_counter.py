@@ -4,13 +4,15 @@ and feeds usage accounting (``UsageRecorder``) and the per-caller monthly limits
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shared import runtime
 from shared.aoai import CallContext, CallOutcome, CallResult, Usage
 from shared.callerlimits import CallerLimiter, InMemoryWindowStore
 from shared.settings import CallerLimit, CallerLimits
-from shared.usage import CallerTokenCounter, UsageRecorder, hour_of
+from shared.usage import CallerTokenCounter, UsageRecorder, caller_tokens, hour_of
 
 NOW = 1_796_000_000.0
 CALLER = "key:abc"
@@ -88,3 +90,35 @@ def _no_app_settings(monkeypatch):
     for key in list(os.environ):
         if key.startswith(("GATEWAY_", "AzureWebJobsStorage")):
             monkeypatch.delenv(key)
+
+
+def _reporting(usage: dict) -> CallOutcome:
+    outcome = _outcome(CALLER, 20, 50)
+    assert outcome.result is not None
+    return replace(outcome, result=replace(outcome.result, response={"usage": usage}))
+
+
+def test_reasoning_tokens_are_counted_for_chat_and_responses_as_azure_reports_them():
+    chat = caller_tokens(
+        _reporting(
+            {
+                "prompt_tokens_details": {"cached_tokens": 8},
+                "completion_tokens_details": {"reasoning_tokens": 30},
+            }
+        )
+    )
+    assert chat is not None
+    assert (chat.counts.cached_input_tokens, chat.counts.reasoning_output_tokens) == (8, 30)
+    responses = caller_tokens(
+        _reporting(
+            {
+                "input_tokens_details": {"cached_tokens": 4},
+                "output_tokens_details": {"reasoning_tokens": 99},  # above the output: clamped
+            }
+        )
+    )
+    assert responses is not None
+    assert (responses.counts.cached_input_tokens, responses.counts.reasoning_output_tokens) == (
+        4,
+        50,
+    )

@@ -1,4 +1,4 @@
-"""Region health shared through Azure Table Storage (Azurite), and life without it."""
+"""The region state shared through Azure Table Storage (Azurite), and life without it."""
 
 from __future__ import annotations
 

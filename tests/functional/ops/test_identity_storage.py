@@ -5,7 +5,7 @@ Azurite runs with ``--oauth basic`` over HTTPS (a self-signed certificate the ap
 trusts through ``SSL_CERT_FILE``); ``ManagedIdentityCredential`` takes its token from the
 simulator's App Service identity endpoint (``IDENTITY_ENDPOINT``). Azurite checks the token's
 issuer, audience (``https://storage.azure.com``) and lifetime, not its signature, and no role
-assignments: what this shows is that the routes reach the shared health table and the job
+assignments: what this shows is that the routes reach the shared region-state table and the job
 table through the app's credential policy, not that Azure's role checks pass.
 
 Before the composition root, the routes built the health store from the connection string

@@ -64,7 +64,7 @@ def test_identity_based_storage_builds_the_ledger_on_the_table_endpoint(
     sim_factory, gateway_settings_factory, gateway_factory
 ):
     """``AzureWebJobsStorage__tableServiceUri`` (+ ``__clientId``) alone used to leave the
-    ledger off without a word; now it is built as the shared health's table is."""
+    ledger off without a word; now it is built as the shared region state's table is."""
     sim = sim_factory(ONE_REGION)
     settings = gateway_settings_factory(
         sim,

@@ -93,6 +93,10 @@ def test_lane_choice():
     assert not chooser.wants(job(lane="auto", deadline=now + timedelta(seconds=109)), ts)
     embeddings = job(request={"model": "gpt-4o", "input": ["x"]}, kind="embeddings", lane="batch")
     assert not chooser.wants(embeddings, ts)  # chat only
+    # Responses jobs stay on the standard lane: Azure's Batch API documents no /v1/responses lines
+    for chosen in ("batch", "auto"):
+        responses = job(request={"model": "gpt-4o", "input": "x"}, kind="responses", lane=chosen)
+        assert not chooser.wants(responses, ts)
     other = job(request={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
     assert not chooser.wants(other.model_copy(update={"lane": "batch"}), ts)  # no batch deployment
 
