@@ -391,19 +391,16 @@ def gateway() -> Gateway:
             _Root.built.health = (health,)
             # Azure sets WEBSITE_INSTANCE_ID per instance (the dev server too): health and the
             # quota ledger name the instance by it.
-            built = Gateway(
+            # Per-caller limits (``quotas``) are the gateway's admission hook: checked before
+            # any upstream call of a known alias.
+            _Root.built.gateway = Gateway(
                 current,
                 observers=observers,
                 instance=os.environ.get("WEBSITE_INSTANCE_ID"),
                 health=health,
                 ledger=ledger,
+                admission=quotas,
             )
-            if quotas is not None:
-                from shared.quotas import QuotaGateway
-
-                # per-caller limits before any upstream call; everything else passes through
-                built = QuotaGateway(built, quotas)  # type: ignore[assignment]
-            _Root.built.gateway = built
         return _Root.built.gateway
 
 
