@@ -254,3 +254,61 @@ async def test_a_missing_reply_queue_marks_the_reply_undeliverable():
     job = make()
     assert await process_delivery(svc, delivery(job)) == Outcome.SUCCEEDED
     assert (await svc.store.get(job.job_id)).reply_state == "undeliverable"
+
+
+# ---------------------------------------------------------------- the dead-letter handler
+
+
+def dead(job: JobMessage, reason: str, *, redrives: int = 0, seq: int = 1) -> Delivery:
+    return Delivery(
+        body=job.to_body(),
+        message_id=job.job_id,
+        sequence_number=seq,
+        application_properties={"backlog_redrives": redrives} if redrives else {},
+        dead_letter_reason=reason,
+        dead_letter_description="why",
+    )
+
+
+async def test_a_job_dead_lettered_for_a_transient_reason_is_sent_back_later():
+    from shared.jobs._poison import process_dead_letter
+
+    svc = services(Model(), max_dlq_redrives=2, dlq_redrive_delay_s=30)
+    job = make()
+    record, _ = await svc.store.ensure(job)
+    await svc.store.advance(job.job_id, "running", current=record, runner="sb:%s:1" % job.job_id)
+    outcome = await process_dead_letter(svc, dead(job, "MaxDeliveryCountExceeded", redrives=1))
+    assert outcome == Outcome.REDRIVEN
+    ((queue, message),) = svc.bus.sent  # type: ignore[attr-defined]
+    assert queue == svc.settings.queue and message.message_id == f"{job.job_id}.d2"
+    assert message.scheduled_at == NOW + 60  # doubling: 30 s * 2**1
+    assert message.application_properties["backlog_redrives"] == 2
+    stored = await svc.store.get(job.job_id)
+    assert stored.status == "queued" and stored.redrives == 1 and stored.runner == ""
+
+
+async def test_a_job_dead_lettered_too_often_or_for_a_bad_message_fails_with_the_reason():
+    from shared.jobs._poison import process_dead_letter
+
+    for reason, redrives in (("MaxDeliveryCountExceeded", 2), ("SessionIdIsMissing", 0)):
+        svc = services(Model(), max_dlq_redrives=2)
+        job = make()
+        assert await process_dead_letter(svc, dead(job, reason, redrives=redrives)) == "failed"
+        record = await svc.store.get(job.job_id)
+        assert record.status == "failed" and record.error["code"] == "dead_lettered"
+        assert record.error["details"]["dead_letter_reason"] == reason
+        assert [r["error"]["code"] for r in replies(svc)] == ["dead_lettered"]
+
+
+async def test_a_dead_lettered_copy_of_a_finished_or_parked_job_changes_nothing():
+    from shared.jobs._poison import process_dead_letter
+
+    svc = services(Model(answer()))
+    job = make()
+    assert await process_delivery(svc, delivery(job)) == Outcome.SUCCEEDED
+    again = await process_dead_letter(svc, dead(job, "MaxDeliveryCountExceeded"))
+    assert again == Outcome.DUPLICATE and len(svc.bus.sent) == 1  # type: ignore[attr-defined]
+    parked = services(Model(AllThrottled("gpt-4o", retry_at=NOW + 5, now=NOW)))
+    assert await process_delivery(parked, delivery(job)) == Outcome.PARKED
+    assert await process_dead_letter(parked, dead(job, "MaxDeliveryCountExceeded")) == "stale"
+    assert (await parked.store.get(job.job_id)).status == "parked"
