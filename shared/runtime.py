@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from shared.aoai import (
         AccessLayer,
+        Admission,
         CallObserver,
         ClientProvider,
         Clock,
@@ -278,9 +279,11 @@ def build_gateway(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     health: HealthStore | None = None,
     ledger: LedgerStore | None = None,
+    admission: Admission | None = None,
 ) -> Gateway:
     """A standalone gateway with the stores on the storage ``current`` names (closed with the
-    gateway, credentials too); ``health`` / ``ledger`` given replace them."""
+    gateway, credentials too); ``health`` / ``ledger`` given replace them. ``admission``: asked
+    before each call (per-caller limits, ``CallerQuotas``); the caller closes it."""
     from shared.aoai import Gateway
     from shared.storage import storage_target
 
@@ -298,6 +301,7 @@ def build_gateway(
         sleep=sleep,
         health=health if health is not None else found_health,
         ledger=ledger if ledger is not None else found_ledger,
+        admission=admission,
     )
 
 
