@@ -31,9 +31,10 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
     from azure.servicebus.aio import ServiceBusClient
 
     from shared.aoai import (
@@ -531,7 +532,7 @@ def _backlog_clients() -> BacklogClients:
         return _Root.built.backlog_clients
 
 
-def jobs_table() -> Any:
+def jobs_table() -> TableClient:
     """The job store's table client (the backlog's own): the operations routes list parked
     jobs from it."""
     return _backlog_clients().jobs_table

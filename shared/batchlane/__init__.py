@@ -8,14 +8,18 @@ the status endpoint's ``batch`` object.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._lane import BATCHED, BatchLane, BatchTarget, LaneReport, batch_targets
 from ._lines import LineOutcome, enqueued_tokens, jsonl_lines, outcome_of, request_line
 from ._store import OPEN_STATES, BatchRow, LaneStore, PendingJob
 
 if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
+
+    from ..jobs import Checkpoint, PayloadStore
     from ..settings import BacklogSettings, GatewaySettings
+    from ..usage import UsageRecorder
 
 __all__ = [
     "BATCHED",
@@ -39,11 +43,11 @@ __all__ = [
 def build_batch_lane(
     settings: BacklogSettings,
     gateway_settings: GatewaySettings,
-    table: Any,
-    payloads: Any,
+    table: TableClient,
+    payloads: PayloadStore,
     *,
-    checkpoint: Any = None,
-    usage: Any = None,
+    checkpoint: Checkpoint | None = None,
+    usage: UsageRecorder | None = None,
 ) -> BatchLane | None:
     """The lane, or None when no region names a Global Batch deployment."""
     targets = batch_targets(gateway_settings)
