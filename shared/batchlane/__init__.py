@@ -3,16 +3,16 @@ Azure OpenAI's Global Batch at half the price. See docs/design/backlog.md ("The 
 
 The lane lives here; the backlog reaches it through a few delimited hooks: ``JobMessage.lane``,
 ``JobServices.batch_lane``, the worker's hand-over (``Outcome.BATCHED``), the timer's ``tick`` and
-the status endpoint's ``batch`` object.
+the status endpoint's ``batch`` object (typed in ``shared.jobs`` as ``LaneHooks``). The public
+names are what the composition root plugs in; this package's tests use the private modules.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._lane import BATCHED, BatchLane, BatchTarget, LaneReport, batch_targets
-from ._lines import LineOutcome, enqueued_tokens, jsonl_lines, outcome_of, request_line
-from ._store import OPEN_STATES, BatchRow, LaneStore, PendingJob
+from ._lane import BatchLane, batch_targets
+from ._store import LaneStore
 
 if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient
@@ -21,23 +21,7 @@ if TYPE_CHECKING:
     from ..settings import BacklogSettings, GatewaySettings
     from ..usage import UsageRecorder
 
-__all__ = [
-    "BATCHED",
-    "OPEN_STATES",
-    "BatchLane",
-    "BatchRow",
-    "BatchTarget",
-    "LaneReport",
-    "LaneStore",
-    "LineOutcome",
-    "PendingJob",
-    "batch_targets",
-    "build_batch_lane",
-    "enqueued_tokens",
-    "jsonl_lines",
-    "outcome_of",
-    "request_line",
-]
+__all__ = ["BatchLane", "batch_targets", "build_batch_lane"]
 
 
 def build_batch_lane(
