@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._instruments import Instruments
 from ._names import ATTR, GEN_AI_PROVIDER, TRACER_NAME
+
+if TYPE_CHECKING:
+    from shared.aoai import Attempt, AttemptEvent, CallOutcome, Usage
 
 __all__ = ["TelemetryObserver"]
 
@@ -24,7 +27,7 @@ _OPERATION = {"chat": "chat", "chat_stream": "chat", "embeddings": "embeddings"}
 _MAX_PENDING = 10_000
 
 
-def stream_end(outcome: Any) -> str:
+def stream_end(outcome: CallOutcome) -> str:
     """How a stream ended: completed, interrupted upstream, or the client went away."""
     if outcome.result is not None and not outcome.cancelled:
         return "completed"
@@ -37,7 +40,7 @@ def stream_end(outcome: Any) -> str:
     )
 
 
-def _skipped(attempt: Any) -> bool:
+def _skipped(attempt: Attempt) -> bool:
     return attempt.outcome is not None and attempt.outcome.value == "skipped"
 
 
@@ -46,7 +49,7 @@ class _Pending:
 
     def __init__(self, parent: Any) -> None:
         self.parent = parent
-        self.attempts: list[tuple[Any, int]] = []  # (Attempt, end time ns)
+        self.attempts: list[tuple[Attempt, int]] = []  # (Attempt, end time ns)
 
 
 class TelemetryObserver:
@@ -75,7 +78,7 @@ class TelemetryObserver:
 
     # ------------------------------------------------------------------ the seam
 
-    def attempt_finished(self, event: Any) -> None:
+    def attempt_finished(self, event: AttemptEvent) -> None:
         attempt = event.attempt
         key = id(event.ctx)
         pending = self._pending.get(key)
@@ -106,7 +109,7 @@ class TelemetryObserver:
                 },
             )
 
-    def call_finished(self, outcome: Any) -> None:
+    def call_finished(self, outcome: CallOutcome) -> None:
         end_ns = time.time_ns()
         pending = self._pending.pop(id(outcome.ctx), None)
         parent = pending.parent if pending is not None else self._context.get_current()
@@ -188,7 +191,7 @@ class TelemetryObserver:
 
     # ------------------------------------------------------------------ pieces
 
-    def _attempt_span(self, parent: Any, attempt: Any, number: int, end_ns: int) -> None:
+    def _attempt_span(self, parent: Any, attempt: Attempt, number: int, end_ns: int) -> None:
         trace = self._trace
         attrs: dict[str, Any] = {
             ATTR.REGION: attempt.region,
@@ -200,12 +203,13 @@ class TelemetryObserver:
         if attempt.status is not None:
             attrs[ATTR.HTTP_STATUS] = attempt.status
         # An attempt cancelled because the other of its hedge race answered first is no error.
-        failed = attempt.outcome is not None and attempt.outcome.value != "hedge_lost"
-        if attempt.outcome is not None:
-            attrs[ATTR.FAILURE_KIND] = attempt.outcome.value
+        kind = attempt.outcome.value if attempt.outcome is not None else None
+        failed = kind is not None and kind != "hedge_lost"
+        if kind is not None:
+            attrs[ATTR.FAILURE_KIND] = kind
         if failed:
-            attrs[ATTR.ERROR_TYPE] = str(attempt.status or attempt.outcome.value)
-            if attempt.outcome.value == "throttled":
+            attrs[ATTR.ERROR_TYPE] = str(attempt.status or kind)
+            if kind == "throttled":
                 attrs[ATTR.COOLDOWN_SOURCE] = str(
                     getattr(attempt, "cooldown_source", None) or "unknown"
                 )
@@ -217,7 +221,7 @@ class TelemetryObserver:
             start_time=end_ns - int(attempt.elapsed_ms * 1_000_000),
         )
         if failed:
-            span.set_status(trace.Status(trace.StatusCode.ERROR, attempt.outcome.value))
+            span.set_status(trace.Status(trace.StatusCode.ERROR, kind))
         span.end(end_time=end_ns)
 
     def _content_events(self, span: Any, response: Mapping[str, Any]) -> None:
@@ -237,11 +241,11 @@ class TelemetryObserver:
 
     def _metrics(
         self,
-        outcome: Any,
+        outcome: CallOutcome,
         operation: str,
         attrs: Mapping[str, Any],
         error_type: str | None,
-        usage: Any,
+        usage: Usage | None,
     ) -> None:
         inst = self.instruments
         base = {
