@@ -1,6 +1,6 @@
 """The backlog worker's decisions (``process_delivery``) on the in-memory job store, no Azurite:
 each outcome of a model call, redeliveries and duplicate copies, conflicting and invalid
-messages, replies and their crash window. The store is ``InMemoryJobStore`` (it passes the table
+messages, replies and their crash window; the dead-letter and parking poison handlers. The store is ``InMemoryJobStore`` (it passes the table
 store's contract suite, tests/functional/jobs/test_store.py); the model, Service Bus and the
 parking queue are fakes that record what they are asked."""
 
@@ -22,6 +22,7 @@ from shared.jobs import (
     Outcome,
     Outgoing,
     QueueNotFound,
+    parse_job_message,
 )
 from shared.jobs._worker import conflict_reply_message_id, process_delivery
 from shared.settings import BacklogSettings
@@ -83,10 +84,17 @@ class Bus:
 @dataclass
 class Parking:
     parked: list[dict[str, Any]] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
 
     async def park(self, job: JobMessage, **where: Any) -> int:
-        self.parked.append({"job_id": job.job_id, **where})
+        self.parked.append({"job_id": job.job_id, "job": job, **where})
         return int(where["retry_at"] - NOW)
+
+    async def job_of(self, parked: Any) -> JobMessage:
+        return parse_job_message(json.dumps(parked.job).encode(), fallback_job_id=parked.job_id)
+
+    async def forget_blob(self, parked: Any) -> None:
+        self.forgotten.append(parked.park_id)
 
 
 def services(model: Model, *, bus: Bus | None = None, **settings: Any) -> JobServices:
@@ -312,3 +320,58 @@ async def test_a_dead_lettered_copy_of_a_finished_or_parked_job_changes_nothing(
     assert await process_delivery(parked, delivery(job)) == Outcome.PARKED
     assert await process_dead_letter(parked, dead(job, "MaxDeliveryCountExceeded")) == "stale"
     assert (await parked.store.get(job.job_id)).status == "parked"
+
+
+# ---------------------------------------------------------------- the parking poison handler
+
+
+def poisoned(svc: JobServices, *, park_id: str | None = None, reason: str = "parked_too_often"):
+    """The envelope the timer moves to the parking poison queue for the job parked last."""
+    parked = svc.parking.parked[-1]  # type: ignore[attr-defined]
+    job: JobMessage = parked["job"]
+    return json.dumps(
+        {
+            "v": 1,
+            "job_id": job.job_id,
+            "model": job.model,
+            "priority": job.priority,
+            "parks": parked["parks"],
+            "redrives": 0,
+            "retry_at": parked["retry_at"],
+            "deadline": None,
+            "park_id": park_id or parked["park_id"],
+            "job": json.loads(job.to_body()),
+            "reason": reason,
+        }
+    )
+
+
+async def test_a_poisoned_parked_job_fails_once_and_a_stale_copy_changes_nothing():
+    from shared.jobs._poison import process_parking_poison
+
+    svc = services(Model(AllThrottled("gpt-4o", retry_at=NOW + 5, now=NOW)))
+    job = make()
+    assert await process_delivery(svc, delivery(job)) == Outcome.PARKED
+    stale = poisoned(svc, park_id="an-older-copy")
+    assert await process_parking_poison(svc, stale) == Outcome.STALE
+    assert (await svc.store.get(job.job_id)).status == "parked"
+    assert await process_parking_poison(svc, poisoned(svc)) == Outcome.FAILED
+    record = await svc.store.get(job.job_id)
+    assert record.status == "failed" and record.error["code"] == "throttled_too_long"
+    assert record.error["details"]["parks"] == 1
+    assert [r["error"]["code"] for r in replies(svc)] == ["throttled_too_long"]
+    # the same envelope again (the poison queue redelivers): nothing new
+    assert await process_parking_poison(svc, poisoned(svc)) == Outcome.DUPLICATE
+    assert len(replies(svc)) == 1 and await svc.store.terminal_writes(job.job_id) == 1
+    assert await process_parking_poison(svc, "not an envelope") == Outcome.IGNORED
+
+
+async def test_a_parked_job_past_its_deadline_fails_with_that_code():
+    from shared.jobs._poison import process_parking_poison
+
+    svc = services(Model(AllThrottled("gpt-4o", retry_at=NOW + 5, now=NOW)))
+    job = make()
+    assert await process_delivery(svc, delivery(job)) == Outcome.PARKED
+    text = poisoned(svc, reason="deadline_exceeded")
+    assert await process_parking_poison(svc, text) == Outcome.FAILED
+    assert (await svc.store.get(job.job_id)).error["code"] == "deadline_exceeded"
