@@ -31,13 +31,15 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
     from azure.servicebus.aio import ServiceBusClient
 
     from shared.aoai import (
         AccessLayer,
+        Admission,
         CallObserver,
         ClientProvider,
         Clock,
@@ -278,9 +280,11 @@ def build_gateway(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     health: HealthStore | None = None,
     ledger: LedgerStore | None = None,
+    admission: Admission | None = None,
 ) -> Gateway:
     """A standalone gateway with the stores on the storage ``current`` names (closed with the
-    gateway, credentials too); ``health`` / ``ledger`` given replace them."""
+    gateway, credentials too); ``health`` / ``ledger`` given replace them. ``admission``: asked
+    before each call (per-caller limits, ``CallerQuotas``); the caller closes it."""
     from shared.aoai import Gateway
     from shared.storage import storage_target
 
@@ -298,6 +302,7 @@ def build_gateway(
         sleep=sleep,
         health=health if health is not None else found_health,
         ledger=ledger if ledger is not None else found_ledger,
+        admission=admission,
     )
 
 
@@ -401,19 +406,16 @@ def gateway() -> Gateway:
             _Root.built.health = (health,)
             # Azure sets WEBSITE_INSTANCE_ID per instance (the dev server too): health and the
             # quota ledger name the instance by it.
-            built = Gateway(
+            # Per-caller limits (``quotas``) are the gateway's admission hook: checked before
+            # any upstream call of a known alias.
+            _Root.built.gateway = Gateway(
                 current,
                 observers=observers,
                 instance=os.environ.get("WEBSITE_INSTANCE_ID"),
                 health=health,
                 ledger=ledger,
+                admission=quotas,
             )
-            if quotas is not None:
-                from shared.quotas import QuotaGateway
-
-                # per-caller limits before any upstream call; everything else passes through
-                built = QuotaGateway(built, quotas)  # type: ignore[assignment]
-            _Root.built.gateway = built
         return _Root.built.gateway
 
 
@@ -542,7 +544,7 @@ def _backlog_clients() -> BacklogClients:
         return _Root.built.backlog_clients
 
 
-def jobs_table() -> Any:
+def jobs_table() -> TableClient:
     """The job store's table client (the backlog's own): the operations routes list parked
     jobs from it."""
     return _backlog_clients().jobs_table

@@ -2,9 +2,15 @@
 
 See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy SDKs
 (openai, azure-identity, azure-data-tables) are imported only when a gateway is built.
+
+The public names are what other packages, the app, the dev server, the benchmarks and the
+tests of other packages use; the rest stays in the private modules (this package's own tests
+import those). Errors a caller never names (each carries its ``code`` and ``http_status``,
+which the HTTP layer maps through ``GatewayError``) are not exported.
 """
 
 from ._access_layer import AccessLayer
+from ._admission import Admission
 from ._budget import request_tokens
 from ._classify import ClassifiedFailure, classify
 from ._clients import ClientProvider
@@ -18,13 +24,9 @@ from ._exceptions import (
     DeadlineExceeded,
     DeploymentNotFound,
     GatewayError,
-    LocalFailure,
-    OutputLimitExceeded,
     RegionsUnavailable,
     RequestRejected,
-    RequestTooLarge,
     StreamInterrupted,
-    TooManyInputs,
     UnknownModel,
     UpstreamRequestFailed,
     UpstreamUnavailable,
@@ -38,15 +40,14 @@ from ._health import (
     health_status,
 )
 from ._ledger_store import InMemoryLedgerStore, LedgerStore, TableLedgerStore
-from ._logsafe import log_safe
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
-from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
-from ._stream import ChatStream
+from ._requests import ChatRequest, EmbeddingsRequest
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 from ._vectors import float32_array
 
 __all__ = [
     "AccessLayer",
+    "Admission",
     "AllThrottled",
     "Attempt",
     "AttemptEvent",
@@ -58,9 +59,7 @@ __all__ = [
     "CallOutcome",
     "CallResult",
     "Capacity",
-    "ChatMessage",
     "ChatRequest",
-    "ChatStream",
     "ClassifiedFailure",
     "ClientProvider",
     "Clock",
@@ -77,17 +76,13 @@ __all__ = [
     "InMemoryHealthStore",
     "InMemoryLedgerStore",
     "LedgerStore",
-    "LocalFailure",
     "ManualClock",
-    "OutputLimitExceeded",
     "RegionsUnavailable",
     "RequestRejected",
-    "RequestTooLarge",
     "StreamInterrupted",
     "SystemClock",
     "TableHealthStore",
     "TableLedgerStore",
-    "TooManyInputs",
     "UnknownModel",
     "UpstreamRequestFailed",
     "UpstreamUnavailable",
@@ -95,6 +90,5 @@ __all__ = [
     "classify",
     "float32_array",
     "health_status",
-    "log_safe",
     "request_tokens",
 ]

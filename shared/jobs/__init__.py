@@ -19,6 +19,7 @@ from ._core import Checkpoint, JobServices, conclude, reply_message_id
 from ._delivery import Delivery, Outcome
 from ._functions_adapter import delivery_from_servicebus, text_from_queue_message
 from ._http import cancel_job, job_status, submit_job
+from ._memory_store import InMemoryJobStore
 from ._parking import ParkedJob, ParkingLot, decode_envelope
 from ._payloads import PayloadStore
 from ._records import TERMINAL, JobRecord, Terminal
@@ -38,6 +39,7 @@ __all__ = [
     "Checkpoint",
     "Delivery",
     "FinishResult",
+    "InMemoryJobStore",
     "InvalidJobMessage",
     "JobIdConflict",
     "JobMessage",

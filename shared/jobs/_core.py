@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from shared.aoai import AccessLayer
 
     from ..settings import BacklogSettings
+    from ._lane_hooks import LaneHooks
     from ._parking import ParkingLot
     from ._payloads import PayloadStore
 
@@ -60,7 +61,9 @@ class JobServices:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # waits between retries (a test seam)
     checkpoint: Checkpoint = field(default=_no_checkpoint)
     pending: PendingSchedule = field(default_factory=InMemoryPendingSchedule)
-    batch_lane: Any = None  # shared.batchlane.BatchLane when a region has Global Batch deployments
+    batch_lane: LaneHooks | None = (
+        None  # the batch lane, when a region has Global Batch deployments
+    )
     payloads: PayloadStore | None = None  # claim-checked job bodies
     # Where stored responses live (the Responses API's affinity): the composition root passes
     # the app's shared store, so jobs and HTTP requests continue each other's responses.

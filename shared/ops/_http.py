@@ -29,7 +29,12 @@ from starlette.responses import JSONResponse, Response
 from shared.api import ApiError, error_response, request_info
 
 if TYPE_CHECKING:
-    from shared.aoai import HealthStore
+    from azure.data.tables.aio import TableClient
+    from azure.servicebus.aio import ServiceBusClient
+
+    from shared.aoai import Gateway, HealthStore
+    from shared.jobs import Backlog
+    from shared.quotas import CallerQuotas
     from shared.settings import BacklogSettings, GatewaySettings
 
 __all__ = [
@@ -55,17 +60,17 @@ class OpsRoot(Protocol):
 
     def backlog_settings(self) -> BacklogSettings: ...
 
-    def gateway(self) -> Any: ...
+    def gateway(self) -> Gateway: ...
 
     def health_store(self) -> HealthStore | None: ...
 
-    def backlog(self) -> Any: ...
+    def backlog(self) -> Backlog: ...
 
-    def jobs_table(self) -> Any: ...
+    def jobs_table(self) -> TableClient: ...
 
-    def service_bus(self) -> Any: ...
+    def service_bus(self) -> ServiceBusClient: ...
 
-    def caller_quotas(self) -> Any: ...
+    def caller_quotas(self) -> CallerQuotas | None: ...
 
 
 async def _answer(
@@ -226,7 +231,9 @@ async def ops_parked_redrive(request: Request, services: OpsRoot) -> Response:
     return await _answer(request, body)
 
 
-async def _with_bus(services: OpsRoot, work: Callable[[Any, str], Awaitable[Any]]) -> Any:
+async def _with_bus(
+    services: OpsRoot, work: Callable[[ServiceBusClient, str], Awaitable[Any]]
+) -> Any:
     """``work`` on the composition root's Service Bus client and the backlog's queue."""
     return await work(services.service_bus(), services.backlog_settings().queue)
 

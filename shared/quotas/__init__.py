@@ -1,5 +1,6 @@
 """Per-caller limits (``GATEWAY_CALLER_LIMITS``): tokens per minute and per month, enforced
-across instances through a Table Storage row per caller (ETag-guarded), before any upstream call.
+across instances through a Table Storage row per caller (ETag-guarded), before any upstream call:
+``CallerQuotas`` is the gateway's admission hook (``Gateway(admission=...)``).
 
 Built on the same Table pattern as the deployments' shared quota ledger (``WindowStore``
 behind an interface, so it can move onto that ledger's store once both are on one branch).
@@ -8,7 +9,6 @@ behind an interface, so it can move onto that ledger's store once both are on on
 from shared.settings import CallerLimit, CallerLimits, load_caller_limits
 
 from ._errors import CallerBudgetExhausted, CallerRateLimited
-from ._gateway import QuotaGateway
 from ._quotas import CallerQuotas, month_of, next_month
 from ._store import InMemoryWindowStore, TableWindowStore, WindowConflict, WindowStore
 
@@ -19,7 +19,6 @@ __all__ = [
     "CallerQuotas",
     "CallerRateLimited",
     "InMemoryWindowStore",
-    "QuotaGateway",
     "TableWindowStore",
     "WindowConflict",
     "WindowStore",
