@@ -31,12 +31,21 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
     from azure.servicebus.aio import ServiceBusClient
 
-    from shared.aoai import AccessLayer, CallObserver, ClientProvider, Clock, Gateway, VerdictStore
+    from shared.aoai import (
+        AccessLayer,
+        Admission,
+        CallObserver,
+        ClientProvider,
+        Clock,
+        Gateway,
+        VerdictStore,
+    )
     from shared.batchlane import BatchLane
     from shared.callerlimits import CallerLimiter
     from shared.credentials import CredentialPool
@@ -272,9 +281,11 @@ def build_gateway(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     verdicts: VerdictStore | None = None,
     ledger: LedgerStore | None = None,
+    admission: Admission | None = None,
 ) -> Gateway:
     """A standalone gateway with the stores on the storage ``current`` names (closed with the
-    gateway, credentials too); ``verdicts`` / ``ledger`` given replace them."""
+    gateway, credentials too); ``verdicts`` / ``ledger`` given replace them. ``admission``: asked
+    before each call (per-caller limits, ``CallerLimiter``); the caller closes it."""
     from shared.aoai import Gateway
     from shared.storage import storage_target
 
@@ -292,6 +303,7 @@ def build_gateway(
         sleep=sleep,
         verdicts=verdicts if verdicts is not None else found_verdicts,
         ledger=ledger if ledger is not None else found_ledger,
+        admission=admission,
     )
 
 
@@ -385,7 +397,7 @@ def gateway() -> Gateway:
     if built is not None:
         return built
     observers = _observers(current)  # outside the lock: they take it themselves
-    quotas = caller_limiter()
+    limiter = caller_limiter()
     storage = _storage()
     with _Root.lock:
         if _Root.built.gateway is None:
@@ -395,19 +407,16 @@ def gateway() -> Gateway:
             _Root.built.verdicts = (verdicts,)
             # Azure sets WEBSITE_INSTANCE_ID per instance (the dev server too): region state and the
             # quota ledger name the instance by it.
-            built = Gateway(
+            # Per-caller limits (``limiter``) are the gateway's admission hook: checked before
+            # any upstream call of a known alias.
+            _Root.built.gateway = Gateway(
                 current,
                 observers=observers,
                 instance=os.environ.get("WEBSITE_INSTANCE_ID"),
                 verdicts=verdicts,
                 ledger=ledger,
+                admission=limiter,
             )
-            if quotas is not None:
-                from shared.callerlimits import CallerLimitedGateway
-
-                # per-caller limits before any upstream call; everything else passes through
-                built = CallerLimitedGateway(built, quotas)  # type: ignore[assignment]
-            _Root.built.gateway = built
         return _Root.built.gateway
 
 
@@ -456,15 +465,15 @@ def caller_limiter() -> CallerLimiter | None:
             )
 
             limits = load_caller_limits()
-            quotas = None
+            limiter = None
             if limits is not None:
                 store = (
                     TableWindowStore(storage.table(limits.table))
                     if storage is not None
                     else InMemoryWindowStore()
                 )
-                quotas = CallerLimiter(limits, store)
-            _Root.built.caller_limiter = (quotas,)
+                limiter = CallerLimiter(limits, store)
+            _Root.built.caller_limiter = (limiter,)
         return _Root.built.caller_limiter[0]
 
 
@@ -494,9 +503,9 @@ def _observers(current: GatewaySettings) -> list[CallObserver]:
     sinks: list[TokenSink] = []
     if usage_settings().enabled:
         sinks.append(usage())
-    quotas = caller_limiter()
-    if quotas is not None:
-        sinks.append(quotas)
+    limiter = caller_limiter()
+    if limiter is not None:
+        sinks.append(limiter)
     if sinks:
         from shared.usage import CallerTokenCounter
 
@@ -536,7 +545,7 @@ def _backlog_clients() -> BacklogClients:
         return _Root.built.backlog_clients
 
 
-def jobs_table() -> Any:
+def jobs_table() -> TableClient:
     """The job store's table client (the backlog's own): the operations routes list parked
     jobs from it."""
     return _backlog_clients().jobs_table
@@ -568,9 +577,9 @@ async def aclose() -> None:
         closers.extend(clients.closers)
     if built.gateway is not None:
         closers.append(built.gateway.aclose)
-    quotas = None if built.caller_limiter is None else built.caller_limiter[0]
-    if quotas is not None:
-        closers.append(quotas.aclose)
+    limiter = None if built.caller_limiter is None else built.caller_limiter[0]
+    if limiter is not None:
+        closers.append(limiter.aclose)
     if built.usage is not None:
         closers.append(built.usage.aclose)
     if built.service_bus is not None:

@@ -16,11 +16,16 @@ writes) is ``shared._tables``, re-exported here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._tables import EtagTable, RowConflict
 from .credentials import CredentialPool
 from .settings import StorageSettings, storage_endpoint
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
+    from azure.storage.blob.aio import ContainerClient
+    from azure.storage.queue.aio import QueueClient
 
 __all__ = [
     "EtagTable",
@@ -105,7 +110,7 @@ class StorageTarget:
     def _credential(self) -> Any:
         return self.credentials.get(self.client_id)
 
-    def table(self, name: str, *, options: Mapping[str, Any] | None = None) -> Any:
+    def table(self, name: str, *, options: Mapping[str, Any] | None = None) -> TableClient:
         """A new async ``TableClient`` on table ``name``."""
         from azure.data.tables.aio import TableClient
 
@@ -118,7 +123,7 @@ class StorageTarget:
             self.endpoint("table"), table_name=name, credential=self._credential(), **extra
         )
 
-    def container(self, name: str, *, options: Mapping[str, Any] | None = None) -> Any:
+    def container(self, name: str, *, options: Mapping[str, Any] | None = None) -> ContainerClient:
         """A new async blob ``ContainerClient`` on container ``name``."""
         from azure.storage.blob.aio import ContainerClient
 
@@ -131,7 +136,7 @@ class StorageTarget:
             self.endpoint("blob"), container_name=name, credential=self._credential(), **extra
         )
 
-    def queue(self, name: str, *, options: Mapping[str, Any] | None = None) -> Any:
+    def queue(self, name: str, *, options: Mapping[str, Any] | None = None) -> QueueClient:
         """A new async ``QueueClient`` on queue ``name``, with the base64 text codec the host's
         queue trigger uses."""
         from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
@@ -228,7 +233,7 @@ class TableTarget:
         self.timeout_s = timeout_s
         self._owns = owns_credentials
 
-    def client(self) -> Any:
+    def client(self) -> TableClient:
         """A new async ``TableClient`` on this table."""
         from azure.data.tables.aio import TableClient
 
@@ -271,7 +276,7 @@ def table_target(
     return target.table_target(table, timeout_s=timeout_s, owns_credentials=True)
 
 
-def storage_queue_client(connection: str, queue: str, **options: Any) -> Any:
+def storage_queue_client(connection: str, queue: str, **options: Any) -> QueueClient:
     """An async ``QueueClient`` for ``queue`` from a connection string (``UseDevelopmentStorage=true``
     means Azurite's default ports), with the base64 text codec the host's queue trigger uses."""
     return StorageTarget(connection=connection).queue(queue, options=options)

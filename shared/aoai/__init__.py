@@ -2,9 +2,15 @@
 
 See ``_exceptions.py`` for the error tree. The entry point is ``Gateway``; heavy SDKs
 (openai, azure-identity, azure-data-tables) are imported only when a gateway is built.
+
+The public names are what other packages, the app, the dev server, the benchmarks and the
+tests of other packages use; the rest stays in the private modules (this package's own tests
+import those). Errors a caller never names (each carries its ``code`` and ``http_status``,
+which the HTTP layer maps through ``GatewayError``) are not exported.
 """
 
 from ._access_layer import AccessLayer
+from ._admission import Admission
 from ._classify import ClassifiedFailure, classify
 from ._clients import ClientProvider
 from ._clock import Clock, ManualClock, SystemClock
@@ -17,34 +23,24 @@ from ._exceptions import (
     DeadlineExceeded,
     DeploymentNotFound,
     GatewayError,
-    LocalFailure,
-    OutputLimitExceeded,
     RegionsUnavailable,
     RequestRejected,
-    RequestTooLarge,
     StreamInterrupted,
-    TooManyInputs,
     UnknownModel,
     UpstreamRequestFailed,
     UpstreamUnavailable,
 )
 from ._gateway import Gateway
-from ._logsafe import log_safe
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
 from ._request_cost import request_tokens
-from ._requests import ChatMessage, ChatRequest, EmbeddingsRequest
-from ._stream import ChatStream
+from ._requests import ChatRequest, EmbeddingsRequest
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 from ._vectors import float32_array
-from ._verdicts import (
-    InMemoryVerdictStore,
-    TableVerdictStore,
-    Verdict,
-    VerdictStore,
-)
+from ._verdicts import InMemoryVerdictStore, TableVerdictStore, Verdict, VerdictStore
 
 __all__ = [
     "AccessLayer",
+    "Admission",
     "AllThrottled",
     "Attempt",
     "AttemptEvent",
@@ -56,9 +52,7 @@ __all__ = [
     "CallOutcome",
     "CallResult",
     "Capacity",
-    "ChatMessage",
     "ChatRequest",
-    "ChatStream",
     "ClassifiedFailure",
     "ClientProvider",
     "Clock",
@@ -70,20 +64,13 @@ __all__ = [
     "FailureKind",
     "Gateway",
     "GatewayError",
-    "InMemoryLedgerStore",
     "InMemoryVerdictStore",
-    "LedgerStore",
-    "LocalFailure",
     "ManualClock",
-    "OutputLimitExceeded",
     "RegionsUnavailable",
     "RequestRejected",
-    "RequestTooLarge",
     "StreamInterrupted",
     "SystemClock",
-    "TableLedgerStore",
     "TableVerdictStore",
-    "TooManyInputs",
     "UnknownModel",
     "UpstreamRequestFailed",
     "UpstreamUnavailable",
@@ -92,6 +79,5 @@ __all__ = [
     "VerdictStore",
     "classify",
     "float32_array",
-    "log_safe",
     "request_tokens",
 ]

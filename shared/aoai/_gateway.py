@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from shared.pacing import DeploymentQuotaLedger, LedgerConfig, LedgerStore
 from shared.settings import GatewaySettings
 
+from ._admission import Admission
 from ._call_loop import CallLoop
 from ._capacity import alias_capacity
 from ._circuit import RegionState, Suspect
@@ -69,7 +70,8 @@ class Gateway:
     (default ``asyncio.sleep``) is how a call waits for the gateway's own pacing, so a test
     can move a ``ManualClock`` instead. ``verdicts`` and ``ledger`` are the shared stores the
     composition root (``shared.runtime``) built on the app's storage; without them verdicts and
-    pacing stay per instance. The gateway builds no storage itself."""
+    pacing stay per instance. The gateway builds no storage itself. ``admission``, when given,
+    is asked before any call to a known alias is routed (per-caller limits; ``_admission``)."""
 
     def __init__(
         self,
@@ -82,8 +84,10 @@ class Gateway:
         ledger: LedgerStore | None = None,
         instance: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        admission: Admission | None = None,
     ) -> None:
         self._settings = settings
+        self._admission = admission
         self._clients = clients if clients is not None else ClientProvider(settings)
         self._clock: Clock = clock if clock is not None else SystemClock()
         instance = instance or uuid.uuid4().hex[:12]
@@ -163,6 +167,7 @@ class Gateway:
 
     async def chat(self, request: ChatRequest, ctx: CallContext) -> CallResult:
         """A non-streaming chat completion; ``CallResult.response`` is the upstream body."""
+        await self._admit(request, ctx)
         started = self._clock.monotonic()
         alias = request.model
         call = CallState()
@@ -205,6 +210,7 @@ class Gateway:
 
     async def open_chat_stream(self, request: ChatRequest, ctx: CallContext) -> ChatStream:
         """Route and fail over until the first chunk arrives, then hand out the stream."""
+        await self._admit(request, ctx)
         clock = self._clock
         started = clock.monotonic()
         alias = request.model
@@ -307,6 +313,7 @@ class Gateway:
         the parts are sent concurrently, and the answer is reassembled in order. Upstream always
         answers in base64; the vectors come back in ``request.encoding_format`` (float when
         omitted, as OpenAI does). The HTTP API asks for base64 and writes floats itself."""
+        await self._admit(request, ctx)
         started = self._clock.monotonic()
         alias = request.model
         calls = [CallState()]
@@ -394,7 +401,14 @@ class Gateway:
         ``(region, deployment)`` pair (pinned: only that deployment, under its pacing, budget
         and region circuit; ``RegionsUnavailable`` when it cannot be reached). ``send`` sends
         one attempt; ``usage`` reads the result's usage for the observers. A stream is reported
-        when it ends instead (``report_at_end``: the caller then calls ``call_ended``)."""
+        when it ends instead (``report_at_end``: the caller then calls ``call_ended``).
+        A Responses API create (``operation`` "responses") is admitted at ``cost`` (a
+        continuation pinned to a deployment counts against the alias in its body); reads,
+        deletions and cancellations are not."""
+        if self._admission is not None and operation == "responses":
+            admitted = target if isinstance(target, str) else str(body.get("model") or "")
+            if admitted in self._router.tiers:
+                await self._admission.admit(ctx.caller, cost, admitted)
         started = self._clock.monotonic()
         call = CallState()
         if isinstance(target, str):
@@ -677,6 +691,11 @@ class Gateway:
         await self.aclose()
 
     # ------------------------------------------------------------------ helpers
+
+    async def _admit(self, request: ChatRequest | EmbeddingsRequest, ctx: CallContext) -> None:
+        """Ask the admission hook (if any) about a call to a known alias, before it starts."""
+        if self._admission is not None and request.model in self._router.tiers:
+            await self._admission.admit(ctx.caller, self.estimate_cost(request), request.model)
 
     def _known(self, alias: str) -> None:
         if alias not in self._router.tiers:

@@ -40,7 +40,12 @@ from ._context import request_info
 from ._errors import ApiError, error_response
 
 if TYPE_CHECKING:
-    from shared.aoai import VerdictStore
+    from azure.data.tables.aio import TableClient
+    from azure.servicebus.aio import ServiceBusClient
+
+    from shared.aoai import Gateway, VerdictStore
+    from shared.callerlimits import CallerLimiter
+    from shared.jobs import Backlog
     from shared.settings import BacklogSettings, GatewaySettings
 
 __all__ = [
@@ -66,17 +71,17 @@ class OpsRoot(Protocol):
 
     def backlog_settings(self) -> BacklogSettings: ...
 
-    def gateway(self) -> Any: ...
+    def gateway(self) -> Gateway: ...
 
     def verdict_store(self) -> VerdictStore | None: ...
 
-    def backlog(self) -> Any: ...
+    def backlog(self) -> Backlog: ...
 
-    def jobs_table(self) -> Any: ...
+    def jobs_table(self) -> TableClient: ...
 
-    def service_bus(self) -> Any: ...
+    def service_bus(self) -> ServiceBusClient: ...
 
-    def caller_limiter(self) -> Any: ...
+    def caller_limiter(self) -> CallerLimiter | None: ...
 
 
 async def _answer(
@@ -229,7 +234,9 @@ async def ops_parked_redrive(request: Request, services: OpsRoot) -> Response:
     return await _answer(request, body)
 
 
-async def _with_bus(services: OpsRoot, work: Callable[[Any, str], Awaitable[Any]]) -> Any:
+async def _with_bus(
+    services: OpsRoot, work: Callable[[ServiceBusClient, str], Awaitable[Any]]
+) -> Any:
     """``work`` on the composition root's Service Bus client and the backlog's queue."""
     return await work(services.service_bus(), services.backlog_settings().queue)
 
@@ -275,14 +282,14 @@ async def ops_callers(request: Request, services: OpsRoot) -> Response:
     """Caller limits in force and each caller's use against them (this month, this window)."""
 
     async def body() -> dict[str, Any]:
-        quotas = services.caller_limiter()
-        if quotas is None:
+        limiter = services.caller_limiter()
+        if limiter is None:
             return {"limits": None, "data": []}
-        rows = await quotas.report()
+        rows = await limiter.report()
         return {
             "limits": {
-                "default": quotas.limits.default.model_dump(),
-                "window_s": quotas.limits.window_s,
+                "default": limiter.limits.default.model_dump(),
+                "window_s": limiter.limits.window_s,
             },
             "data": rows,
         }

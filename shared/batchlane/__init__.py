@@ -3,48 +3,36 @@ Azure OpenAI's Global Batch at half the price. See docs/design/backlog.md ("The 
 
 The lane lives here; the backlog reaches it through a few delimited hooks: ``JobMessage.lane``,
 ``JobServices.batch_lane``, the worker's hand-over (``Outcome.BATCHED``), the timer's ``tick`` and
-the status endpoint's ``batch`` object.
+the status endpoint's ``batch`` object (typed in ``shared.jobs`` as ``LaneHooks``). The public
+names are what the composition root plugs in; this package's tests use the private modules.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..aoai import ClientProvider
-from ._lane import BATCHED, BatchLane, BatchTarget, LaneReport, batch_targets
-from ._lines import LineOutcome, enqueued_tokens, jsonl_lines, outcome_of, request_line
-from ._store import OPEN_STATES, BatchRow, LaneStore, PendingJob
+from ._lane import BatchLane, batch_targets
+from ._store import LaneStore
 
 if TYPE_CHECKING:
-    from ..settings import BacklogSettings, GatewaySettings
+    from azure.data.tables.aio import TableClient
 
-__all__ = [
-    "BATCHED",
-    "OPEN_STATES",
-    "BatchLane",
-    "BatchRow",
-    "BatchTarget",
-    "LaneReport",
-    "LaneStore",
-    "LineOutcome",
-    "PendingJob",
-    "batch_targets",
-    "build_batch_lane",
-    "enqueued_tokens",
-    "jsonl_lines",
-    "outcome_of",
-    "request_line",
-]
+    from ..jobs import Checkpoint, PayloadStore
+    from ..settings import BacklogSettings, GatewaySettings
+    from ..usage import UsageRecorder
+
+__all__ = ["BatchLane", "batch_targets", "build_batch_lane"]
 
 
 def build_batch_lane(
     settings: BacklogSettings,
     gateway_settings: GatewaySettings,
-    table: Any,
-    payloads: Any,
+    table: TableClient,
+    payloads: PayloadStore,
     *,
-    checkpoint: Any = None,
-    usage: Any = None,
+    checkpoint: Checkpoint | None = None,
+    usage: UsageRecorder | None = None,
 ) -> BatchLane | None:
     """The lane, or None when no region names a Global Batch deployment."""
     targets = batch_targets(gateway_settings)

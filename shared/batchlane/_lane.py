@@ -26,7 +26,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..jobs import JobMessage, JobRecord, JobServices, Outgoing, Terminal, conclude
+from ..jobs import (
+    Checkpoint,
+    JobMessage,
+    JobRecord,
+    JobServices,
+    Outgoing,
+    PayloadStore,
+    Terminal,
+    conclude,
+)
 from ..usage import Counts, UsageKey, hour_of
 from ._lines import (
     LineOutcome,
@@ -42,6 +51,7 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
     from ..settings import BacklogSettings, GatewaySettings, RegionConfig
+    from ..usage import UsageRecorder
 
 __all__ = ["BATCHED", "BatchLane", "BatchTarget", "LaneReport"]
 
@@ -92,9 +102,6 @@ def batch_targets(settings: GatewaySettings) -> dict[str, BatchTarget]:
     return targets
 
 
-Checkpoint = Callable[[str, str], Awaitable[None]]
-
-
 async def _no_checkpoint(stage: str, ref: str) -> None:
     return None
 
@@ -107,11 +114,11 @@ class BatchLane:
         settings: BacklogSettings,
         targets: dict[str, BatchTarget],
         store: LaneStore,
-        payloads: Any,
+        payloads: PayloadStore,
         clients: Callable[[RegionConfig], AsyncOpenAI],
         *,
         checkpoint: Checkpoint | None = None,
-        usage: Any = None,
+        usage: UsageRecorder | None = None,
     ) -> None:
         self._settings = settings
         self.targets = targets
@@ -119,7 +126,7 @@ class BatchLane:
         self._payloads = payloads
         self._clients = clients
         self._checkpoint = checkpoint or _no_checkpoint
-        self._usage = usage  # shared.usage.UsageRecorder: batch lines counted at the batch price
+        self._usage = usage  # batch lines counted at the batch price
         self._lock = asyncio.Lock()
         self.closers: tuple[Callable[[], Awaitable[Any]], ...] = ()
 

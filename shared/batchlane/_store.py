@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ..storage import EtagTable
+
 if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient
 
@@ -90,18 +92,10 @@ class LaneStore:
 
     def __init__(self, table: TableClient) -> None:
         self._table = table
-        self._ready = False
+        self._rows = EtagTable(table)  # the one table helper: creates the table on first use
 
     async def _ensure(self) -> None:
-        if self._ready:
-            return
-        from azure.core.exceptions import ResourceExistsError
-
-        try:
-            await self._table.create_table()
-        except ResourceExistsError:
-            pass
-        self._ready = True
+        await self._rows.ready()
 
     # -- pending jobs --------------------------------------------------------------------------
     async def add_pending(self, job: PendingJob) -> None:

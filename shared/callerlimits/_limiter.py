@@ -22,13 +22,16 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.settings import CallerLimit, CallerLimits
 from shared.usage import CallerTokens, caller_tokens
 
 from ._errors import CallerBudgetExhausted, CallerRateLimited
 from ._store import WindowConflict, WindowStore
+
+if TYPE_CHECKING:
+    from shared.aoai import AttemptEvent, CallOutcome
 
 __all__ = ["CallerLimiter", "month_of", "next_month"]
 
@@ -151,10 +154,10 @@ class CallerLimiter:
 
     # ------------------------------------------------------------------ the observer seam
 
-    def attempt_finished(self, event: Any) -> None:
+    def attempt_finished(self, event: AttemptEvent) -> None:
         return None
 
-    def call_finished(self, outcome: Any) -> None:
+    def call_finished(self, outcome: CallOutcome) -> None:
         tokens = caller_tokens(outcome)
         if tokens is not None:
             self.count(tokens)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.storage import EtagTable, RowConflict
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
 
 __all__ = ["InMemoryWindowStore", "TableWindowStore", "WindowConflict", "WindowStore"]
 
@@ -64,7 +67,7 @@ def _row_key(key: str) -> str:
 class TableWindowStore:
     """Rows in an Azure Storage table (created on first use). ``client``: an async TableClient."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: TableClient) -> None:
         self._rows = EtagTable(client)
 
     async def read(self, key: str) -> tuple[dict[str, Any] | None, str | None]:

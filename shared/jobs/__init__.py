@@ -23,6 +23,7 @@ from ._contract import (
 )
 from ._delivery import Delivery, Outcome
 from ._functions_adapter import delivery_from_servicebus, text_from_queue_message
+from ._memory_store import InMemoryJobStore
 from ._parking import ParkedJob, ParkingLot, decode_envelope
 from ._payloads import PayloadStore
 from ._records import TERMINAL, JobRecord, Terminal
@@ -44,6 +45,7 @@ __all__ = [
     "Checkpoint",
     "Delivery",
     "FinishResult",
+    "InMemoryJobStore",
     "InvalidJobMessage",
     "JobIdConflict",
     "JobMessage",

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..responses import AffinityStore, InMemoryAffinityStore
 from ._bus import Bus, Outgoing, QueueUnusable
@@ -37,7 +37,16 @@ if TYPE_CHECKING:
     from ._parking import ParkingLot
     from ._payloads import PayloadStore
 
-__all__ = ["Checkpoint", "JobServices", "conclude", "deliver_reply", "reply_message_id"]
+__all__ = [
+    "Checkpoint",
+    "JobServices",
+    "LaneBatch",
+    "LaneHooks",
+    "LaneRows",
+    "conclude",
+    "deliver_reply",
+    "reply_message_id",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +55,44 @@ Checkpoint = Callable[[str, str], Awaitable[None]]
 
 async def _no_checkpoint(stage: str, job_id: str) -> None:
     return None
+
+
+# What the backlog needs of the batch lane (``shared.batchlane.BatchLane`` is the one): the hooks
+# the worker, the timer, the status route and a cancel call. Typed here, beside the services that
+# carry it, so ``jobs`` never imports ``batchlane``; the composition root plugs the lane in.
+
+
+class LaneBatch(Protocol):
+    """One batch of the lane, as a job's status shows it."""
+
+    def public(self) -> dict[str, Any]: ...
+
+
+class LaneRows(Protocol):
+    """The lane's rows, as far as the backlog reads or drops them."""
+
+    async def get_batch(self, batch_ref: str) -> LaneBatch | None: ...
+
+    async def drop_pending(self, alias: str, job_ids: list[str]) -> None: ...
+
+
+class LaneHooks(Protocol):
+    @property
+    def store(self) -> LaneRows: ...
+
+    def wants(self, job: JobMessage, now: float) -> bool:
+        """Whether ``job`` goes to the lane instead of a model call now."""
+        ...
+
+    async def accept(self, svc: JobServices, job: JobMessage, record: JobRecord) -> None:
+        """Take ``job`` into the lane (the row becomes ``batched``)."""
+        ...
+
+    async def tick(self, svc: JobServices) -> object:
+        """The timer's turn: assemble, submit, poll and finish batches."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +108,9 @@ class JobServices:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # waits between retries (a test seam)
     checkpoint: Checkpoint = field(default=_no_checkpoint)
     pending: PendingSchedule = field(default_factory=InMemoryPendingSchedule)
-    batch_lane: Any = None  # shared.batchlane.BatchLane when a region has Global Batch deployments
+    batch_lane: LaneHooks | None = (
+        None  # the batch lane, when a region has Global Batch deployments
+    )
     payloads: PayloadStore | None = None  # claim-checked job bodies
     # Where stored responses live (the Responses API's affinity): the composition root passes
     # the app's shared store, so jobs and HTTP requests continue each other's responses.

@@ -14,7 +14,10 @@ follows the timer from instance to instance; ``InMemoryPendingSchedule`` serves 
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
 
 __all__ = ["InMemoryPendingSchedule", "PendingSchedule", "TablePendingSchedule"]
 
@@ -43,7 +46,7 @@ class InMemoryPendingSchedule:
 class TablePendingSchedule:
     """One row per alias in the jobs table (the timer runs on one instance at a time)."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: TableClient) -> None:
         self._table = table
 
     async def load(self, alias: str, now: float) -> list[tuple[float, int]]:

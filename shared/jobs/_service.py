@@ -26,10 +26,16 @@ from ._store import TableJobStore
 from ._worker import process_delivery
 
 if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
+    from azure.servicebus.aio import ServiceBusClient
+    from azure.storage.blob.aio import ContainerClient
+    from azure.storage.queue.aio import QueueClient
+
     from shared.aoai import AccessLayer
     from shared.responses import AffinityStore
 
     from ..settings import BacklogSettings
+    from ._conclude import LaneHooks
 
 __all__ = ["Backlog", "BacklogClients", "LanePlugin", "Submission", "build_backlog"]
 
@@ -42,7 +48,9 @@ class Submission:
 
 
 class Backlog:
-    def __init__(self, services: JobServices, *, closers: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self, services: JobServices, *, closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+    ) -> None:
         self.services = services
         self._closers = closers
 
@@ -160,7 +168,7 @@ class Backlog:
 
 # The batch lane as the composition root plugs it in: given the backlog's payload store, the
 # lane (``shared.batchlane.BatchLane``) or None.
-LanePlugin = Callable[[PayloadStore], Any]
+LanePlugin = Callable[[PayloadStore], "LaneHooks | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +179,11 @@ class BacklogClients:
     queues; ``closers``: what else the backlog closes with itself (the job table, the
     container, and the Service Bus client and credentials when it owns them)."""
 
-    jobs_table: Any
-    results: Any
-    parking: Any
-    parking_poison: Any
-    service_bus: Any
+    jobs_table: TableClient
+    results: ContainerClient
+    parking: QueueClient
+    parking_poison: QueueClient
+    service_bus: ServiceBusClient
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
 
 
@@ -225,7 +233,7 @@ def build_backlog(
         batch_lane=batch_lane,
         responses=responses if responses is not None else InMemoryAffinityStore(),
     )
-    closers: list[Any] = [bus.aclose, parking.aclose]
+    closers: list[Callable[[], Awaitable[None]]] = [bus.aclose, parking.aclose]
     if batch_lane is not None:
         closers.append(batch_lane.aclose)  # with its table
     closers.extend(clients.closers)

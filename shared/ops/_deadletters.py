@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.servicebus.aio import ServiceBusClient
 
 __all__ = ["peek_dead_letters", "redrive_dead_letters"]
 
@@ -80,7 +83,9 @@ def _redrive_message_id(job_id: str | None, sequence_number: int) -> str:
     return f"{(job_id or 'message')[:_MAX_BASE]}.r{sequence_number}"
 
 
-async def peek_dead_letters(client: Any, queue: str, *, limit: int = 50) -> list[dict[str, Any]]:
+async def peek_dead_letters(
+    client: ServiceBusClient, queue: str, *, limit: int = 50
+) -> list[dict[str, Any]]:
     """Up to ``limit`` dead-lettered messages of ``queue``, oldest first, without locking them."""
     from azure.servicebus import ServiceBusSubQueue
 
@@ -92,7 +97,11 @@ async def peek_dead_letters(client: Any, queue: str, *, limit: int = 50) -> list
 
 
 async def redrive_dead_letters(
-    client: Any, queue: str, sequence_numbers: Iterable[int], *, max_wait_s: float = 2.0
+    client: ServiceBusClient,
+    queue: str,
+    sequence_numbers: Iterable[int],
+    *,
+    max_wait_s: float = 2.0,
 ) -> dict[str, list[int]]:
     """Send the chosen dead-lettered messages back to ``queue``: ``{"redriven": [...], "missing": [...]}``."""
     from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue

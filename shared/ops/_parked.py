@@ -4,7 +4,10 @@ not the queue, is what can be listed)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
 
 __all__ = ["parked_jobs"]
 
@@ -21,7 +24,7 @@ _FIELDS = (
 )
 
 
-async def parked_jobs(table: Any, *, limit: int = 200) -> list[dict[str, Any]]:
+async def parked_jobs(table: TableClient, *, limit: int = 200) -> list[dict[str, Any]]:
     """Jobs whose row is ``parked`` (``table``: the job store's async TableClient)."""
     out: list[dict[str, Any]] = []
     async for entity in table.query_entities("status eq 'parked'"):

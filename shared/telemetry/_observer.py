@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._instruments import Instruments
 from ._names import ATTR, GEN_AI_PROVIDER, TRACER_NAME
+
+if TYPE_CHECKING:
+    from shared.aoai import Attempt, AttemptEvent, CallOutcome, Usage
 
 __all__ = ["TelemetryObserver"]
 
@@ -33,7 +36,7 @@ _STREAMS = frozenset({"chat_stream", "responses"})  # a ttft is reported for str
 _MAX_PENDING = 10_000
 
 
-def stream_end(outcome: Any) -> str:
+def stream_end(outcome: CallOutcome) -> str:
     """How a stream ended: completed, interrupted upstream, or the client went away."""
     if outcome.result is not None and not outcome.cancelled:
         return "completed"
@@ -79,7 +82,7 @@ def _finish(result: Any, response: Mapping[str, Any]) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def _skipped(attempt: Any) -> bool:
+def _skipped(attempt: Attempt) -> bool:
     return attempt.outcome is not None and attempt.outcome.value == "skipped"
 
 
@@ -88,7 +91,7 @@ class _Pending:
 
     def __init__(self, parent: Any) -> None:
         self.parent = parent
-        self.attempts: list[tuple[Any, int]] = []  # (Attempt, end time ns)
+        self.attempts: list[tuple[Attempt, int]] = []  # (Attempt, end time ns)
 
 
 class TelemetryObserver:
@@ -117,7 +120,7 @@ class TelemetryObserver:
 
     # ------------------------------------------------------------------ the seam
 
-    def attempt_finished(self, event: Any) -> None:
+    def attempt_finished(self, event: AttemptEvent) -> None:
         attempt = event.attempt
         key = id(event.ctx)
         pending = self._pending.get(key)
@@ -148,7 +151,7 @@ class TelemetryObserver:
                 },
             )
 
-    def call_finished(self, outcome: Any) -> None:
+    def call_finished(self, outcome: CallOutcome) -> None:
         end_ns = time.time_ns()
         pending = self._pending.pop(id(outcome.ctx), None)
         parent = pending.parent if pending is not None else self._context.get_current()
@@ -248,7 +251,7 @@ class TelemetryObserver:
 
     # ------------------------------------------------------------------ pieces
 
-    def _attempt_span(self, parent: Any, attempt: Any, number: int, end_ns: int) -> None:
+    def _attempt_span(self, parent: Any, attempt: Attempt, number: int, end_ns: int) -> None:
         trace = self._trace
         attrs: dict[str, Any] = {
             ATTR.REGION: attempt.region,
@@ -260,12 +263,13 @@ class TelemetryObserver:
         if attempt.status is not None:
             attrs[ATTR.HTTP_STATUS] = attempt.status
         # An attempt cancelled because the other of its hedge race answered first is no error.
-        failed = attempt.outcome is not None and attempt.outcome.value != "hedge_lost"
-        if attempt.outcome is not None:
-            attrs[ATTR.FAILURE_KIND] = attempt.outcome.value
+        kind = attempt.outcome.value if attempt.outcome is not None else None
+        failed = kind is not None and kind != "hedge_lost"
+        if kind is not None:
+            attrs[ATTR.FAILURE_KIND] = kind
         if failed:
-            attrs[ATTR.ERROR_TYPE] = str(attempt.status or attempt.outcome.value)
-            if attempt.outcome.value == "throttled":
+            attrs[ATTR.ERROR_TYPE] = str(attempt.status or kind)
+            if kind == "throttled":
                 attrs[ATTR.COOLDOWN_SOURCE] = str(
                     getattr(attempt, "cooldown_source", None) or "unknown"
                 )
@@ -277,7 +281,7 @@ class TelemetryObserver:
             start_time=end_ns - int(attempt.elapsed_ms * 1_000_000),
         )
         if failed:
-            span.set_status(trace.Status(trace.StatusCode.ERROR, attempt.outcome.value))
+            span.set_status(trace.Status(trace.StatusCode.ERROR, kind))
         span.end(end_time=end_ns)
 
     def _content_events(self, span: Any, response: Mapping[str, Any]) -> None:
@@ -297,11 +301,11 @@ class TelemetryObserver:
 
     def _metrics(
         self,
-        outcome: Any,
+        outcome: CallOutcome,
         operation: str,
         attrs: Mapping[str, Any],
         error_type: str | None,
-        usage: Any,
+        usage: Usage | None,
     ) -> None:
         inst = self.instruments
         base = {

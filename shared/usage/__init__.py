@@ -6,13 +6,13 @@ batches off the call's path); ``TableUsageStore`` holds the rows; ``summarize`` 
 them for ``GET /api/v1/usage`` and the ops surface.
 """
 
-from shared.settings import Price, PriceTable, UsageSettings, load_usage_settings
+from shared.settings import UsageSettings, load_usage_settings
 
 from ._counter import CallerTokenCounter, CallerTokens, TokenSink, caller_tokens
 from ._recorder import UsageRecorder
-from ._report import GROUPS, cost_of, summarize, to_csv
+from ._report import GROUPS, summarize, to_csv
 from ._store import InMemoryUsageStore, TableUsageStore, UsageStore
-from ._types import Counts, UsageKey, hour_of, hour_start
+from ._types import Counts, UsageKey, hour_of
 
 __all__ = [
     "GROUPS",
@@ -20,8 +20,6 @@ __all__ = [
     "CallerTokens",
     "Counts",
     "InMemoryUsageStore",
-    "Price",
-    "PriceTable",
     "TableUsageStore",
     "TokenSink",
     "UsageKey",
@@ -29,9 +27,7 @@ __all__ = [
     "UsageSettings",
     "UsageStore",
     "caller_tokens",
-    "cost_of",
     "hour_of",
-    "hour_start",
     "load_usage_settings",
     "summarize",
     "to_csv",

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._types import Counts
+
+if TYPE_CHECKING:
+    from shared.aoai import AttemptEvent, CallOutcome
 
 __all__ = ["CallerTokenCounter", "CallerTokens", "TokenSink", "caller_tokens"]
 
@@ -30,7 +33,7 @@ class CallerTokens:
     total_tokens: int  # as Azure reported it
 
 
-def caller_tokens(outcome: Any) -> CallerTokens | None:
+def caller_tokens(outcome: CallOutcome) -> CallerTokens | None:
     """The tokens of a finished call (an ``aoai.CallOutcome``); None when it reported none."""
     result = outcome.result
     if result is None or result.usage is None:
@@ -83,10 +86,10 @@ class CallerTokenCounter:
     def __init__(self, sinks: Iterable[TokenSink]) -> None:
         self.sinks = tuple(sinks)
 
-    def attempt_finished(self, event: Any) -> None:
+    def attempt_finished(self, event: AttemptEvent) -> None:
         return None
 
-    def call_finished(self, outcome: Any) -> None:
+    def call_finished(self, outcome: CallOutcome) -> None:
         tokens = caller_tokens(outcome)
         if tokens is not None:
             for sink in self.sinks:

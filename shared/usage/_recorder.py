@@ -21,11 +21,14 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._counter import CallerTokens, caller_tokens
 from ._store import UsageStore
 from ._types import Counts, UsageKey, hour_of
+
+if TYPE_CHECKING:
+    from shared.aoai import AttemptEvent, CallOutcome
 
 __all__ = ["UsageRecorder"]
 
@@ -56,10 +59,10 @@ class UsageRecorder:
 
     # ------------------------------------------------------------------ the seam
 
-    def attempt_finished(self, event: Any) -> None:
+    def attempt_finished(self, event: AttemptEvent) -> None:
         return None
 
-    def call_finished(self, outcome: Any) -> None:
+    def call_finished(self, outcome: CallOutcome) -> None:
         tokens = caller_tokens(outcome)
         if tokens is not None:
             self.count(tokens)

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.storage import EtagTable
 
 from ._types import Counts, UsageKey
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
 
 __all__ = ["InMemoryUsageStore", "TableUsageStore", "UsageStore"]
 
@@ -77,7 +80,7 @@ class TableUsageStore:
     """Usage rows in an Azure Storage table (created on first use). ``client`` is an async
     ``azure.data.tables.aio.TableClient``, built by the composition root (``shared.runtime``)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: TableClient) -> None:
         self._rows = EtagTable(client)
 
     async def write(self, instance: str, rows: Mapping[UsageKey, Counts]) -> None:

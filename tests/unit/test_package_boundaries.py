@@ -313,10 +313,10 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("api", "runtime"),  # the surfaces: every HTTP route; the composition root
     ("batchlane",),  # a plug-in of the backlog
     ("jobs", "ops", "callerlimits"),  # the capabilities
-    ("responses",),  # stored responses: affinity, and a job's Responses create
+    ("responses", "usage", "telemetry"),  # on the access layer: its calls, or its observer seam
     ("aoai",),  # the access layer
-    ("pacing", "usage"),
-    ("telemetry", "storage", "servicebus"),
+    ("pacing",),
+    ("storage", "servicebus"),
     ("_tables",),
     ("credentials", "settings"),
 )

@@ -10,9 +10,8 @@ from shared.aoai import (
     ChatRequest,
     EmbeddingsRequest,
     FailureKind,
-    RequestTooLarge,
-    TooManyInputs,
 )
+from shared.aoai._exceptions import RequestTooLarge, TooManyInputs
 
 from ._helpers import chat, ctx
 

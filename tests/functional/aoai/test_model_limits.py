@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.aoai import BadRequest, OutputLimitExceeded
+from shared.aoai import BadRequest
+from shared.aoai._exceptions import OutputLimitExceeded
 
 from ._helpers import chat, chat_requests, ctx
 

@@ -97,14 +97,14 @@ async def test_usage_of_plain_and_streamed_responses(sim) -> None:
 
 async def test_caller_limits_apply_to_creates(sim) -> None:
     """Per-caller TPM (GATEWAY_CALLER_LIMITS) refuses a Responses create as it refuses chat."""
-    from shared.callerlimits import CallerLimitedGateway, CallerLimiter, InMemoryWindowStore
+    from shared.callerlimits import CallerLimiter, InMemoryWindowStore
     from shared.settings import CallerLimits
 
     settings = settings_for_sim(sim)
     limits = CallerLimits.model_validate({"default": {"tpm": 300}})
-    async with Gateway(settings) as inner:
-        quotas = CallerLimiter(limits, InMemoryWindowStore())
-        services = _Services(settings, CallerLimitedGateway(inner, quotas))  # type: ignore[arg-type]
+    quotas = CallerLimiter(limits, InMemoryWindowStore())
+    async with Gateway(settings, admission=quotas) as gateway:
+        services = _Services(settings, gateway)
         body = {"model": "gpt-4o", "input": "hello", "max_output_tokens": 200}
         assert (await _create(services, body)).status_code == 200
         refused = await _create(services, body)

@@ -4,8 +4,9 @@ import httpx2
 import openai
 import pytest
 
-from shared.aoai import AuthFailed, BadRequest, ContentFiltered, FailureKind, LocalFailure
+from shared.aoai import AuthFailed, BadRequest, ContentFiltered, FailureKind
 from shared.aoai._classify import FailureAction, classify
+from shared.aoai._exceptions import LocalFailure
 
 COOLDOWN, CIRCUIT, RAISE = FailureAction.COOLDOWN, FailureAction.CIRCUIT, FailureAction.RAISE
 SKIP_CREDENTIALS, SKIP_DEPLOYMENT = FailureAction.SKIP_CREDENTIALS, FailureAction.SKIP_DEPLOYMENT

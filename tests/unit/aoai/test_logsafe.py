@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import logging
 
-from shared.aoai import CallContext, log_safe
+from shared.aoai import CallContext
+from shared.aoai._logsafe import log_safe
 from shared.aoai._observers import CallLog, CallOutcome
 
 

@@ -6,14 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from aoai_sim import _text
-from shared.batchlane import (
-    BatchLane,
-    batch_targets,
-    enqueued_tokens,
-    jsonl_lines,
-    outcome_of,
-    request_line,
-)
+from shared.batchlane import BatchLane, batch_targets
+from shared.batchlane._lines import enqueued_tokens, jsonl_lines, outcome_of, request_line
 from shared.jobs import JobMessage
 from shared.settings import GatewaySettings, load_backlog_settings
 
@@ -165,8 +159,8 @@ def test_an_output_line_that_cannot_be_read_fails_its_own_job_only():
 
 
 def test_a_batch_id_is_its_member_set():
-    from shared.batchlane import PendingJob
     from shared.batchlane._lane import _batch_ref
+    from shared.batchlane._store import PendingJob
 
     def pending(*ids: str) -> list[PendingJob]:
         return [PendingJob(i, "gpt-4o", "{}", 1, 1, 0.0) for i in ids]

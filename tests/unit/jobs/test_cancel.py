@@ -1,5 +1,6 @@
 """The cancel transition: which states may end ``cancelled``, exactly one terminal state when a
-cancel races a finish (the real ``TableJobStore`` on Azurite), the reply it sends, and the HTTP
+cancel races a finish (on ``InMemoryJobStore``, which passes the table store's contract
+suite), the reply it sends, and the HTTP
 mapping of ``POST /api/v1/jobs/{id}/cancel``."""
 
 from __future__ import annotations
@@ -9,16 +10,14 @@ import json
 from types import SimpleNamespace
 
 import pytest
-import pytest_asyncio
 from starlette.requests import Request
 
 from shared.api import cancel_job as cancel_endpoint
-from shared.jobs import JobMessage, JobNotCancellable, JobServices, TableJobStore, Terminal
+from shared.jobs import InMemoryJobStore, JobMessage, JobNotCancellable, JobServices, Terminal
 from shared.jobs._cancel import cancel_job
 from shared.jobs._conclude import _reply_of
 from shared.jobs._contract import scoped_job_id
 from shared.jobs._records import CANCELLABLE, TERMINAL, TRANSITIONS, JobRecord
-from shared.storage import expand_dev_connection
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 
@@ -47,23 +46,13 @@ def test_the_reply_of_a_cancelled_job_says_cancelled_with_the_error():
     assert reply.result is None
 
 
-@pytest_asyncio.fixture
-async def services(azurite, unique_name):
-    from azure.data.tables.aio import TableClient
-
-    tables = []
-
+@pytest.fixture
+def services():
     def make():
-        table = TableClient.from_connection_string(
-            expand_dev_connection(azurite.connection_string), table_name=unique_name("jobs")
-        )
-        tables.append(table)
-        store = TableJobStore(table, None)  # type: ignore[arg-type]  # no large results here
+        store = InMemoryJobStore()  # the table store's twin: tests/functional/jobs/test_store.py
         return JobServices(settings=None, gateway=None, store=store, bus=None, parking=None)  # type: ignore[arg-type]
 
-    yield make
-    for table in tables:
-        await table.close()
+    return make
 
 
 async def _job(svc: JobServices, status: str) -> str:
