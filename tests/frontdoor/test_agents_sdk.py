@@ -14,7 +14,6 @@ SDK would otherwise export traces to OpenAI's servers."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +22,6 @@ import pytest
 
 from tests.frontdoor.conftest import CHAT, FUNCTION_KEY, FrontDoor, start_frontdoor
 
-os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")  # read once, when tracing starts
 agents = pytest.importorskip("agents", reason="openai-agents is not installed")
 
 ALIAS = "gpt-4o"
@@ -33,6 +31,7 @@ CITY = "Oslo"
 @pytest.fixture(scope="module")
 def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoor]:
     with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("OPENAI_AGENTS_DISABLE_TRACING", "1")  # read when tracing first starts
         front = start_frontdoor(tmp_path_factory.mktemp("agents"), monkeypatch)
         try:
             yield front
