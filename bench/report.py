@@ -535,9 +535,59 @@ def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
             f"(hedge threshold {slow['threshold_s']} s).",
             "",
         ]
+    stored = r.get("stored_state")
+    if stored:
+        lines += _failover_stored(stored)
     if "failover" in images:
         lines += [f"![failover latency]({images['failover']})", ""]
     return lines
+
+
+def _failover_stored(s: dict[str, Any]) -> list[str]:
+    """The Responses API conversations with stored state, apart from the chat figures above."""
+    lines = ["### Conversations with stored state (Responses API)", ""]
+    if "error" in s:
+        return lines + [f"Not measured: {s['error']}.", ""]
+    c, f, cfg = s["continuations"], s["free_to_fail_over"], s["setup"]
+    lines += [
+        f"The gateway as the dev server (the Responses API is served by its HTTP layer), same "
+        f"regions, circuit settings and timeline as above, default timeouts, against a simulator "
+        f"of its own whose regions each store their own responses (an id from the other region "
+        f"is a 404 there, as in Azure). {cfg['conversations']} callers hold conversations of up "
+        f"to {cfg['turns']} turns ({cfg['think_s']:g} s apart), each continuing the last answer "
+        "with `previous_response_id`; refused with `response_region_unavailable`, half of them "
+        f"start over (a new conversation, free to fail over) and half wait {cfg['retry_wait_s']:g} s "
+        f"and send the same turn again. {cfg['stateless_callers']} more callers send `store: false` "
+        "requests with the full input. The region that served each answer is read from its "
+        "`x-gateway-region` header; the holding region counts as down from the faults' start "
+        f"until it serves again ({s['primary_serves_again_s']} s after they end).",
+        "",
+    ]
+    rows = [
+        [kind, s["requests"][kind], _kinds(s["errors_by_kind"].get(kind, {}))]
+        for kind in ("first", "continuation", "stateless")
+    ]
+    lines += _table(["requests", "sent", "errors by kind"], rows)
+    lines += [
+        f"Continuations: {c['served']} served, {c['served_elsewhere']} of them by a region other "
+        f"than the one holding the conversation; {c['while_home_down']} sent while their region "
+        f"was down, {c['expected_region_unavailable']} of them answered `503 "
+        f"response_region_unavailable` (expected: only that region holds the state; p50 "
+        f"{_fmt(c['region_unavailable_p50_ms'])} ms, slowest {_fmt(c['region_unavailable_worst_ms'])} "
+        f"ms), {c['unexpected_errors']} other errors ({_kinds(c['unexpected_by_kind'])}); "
+        f"{c['resumed']} retried turns served by their region once it was back; "
+        f"{c['on_secondary_after_failback']} turns of conversations held by the secondary served "
+        "there after the primary was back (the router preferring the primary again). Requests "
+        f"free to fail over (`store: false`, first turns): {f['errors_during_faults']} errors of "
+        f"{f['calls_during_faults']} during the faults, {f['served_by_secondary_during_faults']} "
+        "served by the secondary.",
+        "",
+    ]
+    return lines
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "none"
 
 
 def _scaleout(r: dict[str, Any], images: dict[str, str]) -> list[str]:
