@@ -180,9 +180,11 @@ async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
         "gateway": call_gateway,
         "gateway_json": call_gateway_json,
         "sdk_dated": call_dated,
-        "litellm": call_litellm,
+        # before litellm: the arm after it (cyclically, ``sdk``) pays for the background work
+        # LiteLLM leaves behind, so new arms go where they do not change who follows it
         "sdk_raw_responses": call_raw_responses,
         "gateway_responses": call_gateway_responses,
+        "litellm": call_litellm,
     }
     try:
         samples = await _timed_rounds(arms, rounds, warmup=min(100, rounds), budget=budget)
