@@ -15,7 +15,7 @@ chat contenders (healthy -> reset -> hang -> recovered). Callers use the openai 
 
 * ``CONVERSATIONS`` callers each hold a conversation of up to ``TURNS`` turns: the first without
   ``previous_response_id`` (routed, free to fail over), each later one continuing the last
-  answer. A turn refused with ``response_region_unavailable`` is handled as the error's message
+  answer (all of them non-streaming requests). A turn refused with ``response_region_unavailable`` is handled as the error's message
   suggests, both ways: half the callers start over with a new conversation (which fails over),
   the other half wait ``RETRY_WAIT_S`` and send the same turn again until its region is back
   (``resumed``: the retried turns served there afterwards). Any other failure ends the

@@ -555,7 +555,7 @@ def _failover_stored(s: dict[str, Any]) -> list[str]:
         f"of its own whose regions each store their own responses (an id from the other region "
         f"is a 404 there, as in Azure). {cfg['conversations']} callers hold conversations of up "
         f"to {cfg['turns']} turns ({cfg['think_s']:g} s apart), each continuing the last answer "
-        "with `previous_response_id`; refused with `response_region_unavailable`, half of them "
+        "with `previous_response_id` (non-streaming requests); refused with `response_region_unavailable`, half of them "
         f"start over (a new conversation, free to fail over) and half wait {cfg['retry_wait_s']:g} s "
         f"and send the same turn again. {cfg['stateless_callers']} more callers send `store: false` "
         "requests with the full input. The region that served each answer is read from its "
