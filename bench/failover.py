@@ -29,6 +29,11 @@ the full run: ~70 tokens at 0.9 s each): it completes in one attempt.
 Requests sent to the dead region are the primary's reset + hang counts from ``/_sim/stats``;
 time to fail back is from the faults' end to the primary's next served request (``/_sim/stats``
 polled every ``SAMPLE_S``).
+
+``stored_state`` (``_stored_failover``): Responses API conversations continued with
+``previous_response_id`` through the dev server over the same timeline, reported apart: their
+errors by kind (``response_region_unavailable`` while the region holding them is down is expected),
+that none was served by another region, and that requests without stored state kept failing over.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from typing import Any
 
 from ._harness import Budget, SimProcess, gateway_regions, percentile, quiet_gateway_logs
 from ._peers import litellm_router, v1_sdk
+from ._stored_failover import stored_state, stored_state_line, stored_state_targets
 
 __all__ = ["run"]
 
@@ -329,6 +335,18 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
     print(f"  failover long generation: {long_generation}", flush=True)
     slow_restart = _slow_restart()
     print(f"  failover slow restart: {slow_restart}", flush=True)
+    try:
+        stored = stored_state(
+            phases,
+            deployment=DEPLOYMENT,
+            threshold=THRESHOLD,
+            cooloff_s=COOLOFF_S,
+            sample_s=SAMPLE_S,
+            latency=latency,
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded; a miss in the targets
+        stored = {"error": f"{type(exc).__name__}: {exc}"}
+    print(f"  failover {stored_state_line(stored)}", flush=True)
     result: dict[str, Any] = {
         "name": "failover",
         "quick": quick,
@@ -346,10 +364,16 @@ def _run(quick: bool, started: float) -> dict[str, Any]:
         "contenders": contenders,
         "long_generation": long_generation,
         "slow_restart": slow_restart,
+        "stored_state": stored,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     result["targets"] = _targets(contenders.get("gateway", {}), long_generation, slow_restart)
-    result["summary"] = "failover: " + "; ".join(f"{n} {_line(c)}" for n, c in contenders.items())
+    result["targets"] += stored_state_targets(stored)
+    result["summary"] = (
+        "failover: "
+        + "; ".join(f"{n} {_line(c)}" for n, c in contenders.items())
+        + f"; {stored_state_line(stored)}"
+    )
     return result
 
 

@@ -17,10 +17,21 @@ call per arm per round, the order rotated each round (``interleaved_rounds``):
                  ``sdk_raw``; ``gateway - gateway_json`` is what streaming upstream costs
 * ``sdk_dated``  ``AsyncAzureOpenAI(...).chat.completions.create`` (dated API, what LiteLLM's azure/ uses)
 * ``litellm``    ``Router.acompletion`` over the same deployment (dated API)
+* ``sdk_raw_responses`` the raw ``post("/responses")`` + ``json()`` (the Responses API, stored)
+* ``gateway_responses`` ``Gateway.call_deployment("responses", ...)`` with the JSON sender: the call
+                 loop the gateway's Responses route runs for a create without stored-state
+                 references, so ``gateway_responses - sdk_raw_responses`` is the layer's own work there
 
 Full HTTP path (separate processes): the caller's ``AsyncOpenAI`` pointed at the dev server
 (``/api/v1``) against the same client pointed straight at the simulator; non-streaming latency
-and, for ``stream=True``, time to the first content chunk.
+and, for ``stream=True``, time to the first content chunk. The Responses API arm runs in the same
+interleaved rounds: ``client.responses.create`` (stored, the default, so the gateway records where
+each response lives) through the dev server against the same call straight at the simulator, and
+for ``stream=True`` the time to the first ``response.output_text.delta``. Its target compares it
+with the chat arm of the same rounds (``RESPONSES_MARGIN_MS``): the Responses route runs the same
+call loop as chat plus the affinity record (in memory on the dev server; a Table write in Azure,
+not measured here), so it should cost no more than chat's route on this machine and run plus a
+small margin; an absolute figure would say more about the machine's load than about the route.
 """
 
 from __future__ import annotations
@@ -51,6 +62,9 @@ MESSAGES = [{"role": "user", "content": "Say hello in five words."}]
 MAX_TOKENS = 8
 TARGET_P50_MS = 0.3
 TARGET_P99_MS = 1.0
+RESPONSES_INPUT = "Say hello in five words."
+RESPONSES_MAX_OUTPUT = 16  # the Responses API's minimum
+RESPONSES_MARGIN_MS = 1.0  # HTTP path: the Responses route may add this much more than chat's
 _UNLIMITED = 10**9
 
 Call = Callable[[], Awaitable[Any]]
@@ -140,6 +154,25 @@ async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
     async def call_litellm() -> Any:
         return await router.acompletion(model=ALIAS, messages=MESSAGES, max_tokens=MAX_TOKENS)
 
+    responses_body = {"input": RESPONSES_INPUT, "max_output_tokens": RESPONSES_MAX_OUTPUT}
+
+    async def call_raw_responses() -> Any:
+        body = {"model": DEPLOYMENT, **responses_body}
+        response = await raw.post("/responses", body=body, cast_to=httpx2.Response)
+        return response.json()
+
+    async def call_gateway_responses() -> Any:
+        value, _ = await gateway.call_deployment(
+            "responses",
+            ALIAS,
+            path="/responses",
+            body={"model": ALIAS, **responses_body},
+            send=gateway.senders.json,
+            cost=RESPONSES_MAX_OUTPUT + len(RESPONSES_INPUT) // 4 + 1,
+            ctx=CallContext(correlation_id=uuid.uuid4().hex),
+        )
+        return value
+
     arms = {
         "sdk": call_sdk,
         "sdk_raw": call_raw,
@@ -147,6 +180,10 @@ async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
         "gateway": call_gateway,
         "gateway_json": call_gateway_json,
         "sdk_dated": call_dated,
+        # before litellm: the arm after it (cyclically, ``sdk``) pays for the background work
+        # LiteLLM leaves behind, so new arms go where they do not change who follows it
+        "sdk_raw_responses": call_raw_responses,
+        "gateway_responses": call_gateway_responses,
         "litellm": call_litellm,
     }
     try:
@@ -166,6 +203,9 @@ async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
         "stream_upstream_cost": added_latency(samples["gateway_json"], samples["gateway"]),
         "litellm_vs_sdk_dated": added_latency(samples["sdk_dated"], samples["litellm"]),
         "litellm_vs_sdk": added_latency(samples["sdk"], samples["litellm"]),
+        "gateway_responses_vs_sdk_raw_responses": added_latency(
+            samples["sdk_raw_responses"], samples["gateway_responses"]
+        ),
         "litellm_version": litellm_version(),
         "sim_requests": stats.get("requests"),
         "sim_non_200": {k: v for k, v in (stats.get("by_status") or {}).items() if k != "200"},
@@ -199,6 +239,31 @@ async def _http(
 
         return call
 
+    def respond(client: Any, model: str) -> Call:
+        async def call() -> Any:
+            return await client.responses.create(
+                model=model, input=RESPONSES_INPUT, max_output_tokens=RESPONSES_MAX_OUTPUT
+            )
+
+        return call
+
+    def respond_first_delta(client: Any, model: str) -> Call:
+        async def call() -> Any:
+            stream = await client.responses.create(
+                model=model,
+                input=RESPONSES_INPUT,
+                max_output_tokens=RESPONSES_MAX_OUTPUT,
+                stream=True,
+            )
+            try:
+                async for event in stream:
+                    if event.type == "response.output_text.delta":
+                        return
+            finally:
+                await stream.close()
+
+        return call
+
     def ttft(client: Any, model: str) -> Call:
         async def call() -> Any:
             stream = await client.chat.completions.create(
@@ -213,10 +278,23 @@ async def _http(
 
     try:
         plain = await _timed_rounds(
-            {"direct": chat(direct, DEPLOYMENT), "devserver": chat(via, ALIAS)}, rounds, 30, budget
+            {
+                "direct": chat(direct, DEPLOYMENT),
+                "devserver": chat(via, ALIAS),
+                "responses_direct": respond(direct, DEPLOYMENT),
+                "responses_devserver": respond(via, ALIAS),
+            },
+            rounds,
+            30,
+            budget,
         )
         streams = await _timed_rounds(
-            {"direct": ttft(direct, DEPLOYMENT), "devserver": ttft(via, ALIAS)},
+            {
+                "direct": ttft(direct, DEPLOYMENT),
+                "devserver": ttft(via, ALIAS),
+                "responses_direct": respond_first_delta(direct, DEPLOYMENT),
+                "responses_devserver": respond_first_delta(via, ALIAS),
+            },
             stream_rounds,
             10,
             budget,
@@ -231,6 +309,10 @@ async def _http(
         "stream_rounds": len(streams["direct"]),
         "ttft_ms": {name: summarize(v) for name, v in streams.items()},
         "ttft_added": added_latency(streams["direct"], streams["devserver"]),
+        "responses_added": added_latency(plain["responses_direct"], plain["responses_devserver"]),
+        "responses_first_delta_added": added_latency(
+            streams["responses_direct"], streams["responses_devserver"]
+        ),
     }
 
 
@@ -256,7 +338,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         try:
             with DevServer(_gateway_env(sim)) as dev:
                 result["http"] = asyncio.run(
-                    _http(sim, dev, http_rounds, stream_rounds, Budget(40 if quick else 150))
+                    _http(sim, dev, http_rounds, stream_rounds, Budget(80 if quick else 300))
                 )
         except Exception as exc:  # noqa: BLE001 - reported, the other parts still count
             result["http"] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -272,6 +354,7 @@ def _targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     for key, label in (
         ("gateway_vs_sdk_raw_stream", "default path, vs the same streamed SDK transport"),
         ("gateway_json_vs_sdk_raw", "stream_upstream off, vs the same JSON SDK transport"),
+        ("gateway_responses_vs_sdk_raw_responses", "Responses API, vs the same JSON SDK transport"),
     ):
         added = core[key]
         out += [
@@ -299,6 +382,39 @@ def _targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             "met": core["rounds"] >= 2000,
         }
     )
+    return out + responses_http_targets(result.get("http", {}))
+
+
+def responses_http_targets(http: dict[str, Any]) -> list[dict[str, Any]]:
+    """The HTTP path's Responses arm against the chat arm of the same interleaved rounds: what
+    the Responses route adds (p50, and the first text delta of a stream) may exceed what the chat
+    route adds by at most ``RESPONSES_MARGIN_MS``. Not measured is a miss, never a pass."""
+    rows = (
+        ("added p50", "responses_added", "added"),
+        ("first text delta added p50 (stream)", "responses_first_delta_added", "ttft_added"),
+    )
+    out = []
+    for what, key, chat_key in rows:
+        mine, chat = http.get(key), http.get(chat_key)
+        label = f"HTTP path, Responses API: {what}, minus chat's in the same rounds"
+        target = f"<= {RESPONSES_MARGIN_MS} ms"
+        if not mine or not chat:
+            why = http.get("error", "no Responses arm in this run")
+            measured = f"not measured ({why})"[:120]
+            out.append(
+                {"what": label, "target": target, "measured": measured, "unit": "", "met": False}
+            )
+            continue
+        excess = round(mine["p50"] - chat["p50"], 3)
+        out.append(
+            {
+                "what": label,
+                "target": target,
+                "measured": excess,
+                "unit": f"ms (Responses +{mine['p50']:.3f}, chat +{chat['p50']:.3f})",
+                "met": excess <= RESPONSES_MARGIN_MS,
+            }
+        )
     return out
 
 
@@ -324,4 +440,16 @@ def _summary(result: dict[str, Any]) -> str:
         )
     elif "error" in http:
         line += f"; HTTP path not measured ({http['error'][:80]})"
+    resp = core.get("gateway_responses_vs_sdk_raw_responses")
+    if resp:
+        line += (
+            f"; Responses API: core adds p50 {resp['p50']:+.3f} ms / p99 {resp['p99']:+.3f} ms "
+            "over the same JSON transport"
+        )
+    if "responses_added" in http:
+        ra, rd = http["responses_added"], http["responses_first_delta_added"]
+        line += (
+            f", HTTP path adds p50 {ra['p50']:+.3f} ms / p99 {ra['p99']:+.3f} ms, "
+            f"first text delta +{rd['p50']:.3f} ms p50"
+        )
     return line

@@ -227,7 +227,14 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         "`gateway` = `Gateway.chat` with default settings, incl. building the `ChatRequest`; `gateway_json` = the same "
         "with `GATEWAY_STREAM_UPSTREAM=false`; `sdk_dated` = `AsyncAzureOpenAI` (dated API); "
         f"`litellm` = LiteLLM {core.get('litellm_version')} `Router.acompletion`, same deployment, dated API. "
-        "Logging at Python's default level (the gateway's per-call INFO record is not emitted).",
+        + (
+            'The Responses API: `sdk_raw_responses` = the raw `post("/responses")` + `json()` (stored, '
+            "the default); `gateway_responses` = the call loop the gateway's Responses route runs for a "
+            "create without stored-state references (`Gateway.call_deployment`, JSON upstream). "
+            if "gateway_responses_vs_sdk_raw_responses" in core
+            else ""
+        )
+        + "Logging at Python's default level (the gateway's per-call INFO record is not emitted).",
         "",
     ]
     rows = [[arm, s["p50"], s["p90"], s["p99"], s["mean"]] for arm, s in core["latency_ms"].items()]
@@ -246,6 +253,13 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         ["litellm vs sdk_dated (same API style)", core["litellm_vs_sdk_dated"]],
         ["litellm vs sdk", core["litellm_vs_sdk"]],
     ]
+    if "gateway_responses_vs_sdk_raw_responses" in core:
+        added.append(
+            [
+                "gateway_responses vs sdk_raw_responses (the layer's own work, Responses API)",
+                core["gateway_responses_vs_sdk_raw_responses"],
+            ]
+        )
     lines += _table(
         [
             "added latency",
@@ -282,8 +296,8 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
     if "added" in http:
         lines += [
             f"Full HTTP path: the caller's `AsyncOpenAI` pointed at the dev server (`/api/v1`, separate process, "
-            f"uvicorn) vs the same client straight at the simulator; {http['rounds']} interleaved pairs, and "
-            f"{http['stream_rounds']} pairs of streams timed to the first content chunk.",
+            f"uvicorn) vs the same client straight at the simulator; {http['rounds']} interleaved rounds (each "
+            f"arm once per round), and {http['stream_rounds']} rounds of streams timed to the first content chunk.",
             "",
         ]
         rows = [
@@ -300,10 +314,48 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
             ],
             ["**TTFT added**", http["ttft_added"]["p50"], http["ttft_added"]["p99"]],
         ]
+        if "responses_added" in http:
+            rows += _responses_http_rows(http)
         lines += _table(["HTTP path", "p50 ms", "p99 ms"], rows)
+        if "responses_added" in http:
+            lines += [
+                "The Responses API rows come from the same interleaved rounds as the chat rows: "
+                "`client.responses.create` (stored, the default, so the gateway records where each "
+                "response lives; in memory on the dev server, a Table write in Azure that this does "
+                "not measure) and, streamed, the time to the first `response.output_text.delta`. "
+                "Its target is relative to the chat rows of the same rounds (the same call loop "
+                "plus the affinity record), since on a shared machine an absolute figure measures "
+                "the load more than the route.",
+                "",
+            ]
     else:
         lines += [f"Full HTTP path: not measured — {http.get('error', 'no result')}.", ""]
     return lines
+
+
+def _responses_http_rows(http: dict[str, Any]) -> list[list[Any]]:
+    lat, first = http["latency_ms"], http["ttft_ms"]
+    return [
+        ["Responses latency, direct", *[lat["responses_direct"][k] for k in ("p50", "p99")]],
+        [
+            "Responses latency, through dev server",
+            *[lat["responses_devserver"][k] for k in ("p50", "p99")],
+        ],
+        ["**Responses added**", http["responses_added"]["p50"], http["responses_added"]["p99"]],
+        [
+            "Responses first text delta, direct",
+            *[first["responses_direct"][k] for k in ("p50", "p99")],
+        ],
+        [
+            "Responses first text delta, through dev server",
+            *[first["responses_devserver"][k] for k in ("p50", "p99")],
+        ],
+        [
+            "**Responses first text delta added**",
+            http["responses_first_delta_added"]["p50"],
+            http["responses_first_delta_added"]["p99"],
+        ],
+    ]
 
 
 def _drain(r: dict[str, Any], images: dict[str, str]) -> list[str]:
@@ -483,9 +535,59 @@ def _failover(r: dict[str, Any], images: dict[str, str]) -> list[str]:
             f"(hedge threshold {slow['threshold_s']} s).",
             "",
         ]
+    stored = r.get("stored_state")
+    if stored:
+        lines += _failover_stored(stored)
     if "failover" in images:
         lines += [f"![failover latency]({images['failover']})", ""]
     return lines
+
+
+def _failover_stored(s: dict[str, Any]) -> list[str]:
+    """The Responses API conversations with stored state, apart from the chat figures above."""
+    lines = ["### Conversations with stored state (Responses API)", ""]
+    if "error" in s:
+        return lines + [f"Not measured: {s['error']}.", ""]
+    c, f, cfg = s["continuations"], s["free_to_fail_over"], s["setup"]
+    lines += [
+        f"The gateway as the dev server (the Responses API is served by its HTTP layer), same "
+        f"regions, circuit settings and timeline as above, default timeouts, against a simulator "
+        f"of its own whose regions each store their own responses (an id from the other region "
+        f"is a 404 there, as in Azure). {cfg['conversations']} callers hold conversations of up "
+        f"to {cfg['turns']} turns ({cfg['think_s']:g} s apart), each continuing the last answer "
+        "with `previous_response_id` (non-streaming requests); refused with `response_region_unavailable`, half of them "
+        f"start over (a new conversation, free to fail over) and half wait {cfg['retry_wait_s']:g} s "
+        f"and send the same turn again. {cfg['stateless_callers']} more callers send `store: false` "
+        "requests with the full input. The region that served each answer is read from its "
+        "`x-gateway-region` header; the holding region counts as down from the faults' start "
+        f"until it serves again ({s['primary_serves_again_s']} s after they end).",
+        "",
+    ]
+    rows = [
+        [kind, s["requests"][kind], _kinds(s["errors_by_kind"].get(kind, {}))]
+        for kind in ("first", "continuation", "stateless")
+    ]
+    lines += _table(["requests", "sent", "errors by kind"], rows)
+    lines += [
+        f"Continuations: {c['served']} served, {c['served_elsewhere']} of them by a region other "
+        f"than the one holding the conversation; {c['while_home_down']} sent while their region "
+        f"was down, {c['expected_region_unavailable']} of them answered `503 "
+        f"response_region_unavailable` (expected: only that region holds the state; p50 "
+        f"{_fmt(c['region_unavailable_p50_ms'])} ms, slowest {_fmt(c['region_unavailable_worst_ms'])} "
+        f"ms), {c['unexpected_errors']} other errors ({_kinds(c['unexpected_by_kind'])}); "
+        f"{c['resumed']} retried turns served by their region once it was back; "
+        f"{c['on_secondary_after_failback']} turns of conversations held by the secondary served "
+        "there after the primary was back (the router preferring the primary again). Requests "
+        f"free to fail over (`store: false`, first turns): {f['errors_during_faults']} errors of "
+        f"{f['calls_during_faults']} during the faults, {f['served_by_secondary_during_faults']} "
+        "served by the secondary.",
+        "",
+    ]
+    return lines
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "none"
 
 
 def _scaleout(r: dict[str, Any], images: dict[str, str]) -> list[str]:

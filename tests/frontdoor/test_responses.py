@@ -287,6 +287,38 @@ def test_azure_openai_client(fresh: FrontDoor, version: str, where: str) -> None
     assert missing.value.body["code"] == "404"  # type: ignore[index]
 
 
+@pytest.mark.parametrize("version", ["preview", "v1"])
+@pytest.mark.parametrize("where", ["gateway", "simulator"])
+def test_azure_openai_client_on_the_v1_endpoint(fresh: FrontDoor, version: str, where: str) -> None:
+    """AzureOpenAI with ``base_url=.../openai/v1/`` (the v1 endpoint, as Microsoft's v1 samples
+    build it, with ``api_version="preview"``; or ``v1``): create, continue, stream, retrieve,
+    input items, delete, on the gateway as on the simulator."""
+    target = fresh.gateway if where == "gateway" else fresh.simulator
+    client = openai.AzureOpenAI(
+        base_url=target.azure_v1_base_url,
+        api_version=version,
+        max_retries=0,
+        timeout=30,
+        **target.openai_kwargs(),
+    )
+    first = client.responses.create(model=CHAT, input="Tell me about gateways")
+    second = client.responses.create(model=CHAT, input="More?", previous_response_id=first.id)
+    assert second.previous_response_id == first.id
+    events = list(
+        client.responses.create(
+            model=CHAT, input="Stream it", previous_response_id=second.id, stream=True
+        )
+    )
+    assert events[-1].type == "response.completed"
+    third = events[-1].response
+    assert third.previous_response_id == second.id
+    assert client.responses.retrieve(third.id).output_text == third.output_text
+    assert [i.type for i in client.responses.input_items.list(second.id).data] == ["message"]
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+
+
 def test_function_tool_loop_through_the_gateway(fresh: FrontDoor) -> None:
     """A one-tool agent loop as the Agents SDK runs it: the model calls the tool, the tool's
     output goes back with previous_response_id (on the same region), the model answers."""

@@ -120,6 +120,7 @@ def test_a_failed_over_call_is_one_span_with_a_child_per_attempt_sent():
         ATTR.INPUT_TOKENS: 11,
         ATTR.OUTPUT_TOKENS: 7,
         ATTR.FINISH_REASONS: ("stop",),
+        ATTR.OPENAI_API_TYPE: "chat_completions",
     }
     assert [e.name for e in top.events] == ["gateway.skipped"]
     assert top.end_time - top.start_time == 250_000_000

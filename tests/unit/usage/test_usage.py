@@ -159,6 +159,7 @@ def test_the_report_sums_groups_and_prices_them():
         "input_tokens": 2_000_000,
         "cached_input_tokens": 500_000,
         "output_tokens": 100_000,
+        "reasoning_output_tokens": 0,
         "total_tokens": 2_100_000,
         "cost": 3.3,
         "unpriced_tokens": 0,
@@ -173,10 +174,10 @@ def test_the_report_sums_groups_and_prices_them():
     ]
     lines = to_csv(report, ["caller"]).splitlines()
     assert lines[0] == (
-        "caller,requests,input_tokens,cached_input_tokens,output_tokens,total_tokens,cost,"
-        "unpriced_tokens"
+        "caller,requests,input_tokens,cached_input_tokens,output_tokens,reasoning_output_tokens,"
+        "total_tokens,cost,unpriced_tokens"
     )
-    assert lines[1].startswith("key:a,3,2000000,500000,100000,2100000,3.3,0")
+    assert lines[1].startswith("key:a,3,2000000,500000,100000,0,2100000,3.3,0")
 
 
 REGION = {
