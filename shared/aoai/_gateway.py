@@ -105,6 +105,7 @@ class Gateway:
             first_byte_s=settings.first_byte_timeout_s,
             idle_s=settings.idle_timeout_s,
             max_response_bytes=settings.max_response_bytes,
+            stream_upstream=settings.stream_upstream,
         )
         self._loop = CallLoop(
             settings,
@@ -395,6 +396,7 @@ class Gateway:
         ctx: CallContext,
         usage: Callable[[T], Usage | None] | None = None,
         report_at_end: bool = False,
+        hedge: bool = True,
     ) -> tuple[T, CallResult]:
         """One call of an operation with no typed method here (the Responses API) through the
         call loop: ``target`` an alias (routed over its deployments, with failover), or a
@@ -404,7 +406,9 @@ class Gateway:
         when it ends instead (``report_at_end``: the caller then calls ``call_ended``).
         A Responses API create (``operation`` "responses") is admitted at ``cost`` (a
         continuation pinned to a deployment counts against the alias in its body); reads,
-        deletions and cancellations are not."""
+        deletions and cancellations are not. ``hedge=False``: a JSON create, whose headers
+        come only with the whole answer (no first byte to hedge on); a pinned call is never
+        hedged."""
         if self._admission is not None and operation == "responses":
             admitted = target if isinstance(target, str) else str(body.get("model") or "")
             if admitted in self._router.tiers:
@@ -434,7 +438,8 @@ class Gateway:
                 call=call,
                 lane=ctx.lane,
                 on_attempt=self._attempt_observer(operation, ctx, alias),
-                hedge=isinstance(target, str),  # pinned to the deployment storing it: never hedged
+                # Pinned to the deployment storing it: never hedged.
+                hedge=hedge and isinstance(target, str),
             )
             result = call_result(
                 alias=alias,

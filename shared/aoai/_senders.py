@@ -118,6 +118,7 @@ class Senders:
         "_max_bytes",
         "_response_type",
         "_stream_type",
+        "_stream_upstream",
     )
 
     def __init__(
@@ -126,6 +127,7 @@ class Senders:
         first_byte_s: float | None = None,
         idle_s: float | None = None,
         max_response_bytes: int = _DEFAULT_MAX_RESPONSE_BYTES,
+        stream_upstream: bool = True,
     ) -> None:
         import httpx2
         from openai import AsyncStream
@@ -136,6 +138,7 @@ class Senders:
         self._idle_s = idle_s
         self._max_bytes = max_response_bytes
         self._capped = _capped_stream_type(httpx2.AsyncByteStream)
+        self._stream_upstream = stream_upstream
 
     def _cap(self, response: Any) -> None:
         """Read ``response`` through the byte cap (before anything reads its body)."""
@@ -151,6 +154,12 @@ class Senders:
     @property
     def idle_s(self) -> float | None:
         return self._idle_s
+
+    @property
+    def stream_upstream(self) -> bool:
+        """Whether non-streaming generations are sent upstream as streams (``stream_upstream``):
+        chat's through ``assembled``, the Responses API's through ``shared.responses``."""
+        return self._stream_upstream
 
     @property
     def response_type(self) -> type[Any]:

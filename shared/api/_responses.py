@@ -123,6 +123,23 @@ def _relaying(send: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
     return wrapped
 
 
+def _create_sender(gateway: Gateway, body: Mapping[str, Any]) -> tuple[Any, bool]:
+    """How a create is sent, and whether it may be hedged. ``stream: true``: the caller's stream.
+    Otherwise as a stream answered with its final response object
+    (``shared.responses.streamed_create``: the first-byte and idle deadlines apply, as for a
+    non-streaming chat), or as JSON for ``background: true`` (answered ``queued`` at once) and
+    when ``stream_upstream`` is off; a JSON answer's headers come only with the whole answer,
+    so there is no first byte to hedge on."""
+    from shared.responses import streamed_create
+
+    senders = gateway.senders
+    if body.get("stream") is True:
+        return senders.stream, True
+    if body.get("background") is True or not senders.stream_upstream:
+        return senders.json, False
+    return streamed_create(senders), True
+
+
 def _method_sender(gateway: Gateway, method: str, query: Mapping[str, str]) -> Any:
     """A JSON sender for GET, DELETE or a bodiless POST on a response id (no ``model`` sent)."""
     response_type = gateway.senders.response_type
@@ -407,7 +424,7 @@ async def responses_create(
         cost = _estimate(body, settings.default_max_tokens)
         home = await _home(services, info, previous, "previous_response_id") if previous else None
         target: str | tuple[str, str] = model if home is None else (home.region, home.deployment)
-        send: Any = gateway.senders.stream if stream else gateway.senders.json
+        send, hedge = _create_sender(gateway, body)
         if home is not None:
             send = _relaying(send)
         call = gateway.call_deployment(
@@ -420,6 +437,7 @@ async def responses_create(
             ctx=ctx,
             usage=None if stream else _usage,
             report_at_end=stream,
+            hedge=hedge,
         )
         started = gateway.clock.monotonic()
         value, result = await (_pinned(str(previous), home, call) if home else call)

@@ -1,6 +1,7 @@
 """The Responses API's state the gateway keeps: where each stored response lives (its region and
-deployment) and who created it, shared by every instance through the gateway's storage; and
-the one non-streamed create the backlog runs (``create_response``)."""
+deployment) and who created it, shared by every instance through the gateway's storage; the
+one non-streamed create the backlog runs (``create_response``); and how a non-streamed create is
+sent upstream as a stream, under the first-byte and idle deadlines (``streamed_create``)."""
 
 from ._affinity import (
     AFFINITY_TABLE,
@@ -18,6 +19,7 @@ from ._create import (
     responses_usage,
 )
 from ._request import ResponsesRequest, responses_cost
+from ._upstream import streamed_create
 
 __all__ = [
     "AFFINITY_TABLE",
@@ -33,4 +35,5 @@ __all__ = [
     "responses_cost",
     "responses_finish",
     "responses_usage",
+    "streamed_create",
 ]

@@ -2,6 +2,8 @@
 layer's call loop (pacing, the shared quota ledger, circuits, per-caller limits, usage and
 telemetry observers), routed like chat with failover, or, with ``previous_response_id``, pinned
 to the region and deployment that store that response (``AffinityStore``), with no failover.
+Sent upstream as a stream and answered with its final response object (``streamed_create``), so
+a hung region is left at the first-byte deadline, as for chat.
 
 Trust: a caller continues only responses it created through the gateway (its name is on the
 affinity row); any other id is ``ResponseNotFound``, as an unknown one. A stored response
@@ -26,6 +28,7 @@ from shared.aoai import (
 
 from ._affinity import AffinityStore, ResponseHome
 from ._request import ResponsesRequest
+from ._upstream import streamed_create
 
 __all__ = [
     "ResponseNotFound",
@@ -147,7 +150,9 @@ async def create_response(
             raise ResponseNotFound(previous)
         if not gateway.region_open(home.region):
             raise ResponseRegionUnavailable(previous, home.region)
-    send = gateway.senders.json
+    # Sent as a stream (the first-byte and idle deadlines apply) unless stream_upstream is off.
+    senders = gateway.senders
+    send = streamed_create(senders) if senders.stream_upstream else senders.json
     target: str | tuple[str, str] = request.model
     if home is not None and previous is not None:
         target = (home.region, home.deployment)
@@ -161,6 +166,7 @@ async def create_response(
         cost=request.cost(default_max_tokens),
         ctx=ctx,
         usage=responses_usage,
+        hedge=senders.stream_upstream,  # a JSON answer has no first byte to hedge on
     )
     response_id = value.get("id") if isinstance(value, dict) else None
     if request.store is not False and isinstance(response_id, str):
