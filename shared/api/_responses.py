@@ -130,7 +130,7 @@ def _create_sender(gateway: Gateway, body: Mapping[str, Any]) -> tuple[Any, bool
     non-streaming chat), or as JSON for ``background: true`` (answered ``queued`` at once) and
     when ``stream_upstream`` is off; a JSON answer's headers come only with the whole answer,
     so there is no first byte to hedge on."""
-    from shared.responses import streamed_create
+    from shared.responses import streamed_create  # lazy: cold start
 
     senders = gateway.senders
     if body.get("stream") is True:
