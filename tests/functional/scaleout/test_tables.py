@@ -4,7 +4,6 @@ against Azurite with the real azure-data-tables SDK."""
 from __future__ import annotations
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
 
 from shared.storage import EtagTable, RowConflict, TableTarget
 
