@@ -47,6 +47,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ from ._stats import ratio
 __all__ = ["run"]
 
 TARGET_RATIO = 1.2
+SAMPLE_TIMEOUT_S = 120.0
 DEPLOYMENT = "gpt-4o"
 
 _FLOOR_APP = '''"""A plain function app: one HTTP function that asks Azure OpenAI (v1 API) and answers."""
@@ -164,7 +166,12 @@ def _sample(app_dir: Path, env: dict[str, str]) -> dict[str, Any]:
         text=True,
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline()
+    watchdog = threading.Timer(SAMPLE_TIMEOUT_S, proc.kill)  # a hung child ends the sample
+    watchdog.start()
+    try:
+        line = proc.stdout.readline()
+    finally:
+        watchdog.cancel()
     wall = time.perf_counter() - started
     try:
         _, err = proc.communicate(timeout=60)
