@@ -35,8 +35,10 @@ and the call itself. The ratio is therefore stricter than one measured through a
 
 Rounds are interleaved (every arm once per round, order rotated). The headline is the median of
 the per-round ratios (ours / floor in the same round, which cancels the machine's drift), with
-their range; the ratio of the medians and the CPU-time ratio are printed beside it. Azure is
-not measured: there, storage and the identity token add network round trips that neither arm
+their range; the ratio of the medians and the CPU-time ratio are printed beside it. On a shared
+machine the wall figure moves with the load (on 2 cores under load 4 to 15 the same code measured
+1.1x to 1.3x, with per-round ranges wider than that): read the CPU ratio beside it, and compare
+code changes in one run, not across runs. Azure is not measured: there, storage and the identity token add network round trips that neither arm
 pays here, and the package's start-up from its mount is not reproduced.
 """
 
