@@ -39,6 +39,7 @@ __all__ = ["BENCHMARKS", "main"]
 # Order matters: cheap and quiet first, the long throughput runs last.
 BENCHMARKS = (
     "coldstart",
+    "firstrequest",
     "overhead",
     "concurrency",
     "memory",

@@ -3,20 +3,33 @@ windows, usage rows): how a row is read and written under its ETag (``EtagTable`
 table is and the client (``TableTarget``) come from ``shared.storage``, which re-exports this
 module; this one imports nothing of the app's but ``shared.credentials``.
 
-``EtagTable`` creates the table on first use (and again after it was deleted), reads a row with
-its ETag (None when it does not exist), and writes a row either by creating it (no ETag) or by
-replacing it ``If-Match`` its ETag; a lost race raises ``RowConflict`` and the caller reads
-again.
+``EtagTable`` reads a row with its ETag (None when it does not exist), and writes a row either
+by creating it (no ETag) or by replacing it ``If-Match`` its ETag; a lost race raises
+``RowConflict`` and the caller reads again. Its row operations go to the table directly and
+create it only when the service answers that it does not exist (first use in a new account, or
+after it was deleted), then retry once: a process's first request, which reads the shared
+health and the quota ledger before it calls Azure OpenAI, pays no create-table round trip per
+table when the tables are there (the usual case). ``ready()`` (create first) stays for the
+stores that call it themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 from .credentials import close_all
 
 __all__ = ["EtagTable", "RowConflict", "TableSource"]
+
+
+T = TypeVar("T")
+
+
+def _table_missing(exc: Exception) -> bool:
+    """Whether a ``ResourceNotFoundError`` is about the table, not a row."""
+    # error_code is a str enum (its str() is the member's name): compare, then the text
+    return getattr(exc, "error_code", None) == "TableNotFound" or "TableNotFound" in str(exc)
 
 
 class RowConflict(Exception):
@@ -48,28 +61,46 @@ class EtagTable:
     async def ready(self) -> Any:
         """The client, the table created first if this instance has not yet done so."""
         if not self._ready:
-            from azure.core.exceptions import ResourceExistsError
-
-            try:
-                await self.client.create_table()
-            except ResourceExistsError:
-                pass
-            self._ready = True
+            await self._create()
         return self.client
 
-    async def get(self, partition: str, row_key: str) -> tuple[Any | None, str | None]:
-        """The entity and its ETag; (None, None) when the row does not exist. A missing table
-        raises (and is created again on the next use)."""
+    async def _create(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            await self.client.create_table()
+        except ResourceExistsError:
+            pass
+        self._ready = True
+
+    async def _on_table(self, operation: Callable[[Any], Awaitable[T]]) -> T:
+        """``operation(client)``; when the table does not exist, create it and run it once more
+        (a second "table not found" raises)."""
         from azure.core.exceptions import ResourceNotFoundError
 
-        table = await self.ready()
         try:
-            entity = await table.get_entity(partition, row_key)
+            return await operation(self.client)
         except ResourceNotFoundError as exc:
-            # error_code is a str enum (its str() is the member's name): compare, then the text
-            if getattr(exc, "error_code", None) == "TableNotFound" or "TableNotFound" in str(exc):
-                self._ready = False
+            if not _table_missing(exc):
                 raise
+        await self._create()
+        return await operation(self.client)
+
+    async def get(self, partition: str, row_key: str) -> tuple[Any | None, str | None]:
+        """The entity and its ETag; (None, None) when the row does not exist (a missing table
+        is created first)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        async def read(table: Any) -> Any:
+            try:
+                return await table.get_entity(partition, row_key)
+            except ResourceNotFoundError as exc:
+                if _table_missing(exc):
+                    raise
+                return None
+
+        entity = await self._on_table(read)
+        if entity is None:
             return None, None
         return entity, str(entity.metadata["etag"])
 
@@ -80,17 +111,18 @@ class EtagTable:
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
         from azure.data.tables import UpdateMode
 
-        table = await self.ready()
-        try:
+        async def write(table: Any) -> Any:
             if etag is None:
-                meta = await table.create_entity(entity)
-            else:
-                meta = await table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
+                return await table.create_entity(entity)
+            return await table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+
+        try:
+            meta = await self._on_table(write)
         except (ResourceExistsError, ResourceModifiedError) as exc:
             raise RowConflict(entity.get("RowKey")) from exc
         return str(meta.get("etag", ""))
@@ -99,14 +131,30 @@ class EtagTable:
         """Upsert (replace) each entity unconditionally: the last write wins."""
         from azure.data.tables import UpdateMode
 
-        table = await self.ready()
         for entity in entities:
-            await table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+            async def upsert(table: Any, entity: dict[str, Any] = entity) -> Any:
+                return await table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+            await self._on_table(upsert)
 
     async def query(self, query_filter: str) -> AsyncIterator[Any]:
-        table = await self.ready()
-        async for entity in table.query_entities(query_filter):
+        """The rows matching ``query_filter`` (none from a missing table, which is created)."""
+
+        async def first_page(table: Any) -> tuple[list[Any], Any]:
+            pages = table.query_entities(query_filter)
+            found: list[Any] = []
+            async for entity in pages:  # the first request goes out here
+                found.append(entity)
+                break
+            return found, pages
+
+        found, pages = await self._on_table(first_page)
+        for entity in found:
             yield entity
+        if found:
+            async for entity in pages:
+                yield entity
 
     async def aclose(self) -> None:
         closers = [self.client.close]

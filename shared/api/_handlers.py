@@ -18,7 +18,6 @@ from ._context import RequestInfo, request_info, require_caller
 from ._embeddings_body import SLICE, embeddings_chunks
 from ._errors import error_response
 from ._health import health_status
-from ._openapi import openapi_document
 from ._parse import parse_body, read_body
 from ._sse import sse_events
 
@@ -221,6 +220,8 @@ async def openapi(request: Request, services: Services) -> Response:
     del services  # the document does not depend on the configuration
     info = request_info(request)
     try:
+        from ._openapi import openapi_document  # lazy: cold start
+
         return JSONResponse(openapi_document(), headers=info.headers())
     except Exception as exc:  # noqa: BLE001 - the one error mapping answers every failure
         return error_response(exc, info.correlation_id, headers=info.headers())

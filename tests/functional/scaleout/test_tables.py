@@ -4,9 +4,22 @@ against Azurite with the real azure-data-tables SDK."""
 from __future__ import annotations
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
 
 from shared.storage import EtagTable, RowConflict, TableTarget
+
+
+class _Recorded:
+    """The real async TableClient, recording the name of each method called on it."""
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        found = getattr(self._client, name)
+        if callable(found):
+            self.calls.append(name)
+        return found
 
 
 async def test_rows_are_created_once_and_replaced_only_under_their_etag(azurite, unique_name):
@@ -34,9 +47,45 @@ async def test_a_deleted_table_is_created_again_on_the_next_use(azurite, unique_
     try:
         await table.put({"PartitionKey": "p", "RowKey": "r"}, None)
         await table.client.delete_table()
-        with pytest.raises(ResourceNotFoundError):  # the table, not the row: raised
-            await table.get("p", "r")
-        assert await table.get("p", "r") == (None, None)  # created again
+        assert await table.get("p", "r") == (None, None)  # created again, then read
+        await table.put({"PartitionKey": "p", "RowKey": "r"}, None)
+        await table.client.delete_table()
+        assert [e async for e in table.query("PartitionKey eq 'p'")] == []
+        await table.client.delete_table()
+        await table.replace([{"PartitionKey": "p", "RowKey": "s"}])
+        assert (await table.get("p", "s"))[0] is not None
+    finally:
+        await table.aclose()
+
+
+async def test_an_existing_table_costs_no_create_round_trip(azurite, unique_name):
+    """A process's first read of a table that exists goes straight to the row (the first
+    request after a start reads the shared health and the ledger before calling upstream)."""
+    target = TableTarget(unique_name("tables"), connection=azurite.connection_string)
+    first = EtagTable.at(target)
+    recorded = _Recorded(target.client())
+    second = EtagTable(recorded)
+    try:
+        assert await first.get("p", "r") == (None, None)  # a new table: created, then read
+        await first.put({"PartitionKey": "p", "RowKey": "r", "n": 1}, None)
+        entity, _ = await second.get("p", "r")
+        assert entity is not None and entity["n"] == 1
+        assert recorded.calls == ["get_entity"]
+    finally:
+        await second.aclose()
+        await first.aclose()
+
+
+async def test_a_missing_table_is_created_when_the_service_says_so(azurite, unique_name):
+    target = TableTarget(unique_name("tables"), connection=azurite.connection_string)
+    recorded = _Recorded(target.client())
+    table = EtagTable(recorded)
+    try:
+        await table.put({"PartitionKey": "p", "RowKey": "r"}, None)
+        assert recorded.calls == ["create_entity", "create_table", "create_entity"]
+        with pytest.raises(RowConflict):  # the row exists: a conflict, not a missing table
+            await table.put({"PartitionKey": "p", "RowKey": "r"}, None)
+        assert recorded.calls[3:] == ["create_entity"]
     finally:
         await table.aclose()
 
