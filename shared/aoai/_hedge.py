@@ -8,7 +8,8 @@ past ``first_byte_timeout_s``; until it has ``MIN_SAMPLES`` samples the ceiling 
 hedging when ``hedge_enabled`` is off or the floor is not below the first-byte deadline.
 
 **Which requests.** The call says so (``CallLoop.run(hedge=...)``): a request whose route is free
-to change may be hedged; one bound to state stored in one deployment (none today) passes
+to change may be hedged; one bound to state stored in one deployment (a Responses API request that
+refers to a stored response, pinned to the region that holds it) passes
 ``hedge=False``. A non-streaming chat sent as plain JSON (``stream_upstream`` off) is not
 hedged: its headers come only when the whole generation is done, so there is no first byte to
 judge it by. Once an attempt's first byte has come it is never hedged, however long it streams.
