@@ -74,7 +74,7 @@ def test_headers_on_success_carry_only_the_limits_and_a_429_says_the_rest() -> N
 
 
 def test_reset_forgets_the_rolling_log() -> None:
-    lim, clock = rolling()
+    lim, _clock = rolling()
     lim.try_acquire(10)
     lim.try_acquire(10)
     assert not lim.try_acquire(10).allowed
