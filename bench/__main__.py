@@ -44,6 +44,7 @@ BENCHMARKS = (
     "memory",
     "embeddings_load",
     "failover",
+    "rolling",
     "drain",
     "scaleout",
     "chaos",
