@@ -19,8 +19,10 @@ count over a *rolling* window: each log then keeps an entry for its span plus an
 span-long interval of arrivals holds stays under the limit although requests reach the upstream
 a little after we send them; and with a reachable ledger these logs pace the instance's
 admission too, on top of its leases (which are aligned to our own fixed windows, and would
-otherwise release a window's worth of calls at once at each of our window's edges). Once a
-phase is learned, the margin goes and the ledger alone admits, as before.
+otherwise release a window's worth of calls at once at each of our window's edges), at an equal
+split of the limits among the instances active in the row (``SharedQuota.rolling_share``), so
+that their sum over any span stays within the limits as well. Once a phase is learned, the
+margin goes and the ledger alone admits, as before.
 
 With a shared quota ledger (``_ledger``), a budget also holds its deployment's ``SharedQuota``:
 while the ledger is reachable, admission is the ledger's (leased slices of the deployment's
@@ -230,7 +232,7 @@ class DeploymentBudget:
                 at = shared.available_at(now, tokens, lane)
                 if self.phase_known:
                     return at
-                return max(at, self._local_at(now, tokens, share))
+                return max(at, self._local_at(now, tokens, shared.rolling_share(now)))
             share = shared.fallback_share
         return self._local_at(now, tokens, share)
 

@@ -1,9 +1,10 @@
 """Against an upstream that counts requests over a rolling window and sends its remaining/reset
 headers only on a 429 (the simulator's ``limit_window: "rolling"``), the gateway never learns a
 window phase; a load above the deployment's RPM for several windows must still cost at most
-0.5 % upstream 429s, with the quota ledger on Azurite (its leases follow our own fixed windows)
-and without it. Real time (the simulator's windows are real seconds): a scaled minute of 30 s,
-so a request window of 5 s; every figure is a count, read when the load has ended."""
+0.5 % upstream 429s, with the quota ledger on Azurite (its leases follow our own fixed
+windows), also shared by two instances, and without it. Real time (the simulator's windows are
+real seconds): a scaled minute of 30 s, so a request window of 5 s; every figure is a count,
+read when the load has ended."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ ROLLING = [
 ]
 
 
-async def _load(gateway, seconds: float) -> dict[str, int]:
-    """``WORKERS`` callers for ``seconds``: outcomes by kind."""
+async def _load(gateway, seconds: float, workers: int = WORKERS) -> dict[str, int]:
+    """``workers`` callers for ``seconds``: outcomes by kind."""
     outcomes = {"ok": 0, "throttled": 0, "deadline": 0}
     end = time.monotonic() + seconds
 
@@ -53,7 +54,7 @@ async def _load(gateway, seconds: float) -> dict[str, int]:
             except DeadlineExceeded:
                 outcomes["deadline"] += 1
 
-    await asyncio.gather(*(caller() for _ in range(WORKERS)))
+    await asyncio.gather(*(caller() for _ in range(workers)))
     return outcomes
 
 
@@ -106,3 +107,27 @@ async def test_with_the_ledger_at_most_half_a_percent_429(
     assert report["mode"] == "shared", report  # the ledger admitted: not the fallback
     assert not report["deployments"]["deployment/eastus2/gpt-4o-prod"]["phase_known"]
     _check(outcomes, stats)
+
+
+async def test_two_instances_on_one_ledger_at_most_half_a_percent_429(
+    sim_factory, gateway_settings_factory, gateway_factory, azurite, unique_name
+):
+    """Two gateways (two instances) share the deployment through the ledger, half the callers
+    each: each paces its own rolling windows at its share, so their sum stays within the
+    limit over any span, not only within each of our fixed windows."""
+    sim = sim_factory(ROLLING, minute_seconds=MINUTE_S, identity=False)
+    settings = _settings(
+        sim,
+        gateway_settings_factory,
+        storage_connection=azurite.connection_string,
+        health_table=unique_name("health"),
+        ledger_table=unique_name("ledger"),
+        ledger_timeout_s=15.0,
+    )
+    first, second = gateway_factory(settings), gateway_factory(settings)
+    seconds = WINDOWS * MINUTE_S / 6
+    both = await asyncio.gather(
+        _load(first, seconds, WORKERS // 2), _load(second, seconds, WORKERS // 2)
+    )
+    outcomes = {kind: both[0][kind] + both[1][kind] for kind in both[0]}
+    _check(outcomes, sim.region("eastus2").stats())

@@ -6,6 +6,8 @@ reset header gives the phase, the ledger's fixed windows alone admit, as before.
 
 from __future__ import annotations
 
+import asyncio
+
 from shared.aoai import InMemoryLedgerStore, ManualClock
 from shared.aoai._budget import DeploymentBudget, arrival_margin
 from shared.aoai._ledger import INTERACTIVE, LedgerConfig, QuotaLedger
@@ -91,3 +93,32 @@ async def test_without_a_ledger_an_entry_counts_for_the_span_and_the_margin():
     budget.observe(clock.now(), clock.now(), {"x-ratelimit-reset-tokens": "12s"})
     later = await _saturate(budget, clock, 3 * SPAN)
     assert later[LIMIT] - later[0] < SPAN + margin  # a fixed-window upstream: no margin
+
+
+async def test_two_instances_on_one_row_stay_within_the_limit_over_any_span():
+    """Each instance paces its rolling windows at an equal split among the row's active
+    instances: their sum over any span is within the limit, also across our window edges."""
+    clock = ManualClock(start=START)
+    store = InMemoryLedgerStore()
+    budgets = []
+    for instance in ("a", "b"):
+        ledger = QuotaLedger(store, instance=instance, now=clock.now, config=LedgerConfig())
+        quota = ledger.attach(KEY, tpm=1_000_000, rpm=60, minute_s=MINUTE)
+        budgets.append(DeploymentBudget(_config(), MINUTE, quota))
+    admitted: list[float] = []
+    end = clock.now() + 8 * SPAN
+    while clock.now() < end:
+        now = clock.now()
+        for budget in budgets:  # each instance's queue never empties
+            if budget.available_at(now, COST) > now:
+                continue
+            if budget.needs_lease(now, COST):
+                assert budget.shared is not None
+                await budget.shared.top_up(now, COST, INTERACTIVE)
+                continue
+            budget.charge(now, COST)
+            admitted.append(now)
+        await asyncio.sleep(0)  # the members' reads the budgets started
+        clock.advance(0.01)
+    assert _most_in_a_span(admitted, SPAN + arrival_margin(SPAN)) <= LIMIT
+    assert len(admitted) >= 6 * LIMIT, len(admitted)
