@@ -56,7 +56,7 @@ and the leases an instance holds and spends:
 * Phase unknown (no reset header seen, here or in the row): the upstream may count over a
   rolling window, and leases of our own fixed windows do not bound a span across their edge.
   ``rolling_share`` is then the share of each limit this instance may spend over any span (an
-  equal split among the instances active in the row in the last token window), which
+  equal split among the row's members, as for the fallback share), which
   ``DeploymentBudget`` applies to its own sliding windows on top of the leases; the row is
   read (no write) about once a request window for its members, ten times as often while this
   instance saw itself alone, so an instance that joins is soon counted.
@@ -350,10 +350,12 @@ class SharedQuota:
     def rolling_share(self, now: float) -> float:
         """The share of a window this instance may spend in any window-long span while the
         windows' phase is unknown (the upstream may roll them): an equal split among the
-        instances that leased in the last token window (this one included), as the last row
-        read lists them. The leases follow our own fixed windows; this bounds their sum over
+        instances the row saw lease in the last ``MEMBER_TTL_MINUTES`` token windows (this one
+        included), as the last row read lists them. The leases follow our own fixed windows; this bounds their sum over
         a rolling span too (``DeploymentBudget.available_at``)."""
-        since = now - self.token_span
+        # Members count as long as for the fallback share: a steady instance leases about once
+        # per token window, so a shorter memory would drop it between two of its leases.
+        since = now - MEMBER_TTL_MINUTES * self.token_span
         active = len(live(self._members, since) | {self._ledger.instance})
         # An instance that joined since is seen within a request window; within a tenth of
         # one while this instance saw itself alone (the largest share to give up).

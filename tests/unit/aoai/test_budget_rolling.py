@@ -106,7 +106,7 @@ async def test_two_instances_on_one_row_stay_within_the_limit_over_any_span():
         quota = ledger.attach(KEY, tpm=1_000_000, rpm=60, minute_s=MINUTE)
         budgets.append(DeploymentBudget(_config(), MINUTE, quota))
     admitted: list[float] = []
-    end = clock.now() + 8 * SPAN
+    end = clock.now() + 15 * SPAN  # past a token window: leases about once per minute
     while clock.now() < end:
         now = clock.now()
         for budget in budgets:  # each instance's queue never empties
@@ -121,4 +121,4 @@ async def test_two_instances_on_one_row_stay_within_the_limit_over_any_span():
         await asyncio.sleep(0)  # the members' reads the budgets started
         clock.advance(0.01)
     assert _most_in_a_span(admitted, SPAN + arrival_margin(SPAN)) <= LIMIT
-    assert len(admitted) >= 6 * LIMIT, len(admitted)
+    assert len(admitted) >= 12 * LIMIT, len(admitted)
