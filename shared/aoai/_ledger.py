@@ -351,8 +351,8 @@ class SharedQuota:
         """The share of a window this instance may spend in any window-long span while the
         windows' phase is unknown (the upstream may roll them): an equal split among the
         instances the row saw lease in the last ``MEMBER_TTL_MINUTES`` token windows (this one
-        included), as the last row read lists them. The leases follow our own fixed windows; this bounds their sum over
-        a rolling span too (``DeploymentBudget.available_at``)."""
+        included), as the last row read lists them. The leases follow our own fixed windows;
+        this bounds their sum over a rolling span too (``DeploymentBudget.available_at``)."""
         # Members count as long as for the fallback share: a steady instance leases about once
         # per token window, so a shorter memory would drop it between two of its leases.
         since = now - MEMBER_TTL_MINUTES * self.token_span
