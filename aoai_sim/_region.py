@@ -97,7 +97,9 @@ class RegionApp:
         self.faults = FaultRegistry(sim.minute_seconds)
         self.stats = RegionStats(d.name for d in region.deployments)
         self.limiters = {
-            d.name: DeploymentLimiter(d.tpm, d.effective_rpm, sim.minute_seconds)
+            d.name: DeploymentLimiter(
+                d.tpm, d.effective_rpm, sim.minute_seconds, window=d.limit_window
+            )
             for d in region.deployments
         }
         files = FileStore()

@@ -88,6 +88,7 @@ class DeploymentConfig:
     model_version: str | None = None
     sku: str = "standard"  # "standard" | "global_batch"
     enqueued_tokens: int = 0  # Global Batch: the enqueued-token quota
+    limit_window: str = "fixed"  # "fixed" | "rolling": how the rate limiter counts (``_limits``)
 
     @property
     def batch(self) -> bool:
@@ -331,7 +332,19 @@ def _content_filter(raw: Mapping[str, Any] | None) -> ContentFilterConfig:
     )
 
 
-def _deployment(raw: Mapping[str, Any], where: str) -> DeploymentConfig:
+_LIMIT_WINDOWS = ("fixed", "rolling")
+
+
+def _limit_window(value: Any, where: str) -> str:
+    window = str(value)
+    if window not in _LIMIT_WINDOWS:
+        raise ConfigError(f"{where}: limit_window must be one of {_LIMIT_WINDOWS}")
+    return window
+
+
+def _deployment(
+    raw: Mapping[str, Any], where: str, limit_window: str = "fixed"
+) -> DeploymentConfig:
     try:
         name, model = str(raw["name"]), str(raw["model"])
     except (KeyError, TypeError) as exc:
@@ -357,6 +370,7 @@ def _deployment(raw: Mapping[str, Any], where: str) -> DeploymentConfig:
         model_version=raw.get("model_version"),
         sku=sku,
         enqueued_tokens=int(raw.get("enqueued_tokens", 5_000_000 if sku == "global_batch" else 0)),
+        limit_window=_limit_window(raw.get("limit_window", limit_window), f"{where}/{name}"),
     )
 
 
@@ -367,7 +381,8 @@ def _region(raw: Mapping[str, Any], default_keys: tuple[str, ...]) -> RegionConf
     deps_raw = raw.get("deployments")
     if not isinstance(deps_raw, list) or not deps_raw:
         raise ConfigError(f"region {name}: needs a non-empty 'deployments' list")
-    deployments = tuple(_deployment(d, name) for d in deps_raw)
+    window = _limit_window(raw.get("limit_window", "fixed"), f"region {name}")
+    deployments = tuple(_deployment(d, name, window) for d in deps_raw)
     if len({d.name for d in deployments}) != len(deployments):
         raise ConfigError(f"region {name}: duplicate deployment names")
     keys_raw = raw.get("api_keys", raw.get("api_key"))

@@ -45,6 +45,7 @@ BENCHMARKS = (
     "memory",
     "embeddings_load",
     "failover",
+    "rolling",
     "drain",
     "scaleout",
     "chaos",

@@ -1,7 +1,7 @@
 """Token estimates of a chat request's prompt and of an assembled answer.
 
 Azure's rate limiter charges a request on arrival from a character estimate, not the billed
-count. The gateway mirrors it (``_budget.request_tokens``) and counts, at four characters per
+count. The gateway mirrors it (``_request_cost.request_tokens``) and counts, at four characters per
 token (rounded up over the whole request):
 
 * the text of every message (a string, or the ``text`` of each text part);

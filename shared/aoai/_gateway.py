@@ -9,7 +9,7 @@ respect quotas, classify failures, and report what happened.
 * ``_results``: the one ``CallResult`` builder and the errors a call ends with;
 * ``_embeddings_batches``: an embeddings batch split over ``max_inputs`` and merged back;
 * ``_capacity``: what an alias can absorb now;
-* ``_ledger``: each deployment's quota shared by every instance (leased slices of its windows
+* ``shared.pacing`` (``DeploymentQuotaLedger``): each deployment's quota shared by every instance (leased slices of its windows
   from a Table Storage row), with the interactive lane's reserve;
 * ``_verdict_sync``: this instance's verdicts published to, and the others' read from, the
   shared region-state table;

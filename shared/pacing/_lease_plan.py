@@ -1,7 +1,7 @@
 """The quota ledger's lease planner: what one lease asks of a deployment's row, and what the row
 it read lets it write. Pure: no I/O, no clock, no randomness; every input a frozen value.
 
-``_ledger`` owns the store loop around it (read the row and its ETag, plan, write under the
+``_quota_ledger`` owns the store loop around it (read the row and its ETag, plan, write under the
 ETag, read again on a lost race) and the leases an instance holds and spends. A lease is planned
 in two steps:
 
@@ -24,7 +24,7 @@ in two steps:
   later windows' requests only for tokens to pay them).
 
 ``plan_return`` plans a give-back: the row less a lease's unspent part, every window's.
-See ``_ledger``'s docstring for why each rule exists.
+See ``_quota_ledger``'s docstring for why each rule exists.
 """
 
 from __future__ import annotations

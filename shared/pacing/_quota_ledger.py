@@ -53,6 +53,13 @@ and the leases an instance holds and spends:
 * Uncounted failures (no answer, 5xx: ``DeploymentBudget.refund``) put their charge back into
   the lease and return the lease's unused part, every window's, to the row (``give_back``, in a
   task), so an outage burst does not hold the windows leased away from the other instances.
+* Phase unknown (no reset header seen, here or in the row): the upstream may count over a
+  rolling window, and leases of our own fixed windows do not bound a span across their edge.
+  ``rolling_share`` is then the share of each limit this instance may spend over any span (an
+  equal split among the row's members, as for the fallback share), which
+  ``DeploymentBudget`` applies to its own sliding windows on top of the leases; the row is
+  read (no write) about once a request window for its members, ten times as often while this
+  instance saw itself alone, so an instance that joins is soon counted.
 * ``window_view``: the row's view of the current windows (what all instances leased), which
   bounds ``Gateway.capacity``; ``refresh`` (from ``probe_regions``) reads it without a lease.
 * Storage unreachable (timeout, connection, any error): for ``retry_s`` the deployment falls back
@@ -313,6 +320,8 @@ class SharedQuota:
         self._token_floor: tuple[int, int] = (-1, 0)  # (window, tokens Azure says are used)
         self._request_floor: tuple[int, int] = (-1, 0)
         self._members: dict[str, float] = {}
+        self._members_at = -math.inf  # when a row (and its members) was last read
+        self._reading_members = False
         self.last_row: dict[str, Any] | None = None
         self.last_lease_at: float | None = None
 
@@ -339,6 +348,39 @@ class SharedQuota:
         members = len(live(self._members, now - MEMBER_TTL_MINUTES * self.token_span))
         share = self._ledger.config.fallback_share
         return min(share, 1.0 / members) if members > 1 else share
+
+    def rolling_share(self, now: float) -> float:
+        """The share of a window this instance may spend in any window-long span while the
+        windows' phase is unknown (the upstream may roll them): an equal split among the
+        instances the row saw lease in the last ``MEMBER_TTL_MINUTES`` token windows (this one
+        included), as the last row read lists them. The leases follow our own fixed windows;
+        this bounds their sum over a rolling span too (``DeploymentBudget.available_at``)."""
+        # Members count as long as for the fallback share: a steady instance leases about once
+        # per token window, so a shorter memory would drop it between two of its leases.
+        since = now - MEMBER_TTL_MINUTES * self.token_span
+        active = len(live(self._members, since) | {self._ledger.instance})
+        # An instance that joined since is seen within a request window; within a tenth of
+        # one while this instance saw itself alone (the largest share to give up).
+        every = self.request_span / (10 if active == 1 else 1)
+        if now - self._members_at >= every and not self._reading_members:
+            self._read_members()
+        return 1.0 / active
+
+    def _read_members(self) -> None:
+        """Read the row (``refresh``, no write) in a task the ledger keeps; no loop: skipped."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._reading_members = True
+
+        async def read() -> None:
+            try:
+                await self.refresh()
+            finally:
+                self._reading_members = False
+
+        self._ledger.spawn(read())
 
     def available_at(self, now: float, cost: int, lane: str) -> float:
         """``now`` when a lease covers ``cost`` or a top-up may get one; else when it may."""
@@ -754,6 +796,7 @@ class SharedQuota:
 
     def _remember(self, row: LedgerRow, now: float) -> None:
         self._members = dict(row.members)
+        self._members_at = now
         self.last_row = {
             "token_window": row.token_window,
             "tokens": row.tokens,

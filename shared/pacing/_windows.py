@@ -12,6 +12,18 @@ log downwards: when Azure says less is left than we think (other instances, othe
 the same deployment), the difference is charged as a phantom entry that ages out like any
 other. A higher server figure is ignored: our own in-flight charges have not reached it yet.
 
+While the upstream windows' phase is unknown (no response has carried an
+``x-ratelimit-reset-*`` header yet, here or, with a ledger, in the shared row), the upstream may
+count over a *rolling* window: each log then keeps an entry for its span plus an arrival margin
+(the ledger's send-to-arrival guard: 5 % of the span, 0.05 s to 0.5 s), so that whatever any
+span-long interval of arrivals holds stays under the limit although requests reach the upstream
+a little after we send them; and with a reachable ledger these logs pace the instance's
+admission too, on top of its leases (which are aligned to our own fixed windows, and would
+otherwise release a window's worth of calls at once at each of our window's edges), at an equal
+split of the limits among the instances active in the row (``SharedQuota.rolling_share``), so
+that their sum over any span stays within the limits as well. Once a phase is learned, the
+margin goes and the ledger alone admits, as before.
+
 With the deployment quota ledger (``_quota_ledger``), a budget also holds its deployment's ``SharedQuota``:
 while the ledger is reachable, admission is the ledger's (leased slices of the deployment's
 windows across every instance, by lane); while it is not, the sliding windows here admit at the
@@ -25,6 +37,8 @@ from typing import TYPE_CHECKING
 
 from shared.settings import DeploymentConfig
 
+from ._cooldown import parse_duration
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -32,23 +46,25 @@ if TYPE_CHECKING:
 
 INTERACTIVE = "interactive"
 
-__all__ = ["INTERACTIVE", "DeploymentBudget", "SlidingWindow"]
+__all__ = ["INTERACTIVE", "DeploymentBudget", "SlidingWindow", "arrival_margin"]
 
 
 class SlidingWindow:
-    """Amounts charged within the last ``span`` seconds, against ``limit``."""
+    """Amounts charged within the last ``span`` seconds (plus ``margin``: an entry counts until
+    ``span + margin`` after its charge), against ``limit``."""
 
-    __slots__ = ("_log", "_used", "limit", "span")
+    __slots__ = ("_log", "_used", "limit", "margin", "span")
 
-    def __init__(self, limit: int, span: float) -> None:
+    def __init__(self, limit: int, span: float, margin: float = 0.0) -> None:
         self.limit = limit
         self.span = span
+        self.margin = margin
         self._log: deque[tuple[float, int]] = deque()
         self._used = 0
 
     def _prune(self, now: float) -> None:
         log = self._log
-        horizon = now - self.span
+        horizon = now - self.span - self.margin
         while log and log[0][0] <= horizon:
             self._used -= log.popleft()[1]
 
@@ -88,8 +104,8 @@ class SlidingWindow:
         for stamp, amount in self._log:
             deficit -= amount
             if deficit <= 0:
-                return stamp + self.span
-        return now + self.span  # unreachable: the log holds everything used
+                return stamp + self.span + self.margin
+        return now + self.span + self.margin  # unreachable: the log holds everything used
 
     def correct(self, now: float, server_remaining: int) -> None:
         """Lower our view to the server's when it knows of more usage than we do."""
@@ -98,10 +114,16 @@ class SlidingWindow:
             self.charge(now, local - server_remaining)
 
 
+def arrival_margin(span: float) -> float:
+    """The send-to-arrival margin of a ``span``-long window: 5 % of it, 0.05 s to 0.5 s (the
+    ledger's guard, ``_lease_plan``)."""
+    return min(0.5, max(0.05, 0.05 * span))
+
+
 class DeploymentBudget:
     """TPM per minute, RPM per minute and per sixth of a minute, for one deployment."""
 
-    __slots__ = ("burst", "requests", "shared", "tokens")
+    __slots__ = ("_phase_known", "burst", "requests", "shared", "tokens")
 
     def __init__(
         self,
@@ -110,20 +132,43 @@ class DeploymentBudget:
         shared: SharedQuota | None = None,
     ) -> None:
         rpm = deployment.effective_rpm
-        self.tokens = SlidingWindow(deployment.tpm, minute_s)
-        self.requests = SlidingWindow(rpm, minute_s)
-        self.burst = SlidingWindow(max(1, rpm // 6), minute_s / 6)
+        # Until a phase is learned, the windows may roll: each log keeps an arrival margin.
+        self.tokens = SlidingWindow(deployment.tpm, minute_s, arrival_margin(minute_s))
+        self.requests = SlidingWindow(rpm, minute_s, arrival_margin(minute_s))
+        burst_span = minute_s / 6
+        self.burst = SlidingWindow(max(1, rpm // 6), burst_span, arrival_margin(burst_span))
         self.shared = shared
+        self._phase_known = False
+
+    @property
+    def phase_known(self) -> bool:
+        """True once the upstream windows' phase is known (a response's ``x-ratelimit-reset-*``
+        header here, or the ledger's shared row): pacing then keeps to fixed windows."""
+        if not self._phase_known and self.shared is not None and self.shared.phase_known:
+            self._learned()
+        return self._phase_known
+
+    def _learned(self) -> None:
+        self._phase_known = True
+        for window in (self.tokens, self.requests, self.burst):
+            window.margin = 0.0
 
     def available_at(self, now: float, tokens: int, lane: str = INTERACTIVE) -> float:
         """When one more request costing ``tokens`` fits every window (``now`` if it does).
-        With a reachable ledger: when its lease (or a top-up) may cover it, for ``lane``."""
+        With a reachable ledger: when its lease (or a top-up) may cover it, for ``lane``; while
+        the phase is unknown, also when the instance's own rolling windows let it through."""
         share = 1.0
         shared = self.shared
         if shared is not None:
             if shared.usable(now):
-                return shared.available_at(now, tokens, lane)
+                at = shared.available_at(now, tokens, lane)
+                if self.phase_known:
+                    return at
+                return max(at, self._local_at(now, tokens, shared.rolling_share(now)))
             share = shared.fallback_share
+        return self._local_at(now, tokens, share)
+
+    def _local_at(self, now: float, tokens: int, share: float) -> float:
         return max(
             self.tokens.free_at(now, tokens, share),
             self.requests.free_at(now, 1, share),
@@ -144,7 +189,10 @@ class DeploymentBudget:
 
     def observe(self, sent_at: float, now: float, headers: Mapping[str, str]) -> None:
         """A response's ``x-ratelimit-*`` headers: the local correction (``correct``) and, with a
-        ledger, the windows' phase and Azure's count for the shared row."""
+        ledger, the windows' phase and Azure's count for the shared row. A reset header makes
+        the phase known (an upstream that sends them on every answer counts fixed windows)."""
+        if not self._phase_known and _has_reset(headers):
+            self._learned()
         self.correct(
             now,
             headers.get("x-ratelimit-remaining-requests"),
@@ -211,6 +259,16 @@ class DeploymentBudget:
             "tpm": self.tokens.limit,
             "rpm": self.requests.limit,
         }
+
+
+def _has_reset(headers: Mapping[str, str]) -> bool:
+    """True when a reset header says when a window ends (a positive duration)."""
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+        text = headers.get(name)
+        value = parse_duration(text) if text else None
+        if value is not None and value > 0:
+            return True
+    return False
 
 
 def _int(text: str) -> int | None:

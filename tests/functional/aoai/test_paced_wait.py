@@ -96,7 +96,9 @@ async def test_a_tried_region_held_back_by_its_pacing_is_not_waited_for(paced):
     ]
     assert waits.waits == [pytest.approx(5.0)]
     assert chat_requests(sweden.stats(), SWEDEN) == 1
-    assert caught.value.retry_after_s == pytest.approx(WINDOW_S - 5.0)  # swedencentral's window
+    # swedencentral's window, plus the arrival margin: it has not answered a success, so the
+    # phase of its windows is unknown and they are paced as rolling ones (0.5 s of a 10 s window)
+    assert caught.value.retry_after_s == pytest.approx(WINDOW_S - 5.0 + 0.5)
 
 
 async def test_only_cooling_regions_left_answers_at_once_with_the_soonest_cooldown(paced):

@@ -42,7 +42,11 @@ def test_deployment_budget_uses_rpm_in_sixths_of_a_minute():
     budget = DeploymentBudget(DeploymentConfig(deployment="d", tpm=100_000, rpm=12), 60.0)
     budget.charge(0.0, 10)
     budget.charge(0.5, 10)
-    assert budget.available_at(1.0, 10) == 10.0  # 2 requests per 10 s window
+    # 2 requests per 10 s window; the phase unknown, plus the arrival margin (0.5 s)
+    assert budget.available_at(1.0, 10) == 10.5
+    budget.observe(1.0, 1.0, {"x-ratelimit-reset-requests": "9s"})
+    assert budget.phase_known
+    assert budget.available_at(1.0, 10) == 10.0  # fixed windows: no margin
     budget.correct(1.0, "0", None)
     assert budget.snapshot(1.0)["remaining_requests"] == 0
 
