@@ -78,10 +78,6 @@ class SseEvents:
         self._done = False  # [DONE] or the end of the body
         self._drain_due = False  # [DONE] came: read the rest of the body before the end
 
-    @property
-    def response(self) -> Any:
-        return self._response
-
     def __aiter__(self) -> SseEvents:
         return self
 
