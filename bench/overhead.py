@@ -9,7 +9,9 @@ call per arm per round, the order rotated each round (``interleaved_rounds``):
 * ``sdk_raw_stream`` the same raw ``post`` with ``stream=True`` (and ``include_usage``), every SSE event
                  decoded by the SDK's ``AsyncStream``: the transport the access layer uses by default, since
                  it asks upstream for a stream even for a non-streaming caller (``stream_upstream``, the
-                 hung-region deadlines of issue 10)
+                 hung-region deadlines of issue 10). The layer decodes that same response's events itself
+                 (``shared/aoai/_sse_reader.py``, cheaper than ``AsyncStream``), so its added figure is its
+                 own work net of that saving
 * ``gateway``    ``Gateway.chat(ChatRequest, CallContext)`` (v1 API, default settings: streamed upstream and
                  reassembled), request model built inside the timing, so ``gateway - sdk_raw_stream`` is
                  the layer's own work on its default path

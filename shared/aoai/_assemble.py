@@ -17,6 +17,7 @@ chunk or body that is not the expected JSON shape raises ``MalformedAnswer``: th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._estimate import completion_estimate
@@ -25,13 +26,19 @@ from ._results import estimated_usage, usage_of
 __all__ = ["ChatAssembler", "MalformedAnswer", "complete_chat_body"]
 
 
+_TOP_KEYS = ("id", "created", "model", "system_fingerprint")
+
+
 class MalformedAnswer(ValueError):
     """An upstream answer (a body or a stream chunk) that is not the JSON shape of a chat answer."""
 
 
-def complete_chat_body(body: Any, *, deployment: str, prompt_tokens: int) -> dict[str, Any]:
+def complete_chat_body(
+    body: Any, *, deployment: str, prompt_tokens: Callable[[], int]
+) -> dict[str, Any]:
     """Check a ``chat.completion`` body's shape and fill in what the upstream left out: the
-    model (the deployment) and the usage (estimated). Raises ``MalformedAnswer``."""
+    model (the deployment) and the usage (estimated; ``prompt_tokens`` is called only then).
+    Raises ``MalformedAnswer``."""
     if not isinstance(body, dict):
         raise MalformedAnswer(f"a JSON {type(body).__name__}, not an object")
     choices = body.get("choices")
@@ -42,7 +49,7 @@ def complete_chat_body(body: Any, *, deployment: str, prompt_tokens: int) -> dic
     if not body.get("model") or not isinstance(body.get("model"), str):
         body["model"] = deployment
     if usage_of(body.get("usage")) is None:
-        body["usage"] = estimated_usage(prompt_tokens, completion_estimate(choices))
+        body["usage"] = estimated_usage(prompt_tokens(), completion_estimate(choices))
     return body
 
 
@@ -123,11 +130,14 @@ class _Choice:
 class ChatAssembler:
     """Feed chunks with ``add``; ``finished`` once every choice seen has a finish_reason."""
 
-    __slots__ = ("_choices", "_top", "_usage")
+    __slots__ = ("_choices", "_missing", "_top", "_usage")
 
     def __init__(self) -> None:
         self._choices: dict[int, _Choice] = {}
         self._top: dict[str, Any] = {}
+        self._missing: tuple[str, ...] = (
+            _TOP_KEYS  # top-level keys not seen yet (the first value is kept)
+        )
         self._usage: dict[str, Any] | None = None
 
     def add(self, chunk: Any) -> None:
@@ -140,15 +150,23 @@ class ChatAssembler:
             raise MalformedAnswer(f"a malformed chunk ({type(exc).__name__})") from exc
 
     def _add(self, chunk: dict[str, Any]) -> None:
-        for key in ("id", "created", "model", "system_fingerprint"):
-            if chunk.get(key) and not self._top.get(key):
-                self._top[key] = chunk[key]
+        top = self._top
+        if self._missing:
+            for key in self._missing:
+                if chunk.get(key):
+                    top[key] = chunk[key]
+            self._missing = tuple(key for key in self._missing if key not in top)
         if chunk.get("prompt_filter_results"):
-            self._top["prompt_filter_results"] = chunk["prompt_filter_results"]
+            top["prompt_filter_results"] = chunk["prompt_filter_results"]
         if chunk.get("usage"):
             self._usage = chunk["usage"]
+        choices = self._choices
         for choice in chunk.get("choices") or ():
-            self._choices.setdefault(int(choice.get("index", 0)), _Choice()).add(choice)
+            index = int(choice.get("index", 0))
+            known = choices.get(index)
+            if known is None:
+                known = choices[index] = _Choice()
+            known.add(choice)
 
     @property
     def finished(self) -> bool:

@@ -39,6 +39,7 @@ other attempt cancelled as a loser.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -54,7 +55,8 @@ _SAMPLES = 200  # recent times to first byte kept per deployment
 
 @dataclass(slots=True)
 class _Deployment:
-    ttfb: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
+    ttfb: deque[float] = field(default_factory=deque)  # the last _SAMPLES, oldest first
+    ordered: list[float] = field(default_factory=list)  # the same samples, sorted
     calls: deque[float] = field(default_factory=deque)  # when each call was sent (clock.now)
     hedges: deque[float] = field(default_factory=deque)  # when each hedge was started from it
     hedged: int = 0  # hedges started from it, in total
@@ -92,11 +94,10 @@ class Hedger:
         """Seconds after which an attempt on deployment ``key`` with no first byte is hedged."""
         dep = self._dep(key)
         if dep.threshold is None:
-            samples = dep.ttfb
-            if len(samples) < MIN_SAMPLES:
+            ordered = dep.ordered
+            if len(ordered) < MIN_SAMPLES:
                 value = self._ceiling
             else:
-                ordered = sorted(samples)
                 value = ordered[min(len(ordered) - 1, int(self._quantile * len(ordered)))]
             dep.threshold = min(self._ceiling, max(self._floor, value))
         return dep.threshold
@@ -104,7 +105,11 @@ class Hedger:
     def first_byte(self, key: str, seconds: float) -> None:
         """An attempt on ``key`` delivered its first byte ``seconds`` after it was sent."""
         dep = self._dep(key)
-        dep.ttfb.append(seconds)
+        samples, ordered = dep.ttfb, dep.ordered
+        if len(samples) >= _SAMPLES:  # the oldest leaves both (kept sorted: no sort per call)
+            del ordered[bisect_left(ordered, samples.popleft())]
+        samples.append(seconds)
+        insort(ordered, seconds)
         dep.threshold = None
 
     def sent(self, key: str, now: float) -> None:

@@ -4,7 +4,9 @@ Both go through the openai SDK's generic ``client.post(path, cast_to=httpx2.Resp
 SDK's own raw-response path: auth, URL building (v1 or dated), timeouts and error mapping are
 the SDK's, the headers (``x-ratelimit-*``) come back with the body in one request, and the body
 is decoded once with ``json`` into the dict callers get (no pydantic model per call). Streams use
-the same path with ``stream=True`` and the SDK's SSE decoder (``AsyncStream`` of plain dicts).
+the same path with ``stream=True``; their SSE body is decoded by ``_sse_reader.SseEvents`` (the
+same events as the SDK's ``AsyncStream`` of plain dicts, from the bytes, at a fraction of its
+cost).
 
 Every failure leaves a sender as a ``ClassifiedFailure`` (``raise classify(exc) from exc``).
 
@@ -14,7 +16,8 @@ read timeout, which has to be long for non-streamed generations. Streams therefo
 deadline** between chunks (``idle_timeout_s``); both end the attempt as a TIMEOUT, which
 fails over and opens the region's circuit. ``assembled`` sends a non-streaming chat as a
 stream under the same deadlines and assembles the ``chat.completion`` body (``_assemble``),
-so a 60-second generation completes while a silent region is left within seconds.
+so a 60-second generation completes while a silent region is left within seconds. Its idle
+deadline is one timer per answer, pushed back by each chunk (``_sse_reader.IdleDeadline``).
 
 An upstream answer is not trusted to be sane: every body is read through a byte cap
 (``max_response_bytes``, bytes received); a larger answer, a 200 whose JSON is not the expected
@@ -28,11 +31,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 from ._assemble import ChatAssembler, MalformedAnswer, complete_chat_body
 from ._classify import ClassifiedFailure, classify
 from ._estimate import prompt_estimate
+from ._sse_reader import IdleDeadline, SseEvents
 from ._types import FailureKind
 
 __all__ = ["OpenedStream", "Sender", "Senders"]
@@ -103,7 +107,7 @@ class OpenedStream:
     """A stream that has delivered its first chunk."""
 
     events: AsyncIterator[dict[str, Any]]
-    response: Any  # httpx2.Response, closed by ChatStream
+    response: Any  # what ``aclose()`` releases the connection by (ChatStream closes it)
     first: dict[str, Any]
 
 
@@ -117,7 +121,6 @@ class Senders:
         "_idle_s",
         "_max_bytes",
         "_response_type",
-        "_stream_type",
         "_stream_upstream",
     )
 
@@ -130,18 +133,16 @@ class Senders:
         stream_upstream: bool = True,
     ) -> None:
         import httpx2
-        from openai import AsyncStream
 
         self._response_type = httpx2.Response
-        self._stream_type = AsyncStream
         self._first_byte_s = first_byte_s
         self._idle_s = idle_s
         self._max_bytes = max_response_bytes
         self._capped = _capped_stream_type(httpx2.AsyncByteStream)
         self._stream_upstream = stream_upstream
 
-    def _cap(self, response: Any) -> None:
-        """Read ``response`` through the byte cap (before anything reads its body)."""
+    def _check_length(self, response: Any) -> None:
+        """An answer whose declared length is over the byte cap is refused before it is read."""
         length = response.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._max_bytes:
             raise ClassifiedFailure(
@@ -149,6 +150,10 @@ class Senders:
                 status=response.status_code,
                 detail=f"answer of {length} bytes, over {self._max_bytes} (max_response_bytes)",
             )
+
+    def _cap(self, response: Any) -> None:
+        """Read ``response`` through the byte cap (before anything reads its body)."""
+        self._check_length(response)
         response.stream = self._capped(response.stream, self._max_bytes)
 
     @property
@@ -207,7 +212,7 @@ class Senders:
                 return complete_chat_body(
                     data,
                     deployment=str(body.get("model") or ""),
-                    prompt_tokens=_prompt_tokens(body),
+                    prompt_tokens=lambda: _prompt_tokens(body),
                 )
             if not isinstance(data, dict):
                 raise MalformedAnswer(f"a JSON {type(data).__name__}, not an object")
@@ -228,7 +233,7 @@ class Senders:
         request_timeout: Any | None,
         first_byte: Callable[[], None] | None = None,
     ) -> tuple[OpenedStream, Mapping[str, str]]:
-        response = None
+        response = events = None
         try:
             try:
                 async with asyncio.timeout(self._first_byte_s):
@@ -239,11 +244,11 @@ class Senders:
                         options={"timeout": request_timeout} if request_timeout else {},
                         stream=True,
                     )
-                    self._cap(response)
-                    events = self._stream_type(cast_to=object, response=response, client=client)
-                    # cast_to=object: each SSE event's JSON as decoded, a dict for every chat chunk.
-                    iterator = cast("AsyncIterator[dict[str, Any]]", events.__aiter__())
-                    first = await iterator.__anext__()
+                    self._check_length(response)
+                    # Each SSE event's JSON as decoded, a dict for every chat chunk; read
+                    # through the byte cap.
+                    events = SseEvents(response, self._max_bytes)
+                    first = await events.__anext__()
                     if not isinstance(first, dict):
                         raise _malformed(f"a stream event that is a JSON {type(first).__name__}")
                     if first_byte is not None:
@@ -259,9 +264,11 @@ class Senders:
                     FailureKind.TIMEOUT,
                     detail=f"no first byte within {self._first_byte_s:g}s (first_byte_timeout_s)",
                 ) from None
-            return OpenedStream(iterator, response, first), response.headers
+            return OpenedStream(events, events, first), response.headers
         except BaseException as exc:
-            if response is not None:
+            if events is not None:
+                await events.aclose()
+            elif response is not None:
                 await quiet_close(response)
             if isinstance(exc, Exception):
                 raise classify(exc) from exc
@@ -277,25 +284,25 @@ class Senders:
     ) -> tuple[dict[str, Any], Mapping[str, str]]:
         """A non-streaming chat sent as a stream (usage included), assembled into the
         ``chat.completion`` body. Before the body is complete nothing has reached the caller,
-        so every failure (silence, a broken stream, no finish) is an ordinary failed attempt."""
+        so every failure (silence, a broken stream, no finish) is an ordinary failed attempt.
+        The idle deadline is one timer for the whole answer, pushed back by every chunk."""
         streamed = dict(body, stream=True, stream_options={"include_usage": True})
         opened, headers = await self.stream(client, path, streamed, request_timeout, first_byte)
         assembler = ChatAssembler()
-        events = opened.events
+        add = assembler.add
         try:
-            assembler.add(opened.first)
-            while True:
-                try:
-                    async with asyncio.timeout(self._idle_s):
-                        chunk = await events.__anext__()
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise ClassifiedFailure(
-                        FailureKind.TIMEOUT,
-                        detail=f"silent for {self._idle_s:g}s mid-answer (idle_timeout_s)",
-                    ) from None
-                assembler.add(chunk)
+            add(opened.first)
+            try:
+                async with IdleDeadline(self._idle_s) as idle:
+                    touch = idle.touch
+                    async for chunk in opened.events:
+                        touch()
+                        add(chunk)
+            except TimeoutError:
+                raise ClassifiedFailure(
+                    FailureKind.TIMEOUT,
+                    detail=f"silent for {self._idle_s:g}s mid-answer (idle_timeout_s)",
+                ) from None
         except ClassifiedFailure:
             raise
         except MalformedAnswer as exc:
@@ -303,7 +310,7 @@ class Senders:
         except Exception as exc:
             raise classify(exc) from exc
         finally:
-            await quiet_close(opened.response)
+            await opened.response.aclose()
         if not assembler.finished:
             raise ClassifiedFailure(
                 FailureKind.SERVER_ERROR, detail="the stream ended without a finish_reason"

@@ -63,3 +63,20 @@ def test_hedges_are_capped_at_a_share_of_the_calls_in_the_window_at_least_one():
     # A window later the calls and hedges have left it: one hedge is allowed again.
     assert hedger.allow(KEY, now + 65)
     assert hedger.report(KEY, now + 65)["hedges_in_window"] == 0
+
+
+def test_the_threshold_is_the_quantile_of_the_last_samples_as_they_roll():
+    # The samples are kept sorted as they come and go (no sort per call): the threshold is
+    # still the p95 of exactly the last 200, whatever order they came in.
+    import random
+
+    hedger = _hedger(hedge_floor_s=0.001, hedge_ceiling_s=10.0)
+    rng = random.Random(27)
+    window: list[float] = []
+    for n in range(1000):
+        seconds = round(rng.uniform(0.01, 9.0), 3)
+        hedger.first_byte(KEY, seconds)
+        window = [*window, seconds][-200:]
+        if n % 37 == 0 and len(window) >= MIN_SAMPLES:
+            ordered = sorted(window)
+            assert hedger.threshold(KEY) == ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
