@@ -19,10 +19,13 @@ call per arm per round, the order rotated each round (``interleaved_rounds``):
                  ``sdk_raw``; ``gateway - gateway_json`` is what streaming upstream costs
 * ``sdk_dated``  ``AsyncAzureOpenAI(...).chat.completions.create`` (dated API, what LiteLLM's azure/ uses)
 * ``litellm``    ``Router.acompletion`` over the same deployment (dated API)
-* ``sdk_raw_responses`` the raw ``post("/responses")`` + ``json()`` (the Responses API, stored)
-* ``gateway_responses`` ``Gateway.call_deployment("responses", ...)`` with the JSON sender: the call
-                 loop the gateway's Responses route runs for a create without stored-state
-                 references, so ``gateway_responses - sdk_raw_responses`` is the layer's own work there
+* ``sdk_raw_responses`` the raw ``post("/responses")`` with ``stream: true``, every event read through
+                 the SDK's ``AsyncStream`` (the Responses API, stored)
+* ``gateway_responses`` ``Gateway.call_deployment("responses", ...)`` with ``streamed_create``: what
+                 the gateway's Responses route runs for a non-streaming create on its default path
+                 (streamed upstream under the first-byte and idle deadlines, answered with the
+                 final event's response), so ``gateway_responses - sdk_raw_responses`` is the
+                 layer's own work there over the same streamed transport
 
 Full HTTP path (separate processes): the caller's ``AsyncOpenAI`` pointed at the dev server
 (``/api/v1``) against the same client pointed straight at the simulator; non-streaming latency
@@ -107,6 +110,7 @@ async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
     import httpx2
 
     from shared.aoai import CallContext, ChatRequest, Gateway
+    from shared.responses import streamed_create
     from shared.settings import GatewaySettings
 
     endpoint = sim.endpoint("solo")
@@ -159,9 +163,11 @@ async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
     responses_body = {"input": RESPONSES_INPUT, "max_output_tokens": RESPONSES_MAX_OUTPUT}
 
     async def call_raw_responses() -> Any:
-        body = {"model": DEPLOYMENT, **responses_body}
-        response = await raw.post("/responses", body=body, cast_to=httpx2.Response)
-        return response.json()
+        from openai import AsyncStream
+
+        body = {"model": DEPLOYMENT, **responses_body, "stream": True}
+        response = await raw.post("/responses", body=body, cast_to=httpx2.Response, stream=True)
+        return [event async for event in AsyncStream(cast_to=object, response=response, client=raw)]
 
     async def call_gateway_responses() -> Any:
         value, _ = await gateway.call_deployment(
@@ -169,7 +175,7 @@ async def _core(sim: SimProcess, rounds: int, budget: Budget) -> dict[str, Any]:
             ALIAS,
             path="/responses",
             body={"model": ALIAS, **responses_body},
-            send=gateway.senders.json,
+            send=streamed_create(gateway.senders),
             cost=RESPONSES_MAX_OUTPUT + len(RESPONSES_INPUT) // 4 + 1,
             ctx=CallContext(correlation_id=uuid.uuid4().hex),
         )
@@ -356,7 +362,10 @@ def _targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     for key, label in (
         ("gateway_vs_sdk_raw_stream", "default path, vs the same streamed SDK transport"),
         ("gateway_json_vs_sdk_raw", "stream_upstream off, vs the same JSON SDK transport"),
-        ("gateway_responses_vs_sdk_raw_responses", "Responses API, vs the same JSON SDK transport"),
+        (
+            "gateway_responses_vs_sdk_raw_responses",
+            "Responses API, vs the same streamed SDK transport",
+        ),
     ):
         added = core[key]
         out += [
@@ -446,7 +455,7 @@ def _summary(result: dict[str, Any]) -> str:
     if resp:
         line += (
             f"; Responses API: core adds p50 {resp['p50']:+.3f} ms / p99 {resp['p99']:+.3f} ms "
-            "over the same JSON transport"
+            "over the same streamed transport"
         )
     if "responses_added" in http:
         ra, rd = http["responses_added"], http["responses_first_delta_added"]

@@ -230,9 +230,11 @@ def _overhead(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         "with `GATEWAY_STREAM_UPSTREAM=false`; `sdk_dated` = `AsyncAzureOpenAI` (dated API); "
         f"`litellm` = LiteLLM {core.get('litellm_version')} `Router.acompletion`, same deployment, dated API. "
         + (
-            'The Responses API: `sdk_raw_responses` = the raw `post("/responses")` + `json()` (stored, '
-            "the default); `gateway_responses` = the call loop the gateway's Responses route runs for a "
-            "create without stored-state references (`Gateway.call_deployment`, JSON upstream). "
+            'The Responses API: `sdk_raw_responses` = the raw `post("/responses")` with `stream: true`, '
+            "every event read through the SDK's `AsyncStream` (stored, the default); "
+            "`gateway_responses` = what the gateway's Responses route runs for a non-streaming create "
+            "(`Gateway.call_deployment` with `streamed_create`: streamed upstream under the first-byte "
+            "and idle deadlines, answered with the final event's response). "
             if "gateway_responses_vs_sdk_raw_responses" in core
             else ""
         )
