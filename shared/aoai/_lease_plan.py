@@ -73,7 +73,11 @@ __all__ = [
 
 INTERACTIVE = "interactive"
 BACKLOG = "backlog"
-TAIL = 0.1  # the part of the reserve a backlog lease never takes, even at a window's end
+# The part of the window still to run below which the reserve stops shrinking. 0: the reserve
+# is a rate to the window's end (reserve x the rest of the window), so a backlog alone fills
+# it. It was 0.1 (a fixed 2 % of every window never leased to the backlog: the largest
+# structural loss of the scale-out share at K = 1, bench.ledger_share).
+TAIL = 0.0
 MEMBER_TTL_MINUTES = 3.0  # a row's member counts for this many token windows after its lease
 ROW_AHEAD = "row_ahead"  # refused: the row was written under a later window
 FULL = "full"  # refused: a part the call is missing is not free for the lane
@@ -495,7 +499,8 @@ def _add(deployment: Deployment, row: LedgerRow, ask: Ask, grant: Granted, curre
 def cap(lane: str, limit: int, reserve: float, left: float) -> int:
     """What a window of ``limit`` may grant the lane with ``left`` of it still to run: all of
     it for interactive leases; for the backlog, less the reserve's share of what is still to
-    run (at least ``TAIL`` of it; a later window: ``left`` 1.0, the whole reserve)."""
+    run (at least ``TAIL`` of it, none by default; a later window: ``left`` 1.0, the whole
+    reserve)."""
     if lane != BACKLOG:
         return limit
     left = max(TAIL, min(1.0, left))
