@@ -172,6 +172,15 @@ async def simulate(
         "interactive_share_of_quota": round(inter / quota_tokens, 4),
         "unused_share_of_quota": round(1 - (backlog + inter) / quota_tokens, 4),
         "unleased_share_of_quota": round(sum(unleased.get(w, 0) for w in judged) / quota_tokens, 4),
+        # leased in a judged minute and never spent in it (the row's count less the charges)
+        "leased_unspent_share_of_quota": round(
+            sum(
+                TPM - unleased.get(w, TPM) - up.backlog.get(w, 0) - up.interactive.get(w, 0)
+                for w in judged
+            )
+            / quota_tokens,
+            4,
+        ),
         "expired_share_of_quota": round(stats["expired_tokens"] / (TPM * minutes), 4),
         "expired_backlog_share_of_quota": round(
             stats.get("expired_backlog_tokens", 0) / (TPM * minutes), 4
