@@ -87,11 +87,18 @@ class Model:
 
 
 async def simulate(
-    k: int, minutes: int, seed: int = 1, config: LedgerConfig | None = None
+    k: int,
+    minutes: int,
+    seed: int = 1,
+    config: LedgerConfig | None = None,
+    late_s: float = 0.0,
 ) -> dict[str, Any]:
-    """K instances for ``minutes`` quota minutes; the figures described in the module doc."""
+    """K instances for ``minutes`` quota minutes; the figures described in the module doc.
+    ``late_s``: a call reaches the upstream a uniform 0 to ``late_s`` after it is sent (a
+    loaded machine), so one sent just before a window's end may be counted in the next."""
     clock = [0.0]
     rng = random.Random(seed)
+    late = random.Random(seed + 1)  # its own stream: late_s=0 leaves the arrivals alone
     store = _Store()
     quotas: list[SharedQuota] = []
     ledgers: list[QuotaLedger] = []
@@ -147,7 +154,7 @@ async def simulate(
                     keep.append((arrived, ready))
                     continue
                 quota.charge(t, CHAT, INTERACTIVE)
-                up.send(t, CHAT, INTERACTIVE)
+                up.send(t + late.uniform(0.0, late_s), CHAT, INTERACTIVE)
                 waits.append(t - arrived)
                 heapq.heappush(done, (t + LATENCY_S, next(seq), i, t, INTERACTIVE))
             waiting[i] = keep
@@ -157,7 +164,7 @@ async def simulate(
                     backlog_next[i] = ready
                     break
                 quota.charge(t, JOB, BACKLOG)
-                up.send(t, JOB, BACKLOG)
+                up.send(t + late.uniform(0.0, late_s), JOB, BACKLOG)
                 busy[i] += 1
                 heapq.heappush(done, (t + LATENCY_S, next(seq), i, t, BACKLOG))
     judged = range(1, minutes)
