@@ -980,7 +980,7 @@ def render_markdown(
         "## How to run",
         "",
         "```",
-        "make bench                                # installs requirements-bench.txt, runs everything (about 90 min on 2 cores: scaleout ~30, batchlane ~35)",
+        "make bench                                # installs requirements-bench.txt, runs everything (about 110 min on 2 cores: scaleout ~50 with 3 runs of each K, batchlane ~35)",
         ".venv/bin/python -m bench --all           # the same in pieces: each benchmark merged as it ends; refuses a dirty tree",
         ".venv/bin/python -m bench --quick         # smoke run, small samples (bench/results/quick.tmp, report untouched)",
         ".venv/bin/python -m bench --only drain     # one benchmark (bench/results/partial.tmp)",
