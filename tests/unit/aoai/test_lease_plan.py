@@ -251,29 +251,18 @@ RESERVE_AND_FAIRNESS = [
         row=_row(tokens=48_150),
     ),
     Case(
-        "interactive reserve: at a window's end it is still the reserve x the rest (no tail)",
-        # 5 s of 60 left: 20 % x 60,000 x 5/60 = 1,000 kept; the fixed tail (a tenth: 1,200)
-        # is gone, so 58,800 + 100 fits where it used to be refused
-        {"outcome": "granted", "tokens": 100, "row_tokens": 58_900, "row_backlog_tokens": 100},
+        "interactive reserve: at a window's end the backlog leaves only its tail (a tenth)",
+        {"outcome": "granted", "tokens": 100, "row_tokens": 58_800, "row_backlog_tokens": 100},
         lane=BACKLOG,
         at=MINUTE0 + 55.0,
-        row=_row(tokens=58_800, request_window=R + 5),
+        row=_row(tokens=58_700, request_window=R + 5),
     ),
     Case(
-        "interactive reserve: ... and not a token of the reserve left",
-        # 58,901 + 100 leaves 999 < 1,000: in when the reserve has shrunk to 999 (4.995 s left)
-        {"outcome": FULL, "retry_at": pytest.approx(55.005)},
+        "interactive reserve: ... and not a token of the tail",
+        {"outcome": FULL, "retry_at": 60.5},
         lane=BACKLOG,
         at=MINUTE0 + 55.0,
-        row=_row(tokens=58_901, request_window=R + 5),
-    ),
-    Case(
-        "interactive reserve: in the window's last stretch the backlog may fill it",
-        # 0.6 s left (the end guard is 0.5 s): 20 % x 60,000 x 0.01 = 120 kept
-        {"outcome": "granted", "tokens": 100, "row_tokens": 59_880},
-        lane=BACKLOG,
-        at=MINUTE0 + 59.4,
-        row=_row(tokens=59_780, request_window=R + 5),
+        row=_row(tokens=58_701, request_window=R + 5),
     ),
     Case(
         "interactive reserve: a later window leased ahead keeps the whole reserve (800 of 1,000)",
@@ -390,8 +379,7 @@ STALL_FIXES = [
     ),
     Case(
         "a request-only lease refused waits for the request window, not the token window's end",
-        # 991 of 1,000 fits when the request reserve has shrunk to 9 (0.45 s of 10 left)
-        {"outcome": FULL, "retry_at": pytest.approx(9.55)},
+        {"outcome": FULL, "retry_at": 10.5},
         lane=BACKLOG,
         row=_row(tokens=55_000, requests=990),
         held=Holdings(tokens=5_000, requests=0, token_window=T, request_window=R),

@@ -47,11 +47,9 @@ async def test_the_reserve_is_released_as_the_window_runs_out():
     store = InMemoryLedgerStore()
     quota = _quota(clock, store)
     early = await _drain(quota, clock, BACKLOG)
-    clock.advance(54.0)  # 5 s left: the reserve is 20 % x 5/60 of the window, 100 tokens
+    clock.advance(54.0)  # 5 s left: the reserve is down to its floor (a tenth)
     late = await _drain(quota, clock, BACKLOG)
-    # (6,000 - 100) // 100: no fixed tail is kept (it used to keep a tenth of the reserve,
-    # 120 tokens, to the window's end, and a partial lease cost one more: 57 or 58 calls)
-    assert early + late == 59
+    assert early + late in (57, 58)  # (6,000 - 120) // 100, less a partial lease at most
 
 
 async def test_two_instances_never_lease_more_than_the_window_together():
