@@ -75,9 +75,9 @@ INTERACTIVE = "interactive"
 BACKLOG = "backlog"
 # The part of the reserve a backlog lease never takes, even at a window's end (2 % of every
 # window with the default reserve). The largest structural loss of the backlog's share at one
-# instance (bench.ledger_share), but also slack for charges the row does not see in time (a
-# call counted upstream in the next window, an attempt given back after it reached Azure):
-# without it, 2 of 4 scale-out runs at K = 8 saw about 1 % upstream 429s (design log).
+# instance (bench.ledger_share), but also slack for charges the row does not see in time
+# (which ones is not known yet): without it, 4 of 6 scale-out runs at K = 8 counted upstream
+# 429s, up to about 1 % (docs/design-log/2026-12-ledger-scale-out.md).
 TAIL = 0.1
 MEMBER_TTL_MINUTES = 3.0  # a row's member counts for this many token windows after its lease
 ROW_AHEAD = "row_ahead"  # refused: the row was written under a later window
