@@ -67,12 +67,13 @@ def _scaleout_summary(result: dict[str, Any]) -> str:
             return match.group(0)
         text = f"K={k} share {share:.3f}"
         t = share_targets.get(f"K={k}")
-        if t is not None:
-            text += f" ({'met' if t['met'] else 'missed'} {t['target']}"
-            text += f"; {_range_text(t)})"
-        return text
+        if t is None:
+            return text + (match.group(2) or "")  # no target: the printed range, if any
+        text += f" ({'met' if t['met'] else 'missed'} {t['target']}"
+        return text + f"; {_range_text(t)})"
 
-    return re.sub(r"K=(\d+) share [\d.]+x", exact, line)
+    # The benchmark's own range, ``(range 0.931-0.962, 3 runs)``, is replaced by the target's.
+    return re.sub(r"K=(\d+) share [\d.]+x( \(range [^)]*\))?", exact, line)
 
 
 def honest_summary(name: str, result: dict[str, Any]) -> str:
@@ -611,9 +612,22 @@ def _scaleout(r: dict[str, Any], images: dict[str, str]) -> list[str]:
         f"{setup['backlog_settings']}); {setup['job_charge']} tokens per job; simulator latency "
         f"{setup['sim_ttft_ms']} ms (direct call {setup['direct_latency_ms']} ms); {setup['jobs']} jobs per "
         f"scenario, each capped at {setup.get('time_cap_s', '-')} s. *share*: backlog tokens / (combined quota - interactive tokens) "
-        "over the complete quota minutes after the first (the ramp) while the backlog drained.",
+        "over the complete quota minutes after the first (the ramp) while the backlog drained"
+        + (
+            ", leaving out the drain's tail (a minute that began with fewer jobs left than it could carry)."
+            if "repeats" in setup
+            else "."
+        ),
         "",
     ]
+    if setup.get("repeats", 1) >= 2:
+        lines += [
+            f"Each ledger scenario ran {setup['repeats']} times (the repeats interleaved: every K once, then "
+            "again); its row shows the median of the runs for share, upstream 429s, lost, dup and interactive "
+            "throttled, with the share's range (lowest–highest) beside it, and the rest (jobs/s, latencies, "
+            "ledger transactions) from the run whose share is the median. Ledger off and LiteLLM ran once.",
+            "",
+        ]
     rows = []
     for name, s in r["scenarios"].items():
         if "error" in s:
@@ -621,10 +635,14 @@ def _scaleout(r: dict[str, Any], images: dict[str, str]) -> list[str]:
             continue
         inter = s["interactive"]
         ledger = s.get("ledger_stats") or {}
+        share_range = (s.get("range") or {}).get("share")
+        share = _fmt(s["share"])
+        if (s.get("runs") or 1) >= 2 and share_range:
+            share += f" ({_fmt(share_range[0])}–{_fmt(share_range[1])}, {s['runs']} runs)"
         rows.append(
             [
                 name,
-                _fmt(s["share"]),
+                share,
                 f"{100 * s['upstream_429_share']:.2f}% ({s['upstream_429']})",
                 f"{s['jobs_per_s']}",
                 f"{s['lost']} / {s['dup']}",
@@ -1068,7 +1086,7 @@ def render_markdown(
         "## How to run",
         "",
         "```",
-        "make bench                                # installs requirements-bench.txt, runs everything (about 90 min on 2 cores: scaleout ~30, batchlane ~35)",
+        "make bench                                # installs requirements-bench.txt, runs everything (about 110 min on 2 cores: scaleout ~50 with 3 runs of each K, batchlane ~35)",
         ".venv/bin/python -m bench --all           # the same in pieces: each benchmark merged as it ends; refuses a dirty tree",
         ".venv/bin/python -m bench --quick         # smoke run, small samples (bench/results/quick.tmp, report untouched)",
         ".venv/bin/python -m bench --only drain     # one benchmark (bench/results/partial.tmp)",

@@ -193,6 +193,7 @@ class DeploymentQuotaLedger:
             "leased_tokens": 0,
             "leased_requests": 0,
             "expired_tokens": 0,  # leased, never spent nor given back: the window ended
+            "expired_backlog_tokens": 0,  # of which the backlog lane's
             "expired_requests": 0,
             "forgotten_requests": 0,  # leased ahead, dropped when the request phase moved
         }
@@ -550,6 +551,8 @@ class SharedQuota:
         if lease.token_window != slot.token_window:
             if lease.token_window < slot.token_window:
                 stats["expired_tokens"] += lease.tokens
+                if lease is self._leases[BACKLOG]:
+                    stats["expired_backlog_tokens"] += lease.tokens
             lease.token_window, lease.tokens = slot.token_window, 0
         if lease.request_window != slot.request_window:
             window = slot.request_window

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from shared.aoai import ManualClock
 from shared.pacing import InMemoryLedgerStore
-from shared.pacing._quota_ledger import BACKLOG, DeploymentQuotaLedger, LedgerConfig, _matched
+from shared.pacing._quota_ledger import (
+    BACKLOG,
+    INTERACTIVE,
+    DeploymentQuotaLedger,
+    LedgerConfig,
+    _matched,
+)
 
 KEY = "deployment/r/d"
 MINUTE0 = 600_000.0  # a token and a request window boundary (60 s minute, phase 0)
@@ -58,7 +64,23 @@ async def test_a_lease_left_unspent_when_its_window_ends_is_counted_as_expired()
     clock.advance(MINUTE0 + 61.0 - clock.now())  # the token window is over
     assert quota.needs_lease(clock.now(), 100, BACKLOG)
     assert stats["expired_tokens"] == leased - spent
+    assert stats["expired_backlog_tokens"] == leased - spent  # all of it the backlog lane's
     assert stats["expired_requests"] == stats["leased_requests"] - 20
+
+
+async def test_an_interactive_lease_left_unspent_is_expired_but_not_the_backlogs():
+    clock = ManualClock(start=MINUTE0 + 1.0)
+    ledger = DeploymentQuotaLedger(InMemoryLedgerStore(), instance="a", now=clock.now)
+    quota = ledger.attach(KEY, tpm=60_000, rpm=600, minute_s=60.0)
+    for _ in range(20):
+        now = clock.now()
+        assert await quota.top_up(now, 100, INTERACTIVE)
+        quota.charge(now, 100, INTERACTIVE)
+        clock.advance(0.25)
+    clock.advance(MINUTE0 + 61.0 - clock.now())
+    assert quota.needs_lease(clock.now(), 100, INTERACTIVE)
+    assert ledger.stats["expired_tokens"] > 0
+    assert ledger.stats["expired_backlog_tokens"] == 0
 
 
 def _quota(store, clock: ManualClock, instance: str, **config):
