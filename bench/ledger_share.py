@@ -1,5 +1,5 @@
 """Where the scale-out share goes, without the machine's noise: the real quota ledger
-(``QuotaLedger``/``SharedQuota`` and the pure planner, one ``InMemoryLedgerStore`` row) driven
+(``DeploymentQuotaLedger``/``SharedQuota`` and the pure planner, one ``InMemoryLedgerStore`` row) driven
 by a simulated clock, K instances, one deployment of the scale-out benchmark's size (32,000
 tokens per 20 s quota minute, 32 requests per request window), a backlog that always has calls
 waiting (16 at a time per instance, each 334 tokens, 0.1 s upstream) and Poisson interactive
@@ -28,8 +28,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.aoai._ledger import BACKLOG, INTERACTIVE, LedgerConfig, QuotaLedger, SharedQuota
-from shared.aoai._ledger_store import InMemoryLedgerStore
+from shared.pacing import (
+    BACKLOG,
+    INTERACTIVE,
+    DeploymentQuotaLedger,
+    InMemoryLedgerStore,
+    LedgerConfig,
+    SharedQuota,
+)
 
 __all__ = ["Model", "main", "simulate"]
 
@@ -101,13 +107,13 @@ async def simulate(
     late = random.Random(seed + 1)  # its own stream: late_s=0 leaves the arrivals alone
     store = _Store()
     quotas: list[SharedQuota] = []
-    ledgers: list[QuotaLedger] = []
+    ledgers: list[DeploymentQuotaLedger] = []
 
     async def no_sleep(_: float) -> None:
         return None
 
     for i in range(k):
-        ledger = QuotaLedger(
+        ledger = DeploymentQuotaLedger(
             store, instance=f"i{i}", now=lambda: clock[0], config=config, sleep=no_sleep
         )
         ledgers.append(ledger)
