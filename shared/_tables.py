@@ -15,10 +15,15 @@ stores that call it themselves.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .credentials import close_all
+
+if TYPE_CHECKING:
+    from azure.core.async_paging import AsyncItemPaged
+    from azure.data.tables import TableEntity
+    from azure.data.tables.aio import TableClient
 
 __all__ = ["EtagTable", "RowConflict", "TableSource"]
 
@@ -40,7 +45,7 @@ class TableSource(Protocol):
     """Where a table is (``shared.storage.TableTarget``): builds its client, closes its
     credentials."""
 
-    def client(self) -> Any: ...
+    def client(self) -> TableClient: ...
 
     async def aclose(self) -> None: ...
 
@@ -49,7 +54,7 @@ class EtagTable:
     """One table's rows: created on first use, read with their ETag, written under it.
     ``client``: an async ``TableClient`` (closed by ``aclose``, with the target's credentials)."""
 
-    def __init__(self, client: Any, *, target: TableSource | None = None) -> None:
+    def __init__(self, client: TableClient, *, target: TableSource | None = None) -> None:
         self.client = client
         self.target = target
         self._ready = False
@@ -58,7 +63,7 @@ class EtagTable:
     def at(cls, target: TableSource) -> EtagTable:
         return cls(target.client(), target=target)
 
-    async def ready(self) -> Any:
+    async def ready(self) -> TableClient:
         """The client, the table created first if this instance has not yet done so."""
         if not self._ready:
             await self._create()
@@ -73,7 +78,7 @@ class EtagTable:
             pass
         self._ready = True
 
-    async def _on_table(self, operation: Callable[[Any], Awaitable[T]]) -> T:
+    async def _on_table(self, operation: Callable[[TableClient], Awaitable[T]]) -> T:
         """``operation(client)``; when the table does not exist, create it and run it once more
         (a second "table not found" raises)."""
         from azure.core.exceptions import ResourceNotFoundError
@@ -86,12 +91,12 @@ class EtagTable:
         await self._create()
         return await operation(self.client)
 
-    async def get(self, partition: str, row_key: str) -> tuple[Any | None, str | None]:
+    async def get(self, partition: str, row_key: str) -> tuple[TableEntity | None, str | None]:
         """The entity and its ETag; (None, None) when the row does not exist (a missing table
         is created first)."""
         from azure.core.exceptions import ResourceNotFoundError
 
-        async def read(table: Any) -> Any:
+        async def read(table: TableClient) -> TableEntity | None:
             try:
                 return await table.get_entity(partition, row_key)
             except ResourceNotFoundError as exc:
@@ -111,7 +116,7 @@ class EtagTable:
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
         from azure.data.tables import UpdateMode
 
-        async def write(table: Any) -> Any:
+        async def write(table: TableClient) -> Mapping[str, Any]:
             if etag is None:
                 return await table.create_entity(entity)
             return await table.update_entity(
@@ -133,17 +138,21 @@ class EtagTable:
 
         for entity in entities:
 
-            async def upsert(table: Any, entity: dict[str, Any] = entity) -> Any:
+            async def upsert(
+                table: TableClient, entity: dict[str, Any] = entity
+            ) -> Mapping[str, Any]:
                 return await table.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
             await self._on_table(upsert)
 
-    async def query(self, query_filter: str) -> AsyncIterator[Any]:
+    async def query(self, query_filter: str) -> AsyncIterator[TableEntity]:
         """The rows matching ``query_filter`` (none from a missing table, which is created)."""
 
-        async def first_page(table: Any) -> tuple[list[Any], Any]:
+        async def first_page(
+            table: TableClient,
+        ) -> tuple[list[TableEntity], AsyncItemPaged[TableEntity]]:
             pages = table.query_entities(query_filter)
-            found: list[Any] = []
+            found: list[TableEntity] = []
             async for entity in pages:  # the first request goes out here
                 found.append(entity)
                 break

@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    CredentialFactory = Callable[[str | None], AsyncTokenCredential]
 
 __all__ = ["CredentialPolicy", "CredentialPool", "close_all", "load_credential_policy"]
 
@@ -38,7 +43,7 @@ class CredentialPolicy:
     def client_id_for(self, client_id: str | None) -> str | None:
         return client_id or self.default_client_id
 
-    def build(self, client_id: str | None = None) -> Any:
+    def build(self, client_id: str | None = None) -> AsyncTokenCredential:
         """A new async credential under this policy (the caller closes it; prefer a pool)."""
         chosen = self.client_id_for(client_id)
         if self.mode == "developer":
@@ -51,7 +56,7 @@ class CredentialPolicy:
             ManagedIdentityCredential(client_id=chosen) if chosen else ManagedIdentityCredential()
         )
 
-    def describe(self, client_id: str | None = None) -> dict[str, Any]:
+    def describe(self, client_id: str | None = None) -> dict[str, str | None]:
         """For health reports: the mode and which identity (never a secret)."""
         chosen = self.client_id_for(client_id)
         if self.mode == "developer":
@@ -75,12 +80,14 @@ def load_credential_policy(environ: Mapping[str, str] | None = None) -> Credenti
 class CredentialPool:
     """Credentials built on demand under one policy, one per client id, closed together."""
 
-    def __init__(self, policy: CredentialPolicy | None = None, *, factory: Any = None) -> None:
+    def __init__(
+        self, policy: CredentialPolicy | None = None, *, factory: CredentialFactory | None = None
+    ) -> None:
         self.policy = policy if policy is not None else load_credential_policy()
         self._factory = factory
-        self._credentials: dict[str | None, Any] = {}
+        self._credentials: dict[str | None, AsyncTokenCredential] = {}
 
-    def get(self, client_id: str | None = None) -> Any:
+    def get(self, client_id: str | None = None) -> AsyncTokenCredential:
         key = self.policy.client_id_for(client_id)
         credential = self._credentials.get(key)
         if credential is None:
@@ -97,7 +104,9 @@ class CredentialPool:
         await close_all([c.close for c in credentials], what="credential")
 
 
-async def close_all(closers: list[Any], *, what: str = "client") -> None:
+async def close_all(
+    closers: Sequence[Callable[[], Awaitable[object]]], *, what: str = "client"
+) -> None:
     """Await every closer, even when some fail; failures are logged, the first re-raised at the end."""
     first: BaseException | None = None
     for close in closers:

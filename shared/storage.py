@@ -23,6 +23,7 @@ from .credentials import CredentialPool
 from .settings import StorageSettings, storage_endpoint
 
 if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
     from azure.data.tables.aio import TableClient
     from azure.storage.blob.aio import ContainerClient
     from azure.storage.queue.aio import QueueClient
@@ -75,6 +76,13 @@ def _timeout_options(timeout_s: float | None) -> dict[str, Any]:
     return {"retry_total": 0, "connection_timeout": timeout_s, "read_timeout": timeout_s}
 
 
+def _identity(pool: CredentialPool | None) -> CredentialPool:
+    """The credential pool of identity-based storage (always set there: given or built)."""
+    if pool is None:
+        raise ValueError("identity-based storage needs a credential pool")
+    return pool
+
+
 class StorageTarget:
     """One storage account: ``connection`` (a connection string), or the endpoints of
     identity-based storage (``uris`` per kind, or ``account``) with ``credentials`` (a
@@ -87,7 +95,7 @@ class StorageTarget:
         connection: str | None = None,
         account: str | None = None,
         uris: Mapping[str, str | None] | None = None,
-        credentials: Any = None,
+        credentials: CredentialPool | None = None,
         client_id: str | None = None,
         owns_credentials: bool = True,
     ) -> None:
@@ -107,8 +115,8 @@ class StorageTarget:
         """The ``kind`` ("table", "blob", "queue") endpoint of identity-based storage."""
         return storage_endpoint(kind, account=self.account, uris=self.uris)
 
-    def _credential(self) -> Any:
-        return self.credentials.get(self.client_id)
+    def _credential(self) -> AsyncTokenCredential:
+        return _identity(self.credentials).get(self.client_id)
 
     def table(self, name: str, *, options: Mapping[str, Any] | None = None) -> TableClient:
         """A new async ``TableClient`` on table ``name``."""
@@ -180,14 +188,16 @@ class StorageTarget:
         """For health reports: how storage is reached (never a key)."""
         if self.connection:
             return {"auth": "connection_string"}
-        return {"auth": self.credentials.policy.describe(self.client_id)}
+        return {"auth": _identity(self.credentials).policy.describe(self.client_id)}
 
     async def aclose(self) -> None:
         if self._owns and self.credentials is not None:
             await self.credentials.aclose()
 
 
-def storage_target(settings: Any, *, credentials: Any = None) -> StorageTarget | None:
+def storage_target(
+    settings: object, *, credentials: CredentialPool | None = None
+) -> StorageTarget | None:
     """The storage the settings name (their ``StorageSettings``, read from their ``storage_*``
     fields): a connection string, else identity-based storage under the app's credential
     policy; None without any. Given ``credentials`` (a ``CredentialPool``), the target uses it
@@ -218,7 +228,7 @@ class TableTarget:
         *,
         connection: str | None = None,
         endpoint: str | None = None,
-        credentials: Any = None,
+        credentials: CredentialPool | None = None,
         client_id: str | None = None,
         timeout_s: float | None = None,
         owns_credentials: bool = True,
@@ -245,7 +255,7 @@ class TableTarget:
         return TableClient(
             str(self.endpoint),
             table_name=self.table,
-            credential=self.credentials.get(self.client_id),
+            credential=_identity(self.credentials).get(self.client_id),
             **options,
         )
 
@@ -257,7 +267,7 @@ class TableTarget:
             "kind": "table",
             "table": self.table,
             "endpoint": self.endpoint,
-            "auth": self.credentials.policy.describe(self.client_id),
+            "auth": _identity(self.credentials).policy.describe(self.client_id),
         }
 
     async def aclose(self) -> None:
@@ -266,7 +276,7 @@ class TableTarget:
 
 
 def table_target(
-    settings: Any, table: str, *, timeout_s: float | None = None
+    settings: object, table: str, *, timeout_s: float | None = None
 ) -> TableTarget | None:
     """The table ``table`` on the storage the settings name (``storage_target``), owning its
     credentials; None without any storage."""

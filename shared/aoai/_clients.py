@@ -25,7 +25,7 @@ and asks the credential again only when it is within 5 minutes of expiry (or pas
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from shared.credentials import CredentialPool, close_all
@@ -33,6 +33,7 @@ from shared.settings import GatewaySettings, RegionConfig
 
 if TYPE_CHECKING:
     import httpx2
+    from azure.core.credentials_async import AsyncTokenCredential
     from openai import AsyncOpenAI
 
 __all__ = ["COGNITIVE_SCOPE", "ClientProvider", "credential_key"]
@@ -56,14 +57,14 @@ class ClientProvider:
         settings: GatewaySettings,
         *,
         http_client_factory: Callable[[RegionConfig], httpx2.AsyncClient] | None = None,
-        credential_factory: Callable[[str | None], Any] | None = None,
+        credential_factory: Callable[[str | None], AsyncTokenCredential] | None = None,
     ) -> None:
         self._settings = settings
         self._http_client_factory = http_client_factory
         self._credential_factory = credential_factory
         self._clients: dict[str, AsyncOpenAI] = {}
-        self._credentials: Any = None  # shared.credentials.CredentialPool, built on first use
-        self._token_providers: dict[str | None, Callable[[], Any]] = {}
+        self._credentials: CredentialPool | None = None  # built on first use
+        self._token_providers: dict[str | None, Callable[[], Awaitable[str]]] = {}
 
     def get(self, region: RegionConfig) -> AsyncOpenAI:
         client = self._clients.get(region.name)
@@ -97,7 +98,7 @@ class ClientProvider:
             azure_endpoint=region.endpoint, api_version=region.api_version, **credentials, **common
         )
 
-    def _token_provider(self, client_id: str | None) -> Callable[[], Any]:
+    def _token_provider(self, client_id: str | None) -> Callable[[], Awaitable[str]]:
         provider = self._token_providers.get(client_id)
         if provider is None:
             from azure.identity.aio import get_bearer_token_provider
@@ -108,7 +109,7 @@ class ClientProvider:
             )
         return provider
 
-    def _pool(self) -> Any:
+    def _pool(self) -> CredentialPool:
         if self._credentials is None:
             self._credentials = CredentialPool(factory=self._credential_factory)
         return self._credentials

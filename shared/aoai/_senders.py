@@ -31,13 +31,17 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._assemble import ChatAssembler, MalformedAnswer, complete_chat_body
 from ._classify import ClassifiedFailure, classify
 from ._estimate import prompt_estimate
 from ._sse_reader import IdleDeadline, SseEvents
 from ._types import FailureKind
+
+if TYPE_CHECKING:
+    import httpx2
+    from openai import AsyncOpenAI
 
 __all__ = ["OpenedStream", "Sender", "Senders"]
 
@@ -94,12 +98,18 @@ class Sender(Protocol[T_co]):
 
     def __call__(
         self,
-        client: Any,
+        client: AsyncOpenAI,
         path: str,
         body: dict[str, Any],
-        request_timeout: Any | None,
+        request_timeout: httpx2.Timeout | None,
         first_byte: Callable[[], None] | None = None,
     ) -> Awaitable[tuple[T_co, Mapping[str, str]]]: ...
+
+
+class Closable(Protocol):
+    """What releases an upstream connection: the response, or the reader over its bytes."""
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +117,7 @@ class OpenedStream:
     """A stream that has delivered its first chunk."""
 
     events: AsyncIterator[dict[str, Any]]
-    response: Any  # what ``aclose()`` releases the connection by (ChatStream closes it)
+    response: Closable  # what ``aclose()`` releases the connection by (ChatStream closes it)
     first: dict[str, Any]
 
 
@@ -141,7 +151,7 @@ class Senders:
         self._capped = _capped_stream_type(httpx2.AsyncByteStream)
         self._stream_upstream = stream_upstream
 
-    def _check_length(self, response: Any) -> None:
+    def _check_length(self, response: httpx2.Response) -> None:
         """An answer whose declared length is over the byte cap is refused before it is read."""
         length = response.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._max_bytes:
@@ -151,7 +161,7 @@ class Senders:
                 detail=f"answer of {length} bytes, over {self._max_bytes} (max_response_bytes)",
             )
 
-    def _cap(self, response: Any) -> None:
+    def _cap(self, response: httpx2.Response) -> None:
         """Read ``response`` through the byte cap (before anything reads its body)."""
         self._check_length(response)
         response.stream = self._capped(response.stream, self._max_bytes)
@@ -172,10 +182,10 @@ class Senders:
 
     async def json(
         self,
-        client: Any,
+        client: AsyncOpenAI,
         path: str,
         body: dict[str, Any],
-        request_timeout: Any | None,
+        request_timeout: httpx2.Timeout | None,
         first_byte: Callable[[], None] | None = None,
     ) -> tuple[dict[str, Any], Mapping[str, str]]:
         response = None
@@ -227,10 +237,10 @@ class Senders:
 
     async def stream(
         self,
-        client: Any,
+        client: AsyncOpenAI,
         path: str,
         body: dict[str, Any],
-        request_timeout: Any | None,
+        request_timeout: httpx2.Timeout | None,
         first_byte: Callable[[], None] | None = None,
     ) -> tuple[OpenedStream, Mapping[str, str]]:
         response = events = None
@@ -276,10 +286,10 @@ class Senders:
 
     async def assembled(
         self,
-        client: Any,
+        client: AsyncOpenAI,
         path: str,
         body: dict[str, Any],
-        request_timeout: Any | None,
+        request_timeout: httpx2.Timeout | None,
         first_byte: Callable[[], None] | None = None,
     ) -> tuple[dict[str, Any], Mapping[str, str]]:
         """A non-streaming chat sent as a stream (usage included), assembled into the
@@ -318,7 +328,7 @@ class Senders:
         return self._checked(path, body, assembler.body()), headers
 
 
-async def quiet_close(response: Any) -> None:
+async def quiet_close(response: Closable) -> None:
     """Close an upstream response; closing a broken connection may fail again."""
     try:
         await response.aclose()

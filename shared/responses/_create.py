@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.aoai import (
     CallContext,
@@ -29,6 +29,10 @@ from shared.aoai import (
 from ._affinity import AffinityStore, ResponseHome
 from ._request import ResponsesRequest
 from ._upstream import streamed_create
+
+if TYPE_CHECKING:
+    import httpx2
+    from openai import AsyncOpenAI
 
 __all__ = [
     "ResponseNotFound",
@@ -113,10 +117,10 @@ def _pinned_sender(send: Callable[..., Awaitable[Any]], response_id: str) -> Any
     being gone (expired or deleted), not the deployment missing."""
 
     async def wrapped(
-        client: Any,
+        client: AsyncOpenAI,
         path: str,
         body: dict[str, Any],
-        timeout: Any,
+        timeout: httpx2.Timeout | None,
         first_byte: Callable[[], None] | None = None,
     ) -> Any:
         try:

@@ -27,9 +27,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from shared.aoai import ClassifiedFailure, FailureKind, classify
+
+if TYPE_CHECKING:
+    import httpx2
+    from openai import AsyncOpenAI
 
 __all__ = ["FINAL_EVENTS", "streamed_create"]
 
@@ -84,10 +88,10 @@ class _StreamSenders(Protocol):
 
     def stream(
         self,
-        client: Any,
+        client: AsyncOpenAI,
         path: str,
         body: dict[str, Any],
-        request_timeout: Any | None,
+        request_timeout: httpx2.Timeout | None,
         first_byte: Callable[[], None] | None = None,
     ) -> Awaitable[tuple[Any, Mapping[str, str]]]: ...
 
@@ -98,10 +102,10 @@ def streamed_create(senders: _StreamSenders) -> Any:
     its value is that event's response object."""
 
     async def send(
-        client: Any,
+        client: AsyncOpenAI,
         path: str,
         body: dict[str, Any],
-        request_timeout: Any | None,
+        request_timeout: httpx2.Timeout | None,
         first_byte: Callable[[], None] | None = None,
     ) -> tuple[dict[str, Any], Mapping[str, str]]:
         streamed = dict(body, stream=True)
