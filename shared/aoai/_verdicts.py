@@ -31,10 +31,15 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.credentials import close_all
 from shared.storage import EtagTable, TableTarget
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
+
+    from shared.credentials import CredentialPool
 
 __all__ = [
     "InMemoryVerdictStore",
@@ -106,7 +111,7 @@ class TableVerdictStore:
         *,
         timeout_s: float = 2.0,
         endpoint: str | None = None,
-        credentials: Any = None,
+        credentials: CredentialPool | None = None,
         client_id: str | None = None,
         target: TableTarget | None = None,
     ) -> None:
@@ -134,7 +139,7 @@ class TableVerdictStore:
             self._rows = EtagTable(self.target.client())
         return self._rows
 
-    def _table(self) -> Any:
+    def _table(self) -> TableClient:
         return self._store().client
 
     async def read_all(self) -> list[Verdict]:

@@ -18,9 +18,12 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.storage import EtagTable
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
 
 __all__ = [
     "AFFINITY_TABLE",
@@ -136,7 +139,7 @@ class TableAffinityStore:
         await self._table.aclose()
 
 
-def affinity_store(table: Any | None) -> AffinityStore:
+def affinity_store(table: TableClient | None) -> AffinityStore:
     """The store on ``table`` (an async ``TableClient`` on the app's storage, built by the
     composition root); in memory when no storage is configured."""
     if table is None:
