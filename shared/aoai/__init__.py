@@ -34,6 +34,8 @@ from ._gateway import Gateway
 from ._observers import AttemptEvent, CallLog, CallObserver, CallOutcome
 from ._request_cost import request_tokens
 from ._requests import ChatRequest, EmbeddingsRequest
+from ._senders import quiet_close
+from ._sse_reader import IdleDeadline
 from ._types import Attempt, CallContext, CallResult, Capacity, FailureKind, Usage
 from ._vectors import float32_array
 from ._verdicts import InMemoryVerdictStore, TableVerdictStore, Verdict, VerdictStore
@@ -64,6 +66,7 @@ __all__ = [
     "FailureKind",
     "Gateway",
     "GatewayError",
+    "IdleDeadline",
     "InMemoryVerdictStore",
     "ManualClock",
     "RegionsUnavailable",
@@ -79,5 +82,6 @@ __all__ = [
     "VerdictStore",
     "classify",
     "float32_array",
+    "quiet_close",
     "request_tokens",
 ]

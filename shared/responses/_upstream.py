@@ -25,11 +25,10 @@ any create when ``stream_upstream`` is off (the gateway's setting, as for chat).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from shared.aoai import ClassifiedFailure, FailureKind, classify
+from shared.aoai import ClassifiedFailure, FailureKind, IdleDeadline, classify, quiet_close
 
 if TYPE_CHECKING:
     import httpx2
@@ -73,13 +72,6 @@ def _raise(kind: FailureKind, status: int | None, body: Mapping[str, Any], detai
     raise ClassifiedFailure(kind, status=status, detail=detail, body=body)
 
 
-async def _close(response: Any) -> None:
-    try:
-        await response.aclose()
-    except Exception:  # noqa: BLE001 - closing a broken connection may fail again
-        pass
-
-
 class _StreamSenders(Protocol):
     """What is used of ``shared.aoai``'s senders (``Gateway.senders``)."""
 
@@ -114,27 +106,31 @@ def streamed_create(senders: _StreamSenders) -> Any:
         idle_s: float | None = senders.idle_s
         try:
             final = _final(opened.first)
-            while final is None:
-                try:
-                    async with asyncio.timeout(idle_s):
-                        event = await events.__anext__()
-                except StopAsyncIteration:
-                    raise ClassifiedFailure(
-                        FailureKind.SERVER_ERROR,
-                        detail="the stream ended before its final event (response.completed)",
-                    ) from None
+            if final is None:
+                try:  # one timer for the whole answer, pushed back by every event (as chat's)
+                    async with IdleDeadline(idle_s) as idle:
+                        touch = idle.touch
+                        async for event in events:
+                            touch()
+                            final = _final(event)
+                            if final is not None:
+                                break
                 except TimeoutError:
                     raise ClassifiedFailure(
                         FailureKind.TIMEOUT,
                         detail=f"silent for {idle_s:g}s mid-answer (idle_timeout_s)",
                     ) from None
-                final = _final(event)
+                if final is None:
+                    raise ClassifiedFailure(
+                        FailureKind.SERVER_ERROR,
+                        detail="the stream ended before its final event (response.completed)",
+                    )
         except ClassifiedFailure:
             raise
         except Exception as exc:
             raise classify(exc) from exc
         finally:
-            await _close(opened.response)
+            await quiet_close(opened.response)
         return final, headers
 
     return send
